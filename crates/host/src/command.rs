@@ -1,0 +1,774 @@
+//! The one command runner: every external program hostplane runs goes through [`Cmd`].
+//!
+//! Why one runner: a host manager runs `wipefs`, `btrfs`, `nft` and friends with arguments that
+//! come (indirectly) from API requests. Funnelling every run through one place gives the same
+//! guarantees everywhere:
+//!
+//! * **argv only, never a shell.** The program is a bare name looked up with [`which`] (the
+//!   daemon's `PATH` plus the sbin directories) or an absolute path; arguments are passed as-is.
+//!   Names that reach a command line are checked with [`validate_name`], free-form paths with
+//!   [`validate_path_arg`] (no option injection).
+//! * **A timeout** (30 s by default). The child runs in its own process group; on timeout (or when
+//!   the future is dropped) the whole group gets `SIGKILL` and the child is reaped.
+//! * **Typed errors** ([`CommandError`]) that keep the program's stderr, so an API error can say
+//!   what the tool said.
+//! * **Bounded memory**: stdout is capped (64 MiB by default, an error beyond), stderr is kept up
+//!   to 1 MiB and drained beyond. stdin is `/dev/null` unless data is given.
+//! * **Stable output**: children run with `LC_ALL=C.UTF-8` (overridable with [`Cmd::env`]) so
+//!   parsers and error messages do not depend on the daemon's locale.
+//!
+//! Each run is logged at debug level (program, args, elapsed, status). stdin data is never
+//! logged.
+
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use tokio::time::Instant;
+
+/// Default time a command may run before it is killed.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default cap on captured stdout; more is an [`CommandError::OutputTooLarge`].
+pub const DEFAULT_MAX_STDOUT: usize = 64 << 20;
+/// stderr kept in memory; the rest is read and discarded.
+const MAX_STDERR: usize = 1 << 20;
+/// stderr (or stdout) kept in [`CommandError::Failed`].
+pub const ERROR_TEXT_LIMIT: usize = 4096;
+/// After the child exits, how long its output pipes may stay open (held by a background
+/// process it started) before we stop reading and return what we have.
+const EXIT_GRACE: Duration = Duration::from_secs(1);
+/// Directories searched after `PATH`: the daemon may be started with a minimal `PATH`, and most
+/// of the tools it needs live in sbin.
+const FALLBACK_DIRS: &[&str] = &[
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/sbin",
+    "/usr/bin",
+    "/sbin",
+    "/bin",
+];
+/// Environment every child gets unless overridden.
+const DEFAULT_ENV: &[(&str, &str)] = &[("LC_ALL", "C.UTF-8")];
+
+/// Why a command could not be run or did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The program is not installed (not on `PATH`, not in the sbin directories).
+    #[error("program `{program}` not found")]
+    NotFound { program: String },
+    /// The program ran longer than its timeout; its process group was killed.
+    #[error("`{program}` timed out after {after:?}")]
+    Timeout { program: String, after: Duration },
+    /// The program exited with a status not in its `ok_codes` (`status` is `None` when it was
+    /// killed by a signal). `stderr` is trimmed and capped at 4 KiB; when the program wrote
+    /// nothing to stderr it holds the start of stdout instead, since some tools report errors
+    /// there.
+    #[error("`{program}` failed ({}){}", describe_status(.status), colon_text(.stderr))]
+    Failed {
+        program: String,
+        status: Option<i32>,
+        stderr: String,
+    },
+    /// Spawning or talking to the program failed at the OS level (permission denied, …).
+    #[error("running `{program}` failed: {source}")]
+    Io {
+        program: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The program succeeded but its output could not be parsed.
+    #[error("could not parse the output of `{program}`: {message}")]
+    Parse { program: String, message: String },
+    /// The program wrote more than the stdout cap; it was killed.
+    #[error("`{program}` wrote more than {limit} bytes to stdout")]
+    OutputTooLarge { program: String, limit: usize },
+    /// A name, path or argument was refused before anything ran.
+    #[error("{message}")]
+    InvalidArgument { message: String },
+}
+
+impl CommandError {
+    /// The program concerned, when there is one.
+    pub fn program(&self) -> Option<&str> {
+        match self {
+            CommandError::NotFound { program }
+            | CommandError::Timeout { program, .. }
+            | CommandError::Failed { program, .. }
+            | CommandError::Io { program, .. }
+            | CommandError::Parse { program, .. }
+            | CommandError::OutputTooLarge { program, .. } => Some(program),
+            CommandError::InvalidArgument { .. } => None,
+        }
+    }
+
+    fn invalid(message: impl Into<String>) -> Self {
+        CommandError::InvalidArgument {
+            message: message.into(),
+        }
+    }
+}
+
+fn describe_status(status: &Option<i32>) -> String {
+    match status {
+        Some(code) => format!("exit status {code}"),
+        None => "killed by a signal".to_string(),
+    }
+}
+
+fn colon_text(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(": {text}")
+    }
+}
+
+/// What a successful run produced.
+#[derive(Debug, Clone)]
+pub struct Output {
+    /// Exit status (one of the command's `ok_codes`).
+    pub status: i32,
+    /// Everything the program wrote to stdout.
+    pub stdout: Vec<u8>,
+    /// What it wrote to stderr (lossy UTF-8, at most 1 MiB).
+    pub stderr: String,
+    /// Wall time from spawn to exit.
+    pub elapsed: Duration,
+}
+
+impl Output {
+    /// stdout as text, invalid UTF-8 replaced.
+    pub fn stdout_lossy(&self) -> std::borrow::Cow<'_, str> {
+        String::from_utf8_lossy(&self.stdout)
+    }
+}
+
+/// One external program invocation. Build it, then [`run`](Cmd::run) it (as often as you like).
+///
+/// ```no_run
+/// # async fn f() -> Result<(), hostplane_host::command::CommandError> {
+/// use hostplane_host::command::Cmd;
+/// let out = Cmd::new("lsblk").args(["-J", "-b", "-o", "NAME,SIZE"]).run_json::<serde_json::Value>().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Cmd {
+    program: String,
+    args: Vec<OsString>,
+    timeout: Duration,
+    stdin: Option<Vec<u8>>,
+    env: Vec<(OsString, OsString)>,
+    ok_codes: Vec<i32>,
+    cwd: Option<PathBuf>,
+    max_stdout: usize,
+}
+
+impl Cmd {
+    /// `program` is a bare name (looked up with [`which`]) or an absolute path. Anything else
+    /// (relative paths, a leading `-`, NUL) makes [`run`](Cmd::run) fail with
+    /// [`CommandError::InvalidArgument`].
+    pub fn new(program: &str) -> Self {
+        Cmd {
+            program: program.to_string(),
+            args: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            stdin: None,
+            env: Vec::new(),
+            ok_codes: vec![0],
+            cwd: None,
+            max_stdout: DEFAULT_MAX_STDOUT,
+        }
+    }
+
+    /// Append one argument, passed verbatim (no shell, no splitting).
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Self {
+        self.args.push(arg.as_ref().to_os_string());
+        self
+    }
+
+    /// Append arguments, passed verbatim.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// Kill the command (and its process group) after this long. Default 30 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Feed these bytes to the program's stdin (otherwise stdin is `/dev/null`).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Set an environment variable for the child (on top of the daemon's environment and
+    /// `LC_ALL=C.UTF-8`, which this can override).
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Self {
+        self.env
+            .push((key.as_ref().to_os_string(), value.as_ref().to_os_string()));
+        self
+    }
+
+    /// Exit statuses that count as success. Default `[0]`.
+    pub fn ok_codes(mut self, codes: &[i32]) -> Self {
+        self.ok_codes = codes.to_vec();
+        self
+    }
+
+    /// Working directory of the child.
+    pub fn cwd(mut self, dir: impl AsRef<Path>) -> Self {
+        self.cwd = Some(dir.as_ref().to_path_buf());
+        self
+    }
+
+    /// Cap on captured stdout in bytes. Default 64 MiB.
+    pub fn max_stdout(mut self, bytes: usize) -> Self {
+        self.max_stdout = bytes;
+        self
+    }
+
+    /// The program as given to [`Cmd::new`].
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The arguments so far.
+    pub fn get_args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// Run the program, capture stdout and stderr, and check the exit status against
+    /// `ok_codes`.
+    pub async fn run(&self) -> Result<Output, CommandError> {
+        let program = self.program.as_str();
+        self.check()?;
+        let path = which(program).ok_or_else(|| {
+            tracing::debug!(program, "command not found");
+            CommandError::NotFound {
+                program: program.to_string(),
+            }
+        })?;
+
+        let mut command = Command::new(&path);
+        command
+            .args(&self.args)
+            .envs(DEFAULT_ENV.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .stdin(if self.stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+
+        let start = Instant::now();
+        let mut child = command.spawn().map_err(|e| {
+            tracing::debug!(program, error = %e, "spawn failed");
+            if e.kind() == io::ErrorKind::NotFound {
+                CommandError::NotFound {
+                    program: program.to_string(),
+                }
+            } else {
+                CommandError::Io {
+                    program: program.to_string(),
+                    source: e,
+                }
+            }
+        })?;
+        // The child is the leader of its own process group (process_group(0)), so its pid is
+        // the group id. Declared after `child` so it drops first: on cancellation the group
+        // is killed while the child is still unreaped (its pid cannot have been reused).
+        let mut group = GroupKiller(child.id().and_then(|p| i32::try_from(p).ok()));
+
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        let mut reaped = false;
+        let driven = drive(
+            &mut child,
+            self.stdin.as_deref(),
+            self.max_stdout,
+            start + self.timeout,
+            &mut stdout,
+            &mut stderr,
+            &mut reaped,
+        )
+        .await;
+        let elapsed = start.elapsed();
+
+        if !reaped {
+            // Timeout, output overflow or an I/O error while the child still runs.
+            group.kill();
+            match tokio::time::timeout(Duration::from_secs(5), child.wait()).await {
+                Ok(_) => {}
+                Err(_) => tracing::warn!(program, "killed child did not exit within 5 s"),
+            }
+        }
+        group.disarm();
+
+        let status = match driven {
+            Ok(status) => status,
+            Err(Abort::Timeout) => {
+                tracing::warn!(program, args = ?self.args, ?elapsed, "command timed out, process group killed");
+                return Err(CommandError::Timeout {
+                    program: program.to_string(),
+                    after: self.timeout,
+                });
+            }
+            Err(Abort::Overflow) => {
+                tracing::warn!(program, args = ?self.args, limit = self.max_stdout, "command output too large, process group killed");
+                return Err(CommandError::OutputTooLarge {
+                    program: program.to_string(),
+                    limit: self.max_stdout,
+                });
+            }
+            Err(Abort::Io(e)) => {
+                tracing::debug!(program, args = ?self.args, error = %e, "command I/O failed");
+                return Err(CommandError::Io {
+                    program: program.to_string(),
+                    source: e,
+                });
+            }
+        };
+
+        let code = status.code();
+        tracing::debug!(
+            program,
+            args = ?self.args,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            status = code,
+            signal = status.signal(),
+            stdout_bytes = stdout.len(),
+            "command finished"
+        );
+        let stderr = String::from_utf8_lossy(&stderr).into_owned();
+        match code {
+            Some(code) if self.ok_codes.contains(&code) => Ok(Output {
+                status: code,
+                stdout,
+                stderr,
+                elapsed,
+            }),
+            _ => {
+                let text = if stderr.trim().is_empty() {
+                    String::from_utf8_lossy(&stdout).into_owned()
+                } else {
+                    stderr
+                };
+                Err(CommandError::Failed {
+                    program: program.to_string(),
+                    status: code,
+                    stderr: cap_text(text.trim(), ERROR_TEXT_LIMIT),
+                })
+            }
+        }
+    }
+
+    /// [`run`](Cmd::run), then parse stdout as JSON.
+    pub async fn run_json<T: DeserializeOwned>(&self) -> Result<T, CommandError> {
+        let out = self.run().await?;
+        serde_json::from_slice(&out.stdout).map_err(|e| CommandError::Parse {
+            program: self.program.clone(),
+            message: format!(
+                "invalid JSON: {e}; stdout starts with {:?}",
+                cap_text(&String::from_utf8_lossy(&out.stdout), 200)
+            ),
+        })
+    }
+
+    /// [`run`](Cmd::run), then return stdout as UTF-8 text.
+    pub async fn run_text(&self) -> Result<String, CommandError> {
+        let out = self.run().await?;
+        String::from_utf8(out.stdout).map_err(|e| CommandError::Parse {
+            program: self.program.clone(),
+            message: format!("stdout is not UTF-8: {e}"),
+        })
+    }
+
+    fn check(&self) -> Result<(), CommandError> {
+        let p = &self.program;
+        if p.is_empty() {
+            return Err(CommandError::invalid("empty program name"));
+        }
+        if p.contains('\0') || p.starts_with('-') || (p.contains('/') && !p.starts_with('/')) {
+            return Err(CommandError::invalid(format!(
+                "invalid program {:?}: use a bare name or an absolute path",
+                cap_text(p, 80)
+            )));
+        }
+        if self.args.iter().any(|a| a.as_bytes().contains(&0)) {
+            return Err(CommandError::invalid(format!(
+                "argument of `{p}` contains a NUL byte"
+            )));
+        }
+        for (k, v) in &self.env {
+            let k = k.as_bytes();
+            if k.is_empty() || k.contains(&b'=') || k.contains(&0) || v.as_bytes().contains(&0) {
+                return Err(CommandError::invalid(format!(
+                    "invalid environment variable for `{p}`"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Cmd {
+    /// `program arg1 arg2` for logs and messages (not shell-quoted; not for execution).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.program)?;
+        for a in &self.args {
+            write!(f, " {}", a.to_string_lossy())?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends SIGKILL to a process group unless disarmed.
+struct GroupKiller(Option<i32>);
+
+impl GroupKiller {
+    fn kill(&self) {
+        if let Some(pgid) = self.0.filter(|&p| p > 1) {
+            // SAFETY: kill(2) has no memory-safety preconditions. A negative pid addresses the
+            // process group we created for the child, which is not yet reaped.
+            unsafe {
+                libc::kill(-pgid, libc::SIGKILL);
+            }
+        }
+    }
+
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+enum Abort {
+    Timeout,
+    Overflow,
+    Io(io::Error),
+}
+
+impl From<io::Error> for Abort {
+    fn from(e: io::Error) -> Self {
+        Abort::Io(e)
+    }
+}
+
+/// Feed stdin, read stdout/stderr and wait for the exit, until `deadline`. Sets `reaped` once
+/// the child has been waited for.
+async fn drive(
+    child: &mut Child,
+    stdin: Option<&[u8]>,
+    max_stdout: usize,
+    deadline: Instant,
+    stdout_buf: &mut Vec<u8>,
+    stderr_buf: &mut Vec<u8>,
+    reaped: &mut bool,
+) -> Result<ExitStatus, Abort> {
+    let stdin_pipe = child.stdin.take();
+    let stdout_pipe = child.stdout.take();
+    let stderr_pipe = child.stderr.take();
+
+    let feed = async move {
+        if let (Some(mut pipe), Some(data)) = (stdin_pipe, stdin) {
+            // The child may exit without reading all of it (EPIPE): its exit status tells.
+            let _ = pipe.write_all(data).await;
+            // Dropping the pipe closes it: the child sees EOF.
+        }
+        Ok::<(), Abort>(())
+    };
+    let out = read_capped(stdout_pipe, stdout_buf, max_stdout, false);
+    let err = read_capped(stderr_pipe, stderr_buf, MAX_STDERR, true);
+    let io = async { tokio::try_join!(feed, out, err).map(|_| ()) };
+    tokio::pin!(io);
+    let sleep = tokio::time::sleep_until(deadline);
+    tokio::pin!(sleep);
+
+    tokio::select! {
+        r = &mut io => {
+            // Both pipes closed (or stdout overflowed): now wait for the exit.
+            r?;
+            tokio::select! {
+                s = child.wait() => {
+                    *reaped = true;
+                    Ok(s?)
+                }
+                _ = &mut sleep => Err(Abort::Timeout),
+            }
+        }
+        s = child.wait() => {
+            *reaped = true;
+            let status = s?;
+            // Collect what is left in the pipes. A background process the child started may
+            // hold them open: stop after a grace period and keep what was read.
+            let grace = deadline.min(Instant::now() + EXIT_GRACE);
+            tokio::select! {
+                r = &mut io => r.map(|_| status),
+                _ = tokio::time::sleep_until(grace) => {
+                    tracing::debug!("output pipes still open after exit; a background process holds them");
+                    Ok(status)
+                }
+            }
+        }
+        _ = &mut sleep => Err(Abort::Timeout),
+    }
+}
+
+/// Read `pipe` to EOF into `buf`, keeping at most `cap` bytes. Beyond the cap, either keep
+/// draining (and discard) or stop with [`Abort::Overflow`].
+async fn read_capped<R: AsyncRead + Unpin>(
+    pipe: Option<R>,
+    buf: &mut Vec<u8>,
+    cap: usize,
+    drain: bool,
+) -> Result<(), Abort> {
+    let Some(mut pipe) = pipe else {
+        return Ok(());
+    };
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = pipe.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        let room = cap.saturating_sub(buf.len());
+        if n <= room {
+            buf.extend_from_slice(&chunk[..n]);
+        } else {
+            buf.extend_from_slice(&chunk[..room]);
+            if !drain {
+                return Err(Abort::Overflow);
+            }
+        }
+    }
+}
+
+/// At most `limit` bytes of `s`, cut on a character boundary, with `…` when cut.
+fn cap_text(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let mut end = limit;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Check a name that will reach a command line (pool, share, container, VM, interface, …)
+/// against the allow-list `^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`, also refusing `..`.
+/// `kind` names the thing in the error message (`"share"`).
+pub fn validate_name(kind: &str, s: &str) -> Result<(), CommandError> {
+    let b = s.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 64
+        && b[0].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && !s.contains("..");
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::invalid(format!(
+            "invalid {kind} name {:?}: use 1 to 64 of A-Z a-z 0-9 _ . -, starting with a letter \
+             or digit, without \"..\"",
+            cap_text(s, 80)
+        )))
+    }
+}
+
+/// Check a free-form argument (a path, a device, a value) that is passed as a positional
+/// argument: refuses empty strings, a leading `-` (it would be read as an option) and NUL.
+/// Prefer also passing `--` before positional arguments where the tool supports it.
+pub fn validate_path_arg(kind: &str, arg: impl AsRef<OsStr>) -> Result<(), CommandError> {
+    let b = arg.as_ref().as_bytes();
+    let why = if b.is_empty() {
+        "must not be empty"
+    } else if b[0] == b'-' {
+        "must not start with '-'"
+    } else if b.contains(&0) {
+        "must not contain a NUL byte"
+    } else {
+        return Ok(());
+    };
+    Err(CommandError::invalid(format!(
+        "invalid {kind} {:?}: {why}",
+        cap_text(&arg.as_ref().to_string_lossy(), 80)
+    )))
+}
+
+/// Locate an executable: an absolute path is checked as is; a bare name is searched in the
+/// absolute directories of `PATH` (relative entries such as `.` are ignored), then in
+/// `/usr/local/sbin`, `/usr/local/bin`, `/usr/sbin`, `/usr/bin`, `/sbin` and `/bin`.
+/// Anything else (relative paths, empty, NUL) gives `None`.
+pub fn which(program: &str) -> Option<PathBuf> {
+    if program.is_empty() || program.contains('\0') {
+        return None;
+    }
+    if program.contains('/') {
+        let p = Path::new(program);
+        return (p.is_absolute() && is_executable(p)).then(|| p.to_path_buf());
+    }
+    search_dirs()
+        .into_iter()
+        .map(|dir| dir.join(program))
+        .find(|candidate| is_executable(candidate))
+}
+
+fn search_dirs() -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).collect())
+        .unwrap_or_default();
+    dirs.retain(|d| d.is_absolute());
+    for d in FALLBACK_DIRS {
+        let d = Path::new(d);
+        if !dirs.iter().any(|x| x == d) {
+            dirs.push(d.to_path_buf());
+        }
+    }
+    dirs
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in [
+            "a",
+            "tank",
+            "Pool-1",
+            "data_2",
+            "vm.web",
+            "0",
+            &"x".repeat(64),
+        ] {
+            assert!(validate_name("pool", ok).is_ok(), "{ok:?}");
+        }
+        for bad in [
+            "",
+            "-rf",
+            ".hidden",
+            "_x",
+            "a..b",
+            "..",
+            "a/b",
+            "/etc",
+            "a b",
+            "a\0b",
+            "a\nb",
+            "naïve",
+            "a;b",
+            "$(x)",
+            &"x".repeat(65),
+        ] {
+            let e = validate_name("pool", bad).unwrap_err();
+            assert!(matches!(e, CommandError::InvalidArgument { .. }), "{bad:?}");
+            assert!(e.to_string().starts_with("invalid pool name"), "{e}");
+        }
+    }
+
+    #[test]
+    fn path_args() {
+        assert!(validate_path_arg("path", "/srv/share").is_ok());
+        assert!(validate_path_arg("path", "relative/ok").is_ok());
+        assert!(validate_path_arg("device", "/dev/loop0").is_ok());
+        for bad in ["", "-", "--help", "-o/etc/passwd", "/a\0b"] {
+            assert!(validate_path_arg("path", bad).is_err(), "{bad:?}");
+        }
+        let e = validate_path_arg("device", "--force").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"invalid device "--force": must not start with '-'"#
+        );
+    }
+
+    #[test]
+    fn cap_text_cuts_on_char_boundary() {
+        assert_eq!(cap_text("abc", 3), "abc");
+        assert_eq!(cap_text("abcd", 3), "abc…");
+        assert_eq!(cap_text("ééé", 3), "é…");
+    }
+
+    #[test]
+    fn which_rules() {
+        assert!(which("").is_none());
+        assert!(which("bin/sh").is_none());
+        assert!(which("./sh").is_none());
+        assert!(which("/nonexistent/sh").is_none());
+        assert_eq!(which("/bin/sh"), Some(PathBuf::from("/bin/sh")));
+        // /etc/passwd is a file but not executable; a directory is not a program.
+        assert!(which("/etc/passwd").is_none());
+        assert!(which("/usr/bin").is_none());
+        let sh = which("sh").expect("sh on PATH");
+        assert!(sh.is_absolute() && sh.ends_with("sh"));
+    }
+
+    #[test]
+    fn search_dirs_add_sbin_and_skip_relative_entries() {
+        let dirs = search_dirs();
+        for d in FALLBACK_DIRS {
+            assert_eq!(
+                dirs.iter().filter(|x| x.as_path() == Path::new(d)).count(),
+                1,
+                "{d}"
+            );
+        }
+        assert!(dirs.iter().all(|d| d.is_absolute()));
+    }
+
+    #[test]
+    fn failed_display() {
+        let e = CommandError::Failed {
+            program: "btrfs".into(),
+            status: Some(1),
+            stderr: "ERROR: not a btrfs filesystem".into(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "`btrfs` failed (exit status 1): ERROR: not a btrfs filesystem"
+        );
+        let e = CommandError::Failed {
+            program: "x".into(),
+            status: None,
+            stderr: String::new(),
+        };
+        assert_eq!(e.to_string(), "`x` failed (killed by a signal)");
+    }
+}

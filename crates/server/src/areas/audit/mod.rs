@@ -1,0 +1,54 @@
+//! `/api/v1/audit`: the audit log (admin only), newest first.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hostplane_types::audit::AuditEntry;
+use hostplane_types::auth::Role;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::collection::{self, CollectionParams};
+use crate::http::extract::Query;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_audit))
+        .routes(routes!(get_audit))
+}
+
+/// The audit log: every mutating request, who made it, and how it ended.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(CollectionParams),
+    responses((status = 200, description = "Audit entries, newest first", body = [AuditEntry],
+        headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
+async fn list_audit(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    p.require(Role::Admin)?;
+    collection::respond(state.audit.list()?, &params, &headers)
+}
+
+/// One audit entry.
+#[utoipa::path(get, path = "/api/v1/audit/{id}", tag = "audit",
+    params(("id" = i64, Path, description = "Entry id")),
+    responses((status = 200, description = "The entry", body = AuditEntry)))]
+async fn get_audit(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<AuditEntry>> {
+    p.require(Role::Admin)?;
+    let id: i64 = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("audit entry {id:?}")))?;
+    state
+        .audit
+        .get(id)?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("audit entry {id}")))
+}

@@ -1,0 +1,155 @@
+//! `GET /api/v1/events`: Server-Sent Events of job and resource changes.
+//!
+//! Each SSE message has `id: <seq>`, `event: <type>` and the JSON [`Event`] as data. A client
+//! that reconnects with `Last-Event-ID: <seq>` (or `?last_event_id=`) first gets the stored
+//! events after that number — up to `events.replay_window` of them, kept across restarts — then
+//! the live ones, with no duplicate and no hole. If it is further behind than the window, or
+//! falls behind the live stream by more than 1024 events, it gets a `stream.gap` event (no id)
+//! and should refetch state; the stream then ends after a gap in the live part, so the client
+//! reconnects and replays from the store. `?type=job.*,resource.deleted` filters by type
+//! (comma list, `*` at the end matches a prefix). A comment every 15 s keeps proxies open.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use hostplane_types::events::Event;
+use serde::Deserialize;
+use tokio_stream::wrappers::BroadcastStream;
+use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::error::{ApiError, ApiResult};
+use crate::http::extract::Query;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(events))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct EventParams {
+    /// Comma-separated event types; `*` at the end matches a prefix (`job.*`).
+    r#type: Option<String>,
+    /// Replay events after this sequence number (same as the `Last-Event-ID` header).
+    #[param(minimum = 0)]
+    last_event_id: Option<u64>,
+}
+
+struct TypeFilter(Vec<String>);
+
+impl TypeFilter {
+    fn parse(s: Option<&str>) -> Result<TypeFilter, ApiError> {
+        let mut pats = Vec::new();
+        for p in s.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let ok = p
+                .trim_end_matches('*')
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
+            if !ok || p.len() > 64 || p.trim_end_matches('*').contains('*') {
+                return Err(ApiError::invalid_field(
+                    "invalid_filter",
+                    "type",
+                    format!("{p:?} is not an event type pattern (e.g. job.* or resource.created)"),
+                ));
+            }
+            pats.push(p.to_string());
+        }
+        Ok(TypeFilter(pats))
+    }
+
+    fn matches(&self, ty: &str) -> bool {
+        self.0.is_empty()
+            || self.0.iter().any(|p| match p.strip_suffix('*') {
+                Some(prefix) => ty.starts_with(prefix),
+                None => ty == p,
+            })
+    }
+}
+
+fn sse(e: &Event) -> SseEvent {
+    SseEvent::default()
+        .id(e.seq.to_string())
+        .event(e.r#type.clone())
+        .data(serde_json::to_string(e).unwrap_or_default())
+}
+
+fn gap(after: u64) -> SseEvent {
+    SseEvent::default()
+        .event("stream.gap")
+        .data(format!(r#"{{"after":{after},"detail":"events were missed; refetch state"}}"#))
+}
+
+/// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this sequence number")),
+    responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
+async fn events(
+    State(state): State<AppState>,
+    Query(params): Query<EventParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let filter = Arc::new(TypeFilter::parse(params.r#type.as_deref())?);
+    let header_id = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
+            || ApiError::invalid_field("invalid_last_event_id", "Last-Event-ID", "must be a sequence number"),
+        )?),
+        None => None,
+    };
+    let since = header_id.or(params.last_event_id);
+    // Subscribe before reading the store so nothing falls between replay and live.
+    let rx = state.events.subscribe();
+    let (replay, missed_some, last) = match since {
+        Some(seq) => {
+            let (events, gap) = state.events.since(seq)?;
+            let last = events.last().map(|e| e.seq).unwrap_or(seq);
+            (events, gap, last)
+        }
+        None => (Vec::new(), false, state.events.last_seq()),
+    };
+    let mut head: Vec<SseEvent> = Vec::with_capacity(replay.len() + 1);
+    if missed_some {
+        head.push(gap(since.unwrap_or(0)));
+    }
+    head.extend(replay.iter().filter(|e| filter.matches(&e.r#type)).map(sse));
+    let live = futures_util::stream::unfold(
+        (BroadcastStream::new(rx), last, false),
+        move |(mut rx, mut last, ended)| {
+            let filter = filter.clone();
+            async move {
+                if ended {
+                    return None;
+                }
+                loop {
+                    match rx.next().await? {
+                        // Already sent from the replay.
+                        Ok(e) if e.seq <= last => continue,
+                        Ok(e) => {
+                            last = e.seq;
+                            if filter.matches(&e.r#type) {
+                                return Some((sse(&e), (rx, last, false)));
+                            }
+                        }
+                        // Too slow: say so and end; a reconnect replays from the store.
+                        Err(BroadcastStreamRecvError::Lagged(_)) => {
+                            return Some((gap(last), (rx, last, true)));
+                        }
+                    }
+                }
+            }
+        },
+    );
+    let stream = futures_util::stream::iter(head)
+        .chain(live)
+        .map(Ok::<_, Infallible>);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
+}

@@ -1,0 +1,126 @@
+//! `/api/v1/users`: user accounts (admin only). Passwords are argon2id hashes; a user without a
+//! password uses API tokens only. The last admin cannot be deleted or demoted.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hostplane_types::auth::{CreateUserRequest, Role, UpdateUserRequest, User};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::areas::created;
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::collection::{self, CollectionParams};
+use crate::http::extract::{Json, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_users, create_user))
+        .routes(routes!(get_user, update_user, delete_user))
+}
+
+/// List users.
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(CollectionParams),
+    responses((status = 200, description = "Users", body = [User],
+        headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
+async fn list_users(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    p.require(Role::Admin)?;
+    collection::respond(state.auth.list_users()?, &params, &headers)
+}
+
+/// Create a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
+    responses((status = 201, description = "Created", body = User)))]
+async fn create_user(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Json(req): Json<CreateUserRequest>,
+) -> ApiResult<Response> {
+    p.require(Role::Admin)?;
+    let st = state.clone();
+    // argon2 is deliberately slow: keep it off the async workers.
+    let user = tokio::task::spawn_blocking(move || {
+        st.auth.create_user(&req.name, req.role, req.password.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.events.publish(
+        "resource.created",
+        &user.href,
+        &p.user,
+        serde_json::to_value(&user).unwrap_or_default(),
+    );
+    Ok(created(&user.href, &user))
+}
+
+/// Get one user.
+#[utoipa::path(get, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "User name")),
+    responses((status = 200, description = "The user", body = User)))]
+async fn get_user(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<User>> {
+    if p.user != name {
+        p.require(Role::Admin)?;
+    }
+    state
+        .auth
+        .get_user(&name)?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found(format!("user {name:?}")))
+}
+
+/// Change a user's role or password.
+#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "User name")), request_body = UpdateUserRequest,
+    responses((status = 200, description = "The updated user", body = User)))]
+async fn update_user(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    Json(req): Json<UpdateUserRequest>,
+) -> ApiResult<axum::Json<User>> {
+    p.require(Role::Admin)?;
+    let st = state.clone();
+    let n = name.clone();
+    let user = tokio::task::spawn_blocking(move || {
+        st.auth.update_user(&n, req.role, req.password.as_deref())
+    })
+    .await
+    .map_err(ApiError::internal)??;
+    state.events.publish(
+        "resource.updated",
+        &user.href,
+        &p.user,
+        serde_json::to_value(&user).unwrap_or_default(),
+    );
+    Ok(axum::Json(user))
+}
+
+/// Delete a user and all their tokens.
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
+    params(("name" = String, Path, description = "User name")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_user(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::http::StatusCode> {
+    p.require(Role::Admin)?;
+    let user = state.auth.delete_user(&name)?;
+    state.events.publish(
+        "resource.deleted",
+        &user.href,
+        &p.user,
+        serde_json::to_value(&user).unwrap_or_default(),
+    );
+    Ok(axum::http::StatusCode::NO_CONTENT)
+}

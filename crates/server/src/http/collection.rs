@@ -1,0 +1,121 @@
+//! The HTTP side of the collection layer (`hostplane_collection` does the work): every
+//! `GET /api/v1/<things>` takes [`CollectionParams`], hands its items here, and gets back a
+//! JSON array (or NDJSON stream) with `X-Total-Count`.
+
+use std::any::TypeId;
+use std::collections::HashMap;
+use std::sync::{Mutex, OnceLock};
+
+use axum::body::Body;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use hostplane_collection::{Query, QueryError, RawParams};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::{RefOr, Schema};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::error::ApiError;
+
+pub const NDJSON: &str = "application/x-ndjson";
+
+/// Parameters every collection accepts. Grammar: docs/collections.md.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CollectionParams {
+    /// At most this many items (1–10000). Absent: all.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 10000)]
+    pub limit: Option<String>,
+    /// Skip this many items first.
+    #[param(value_type = Option<u64>, minimum = 0)]
+    pub offset: Option<String>,
+    /// Comma-separated fields to return (`href` is always kept), e.g. `id,status`.
+    pub fields: Option<String>,
+    /// Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`.
+    pub filter: Option<String>,
+    /// Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`.
+    pub sort: Option<String>,
+    /// Present (and not `false`/`0`): stream NDJSON, one item per line.
+    #[param(allow_reserved)]
+    pub ndjson: Option<String>,
+}
+
+impl From<QueryError> for ApiError {
+    fn from(e: QueryError) -> Self {
+        ApiError::invalid_field(e.code, e.param, e.message)
+    }
+}
+
+/// Top-level property names of `T`'s schema, computed once per type.
+fn known_fields<T: ToSchema + 'static>() -> &'static [&'static str] {
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static [&'static str]>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    cache.entry(TypeId::of::<T>()).or_insert_with(|| {
+        let names: Vec<&'static str> = match T::schema() {
+            RefOr::T(Schema::Object(o)) => o
+                .properties
+                .keys()
+                .map(|k| &*Box::leak(k.clone().into_boxed_str()))
+                .collect(),
+            _ => Vec::new(),
+        };
+        Box::leak(names.into_boxed_slice())
+    })
+}
+
+impl CollectionParams {
+    pub fn parse<T: ToSchema + 'static>(&self) -> Result<Query, ApiError> {
+        let raw = RawParams {
+            limit: self.limit.clone(),
+            offset: self.offset.clone(),
+            fields: self.fields.clone(),
+            filter: self.filter.clone(),
+            sort: self.sort.clone(),
+        };
+        Ok(Query::parse(&raw, known_fields::<T>())?)
+    }
+
+    fn wants_ndjson(&self, headers: &HeaderMap) -> bool {
+        let flag = self
+            .ndjson
+            .as_deref()
+            .is_some_and(|v| !matches!(v, "false" | "0"));
+        flag || headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains(NDJSON))
+    }
+}
+
+/// Applies the collection query to `items` and renders the response.
+pub fn respond<T: Serialize + ToSchema + 'static>(
+    items: Vec<T>,
+    params: &CollectionParams,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
+    let query = params.parse::<T>()?;
+    let values = items
+        .into_iter()
+        .map(serde_json::to_value)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(ApiError::internal)?;
+    let page = query.apply(values);
+    let total = HeaderValue::from(page.total);
+    let mut resp = if params.wants_ndjson(headers) {
+        let mut body = Vec::with_capacity(page.items.len() * 128);
+        for item in &page.items {
+            serde_json::to_writer(&mut body, item).map_err(ApiError::internal)?;
+            body.push(b'\n');
+        }
+        let mut r = Body::from(body).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+        r
+    } else {
+        axum::Json(page.items).into_response()
+    };
+    resp.headers_mut().insert("x-total-count", total);
+    Ok(resp)
+}

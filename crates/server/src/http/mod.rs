@@ -1,0 +1,197 @@
+//! The HTTP layer: thin. It routes, authenticates, measures, and turns requests into calls on
+//! the areas; it holds no business logic.
+//!
+//! Request flow: listener (TLS or plain TCP via axum-server, or the unix socket) →
+//! [`metrics_layer`] → [`auth_layer::auth_layer`] (credential → `Principal`, role/scope check,
+//! audit) → the area handler (`areas::<area>`) → platform services (store, jobs, events) and the
+//! host layer (`hostplane_host`). Errors leave as problem+json via `ApiError`.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use utoipa::OpenApi;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, RefOr, ResponseBuilder};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::areas;
+use crate::error::{ApiError, PROBLEM_JSON};
+use crate::state::AppState;
+
+pub mod auth_layer;
+pub mod caller;
+pub mod collection;
+pub mod extract;
+pub mod peer;
+pub mod ratelimit;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "hostplane",
+        description = "One REST API for the host's disks, pools, shares, containers, VMs, network and system administration. Errors are RFC 9457 problem+json with a stable `code`. Collections accept limit/offset/fields/filter/sort/ndjson. Slow operations answer 202 with a job.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(hostplane_types::problem::Problem, hostplane_types::problem::FieldError)),
+    tags(
+        (name = "auth", description = "Log in and out; who am I"),
+        (name = "users", description = "User accounts (admin)"),
+        (name = "tokens", description = "API tokens and sessions"),
+        (name = "jobs", description = "Asynchronous jobs"),
+        (name = "events", description = "Event stream (SSE)"),
+        (name = "audit", description = "Audit log (admin)"),
+        (name = "system", description = "Host capabilities and self-test"),
+        (name = "admin", description = "Jidoteki-compatible admin API"),
+    )
+)]
+struct ApiDoc;
+
+/// Error statuses every operation may answer, documented once for all.
+const ERROR_STATUSES: &[(&str, &str)] = &[
+    ("400", "Malformed request (Jidoteki-compatible routes)"),
+    ("401", "No valid credentials"),
+    ("403", "Authenticated but not allowed (role or scope)"),
+    ("404", "No such resource"),
+    ("405", "Method not allowed on this path"),
+    ("409", "Conflicts with the current state (exists, busy, lock held)"),
+    ("413", "Body too large"),
+    ("415", "Wrong content type"),
+    ("422", "Invalid input; `errors` names the fields"),
+    ("429", "Too many requests; see Retry-After"),
+    ("503", "A subsystem this needs is not available on this host"),
+];
+
+/// The finished OpenAPI document: operations from the areas, security schemes, and the
+/// problem+json error responses added to every operation.
+pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let (router, mut doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(areas::router())
+        .split_for_parts();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("hp_<id>_<secret>")
+                .build(),
+        ),
+    );
+    components.add_security_scheme(
+        "cookie",
+        SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::new(auth_layer::COOKIE_NAME))),
+    );
+    components.add_security_scheme(
+        "token",
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "token",
+            "Jidoteki-compatible: an API token or the admin-API token in the query (shows up in logs)",
+        ))),
+    );
+    components.add_security_scheme(
+        "hash",
+        SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+            "hash",
+            "Jidoteki-compatible HMAC-SHA256 of METHOD+path keyed by hex(SHA-256(admin-API token)); replayable",
+        ))),
+    );
+    let default_security: Vec<utoipa::openapi::security::SecurityRequirement> = ["bearer", "cookie", "token", "hash"]
+        .iter()
+        .map(|s| utoipa::openapi::security::SecurityRequirement::new(*s, Vec::<String>::new()))
+        .collect();
+    doc.security = Some(default_security);
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            for (status, text) in ERROR_STATUSES {
+                op.responses
+                    .responses
+                    .entry(status.to_string())
+                    .or_insert_with(|| {
+                        RefOr::T(
+                            ResponseBuilder::new()
+                                .description(*text)
+                                .content(
+                                    PROBLEM_JSON,
+                                    Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem")))),
+                                )
+                                .build(),
+                        )
+                    });
+            }
+        }
+    }
+    (router, doc)
+}
+
+/// The whole application: API routes behind auth and metrics, plus the public docs and
+/// `/metrics`.
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = openapi_and_router();
+    let api = api
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::from_fn_with_state(state.clone(), auth_layer::auth_layer))
+        .layer(middleware::from_fn(metrics_layer))
+        .with_state(state.clone());
+    Router::new()
+        .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
+        .route("/metrics", get(metrics_endpoint).with_state(state))
+        .merge(api)
+}
+
+/// Request count and latency per matched route, method and status.
+async fn metrics_layer(req: Request, next: Next) -> Response {
+    let start = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|m| m.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16().to_string();
+    let labels = [("route", route), ("method", method), ("status", status)];
+    metrics::counter!("hostplane_http_requests_total", &labels).increment(1);
+    metrics::histogram!("hostplane_http_request_duration_seconds", &labels[..2])
+        .record(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Prometheus text format. Needs authentication unless `metrics.public`.
+async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Response {
+    if !state.config.metrics.public {
+        let authorized = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .and_then(|t| state.auth.authenticate_token(t.trim(), hostplane_types::auth::AuthMethod::Bearer))
+            .is_some();
+        if !authorized {
+            return ApiError::Unauthenticated("metrics need a bearer token (or metrics.public = true)".into()).into_response();
+        }
+    }
+    metrics::gauge!("hostplane_jobs_running").set(state.jobs.running_count() as f64);
+    metrics::gauge!("hostplane_uptime_seconds").set(state.started.elapsed().as_secs_f64());
+    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let mut resp = body.into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
+}

@@ -1,0 +1,8 @@
+//! Platform services every area stands on: the store, credentials, jobs, events, audit.
+
+pub mod audit;
+pub mod auth;
+pub mod events;
+pub mod jobs;
+pub mod store;
+pub mod time;

@@ -1,0 +1,241 @@
+//! `hostplane serve`: open the platform, bootstrap the first credential, bind the listeners,
+//! run until SIGINT/SIGTERM.
+//!
+//! Start-up order matters for "ready means the port answers": everything the API needs (store,
+//! migrations, interrupted-job sweep, TLS files) is done before the first bind.
+
+use std::net::TcpListener;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use axum_server::Handle;
+use hostplane_types::auth::{Role, TokenKind};
+use tokio::net::UnixListener;
+
+use crate::config::{Config, LogFormat};
+use crate::fsutil::write_atomic;
+use crate::http::{self, peer::Peer, ratelimit::LoginLimiter};
+use crate::platform::audit::Audit;
+use crate::platform::auth::{Auth, TokenSpec};
+use crate::platform::events::Events;
+use crate::platform::jobs::Jobs;
+use crate::platform::store::Store;
+use crate::state::{AppState, Services};
+use crate::tls;
+
+/// The admin created at first start; owner of the bootstrap token.
+pub const BOOTSTRAP_USER: &str = "admin";
+
+pub fn init_logging(cfg: &Config) {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    // Logs go to stderr (never stdout: `hostplane openapi > file` must stay clean).
+    let result = match cfg.log.format {
+        LogFormat::Text => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Json => registry
+            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .try_init(),
+        LogFormat::Journald => match tracing_journald::layer() {
+            Ok(j) => registry.with(j).try_init(),
+            Err(e) => {
+                eprintln!("journald unavailable ({e}); logging to stderr");
+                tracing_subscriber::registry()
+                    .with(tracing_subscriber::EnvFilter::new(&cfg.log.level))
+                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                    .try_init()
+            }
+        },
+    };
+    let _ = result;
+}
+
+/// First start: an admin user and a bootstrap token in a 0600 file, valid until revoked.
+fn bootstrap(cfg: &Config, auth: &Auth) -> anyhow::Result<()> {
+    if auth.user_count()? > 0 {
+        return Ok(());
+    }
+    auth.create_user(BOOTSTRAP_USER, Role::Admin, None)
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap admin: {e}"))?;
+    let (_, value) = auth
+        .create_token(TokenSpec {
+            name: "bootstrap",
+            kind: TokenKind::Bootstrap,
+            owner: BOOTSTRAP_USER,
+            role: Role::Admin,
+            scopes: &[],
+            expires_at: None,
+        })
+        .map_err(|e| anyhow::anyhow!("creating the bootstrap token: {e}"))?;
+    let path = cfg.bootstrap_token_path();
+    write_atomic(&path, format!("{value}\n").as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", path.display()))?;
+    eprintln!(
+        "hostplane: first start; the bootstrap admin token is in {} (valid until revoked)",
+        path.display()
+    );
+    Ok(())
+}
+
+fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    // A socket file left by a previous run; anything else at that path is not ours to delete.
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        use std::os::unix::fs::FileTypeExt;
+        if meta.file_type().is_socket() {
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                anyhow::bail!("{} is in use by another daemon", path.display());
+            }
+            std::fs::remove_file(path)?;
+        } else {
+            anyhow::bail!("{} exists and is not a socket", path.display());
+        }
+    }
+    let listener =
+        UnixListener::bind(path).with_context(|| format!("binding {}", path.display()))?;
+    // Owner and group only; never world-writable.
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::fs::create_dir_all(&cfg.data_dir)
+        .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
+
+    let store = Arc::new(Store::open(&cfg.db_path())?);
+    let auth = Auth::new(store.clone())?;
+    bootstrap(&cfg, &auth)?;
+    let events = Arc::new(Events::new(store.clone(), cfg.events.replay_window)?);
+    let jobs = Jobs::new(store.clone(), events.clone())?;
+    let tls_config = if cfg.http {
+        None
+    } else {
+        Some(tls::load(&tls::ensure_files(&cfg)?).await?)
+    };
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0])
+        .ok()
+        .and_then(|b| b.install_recorder().ok());
+
+    // Bind everything before serving anything, so a bad address fails the start cleanly.
+    let mut tcp = Vec::new();
+    for addr in &cfg.listen {
+        let l = TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+        l.set_nonblocking(true)?;
+        tcp.push(l);
+    }
+    let socket_path = cfg.socket_path();
+    let unix = match &socket_path {
+        Some(p) => Some(bind_unix(p)?),
+        None => None,
+    };
+
+    let state = AppState(Arc::new(Services {
+        login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_minute),
+        audit: Audit::new(store.clone()),
+        tls: tls_config.clone(),
+        config: cfg.clone(),
+        store,
+        auth,
+        jobs,
+        events,
+        metrics,
+        started: t0,
+    }));
+    let app = http::app(state.clone());
+    let handle = Handle::new();
+    let mut servers = tokio::task::JoinSet::new();
+    for l in tcp {
+        let addr = l.local_addr()?;
+        let svc = app.clone().into_make_service_with_connect_info::<Peer>();
+        let handle = handle.clone();
+        match &tls_config {
+            Some(tls) => {
+                let server = axum_server::from_tcp_rustls(l, tls.clone())?.handle(handle);
+                servers.spawn(async move { server.serve(svc).await });
+                tracing::info!("listening on https://{addr}");
+            }
+            None => {
+                let server = axum_server::from_tcp(l)?.handle(handle);
+                servers.spawn(async move { server.serve(svc).await });
+                tracing::info!("listening on http://{addr}");
+            }
+        }
+    }
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    if let (Some(listener), Some(path)) = (unix, &socket_path) {
+        let svc = app.clone().into_make_service_with_connect_info::<Peer>();
+        let stop = shutdown.clone();
+        servers.spawn(async move {
+            axum::serve(listener, svc)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await
+        });
+        tracing::info!("listening on unix:{}", path.display());
+    }
+    tracing::info!(
+        ready_ms = t0.elapsed().as_millis() as u64,
+        data_dir = %cfg.data_dir.display(),
+        "hostplane ready"
+    );
+
+    spawn_housekeeping(state.clone());
+
+    tokio::select! {
+        _ = shutdown_signal() => tracing::info!("shutting down"),
+        Some(res) = servers.join_next() => {
+            if let Ok(Err(e)) = res {
+                tracing::error!(error = %e, "a listener failed");
+            }
+        }
+    }
+    handle.graceful_shutdown(Some(Duration::from_secs(5)));
+    shutdown.cancel();
+    let _ = tokio::time::timeout(Duration::from_secs(6), async {
+        while servers.join_next().await.is_some() {}
+    })
+    .await;
+    let _ = state.auth.flush_last_used();
+    if let Some(p) = &socket_path {
+        let _ = std::fs::remove_file(p);
+    }
+    Ok(())
+}
+
+fn spawn_housekeeping(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            n += 1;
+            if let Err(e) = state.auth.flush_last_used() {
+                tracing::warn!(error = %e, "cannot record token use");
+            }
+            if n % 12 == 0 {
+                let _ = state.auth.prune_expired_sessions();
+                state.login_limiter.shrink();
+            }
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
