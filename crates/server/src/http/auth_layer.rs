@@ -38,7 +38,10 @@ pub fn is_public(state: &AppState, method: &Method, path: &str, peer: &Peer) -> 
 
 /// Operations any authenticated caller may do whatever its role (they only touch the caller).
 fn is_self_service(method: &Method, path: &str) -> bool {
-    matches!((method, path), (&Method::POST, "/api/v1/auth/logout"))
+    matches!(
+        (method, path),
+        (&Method::POST, "/api/v1/auth/logout") | (&Method::GET, "/api/v1/auth/whoami")
+    )
 }
 
 pub fn is_mutating(method: &Method) -> bool {

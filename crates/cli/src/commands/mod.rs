@@ -1,0 +1,33 @@
+//! One module per command group; each takes the shared `Ctx` and returns the exit code.
+
+pub mod api;
+pub mod auth;
+pub mod jobs;
+pub mod tokens;
+pub mod users;
+
+use std::path::PathBuf;
+
+use hostplane_types::auth::Role;
+
+use crate::client::{Client, Endpoint};
+use crate::config::SavedLogin;
+
+/// What every command gets.
+pub struct Ctx {
+    pub client: Client,
+    pub endpoint: Endpoint,
+    pub json: bool,
+    pub config_path: Option<PathBuf>,
+    pub saved: Option<SavedLogin>,
+}
+
+/// The API path for `rest` (which starts with `/`).
+pub fn api(rest: &str) -> String {
+    format!("{}{rest}", hostplane_types::API_BASE)
+}
+
+pub fn parse_role(s: &str) -> Result<Role, String> {
+    Role::parse(&s.to_ascii_lowercase())
+        .ok_or_else(|| format!("{s:?}: roles are viewer, operator and admin"))
+}

@@ -1,0 +1,89 @@
+//! Cross-cutting platform behaviour: the audit log, /metrics, problem+json for unknown routes
+//! and methods, the OpenAPI document (served, committed, in sync) and the Swagger UI.
+
+mod common;
+
+use common::{Daemon, Opts, assert_problem};
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn audit_records_mutations_with_actor_and_outcome() {
+    let d = Daemon::start();
+    d.create_token(json!({"name": "audited"})).await;
+    // A refused anonymous mutation is recorded too.
+    let r = d.send("POST", "/api/v1/tokens", None, Some(json!({"name": "x"}))).await;
+    assert_eq!(r.status(), 401);
+    // Reads are not.
+    d.get("/api/v1/jobs").await;
+    let log = d.get_json("/api/v1/audit").await;
+    let log = log.as_array().unwrap();
+    assert_eq!(log.len(), 2, "{log:?}");
+    let (refused, created) = (&log[0], &log[1]);
+    assert_eq!(created["actor"], "admin");
+    assert_eq!(created["auth_method"], "bearer");
+    assert_eq!(created["method"], "POST");
+    assert_eq!(created["status"], 201);
+    assert_eq!(created["outcome"], "success");
+    assert!(created["target"].as_str().unwrap().starts_with("/api/v1/tokens/"), "{created}");
+    assert_eq!(created["remote"], "127.0.0.1");
+    assert_eq!(refused["actor"], "anonymous");
+    assert_eq!(refused["outcome"], "failure");
+    assert_eq!(refused["status"], 401);
+    let one = d.get_json(created["href"].as_str().unwrap()).await;
+    assert_eq!(&one, created);
+    // Admins only.
+    let viewer = d.token_for_role("v", "viewer").await;
+    assert_problem(d.get_as("/api/v1/audit", &viewer).await, 403, "forbidden").await;
+}
+
+#[tokio::test]
+async fn metrics_need_auth_unless_public() {
+    let d = Daemon::start();
+    d.get("/api/v1/jobs").await;
+    d.send("GET", "/api/v1/jobs", None, None).await;
+    assert_eq!(d.client.get(d.url("/metrics")).send().await.unwrap().status(), 401);
+    let text = d.get("/metrics").await.text().await.unwrap();
+    assert!(text.contains("hostplane_http_requests_total{route=\"/api/v1/jobs\",method=\"GET\",status=\"200\"}"), "{text}");
+    assert!(text.contains("hostplane_http_request_duration_seconds_bucket"), "{text}");
+    assert!(text.contains("hostplane_auth_failures_total"), "{text}");
+    let public = Daemon::start_with(Opts { extra_args: vec!["--metrics-public".into()], ..Default::default() });
+    assert_eq!(public.client.get(public.url("/metrics")).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn unknown_routes_and_methods_are_problems() {
+    let d = Daemon::start();
+    assert_problem(d.get("/api/v1/nope").await, 404, "not_found").await;
+    assert_problem(d.send("PUT", "/api/v1/jobs", Some(&d.token), None).await, 405, "method_not_allowed").await;
+}
+
+#[tokio::test]
+async fn openapi_is_served_committed_and_in_sync() {
+    let d = Daemon::start();
+    let served: Value = d.client.get(d.url("/api-docs/openapi.json")).send().await.unwrap().json().await.unwrap();
+    assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
+    let printed = std::process::Command::new(common::BIN).arg("openapi").output().unwrap();
+    assert!(printed.status.success());
+    let printed: Value = serde_json::from_slice(&printed.stdout).expect("stdout is only the document");
+    assert_eq!(served, printed);
+    let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
+    let committed: Value = serde_json::from_str(&std::fs::read_to_string(committed_path).unwrap()).unwrap();
+    assert!(
+        committed == printed,
+        "openapi.json is out of date: run `cargo run -q -- openapi > openapi.json` and commit it"
+    );
+    // Every operation documents its errors as problem+json and has a 2xx answer.
+    for (path, item) in served["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let responses = op["responses"].as_object().unwrap();
+            assert!(responses.keys().any(|k| k.starts_with('2')), "{method} {path}");
+            assert!(responses["422"]["content"]["application/problem+json"].is_object(), "{method} {path}");
+        }
+    }
+    // The Swagger UI is vendored: it loads with no network.
+    let ui = d.client.get(d.url("/api-docs/")).send().await.unwrap();
+    assert_eq!(ui.status(), 200);
+    let html = ui.text().await.unwrap();
+    assert!(html.contains("swagger-ui"), "{html}");
+    assert!(!html.contains("https://"), "the UI must not load anything from the network");
+}
