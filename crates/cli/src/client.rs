@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
 use hostplane_types::problem::Problem;
+use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, StatusCode};
@@ -60,10 +60,6 @@ impl Target {
         }
         Ok(Target::Http(base))
     }
-
-    pub fn is_tls(&self) -> bool {
-        matches!(self, Target::Http(u) if u.starts_with("https:"))
-    }
 }
 
 impl fmt::Display for Target {
@@ -97,9 +93,9 @@ pub fn resolve(
     usable_socket: impl Fn(&Path) -> bool,
 ) -> anyhow::Result<Endpoint> {
     let saved_target = match saved {
-        Some(s) => Some(
-            Target::parse(&s.url).context("the saved login has a bad url (log in again)")?,
-        ),
+        Some(s) => {
+            Some(Target::parse(&s.url).context("the saved login has a bad url (log in again)")?)
+        }
         None => None,
     };
     let target = match url.filter(|u| !u.trim().is_empty()) {
@@ -167,13 +163,13 @@ impl ApiFailure {
             Err(_) => ApiFailure {
                 status,
                 problem: None,
-                body: String::from_utf8_lossy(body).trim().chars().take(500).collect(),
+                body: String::from_utf8_lossy(body)
+                    .trim()
+                    .chars()
+                    .take(500)
+                    .collect(),
             },
         }
-    }
-
-    pub fn code(&self) -> Option<&str> {
-        self.problem.as_ref().map(|p| p.code.as_str())
     }
 }
 
@@ -282,7 +278,6 @@ impl Response {
 
 /// A 2xx JSON answer: the raw value (for `--json`) and its headers.
 pub struct JsonAnswer {
-    pub status: StatusCode,
     pub headers: HeaderMap,
     pub value: serde_json::Value,
 }
@@ -343,7 +338,8 @@ impl Client {
         path: &str,
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Response> {
-        self.send_with(method, path, body, self.token.as_deref()).await
+        self.send_with(method, path, body, self.token.as_deref())
+            .await
     }
 
     /// Like `send`, without the bearer token (login).
@@ -456,8 +452,8 @@ impl Client {
             .map(serde_json::to_vec)
             .transpose()
             .context("encoding the request")?;
-        let (status, headers, bytes) = self.send(method, path, body).await?.ok_bytes().await?;
-        json_answer(status, headers, &bytes)
+        let (_, headers, bytes) = self.send(method, path, body).await?.ok_bytes().await?;
+        json_answer(headers, &bytes)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<JsonAnswer> {
@@ -465,21 +461,13 @@ impl Client {
     }
 }
 
-pub fn json_answer(
-    status: StatusCode,
-    headers: HeaderMap,
-    bytes: &[u8],
-) -> anyhow::Result<JsonAnswer> {
+pub fn json_answer(headers: HeaderMap, bytes: &[u8]) -> anyhow::Result<JsonAnswer> {
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Null
     } else {
         serde_json::from_slice(bytes).context("the daemon's answer is not JSON")?
     };
-    Ok(JsonAnswer {
-        status,
-        headers,
-        value,
-    })
+    Ok(JsonAnswer { headers, value })
 }
 
 fn unix_connect_error(sock: &Path, e: std::io::Error) -> anyhow::Error {
@@ -535,7 +523,10 @@ mod tests {
             Target::parse("unix:///run/hostplane/hostplane.sock").unwrap(),
             want
         );
-        assert_eq!(Target::parse("unix:/run/hostplane/hostplane.sock").unwrap(), want);
+        assert_eq!(
+            Target::parse("unix:/run/hostplane/hostplane.sock").unwrap(),
+            want
+        );
         assert_eq!(want.to_string(), "unix:///run/hostplane/hostplane.sock");
         assert!(Target::parse("unix://relative.sock").is_err());
         assert!(Target::parse("unix:").is_err());
@@ -545,10 +536,8 @@ mod tests {
     fn parses_http_urls() {
         let t = Target::parse("https://127.0.0.1:8443/").unwrap();
         assert_eq!(t, Target::Http("https://127.0.0.1:8443".into()));
-        assert!(t.is_tls());
         let t = Target::parse("http://host:80/api/v1").unwrap();
         assert_eq!(t, Target::Http("http://host".into()));
-        assert!(!t.is_tls());
         assert_eq!(
             Target::parse("https://h/prefix/").unwrap(),
             Target::Http("https://h/prefix".into())
@@ -589,7 +578,15 @@ mod tests {
         let ep = resolve(None, Some("hp_flag_y"), false, None, Some(&s), none).unwrap();
         assert_eq!(ep.token.as_deref(), Some("hp_flag_y"));
         // Another URL: the saved token is not sent there.
-        let ep = resolve(Some("unix:///tmp/s.sock"), None, false, None, Some(&s), none).unwrap();
+        let ep = resolve(
+            Some("unix:///tmp/s.sock"),
+            None,
+            false,
+            None,
+            Some(&s),
+            none,
+        )
+        .unwrap();
         assert_eq!(ep.target, Target::Unix("/tmp/s.sock".into()));
         assert_eq!(ep.token, None);
         assert!(!ep.insecure && !ep.saved_applies);
@@ -606,7 +603,7 @@ mod tests {
         let body = br#"{"type":"https://hostplane.dev/problems/lock_held","title":"Conflict",
             "status":409,"detail":"a self-test is already running","code":"lock_held"}"#;
         let f = ApiFailure::from_body(StatusCode::CONFLICT, body);
-        assert_eq!(f.code(), Some("lock_held"));
+        assert_eq!(f.problem.as_ref().unwrap().code, "lock_held");
         assert_eq!(
             f.to_string(),
             "a self-test is already running (lock_held, HTTP 409)"

@@ -56,7 +56,10 @@ pub fn save(path: &Path, saved: &SavedLogin) -> anyhow::Result<()> {
         .create(dir)
         .with_context(|| format!("creating {}", dir.display()))?;
     let text = toml::to_string(saved).context("serializing the login")?;
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("cli.toml");
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("cli.toml");
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     let write = || -> std::io::Result<()> {
@@ -101,7 +104,9 @@ mod tests {
         assert_eq!(load(&path).unwrap(), Some(saved.clone()));
         let mode = std::fs::metadata(&path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
-        let dmode = std::fs::metadata(path.parent().unwrap()).unwrap().permissions();
+        let dmode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions();
         assert_eq!(dmode.mode() & 0o777, 0o700);
 
         // Replacing keeps the mode, drops removed keys and leaves no temporary file.

@@ -12,14 +12,16 @@ pub fn stdout_is_tty() -> bool {
 /// A table with these column names, kubectl style: no borders, two spaces between columns.
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
-    t.load_preset(presets::NOTHING);
+    t.load_style(presets::NOTHING);
     if stdout_is_tty() {
         t.set_content_arrangement(ContentArrangement::Dynamic);
     } else {
         t.force_no_tty()
             .set_content_arrangement(ContentArrangement::Disabled);
     }
-    t.set_header(header.to_vec());
+    if !header.is_empty() {
+        t.set_header(header.to_vec());
+    }
     t
 }
 
@@ -32,15 +34,20 @@ pub fn fields(rows: Vec<(&str, String)>) -> Table {
     t
 }
 
-pub fn print_table(mut t: Table) -> std::io::Result<()> {
+/// The table's lines: two spaces between columns, none at either end.
+pub fn render(mut t: Table) -> Vec<String> {
     let n = t.column_count();
     for (i, col) in t.column_iter_mut().enumerate() {
         col.set_padding((0, if i + 1 == n { 0 } else { 2 }));
         col.set_cell_alignment(CellAlignment::Left);
     }
+    t.lines().map(|l| l.trim_end().to_string()).collect()
+}
+
+pub fn print_table(t: Table) -> std::io::Result<()> {
     let mut out = std::io::stdout().lock();
-    for line in t.lines() {
-        writeln!(out, "{}", line.trim_end())?;
+    for line in render(t) {
+        writeln!(out, "{line}")?;
     }
     out.flush()
 }
@@ -96,7 +103,10 @@ mod tests {
             super::time(Some("2026-11-24T09:00:00.123Z")),
             "2026-11-24T09:00:00Z"
         );
-        assert_eq!(super::time(Some("2026-11-24T09:00:00Z")), "2026-11-24T09:00:00Z");
+        assert_eq!(
+            super::time(Some("2026-11-24T09:00:00Z")),
+            "2026-11-24T09:00:00Z"
+        );
         assert_eq!(super::time(None), "-");
     }
 
@@ -105,8 +115,8 @@ mod tests {
         let mut t = super::table(&["ID", "NAME"]);
         t.add_row(vec!["1", "first"]);
         t.add_row(vec!["22", "second"]);
-        let lines: Vec<String> = t.lines().map(|l| l.trim_end().to_string()).collect();
-        assert_eq!(lines.len(), 3, "{lines:?}");
-        assert!(lines.iter().all(|l| !l.contains('|') && !l.contains('─')));
+        assert_eq!(super::render(t), ["ID  NAME", "1   first", "22  second"]);
+        let kv = super::fields(vec![("USER", "root".into()), ("ROLE", "admin".into())]);
+        assert_eq!(super::render(kv), ["USER  root", "ROLE  admin"]);
     }
 }

@@ -295,3 +295,36 @@ async fn https_with_self_signed_certificate() {
     let strict = reqwest::Client::builder().build().unwrap();
     assert!(strict.get(d.url("/api/v1/auth/whoami")).send().await.is_err());
 }
+
+#[tokio::test]
+async fn if_match_stops_lost_updates() {
+    let d = Daemon::start();
+    d.post("/api/v1/users", json!({"name": "carol", "role": "viewer"})).await;
+    let r = d.get("/api/v1/users/carol").await;
+    let etag = r.headers()["etag"].to_str().unwrap().to_string();
+    // Another admin changes carol in between.
+    let r = d.send("PATCH", "/api/v1/users/carol", Some(&d.token), Some(json!({"role": "operator"}))).await;
+    assert_eq!(r.status(), 200);
+    let fresh = r.headers()["etag"].to_str().unwrap().to_string();
+    assert_ne!(etag, fresh);
+    let stale = d
+        .client
+        .patch(d.url("/api/v1/users/carol"))
+        .bearer_auth(&d.token)
+        .header("if-match", &etag)
+        .json(&json!({"role": "admin"}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(stale, 412, "precondition_failed").await;
+    assert_eq!(d.get_json("/api/v1/users/carol").await["role"], "operator");
+    let ok = d
+        .client
+        .delete(d.url("/api/v1/users/carol"))
+        .bearer_auth(&d.token)
+        .header("if-match", &fresh)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 204);
+}

@@ -103,3 +103,26 @@ async fn bad_event_parameters_are_422() {
     assert_problem(r, 422, "invalid_last_event_id").await;
     assert_problem(d.send("GET", "/api/v1/events", None, None).await, 401, "unauthenticated").await;
 }
+
+#[tokio::test]
+async fn websocket_variant_needs_auth_and_carries_events() {
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let d = Daemon::start();
+    let url = format!("ws://127.0.0.1:{}/api/v1/events/ws?type=resource.created", d.port);
+    // No credentials: the upgrade is refused like any request.
+    let err = tokio_tungstenite::connect_async(url.as_str()).await.unwrap_err();
+    assert!(err.to_string().contains("401"), "{err}");
+    let mut req = url.as_str().into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", d.token).parse().unwrap());
+    let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
+    assert_eq!(resp.status(), 101);
+    d.create_token(json!({"name": "over-ws"})).await;
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
+    let Message::Text(text) = msg else { panic!("expected a text frame, got {msg:?}") };
+    let ev: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(ev["type"], "resource.created");
+    assert_eq!(ev["data"]["name"], "over-ws");
+    assert!(ev["seq"].as_u64().unwrap() > 0);
+    // A plain GET (no upgrade) is a clear 400 problem, not a hang.
+    assert_problem(d.get("/api/v1/events/ws").await, 400, "websocket_upgrade_required").await;
+}

@@ -76,7 +76,7 @@ async fn openapi_is_served_committed_and_in_sync() {
     for (path, item) in served["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|k| k.starts_with('2')), "{method} {path}");
+            assert!(responses.keys().any(|k| k.starts_with('2') || k == "101"), "{method} {path}");
             assert!(responses["422"]["content"]["application/problem+json"].is_object(), "{method} {path}");
         }
     }
@@ -86,4 +86,57 @@ async fn openapi_is_served_committed_and_in_sync() {
     let html = ui.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
     assert!(!html.contains("https://"), "the UI must not load anything from the network");
+}
+
+fn served_certificate(port: u16) -> String {
+    let out = std::process::Command::new("openssl")
+        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl is installed (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text.find("-----BEGIN CERTIFICATE-----").expect("a certificate was served");
+    let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
+    text[start..end].to_string()
+}
+
+#[tokio::test]
+async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
+    let d = Daemon::start_with(Opts { https: true, ..Default::default() });
+    let tls = d.data_dir().join("tls");
+    let first = served_certificate(d.port);
+    assert_eq!(first.trim(), std::fs::read_to_string(tls.join("cert.pem")).unwrap().trim());
+    // A new pair, made by someone else's tool, put in place of the old one.
+    let work = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=reloaded"])
+        .arg("-keyout")
+        .arg(work.path().join("key.pem"))
+        .arg("-out")
+        .arg(work.path().join("cert.pem"))
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::copy(work.path().join("key.pem"), tls.join("key.pem")).unwrap();
+    std::fs::copy(work.path().join("cert.pem"), tls.join("cert.pem")).unwrap();
+    let new = std::fs::read_to_string(tls.join("cert.pem")).unwrap();
+    assert_ne!(first.trim(), new.trim());
+    d.signal(libc::SIGHUP);
+    let mut served = String::new();
+    for _ in 0..50 {
+        served = served_certificate(d.port);
+        if served.trim() == new.trim() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(served.trim(), new.trim(), "the new certificate is served without a restart");
+    // Same process, still answering.
+    assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
+    // A broken pair is refused and the current one stays.
+    std::fs::write(tls.join("cert.pem"), "garbage").unwrap();
+    d.signal(libc::SIGHUP);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(served_certificate(d.port).trim(), new.trim());
 }

@@ -118,10 +118,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     bootstrap(&cfg, &auth)?;
     let events = Arc::new(Events::new(store.clone(), cfg.events.replay_window)?);
     let jobs = Jobs::new(store.clone(), events.clone())?;
-    let tls_config = if cfg.http {
+    let tls_files = if cfg.http {
         None
     } else {
-        Some(tls::load(&tls::ensure_files(&cfg)?).await?)
+        Some(tls::ensure_files(&cfg)?)
+    };
+    let tls_config = match &tls_files {
+        Some(f) => Some(tls::load(f).await?),
+        None => None,
     };
     let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
         .set_buckets(&[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1.0, 5.0])
@@ -191,6 +195,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
 
     spawn_housekeeping(state.clone());
+    if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
+        spawn_tls_reloader(files, live);
+    }
 
     tokio::select! {
         _ = shutdown_signal() => tracing::info!("shutting down"),
@@ -226,6 +233,23 @@ fn spawn_housekeeping(state: AppState) {
             if n % 12 == 0 {
                 let _ = state.auth.prune_expired_sessions();
                 state.login_limiter.shrink();
+            }
+        }
+    });
+}
+
+/// SIGHUP re-reads the certificate files and swaps them into the running listeners; a bad
+/// pair is logged and the old certificate stays.
+fn spawn_tls_reloader(files: tls::TlsFiles, live: axum_server::tls_rustls::RustlsConfig) {
+    tokio::spawn(async move {
+        let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            match tls::reload_from_files(&live, &files).await {
+                Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old certificate"),
             }
         }
     });

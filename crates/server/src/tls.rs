@@ -63,7 +63,14 @@ pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
         })
 }
 
-/// Replaces the live certificate from PEM; the old one stays if the new one is bad.
+/// Replaces the live certificate from PEM; the old one stays if the new one is bad. New
+/// connections get the new certificate; open ones keep theirs.
 pub async fn reload(config: &RustlsConfig, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> std::io::Result<()> {
     config.reload_from_pem(cert_pem, key_pem).await
+}
+
+pub async fn reload_from_files(config: &RustlsConfig, files: &TlsFiles) -> std::io::Result<()> {
+    let cert = tokio::fs::read(&files.cert).await?;
+    let key = tokio::fs::read(&files.key).await?;
+    reload(config, cert, key).await
 }

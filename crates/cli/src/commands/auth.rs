@@ -46,8 +46,8 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<i32> {
         .client
         .send_anonymous(Method::POST, &api("/auth/login"), Some(body))
         .await?;
-    let (status, headers, bytes) = resp.ok_bytes().await?;
-    let answer = json_answer(status, headers, &bytes)?;
+    let (_, headers, bytes) = resp.ok_bytes().await?;
+    let answer = json_answer(headers, &bytes)?;
     let login: LoginResponse = answer.parse()?;
 
     let path = ctx

@@ -14,6 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{Message, WebSocketUpgrade};
+use futures_util::SinkExt;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +33,9 @@ use crate::http::extract::Query;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(events))
+    OpenApiRouter::new()
+        .routes(routes!(events))
+        .routes(routes!(events_ws))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -87,23 +92,19 @@ fn gap(after: u64) -> SseEvent {
         .data(format!(r#"{{"after":{after},"detail":"events were missed; refetch state"}}"#))
 }
 
-/// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this sequence number")),
-    responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
-async fn events(
-    State(state): State<AppState>,
-    Query(params): Query<EventParams>,
-    headers: HeaderMap,
-) -> ApiResult<Response> {
-    let filter = Arc::new(TypeFilter::parse(params.r#type.as_deref())?);
-    let header_id = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
-            || ApiError::invalid_field("invalid_last_event_id", "Last-Event-ID", "must be a sequence number"),
-        )?),
-        None => None,
-    };
-    let since = header_id.or(params.last_event_id);
+/// One item of an event stream: an event, or notice that some were missed after `after`.
+enum Item {
+    Event(Arc<Event>),
+    Gap(u64),
+}
+
+/// Replay from the store after `since` (if given), then live events; filtered by type.
+fn event_stream(
+    state: &AppState,
+    filter: TypeFilter,
+    since: Option<u64>,
+) -> ApiResult<impl futures_util::Stream<Item = Item> + Send + 'static> {
+    let filter = Arc::new(filter);
     // Subscribe before reading the store so nothing falls between replay and live.
     let rx = state.events.subscribe();
     let (replay, missed_some, last) = match since {
@@ -114,11 +115,16 @@ async fn events(
         }
         None => (Vec::new(), false, state.events.last_seq()),
     };
-    let mut head: Vec<SseEvent> = Vec::with_capacity(replay.len() + 1);
+    let mut head = Vec::with_capacity(replay.len() + 1);
     if missed_some {
-        head.push(gap(since.unwrap_or(0)));
+        head.push(Item::Gap(since.unwrap_or(0)));
     }
-    head.extend(replay.iter().filter(|e| filter.matches(&e.r#type)).map(sse));
+    head.extend(
+        replay
+            .into_iter()
+            .filter(|e| filter.matches(&e.r#type))
+            .map(|e| Item::Event(Arc::new(e))),
+    );
     let live = futures_util::stream::unfold(
         (BroadcastStream::new(rx), last, false),
         move |(mut rx, mut last, ended)| {
@@ -134,22 +140,89 @@ async fn events(
                         Ok(e) => {
                             last = e.seq;
                             if filter.matches(&e.r#type) {
-                                return Some((sse(&e), (rx, last, false)));
+                                return Some((Item::Event(e), (rx, last, false)));
                             }
                         }
                         // Too slow: say so and end; a reconnect replays from the store.
                         Err(BroadcastStreamRecvError::Lagged(_)) => {
-                            return Some((gap(last), (rx, last, true)));
+                            return Some((Item::Gap(last), (rx, last, true)));
                         }
                     }
                 }
             }
         },
     );
-    let stream = futures_util::stream::iter(head)
-        .chain(live)
-        .map(Ok::<_, Infallible>);
+    Ok(futures_util::stream::iter(head).chain(live))
+}
+
+fn gap_json(after: u64) -> String {
+    format!(r#"{{"type":"stream.gap","after":{after},"detail":"events were missed; refetch state"}}"#)
+}
+
+/// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this sequence number")),
+    responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
+async fn events(
+    State(state): State<AppState>,
+    Query(params): Query<EventParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let filter = TypeFilter::parse(params.r#type.as_deref())?;
+    let header_id = match headers.get("last-event-id") {
+        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
+            || ApiError::invalid_field("invalid_last_event_id", "Last-Event-ID", "must be a sequence number"),
+        )?),
+        None => None,
+    };
+    let stream = event_stream(&state, filter, header_id.or(params.last_event_id))?.map(|item| {
+        Ok::<_, Infallible>(match item {
+            Item::Event(e) => sse(&e),
+            Item::Gap(after) => gap(after),
+        })
+    });
     Ok(Sse::new(stream)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The same stream over a WebSocket (for the web UI): one JSON [`Event`] per text frame; a
+/// `stream.gap` notice is a text frame too. Authenticated like every route (cookie, bearer,
+/// `?token=`); replay with `?last_event_id=`.
+#[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", params(EventParams),
+    responses((status = 101, description = "Switching to WebSocket; text frames carry Event JSON")))]
+async fn events_ws(
+    State(state): State<AppState>,
+    Query(params): Query<EventParams>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> ApiResult<Response> {
+    let ws = ws.map_err(|e| ApiError::BadRequest {
+        code: "websocket_upgrade_required",
+        detail: format!("this endpoint speaks WebSocket only: {e}"),
+    })?;
+    let filter = TypeFilter::parse(params.r#type.as_deref())?;
+    let stream = event_stream(&state, filter, params.last_event_id)?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        let (mut tx, mut rx) = socket.split();
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            tokio::select! {
+                item = stream.next() => {
+                    let text = match item {
+                        Some(Item::Event(e)) => serde_json::to_string(&*e).unwrap_or_default(),
+                        Some(Item::Gap(after)) => gap_json(after),
+                        None => break,
+                    };
+                    if tx.send(Message::Text(text.into())).await.is_err() {
+                        break;
+                    }
+                }
+                // The client closed (or sent something): inbound frames are ignored, close ends.
+                msg = rx.next() => match msg {
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break,
+                    Some(Ok(_)) => {}
+                },
+            }
+        }
+    }))
 }

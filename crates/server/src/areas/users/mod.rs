@@ -11,6 +11,7 @@ use crate::areas::created;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
+use crate::http::etag::{check_if_match, etag_of, with_etag};
 use crate::http::extract::{Json, Query};
 use crate::state::AppState;
 
@@ -62,33 +63,43 @@ async fn create_user(
 /// Get one user.
 #[utoipa::path(get, path = "/api/v1/users/{name}", tag = "users",
     params(("name" = String, Path, description = "User name")),
-    responses((status = 200, description = "The user", body = User)))]
+    responses((status = 200, description = "The user", body = User,
+        headers(("etag" = String, description = "Send as If-Match to update safely")))))]
 async fn get_user(
     State(state): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
-) -> ApiResult<axum::Json<User>> {
+) -> ApiResult<Response> {
     if p.user != name {
         p.require(Role::Admin)?;
     }
+    let user = find(&state, &name)?;
+    Ok(with_etag(&user))
+}
+
+fn find(state: &AppState, name: &str) -> ApiResult<User> {
     state
         .auth
-        .get_user(&name)?
-        .map(axum::Json)
+        .get_user(name)?
         .ok_or_else(|| ApiError::not_found(format!("user {name:?}")))
 }
 
 /// Change a user's role or password.
 #[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
-    params(("name" = String, Path, description = "User name")), request_body = UpdateUserRequest,
-    responses((status = 200, description = "The updated user", body = User)))]
+    params(("name" = String, Path, description = "User name"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the user changed since")),
+    request_body = UpdateUserRequest,
+    responses((status = 200, description = "The updated user", body = User),
+        (status = 412, description = "If-Match does not match", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn update_user(
     State(state): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
     Json(req): Json<UpdateUserRequest>,
-) -> ApiResult<axum::Json<User>> {
+) -> ApiResult<Response> {
     p.require(Role::Admin)?;
+    check_if_match(&headers, &etag_of(&find(&state, &name)?))?;
     let st = state.clone();
     let n = name.clone();
     let user = tokio::task::spawn_blocking(move || {
@@ -102,19 +113,23 @@ async fn update_user(
         &p.user,
         serde_json::to_value(&user).unwrap_or_default(),
     );
-    Ok(axum::Json(user))
+    Ok(with_etag(&user))
 }
 
 /// Delete a user and all their tokens.
 #[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
-    params(("name" = String, Path, description = "User name")),
-    responses((status = 204, description = "Deleted")))]
+    params(("name" = String, Path, description = "User name"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the user changed since")),
+    responses((status = 204, description = "Deleted"),
+        (status = 412, description = "If-Match does not match", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn delete_user(
     State(state): State<AppState>,
     Caller(p): Caller,
     Path(name): Path<String>,
+    headers: HeaderMap,
 ) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Admin)?;
+    check_if_match(&headers, &etag_of(&find(&state, &name)?))?;
     let user = state.auth.delete_user(&name)?;
     state.events.publish(
         "resource.deleted",
