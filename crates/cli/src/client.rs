@@ -278,6 +278,8 @@ impl Response {
 
 /// A 2xx JSON answer: the raw value (for `--json`) and its headers.
 pub struct JsonAnswer {
+    /// The body as received.
+    pub raw: Bytes,
     pub headers: HeaderMap,
     pub value: serde_json::Value,
 }
@@ -423,13 +425,18 @@ impl Client {
     }
 
     fn connect_error(&self, e: reqwest::Error) -> anyhow::Error {
-        let mut chain = e.to_string();
+        // reqwest's own message repeats the URL; its sources say what went wrong.
+        let mut parts = Vec::new();
         let mut src = std::error::Error::source(&e);
         while let Some(s) = src {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
+            parts.push(s.to_string());
             src = s.source();
         }
+        let chain = if parts.is_empty() {
+            e.to_string()
+        } else {
+            parts.join(": ")
+        };
         let lower = chain.to_lowercase();
         let hint = if lower.contains("certificate") || lower.contains("unknownissuer") {
             "; the daemon's default certificate is self-signed: pass --ca DATA_DIR/tls/cert.pem or --insecure"
@@ -453,7 +460,7 @@ impl Client {
             .transpose()
             .context("encoding the request")?;
         let (_, headers, bytes) = self.send(method, path, body).await?.ok_bytes().await?;
-        json_answer(headers, &bytes)
+        json_answer(headers, bytes)
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<JsonAnswer> {
@@ -461,13 +468,17 @@ impl Client {
     }
 }
 
-pub fn json_answer(headers: HeaderMap, bytes: &[u8]) -> anyhow::Result<JsonAnswer> {
+pub fn json_answer(headers: HeaderMap, bytes: Bytes) -> anyhow::Result<JsonAnswer> {
     let value = if bytes.iter().all(u8::is_ascii_whitespace) {
         serde_json::Value::Null
     } else {
-        serde_json::from_slice(bytes).context("the daemon's answer is not JSON")?
+        serde_json::from_slice(&bytes).context("the daemon's answer is not JSON")?
     };
-    Ok(JsonAnswer { headers, value })
+    Ok(JsonAnswer {
+        raw: bytes,
+        headers,
+        value,
+    })
 }
 
 fn unix_connect_error(sock: &Path, e: std::io::Error) -> anyhow::Error {

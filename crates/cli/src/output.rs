@@ -5,6 +5,8 @@ use std::io::{IsTerminal, Write};
 use comfy_table::{CellAlignment, ContentArrangement, Table, presets};
 use serde::Serialize;
 
+use crate::client::JsonAnswer;
+
 pub fn stdout_is_tty() -> bool {
     std::io::stdout().is_terminal()
 }
@@ -52,12 +54,70 @@ pub fn print_table(t: Table) -> std::io::Result<()> {
     out.flush()
 }
 
-pub fn print_json(v: &impl Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, v)?;
-    writeln!(out)?;
-    out.flush()?;
+/// The API's JSON as it came (key order kept), indented.
+pub fn print_json(answer: &JsonAnswer) -> anyhow::Result<()> {
+    let text = pretty_json(&answer.raw)
+        .unwrap_or_else(|| String::from_utf8_lossy(&answer.raw).trim().to_string());
+    println(&text)?;
     Ok(())
+}
+
+/// Re-indents JSON text like `serde_json::to_string_pretty`, keeping its key order (a
+/// `serde_json::Value` would sort the keys). None when `raw` is not JSON.
+pub fn pretty_json(raw: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(raw).ok()?;
+    let text = std::str::from_utf8(raw).ok()?;
+    let mut out = String::with_capacity(text.len() * 2);
+    let mut depth = 0usize;
+    let (mut in_str, mut escaped) = (false, false);
+    let newline = |out: &mut String, depth: usize| {
+        out.push('\n');
+        out.push_str(&"  ".repeat(depth));
+    };
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if in_str {
+            out.push(c);
+            match c {
+                _ if escaped => escaped = false,
+                '\\' => escaped = true,
+                '"' => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '"' => {
+                in_str = true;
+                out.push(c);
+            }
+            '{' | '[' => {
+                out.push(c);
+                while chars.peek().is_some_and(|n| n.is_ascii_whitespace()) {
+                    chars.next();
+                }
+                if chars.peek().is_some_and(|&n| n == '}' || n == ']') {
+                    out.extend(chars.next());
+                } else {
+                    depth += 1;
+                    newline(&mut out, depth);
+                }
+            }
+            '}' | ']' => {
+                depth = depth.saturating_sub(1);
+                newline(&mut out, depth);
+                out.push(c);
+            }
+            ',' => {
+                out.push(c);
+                newline(&mut out, depth);
+            }
+            ':' => out.push_str(": "),
+            c if c.is_ascii_whitespace() => {}
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 pub fn println(s: &str) -> std::io::Result<()> {
@@ -108,6 +168,34 @@ mod tests {
             "2026-11-24T09:00:00Z"
         );
         assert_eq!(super::time(None), "-");
+    }
+
+    #[test]
+    fn pretty_json_keeps_key_order() {
+        let raw =
+            br#"{"user":"root","role":"admin","scopes":[],"x":{"b":[1,{"a":"q\"}{,:"}]},"e":{}}"#;
+        let want = r#"{
+  "user": "root",
+  "role": "admin",
+  "scopes": [],
+  "x": {
+    "b": [
+      1,
+      {
+        "a": "q\"}{,:"
+      }
+    ]
+  },
+  "e": {}
+}"#;
+        assert_eq!(super::pretty_json(raw).unwrap(), want);
+        // Same as serde_json's pretty printer, apart from key order.
+        let v: serde_json::Value = serde_json::from_slice(raw).unwrap();
+        let ours: serde_json::Value = serde_json::from_str(want).unwrap();
+        assert_eq!(v, ours);
+        assert_eq!(super::pretty_json(b"[ ]").unwrap(), "[]");
+        assert_eq!(super::pretty_json(b" 42 ").unwrap(), "42");
+        assert!(super::pretty_json(b"{nope").is_none());
     }
 
     #[test]

@@ -56,15 +56,14 @@ pub async fn run(ctx: &Ctx, args: ApiArgs) -> anyhow::Result<i32> {
         || (ct.starts_with("application/") && ct.contains("+json"));
     if is_json {
         let bytes = resp.bytes().await?;
-        let mut out = std::io::stdout().lock();
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(v) => {
-                serde_json::to_writer_pretty(&mut out, &v)?;
-                writeln!(out)?;
+        match crate::output::pretty_json(&bytes) {
+            Some(text) => crate::output::println(&text)?,
+            None => {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes)?;
+                out.flush()?;
             }
-            Err(_) => out.write_all(&bytes)?,
         }
-        out.flush()?;
     } else {
         while let Some(chunk) = resp.chunk().await? {
             let mut out = std::io::stdout().lock();

@@ -47,7 +47,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<i32> {
         .send_anonymous(Method::POST, &api("/auth/login"), Some(body))
         .await?;
     let (_, headers, bytes) = resp.ok_bytes().await?;
-    let answer = json_answer(headers, &bytes)?;
+    let answer = json_answer(headers, bytes)?;
     let login: LoginResponse = answer.parse()?;
 
     let path = ctx
@@ -55,10 +55,10 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<i32> {
         .as_ref()
         .context("no home directory to save the login in (set HOME or XDG_CONFIG_HOME)")?;
     let ep = &ctx.endpoint;
-    let ca = match &ep.ca {
-        Some(p) => Some(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())),
-        None => None,
-    };
+    let ca = ep
+        .ca
+        .as_ref()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()));
     config::save(
         path,
         &SavedLogin {
@@ -70,7 +70,7 @@ pub async fn login(ctx: &Ctx, args: LoginArgs) -> anyhow::Result<i32> {
         },
     )?;
     if ctx.json {
-        print_json(&answer.value)?;
+        print_json(&answer)?;
     } else {
         output::println(&format!(
             "Logged in to {} as {} ({}) until {}; saved in {}",
@@ -135,7 +135,7 @@ fn forget_token(ctx: &Ctx) -> anyhow::Result<Option<std::path::PathBuf>> {
 pub async fn whoami(ctx: &Ctx) -> anyhow::Result<i32> {
     let answer = ctx.client.get(&api("/auth/whoami")).await?;
     if ctx.json {
-        print_json(&answer.value)?;
+        print_json(&answer)?;
         return Ok(0);
     }
     let w: Whoami = answer.parse()?;

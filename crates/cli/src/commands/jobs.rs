@@ -74,7 +74,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> anyhow::Result<i32> {
             );
             let answer = ctx.client.get(&path).await?;
             if ctx.json {
-                print_json(&answer.value)?;
+                print_json(&answer)?;
                 return Ok(0);
             }
             let jobs: Vec<Job> = answer.parse()?;
@@ -130,7 +130,7 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> anyhow::Result<i32> {
                 .call(Method::DELETE, &job_path(&id), None::<&()>)
                 .await?;
             if ctx.json {
-                print_json(&answer.value)?;
+                print_json(&answer)?;
             } else {
                 let j: Job = answer.parse()?;
                 output::println(&format!(
@@ -156,7 +156,7 @@ pub async fn selftest(ctx: &Ctx, args: SelftestArgs) -> anyhow::Result<i32> {
     let job: Job = started.parse()?;
     if !args.wait {
         if ctx.json {
-            print_json(&started.value)?;
+            print_json(&started)?;
         } else {
             output::println(&format!(
                 "Started self-test job {0}; follow it with: hostplane jobs wait {0}",
@@ -167,7 +167,7 @@ pub async fn selftest(ctx: &Ctx, args: SelftestArgs) -> anyhow::Result<i32> {
     }
     let (answer, timed_out) = wait(ctx, &job.id, args.timeout.map(Duration::from_secs)).await?;
     if ctx.json {
-        print_json(&answer.value)?;
+        print_json(&answer)?;
         return exit_code(&answer, timed_out);
     }
     let job: Job = answer.parse()?;
@@ -263,7 +263,7 @@ async fn wait(
 
 fn show(ctx: &Ctx, answer: &JsonAnswer) -> anyhow::Result<()> {
     if ctx.json {
-        return print_json(&answer.value);
+        return print_json(&answer);
     }
     let j: Job = answer.parse()?;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());

@@ -57,7 +57,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<i32> {
                 .call(Method::POST, &api("/tokens"), Some(&req))
                 .await?;
             if ctx.json {
-                print_json(&answer.value)?;
+                print_json(&answer)?;
                 return Ok(0);
             }
             let c: CreatedToken = answer.parse()?;
@@ -82,7 +82,7 @@ pub async fn run(ctx: &Ctx, cmd: TokenCmd) -> anyhow::Result<i32> {
         TokenCmd::List => {
             let answer = ctx.client.get(&api("/tokens")).await?;
             if ctx.json {
-                print_json(&answer.value)?;
+                print_json(&answer)?;
                 return Ok(0);
             }
             let tokens: Vec<Token> = answer.parse()?;

@@ -66,7 +66,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<i32> {
         UserCmd::List => {
             let answer = ctx.client.get(&api("/users")).await?;
             if ctx.json {
-                print_json(&answer.value)?;
+                print_json(&answer)?;
                 return Ok(0);
             }
             let users: Vec<User> = answer.parse()?;
@@ -125,7 +125,7 @@ pub async fn run(ctx: &Ctx, cmd: UserCmd) -> anyhow::Result<i32> {
         }
     };
     if ctx.json {
-        print_json(&answer.value)?;
+        print_json(&answer)?;
         return Ok(0);
     }
     let u: User = answer.parse()?;
