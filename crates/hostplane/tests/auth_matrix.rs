@@ -50,10 +50,24 @@ async fn every_operation_requires_credentials_and_role() {
     let d = Daemon::start();
     // Close the until-setup window first so every operation is in its steady state.
     let form = reqwest::multipart::Form::new().text("newtoken", "matrix-admin-token");
-    let r = d.client.post(d.url("/api/v1/admin/setup")).multipart(form).send().await.unwrap();
+    let r = d
+        .client
+        .post(d.url("/api/v1/admin/setup"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
-    let spec: Value = d.client.get(d.url("/api-docs/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let spec: Value = d
+        .client
+        .get(d.url("/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let ops = operations(&spec);
     assert!(ops.len() >= 20, "the spec lists {} operations", ops.len());
     let viewer = d.token_for_role("matrix-viewer", "viewer").await;
@@ -63,7 +77,10 @@ async fn every_operation_requires_credentials_and_role() {
         let key = (method.as_str(), path.as_str());
         let url = concrete(path);
         let op = &spec["paths"][path][method];
-        let declared_public = op["security"].as_array().is_some_and(|s| s.iter().any(|r| r.as_object().is_some_and(|o| o.is_empty())));
+        let declared_public = op["security"].as_array().is_some_and(|s| {
+            s.iter()
+                .any(|r| r.as_object().is_some_and(|o| o.is_empty()))
+        });
         let is_public = PUBLIC.contains(&key);
         assert_eq!(
             declared_public,
@@ -75,7 +92,10 @@ async fn every_operation_requires_credentials_and_role() {
         let status = r.status().as_u16();
         if is_public {
             checked_public += 1;
-            assert!(status != 401 && status != 403, "{method} {path} is public but answered {status}");
+            assert!(
+                status != 401 && status != 403,
+                "{method} {path} is public but answered {status}"
+            );
         } else if path.starts_with("/api/v1/admin/") {
             assert_eq!(status, 403, "{method} {path} without credentials");
         } else {
@@ -84,9 +104,19 @@ async fn every_operation_requires_credentials_and_role() {
         }
 
         if method != "get" && !is_public && !SELF_SERVICE.contains(&key) {
-            let r = d.send(&method.to_uppercase(), &url, Some(&viewer), None).await;
-            assert_eq!(r.status().as_u16(), 403, "{method} {path} with a viewer token");
+            let r = d
+                .send(&method.to_uppercase(), &url, Some(&viewer), None)
+                .await;
+            assert_eq!(
+                r.status().as_u16(),
+                403,
+                "{method} {path} with a viewer token"
+            );
         }
     }
-    assert_eq!(checked_public, PUBLIC.len(), "every listed public operation exists");
+    assert_eq!(
+        checked_public,
+        PUBLIC.len(),
+        "every listed public operation exists"
+    );
 }

@@ -7,13 +7,30 @@ use std::process::Command;
 
 #[test]
 fn serve_help_documents_every_setting() {
-    let out = Command::new(common::BIN).args(["serve", "--help"]).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let help = String::from_utf8_lossy(&out.stdout);
     for key in [
-        "--data-dir", "--listen", "--http", "--socket", "--config", "HOSTPLANE_LISTEN",
-        "query_token", "query_hash", "session_ttl_secs", "login_attempts_per_minute",
-        "replay_window", "[disks]", "allow", "[metrics]", "public", "[tls]", "[log]",
+        "--data-dir",
+        "--listen",
+        "--http",
+        "--socket",
+        "--config",
+        "HOSTPLANE_LISTEN",
+        "query_token",
+        "query_hash",
+        "session_ttl_secs",
+        "login_attempts_per_minute",
+        "replay_window",
+        "[disks]",
+        "allow",
+        "[metrics]",
+        "public",
+        "[tls]",
+        "[log]",
     ] {
         assert!(help.contains(key), "serve --help lacks {key}");
     }
@@ -21,7 +38,10 @@ fn serve_help_documents_every_setting() {
 
 #[test]
 fn bad_flags_and_config_fail_clearly() {
-    let out = Command::new(common::BIN).args(["serve", "--listen", "not-an-address"]).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["serve", "--listen", "not-an-address"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
 
@@ -36,14 +56,25 @@ fn bad_flags_and_config_fail_clearly() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("events.replay_window"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("events.replay_window"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     std::fs::write(&cfg, "lisen = []\n").unwrap();
-    let out = Command::new(common::BIN).args(["serve", "--config"]).arg(&cfg).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("lisen"));
 
-    let out = Command::new(common::BIN).args(["serve", "--config", "/nonexistent.toml"]).output().unwrap();
+    let out = Command::new(common::BIN)
+        .args(["serve", "--config", "/nonexistent.toml"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent.toml"));
 
@@ -51,12 +82,22 @@ fn bad_flags_and_config_fail_clearly() {
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = busy.local_addr().unwrap().port();
     let out = Command::new(common::BIN)
-        .args(["serve", "--http", "--no-socket", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .args([
+            "serve",
+            "--http",
+            "--no-socket",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--data-dir",
+        ])
         .arg(dir.path().join("d"))
         .output()
         .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("cannot listen on 127.0.0.1:{port}")));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains(&format!("cannot listen on 127.0.0.1:{port}"))
+    );
 }
 
 #[test]

@@ -8,7 +8,12 @@ use serde_json::{Value, json};
 
 async fn setup() -> Daemon {
     let d = Daemon::start();
-    for (name, role) in [("alpha", "viewer"), ("beta", "operator"), ("gamma", "viewer"), ("delta", "admin")] {
+    for (name, role) in [
+        ("alpha", "viewer"),
+        ("beta", "operator"),
+        ("gamma", "viewer"),
+        ("delta", "admin"),
+    ] {
         d.create_token(json!({"name": name, "role": role, "scopes": if role == "viewer" { json!(["jobs:read"]) } else { json!([]) }})).await;
     }
     d
@@ -17,7 +22,11 @@ async fn setup() -> Daemon {
 async fn list(d: &Daemon, q: &str) -> (u64, Vec<Value>) {
     let r = d.get(&format!("/api/v1/tokens{q}")).await;
     assert_eq!(r.status(), 200, "{q}");
-    let total = r.headers()["x-total-count"].to_str().unwrap().parse().unwrap();
+    let total = r.headers()["x-total-count"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
     (total, r.json().await.unwrap())
 }
 
@@ -27,7 +36,10 @@ async fn parameters() {
     // 4 created + the bootstrap token.
     let (total, all) = list(&d, "").await;
     assert_eq!((total, all.len()), (5, 5));
-    assert!(all.iter().all(|t| t["href"].as_str().unwrap().starts_with("/api/v1/tokens/")));
+    assert!(
+        all.iter()
+            .all(|t| t["href"].as_str().unwrap().starts_with("/api/v1/tokens/"))
+    );
 
     let (total, page) = list(&d, "?sort=name&limit=2&offset=1").await;
     assert_eq!(total, 5);
@@ -39,7 +51,11 @@ async fn parameters() {
 
     let (_, proj) = list(&d, "?fields=name,role&sort=name&limit=1").await;
     let keys: Vec<&String> = proj[0].as_object().unwrap().keys().collect();
-    assert_eq!(proj[0], json!({"href": proj[0]["href"], "name": "alpha", "role": "viewer"}), "{keys:?}");
+    assert_eq!(
+        proj[0],
+        json!({"href": proj[0]["href"], "name": "alpha", "role": "viewer"}),
+        "{keys:?}"
+    );
 
     let (total, viewers) = list(&d, "?filter=role:viewer").await;
     assert_eq!((total, viewers.len()), (2, 2));
@@ -61,12 +77,21 @@ async fn ndjson_by_parameter_and_accept_header() {
     let d = setup().await;
     for r in [
         d.get("/api/v1/tokens?ndjson&sort=name&fields=name").await,
-        d.client.get(d.url("/api/v1/tokens?sort=name&fields=name")).bearer_auth(&d.token).header("accept", "application/x-ndjson").send().await.unwrap(),
+        d.client
+            .get(d.url("/api/v1/tokens?sort=name&fields=name"))
+            .bearer_auth(&d.token)
+            .header("accept", "application/x-ndjson")
+            .send()
+            .await
+            .unwrap(),
     ] {
         assert_eq!(r.headers()["content-type"], "application/x-ndjson");
         assert_eq!(r.headers()["x-total-count"], "5");
         let text = r.text().await.unwrap();
-        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(lines.len(), 5);
         assert_eq!(lines[0]["name"], "alpha");
     }
@@ -89,11 +114,19 @@ async fn bad_parameters_are_422_with_stable_codes() {
         ("filter=!", "invalid_filter"),
     ] {
         let p = assert_problem(d.get(&format!("/api/v1/tokens?{q}")).await, 422, code).await;
-        assert!(!p["errors"].as_array().unwrap().is_empty(), "{q}: names the parameter");
+        assert!(
+            !p["errors"].as_array().unwrap().is_empty(),
+            "{q}: names the parameter"
+        );
     }
     // Other collections share the layer.
     for c in ["jobs", "users", "audit"] {
-        assert_problem(d.get(&format!("/api/v1/{c}?sort=nope")).await, 422, "invalid_sort").await;
+        assert_problem(
+            d.get(&format!("/api/v1/{c}?sort=nope")).await,
+            422,
+            "invalid_sort",
+        )
+        .await;
         let r = d.get(&format!("/api/v1/{c}?limit=1")).await;
         assert_eq!(r.status(), 200, "{c}");
         assert!(r.headers().contains_key("x-total-count"));

@@ -43,13 +43,21 @@ async fn read_events(resp: reqwest::Response, n: usize) -> Vec<(Option<u64>, Str
 }
 
 async fn subscribe(d: &Daemon, query: &str, last: Option<u64>) -> reqwest::Response {
-    let mut req = d.client.get(d.url(&format!("/api/v1/events{query}"))).bearer_auth(&d.token);
+    let mut req = d
+        .client
+        .get(d.url(&format!("/api/v1/events{query}")))
+        .bearer_auth(&d.token);
     if let Some(l) = last {
         req = req.header("Last-Event-ID", l.to_string());
     }
     let r = req.send().await.unwrap();
     assert_eq!(r.status(), 200);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
     r
 }
 
@@ -77,13 +85,24 @@ async fn replay_after_disconnect_gives_exactly_the_missed_events() {
     let (url, token) = (d.url("/api/v1/tokens"), d.token.clone());
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        d2.post(url).bearer_auth(token).json(&json!({"name": "live"})).send().await.unwrap();
+        d2.post(url)
+            .bearer_auth(token)
+            .json(&json!({"name": "live"}))
+            .send()
+            .await
+            .unwrap();
     });
     let got = read_events(replay, 4).await;
-    let names: Vec<&str> = got.iter().map(|e| e.2["data"]["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = got
+        .iter()
+        .map(|e| e.2["data"]["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["a", "b", "c", "live"]);
     let seqs: Vec<u64> = got.iter().map(|e| e.0.unwrap()).collect();
-    assert!(seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > first_seq, "{seqs:?}");
+    assert!(
+        seqs.windows(2).all(|w| w[0] < w[1]) && seqs[0] > first_seq,
+        "{seqs:?}"
+    );
 
     // Replay survives a restart, and job events carry who caused them.
     d.stop();
@@ -98,31 +117,67 @@ async fn replay_after_disconnect_gives_exactly_the_missed_events() {
 #[tokio::test]
 async fn bad_event_parameters_are_422() {
     let d = Daemon::start();
-    assert_problem(d.get("/api/v1/events?type=a%20b").await, 422, "invalid_filter").await;
-    let r = d.client.get(d.url("/api/v1/events")).bearer_auth(&d.token).header("Last-Event-ID", "x").send().await.unwrap();
+    assert_problem(
+        d.get("/api/v1/events?type=a%20b").await,
+        422,
+        "invalid_filter",
+    )
+    .await;
+    let r = d
+        .client
+        .get(d.url("/api/v1/events"))
+        .bearer_auth(&d.token)
+        .header("Last-Event-ID", "x")
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 422, "invalid_last_event_id").await;
-    assert_problem(d.send("GET", "/api/v1/events", None, None).await, 401, "unauthenticated").await;
+    assert_problem(
+        d.send("GET", "/api/v1/events", None, None).await,
+        401,
+        "unauthenticated",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn websocket_variant_needs_auth_and_carries_events() {
-    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest};
     let d = Daemon::start();
-    let url = format!("ws://127.0.0.1:{}/api/v1/events/ws?type=resource.created", d.port);
+    let url = format!(
+        "ws://127.0.0.1:{}/api/v1/events/ws?type=resource.created",
+        d.port
+    );
     // No credentials: the upgrade is refused like any request.
-    let err = tokio_tungstenite::connect_async(url.as_str()).await.unwrap_err();
+    let err = tokio_tungstenite::connect_async(url.as_str())
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("401"), "{err}");
     let mut req = url.as_str().into_client_request().unwrap();
-    req.headers_mut().insert("authorization", format!("Bearer {}", d.token).parse().unwrap());
+    req.headers_mut().insert(
+        "authorization",
+        format!("Bearer {}", d.token).parse().unwrap(),
+    );
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.status(), 101);
     d.create_token(json!({"name": "over-ws"})).await;
-    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.unwrap().unwrap().unwrap();
-    let Message::Text(text) = msg else { panic!("expected a text frame, got {msg:?}") };
+    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let Message::Text(text) = msg else {
+        panic!("expected a text frame, got {msg:?}")
+    };
     let ev: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(ev["type"], "resource.created");
     assert_eq!(ev["data"]["name"], "over-ws");
     assert!(ev["seq"].as_u64().unwrap() > 0);
     // A plain GET (no upgrade) is a clear 400 problem, not a hang.
-    assert_problem(d.get("/api/v1/events/ws").await, 400, "websocket_upgrade_required").await;
+    assert_problem(
+        d.get("/api/v1/events/ws").await,
+        400,
+        "websocket_upgrade_required",
+    )
+    .await;
 }

@@ -23,7 +23,10 @@ async fn selftest_job_runs_to_success_with_log_and_result() {
     assert!(done["finished_at"].is_string());
     let steps = done["result"]["steps"].as_array().unwrap();
     let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["store", "disk_space", "data_dir_writable", "host_tools"]);
+    assert_eq!(
+        names,
+        ["store", "disk_space", "data_dir_writable", "host_tools"]
+    );
     assert!(steps.iter().all(|s| s["ok"] == true));
     let log = d.get(&format!("{location}/log")).await;
     assert_eq!(log.headers()["content-type"], "text/plain; charset=utf-8");
@@ -35,7 +38,9 @@ async fn selftest_job_runs_to_success_with_log_and_result() {
 #[tokio::test]
 async fn lock_key_prevents_overlap_and_cancel_ends_the_job() {
     let d = Daemon::start();
-    let r = d.post("/api/v1/system/selftest", json!({"step_delay_ms": 20000})).await;
+    let r = d
+        .post("/api/v1/system/selftest", json!({"step_delay_ms": 20000}))
+        .await;
     assert_eq!(r.status(), 202);
     let href = r.headers()["location"].to_str().unwrap().to_string();
     let second = d.post("/api/v1/system/selftest", json!({})).await;
@@ -50,15 +55,25 @@ async fn lock_key_prevents_overlap_and_cancel_ends_the_job() {
     assert_eq!(j["status"], "cancelled");
     assert_eq!(j["error_code"], "cancelled");
     // Cancelling again: it already ended.
-    assert_problem(d.send("DELETE", &href, Some(&d.token), None).await, 409, "job_finished").await;
+    assert_problem(
+        d.send("DELETE", &href, Some(&d.token), None).await,
+        409,
+        "job_finished",
+    )
+    .await;
     // The lock is free again.
-    assert_eq!(d.post("/api/v1/system/selftest", json!({})).await.status(), 202);
+    assert_eq!(
+        d.post("/api/v1/system/selftest", json!({})).await.status(),
+        202
+    );
 }
 
 #[tokio::test]
 async fn log_follow_streams_until_the_job_ends() {
     let d = Daemon::start();
-    let r = d.post("/api/v1/system/selftest", json!({"step_delay_ms": 300})).await;
+    let r = d
+        .post("/api/v1/system/selftest", json!({"step_delay_ms": 300}))
+        .await;
     let href = r.headers()["location"].to_str().unwrap().to_string();
     let resp = d.get(&format!("{href}/log?follow=true")).await;
     assert_eq!(resp.status(), 200);
@@ -78,17 +93,58 @@ async fn log_follow_streams_until_the_job_ends() {
 #[tokio::test]
 async fn bad_job_input_is_422_and_unknown_job_404() {
     let d = Daemon::start();
-    assert_problem(d.post("/api/v1/system/selftest", json!({"step_delay_ms": 999999})).await, 422, "invalid_step_delay").await;
-    assert_problem(d.post("/api/v1/system/selftest", json!({"bogus": 1})).await, 422, "invalid_body").await;
-    let r = d.client.post(d.url("/api/v1/system/selftest")).bearer_auth(&d.token).body("{").header("content-type", "application/json").send().await.unwrap();
+    assert_problem(
+        d.post("/api/v1/system/selftest", json!({"step_delay_ms": 999999}))
+            .await,
+        422,
+        "invalid_step_delay",
+    )
+    .await;
+    assert_problem(
+        d.post("/api/v1/system/selftest", json!({"bogus": 1})).await,
+        422,
+        "invalid_body",
+    )
+    .await;
+    let r = d
+        .client
+        .post(d.url("/api/v1/system/selftest"))
+        .bearer_auth(&d.token)
+        .body("{")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 422, "invalid_body").await;
-    let r = d.client.post(d.url("/api/v1/system/selftest")).bearer_auth(&d.token).body("{}").send().await.unwrap();
+    let r = d
+        .client
+        .post(d.url("/api/v1/system/selftest"))
+        .bearer_auth(&d.token)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_problem(r, 415, "unsupported_media_type").await;
     assert_problem(d.get("/api/v1/jobs/nope").await, 404, "not_found").await;
-    assert_problem(d.get("/api/v1/jobs/nope/wait?timeout=1").await, 404, "not_found").await;
+    assert_problem(
+        d.get("/api/v1/jobs/nope/wait?timeout=1").await,
+        404,
+        "not_found",
+    )
+    .await;
     assert_problem(d.get("/api/v1/jobs/nope/log").await, 404, "not_found").await;
     let r = d.post("/api/v1/system/selftest", json!({})).await;
     let href = r.headers()["location"].to_str().unwrap().to_string();
-    assert_problem(d.get(&format!("{href}/wait?timeout=301")).await, 422, "invalid_timeout").await;
-    assert_problem(d.get(&format!("{href}/wait?timeout=abc")).await, 422, "invalid_query").await;
+    assert_problem(
+        d.get(&format!("{href}/wait?timeout=301")).await,
+        422,
+        "invalid_timeout",
+    )
+    .await;
+    assert_problem(
+        d.get(&format!("{href}/wait?timeout=abc")).await,
+        422,
+        "invalid_query",
+    )
+    .await;
 }

@@ -11,7 +11,9 @@ async fn audit_records_mutations_with_actor_and_outcome() {
     let d = Daemon::start();
     d.create_token(json!({"name": "audited"})).await;
     // A refused anonymous mutation is recorded too.
-    let r = d.send("POST", "/api/v1/tokens", None, Some(json!({"name": "x"}))).await;
+    let r = d
+        .send("POST", "/api/v1/tokens", None, Some(json!({"name": "x"})))
+        .await;
     assert_eq!(r.status(), 401);
     // Reads are not.
     d.get("/api/v1/jobs").await;
@@ -24,7 +26,13 @@ async fn audit_records_mutations_with_actor_and_outcome() {
     assert_eq!(created["method"], "POST");
     assert_eq!(created["status"], 201);
     assert_eq!(created["outcome"], "success");
-    assert!(created["target"].as_str().unwrap().starts_with("/api/v1/tokens/"), "{created}");
+    assert!(
+        created["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("/api/v1/tokens/"),
+        "{created}"
+    );
     assert_eq!(created["remote"], "127.0.0.1");
     assert_eq!(refused["actor"], "anonymous");
     assert_eq!(refused["outcome"], "failure");
@@ -41,33 +49,79 @@ async fn metrics_need_auth_unless_public() {
     let d = Daemon::start();
     d.get("/api/v1/jobs").await;
     d.send("GET", "/api/v1/jobs", None, None).await;
-    assert_eq!(d.client.get(d.url("/metrics")).send().await.unwrap().status(), 401);
+    assert_eq!(
+        d.client
+            .get(d.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
     let text = d.get("/metrics").await.text().await.unwrap();
-    assert!(text.contains("hostplane_http_requests_total{route=\"/api/v1/jobs\",method=\"GET\",status=\"200\"}"), "{text}");
-    assert!(text.contains("hostplane_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains(
+            "hostplane_http_requests_total{route=\"/api/v1/jobs\",method=\"GET\",status=\"200\"}"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("hostplane_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(text.contains("hostplane_auth_failures_total"), "{text}");
-    let public = Daemon::start_with(Opts { extra_args: vec!["--metrics-public".into()], ..Default::default() });
-    assert_eq!(public.client.get(public.url("/metrics")).send().await.unwrap().status(), 200);
+    let public = Daemon::start_with(Opts {
+        extra_args: vec!["--metrics-public".into()],
+        ..Default::default()
+    });
+    assert_eq!(
+        public
+            .client
+            .get(public.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let d = Daemon::start();
     assert_problem(d.get("/api/v1/nope").await, 404, "not_found").await;
-    assert_problem(d.send("PUT", "/api/v1/jobs", Some(&d.token), None).await, 405, "method_not_allowed").await;
+    assert_problem(
+        d.send("PUT", "/api/v1/jobs", Some(&d.token), None).await,
+        405,
+        "method_not_allowed",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn openapi_is_served_committed_and_in_sync() {
     let d = Daemon::start();
-    let served: Value = d.client.get(d.url("/api-docs/openapi.json")).send().await.unwrap().json().await.unwrap();
+    let served: Value = d
+        .client
+        .get(d.url("/api-docs/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(served["openapi"].as_str().unwrap().starts_with("3.1"));
-    let printed = std::process::Command::new(common::BIN).arg("openapi").output().unwrap();
+    let printed = std::process::Command::new(common::BIN)
+        .arg("openapi")
+        .output()
+        .unwrap();
     assert!(printed.status.success());
-    let printed: Value = serde_json::from_slice(&printed.stdout).expect("stdout is only the document");
+    let printed: Value =
+        serde_json::from_slice(&printed.stdout).expect("stdout is only the document");
     assert_eq!(served, printed);
     let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
-    let committed: Value = serde_json::from_str(&std::fs::read_to_string(committed_path).unwrap()).unwrap();
+    let committed: Value =
+        serde_json::from_str(&std::fs::read_to_string(committed_path).unwrap()).unwrap();
     assert!(
         committed == printed,
         "openapi.json is out of date: run `cargo run -q -- openapi > openapi.json` and commit it"
@@ -76,8 +130,14 @@ async fn openapi_is_served_committed_and_in_sync() {
     for (path, item) in served["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {
             let responses = op["responses"].as_object().unwrap();
-            assert!(responses.keys().any(|k| k.starts_with('2') || k == "101"), "{method} {path}");
-            assert!(responses["422"]["content"]["application/problem+json"].is_object(), "{method} {path}");
+            assert!(
+                responses.keys().any(|k| k.starts_with('2') || k == "101"),
+                "{method} {path}"
+            );
+            assert!(
+                responses["422"]["content"]["application/problem+json"].is_object(),
+                "{method} {path}"
+            );
         }
     }
     // The Swagger UI is vendored: it loads with no network.
@@ -85,31 +145,62 @@ async fn openapi_is_served_committed_and_in_sync() {
     assert_eq!(ui.status(), 200);
     let html = ui.text().await.unwrap();
     assert!(html.contains("swagger-ui"), "{html}");
-    assert!(!html.contains("https://"), "the UI must not load anything from the network");
+    assert!(
+        !html.contains("https://"),
+        "the UI must not load anything from the network"
+    );
 }
 
 fn served_certificate(port: u16) -> String {
     let out = std::process::Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost"])
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            "-servername",
+            "localhost",
+        ])
         .stdin(std::process::Stdio::null())
         .output()
         .expect("openssl is installed (scripts/test installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
-    let start = text.find("-----BEGIN CERTIFICATE-----").expect("a certificate was served");
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("a certificate was served");
     let end = text.find("-----END CERTIFICATE-----").unwrap() + "-----END CERTIFICATE-----".len();
     text[start..end].to_string()
 }
 
 #[tokio::test]
 async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
-    let d = Daemon::start_with(Opts { https: true, ..Default::default() });
+    let d = Daemon::start_with(Opts {
+        https: true,
+        ..Default::default()
+    });
     let tls = d.data_dir().join("tls");
     let first = served_certificate(d.port);
-    assert_eq!(first.trim(), std::fs::read_to_string(tls.join("cert.pem")).unwrap().trim());
+    assert_eq!(
+        first.trim(),
+        std::fs::read_to_string(tls.join("cert.pem"))
+            .unwrap()
+            .trim()
+    );
     // A new pair, made by someone else's tool, put in place of the old one.
     let work = tempfile::tempdir().unwrap();
     let status = std::process::Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj", "/CN=reloaded"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=reloaded",
+        ])
         .arg("-keyout")
         .arg(work.path().join("key.pem"))
         .arg("-out")
@@ -131,7 +222,11 @@ async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    assert_eq!(served.trim(), new.trim(), "the new certificate is served without a restart");
+    assert_eq!(
+        served.trim(),
+        new.trim(),
+        "the new certificate is served without a restart"
+    );
     // Same process, still answering.
     assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
     // A broken pair is refused and the current one stays.

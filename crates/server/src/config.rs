@@ -185,7 +185,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOSTPLANE_DATA_DIR", value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Address to listen on (repeat or comma-separate for several).
-    #[arg(long, env = "HOSTPLANE_LISTEN", value_name = "ADDR:PORT", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "HOSTPLANE_LISTEN",
+        value_name = "ADDR:PORT",
+        value_delimiter = ','
+    )]
     pub listen: Vec<SocketAddr>,
     /// Serve plain HTTP instead of HTTPS.
     #[arg(long, env = "HOSTPLANE_HTTP")]
@@ -206,7 +211,12 @@ pub struct ServeArgs {
     #[arg(long, env = "HOSTPLANE_METRICS_PUBLIC")]
     pub metrics_public: bool,
     /// Device globs destructive disk operations may touch (comma-separated).
-    #[arg(long, env = "HOSTPLANE_DISKS_ALLOW", value_name = "GLOB", value_delimiter = ',')]
+    #[arg(
+        long,
+        env = "HOSTPLANE_DISKS_ALLOW",
+        value_name = "GLOB",
+        value_delimiter = ','
+    )]
     pub disks_allow: Vec<String>,
     /// Log filter, e.g. `info` or `debug,hyper=info`.
     #[arg(long, env = "HOSTPLANE_LOG", value_name = "FILTER")]
@@ -319,10 +329,10 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", &e.to_string()));
         }
-        if let Some(s) = self.socket_path() {
-            if s.as_os_str().len() > 100 {
-                return Err(invalid("socket", "path longer than 100 bytes"));
-            }
+        if let Some(s) = self.socket_path()
+            && s.as_os_str().len() > 100
+        {
+            return Err(invalid("socket", "path longer than 100 bytes"));
         }
         Ok(())
     }
@@ -385,6 +395,11 @@ mod tests {
         assert!(e.contains("events.replay_window"), "{e}");
         let mut c = Config::default();
         c.disks.allow = vec!["sda".into()];
-        assert!(c.validate().unwrap_err().to_string().contains("disks.allow"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("disks.allow")
+        );
     }
 }

@@ -14,5 +14,6 @@ pub mod tls;
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {
     let (_, doc) = http::openapi_and_router();
-    doc.to_pretty_json().expect("the OpenAPI document serializes")
+    doc.to_pretty_json()
+        .expect("the OpenAPI document serializes")
 }

@@ -40,7 +40,11 @@ pub fn init_logging(cfg: &Config) {
             .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
             .try_init(),
         LogFormat::Json => registry
-            .with(tracing_subscriber::fmt::layer().json().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Journald => match tracing_journald::layer() {
             Ok(j) => registry.with(j).try_init(),
@@ -230,7 +234,7 @@ fn spawn_housekeeping(state: AppState) {
             if let Err(e) = state.auth.flush_last_used() {
                 tracing::warn!(error = %e, "cannot record token use");
             }
-            if n % 12 == 0 {
+            if n.is_multiple_of(12) {
                 let _ = state.auth.prune_expired_sessions();
                 state.login_limiter.shrink();
             }
@@ -249,7 +253,9 @@ fn spawn_tls_reloader(files: tls::TlsFiles, live: axum_server::tls_rustls::Rustl
         while hup.recv().await.is_some() {
             match tls::reload_from_files(&live, &files).await {
                 Ok(()) => tracing::info!(cert = %files.cert.display(), "TLS certificate reloaded"),
-                Err(e) => tracing::error!(error = %e, "TLS reload failed; keeping the old certificate"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS reload failed; keeping the old certificate")
+                }
             }
         }
     });

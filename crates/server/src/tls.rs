@@ -65,7 +65,11 @@ pub async fn load(files: &TlsFiles) -> anyhow::Result<RustlsConfig> {
 
 /// Replaces the live certificate from PEM; the old one stays if the new one is bad. New
 /// connections get the new certificate; open ones keep theirs.
-pub async fn reload(config: &RustlsConfig, cert_pem: Vec<u8>, key_pem: Vec<u8>) -> std::io::Result<()> {
+pub async fn reload(
+    config: &RustlsConfig,
+    cert_pem: Vec<u8>,
+    key_pem: Vec<u8>,
+) -> std::io::Result<()> {
     config.reload_from_pem(cert_pem, key_pem).await
 }
 

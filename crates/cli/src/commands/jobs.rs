@@ -263,7 +263,7 @@ async fn wait(
 
 fn show(ctx: &Ctx, answer: &JsonAnswer) -> anyhow::Result<()> {
     if ctx.json {
-        return print_json(&answer);
+        return print_json(answer);
     }
     let j: Job = answer.parse()?;
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());

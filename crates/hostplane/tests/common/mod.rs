@@ -172,10 +172,14 @@ impl Daemon {
         r.json().await.unwrap()
     }
 
-    pub async fn send(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> reqwest::Response {
-        let mut req = self
-            .client
-            .request(method.parse().unwrap(), self.url(path));
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> reqwest::Response {
+        let mut req = self.client.request(method.parse().unwrap(), self.url(path));
         if let Some(t) = token {
             req = req.bearer_auth(t);
         }
@@ -186,16 +190,21 @@ impl Daemon {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> reqwest::Response {
-        self.send("POST", path, Some(&self.token.clone()), Some(body)).await
+        self.send("POST", path, Some(&self.token.clone()), Some(body))
+            .await
     }
 
     /// Creates a user (no password) with `role` and returns an API token for it.
     pub async fn token_for_role(&self, user: &str, role: &str) -> String {
         let r = self
-            .post("/api/v1/users", serde_json::json!({"name": user, "role": role}))
+            .post(
+                "/api/v1/users",
+                serde_json::json!({"name": user, "role": role}),
+            )
             .await;
         assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
-        self.create_token(serde_json::json!({"name": format!("{user}-token"), "owner": user})).await
+        self.create_token(serde_json::json!({"name": format!("{user}-token"), "owner": user}))
+            .await
     }
 
     pub async fn create_token(&self, body: Value) -> String {
@@ -212,7 +221,10 @@ impl Daemon {
         let mut out = String::new();
         s.read_to_string(&mut out).unwrap();
         let status: u16 = out.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = out.split_once("\r\n\r\n").map(|x| x.1.to_string()).unwrap_or_default();
+        let body = out
+            .split_once("\r\n\r\n")
+            .map(|x| x.1.to_string())
+            .unwrap_or_default();
         (status, body)
     }
 

@@ -74,9 +74,17 @@ fn query_param(req: &Request, name: &str) -> Option<String> {
 }
 
 /// Ok(None): no credential at all. Err: a credential that does not authenticate.
-fn authenticate(state: &AppState, req: &Request, peer: &Peer) -> Result<Option<Principal>, ApiError> {
+fn authenticate(
+    state: &AppState,
+    req: &Request,
+    peer: &Peer,
+) -> Result<Option<Principal>, ApiError> {
     let auth: &Auth = &state.auth;
-    let bad = |what: &str| ApiError::Unauthenticated(format!("the {what} is not valid (unknown, revoked or expired)"));
+    let bad = |what: &str| {
+        ApiError::Unauthenticated(format!(
+            "the {what} is not valid (unknown, revoked or expired)"
+        ))
+    };
     if let Some(h) = req.headers().get(header::AUTHORIZATION) {
         let value = h.to_str().unwrap_or("");
         let token = value
@@ -95,22 +103,22 @@ fn authenticate(state: &AppState, req: &Request, peer: &Peer) -> Result<Option<P
             .ok_or_else(|| bad("session cookie"));
     }
     let cfg = &state.config.auth;
-    if cfg.query_token {
-        if let Some(token) = query_param(req, "token") {
-            return auth
-                .authenticate_token(&token, AuthMethod::QueryToken)
-                .or_else(|| auth.authenticate_admin_api_token(&token))
-                .map(Some)
-                .ok_or_else(|| bad("token parameter"));
-        }
+    if cfg.query_token
+        && let Some(token) = query_param(req, "token")
+    {
+        return auth
+            .authenticate_token(&token, AuthMethod::QueryToken)
+            .or_else(|| auth.authenticate_admin_api_token(&token))
+            .map(Some)
+            .ok_or_else(|| bad("token parameter"));
     }
-    if cfg.query_hash {
-        if let Some(hash) = query_param(req, "hash") {
-            return auth
-                .authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path())
-                .map(Some)
-                .ok_or_else(|| bad("hash parameter"));
-        }
+    if cfg.query_hash
+        && let Some(hash) = query_param(req, "hash")
+    {
+        return auth
+            .authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path())
+            .map(Some)
+            .ok_or_else(|| bad("hash parameter"));
     }
     if let Peer::Unix { uid: Some(0), .. } = peer {
         return Ok(Some(Principal {
@@ -183,7 +191,14 @@ pub async fn auth_layer(
     resp
 }
 
-fn audit(state: &AppState, method: &Method, path: &str, p: Option<&Principal>, peer: &Peer, resp: &Response) {
+fn audit(
+    state: &AppState,
+    method: &Method,
+    path: &str,
+    p: Option<&Principal>,
+    peer: &Peer,
+    resp: &Response,
+) {
     if !is_mutating(method) {
         return;
     }

@@ -22,7 +22,8 @@ pub fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError
     };
     let v = v.to_str().unwrap_or("");
     let matches = v.trim() == "*"
-        || v.split(',').any(|t| t.trim().trim_start_matches("W/") == current);
+        || v.split(',')
+            .any(|t| t.trim().trim_start_matches("W/") == current);
     if matches {
         Ok(())
     } else {

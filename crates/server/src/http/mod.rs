@@ -59,12 +59,18 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
     ("403", "Authenticated but not allowed (role or scope)"),
     ("404", "No such resource"),
     ("405", "Method not allowed on this path"),
-    ("409", "Conflicts with the current state (exists, busy, lock held)"),
+    (
+        "409",
+        "Conflicts with the current state (exists, busy, lock held)",
+    ),
     ("413", "Body too large"),
     ("415", "Wrong content type"),
     ("422", "Invalid input; `errors` names the fields"),
     ("429", "Too many requests; see Retry-After"),
-    ("503", "A subsystem this needs is not available on this host"),
+    (
+        "503",
+        "A subsystem this needs is not available on this host",
+    ),
 ];
 
 /// The finished OpenAPI document: operations from the areas, security schemes, and the
@@ -101,10 +107,11 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             "Jidoteki-compatible HMAC-SHA256 of METHOD+path keyed by hex(SHA-256(admin-API token)); replayable",
         ))),
     );
-    let default_security: Vec<utoipa::openapi::security::SecurityRequirement> = ["bearer", "cookie", "token", "hash"]
-        .iter()
-        .map(|s| utoipa::openapi::security::SecurityRequirement::new(*s, Vec::<String>::new()))
-        .collect();
+    let default_security: Vec<utoipa::openapi::security::SecurityRequirement> =
+        ["bearer", "cookie", "token", "hash"]
+            .iter()
+            .map(|s| utoipa::openapi::security::SecurityRequirement::new(*s, Vec::<String>::new()))
+            .collect();
     doc.security = Some(default_security);
     for item in doc.paths.paths.values_mut() {
         for op in [
@@ -127,7 +134,9 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
                                 .description(*text)
                                 .content(
                                     PROBLEM_JSON,
-                                    Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name("Problem")))),
+                                    Content::new(Some(RefOr::Ref(
+                                        utoipa::openapi::Ref::from_schema_name("Problem"),
+                                    ))),
                                 )
                                 .build(),
                         )
@@ -145,7 +154,10 @@ pub fn app(state: AppState) -> Router {
     let api = api
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::from_fn_with_state(state.clone(), auth_layer::auth_layer))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth_layer::auth_layer,
+        ))
         .layer(middleware::from_fn(metrics_layer))
         .with_state(state.clone());
     Router::new()
@@ -180,15 +192,26 @@ async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Respon
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| state.auth.authenticate_token(t.trim(), hostplane_types::auth::AuthMethod::Bearer))
+            .and_then(|t| {
+                state
+                    .auth
+                    .authenticate_token(t.trim(), hostplane_types::auth::AuthMethod::Bearer)
+            })
             .is_some();
         if !authorized {
-            return ApiError::Unauthenticated("metrics need a bearer token (or metrics.public = true)".into()).into_response();
+            return ApiError::Unauthenticated(
+                "metrics need a bearer token (or metrics.public = true)".into(),
+            )
+            .into_response();
         }
     }
     metrics::gauge!("hostplane_jobs_running").set(state.jobs.running_count() as f64);
     metrics::gauge!("hostplane_uptime_seconds").set(state.started.elapsed().as_secs_f64());
-    let body = state.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    let body = state
+        .metrics
+        .as_ref()
+        .map(|h| h.render())
+        .unwrap_or_default();
     let mut resp = body.into_response();
     resp.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -13,13 +13,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
+use ::time::OffsetDateTime;
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
 use hmac::{Hmac, KeyInit, Mac};
 use hostplane_types::auth::{AuthMethod, Role, Token, TokenKind, User, Whoami};
 use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-use ::time::OffsetDateTime;
 
 use crate::error::ApiError;
 use crate::platform::store::Store;
@@ -377,8 +377,11 @@ impl Auth {
     ) -> Option<Principal> {
         let key = self.admin_api_key.read().unwrap_or_else(|p| p.into_inner());
         let key = key.as_deref()?;
-        ct_eq(&jidoteki_hmac(key, method, path), &hash.to_ascii_lowercase())
-            .then(|| Self::admin_api_principal(AuthMethod::QueryHash))
+        ct_eq(
+            &jidoteki_hmac(key, method, path),
+            &hash.to_ascii_lowercase(),
+        )
+        .then(|| Self::admin_api_principal(AuthMethod::QueryHash))
     }
 
     pub fn admin_api_token_is_set(&self) -> bool {
@@ -399,7 +402,10 @@ impl Auth {
         }
         let key = sha256_hex(token.as_bytes());
         self.store.set_setting(ADMIN_API_KEY_SETTING, &key)?;
-        *self.admin_api_key.write().unwrap_or_else(|p| p.into_inner()) = Some(key);
+        *self
+            .admin_api_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(key);
         Ok(())
     }
 
@@ -730,7 +736,15 @@ mod tests {
     fn user_names() {
         assert!(validate_user_name("alice").is_ok());
         assert!(validate_user_name("a.b-c_1").is_ok());
-        for bad in ["", "-x", "Alice", "a b", "root", "admin-api", &"x".repeat(65)] {
+        for bad in [
+            "",
+            "-x",
+            "Alice",
+            "a b",
+            "root",
+            "admin-api",
+            &"x".repeat(65),
+        ] {
             assert!(validate_user_name(bad).is_err(), "{bad}");
         }
     }

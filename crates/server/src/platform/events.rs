@@ -25,9 +25,8 @@ pub struct Events {
 
 impl Events {
     pub fn new(store: Arc<Store>, window: usize) -> rusqlite::Result<Events> {
-        let last: i64 = store.read(|c| {
-            c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))
-        })?;
+        let last: i64 = store
+            .read(|c| c.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0)))?;
         let (tx, _) = broadcast::channel(1024);
         Ok(Events {
             store,
@@ -56,7 +55,10 @@ impl Events {
             actor: actor.to_string(),
             data,
         };
-        let prune_below = (event.seq % 256 == 0).then(|| event.seq.saturating_sub(self.window));
+        let prune_below = event
+            .seq
+            .is_multiple_of(256)
+            .then(|| event.seq.saturating_sub(self.window));
         let res = self.store.write(|tx| {
             tx.execute(
                 "INSERT INTO events(seq, time, type, href, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",

@@ -128,7 +128,11 @@ impl Inner {
         match self.get(id) {
             Ok(Some(job)) => {
                 let data = serde_json::to_value(&job).unwrap_or_default();
-                let ty = if created { "job.created" } else { "job.updated" };
+                let ty = if created {
+                    "job.created"
+                } else {
+                    "job.updated"
+                };
                 self.events.publish(ty, &job.href, actor, data);
             }
             Ok(None) => {}
@@ -243,7 +247,9 @@ impl Jobs {
             if let Some(holder) = locks.get(key) {
                 return Err(ApiError::conflict(
                     "lock_held",
-                    format!("job /api/v1/jobs/{holder} holds lock {key:?}; wait for it or cancel it"),
+                    format!(
+                        "job /api/v1/jobs/{holder} holds lock {key:?}; wait for it or cancel it"
+                    ),
                 ));
             }
             locks.insert(key.clone(), id.clone());
@@ -336,11 +342,21 @@ impl Jobs {
                 Some(f.message.clone()),
                 None,
             ),
-            Err(f) => (JobStatus::Failed, Some(f.code), Some(f.message.clone()), None),
+            Err(f) => (
+                JobStatus::Failed,
+                Some(f.code),
+                Some(f.message.clone()),
+                None,
+            ),
         };
         match &outcome {
             Ok(_) => ctx.log("job finished: success"),
-            Err(f) => ctx.log(format!("job finished: {} ({}): {}", status.as_str(), f.code, f.message)),
+            Err(f) => ctx.log(format!(
+                "job finished: {} ({}): {}",
+                status.as_str(),
+                f.code,
+                f.message
+            )),
         }
         let res = self.inner.store.write(|tx| {
             tx.execute(
@@ -373,9 +389,8 @@ impl Jobs {
     /// All jobs, newest first.
     pub fn list(&self) -> rusqlite::Result<Vec<Job>> {
         self.inner.store.read(|c| {
-            let mut stmt = c.prepare(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"
-            ))?;
+            let mut stmt =
+                c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"))?;
             stmt.query_map([], job_from_row)?.collect()
         })
     }
@@ -386,8 +401,10 @@ impl Jobs {
             let mut stmt = c.prepare(
                 "SELECT seq, time, line FROM job_log WHERE job_id = ?1 AND seq > ?2 ORDER BY seq",
             )?;
-            stmt.query_map(params![id, after], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
+            stmt.query_map(params![id, after], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            })?
+            .collect()
         })
     }
 

@@ -153,7 +153,10 @@ impl Store {
     }
 
     /// Runs a read on one of the reader connections (they see committed data only).
-    pub fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> rusqlite::Result<T> {
+    pub fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         // Take the first free reader, starting at a rotating index; block on one if all busy.
         for i in 0..self.readers.len() {

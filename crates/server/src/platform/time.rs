@@ -9,9 +9,8 @@ pub fn now() -> OffsetDateTime {
 }
 
 pub fn format(t: OffsetDateTime) -> String {
-    let fmt = format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
+    let fmt =
+        format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
     t.to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .unwrap_or_default()

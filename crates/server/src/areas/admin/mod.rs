@@ -71,18 +71,22 @@ async fn setup(
         }
     }
     let token = token.ok_or_else(|| bad_request("the newtoken field is required"))?;
-    state.auth.set_admin_api_token(&token).map_err(|e| match e {
-        ApiError::Invalid { detail, .. } => bad_request(detail),
-        other => other,
-    })?;
     state
-        .events
-        .publish(
-            "resource.updated",
-            "/api/v1/admin/setup",
-            caller.map(|Extension(p)| p.user).as_deref().unwrap_or("anonymous"),
-            serde_json::Value::Null,
-        );
+        .auth
+        .set_admin_api_token(&token)
+        .map_err(|e| match e {
+            ApiError::Invalid { detail, .. } => bad_request(detail),
+            other => other,
+        })?;
+    state.events.publish(
+        "resource.updated",
+        "/api/v1/admin/setup",
+        caller
+            .map(|Extension(p)| p.user)
+            .as_deref()
+            .unwrap_or("anonymous"),
+        serde_json::Value::Null,
+    );
     Ok(axum::Json(JidotekiStatus {
         status: "200 OK".into(),
     })

@@ -51,7 +51,9 @@ async fn login(
         .map_err(ApiError::internal)??;
     let Some(role) = role else {
         metrics::counter!("hostplane_auth_failures_total", "reason" => "bad_password").increment(1);
-        return Err(ApiError::Unauthenticated("wrong username or password".into()));
+        return Err(ApiError::Unauthenticated(
+            "wrong username or password".into(),
+        ));
     };
     let ttl = state.config.auth.session_ttl_secs;
     let expires = time::now() + ::time::Duration::seconds(ttl as i64);
@@ -91,8 +93,10 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<R
         }
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert(header::SET_COOKIE, session_cookie("", 0, !state.config.http));
+    resp.headers_mut().insert(
+        header::SET_COOKIE,
+        session_cookie("", 0, !state.config.http),
+    );
     Ok(resp)
 }
 

@@ -16,10 +16,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{Message, WebSocketUpgrade};
-use futures_util::SinkExt;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
+use futures_util::SinkExt;
 use futures_util::StreamExt;
 use hostplane_types::events::Event;
 use serde::Deserialize;
@@ -53,7 +53,12 @@ struct TypeFilter(Vec<String>);
 impl TypeFilter {
     fn parse(s: Option<&str>) -> Result<TypeFilter, ApiError> {
         let mut pats = Vec::new();
-        for p in s.unwrap_or("").split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        for p in s
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
             let ok = p
                 .trim_end_matches('*')
                 .bytes()
@@ -87,9 +92,9 @@ fn sse(e: &Event) -> SseEvent {
 }
 
 fn gap(after: u64) -> SseEvent {
-    SseEvent::default()
-        .event("stream.gap")
-        .data(format!(r#"{{"after":{after},"detail":"events were missed; refetch state"}}"#))
+    SseEvent::default().event("stream.gap").data(format!(
+        r#"{{"after":{after},"detail":"events were missed; refetch state"}}"#
+    ))
 }
 
 /// One item of an event stream: an event, or notice that some were missed after `after`.
@@ -156,7 +161,9 @@ fn event_stream(
 }
 
 fn gap_json(after: u64) -> String {
-    format!(r#"{{"type":"stream.gap","after":{after},"detail":"events were missed; refetch state"}}"#)
+    format!(
+        r#"{{"type":"stream.gap","after":{after},"detail":"events were missed; refetch state"}}"#
+    )
 }
 
 /// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
@@ -170,9 +177,18 @@ async fn events(
 ) -> ApiResult<Response> {
     let filter = TypeFilter::parse(params.r#type.as_deref())?;
     let header_id = match headers.get("last-event-id") {
-        Some(v) => Some(v.to_str().ok().and_then(|s| s.trim().parse::<u64>().ok()).ok_or_else(
-            || ApiError::invalid_field("invalid_last_event_id", "Last-Event-ID", "must be a sequence number"),
-        )?),
+        Some(v) => Some(
+            v.to_str()
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::invalid_field(
+                        "invalid_last_event_id",
+                        "Last-Event-ID",
+                        "must be a sequence number",
+                    )
+                })?,
+        ),
         None => None,
     };
     let stream = event_stream(&state, filter, header_id.or(params.last_event_id))?.map(|item| {

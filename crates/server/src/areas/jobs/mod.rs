@@ -43,7 +43,10 @@ async fn list_jobs(
 #[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = Job)))]
-async fn get_job(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<axum::Json<Job>> {
+async fn get_job(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<Job>> {
     state.jobs.get(&id).map(axum::Json)
 }
 
@@ -93,9 +96,8 @@ async fn job_log(
     let lines = state.jobs.log_lines(&id, 0)?;
     let body = if params.follow.unwrap_or(false) {
         let after = lines.last().map(|l| l.0).unwrap_or(0);
-        let first = futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(
-            render(&lines),
-        )));
+        let first =
+            futures_util::stream::once(std::future::ready(Ok::<_, std::io::Error>(render(&lines))));
         Body::from_stream(futures_util::StreamExt::chain(
             first,
             follow(state.jobs.clone(), id, after),
@@ -129,7 +131,10 @@ fn follow(
                     let next = lines.last().map(|l| l.0).unwrap_or(after);
                     return Some((Ok(render(&lines)), Some(next)));
                 }
-                let done = jobs.get(&id).map(|j| j.status.is_terminal()).unwrap_or(true);
+                let done = jobs
+                    .get(&id)
+                    .map(|j| j.status.is_terminal())
+                    .unwrap_or(true);
                 match rx {
                     Some(mut rx) if !done => {
                         let _ = tokio::time::timeout(Duration::from_secs(15), rx.changed()).await;
@@ -162,7 +167,11 @@ async fn wait_job(
 ) -> ApiResult<axum::Json<Job>> {
     let secs = params.timeout.unwrap_or(30);
     if secs > 300 {
-        return Err(ApiError::invalid_field("invalid_timeout", "timeout", "timeout is 0 .. 300 seconds"));
+        return Err(ApiError::invalid_field(
+            "invalid_timeout",
+            "timeout",
+            "timeout is 0 .. 300 seconds",
+        ));
     }
     state
         .jobs

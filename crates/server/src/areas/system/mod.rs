@@ -97,22 +97,47 @@ async fn run_selftest(
         Ok(s) => (false, s),
         Err(e) => (false, e.to_string()),
     };
-    record(&ctx, 1, SelftestStep { name: "store".into(), ok, detail });
+    record(
+        &ctx,
+        1,
+        SelftestStep {
+            name: "store".into(),
+            ok,
+            detail,
+        },
+    );
     pace(&ctx, delay).await;
 
     // 2. Free space in the data dir.
     let data_dir = state.config.data_dir.clone();
     let (ok, detail) = match hostplane_host::capabilities::disk_free(&data_dir) {
         Ok((total_b, avail)) => {
-            let pct = if total_b == 0 { 0.0 } else { avail as f64 * 100.0 / total_b as f64 };
+            let pct = if total_b == 0 {
+                0.0
+            } else {
+                avail as f64 * 100.0 / total_b as f64
+            };
             (
                 avail >= 64 << 20,
-                format!("{} MiB free of {} MiB ({pct:.1} %) in {}", avail >> 20, total_b >> 20, data_dir.display()),
+                format!(
+                    "{} MiB free of {} MiB ({pct:.1} %) in {}",
+                    avail >> 20,
+                    total_b >> 20,
+                    data_dir.display()
+                ),
             )
         }
         Err(e) => (false, format!("statvfs {}: {e}", data_dir.display())),
     };
-    record(&ctx, 2, SelftestStep { name: "disk_space".into(), ok, detail });
+    record(
+        &ctx,
+        2,
+        SelftestStep {
+            name: "disk_space".into(),
+            ok,
+            detail,
+        },
+    );
     pace(&ctx, delay).await;
 
     // 3. The data dir takes a durable write.
@@ -130,13 +155,31 @@ async fn run_selftest(
         Ok(()) => (true, "wrote, synced and removed a probe file".to_string()),
         Err(e) => (false, e.to_string()),
     };
-    record(&ctx, 3, SelftestStep { name: "data_dir_writable".into(), ok, detail });
+    record(
+        &ctx,
+        3,
+        SelftestStep {
+            name: "data_dir_writable".into(),
+            ok,
+            detail,
+        },
+    );
     pace(&ctx, delay).await;
 
     // 4. Host tools, by area.
     let caps = hostplane_host::capabilities::probe().await;
-    let found: Vec<&str> = caps.tools.iter().filter(|t| t.found).map(|t| t.name.as_str()).collect();
-    let missing: Vec<&str> = caps.tools.iter().filter(|t| !t.found).map(|t| t.name.as_str()).collect();
+    let found: Vec<&str> = caps
+        .tools
+        .iter()
+        .filter(|t| t.found)
+        .map(|t| t.name.as_str())
+        .collect();
+    let missing: Vec<&str> = caps
+        .tools
+        .iter()
+        .filter(|t| !t.found)
+        .map(|t| t.name.as_str())
+        .collect();
     record(
         &ctx,
         4,

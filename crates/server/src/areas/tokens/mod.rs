@@ -72,10 +72,9 @@ async fn create_token(
         None if caller_is_user => p.user.clone(),
         None => crate::serve::BOOTSTRAP_USER.to_string(),
     };
-    let owner_user = state
-        .auth
-        .get_user(&owner)?
-        .ok_or_else(|| ApiError::invalid_field("unknown_owner", "owner", format!("no user {owner:?}")))?;
+    let owner_user = state.auth.get_user(&owner)?.ok_or_else(|| {
+        ApiError::invalid_field("unknown_owner", "owner", format!("no user {owner:?}"))
+    })?;
     let ceiling = owner_user.role.min(p.role);
     let role = req.role.unwrap_or(ceiling);
     if role > ceiling {

@@ -47,7 +47,8 @@ async fn create_user(
     let st = state.clone();
     // argon2 is deliberately slow: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || {
-        st.auth.create_user(&req.name, req.role, req.password.as_deref())
+        st.auth
+            .create_user(&req.name, req.role, req.password.as_deref())
     })
     .await
     .map_err(ApiError::internal)??;
