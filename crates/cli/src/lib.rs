@@ -28,30 +28,26 @@ use commands::Ctx;
 
 /// How to reach the daemon; global options of `hostplane`.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct ConnectOpts {
     /// Daemon address: https://HOST:PORT, http://HOST:PORT or unix:///PATH [default: the saved
     /// login's, else the local socket, else https://127.0.0.1:8443]
     #[arg(long, global = true, env = "HOSTPLANE_URL", value_name = "URL")]
     pub url: Option<String>,
     /// Bearer token [default: the saved login's; none on the unix socket]
-    #[arg(
-        long,
-        global = true,
-        env = "HOSTPLANE_TOKEN",
-        value_name = "TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, env = "HOSTPLANE_TOKEN", value_name = "TOKEN")]
+    #[arg(hide_env_values = true)]
     pub token: Option<String>,
     /// Accept any TLS certificate (the daemon's default one is self-signed)
-    #[arg(long, global = true, env = "HOSTPLANE_INSECURE", action = ArgAction::SetTrue,
-        value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "HOSTPLANE_INSECURE", action = ArgAction::SetTrue)]
+    #[arg(value_parser = FalseyValueParser::new())]
     pub insecure: bool,
     /// Trust this PEM certificate, e.g. DATA_DIR/tls/cert.pem
     #[arg(long, global = true, env = "HOSTPLANE_CA", value_name = "FILE")]
     pub ca: Option<PathBuf>,
     /// Print the API's JSON instead of tables
-    #[arg(long, global = true, env = "HOSTPLANE_JSON", action = ArgAction::SetTrue,
-        value_parser = FalseyValueParser::new())]
+    #[arg(long, global = true, env = "HOSTPLANE_JSON", action = ArgAction::SetTrue)]
+    #[arg(value_parser = FalseyValueParser::new())]
     pub json: bool,
 }
 

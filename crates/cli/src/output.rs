@@ -15,7 +15,8 @@ pub fn stdout_is_tty() -> bool {
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_style(presets::NOTHING);
-    if stdout_is_tty() {
+    // Wrap to the terminal, when there is one of a sensible width.
+    if stdout_is_tty() && t.width().is_some_and(|w| w >= 40) {
         t.set_content_arrangement(ContentArrangement::Dynamic);
     } else {
         t.force_no_tty()

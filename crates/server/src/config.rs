@@ -37,6 +37,17 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   [disks]
   allow = []                           # globs of devices destructive operations may touch, e.g. ["/dev/loop*"]
 
+  [admin]                              # the Jidoteki-compatible admin API (/api/v1/admin)
+  # endpoints = ["certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
+  vendor_public_key = ""               # vendor's ed25519 public key (base64): verifies update packages and licences
+  appliance_identity = ""              # age identity file that decrypts update packages; empty = DATA_DIR/keys/appliance.key
+  vendor_recipient = ""                # age recipient (age1...) debug bundles are encrypted to
+  update_timeout_secs = 1800           # an update script running longer is killed (E1000)
+  reboot_command = []                  # argv of the reboot action; empty = systemd over D-Bus, else `reboot`
+  services = ["hostplane"]             # units GET /admin/services reports
+  log_paths = []                       # extra log files and dirs logs.tar.gz includes
+  storage_options = ["local", "nfs", "aoe", "iscsi", "nbd"]  # persistent storage types offered
+
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
   format = "text"                      # text | json | journald
@@ -57,6 +68,7 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub events: EventsConfig,
     pub disks: DisksConfig,
+    pub admin: AdminConfig,
     pub log: LogConfig,
 }
 
@@ -112,6 +124,45 @@ impl Default for EventsConfig {
 pub struct DisksConfig {
     pub allow: Vec<String>,
 }
+
+/// The Jidoteki-compatible admin API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Optional endpoints enabled; None = every implemented one.
+    pub endpoints: Option<Vec<String>>,
+    pub vendor_public_key: String,
+    pub appliance_identity: Option<PathBuf>,
+    pub vendor_recipient: String,
+    pub update_timeout_secs: u64,
+    pub reboot_command: Vec<String>,
+    pub services: Vec<String>,
+    pub log_paths: Vec<PathBuf>,
+    pub storage_options: Vec<String>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            endpoints: None,
+            vendor_public_key: String::new(),
+            appliance_identity: None,
+            vendor_recipient: String::new(),
+            update_timeout_secs: 1800,
+            reboot_command: Vec::new(),
+            services: vec!["hostplane".into()],
+            log_paths: Vec::new(),
+            storage_options: ["local", "nfs", "aoe", "iscsi", "nbd"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
+
+/// The optional Jidoteki endpoints a config may name.
+pub const ADMIN_OPTIONAL_ENDPOINTS: &[&str] = &[
+    "settings", "certs", "license", "storage", "backup", "cluster",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -169,6 +220,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             events: EventsConfig::default(),
             disks: DisksConfig::default(),
+            admin: AdminConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -323,6 +375,30 @@ impl Config {
                 return Err(invalid(
                     "disks.allow",
                     &format!("{g:?}: a device glob must start with /dev/"),
+                ));
+            }
+        }
+        if let Some(list) = &self.admin.endpoints {
+            for e in list {
+                if !ADMIN_OPTIONAL_ENDPOINTS.contains(&e.as_str()) {
+                    return Err(invalid(
+                        "admin.endpoints",
+                        &format!(
+                            "{e:?} is not an optional endpoint ({})",
+                            ADMIN_OPTIONAL_ENDPOINTS.join(", ")
+                        ),
+                    ));
+                }
+            }
+        }
+        if !(1..=86_400).contains(&self.admin.update_timeout_secs) {
+            return Err(invalid("admin.update_timeout_secs", "must be 1 .. 86400"));
+        }
+        for o in &self.admin.storage_options {
+            if !["local", "nfs", "aoe", "iscsi", "nbd"].contains(&o.as_str()) {
+                return Err(invalid(
+                    "admin.storage_options",
+                    &format!("{o:?}: options are local, nfs, aoe, iscsi, nbd"),
                 ));
             }
         }

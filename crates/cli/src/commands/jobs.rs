@@ -241,7 +241,7 @@ async fn wait(
         let job: Job = answer.parse()?;
         if let Some(b) = &bar {
             b.set_position(u64::from(job.progress.min(100)));
-            b.set_message(format!("{} {} {}", job.kind, job.id, job.status.as_str()));
+            b.set_message(format!("{} {}", job.kind, job.status.as_str()));
         }
         if job.status.is_terminal() {
             break (answer, false);

@@ -1,25 +1,27 @@
-//! `/api/v1/admin`: the Jidoteki-compatible admin API (reference/jidoteki-admin-api.md).
+//! `/api/v1/admin`: the Jidoteki-compatible admin API, implemented exactly as
+//! `reference/jidoteki-admin-api.md` says (multipart field names, `{"Status": ...}` bodies,
+//! status codes, `E1000`–`E1005`, `[unixtime][SYSTEM] message` log lines).
 //!
-//! This foundation holds its credential: `POST /admin/setup` sets the admin-API token that
-//! `?token=` and `?hash=` authenticate with. Unauthenticated setup is accepted only while the
-//! token has never been set, and only from loopback or the unix socket (see
-//! `http::auth_layer::is_public`); afterwards it needs authentication. Errors answer 400 and
-//! authentication failures 403, as the spec says.
+//! Flow: auth layer (here authentication failures answer 403, per the spec) → the compat
+//! handler in this folder, which is a thin layer over the native `/api/v1` implementation of the
+//! same thing (jobs, problem+json, roles) → the platform. Optional endpoints (`[admin] endpoints`
+//! in the config) that are disabled answer 404 and are not listed by `GET /admin/endpoints`.
 
-use axum::Extension;
-use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, State};
-use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
 
-use crate::error::{ApiError, ApiResult};
-use crate::platform::auth::Principal;
+use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod setup;
+
+/// Optional endpoints hostplane implements (Jidoteki: enabled by configuration).
+/// `settings` and `cluster` stay disabled until the network and fleet issues.
+pub const OPTIONAL_IMPLEMENTED: &[&str] = &[];
+
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(setup))
+    OpenApiRouter::new().merge(setup::router())
 }
 
 /// Jidoteki status answer, e.g. `{"Status":"200 OK"}`.
@@ -27,68 +29,42 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct JidotekiStatus {
     #[serde(rename = "Status")]
     pub status: String,
+    #[serde(rename = "Location", skip_serializing_if = "Option::is_none")]
+    pub location: Option<String>,
 }
 
-/// `multipart/form-data` body of `POST /admin/setup`.
-#[derive(Debug, ToSchema)]
-#[allow(dead_code)]
-pub struct SetupForm {
-    /// The new API token, 1 to 255 characters.
-    newtoken: String,
-}
-
-fn bad_request(detail: impl Into<String>) -> ApiError {
-    ApiError::BadRequest {
-        code: "invalid_token",
-        detail: detail.into(),
-    }
-}
-
-/// Set or change the admin API token (Jidoteki `POST /setup`).
-#[utoipa::path(post, path = "/api/v1/admin/setup", tag = "admin",
-    request_body(content = SetupForm, content_type = "multipart/form-data"),
-    security((), ("bearer" = []), ("cookie" = []), ("token" = []), ("hash" = [])),
-    responses((status = 200, description = "Token set", body = JidotekiStatus)))]
-async fn setup(
-    State(state): State<AppState>,
-    caller: Option<Extension<Principal>>,
-    form: Result<Multipart, MultipartRejection>,
-) -> ApiResult<Response> {
-    let mut form = form.map_err(|e| bad_request(format!("expected multipart/form-data: {e}")))?;
-    let mut token = None;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad_request(format!("unreadable form: {e}")))?
-    {
-        if field.name() == Some("newtoken") {
-            token = Some(
-                field
-                    .text()
-                    .await
-                    .map_err(|e| bad_request(format!("unreadable newtoken: {e}")))?,
-            );
+impl JidotekiStatus {
+    pub fn ok() -> Self {
+        JidotekiStatus {
+            status: "200 OK".into(),
+            location: None,
         }
     }
-    let token = token.ok_or_else(|| bad_request("the newtoken field is required"))?;
-    state
-        .auth
-        .set_admin_api_token(&token)
-        .map_err(|e| match e {
-            ApiError::Invalid { detail, .. } => bad_request(detail),
-            other => other,
-        })?;
-    state.events.publish(
-        "resource.updated",
-        "/api/v1/admin/setup",
-        caller
-            .map(|Extension(p)| p.user)
-            .as_deref()
-            .unwrap_or("anonymous"),
-        serde_json::Value::Null,
-    );
-    Ok(axum::Json(JidotekiStatus {
-        status: "200 OK".into(),
-    })
-    .into_response())
+
+    pub fn accepted(location: Option<&str>) -> Self {
+        JidotekiStatus {
+            status: "202 Accepted".into(),
+            location: location.map(str::to_string),
+        }
+    }
+}
+
+/// Whether optional endpoint `name` is enabled: listed in `[admin] endpoints`, or the key is
+/// absent and hostplane implements it.
+pub fn endpoint_enabled(state: &AppState, name: &str) -> bool {
+    match &state.config.admin.endpoints {
+        Some(list) => list.iter().any(|e| e == name) && OPTIONAL_IMPLEMENTED.contains(&name),
+        None => OPTIONAL_IMPLEMENTED.contains(&name),
+    }
+}
+
+/// 404 for a disabled optional endpoint, as the spec says.
+pub fn require_enabled(state: &AppState, name: &str) -> Result<(), ApiError> {
+    if endpoint_enabled(state, name) {
+        Ok(())
+    } else {
+        Err(ApiError::not_found(format!(
+            "the optional endpoint {name:?} is disabled"
+        )))
+    }
 }
