@@ -528,11 +528,11 @@ impl Auth {
                 "last_admin",
                 "the last admin cannot be demoted",
             )),
-            Some(0) => Err(ApiError::not_found(format!("user {name:?}"))),
+            Some(0) => Err(ApiError::not_found(format!("no user {name:?}"))),
             Some(_) => {
                 self.reload()?;
                 self.get_user(name)?
-                    .ok_or_else(|| ApiError::not_found(format!("user {name:?}")))
+                    .ok_or_else(|| ApiError::not_found(format!("no user {name:?}")))
             }
         }
     }
@@ -550,7 +550,7 @@ impl Auth {
     pub fn delete_user(&self, name: &str) -> Result<User, ApiError> {
         let user = self
             .get_user(name)?
-            .ok_or_else(|| ApiError::not_found(format!("user {name:?}")))?;
+            .ok_or_else(|| ApiError::not_found(format!("no user {name:?}")))?;
         let deleted = self.store.write(|tx| {
             if self.is_last_admin(tx, name)? {
                 return Ok(None);

@@ -37,6 +37,8 @@ pub struct JobSpec {
 pub struct JobFailure {
     pub code: &'static str,
     pub message: String,
+    /// What the job found before failing (e.g. the self-test's steps), kept as its `result`.
+    pub result: Option<serde_json::Value>,
 }
 
 impl JobFailure {
@@ -44,7 +46,13 @@ impl JobFailure {
         JobFailure {
             code,
             message: message.into(),
+            result: None,
         }
+    }
+
+    pub fn with_result(mut self, result: serde_json::Value) -> Self {
+        self.result = Some(result);
+        self
     }
 }
 
@@ -346,7 +354,7 @@ impl Jobs {
                 JobStatus::Failed,
                 Some(f.code),
                 Some(f.message.clone()),
-                None,
+                f.result.as_ref().map(|v| v.to_string()),
             ),
         };
         match &outcome {
@@ -383,7 +391,7 @@ impl Jobs {
     pub fn get(&self, id: &str) -> Result<Job, ApiError> {
         self.inner
             .get(id)?
-            .ok_or_else(|| ApiError::not_found(format!("job {id:?}")))
+            .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))
     }
 
     /// All jobs, newest first.

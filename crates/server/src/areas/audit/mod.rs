@@ -45,10 +45,10 @@ async fn get_audit(
     p.require(Role::Admin)?;
     let id: i64 = id
         .parse()
-        .map_err(|_| ApiError::not_found(format!("audit entry {id:?}")))?;
+        .map_err(|_| ApiError::not_found(format!("no audit entry {id:?}")))?;
     state
         .audit
         .get(id)?
         .map(axum::Json)
-        .ok_or_else(|| ApiError::not_found(format!("audit entry {id}")))
+        .ok_or_else(|| ApiError::not_found(format!("no audit entry {id}")))
 }

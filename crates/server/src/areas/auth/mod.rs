@@ -79,19 +79,25 @@ async fn login(
     Ok(resp)
 }
 
-/// End the current session (revokes the session token used, clears the cookie).
+/// End the current session (revokes the session token used, clears the cookie). API tokens
+/// are revoked with `DELETE /api/v1/tokens/{id}` instead: logging out with one is a 409.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out")))]
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
-    if let Some(id) = &p.token_id {
-        let is_session = state
+    let session = match &p.token_id {
+        Some(id) => state
             .auth
             .get_token(id)?
-            .is_some_and(|t| t.kind == TokenKind::Session);
-        if is_session || p.method == AuthMethod::Cookie {
-            state.auth.revoke_token(id)?;
-        }
-    }
+            .filter(|t| t.kind == TokenKind::Session || p.method == AuthMethod::Cookie),
+        None => None,
+    };
+    let Some(session) = session else {
+        return Err(ApiError::conflict(
+            "not_a_session",
+            "this credential is not a login session; revoke API tokens with DELETE /api/v1/tokens/{id}",
+        ));
+    };
+    state.auth.revoke_token(&session.id)?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut().insert(
         header::SET_COOKIE,

@@ -201,16 +201,18 @@ async fn run_selftest(
     let ok = steps.iter().all(|s| s.ok);
     let result = SelftestResult { steps, ok };
     if !ok {
-        return Err(JobFailure::new(
-            "selftest_failed",
-            result
-                .steps
-                .iter()
-                .filter(|s| !s.ok)
-                .map(|s| format!("{}: {}", s.name, s.detail))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ));
+        let message = result
+            .steps
+            .iter()
+            .filter(|s| !s.ok)
+            .map(|s| format!("{}: {}", s.name, s.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let failure = JobFailure::new("selftest_failed", message);
+        return Err(match serde_json::to_value(&result) {
+            Ok(v) => failure.with_result(v),
+            Err(_) => failure,
+        });
     }
     serde_json::to_value(result).map_err(|e| JobFailure::new("internal", e.to_string()))
 }

@@ -124,7 +124,7 @@ async fn get_token(
 ) -> ApiResult<axum::Json<Token>> {
     match state.auth.get_token(&id)? {
         Some(t) if visible(&p, &t) => Ok(axum::Json(t)),
-        _ => Err(ApiError::not_found(format!("token {id:?}"))),
+        _ => Err(ApiError::not_found(format!("no token {id:?}"))),
     }
 }
 
@@ -139,7 +139,7 @@ async fn revoke_token(
 ) -> ApiResult<axum::http::StatusCode> {
     let token = match state.auth.get_token(&id)? {
         Some(t) if visible(&p, &t) => t,
-        _ => return Err(ApiError::not_found(format!("token {id:?}"))),
+        _ => return Err(ApiError::not_found(format!("no token {id:?}"))),
     };
     state.auth.revoke_token(&id)?;
     state.events.publish(

@@ -82,7 +82,7 @@ fn find(state: &AppState, name: &str) -> ApiResult<User> {
     state
         .auth
         .get_user(name)?
-        .ok_or_else(|| ApiError::not_found(format!("user {name:?}")))
+        .ok_or_else(|| ApiError::not_found(format!("no user {name:?}")))
 }
 
 /// Change a user's role or password.
