@@ -1,4 +1,5 @@
-"""Schemathesis hooks for scripts/schemathesis: keep the fuzzer from revoking its own credential.
+"""Schemathesis hooks for scripts/schemathesis: keep the fuzzer from revoking its own
+credential, and drop one header that schemathesis wrongly expects a server to reject.
 
 Schemathesis 4 does not only send random ids: it reads resources out of earlier responses
 (`extra data sources`, on by default) and chains operations (stateful phase). After a
@@ -36,9 +37,8 @@ def _drop_unknown_header(case):
     """Unknown request headers are not an error: RFC 9110 §5.1 has recipients ignore unrecognized
     header fields, and proxies and browsers add their own. Schemathesis means to exempt extra
     headers from `negative_data_rejection` (`has_only_additional_properties_in_non_body_parameters`)
-    but 4.32.5 misses them on an operation that also declares a header parameter
-    (`GET /api/v1/events` with `Last-Event-ID`) and then expects a 4xx for a request that only
-    adds `x-schemathesis-unknown-property`. Dropping that one header makes such a case valid
+    but 4.32.5 missed them on `GET /api/v1/events` (which declares a `Last-Event-ID` header)
+    and expected a 4xx for a request whose only fault was `x-schemathesis-unknown-property: 42`. Dropping that one header makes such a case valid
     again; every other negative case is sent as generated.
     """
     if case.headers and _UNKNOWN_HEADER in case.headers:

@@ -4,9 +4,22 @@
 //! * [`command`]: the one command runner ([`Cmd`]) every external program goes through, plus
 //!   the argument validators ([`validate_name`], [`validate_path_arg`]) and [`which`].
 //! * [`capabilities`]: the host capability probe ([`probe`]) and [`disk_free`].
+//! * [`health`]: load, memory, CPU, filesystems and sampled rates from `/proc` and `statvfs`.
+//! * [`persistent_storage`]: mount units that attach the persistent storage at boot.
+//! * [`qemu`]: QEMU for the `vms` area: argv builder, process supervision, QMP client, qemu-img.
+//! * [`systemd`]: service units over D-Bus (list, start/stop/restart, enable/disable, reboot).
 
+pub mod blockdev;
+pub mod btrfs;
 pub mod capabilities;
 pub mod command;
+pub mod disks;
+pub mod health;
+pub mod persistent_storage;
+pub mod qemu;
+pub mod smart;
+pub mod systemd;
+pub mod uevent;
 
 pub use capabilities::{disk_free, kvm_decision, probe};
 pub use command::{Cmd, CommandError, Output, validate_name, validate_path_arg, which};

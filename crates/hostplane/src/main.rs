@@ -27,6 +27,9 @@ enum Command {
     Openapi,
     #[command(flatten)]
     Client(hostplane_cli::Command),
+    /// Vendor tooling (no daemon needed): keys, update packages, licences.
+    #[command(flatten)]
+    Vendor(hostplane_package::cli::VendorCommand),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +66,7 @@ fn main() -> ExitCode {
             println!("{}", hostplane_server::openapi_json());
             ExitCode::SUCCESS
         }
+        Command::Vendor(cmd) => ExitCode::from(hostplane_package::cli::run(cmd)),
         Command::Client(cmd) => match runtime.block_on(hostplane_cli::run(cli.connect, cmd)) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
             Err(e) => {

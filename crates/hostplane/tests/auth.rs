@@ -449,15 +449,14 @@ async fn jidoteki_token_and_hash_with_published_vectors() {
         r.json::<Value>().await.unwrap(),
         json!({"Status": "200 OK"})
     );
-    // The published hash now authenticates (the route itself belongs to a later issue: 404,
-    // not 403, proves the credential was accepted).
+    // The published hash now authenticates the published request.
     let r = d
         .client
         .get(d.url(&format!("/api/v1/admin/version?hash={vector}")))
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 200);
     // On native routes too, with the method+path it was made for.
     let h = hmac_hex(&key, "GET/api/v1/auth/whoami");
     let me: Value = d

@@ -37,6 +37,9 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   [disks]
   allow = []                           # globs of devices destructive operations may touch, e.g. ["/dev/loop*"]
 
+  [pools]                              # storage pools (/api/v1/pools)
+  mount_root = "/mnt/pools"            # pools are mounted at MOUNT_ROOT/<name>, mergerfs members under MOUNT_ROOT/.members
+
   [admin]                              # the Jidoteki-compatible admin API (/api/v1/admin)
   # endpoints = ["certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
   vendor_public_key = ""               # vendor's ed25519 public key (base64): verifies update packages and licences
@@ -47,6 +50,21 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   services = ["hostplane"]             # units GET /admin/services reports
   log_paths = []                       # extra log files and dirs logs.tar.gz includes
   storage_options = ["local", "nfs", "aoe", "iscsi", "nbd"]  # persistent storage types offered
+  storage_mount_point = "/srv/hostplane"  # where persistent storage is mounted at boot
+  system_root = ""                     # prefix for generated system files (mount units); empty = "/"
+                                       #   as root with the default data_dir, else DATA_DIR/root
+  backup_keep = 3                      # backups kept in DATA_DIR/backup; older ones are deleted (1 .. 100)
+
+  [services]                           # systemd units over D-Bus (/api/v1/services, GET /admin/services)
+  dbus_address = ""                    # system bus address; empty = $DBUS_SYSTEM_BUS_ADDRESS, else unix:path=/run/dbus/system_bus_socket
+  job_timeout_secs = 120               # a start/stop/restart job gives up waiting for systemd after this (1 .. 3600)
+
+  [vms]                                # QEMU virtual machines (/api/v1/vms)
+  images_dir = ""                      # disks, templates, thin-clone bases; empty = DATA_DIR/vms (until pools hold VM disks)
+  run_dir = ""                         # QMP/serial/VNC sockets, pidfiles, QEMU logs (at most 58 bytes); empty = DATA_DIR/run/vms if short enough
+  allowed_paths = []                   # more directories whose files (ISOs, kernels, images) a VM definition may name
+  max_disk_bytes = 4398046511104       # largest disk a request may create, grow or import (4 TiB)
+  max_running = 32                     # VMs running at once, at most (1 .. 1024)
 
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
@@ -68,8 +86,14 @@ pub struct Config {
     pub metrics: MetricsConfig,
     pub events: EventsConfig,
     pub disks: DisksConfig,
+    pub pools: PoolsConfig,
     pub admin: AdminConfig,
+    pub services: ServicesConfig,
+    pub vms: VmsConfig,
     pub log: LogConfig,
+    /// The file this was loaded from (not a key of the file; backups include the file).
+    #[serde(skip)]
+    pub config_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -125,6 +149,22 @@ pub struct DisksConfig {
     pub allow: Vec<String>,
 }
 
+/// Storage pools.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoolsConfig {
+    /// Pools are mounted at `mount_root/<name>` (absolute).
+    pub mount_root: PathBuf,
+}
+
+impl Default for PoolsConfig {
+    fn default() -> Self {
+        PoolsConfig {
+            mount_root: PathBuf::from("/mnt/pools"),
+        }
+    }
+}
+
 /// The Jidoteki-compatible admin API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -139,6 +179,12 @@ pub struct AdminConfig {
     pub services: Vec<String>,
     pub log_paths: Vec<PathBuf>,
     pub storage_options: Vec<String>,
+    /// Mount point of the persistent storage (absolute, no `..`).
+    pub storage_mount_point: PathBuf,
+    /// Prefix for generated system files; None = [`Config::system_root`] decides.
+    pub system_root: Option<PathBuf>,
+    /// Backups kept; the oldest beyond this are deleted after a new one.
+    pub backup_keep: usize,
 }
 
 impl Default for AdminConfig {
@@ -155,6 +201,9 @@ impl Default for AdminConfig {
             storage_options: ["local", "nfs", "aoe", "iscsi", "nbd"]
                 .map(String::from)
                 .to_vec(),
+            storage_mount_point: PathBuf::from("/srv/hostplane"),
+            system_root: None,
+            backup_keep: 3,
         }
     }
 }
@@ -163,6 +212,50 @@ impl Default for AdminConfig {
 pub const ADMIN_OPTIONAL_ENDPOINTS: &[&str] = &[
     "settings", "certs", "license", "storage", "backup", "cluster",
 ];
+
+/// systemd over D-Bus (the services area).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServicesConfig {
+    /// D-Bus address of the system bus; empty = environment, else the standard socket.
+    pub dbus_address: String,
+    pub job_timeout_secs: u64,
+}
+
+impl Default for ServicesConfig {
+    fn default() -> Self {
+        ServicesConfig {
+            dbus_address: String::new(),
+            job_timeout_secs: 120,
+        }
+    }
+}
+
+/// QEMU virtual machines.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VmsConfig {
+    pub images_dir: Option<PathBuf>,
+    pub run_dir: Option<PathBuf>,
+    pub allowed_paths: Vec<PathBuf>,
+    pub max_disk_bytes: u64,
+    pub max_running: u32,
+}
+
+impl Default for VmsConfig {
+    fn default() -> Self {
+        VmsConfig {
+            images_dir: None,
+            run_dir: None,
+            allowed_paths: Vec::new(),
+            max_disk_bytes: 4 << 40,
+            max_running: 32,
+        }
+    }
+}
+
+/// Longest `vms.run_dir`: its sockets `<run_dir>/<VM id>/serial.sock` must fit in 107 bytes.
+pub const VMS_RUN_DIR_MAX: usize = 58;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
@@ -220,8 +313,12 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             events: EventsConfig::default(),
             disks: DisksConfig::default(),
+            pools: PoolsConfig::default(),
             admin: AdminConfig::default(),
+            services: ServicesConfig::default(),
+            vms: VmsConfig::default(),
             log: LogConfig::default(),
+            config_file: None,
         }
     }
 }
@@ -298,6 +395,7 @@ impl Config {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
+        cfg.config_file = args.config.clone();
         if let Some(d) = &args.data_dir {
             cfg.data_dir = d.clone();
         }
@@ -378,6 +476,19 @@ impl Config {
                 ));
             }
         }
+        let root = &self.pools.mount_root;
+        if !root.is_absolute()
+            || root == Path::new("/")
+            || root
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+            || root.as_os_str().as_encoded_bytes().contains(&b':')
+        {
+            return Err(invalid(
+                "pools.mount_root",
+                "must be an absolute path other than /, without .. or ':'",
+            ));
+        }
         if let Some(list) = &self.admin.endpoints {
             for e in list {
                 if !ADMIN_OPTIONAL_ENDPOINTS.contains(&e.as_str()) {
@@ -391,6 +502,11 @@ impl Config {
                 }
             }
         }
+        if !self.admin.vendor_public_key.trim().is_empty()
+            && let Err(e) = hostplane_package::keys::parse_public_key(&self.admin.vendor_public_key)
+        {
+            return Err(invalid("admin.vendor_public_key", &e.to_string()));
+        }
         if !(1..=86_400).contains(&self.admin.update_timeout_secs) {
             return Err(invalid("admin.update_timeout_secs", "must be 1 .. 86400"));
         }
@@ -402,6 +518,34 @@ impl Config {
                 ));
             }
         }
+        let mp = &self.admin.storage_mount_point;
+        if !mp.is_absolute()
+            || mp == Path::new("/")
+            || !mp.to_str().is_some_and(|s| {
+                s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/_.-".contains(&b))
+            })
+            || mp
+                .components()
+                .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
+            return Err(invalid(
+                "admin.storage_mount_point",
+                "must be an absolute path other than / of [A-Za-z0-9/_.-], without ..",
+            ));
+        }
+        if let Some(r) = &self.admin.system_root
+            && !r.as_os_str().is_empty()
+            && !r.is_absolute()
+        {
+            return Err(invalid("admin.system_root", "must be an absolute path"));
+        }
+        if !(1..=100).contains(&self.admin.backup_keep) {
+            return Err(invalid("admin.backup_keep", "must be 1 .. 100"));
+        }
+        if !(1..=3600).contains(&self.services.job_timeout_secs) {
+            return Err(invalid("services.job_timeout_secs", "must be 1 .. 3600"));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return Err(invalid("log.level", &e.to_string()));
         }
@@ -410,7 +554,50 @@ impl Config {
         {
             return Err(invalid("socket", "path longer than 100 bytes"));
         }
+        // <run_dir>/<36-char VM id>/serial.sock must fit a unix socket address (108 bytes).
+        if self.vms_run_dir().as_os_str().len() > VMS_RUN_DIR_MAX {
+            return Err(invalid(
+                "vms.run_dir",
+                &format!("{} is longer than {VMS_RUN_DIR_MAX} bytes (unix socket paths); set a shorter vms.run_dir", self.vms_run_dir().display()),
+            ));
+        }
+        if self.vms.max_disk_bytes < 1 << 20 {
+            return Err(invalid("vms.max_disk_bytes", "must be at least 1048576"));
+        }
+        if !(1..=1024).contains(&self.vms.max_running) {
+            return Err(invalid("vms.max_running", "must be 1 .. 1024"));
+        }
+        for p in &self.vms.allowed_paths {
+            if !p.is_absolute() {
+                return Err(invalid("vms.allowed_paths", &format!("{}: must be absolute", p.display())));
+            }
+        }
         Ok(())
+    }
+
+    /// Where VM disks live (`[vms] images_dir`, default DATA_DIR/vms).
+    pub fn vms_images_dir(&self) -> PathBuf {
+        match &self.vms.images_dir {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.data_dir.join("vms"),
+        }
+    }
+
+    /// Where QEMU's sockets and pidfiles live (`[vms] run_dir`, default DATA_DIR/run/vms, or
+    /// `/tmp/hostplane-vms-<hash of the data dir>` when that is too long for socket paths).
+    pub fn vms_run_dir(&self) -> PathBuf {
+        match &self.vms.run_dir {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => {
+                let d = self.data_dir.join("run/vms");
+                if d.as_os_str().len() <= VMS_RUN_DIR_MAX {
+                    return d;
+                }
+                use sha2::Digest;
+                let h = sha2::Sha256::digest(self.data_dir.as_os_str().as_encoded_bytes());
+                std::env::temp_dir().join(format!("hostplane-vms-{}", &hex::encode(h)[..16]))
+            }
+        }
     }
 
     /// The unix socket path, or None when disabled.
@@ -435,6 +622,17 @@ impl Config {
     pub fn bootstrap_token_path(&self) -> PathBuf {
         self.data_dir.join("bootstrap-token")
     }
+
+    /// Where generated system files (mount units) go: `admin.system_root`, else `/` when root
+    /// with the default data dir (a real install), else DATA_DIR/root (a sandbox, so a daemon
+    /// started for tests or fuzzing never changes the host's boot configuration).
+    pub fn system_root(&self) -> PathBuf {
+        match &self.admin.system_root {
+            Some(r) if !r.as_os_str().is_empty() => r.clone(),
+            _ if is_root() && self.data_dir == Path::new(ROOT_DATA_DIR) => PathBuf::from("/"),
+            _ => self.data_dir.join("root"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -455,12 +653,31 @@ mod tests {
         assert_eq!(cfg.listen, d.listen);
         assert_eq!(cfg.auth.session_ttl_secs, d.auth.session_ttl_secs);
         assert_eq!(cfg.events.replay_window, d.events.replay_window);
+        assert_eq!(cfg.pools.mount_root, d.pools.mount_root);
     }
 
     #[test]
     fn unknown_key_is_an_error() {
         let e = Config::from_toml("listne = []").unwrap_err();
         assert!(e.contains("listne"), "{e}");
+    }
+
+    #[test]
+    fn system_root_is_a_sandbox_unless_installed() {
+        let mut c = Config {
+            data_dir: PathBuf::from("/tmp/hp-test"),
+            ..Default::default()
+        };
+        assert_eq!(c.system_root(), PathBuf::from("/tmp/hp-test/root"));
+        c.admin.system_root = Some(PathBuf::from("/"));
+        assert_eq!(c.system_root(), PathBuf::from("/"));
+        c.admin.storage_mount_point = PathBuf::from("relative");
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("admin.storage_mount_point")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod config;
 pub mod error;
 pub mod fsutil;
 pub mod http;
+pub mod logfile;
 pub mod platform;
 pub mod serve;
 pub mod state;

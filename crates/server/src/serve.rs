@@ -33,7 +33,19 @@ pub fn init_logging(cfg: &Config) {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let registry = tracing_subscriber::registry().with(filter);
+    // Also DATA_DIR/logs/hostplane.log, rotated by size, for GET /admin/logs and debug bundles.
+    let file = match crate::logfile::RotatingFile::open(&crate::logfile::log_dir(&cfg.data_dir)) {
+        Ok(f) => Some(
+            tracing_subscriber::fmt::layer()
+                .with_ansi(false)
+                .with_writer(f),
+        ),
+        Err(e) => {
+            eprintln!("hostplane: no log file in the data dir ({e}); logging to stderr only");
+            None
+        }
+    };
+    let registry = tracing_subscriber::registry().with(filter).with(file);
     // Logs go to stderr (never stdout: `hostplane openapi > file` must stay clean).
     let result = match cfg.log.format {
         LogFormat::Text => registry
@@ -50,8 +62,7 @@ pub fn init_logging(cfg: &Config) {
             Ok(j) => registry.with(j).try_init(),
             Err(e) => {
                 eprintln!("journald unavailable ({e}); logging to stderr");
-                tracing_subscriber::registry()
-                    .with(tracing_subscriber::EnvFilter::new(&cfg.log.level))
+                registry
                     .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
                     .try_init()
             }
@@ -120,6 +131,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let store = Arc::new(Store::open(&cfg.db_path())?);
     let auth = Auth::new(store.clone())?;
     bootstrap(&cfg, &auth)?;
+    // Updates: the appliance's age identity at first start, stale work dirs (background).
+    crate::areas::system::update::at_start(&cfg);
     let events = Arc::new(Events::new(store.clone(), cfg.events.replay_window)?);
     let jobs = Jobs::new(store.clone(), events.clone())?;
     let tls_files = if cfg.http {
@@ -149,6 +162,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
+    let vms = Arc::new(
+        crate::areas::vms::VmManager::new(&cfg, store.clone(), events.clone())
+            .context("preparing the VM directories")?,
+    );
     let state = AppState(Arc::new(Services {
         login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_minute),
         audit: Audit::new(store.clone()),
@@ -160,6 +177,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         events,
         metrics,
         started: t0,
+        vms,
     }));
     let app = http::app(state.clone());
     let handle = Handle::new();
@@ -199,6 +217,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
 
     spawn_housekeeping(state.clone());
+    // Re-attach to QEMUs that outlived the last run, then autostart VMs (in the background).
+    crate::areas::vms::spawn_startup(&state);
+    // Disk hot-plug events and pool remounts run in the background: readiness does not wait.
+    crate::areas::disks::watch::spawn(state.clone());
+    crate::areas::pools::spawn_remount(state.clone());
     if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
         spawn_tls_reloader(files, live);
     }

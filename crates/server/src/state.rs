@@ -26,6 +26,8 @@ pub struct Services {
     /// The live TLS configuration; replacing its certificate swaps it for new connections.
     pub tls: Option<RustlsConfig>,
     pub started: std::time::Instant,
+    /// QEMU virtual machines (areas::vms).
+    pub vms: Arc<crate::areas::vms::VmManager>,
 }
 
 #[derive(Clone)]

@@ -13,22 +13,33 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// The configured pair, or DATA_DIR/tls/{cert,key}.pem, generated self-signed when missing.
-pub fn ensure_files(cfg: &Config) -> anyhow::Result<TlsFiles> {
-    let configured = cfg
-        .tls
+fn configured(cfg: &Config) -> Option<TlsFiles> {
+    cfg.tls
         .cert
         .clone()
         .zip(cfg.tls.key.clone())
-        .filter(|(c, k)| !c.as_os_str().is_empty() && !k.as_os_str().is_empty());
-    if let Some((cert, key)) = configured {
-        return Ok(TlsFiles { cert, key });
+        .filter(|(c, k)| !c.as_os_str().is_empty() && !k.as_os_str().is_empty())
+        .map(|(cert, key)| TlsFiles { cert, key })
+}
+
+/// Where the certificate and key are: the configured pair, or DATA_DIR/tls/{cert,key}.pem.
+pub fn paths(cfg: &Config) -> TlsFiles {
+    configured(cfg).unwrap_or_else(|| {
+        let dir = cfg.data_dir.join("tls");
+        TlsFiles {
+            cert: dir.join("cert.pem"),
+            key: dir.join("key.pem"),
+        }
+    })
+}
+
+/// The configured pair, or DATA_DIR/tls/{cert,key}.pem, generated self-signed when missing.
+pub fn ensure_files(cfg: &Config) -> anyhow::Result<TlsFiles> {
+    if let Some(files) = configured(cfg) {
+        return Ok(files);
     }
+    let files = paths(cfg);
     let dir = cfg.data_dir.join("tls");
-    let files = TlsFiles {
-        cert: dir.join("cert.pem"),
-        key: dir.join("key.pem"),
-    };
     if !files.cert.exists() || !files.key.exists() {
         generate_self_signed(&dir, &files)?;
         tracing::info!(cert = %files.cert.display(), "generated a self-signed TLS certificate");

@@ -99,11 +99,14 @@ pub struct User {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// 1–64 characters of `[a-z0-9_.-]`, starting with a letter or digit.
+    /// 1–64 characters of `[a-z0-9_.-]`, starting with a letter or digit (`root` and
+    /// `admin-api` are reserved).
+    #[schema(pattern = "^[a-z0-9][a-z0-9_.-]{0,63}$")]
     pub name: String,
     pub role: Role,
     /// Optional password (8–1024 characters). Without one, the user has API tokens only.
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -115,6 +118,7 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     /// New password (8–1024 characters).
     #[serde(default)]
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: Option<String>,
 }
 
@@ -150,21 +154,32 @@ pub struct Token {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTokenRequest {
-    /// 1–64 printable characters.
+    /// 1–64 characters, no control characters.
+    #[schema(pattern = "^[^\\u0000-\\u001f\\u007f]{1,64}$")]
     pub name: String,
     /// Role of the token; at most the owner's role. Defaults to the owner's role.
     #[serde(default)]
     pub role: Option<Role>,
     /// Scopes `<area>:read|write` or `*`; empty = all areas.
     #[serde(default)]
+    #[schema(value_type = Vec<ScopeString>)]
     pub scopes: Vec<String>,
     /// Lifetime in seconds (1 s – 10 years); absent = never expires.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 315360000)]
     pub expires_in: Option<u64>,
     /// Owner of the token (admins only); defaults to the caller.
     #[serde(default)]
     pub owner: Option<String>,
 }
+
+/// A scope: an area (or `*`), optionally `:read` or `:write` (the default).
+#[derive(ToSchema)]
+#[schema(
+    pattern = "^(\\*|admin|audit|auth|containers|disks|events|jobs|network|pools|services|shares|system|tokens|users|vms)(:(read|write))?$"
+)]
+#[allow(dead_code)]
+pub struct ScopeString(String);
 
 /// Answer to token creation: the token and, once, its secret value.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

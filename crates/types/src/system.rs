@@ -4,6 +4,12 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+pub mod backup;
+pub mod certificate;
+pub mod license;
+pub mod storage;
+pub mod update;
+
 /// What this host has: kernel, init system, cgroup layout, usable virtualization and the
 /// external tools each hostplane area relies on. Probed live on every request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -71,6 +77,7 @@ pub struct SelftestRequest {
     /// Pause between steps, in milliseconds (at most 60000). Useful to watch the job's
     /// progress and to test cancellation.
     #[serde(default)]
+    #[schema(minimum = 0, maximum = 60000)]
     pub step_delay_ms: Option<u64>,
 }
 

@@ -9,11 +9,15 @@ use crate::state::AppState;
 pub mod admin;
 pub mod audit;
 pub mod auth;
+pub mod disks;
 pub mod events;
 pub mod jobs;
+pub mod pools;
+pub mod services;
 pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod vms;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -24,7 +28,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(events::router())
         .merge(audit::router())
         .merge(system::router())
+        .merge(disks::router())
+        .merge(pools::router())
+        .merge(services::router())
         .merge(admin::router())
+        .merge(vms::router())
 }
 
 /// Answer for a created resource: 201, `Location`, the resource.

@@ -1,7 +1,7 @@
 //! Authentication, authorization and audit for every request, in one middleware.
 //!
 //! Flow per request: find one credential (Bearer header, `authenticationToken` cookie,
-//! `?token=`, `?hash=`, or root on the unix socket — in that order; a credential that is
+//! `?token=`, `?hash=`, a console `?ticket=`, or root on the unix socket — in that order; a credential that is
 //! present but wrong is refused, never skipped), turn it into a [`Principal`], check role
 //! (mutating methods need `operator`) and scope (`<area>:read|write`), put the principal in the
 //! request extensions for handlers, run the handler, and write an audit entry for every
@@ -119,6 +119,15 @@ fn authenticate(
             .authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path())
             .map(Some)
             .ok_or_else(|| bad("hash parameter"));
+    }
+    // A console ticket (POST /vms/{id}/console): single use, one console WebSocket of one VM.
+    if let Some(ticket) = query_param(req, "ticket") {
+        return state
+            .vms
+            .tickets
+            .redeem(&ticket, req.method(), req.uri().path())
+            .map(Some)
+            .ok_or_else(|| bad("console ticket"));
     }
     if let Peer::Unix { uid: Some(0), .. } = peer {
         return Ok(Some(Principal {

@@ -25,8 +25,8 @@ pub struct CollectionParams {
     /// At most this many items (1–10000). Absent: all.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 10000)]
     pub limit: Option<String>,
-    /// Skip this many items first.
-    #[param(value_type = Option<u64>, minimum = 0)]
+    /// Skip this many items first (0–1000000000).
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 1000000000)]
     pub offset: Option<String>,
     /// Comma-separated fields to return (`href` is always kept), e.g. `id,status`.
     pub fields: Option<String>,
@@ -65,14 +65,25 @@ fn known_fields<T: ToSchema + 'static>() -> &'static [&'static str] {
     })
 }
 
+/// What a collection's source is asked for.
+pub enum Fetch {
+    /// Every item: the query filters or sorts, so it needs the whole set.
+    All,
+    /// Only this page, in the natural order, plus the total count (a source can answer
+    /// this with `LIMIT/OFFSET` and `COUNT(*)` instead of reading everything).
+    Page { offset: usize, limit: Option<usize> },
+}
+
 impl CollectionParams {
     pub fn parse<T: ToSchema + 'static>(&self) -> Result<Query, ApiError> {
+        // An empty parameter (`fields=`) means the same as an absent one.
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
         let raw = RawParams {
-            limit: self.limit.clone(),
-            offset: self.offset.clone(),
-            fields: self.fields.clone(),
-            filter: self.filter.clone(),
-            sort: self.sort.clone(),
+            limit: given(&self.limit),
+            offset: given(&self.offset),
+            fields: given(&self.fields),
+            filter: given(&self.filter),
+            sort: given(&self.sort),
         };
         Ok(Query::parse(&raw, known_fields::<T>())?)
     }
@@ -95,13 +106,50 @@ pub fn respond<T: Serialize + ToSchema + 'static>(
     params: &CollectionParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
+    respond_with(params, headers, |_| Ok((items, None)))
+}
+
+/// Like [`respond`], for sources that can serve one page cheaply (large, growing tables):
+/// `fetch` gets [`Fetch::Page`] when the query neither filters nor sorts, and answers that
+/// page with the total; otherwise [`Fetch::All`] and answers every item (total `None`).
+pub fn respond_with<T, F>(
+    params: &CollectionParams,
+    headers: &HeaderMap,
+    fetch: F,
+) -> Result<Response, ApiError>
+where
+    T: Serialize + ToSchema + 'static,
+    F: FnOnce(Fetch) -> Result<(Vec<T>, Option<usize>), ApiError>,
+{
     let query = params.parse::<T>()?;
+    let paged = query.filter.is_empty() && query.sort.is_empty();
+    let (items, total) = if paged {
+        fetch(Fetch::Page {
+            offset: query.offset,
+            limit: query.limit,
+        })?
+    } else {
+        fetch(Fetch::All)?
+    };
     let values = items
         .into_iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    let page = query.apply(values);
+    let page = match total {
+        // The source paged already: only project the fields.
+        Some(total) => {
+            let project = hostplane_collection::Query {
+                limit: None,
+                offset: 0,
+                ..query
+            };
+            let mut page = project.apply(values);
+            page.total = total;
+            page
+        }
+        None => query.apply(values),
+    };
     let total = HeaderValue::from(page.total);
     let mut resp = if params.wants_ndjson(headers) {
         let mut body = Vec::with_capacity(page.items.len() * 128);

@@ -7,10 +7,46 @@ use axum::extract::{FromRequestParts, Query as AxumQuery};
 
 use crate::error::ApiError;
 
-/// JSON body. Unknown fields, wrong types and syntax errors are 422 `invalid_body`.
-#[derive(Debug, Clone, Copy, Default, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// JSON body. Unknown fields, wrong types and syntax errors are 422 `invalid_body`; a body
+/// without a JSON content type is 415.
+///
+/// Numbers are read as JSON Schema reads them: `5.0` is the integer 5 (OpenAPI 3.1 clients and
+/// fuzzers send integers that way), so the body is parsed to a value, integral floats become
+/// integers, and only then is it turned into `T`.
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
+
+impl<T, S> FromRequest<S> for Json<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let axum::Json(mut value) =
+            axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        integral_floats_to_integers(&mut value);
+        serde_json::from_value(value)
+            .map(Json)
+            .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))
+    }
+}
+
+fn integral_floats_to_integers(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+                *v = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
 
 /// Query string parameters. Bad values are 422 `invalid_query`.
 #[derive(Debug, Clone, Copy, Default, FromRequestParts)]
@@ -38,5 +74,19 @@ impl From<JsonRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(r: QueryRejection) -> Self {
         ApiError::invalid("invalid_query", r.body_text())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn integral_floats_become_integers_and_others_stay() {
+        let mut v = serde_json::json!({"a": 5.0, "b": [1.0, 2.5], "c": {"d": -3.0}, "e": 1e300});
+        super::integral_floats_to_integers(&mut v);
+        assert_eq!(v["a"], serde_json::json!(5));
+        assert!(v["a"].is_u64());
+        assert_eq!(v["b"], serde_json::json!([1, 2.5]));
+        assert!(v["c"]["d"].is_i64());
+        assert!(v["e"].is_f64());
     }
 }

@@ -48,6 +48,10 @@ pub mod ratelimit;
         (name = "audit", description = "Audit log (admin)"),
         (name = "system", description = "Host capabilities and self-test"),
         (name = "admin", description = "Jidoteki-compatible admin API"),
+        (name = "disks", description = "Block devices: inventory, SMART, power, wipe/partition/format jobs"),
+        (name = "pools", description = "Storage pools (btrfs, ext4, xfs, mergerfs), datasets and snapshots"),
+        (name = "services", description = "systemd service units over D-Bus"),
+        (name = "vms", description = "Virtual machines: QEMU over QMP, consoles, disks, snapshots, clones, templates, import/export"),
     )
 )]
 struct ApiDoc;
@@ -124,6 +128,7 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .into_iter()
         .flatten()
         {
+            document_streams(op);
             for (status, text) in ERROR_STATUSES {
                 op.responses
                     .responses
@@ -144,7 +149,80 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             }
         }
     }
+    close_multipart_forms(&mut doc);
     (router, doc)
+}
+
+/// Multipart forms take exactly their documented fields (the handlers refuse others), so their
+/// schemas say `additionalProperties: false`.
+fn close_multipart_forms(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::AdditionalProperties;
+    let mut names = Vec::new();
+    for item in doc.paths.paths.values() {
+        for op in [&item.post, &item.put, &item.patch].into_iter().flatten() {
+            if let Some(RefOr::T(body)) = &op.request_body
+                && let Some(RefOr::T(content)) = body.content.get("multipart/form-data")
+                && let Some(RefOr::Ref(r)) = &content.schema
+            {
+                names.push(r.ref_location.rsplit('/').next().unwrap_or("").to_string());
+            }
+        }
+    }
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in names {
+        if let Some(RefOr::T(utoipa::openapi::Schema::Object(obj))) =
+            components.schemas.get_mut(&name)
+        {
+            obj.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+    }
+}
+
+/// Streaming answers the derive macros cannot describe: collections also answer NDJSON (one
+/// item per line, when the operation takes `ndjson`), and an SSE stream is a sequence of
+/// messages `{id, event, data}` whose `data` is the JSON the operation names.
+fn document_streams(op: &mut utoipa::openapi::path::Operation) {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let takes_ndjson = op
+        .parameters
+        .as_ref()
+        .is_some_and(|ps| ps.iter().any(|p| matches!(p, RefOr::T(p) if p.name == "ndjson")));
+    let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") else {
+        return;
+    };
+    if takes_ndjson && !ok.content.contains_key(collection::NDJSON) {
+        let line = ObjectBuilder::new()
+            .schema_type(Type::String)
+            .description(Some("One JSON item per line"))
+            .build();
+        ok.content.insert(
+            collection::NDJSON.to_string(),
+            RefOr::T(Content::new(Some(RefOr::T(
+                utoipa::openapi::Schema::Object(line),
+            )))),
+        );
+    }
+    if let Some(RefOr::T(sse)) = ok.content.get_mut("text/event-stream") {
+        let string = || ObjectBuilder::new().schema_type(Type::String).build();
+        let message = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some(
+                "One SSE message: `id` is the event's sequence number (absent on `stream.gap`), `event` its type, `data` the event as JSON",
+            ))
+            .property("id", string())
+            .property("event", string())
+            .property(
+                "data",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .content_media_type("application/json")
+                    .build(),
+            )
+            .build();
+        sse.schema = Some(RefOr::T(utoipa::openapi::Schema::Object(message)));
+    }
 }
 
 /// The whole application: API routes behind auth and metrics, plus the public docs and

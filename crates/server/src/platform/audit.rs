@@ -56,9 +56,27 @@ impl Audit {
 
     /// Newest first.
     pub fn list(&self) -> rusqlite::Result<Vec<AuditEntry>> {
+        self.page(0, None).map(|(entries, _)| entries)
+    }
+
+    /// One page, newest first, and how many entries there are in all.
+    pub fn page(
+        &self,
+        offset: usize,
+        limit: Option<usize>,
+    ) -> rusqlite::Result<(Vec<AuditEntry>, usize)> {
         self.store.read(|c| {
-            let mut stmt = c.prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY id DESC"))?;
-            stmt.query_map([], entry_from_row)?.collect()
+            let total: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM audit")?
+                .query_row([], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+            ))?;
+            let limit = limit.map(|l| l as i64).unwrap_or(-1);
+            let entries = stmt
+                .query_map([limit, offset as i64], entry_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((entries, total as usize))
         })
     }
 

@@ -292,8 +292,14 @@ impl Auth {
         Ok(auth)
     }
 
-    /// Reloads the token table from the store (after any change to users or tokens).
+    /// Reloads the token table and the admin-API key from the store (after any change to
+    /// users or tokens, or a restore that replaced the store's content).
     pub fn reload(&self) -> rusqlite::Result<()> {
+        let key = self.store.get_setting(ADMIN_API_KEY_SETTING)?;
+        *self
+            .admin_api_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = key;
         let rows = self.store.read(|c| {
             let mut stmt = c.prepare(
                 "SELECT t.id, t.owner, t.role, u.role, t.scopes, t.secret_hash, t.expires_at
@@ -627,27 +633,33 @@ impl Auth {
         Ok((token, secret.value))
     }
 
+    /// Applies `last_used_at` values not yet flushed, so reads never need a write.
+    fn with_pending_use(&self, mut t: Token) -> Token {
+        let pending = self.pending_last_used.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(at) = pending.get(&t.id) {
+            t.last_used_at = Some(at.clone());
+        }
+        t
+    }
+
     pub fn list_tokens(&self, owner: Option<&str>) -> rusqlite::Result<Vec<Token>> {
-        self.flush_last_used()?;
-        self.store.read(|c| {
+        let tokens: Vec<Token> = self.store.read(|c| {
             let sql = format!(
                 "SELECT {TOKEN_COLUMNS} FROM tokens WHERE ?1 IS NULL OR owner = ?1 ORDER BY created_at, id"
             );
-            let mut stmt = c.prepare(&sql)?;
+            let mut stmt = c.prepare_cached(&sql)?;
             stmt.query_map([owner], token_from_row)?.collect()
-        })
+        })?;
+        Ok(tokens.into_iter().map(|t| self.with_pending_use(t)).collect())
     }
 
     pub fn get_token(&self, id: &str) -> rusqlite::Result<Option<Token>> {
-        self.flush_last_used()?;
-        self.store.read(|c| {
-            c.query_row(
-                &format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"),
-                [id],
-                token_from_row,
-            )
-            .optional()
-        })
+        let token = self.store.read(|c| {
+            c.prepare_cached(&format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE id = ?1"))?
+                .query_row([id], token_from_row)
+                .optional()
+        })?;
+        Ok(token.map(|t| self.with_pending_use(t)))
     }
 
     pub fn revoke_token(&self, id: &str) -> rusqlite::Result<bool> {

@@ -95,7 +95,7 @@ impl Events {
                 "SELECT seq, time, type, href, actor, data FROM events WHERE seq > ?1 ORDER BY seq",
             )?;
             let rows = stmt
-                .query_map([seq as i64], |r| {
+                .query_map([seq.min(i64::MAX as u64) as i64], |r| {
                     let data: String = r.get(5)?;
                     Ok(Event {
                         seq: r.get::<_, i64>(0)? as u64,
@@ -109,7 +109,7 @@ impl Events {
                 .collect::<rusqlite::Result<Vec<_>>>()?;
             Ok((rows, oldest))
         })?;
-        let gap = oldest.is_some_and(|o| (o as u64) > seq + 1);
+        let gap = oldest.is_some_and(|o| (o as u64) > seq.saturating_add(1));
         Ok((events, gap))
     }
 }

@@ -112,12 +112,9 @@ fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
 impl Inner {
     fn get(&self, id: &str) -> rusqlite::Result<Option<Job>> {
         self.store.read(|c| {
-            c.query_row(
-                &format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"),
-                [id],
-                job_from_row,
-            )
-            .optional()
+            c.prepare_cached(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?1"))?
+                .query_row([id], job_from_row)
+                .optional()
         })
     }
 
@@ -396,10 +393,23 @@ impl Jobs {
 
     /// All jobs, newest first.
     pub fn list(&self) -> rusqlite::Result<Vec<Job>> {
+        self.page(0, None).map(|(jobs, _)| jobs)
+    }
+
+    /// One page of jobs, newest first, and how many there are in all.
+    pub fn page(&self, offset: usize, limit: Option<usize>) -> rusqlite::Result<(Vec<Job>, usize)> {
         self.inner.store.read(|c| {
-            let mut stmt =
-                c.prepare(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC"))?;
-            stmt.query_map([], job_from_row)?.collect()
+            let total: i64 = c
+                .prepare_cached("SELECT COUNT(*) FROM jobs")?
+                .query_row([], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+            ))?;
+            let limit = limit.map(|l| l as i64).unwrap_or(-1);
+            let jobs = stmt
+                .query_map([limit, offset as i64], job_from_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((jobs, total as usize))
         })
     }
 

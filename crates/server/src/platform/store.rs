@@ -16,8 +16,9 @@ const READERS: usize = 4;
 
 /// Schema history. Append only: never edit a migration that has shipped.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        r#"
+    Migrations::new(vec![
+        M::up(
+            r#"
         CREATE TABLE users (
             name TEXT PRIMARY KEY,
             role TEXT NOT NULL,
@@ -86,7 +87,35 @@ fn migrations() -> Migrations<'static> {
             value TEXT NOT NULL
         );
         "#,
-    )])
+        ),
+        // VMs (areas::vms): definitions as JSON, and templates.
+        M::up(
+            r#"
+        CREATE TABLE vms (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            def TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        CREATE TABLE vm_templates (
+            name TEXT PRIMARY KEY,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        "#,
+        ),
+    ])
+}
+
+/// The schema version a fully migrated database has (`PRAGMA user_version`).
+pub fn schema_version() -> i64 {
+    let mut conn = Connection::open_in_memory().expect("in-memory SQLite");
+    migrations()
+        .to_latest(&mut conn)
+        .expect("the migrations apply to an empty database");
+    conn.query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("user_version")
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +217,84 @@ impl Store {
         conn.query_row("PRAGMA integrity_check", [], |r| r.get(0))
     }
 
+    /// SQLite online backup of the whole database into the new file `dest`. Runs under the
+    /// writer lock, so the copy is one consistent state; readers are not blocked.
+    pub fn backup_to(&self, dest: &Path) -> rusqlite::Result<()> {
+        let conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut dst = Connection::open(dest)?;
+        let backup = rusqlite::backup::Backup::new(&conn, &mut dst)?;
+        backup.run_to_completion(4096, std::time::Duration::ZERO, None)?;
+        drop(backup);
+        // A self-contained file: no WAL beside it.
+        dst.pragma_update(None, "journal_mode", "DELETE")?;
+        Ok(())
+    }
+
+    /// Checks that `path` is a sound hostplane database this version can use: integrity,
+    /// a schema no newer than ours, the core tables. Returns its schema version.
+    pub fn check_candidate(path: &Path) -> Result<i64, String> {
+        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("not an SQLite database: {e}"))?;
+        let integrity: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .map_err(|e| format!("not an SQLite database: {e}"))?;
+        if integrity != "ok" {
+            return Err(format!("the database is damaged: {integrity}"));
+        }
+        let version: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(|e| e.to_string())?;
+        let ours = schema_version();
+        if version < 1 || version > ours {
+            return Err(format!(
+                "schema version {version} is not one this hostplane reads (1 .. {ours})"
+            ));
+        }
+        for table in ["users", "tokens", "settings"] {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .map_err(|e| e.to_string())?;
+            if n != 1 {
+                return Err(format!("the table {table} is missing"));
+            }
+        }
+        Ok(version)
+    }
+
+    /// Replaces the whole database with the one in `src` (checked with [`Self::check_candidate`];
+    /// it is migrated in place first), except the tables in `keep`, whose live rows are carried
+    /// over. All of it happens under the writer lock in one SQLite backup transaction, so no
+    /// write interleaves and readers see the old state or the new one, never a mix.
+    pub fn replace_with(&self, src: &Path, keep: &[&str]) -> Result<(), StoreError> {
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let mut staged = Connection::open(src)?;
+        configure(&staged)?;
+        migrations().to_latest(&mut staged)?;
+        staged.execute("ATTACH DATABASE ?1 AS live", [self.path.to_string_lossy()])?;
+        {
+            let tx = staged.transaction()?;
+            // Child tables first when deleting, parents first when copying.
+            for t in keep.iter().rev() {
+                tx.execute(&format!("DELETE FROM main.\"{t}\""), [])?;
+            }
+            for t in keep {
+                tx.execute(
+                    &format!("INSERT INTO main.\"{t}\" SELECT * FROM live.\"{t}\""),
+                    [],
+                )?;
+            }
+            tx.commit()?;
+        }
+        staged.execute("DETACH DATABASE live", [])?;
+        let backup = rusqlite::backup::Backup::new(&staged, &mut conn)?;
+        backup.run_to_completion(4096, std::time::Duration::ZERO, None)?;
+        Ok(())
+    }
+
     pub fn get_setting(&self, key: &str) -> rusqlite::Result<Option<String>> {
         use rusqlite::OptionalExtension;
         self.read(|c| {
@@ -231,6 +338,37 @@ mod tests {
         drop(store);
         let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
         assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("v2"));
+    }
+
+    #[test]
+    fn backup_then_replace_keeps_history_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        store.set_setting("k", "at-backup").unwrap();
+        let copy = dir.path().join("copy.sqlite");
+        store.backup_to(&copy).unwrap();
+        assert_eq!(Store::check_candidate(&copy).unwrap(), schema_version());
+        store.set_setting("k", "later").unwrap();
+        store
+            .write(|tx| {
+                tx.execute(
+                    "INSERT INTO audit(time, actor, method, path, target, status, outcome, remote)
+                     VALUES ('t', 'a', 'POST', '/p', '/p', 200, 'ok', 'r')",
+                    [],
+                )
+            })
+            .unwrap();
+        store.replace_with(&copy, &["audit"]).unwrap();
+        assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("at-backup"));
+        let audit: i64 = store
+            .read(|c| c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(audit, 1, "history survives the restore");
+        assert_eq!(store.integrity_check().unwrap(), "ok");
+        // Not a database at all.
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, b"not sqlite").unwrap();
+        assert!(Store::check_candidate(&junk).is_err());
     }
 
     #[test]

@@ -14,14 +14,40 @@ use utoipa_axum::router::OpenApiRouter;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+pub mod backup;
+pub mod certs;
+pub mod compat;
+pub mod debug;
+pub mod endpoints;
+pub mod health;
+pub mod info;
+pub mod license;
+pub mod logs;
+pub mod reboot;
+pub mod services;
 pub mod setup;
+pub mod storage;
+pub mod update;
 
 /// Optional endpoints hostplane implements (Jidoteki: enabled by configuration).
 /// `settings` and `cluster` stay disabled until the network and fleet issues.
-pub const OPTIONAL_IMPLEMENTED: &[&str] = &[];
+pub const OPTIONAL_IMPLEMENTED: &[&str] = &["license", "certs", "storage", "backup"];
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().merge(setup::router())
+    OpenApiRouter::new()
+        .merge(setup::router())
+        .merge(logs::router())
+        .merge(debug::router())
+        .merge(reboot::router())
+        .merge(services::router())
+        .merge(health::router())
+        .merge(endpoints::router())
+        .merge(update::router())
+        .merge(info::router())
+        .merge(license::router())
+        .merge(certs::router())
+        .merge(storage::router())
+        .merge(backup::router())
 }
 
 /// Jidoteki status answer, e.g. `{"Status":"200 OK"}`.

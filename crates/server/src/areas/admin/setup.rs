@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[allow(dead_code)]
 pub struct SetupForm {
     /// The new API token, 1 to 255 characters.
+    #[schema(min_length = 1, max_length = 255)]
     newtoken: String,
 }
 
@@ -47,22 +48,11 @@ async fn setup(
     caller: Option<Extension<Principal>>,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    let mut form = form.map_err(|e| bad_request(format!("expected multipart/form-data: {e}")))?;
-    let mut token = None;
-    while let Some(field) = form
-        .next_field()
-        .await
-        .map_err(|e| bad_request(format!("unreadable form: {e}")))?
-    {
-        if field.name() == Some("newtoken") {
-            token = Some(
-                field
-                    .text()
-                    .await
-                    .map_err(|e| bad_request(format!("unreadable newtoken: {e}")))?,
-            );
-        }
-    }
+    let mut fields = crate::areas::admin::compat::fields(form, &["newtoken"]).await?;
+    let token = fields
+        .remove("newtoken")
+        .map(|v| String::from_utf8(v).map_err(|_| bad_request("newtoken must be UTF-8 text")))
+        .transpose()?;
     let token = token.ok_or_else(|| bad_request("the newtoken field is required"))?;
     state
         .auth

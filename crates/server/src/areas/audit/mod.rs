@@ -9,7 +9,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
-use crate::http::collection::{self, CollectionParams};
+use crate::http::collection::{self, CollectionParams, Fetch};
 use crate::http::extract::Query;
 use crate::state::AppState;
 
@@ -30,7 +30,13 @@ async fn list_audit(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
-    collection::respond(state.audit.list()?, &params, &headers)
+    collection::respond_with(&params, &headers, |fetch| match fetch {
+        Fetch::All => Ok((state.audit.list()?, None)),
+        Fetch::Page { offset, limit } => {
+            let (items, total) = state.audit.page(offset, limit)?;
+            Ok((items, Some(total)))
+        }
+    })
 }
 
 /// One audit entry.

@@ -42,10 +42,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct EventParams {
     /// Comma-separated event types; `*` at the end matches a prefix (`job.*`).
+    #[param(pattern = "^[A-Za-z0-9._]*\\*?(,[A-Za-z0-9._]*\\*?)*$", max_length = 1024)]
     r#type: Option<String>,
     /// Replay events after this sequence number (same as the `Last-Event-ID` header).
     #[param(minimum = 0)]
-    last_event_id: Option<u64>,
+    last_event_id: Option<i64>,
 }
 
 struct TypeFilter(Vec<String>);
@@ -59,11 +60,11 @@ impl TypeFilter {
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
-            let ok = p
-                .trim_end_matches('*')
+            let stem = p.strip_suffix('*').unwrap_or(p);
+            let ok = stem
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_');
-            if !ok || p.len() > 64 || p.trim_end_matches('*').contains('*') {
+            if !ok || p.len() > 1024 {
                 return Err(ApiError::invalid_field(
                     "invalid_filter",
                     "type",
@@ -160,6 +161,17 @@ fn event_stream(
     Ok(futures_util::stream::iter(head).chain(live))
 }
 
+fn last_event_id(v: Option<i64>) -> ApiResult<Option<u64>> {
+    match v {
+        Some(n) if n < 0 => Err(ApiError::invalid_field(
+            "invalid_last_event_id",
+            "last_event_id",
+            "must be a sequence number (0 or more)",
+        )),
+        other => Ok(other.map(|n| n as u64)),
+    }
+}
+
 fn gap_json(after: u64) -> String {
     format!(
         r#"{{"type":"stream.gap","after":{after},"detail":"events were missed; refetch state"}}"#
@@ -168,7 +180,7 @@ fn gap_json(after: u64) -> String {
 
 /// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
-        ("Last-Event-ID" = Option<u64>, Header, description = "Replay events after this sequence number")),
+        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}$", description = "Replay events after this sequence number")),
     responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
 async fn events(
     State(state): State<AppState>,
@@ -191,7 +203,7 @@ async fn events(
         ),
         None => None,
     };
-    let stream = event_stream(&state, filter, header_id.or(params.last_event_id))?.map(|item| {
+    let stream = event_stream(&state, filter, header_id.or(last_event_id(params.last_event_id)?))?.map(|item| {
         Ok::<_, Infallible>(match item {
             Item::Event(e) => sse(&e),
             Item::Gap(after) => gap(after),
@@ -217,7 +229,7 @@ async fn events_ws(
         detail: format!("this endpoint speaks WebSocket only: {e}"),
     })?;
     let filter = TypeFilter::parse(params.r#type.as_deref())?;
-    let stream = event_stream(&state, filter, params.last_event_id)?;
+    let stream = event_stream(&state, filter, last_event_id(params.last_event_id)?)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (mut tx, mut rx) = socket.split();
         let mut stream = std::pin::pin!(stream);

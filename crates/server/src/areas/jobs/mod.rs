@@ -14,7 +14,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
-use crate::http::collection::{self, CollectionParams};
+use crate::http::collection::{self, CollectionParams, Fetch};
 use crate::http::extract::Query;
 use crate::platform::jobs::Jobs;
 use crate::state::AppState;
@@ -36,7 +36,13 @@ async fn list_jobs(
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    collection::respond(state.jobs.list()?, &params, &headers)
+    collection::respond_with(&params, &headers, |fetch| match fetch {
+        Fetch::All => Ok((state.jobs.list()?, None)),
+        Fetch::Page { offset, limit } => {
+            let (items, total) = state.jobs.page(offset, limit)?;
+            Ok((items, Some(total)))
+        }
+    })
 }
 
 /// Get one job.

@@ -19,12 +19,29 @@ use crate::http::extract::Json;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
 use crate::state::AppState;
 
+pub mod backup;
+pub mod certificate;
+pub mod health;
+pub mod license;
+pub mod power;
+pub mod storage;
+pub mod support;
+pub mod update;
+
 const MAX_STEP_DELAY_MS: u64 = 60_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(capabilities))
         .routes(routes!(selftest))
+        .merge(certificate::router())
+        .merge(storage::router())
+        .merge(backup::router())
+        .merge(health::router())
+        .merge(support::router())
+        .merge(power::router())
+        .merge(update::router())
+        .merge(license::router())
 }
 
 /// What this host has: tools per area, virtualization, init system, cgroups.

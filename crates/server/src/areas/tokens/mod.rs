@@ -51,12 +51,13 @@ async fn create_token(
     Caller(p): Caller,
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<Response> {
-    let name = req.name.trim();
-    if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
+    let name = req.name.as_str();
+    let n = name.chars().count();
+    if n == 0 || n > 64 || name.chars().any(|c| c < ' ' || c == '\x7f') {
         return Err(ApiError::invalid_field(
             "invalid_name",
             "name",
-            "token names are 1-64 printable characters",
+            "token names are 1-64 characters without control characters",
         ));
     }
     validate_scopes(&req.scopes)?;
@@ -73,7 +74,7 @@ async fn create_token(
         None => crate::serve::BOOTSTRAP_USER.to_string(),
     };
     let owner_user = state.auth.get_user(&owner)?.ok_or_else(|| {
-        ApiError::invalid_field("unknown_owner", "owner", format!("no user {owner:?}"))
+        ApiError::not_found(format!("no user {owner:?} (the token's owner)"))
     })?;
     let ceiling = owner_user.role.min(p.role);
     let role = req.role.unwrap_or(ceiling);

@@ -1,0 +1,964 @@
+//! `/api/v1/pools` against real loop devices: btrfs raid1 with subvolume datasets, quotas,
+//! snapshots, retention and rollback; a scrub that finds and repairs a corrupted member;
+//! device add/replace/remove and profile conversion; single-disk ext4/xfs; mergerfs with
+//! snapraid parity; export/import; remount at daemon start; destroy confirmed by name.
+
+mod common;
+mod storage_util;
+
+use std::path::{Path, PathBuf};
+
+use common::{Daemon, Opts, assert_problem};
+use serde_json::{Value, json};
+use storage_util::{Loops, disk, eventually, is_mounted, job_done, job_ok, run};
+
+const MIB: u64 = 1 << 20;
+
+fn daemon(loops: &Loops, allow: &[&str]) -> Daemon {
+    Daemon::start_with(Opts {
+        config: Some(loops.config()),
+        extra_args: vec!["--disks-allow".into(), Loops::allow(allow)],
+        ..Default::default()
+    })
+}
+
+fn devs(loops: &Loops) -> Vec<&str> {
+    loops.devs.iter().map(String::as_str).collect()
+}
+
+async fn pool(d: &Daemon, name: &str) -> Value {
+    d.get_json(&format!("/api/v1/pools/{name}")).await
+}
+
+fn member_ids(p: &Value) -> Vec<String> {
+    p["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["disk"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
+    let loops = Loops::new(3, 256 * MIB);
+    let (a, b, c) = (
+        loops.devs[0].clone(),
+        loops.devs[1].clone(),
+        loops.devs[2].clone(),
+    );
+    let mut d = daemon(&loops, &[&a, &b]);
+
+    // Bad requests first.
+    let bad = [
+        (
+            json!({"name": "-x", "kind": "btrfs", "devices": [a]}),
+            422,
+            "invalid_name",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": []}),
+            422,
+            "invalid_devices",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": [a], "data_profile": "raid1"}),
+            422,
+            "invalid_profile",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": [a, b], "metadata_profile": "raid1c3"}),
+            422,
+            "invalid_profile",
+        ),
+        (
+            json!({"name": "tank", "kind": "ext4", "devices": [a, b]}),
+            422,
+            "invalid_devices",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": [a, a]}),
+            422,
+            "duplicate_disk",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": ["nope"]}),
+            422,
+            "unknown_disk",
+        ),
+        (
+            json!({"name": "tank", "kind": "btrfs", "devices": [a, c]}),
+            409,
+            "disk_not_allowed",
+        ),
+        (
+            json!({"name": "tank", "kind": "zfs", "devices": [a]}),
+            422,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in bad {
+        assert_problem(d.post("/api/v1/pools", body.clone()).await, status, code).await;
+    }
+
+    let j = job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "tank", "kind": "btrfs", "devices": [a, b]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(j["result"]["name"], "tank");
+    let p = pool(&d, "tank").await;
+    let mp = loops.mount_root().join("tank");
+    assert_eq!(p["mountpoint"], mp.to_str().unwrap());
+    assert!(is_mounted(&mp));
+    assert_eq!(p["mounted"], true);
+    assert_eq!(p["health"], "online", "{p}");
+    assert_eq!(p["kind"], "btrfs");
+    assert_eq!(p["data_profile"], "raid1");
+    assert_eq!(p["metadata_profile"], "raid1");
+    assert_eq!(p["quotas"], true);
+    assert_eq!(p["auto_mount"], true);
+    assert!(p["usage"]["size"].as_u64().unwrap() > 0);
+    let members = p["members"].as_array().unwrap();
+    assert_eq!(members.len(), 2);
+    for m in members {
+        assert_eq!(m["present"], true);
+        assert!(m["devid"].is_u64(), "{m}");
+        assert_eq!(m["errors"]["corruption"], 0);
+    }
+    assert_eq!(
+        d.get_json("/api/v1/pools").await.as_array().unwrap().len(),
+        1
+    );
+    // The disks know their pool; both are mounted through it.
+    let da = disk(&d, &a).await;
+    assert_eq!(da["pool"], "tank");
+    assert_eq!(da["mountpoints"][0], mp.to_str().unwrap());
+    assert_eq!(
+        disk(&d, &b).await["mountpoints"][0],
+        mp.to_str().unwrap(),
+        "btrfs member not in mountinfo"
+    );
+    assert_problem(
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "tank", "kind": "btrfs", "devices": [c]}),
+        )
+        .await,
+        409,
+        "pool_exists",
+    )
+    .await;
+    assert_problem(
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "other", "kind": "btrfs", "devices": [a]}),
+        )
+        .await,
+        409,
+        "disk_mounted",
+    )
+    .await;
+
+    // Datasets: subvolumes with quota and usage.
+    assert_problem(
+        d.post("/api/v1/pools/tank/datasets", json!({"name": "../x"}))
+            .await,
+        422,
+        "invalid_name",
+    )
+    .await;
+    let r = d
+        .post(
+            "/api/v1/pools/tank/datasets",
+            json!({"name": "docs", "quota": 50 * MIB, "snapshot_retention": 2}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let ds: Value = r.json().await.unwrap();
+    assert_eq!(ds["kind"], "subvolume");
+    assert_eq!(ds["quota"], 50 * MIB);
+    assert_eq!(ds["snapshot_retention"], 2);
+    assert!(ds["subvolume_id"].as_u64().unwrap() >= 256);
+    assert!(ds["created_at"].as_str().unwrap().starts_with("20"));
+    assert_problem(
+        d.post("/api/v1/pools/tank/datasets", json!({"name": "docs"}))
+            .await,
+        409,
+        "dataset_exists",
+    )
+    .await;
+    let docs = mp.join("docs");
+    std::fs::write(docs.join("a.txt"), "v1").unwrap();
+    std::fs::write(docs.join("big"), vec![7u8; 2 * MIB as usize]).unwrap();
+    run("sync", &[]);
+    let r = d
+        .post("/api/v1/pools/tank/datasets", json!({"name": "media"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let r = d
+        .send(
+            "PATCH",
+            "/api/v1/pools/tank/datasets/media",
+            Some(&d.token.clone()),
+            Some(json!({"name": "films", "quota": 10 * MIB})),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let films: Value = r.json().await.unwrap();
+    assert_eq!(films["name"], "films");
+    assert_eq!(films["quota"], 10 * MIB);
+    assert!(mp.join("films").is_dir() && !mp.join("media").exists());
+    let r = d
+        .send(
+            "PATCH",
+            "/api/v1/pools/tank/datasets/films",
+            Some(&d.token.clone()),
+            Some(json!({"quota": 0})),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.json::<Value>().await.unwrap()["quota"].is_null());
+    let list = d.get_json("/api/v1/pools/tank/datasets").await;
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["docs", "films"]);
+    let docs_v = &list[0];
+    assert!(
+        docs_v["usage"]["referenced"].as_u64().unwrap() >= 2 * MIB,
+        "{docs_v}"
+    );
+
+    // Snapshots: read-only, retention keeps the newest 2, rollback swaps atomically.
+    let snap = |name: &str| {
+        let (d, name) = (&d, name.to_string());
+        async move {
+            let r = d
+                .post(
+                    "/api/v1/pools/tank/datasets/docs/snapshots",
+                    json!({"name": name}),
+                )
+                .await;
+            assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+            r.json::<Value>().await.unwrap()
+        }
+    };
+    let s1 = snap("s1").await;
+    assert_eq!(s1["read_only"], true);
+    assert!(s1["created_at"].is_string());
+    assert_eq!(
+        std::fs::read_to_string(mp.join(".snapshots/docs/s1/a.txt")).unwrap(),
+        "v1"
+    );
+    assert!(
+        std::fs::write(mp.join(".snapshots/docs/s1/new"), "x").is_err(),
+        "snapshot is writable"
+    );
+    std::fs::write(docs.join("a.txt"), "v2").unwrap();
+    snap("s2").await;
+    std::fs::write(docs.join("a.txt"), "v3").unwrap();
+    // Default name: a UTC timestamp.
+    let r = d
+        .post("/api/v1/pools/tank/datasets/docs/snapshots", json!({}))
+        .await;
+    assert_eq!(r.status(), 201);
+    let auto: Value = r.json().await.unwrap();
+    assert!(auto["name"].as_str().unwrap().ends_with('Z'), "{auto}");
+    let snaps = d
+        .get_json("/api/v1/pools/tank/datasets/docs/snapshots")
+        .await;
+    let names: Vec<&str> = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["s2", auto["name"].as_str().unwrap()],
+        "retention 2 keeps the newest two"
+    );
+    assert_problem(
+        d.get("/api/v1/pools/tank/datasets/docs/snapshots/s1").await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_problem(
+        d.post(
+            "/api/v1/pools/tank/datasets/docs/snapshots",
+            json!({"name": "s2"}),
+        )
+        .await,
+        409,
+        "snapshot_exists",
+    )
+    .await;
+    assert_eq!(
+        d.get_json("/api/v1/pools/tank/snapshots")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+
+    let held = std::fs::File::open(docs.join("a.txt")).unwrap();
+    let r = d
+        .post(
+            "/api/v1/pools/tank/datasets/docs/snapshots/s2/rollback",
+            json!({"keep_current": true}),
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let after: Value = r.json().await.unwrap();
+    assert_eq!(std::fs::read_to_string(docs.join("a.txt")).unwrap(), "v2");
+    assert_eq!(after["quota"], 50 * MIB, "quota carried over: {after}");
+    assert_ne!(after["subvolume_id"], ds["subvolume_id"]);
+    drop(held);
+    let snaps = d
+        .get_json("/api/v1/pools/tank/datasets/docs/snapshots")
+        .await;
+    let kept = snaps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().unwrap().starts_with("pre-rollback-"))
+        .expect("previous state kept");
+    assert_eq!(kept["read_only"], true);
+    assert_eq!(
+        std::fs::read_to_string(Path::new(kept["path"].as_str().unwrap()).join("a.txt")).unwrap(),
+        "v3"
+    );
+    // Without keep_current the previous state is gone.
+    let r = d
+        .post(
+            "/api/v1/pools/tank/datasets/docs/snapshots/s2/rollback",
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        d.get_json("/api/v1/pools/tank/datasets/docs/snapshots")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+    assert!(
+        !std::fs::read_dir(&mp)
+            .unwrap()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with(".rollback"))
+    );
+
+    let r = d
+        .send(
+            "DELETE",
+            "/api/v1/pools/tank/datasets/docs/snapshots/s2",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert_problem(
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank/datasets/docs",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+        409,
+        "dataset_has_snapshots",
+    )
+    .await;
+    let r = d
+        .send(
+            "DELETE",
+            "/api/v1/pools/tank/datasets/docs?recursive=true",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert!(!docs.exists() && !mp.join(".snapshots/docs").exists());
+
+    // Unmount: the disks are then "in a pool" rather than mounted.
+    let r = d.post("/api/v1/pools/tank/unmount", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let p: Value = r.json().await.unwrap();
+    assert_eq!(
+        (
+            p["mounted"].clone(),
+            p["health"].clone(),
+            p["auto_mount"].clone()
+        ),
+        (json!(false), json!("unmounted"), json!(false))
+    );
+    assert!(!is_mounted(&mp));
+    let ida = disk(&d, &a).await["id"].as_str().unwrap().to_string();
+    assert_problem(
+        d.post(&format!("/api/v1/disks/{ida}/wipe"), json!({}))
+            .await,
+        409,
+        "disk_in_pool",
+    )
+    .await;
+    assert_problem(
+        d.get("/api/v1/pools/tank/datasets").await,
+        409,
+        "pool_not_mounted",
+    )
+    .await;
+    let r = d.post("/api/v1/pools/tank/mount", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(is_mounted(&mp));
+    assert_eq!(
+        d.get_json("/api/v1/pools/tank/datasets")
+            .await
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // A daemon restart (as after a reboot: nothing mounted) mounts the pool again, in the
+    // background.
+    d.kill9();
+    run("umount", &[mp.to_str().unwrap()]);
+    d.spawn();
+    eventually(20, || async { is_mounted(&mp).then_some(()) }).await;
+    assert_eq!(pool(&d, "tank").await["health"], "online");
+
+    // Destroy, confirmed by name.
+    assert_problem(
+        d.send("DELETE", "/api/v1/pools/tank", Some(&d.token.clone()), None)
+            .await,
+        422,
+        "confirm_mismatch",
+    )
+    .await;
+    assert_problem(
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank?confirm=tanks",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+        422,
+        "confirm_mismatch",
+    )
+    .await;
+    let op = d.token_for_role("pool-operator", "operator").await;
+    assert_problem(
+        d.send("DELETE", "/api/v1/pools/tank?confirm=tank", Some(&op), None)
+            .await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let j = job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank?confirm=tank",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(j["result"]["wiped"].as_array().unwrap().len(), 2);
+    assert!(!is_mounted(&mp) && !mp.exists());
+    assert_problem(d.get("/api/v1/pools/tank").await, 404, "not_found").await;
+    let blk = std::process::Command::new("blkid")
+        .args(["-c", "/dev/null", &a, &b])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&blk.stdout).trim().is_empty(),
+        "signatures left: {blk:?}"
+    );
+    assert!(disk(&d, &a).await["pool"].is_null());
+}
+
+/// The file's first physical extent on `dev`: (byte offset in the image, length).
+fn physical_extent(file: &Path, dev: &str) -> u64 {
+    let ff = run("filefrag", &["-v", "-b4096", file.to_str().unwrap()]);
+    // "   0:        0..    4095:      21520..     25615:   4096:   last,eof"
+    let line = ff
+        .lines()
+        .find(|l| l.trim_start().starts_with("0:"))
+        .expect("an extent");
+    let fields: Vec<&str> = line.split(':').collect();
+    let logical_blocks: u64 = fields[2]
+        .trim()
+        .split("..")
+        .next()
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let logical = logical_blocks * 4096;
+    let map = run("btrfs-map-logical", &["-l", &logical.to_string(), dev]);
+    // "mirror 1 logical X physical Y device /dev/loopN"
+    for l in map.lines() {
+        let w: Vec<&str> = l.split_whitespace().collect();
+        if w.len() >= 8 && w[7] == dev {
+            return w[5].parse().unwrap();
+        }
+    }
+    panic!("no mirror of {logical} on {dev}: {map}");
+}
+
+#[tokio::test]
+async fn scrub_finds_and_repairs_a_corrupted_member() {
+    let loops = Loops::new(2, 256 * MIB);
+    let (a, b) = (loops.devs[0].clone(), loops.devs[1].clone());
+    let d = daemon(&loops, &[&a, &b]);
+    job_ok(&d, d.post("/api/v1/pools", json!({"name": "scrubbed", "kind": "btrfs", "devices": [a, b], "data_profile": "raid1", "metadata_profile": "raid1"})).await).await;
+    let mp = loops.mount_root().join("scrubbed");
+    let file = mp.join("data.bin");
+    let content: Vec<u8> = (0..16 * MIB).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    run("sync", &[]);
+
+    // A clean scrub first.
+    let j = job_ok(&d, d.post("/api/v1/pools/scrubbed/scrub", json!({})).await).await;
+    assert_eq!(j["result"]["status"], "finished");
+    assert_eq!(j["result"]["errors_found"], 0, "{j}");
+    assert!(j["result"]["data_bytes_scrubbed"].as_u64().unwrap() >= 2 * 16 * MIB);
+
+    // Overwrite 4 MiB of the file's blocks in member a's image, behind btrfs' back.
+    let phys = physical_extent(&file, &a);
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut img = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&loops.images[0])
+            .unwrap();
+        img.seek(SeekFrom::Start(phys)).unwrap();
+        img.write_all(&vec![0xA5u8; 4 * MIB as usize]).unwrap();
+        img.sync_all().unwrap();
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+
+    let j = job_ok(&d, d.post("/api/v1/pools/scrubbed/scrub", json!({})).await).await;
+    let r = &j["result"];
+    assert_eq!(r["status"], "finished");
+    assert!(r["csum_errors"].as_u64().unwrap() > 0, "{r}");
+    assert_eq!(r["errors_found"], r["csum_errors"]);
+    assert_eq!(r["corrected_errors"], r["csum_errors"], "{r}");
+    assert_eq!(r["uncorrectable_errors"], 0);
+    let log = d
+        .get(&format!("{}/log", j["href"].as_str().unwrap()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(log.contains("corrected"), "{log}");
+
+    // The member's counters show it, so the pool is degraded until someone looks.
+    let p = pool(&d, "scrubbed").await;
+    let ma = p["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["path"] == a.as_str())
+        .unwrap();
+    assert!(ma["errors"]["corruption"].as_u64().unwrap() > 0, "{p}");
+    assert_eq!(p["health"], "degraded");
+    assert!(
+        p["health_detail"].as_str().unwrap().contains("errors"),
+        "{p}"
+    );
+
+    // Repaired: a second scrub is clean, and the data reads back intact.
+    let j = job_ok(&d, d.post("/api/v1/pools/scrubbed/scrub", json!({})).await).await;
+    assert_eq!(j["result"]["errors_found"], 0, "{j}");
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+    assert!(std::fs::read(&file).unwrap() == content);
+    let st = d.get_json("/api/v1/pools/scrubbed/scrub").await;
+    assert_eq!(st["status"], "finished");
+}
+
+#[tokio::test]
+async fn btrfs_devices_add_balance_replace_remove() {
+    let loops = Loops::new(4, 512 * MIB);
+    let l = devs(&loops);
+    let (a, b, c, spare) = (l[0], l[1], l[2], l[3]);
+    let d = daemon(&loops, &l);
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "grow", "kind": "btrfs", "devices": [a]}),
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "grow").await;
+    assert_eq!(
+        (p["data_profile"].clone(), p["metadata_profile"].clone()),
+        (json!("single"), json!("dup"))
+    );
+    std::fs::write(
+        loops.mount_root().join("grow/f"),
+        vec![1u8; 8 * MIB as usize],
+    )
+    .unwrap();
+
+    assert_problem(
+        d.post(
+            "/api/v1/pools/grow/balance",
+            json!({"data_profile": "raid1"}),
+        )
+        .await,
+        422,
+        "invalid_profile",
+    )
+    .await;
+    job_ok(
+        &d,
+        d.post("/api/v1/pools/grow/devices", json!({"device": b}))
+            .await,
+    )
+    .await;
+    assert_eq!(
+        pool(&d, "grow").await["members"].as_array().unwrap().len(),
+        2
+    );
+    let j = job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools/grow/balance",
+            json!({"data_profile": "raid1", "metadata_profile": "raid1"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(j["progress"], 100);
+    let p = pool(&d, "grow").await;
+    assert_eq!(
+        (p["data_profile"].clone(), p["metadata_profile"].clone()),
+        (json!("raid1"), json!("raid1"))
+    );
+
+    job_ok(
+        &d,
+        d.post("/api/v1/pools/grow/devices", json!({"device": c}))
+            .await,
+    )
+    .await;
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools/grow/balance",
+            json!({"metadata_profile": "raid1c3"}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(pool(&d, "grow").await["metadata_profile"], "raid1c3");
+
+    // Replace c by the spare.
+    let idc = disk(&d, c).await["id"].as_str().unwrap().to_string();
+    let ids = disk(&d, spare).await["id"].as_str().unwrap().to_string();
+    job_ok(
+        &d,
+        d.post(
+            &format!("/api/v1/pools/grow/devices/{idc}/replace"),
+            json!({"device": spare}),
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "grow").await;
+    let ids_now = member_ids(&p);
+    assert!(ids_now.contains(&ids) && !ids_now.contains(&idc), "{p}");
+    assert!(
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["present"] == true)
+    );
+    assert!(disk(&d, c).await["pool"].is_null());
+
+    // raid1c3 needs three devices: removing one is refused until the profile changes.
+    let r = d
+        .send(
+            "DELETE",
+            &format!("/api/v1/pools/grow/devices/{ids}"),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await;
+    assert_problem(r, 409, "profile_needs_devices").await;
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools/grow/balance",
+            json!({"metadata_profile": "raid1"}),
+        )
+        .await,
+    )
+    .await;
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/pools/grow/devices/{ids}"),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "grow").await;
+    assert_eq!(p["members"].as_array().unwrap().len(), 2);
+    assert_eq!(p["health"], "online", "{p}");
+    assert_eq!(
+        std::fs::read(loops.mount_root().join("grow/f"))
+            .unwrap()
+            .len(),
+        8 * MIB as usize
+    );
+    // Someone else's disk is not the pool's to remove.
+    assert_problem(
+        d.send(
+            "DELETE",
+            "/api/v1/pools/grow/devices/nope",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn single_disk_mergerfs_and_import() {
+    let mut loops = Loops::new(2, 128 * MIB);
+    let xfs = loops.attach(512 * MIB);
+    let m1 = loops.attach(128 * MIB);
+    let m2 = loops.attach(128 * MIB);
+    let parity = loops.attach(128 * MIB);
+    let foreign = loops.attach(128 * MIB);
+    let (e4, spare) = (loops.devs[0].clone(), loops.devs[1].clone());
+    let d = daemon(&loops, &[&e4, &spare, &xfs, &m1, &m2, &parity]);
+    let root = loops.mount_root();
+
+    // ext4: directories as datasets; no quota, no snapshots, no scrub.
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "plain", "kind": "ext4", "devices": [e4]}),
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "plain").await;
+    assert_eq!(
+        (
+            p["mounted"].clone(),
+            p["health"].clone(),
+            p["quotas"].clone()
+        ),
+        (json!(true), json!("online"), json!(false))
+    );
+    let r = d
+        .post("/api/v1/pools/plain/datasets", json!({"name": "share"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    assert_eq!(r.json::<Value>().await.unwrap()["kind"], "directory");
+    assert!(root.join("plain/share").is_dir());
+    let names: Vec<Value> = d
+        .get_json("/api/v1/pools/plain/datasets")
+        .await
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("share")], "lost+found is not a dataset");
+    assert_problem(
+        d.post(
+            "/api/v1/pools/plain/datasets",
+            json!({"name": "q", "quota": MIB}),
+        )
+        .await,
+        501,
+        "quota_unsupported",
+    )
+    .await;
+    assert_problem(
+        d.post("/api/v1/pools/plain/datasets/share/snapshots", json!({}))
+            .await,
+        501,
+        "snapshots_unsupported",
+    )
+    .await;
+    assert_problem(
+        d.post("/api/v1/pools/plain/scrub", json!({})).await,
+        501,
+        "unsupported_for_pool_kind",
+    )
+    .await;
+
+    // xfs.
+    assert_problem(
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "x", "kind": "xfs", "devices": [spare]}),
+        )
+        .await,
+        422,
+        "device_too_small",
+    )
+    .await;
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "fast", "kind": "xfs", "devices": [xfs]}),
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "fast").await;
+    assert_eq!(
+        (p["kind"].clone(), p["health"].clone()),
+        (json!("xfs"), json!("online"))
+    );
+    assert!(is_mounted(&root.join("fast")));
+
+    // mergerfs over two ext4 members with snapraid parity.
+    job_ok(
+        &d,
+        d.post("/api/v1/pools", json!({"name": "media", "kind": "mergerfs", "devices": [m1, m2], "parity_devices": [parity], "min_free_space": 8 * MIB})).await,
+    )
+    .await;
+    let p = pool(&d, "media").await;
+    assert_eq!(p["health"], "online", "{p}");
+    assert_eq!(p["snapraid"], true);
+    let members = p["members"].as_array().unwrap();
+    assert_eq!(members.len(), 3);
+    assert_eq!(members.iter().filter(|m| m["role"] == "parity").count(), 1);
+    for m in members {
+        assert!(
+            is_mounted(Path::new(m["mountpoint"].as_str().unwrap())),
+            "{m}"
+        );
+    }
+    let r = d
+        .post("/api/v1/pools/media/datasets", json!({"name": "films"}))
+        .await;
+    assert_eq!(r.status(), 201);
+    std::fs::write(root.join("media/films/a.mkv"), vec![3u8; MIB as usize]).unwrap();
+    let on_member = members.iter().filter(|m| m["role"] == "data").any(|m| {
+        PathBuf::from(m["mountpoint"].as_str().unwrap())
+            .join("films/a.mkv")
+            .exists()
+    });
+    assert!(on_member, "the file lives on a member");
+    let j = job_done(&d, d.post("/api/v1/pools/media/scrub", json!({})).await).await;
+    assert_eq!(j["status"], "success", "{j}");
+
+    // Export keeps the data; import brings the pool back under a new name.
+    std::fs::write(root.join("plain/share/keep.txt"), "kept").unwrap();
+    let r = d.post("/api/v1/pools/plain/export", json!({})).await;
+    assert_eq!(r.status(), 204);
+    assert!(!is_mounted(&root.join("plain")));
+    run("mkfs.ext4", &["-q", &foreign]);
+    let imp = d.get_json("/api/v1/pools/importable").await;
+    let mine = imp
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["devices"][0] == e4.as_str())
+        .expect("exported fs importable")
+        .clone();
+    assert_eq!(
+        (mine["kind"].clone(), mine["allowed"].clone()),
+        (json!("ext4"), json!(true))
+    );
+    let other = imp
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["devices"][0] == foreign.as_str())
+        .expect("foreign fs listed");
+    assert_eq!(other["allowed"], false);
+    assert_problem(
+        d.post(
+            "/api/v1/pools/import",
+            json!({"name": "theirs", "uuid": other["uuid"]}),
+        )
+        .await,
+        409,
+        "disk_not_allowed",
+    )
+    .await;
+    assert_problem(
+        d.post(
+            "/api/v1/pools/import",
+            json!({"name": "again", "uuid": "nope"}),
+        )
+        .await,
+        422,
+        "unknown_filesystem",
+    )
+    .await;
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools/import",
+            json!({"name": "again", "uuid": mine["uuid"]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(root.join("again/share/keep.txt")).unwrap(),
+        "kept"
+    );
+    assert_eq!(pool(&d, "again").await["health"], "online");
+
+    // Destroy the mergerfs pool: members and parity wiped, mounts gone.
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            "/api/v1/pools/media?confirm=media",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert!(!is_mounted(&root.join("media")));
+    assert!(
+        loops
+            .our_mounts()
+            .iter()
+            .all(|m| !m.contains("/.members/media")),
+        "{:?}",
+        loops.our_mounts()
+    );
+    assert!(disk(&d, &m1).await["filesystem"].is_null());
+}

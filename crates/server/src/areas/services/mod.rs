@@ -1,0 +1,276 @@
+//! `/api/v1/services`: systemd service units over D-Bus — list, read, start/stop/restart
+//! (jobs), enable/disable. The Jidoteki `GET /admin/services` reads the same units.
+//!
+//! Flow: auth layer (reads: any role; actions are POSTs: operator) → handler → the adapter
+//! `hostplane_host::systemd` on a fresh connection to the system bus (`[services]
+//! dbus_address`, else `$DBUS_SYSTEM_BUS_ADDRESS`, else the standard socket). Every read is
+//! live. A host without systemd answers 503 `systemd_unavailable` with the reason; an unknown
+//! unit 404; a bad name 422.
+//!
+//! start/stop/restart check the name and that the unit exists, then answer 202 with a job
+//! (lock `services:<unit>`, so two actions on one unit never overlap) that asks systemd
+//! (mode `replace`) and waits for systemd's own job to finish (`JobRemoved`), up to
+//! `[services] job_timeout_secs`. A result other than `done` fails the job with
+//! `unit_job_failed`; the job's result holds the unit's state either way. enable/disable are
+//! quick (`EnableUnitFiles`/`DisableUnitFiles` + `Reload`) and answer 200 with the unit.
+//!
+//! Safety: a daemon that is not the installed service (tests, fuzzing) changes units only on a
+//! bus chosen explicitly (`dbus_address` or `$DBUS_SYSTEM_BUS_ADDRESS`); otherwise actions
+//! answer 503 `systemd_not_configured` and the host's own services are left alone.
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use hostplane_host::systemd::{Systemd, SystemdError, UnitAction};
+use hostplane_types::jobs::Job;
+use hostplane_types::services::{Service, ServiceActionResult};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::areas::accepted;
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::collection::{self, CollectionParams};
+use crate::http::extract::Query;
+use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_services))
+        .routes(routes!(get_service))
+        .routes(routes!(start_service))
+        .routes(routes!(stop_service))
+        .routes(routes!(restart_service))
+        .routes(routes!(enable_service))
+        .routes(routes!(disable_service))
+}
+
+impl From<SystemdError> for ApiError {
+    fn from(e: SystemdError) -> Self {
+        match e {
+            SystemdError::Unavailable(detail) => ApiError::Unavailable {
+                code: "systemd_unavailable",
+                detail,
+            },
+            SystemdError::NoSuchUnit(u) => ApiError::not_found(format!("no unit {u:?}")),
+            SystemdError::InvalidName(m) => ApiError::invalid_field("invalid_name", "name", m),
+            SystemdError::Failed { name, message } => ApiError::Conflict {
+                code: "systemd_refused",
+                detail: format!("systemd refused: {message} ({name})"),
+            },
+            e @ SystemdError::Timeout(_) => ApiError::Unavailable {
+                code: "systemd_timeout",
+                detail: e.to_string(),
+            },
+        }
+    }
+}
+
+/// Changes go to the host's own systemd only from the installed daemon, or when a bus was
+/// chosen on purpose (`[services] dbus_address` or `$DBUS_SYSTEM_BUS_ADDRESS`): a daemon
+/// started for tests or fuzzing never stops the host's services. Reads are always allowed.
+fn check_may_change(state: &AppState) -> Result<(), ApiError> {
+    let chosen = !state.config.services.dbus_address.is_empty()
+        || std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
+    if chosen || crate::areas::system::power::is_real_install(state) {
+        Ok(())
+    } else {
+        Err(ApiError::Unavailable {
+            code: "systemd_not_configured",
+            detail: "this daemon is not the installed service (not root, or not the default \
+                     data dir): it changes units only on a bus named in [services] \
+                     dbus_address"
+                .into(),
+        })
+    }
+}
+
+/// A connection to systemd at the configured bus (shared with `GET /admin/services`).
+pub async fn connect(state: &AppState) -> Result<Systemd, SystemdError> {
+    Systemd::connect(Some(&state.config.services.dbus_address)).await
+}
+
+/// Service units: loaded ones and installed unit files, with their states, read now.
+#[utoipa::path(get, path = "/api/v1/services", tag = "services", params(CollectionParams),
+    responses((status = 200, description = "Service units", body = [Service],
+        headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
+async fn list_services(
+    State(state): State<AppState>,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    // Bad collection parameters are 422 whether or not systemd is there.
+    params.parse::<Service>()?;
+    let sd = connect(&state).await?;
+    collection::respond(sd.list_services().await?, &params, &headers)
+}
+
+/// One unit (a name without a suffix means `.service`).
+#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services",
+    params(("name" = String, Path, description = "Unit name, e.g. `ssh` or `ssh.service`")),
+    responses((status = 200, description = "The unit, read now", body = Service)))]
+async fn get_service(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Service>> {
+    hostplane_host::systemd::unit_name(&name)?;
+    let sd = connect(&state).await?;
+    Ok(axum::Json(sd.unit(&name).await?))
+}
+
+/// Start the unit: a job that waits for systemd's result (operator).
+#[utoipa::path(post, path = "/api/v1/services/{name}/start", tag = "services",
+    params(("name" = String, Path, description = "Unit name")),
+    responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
+async fn start_service(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let job = spawn_action(&state, &p.user, &name, UnitAction::Start).await?;
+    Ok(accepted(&job))
+}
+
+/// Stop the unit: a job that waits for systemd's result (operator).
+#[utoipa::path(post, path = "/api/v1/services/{name}/stop", tag = "services",
+    params(("name" = String, Path, description = "Unit name")),
+    responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
+async fn stop_service(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let job = spawn_action(&state, &p.user, &name, UnitAction::Stop).await?;
+    Ok(accepted(&job))
+}
+
+/// Restart the unit: a job that waits for systemd's result (operator).
+#[utoipa::path(post, path = "/api/v1/services/{name}/restart", tag = "services",
+    params(("name" = String, Path, description = "Unit name")),
+    responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
+async fn restart_service(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Response> {
+    let job = spawn_action(&state, &p.user, &name, UnitAction::Restart).await?;
+    Ok(accepted(&job))
+}
+
+/// Enable the unit file (start at boot), then reload systemd (operator).
+#[utoipa::path(post, path = "/api/v1/services/{name}/enable", tag = "services",
+    params(("name" = String, Path, description = "Unit name")),
+    responses((status = 200, description = "The unit afterwards", body = Service)))]
+async fn enable_service(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Service>> {
+    set_enabled(&state, &p.user, &name, true).await
+}
+
+/// Disable the unit file, then reload systemd (operator).
+#[utoipa::path(post, path = "/api/v1/services/{name}/disable", tag = "services",
+    params(("name" = String, Path, description = "Unit name")),
+    responses((status = 200, description = "The unit afterwards", body = Service)))]
+async fn disable_service(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+) -> ApiResult<axum::Json<Service>> {
+    set_enabled(&state, &p.user, &name, false).await
+}
+
+async fn set_enabled(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    enabled: bool,
+) -> ApiResult<axum::Json<Service>> {
+    let name = hostplane_host::systemd::unit_name(name)?;
+    check_may_change(state)?;
+    let sd = connect(state).await?;
+    sd.set_enabled(&name, enabled).await?;
+    let svc = sd.unit(&name).await?;
+    state.events.publish(
+        "resource.updated",
+        &svc.href,
+        actor,
+        serde_json::to_value(&svc).unwrap_or_default(),
+    );
+    Ok(axum::Json(svc))
+}
+
+async fn spawn_action(
+    state: &AppState,
+    actor: &str,
+    name: &str,
+    action: UnitAction,
+) -> Result<Job, ApiError> {
+    let name = hostplane_host::systemd::unit_name(name)?;
+    check_may_change(state)?;
+    // Errors a caller can fix come now, not as a failed job.
+    connect(state).await?.unit(&name).await?;
+    let st = state.clone();
+    let href = format!("/api/v1/services/{name}");
+    let timeout = Duration::from_secs(state.config.services.job_timeout_secs);
+    let kind = match action {
+        UnitAction::Start => "services.start",
+        UnitAction::Stop => "services.stop",
+        UnitAction::Restart => "services.restart",
+    };
+    let actor_owned = actor.to_string();
+    state.jobs.spawn(
+        JobSpec {
+            kind,
+            target: Some(href),
+            lock_key: Some(format!("services:{name}")),
+            actor: actor.to_string(),
+        },
+        move |ctx| async move {
+            let fail =
+                |code: &'static str| move |e: SystemdError| JobFailure::new(code, e.to_string());
+            ctx.log(format!("asking systemd to {} {name}", action.as_str()));
+            let sd = connect(&st).await.map_err(fail("systemd_unavailable"))?;
+            let result = sd
+                .run_action(action, &name, timeout)
+                .await
+                .map_err(|e| match e {
+                    SystemdError::Timeout(_) => JobFailure::new("systemd_timeout", e.to_string()),
+                    e => JobFailure::new("systemd_error", e.to_string()),
+                })?;
+            let svc = sd.unit(&name).await.map_err(fail("systemd_error"))?;
+            ctx.log(format!(
+                "systemd job {result}; {name} is {} ({})",
+                svc.active_state, svc.sub_state
+            ));
+            st.events.publish(
+                "resource.updated",
+                &svc.href,
+                &actor_owned,
+                serde_json::to_value(&svc).unwrap_or_default(),
+            );
+            let out = ServiceActionResult {
+                action: action.as_str().to_string(),
+                result: result.clone(),
+                service: svc,
+            };
+            let value = serde_json::to_value(&out).unwrap_or_default();
+            if result != "done" {
+                return Err(JobFailure::new(
+                    "unit_job_failed",
+                    format!(
+                        "{} of {name} ended with {result:?}; the unit is {} ({})",
+                        action.as_str(),
+                        out.service.active_state,
+                        out.service.sub_state
+                    ),
+                )
+                .with_result(value));
+            }
+            Ok(value)
+        },
+    )
+}

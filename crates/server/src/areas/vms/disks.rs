@@ -1,0 +1,731 @@
+//! Devices of a VM: disks (add, remove, resize), NICs and CD-ROM drives.
+//!
+//! Flow of a change: the VM's lock → validate → change the files (a new image) → if the VM runs
+//! and QEMU can hot-plug the device (virtio disks and NICs; SCSI disks when the VM has a SCSI
+//! controller), do it over QMP (`blockdev-add` + `device_add`; removal `device_del`, wait for
+//! `DEVICE_DELETED`, then `blockdev-del`/`netdev_del`) → store the definition → answer
+//! [`VmChange`] with `applied: live` or `applied: next_boot` and the reason. Either way the
+//! stored definition is what the VM boots with next time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use hostplane_host::qemu::argv::{self, LaunchDisk, LaunchNic, NicBackend};
+use hostplane_host::qemu::img;
+use hostplane_types::vms::{
+    Applied, CdromRequest, DiskBus, DiskFormat, DiskRequest, MachineType, NicMode, NicRequest,
+    ResizeRequest, VmChange, VmDisk, VmNic,
+};
+use serde::Deserialize;
+use serde_json::json;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::lifecycle::{Runtime, VmManager, bus_of, host_error, qmp_error};
+use super::model::{self, HostLimits, VmRecord};
+use super::{cdrom_entry, export};
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::extract::{Json, Query};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_disk))
+        .routes(routes!(get_disk, remove_disk))
+        .routes(routes!(resize_disk))
+        .routes(routes!(add_nic))
+        .routes(routes!(remove_nic))
+        .routes(routes!(add_cdrom))
+        .routes(routes!(remove_cdrom))
+}
+
+/// A disk to create or take in place, checked.
+pub enum Plan {
+    New {
+        size: u64,
+        format: DiskFormat,
+        bus: DiskBus,
+    },
+    Existing {
+        path: PathBuf,
+        format: DiskFormat,
+        bus: DiskBus,
+        size: u64,
+    },
+}
+
+pub async fn plan_disk(
+    mgr: &VmManager,
+    limits: &HostLimits,
+    field: &str,
+    d: &DiskRequest,
+) -> ApiResult<Plan> {
+    let bus = d.bus.unwrap_or_default();
+    match (&d.image, d.size_bytes) {
+        (Some(_), Some(_)) | (None, None) => Err(ApiError::invalid_field(
+            "invalid_disk",
+            field,
+            "give size_bytes (a new disk) or image (an existing one), not both",
+        )),
+        (None, Some(size)) => {
+            limits.check_disk_size(&format!("{field}.size_bytes"), size)?;
+            Ok(Plan::New {
+                size,
+                format: d.format.unwrap_or_default(),
+                bus,
+            })
+        }
+        (Some(image), None) => {
+            let f = format!("{field}.image");
+            let path = model::resolve_file(&f, image, &mgr.images_dir, &mgr.roots)?;
+            if path.starts_with(mgr.templates_dir()) || path.starts_with(mgr.bases_dir()) {
+                return Err(ApiError::invalid_field(
+                    "path_not_allowed",
+                    f,
+                    "templates and bases are read-only; use template instead",
+                ));
+            }
+            let pinned = d.format.map(|f| f.as_str());
+            let info = img::info(&path, pinned)
+                .await
+                .map_err(|e| ApiError::invalid_field("invalid_image", &f, e.to_string()))?;
+            let format = model::disk_format_of(&info.format).ok_or_else(|| {
+                ApiError::invalid_field(
+                    "invalid_image",
+                    &f,
+                    format!(
+                        "{} is {}; import it (POST .../disks?qcow2|raw|vhd)",
+                        path.display(),
+                        info.format
+                    ),
+                )
+            })?;
+            Ok(Plan::Existing {
+                path,
+                format,
+                bus,
+                size: info.virtual_size,
+            })
+        }
+    }
+}
+
+/// Creates the planned disk in `dir` as disk number `index`.
+pub async fn materialize(dir: &Path, index: u32, plan: Plan) -> ApiResult<VmDisk> {
+    match plan {
+        Plan::New { size, format, bus } => {
+            let path = dir.join(format!("disk{index}.{}", format.as_str()));
+            img::create(&path, format.as_str(), Some(size), None)
+                .await
+                .map_err(host_error)?;
+            Ok(model::disk_entry(
+                index, &path, format, bus, size, None, true,
+            ))
+        }
+        Plan::Existing {
+            path,
+            format,
+            bus,
+            size,
+        } => Ok(model::disk_entry(
+            index, &path, format, bus, size, None, false,
+        )),
+    }
+}
+
+fn launch_disk(d: &VmDisk) -> LaunchDisk {
+    LaunchDisk {
+        index: d.index,
+        path: PathBuf::from(&d.path),
+        format: d.format.as_str(),
+        bus: bus_of(d.bus),
+        bootindex: None,
+        read_only: false,
+    }
+}
+
+/// Hot-plugs `d` into the running VM; Err(reason) when QEMU cannot.
+pub async fn hotplug_disk(rt: &Runtime, machine: MachineType, d: &VmDisk) -> Result<(), String> {
+    let launched = rt.launched();
+    match d.bus {
+        DiskBus::Sata => return Err("SATA (AHCI) disks cannot be hot-plugged".into()),
+        DiskBus::Scsi if !launched.disks.iter().any(|x| x.bus == DiskBus::Scsi) => {
+            return Err(
+                "the running VM has no SCSI controller (it had no SCSI disk at start)".into(),
+            );
+        }
+        _ => {}
+    }
+    let ld = launch_disk(d);
+    let dev = argv::disk_dev(d.index);
+    let port = if machine == MachineType::Q35 && d.bus == DiskBus::Virtio {
+        Some(
+            rt.take_port(&dev)
+                .ok_or("all hot-plug ports of the VM are in use")?,
+        )
+    } else {
+        None
+    };
+    let fail = |e: String| {
+        rt.release_port(&dev);
+        e
+    };
+    rt.qmp
+        .execute("blockdev-add", Some(argv::disk_blockdev(&ld)))
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if let Err(e) = rt
+        .qmp
+        .execute("device_add", Some(argv::disk_device(&ld, port.as_deref())))
+        .await
+    {
+        let _ = rt
+            .qmp
+            .execute(
+                "blockdev-del",
+                Some(json!({"node-name": argv::disk_node(d.index)})),
+            )
+            .await;
+        return Err(fail(e.to_string()));
+    }
+    let d = d.clone();
+    rt.update_launched(|l| l.disks.push(d));
+    Ok(())
+}
+
+/// `device_del` and wait for the guest to let go (`DEVICE_DELETED`).
+async fn unplug(rt: &Runtime, dev: &str) -> Result<(), String> {
+    let mut events = rt.events.subscribe();
+    rt.qmp
+        .execute("device_del", Some(json!({"id": dev})))
+        .await
+        .map_err(|e| e.to_string())?;
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(ev) if ev.name == "DEVICE_DELETED" && ev.data["device"] == dev => return true,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(_) => return false,
+            }
+        }
+    };
+    match tokio::time::timeout(Duration::from_secs(15), wait).await {
+        Ok(true) => {
+            rt.release_port(dev);
+            Ok(())
+        }
+        _ => Err("the guest did not release the device within 15 s".into()),
+    }
+}
+
+fn change(
+    state: &AppState,
+    rec: &VmRecord,
+    applied: Applied,
+    reason: Option<String>,
+    actor: &str,
+) -> VmChange {
+    state.vms.publish(&rec.id, actor);
+    VmChange {
+        applied,
+        reason,
+        vm: state.vms.view(rec),
+    }
+}
+
+fn find_disk<'a>(rec: &'a VmRecord, n: &str) -> ApiResult<&'a VmDisk> {
+    let idx: u32 = n
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("no disk {n:?}")))?;
+    rec.def
+        .disks
+        .iter()
+        .find(|d| d.index == idx)
+        .ok_or_else(|| ApiError::not_found(format!("no disk {idx} in this VM")))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiskAddParams {
+    /// Import: the body is a raw image (the new disk is stored as qcow2).
+    #[param(allow_reserved)]
+    pub raw: Option<String>,
+    /// Import: the body is a qcow2 image.
+    #[param(allow_reserved)]
+    pub qcow2: Option<String>,
+    /// Import: the body is a VHD (`vpc`) image.
+    #[param(allow_reserved)]
+    pub vhd: Option<String>,
+    /// Import: the body is zstd-compressed (also `Content-Encoding: zstd`).
+    pub compress: Option<String>,
+    /// Import: bus of the new disk (default virtio).
+    pub bus: Option<DiskBus>,
+}
+
+/// Add a disk (JSON body: new or existing image), hot-plugged when the VM runs and QEMU can;
+/// or, with `?raw|qcow2|vhd`, import the uploaded image as a new disk (a job with progress).
+#[utoipa::path(post, path = "/api/v1/vms/{id}/disks", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"), DiskAddParams),
+    request_body(content((DiskRequest = "application/json"), (Vec<u8> = "application/octet-stream")),
+        description = "A disk to add, or with ?raw|qcow2|vhd an image to import"),
+    responses((status = 200, description = "Added; `applied` says live or next_boot", body = VmChange),
+        (status = 202, description = "Import started; follow the job", body = hostplane_types::jobs::Job)))]
+async fn add_disk(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath(id): UrlPath<String>,
+    Query(q): Query<DiskAddParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    if q.raw.is_some() || q.qcow2.is_some() || q.vhd.is_some() {
+        return export::import_disk(state, p, id, q, headers, body).await;
+    }
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+    let req: DiskRequest = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::invalid("invalid_body", format!("invalid disk: {e}")))?;
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    if rec.def.disks.len() >= model::MAX_DISKS {
+        return Err(ApiError::conflict(
+            "too_many_disks",
+            format!("at most {} disks", model::MAX_DISKS),
+        ));
+    }
+    let plan = plan_disk(&state.vms, &state.vms.limits(), "disk", &req).await?;
+    let dir = state.vms.vm_dir(&rec.id);
+    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    let index = rec
+        .def
+        .next
+        .disk
+        .max(rec.def.disks.iter().map(|d| d.index + 1).max().unwrap_or(0));
+    let disk = materialize(&dir, index, plan).await?;
+    let (applied, reason) = attach_disk_now(&state, &rec, &disk).await;
+    let mut def = rec.def.clone();
+    def.disks.push(disk);
+    def.next.disk = index + 1;
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(&state, &rec, applied, reason, &p.user)).into_response())
+}
+
+/// Hot-plugs a new disk when the VM runs; says where the change applies.
+pub async fn attach_disk_now(
+    state: &AppState,
+    rec: &VmRecord,
+    disk: &VmDisk,
+) -> (Applied, Option<String>) {
+    match state.vms.runtime(&rec.id) {
+        None => (Applied::NextBoot, Some("the VM is not running".into())),
+        Some(rt) => match hotplug_disk(&rt, rec.def.machine, disk).await {
+            Ok(()) => (Applied::Live, None),
+            Err(reason) => (Applied::NextBoot, Some(reason)),
+        },
+    }
+}
+
+/// One disk of a VM. With an extension (`/disks/0.raw`, `.qcow2`, `.vhd`) the disk is exported
+/// instead: see the export operation.
+#[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"),
+        ("n" = String, Path, description = "Disk number"), export::ExportParams),
+    responses((status = 200, description = "The disk", body = VmDisk)))]
+async fn get_disk(
+    State(state): State<AppState>,
+    UrlPath((id, n)): UrlPath<(String, String)>,
+    Query(q): Query<export::ExportParams>,
+) -> ApiResult<Response> {
+    if let Some((num, ext)) = n.split_once('.') {
+        return export::export_disk(state, id, num.to_string(), ext.to_string(), q).await;
+    }
+    let rec = model::find(&state.store, &id)?;
+    Ok(axum::Json(find_disk(&rec, &n)?.clone()).into_response())
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct RemoveDiskParams {
+    /// Also delete the image file (only files hostplane created).
+    #[serde(default)]
+    delete_file: Option<bool>,
+}
+
+/// Remove a disk: unplugged live when the VM runs and QEMU can, else at next boot.
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"),
+        ("n" = String, Path, description = "Disk number"), RemoveDiskParams),
+    responses((status = 200, description = "Removed; `applied` says live or next_boot", body = VmChange)))]
+async fn remove_disk(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath((id, n)): UrlPath<(String, String)>,
+    Query(q): Query<RemoveDiskParams>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    let disk = find_disk(&rec, &n)?.clone();
+    let (applied, reason) = match state.vms.runtime(&rec.id) {
+        None => (Applied::NextBoot, Some("the VM is not running".to_string())),
+        Some(rt) if !rt.launched().disks.iter().any(|d| d.index == disk.index) => {
+            (Applied::Live, None)
+        }
+        Some(_) if disk.bus == DiskBus::Sata => (
+            Applied::NextBoot,
+            Some("SATA (AHCI) disks cannot be unplugged".to_string()),
+        ),
+        Some(rt) => match unplug(&rt, &argv::disk_dev(disk.index)).await {
+            Ok(()) => {
+                let _ = rt
+                    .qmp
+                    .execute(
+                        "blockdev-del",
+                        Some(json!({"node-name": argv::disk_node(disk.index)})),
+                    )
+                    .await;
+                rt.update_launched(|l| l.disks.retain(|d| d.index != disk.index));
+                (Applied::Live, None)
+            }
+            Err(r) => (Applied::NextBoot, Some(r)),
+        },
+    };
+    if q.delete_file.unwrap_or(false) && disk.owned {
+        if applied == Applied::NextBoot && state.vms.runtime(&rec.id).is_some() {
+            return Err(ApiError::conflict(
+                "disk_in_use",
+                "the running VM still uses the disk; remove it without delete_file or stop the VM",
+            ));
+        }
+        let _ = std::fs::remove_file(&disk.path);
+    }
+    let mut def = rec.def.clone();
+    def.disks.retain(|d| d.index != disk.index);
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(&state, &rec, applied, reason, &p.user)))
+}
+
+/// Grow a disk (online with QMP `block_resize` while running, else `qemu-img resize`).
+#[utoipa::path(post, path = "/api/v1/vms/{id}/disks/{n}/resize", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"),
+        ("n" = String, Path, description = "Disk number")),
+    request_body = ResizeRequest,
+    responses((status = 200, description = "Resized", body = VmChange)))]
+async fn resize_disk(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath((id, n)): UrlPath<(String, String)>,
+    Json(req): Json<ResizeRequest>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    let disk = find_disk(&rec, &n)?.clone();
+    state
+        .vms
+        .limits()
+        .check_disk_size("size_bytes", req.size_bytes)?;
+    let current = img::info(Path::new(&disk.path), Some(disk.format.as_str()))
+        .await
+        .map_err(host_error)?
+        .virtual_size;
+    if req.size_bytes < current {
+        return Err(ApiError::invalid_field(
+            "invalid_size",
+            "size_bytes",
+            format!("disks only grow: the disk has {current} bytes"),
+        ));
+    }
+    let rt = state
+        .vms
+        .runtime(&rec.id)
+        .filter(|rt| rt.launched().disks.iter().any(|d| d.index == disk.index));
+    match rt {
+        Some(rt) => {
+            rt.qmp
+                .execute(
+                    "block_resize",
+                    Some(json!({"node-name": argv::disk_node(disk.index), "size": req.size_bytes})),
+                )
+                .await
+                .map_err(qmp_error)?;
+        }
+        None => img::resize(Path::new(&disk.path), disk.format.as_str(), req.size_bytes)
+            .await
+            .map_err(host_error)?,
+    }
+    let live = state.vms.runtime(&rec.id).is_some();
+    let mut def = rec.def.clone();
+    if let Some(d) = def.disks.iter_mut().find(|d| d.index == disk.index) {
+        d.size_bytes = req.size_bytes;
+    }
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(
+        &state,
+        &rec,
+        if live {
+            Applied::Live
+        } else {
+            Applied::NextBoot
+        },
+        None,
+        &p.user,
+    )))
+}
+
+fn launch_nic(n: &VmNic) -> LaunchNic {
+    LaunchNic {
+        index: n.index,
+        backend: match (n.mode, &n.bridge) {
+            (NicMode::Bridge, Some(b)) => NicBackend::Bridge(b.clone()),
+            _ => NicBackend::User,
+        },
+        mac: n.mac.clone(),
+        model: model::nic_model_name(n.model),
+        bootindex: None,
+        romfile: String::new(),
+    }
+}
+
+/// Add a NIC, hot-plugged when the VM runs.
+#[utoipa::path(post, path = "/api/v1/vms/{id}/nics", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name")),
+    request_body = NicRequest,
+    responses((status = 200, description = "Added; `applied` says live or next_boot", body = VmChange)))]
+async fn add_nic(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath(id): UrlPath<String>,
+    Json(req): Json<NicRequest>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    if rec.def.nics.len() >= model::MAX_NICS {
+        return Err(ApiError::conflict(
+            "too_many_nics",
+            format!("at most {} NICs", model::MAX_NICS),
+        ));
+    }
+    let index = rec
+        .def
+        .next
+        .nic
+        .max(rec.def.nics.iter().map(|n| n.index + 1).max().unwrap_or(0));
+    let nic = model::check_nic("nic", &req, index)?;
+    let (applied, reason) = match state.vms.runtime(&rec.id) {
+        None => (Applied::NextBoot, Some("the VM is not running".to_string())),
+        Some(rt) => match hotplug_nic(&rt, rec.def.machine, &nic).await {
+            Ok(()) => (Applied::Live, None),
+            Err(r) => (Applied::NextBoot, Some(r)),
+        },
+    };
+    let mut def = rec.def.clone();
+    def.nics.push(nic);
+    def.next.nic = index + 1;
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(&state, &rec, applied, reason, &p.user)))
+}
+
+async fn hotplug_nic(rt: &Arc<Runtime>, machine: MachineType, n: &VmNic) -> Result<(), String> {
+    if let (NicMode::Bridge, Some(br)) = (n.mode, &n.bridge)
+        && !Path::new("/sys/class/net").join(br).join("bridge").exists()
+    {
+        return Err(format!("host bridge {br:?} does not exist"));
+    }
+    let ln = launch_nic(n);
+    let dev = argv::net_dev(n.index);
+    let port = if machine == MachineType::Q35 {
+        Some(
+            rt.take_port(&dev)
+                .ok_or("all hot-plug ports of the VM are in use")?,
+        )
+    } else {
+        None
+    };
+    rt.qmp
+        .execute("netdev_add", Some(argv::netdev_qmp(&ln)))
+        .await
+        .map_err(|e| {
+            rt.release_port(&dev);
+            e.to_string()
+        })?;
+    if let Err(e) = rt
+        .qmp
+        .execute("device_add", Some(argv::nic_device(&ln, port.as_deref())))
+        .await
+    {
+        let _ = rt
+            .qmp
+            .execute("netdev_del", Some(json!({"id": argv::net_id(n.index)})))
+            .await;
+        rt.release_port(&dev);
+        return Err(e.to_string());
+    }
+    let n = n.clone();
+    rt.update_launched(|l| l.nics.push(n));
+    Ok(())
+}
+
+/// Remove a NIC, unplugged live when the VM runs.
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/nics/{n}", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"), ("n" = u32, Path, description = "NIC number")),
+    responses((status = 200, description = "Removed; `applied` says live or next_boot", body = VmChange)))]
+async fn remove_nic(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath((id, n)): UrlPath<(String, u32)>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    if !rec.def.nics.iter().any(|x| x.index == n) {
+        return Err(ApiError::not_found(format!("no NIC {n} in this VM")));
+    }
+    let (applied, reason) = match state.vms.runtime(&rec.id) {
+        None => (Applied::NextBoot, Some("the VM is not running".to_string())),
+        Some(rt) if !rt.launched().nics.iter().any(|x| x.index == n) => (Applied::Live, None),
+        Some(rt) => match unplug(&rt, &argv::net_dev(n)).await {
+            Ok(()) => {
+                let _ = rt
+                    .qmp
+                    .execute("netdev_del", Some(json!({"id": argv::net_id(n)})))
+                    .await;
+                rt.update_launched(|l| l.nics.retain(|x| x.index != n));
+                (Applied::Live, None)
+            }
+            Err(r) => (Applied::NextBoot, Some(r)),
+        },
+    };
+    let mut def = rec.def.clone();
+    def.nics.retain(|x| x.index != n);
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(&state, &rec, applied, reason, &p.user)))
+}
+
+const CD_NOT_HOTPLUG: &str = "CD-ROM drives sit on AHCI, which QEMU cannot hot-plug";
+
+/// Add a CD-ROM drive (with an ISO or empty). Applies at next boot (AHCI is not hot-pluggable).
+#[utoipa::path(post, path = "/api/v1/vms/{id}/cdroms", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name")),
+    request_body = CdromRequest,
+    responses((status = 200, description = "Added (`applied: next_boot` while running)", body = VmChange)))]
+async fn add_cdrom(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath(id): UrlPath<String>,
+    Json(req): Json<CdromRequest>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    if rec.def.cdroms.len() >= model::MAX_CDROMS {
+        return Err(ApiError::conflict(
+            "too_many_cdroms",
+            format!("at most {} CD-ROM drives", model::MAX_CDROMS),
+        ));
+    }
+    let index = rec.def.next.cdrom.max(
+        rec.def
+            .cdroms
+            .iter()
+            .map(|c| c.index + 1)
+            .max()
+            .unwrap_or(0),
+    );
+    let cd = cdrom_entry(&state.vms, "cdrom", &req, index)?;
+    let reason = if state.vms.runtime(&rec.id).is_some() {
+        CD_NOT_HOTPLUG
+    } else {
+        "the VM is not running"
+    };
+    let mut def = rec.def.clone();
+    def.cdroms.push(cd);
+    def.next.cdrom = index + 1;
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    Ok(axum::Json(change(
+        &state,
+        &rec,
+        Applied::NextBoot,
+        Some(reason.into()),
+        &p.user,
+    )))
+}
+
+/// Remove a CD-ROM drive (next boot; the cloud-init seed is deleted with its drive).
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/cdroms/{n}", tag = "vms",
+    params(("id" = String, Path, description = "VM id or name"), ("n" = u32, Path, description = "CD-ROM number")),
+    responses((status = 200, description = "Removed (`applied: next_boot` while running)", body = VmChange)))]
+async fn remove_cdrom(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath((id, n)): UrlPath<(String, u32)>,
+) -> ApiResult<axum::Json<VmChange>> {
+    let rec = model::find(&state.store, &id)?;
+    let _g = state.vms.lock_req(&rec.id).await?;
+    let rec = model::find(&state.store, &rec.id)?;
+    let cd = rec
+        .def
+        .cdroms
+        .iter()
+        .find(|c| c.index == n)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no CD-ROM {n} in this VM")))?;
+    let running = state.vms.runtime(&rec.id).is_some();
+    if cd.cloud_init
+        && !running
+        && let Some(iso) = &cd.iso
+    {
+        let _ = std::fs::remove_file(iso);
+    }
+    let mut def = rec.def.clone();
+    def.cdroms.retain(|c| c.index != n);
+    let rec = model::save_def(&state.store, &rec.id, &def)?;
+    let reason = if running {
+        CD_NOT_HOTPLUG
+    } else {
+        "the VM is not running"
+    };
+    Ok(axum::Json(change(
+        &state,
+        &rec,
+        Applied::NextBoot,
+        Some(reason.into()),
+        &p.user,
+    )))
+}
+
+/// The host tap device of NIC `index`, from HMP `info network` (`net0: index=0,type=tap,ifname=tap3,...`).
+pub fn tap_name(info_network: &str, index: u32) -> Option<String> {
+    let prefix = format!("{}: ", argv::net_id(index));
+    info_network
+        .lines()
+        .map(|l| l.trim_start_matches([' ', '\\']))
+        .find_map(|l| {
+            let rest = l.trim().strip_prefix(&prefix)?;
+            rest.split(',')
+                .find_map(|kv| kv.strip_prefix("ifname="))
+                .map(str::to_string)
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn tap_names_from_info_network() {
+        // Real output (user-mode NIC), plus a tap line as QEMU prints it.
+        let user = "net0-dev: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:56\r\n \\ net0: index=0,type=user,net=10.0.2.0,restrict=off\r\n";
+        assert_eq!(super::tap_name(user, 0), None);
+        let tap = "net1-dev: index=0,type=nic,model=virtio-net-pci,macaddr=52:54:00:12:34:57\r\n \\ net1: index=0,type=tap,ifname=tap7,script=no,downscript=no\r\n";
+        assert_eq!(super::tap_name(tap, 1).as_deref(), Some("tap7"));
+        assert_eq!(super::tap_name(tap, 0), None);
+    }
+}

@@ -1,0 +1,525 @@
+//! Templates and cloud-init.
+//!
+//! A template is a read-only base image in `images_dir/templates/<name>.qcow2`, recorded in the
+//! `vm_templates` table. It comes from a Vagrant box (libvirt provider: a tar, usually gzipped,
+//! with `metadata.json` and `box.img`), uploaded (`POST /vms/templates?name=`, the box as the
+//! body) or fetched from a URL (`POST /vms/templates` with JSON `{name, url}`); both run as a
+//! job that unpacks the box, checks the image (`qemu-img info`: the format metadata.json
+//! names, no backing file) and records it. `POST /vms` with `template` makes the first disk
+//! from it, a full copy or a thin overlay.
+//!
+//! cloud-init: a VM created with `cloud_init` gets a NoCloud seed, an ISO 9660 image labelled
+//! `cidata` with `user-data`, `meta-data` and `network-config`, made with genisoimage (or
+//! xorriso) and attached as a CD-ROM.
+
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::Response;
+use futures_util::StreamExt;
+use hostplane_host::Cmd;
+use hostplane_host::qemu::img;
+use hostplane_types::auth::Role;
+use hostplane_types::vms::{
+    CloneStrategy, CloudInit, DiskBus, DiskFormat, Template, TemplateFromUrl, VmCdrom, VmDisk,
+};
+use rusqlite::{OptionalExtension, params};
+use serde::Deserialize;
+use utoipa::IntoParams;
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::export::receive;
+use super::lifecycle::host_error;
+use super::model;
+use crate::areas::accepted;
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::collection::{self, CollectionParams};
+use crate::http::extract::Query;
+use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_templates, create_template))
+        .routes(routes!(get_template, delete_template))
+}
+
+fn from_row(r: &rusqlite::Row) -> rusqlite::Result<Template> {
+    let data: String = r.get(1)?;
+    serde_json::from_str(&data).map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(1, rusqlite::types::Type::Text, Box::new(e))
+    })
+}
+
+fn load_all(state: &AppState) -> ApiResult<Vec<Template>> {
+    Ok(state.store.read(|c| {
+        let mut st = c.prepare("SELECT name, data FROM vm_templates ORDER BY name")?;
+        st.query_map([], from_row)?.collect()
+    })?)
+}
+
+pub fn find(state: &AppState, name: &str) -> ApiResult<Template> {
+    state
+        .store
+        .read(|c| {
+            c.query_row(
+                "SELECT name, data FROM vm_templates WHERE name = ?1",
+                [name],
+                from_row,
+            )
+            .optional()
+        })?
+        .ok_or_else(|| ApiError::not_found(format!("no template {name:?}")))
+}
+
+/// List templates.
+#[utoipa::path(get, path = "/api/v1/vms/templates", tag = "vms", params(CollectionParams),
+    responses((status = 200, description = "Templates", body = [Template])))]
+async fn list_templates(
+    State(state): State<AppState>,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    collection::respond(load_all(&state)?, &params, &headers)
+}
+
+/// Get one template.
+#[utoipa::path(get, path = "/api/v1/vms/templates/{name}", tag = "vms",
+    params(("name" = String, Path, description = "Template name")),
+    responses((status = 200, description = "The template", body = Template)))]
+async fn get_template(
+    State(state): State<AppState>,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<axum::Json<Template>> {
+    find(&state, &name).map(axum::Json)
+}
+
+/// Delete a template no VM disk is backed by.
+#[utoipa::path(delete, path = "/api/v1/vms/templates/{name}", tag = "vms",
+    params(("name" = String, Path, description = "Template name")),
+    responses((status = 204, description = "Deleted")))]
+async fn delete_template(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    UrlPath(name): UrlPath<String>,
+) -> ApiResult<StatusCode> {
+    let t = find(&state, &name)?;
+    let users: Vec<String> = model::load_all(&state.store)?
+        .into_iter()
+        .filter(|r| {
+            r.def
+                .disks
+                .iter()
+                .any(|d| d.backing.as_deref() == Some(t.path.as_str()))
+        })
+        .map(|r| r.name)
+        .collect();
+    if !users.is_empty() {
+        return Err(ApiError::conflict(
+            "template_in_use",
+            format!("thin disks of {} use it", users.join(", ")),
+        ));
+    }
+    state
+        .store
+        .write(|tx| tx.execute("DELETE FROM vm_templates WHERE name = ?1", [&name]))?;
+    let _ = std::fs::remove_file(&t.path);
+    state.events.publish(
+        "resource.deleted",
+        &t.href,
+        &p.user,
+        serde_json::to_value(&t).unwrap_or_default(),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+struct UploadParams {
+    /// Name of the template (for an uploaded box).
+    name: Option<String>,
+}
+
+/// Import a Vagrant box (libvirt provider) as a template: upload the `.box` as the body with
+/// `?name=`, or send JSON `{name, url}` to fetch it. A job; its result is the template.
+#[utoipa::path(post, path = "/api/v1/vms/templates", tag = "vms", params(UploadParams),
+    request_body(content((TemplateFromUrl = "application/json"), (Vec<u8> = "application/octet-stream")),
+        description = "JSON {name, url}, or the .box itself"),
+    responses((status = 202, description = "Started; follow the job", body = hostplane_types::jobs::Job)))]
+async fn create_template(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Query(q): Query<UploadParams>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    p.require(Role::Operator)?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let tmp = state
+        .vms
+        .tmp_dir()
+        .map_err(ApiError::internal)?
+        .join(format!("box-{}", uuid::Uuid::now_v7()));
+    let mut body = Some(body);
+    let (name, source, url) = if is_json {
+        let bytes = axum::body::to_bytes(body.take().unwrap_or_default(), 64 * 1024)
+            .await
+            .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+        let req: TemplateFromUrl = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
+        if !(req.url.starts_with("http://") || req.url.starts_with("https://"))
+            || req.url.len() > 2048
+        {
+            return Err(ApiError::invalid_field(
+                "invalid_url",
+                "url",
+                "an http:// or https:// URL",
+            ));
+        }
+        reqwest::Url::parse(&req.url)
+            .map_err(|e| ApiError::invalid_field("invalid_url", "url", e.to_string()))?;
+        (req.name, req.url.clone(), Some(req.url))
+    } else {
+        let name = q.name.ok_or_else(|| {
+            ApiError::invalid_field("invalid_name", "name", "?name= names the template")
+        })?;
+        (name, "upload".to_string(), None)
+    };
+    hostplane_host::validate_name("template", &name)
+        .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
+    if find(&state, &name).is_ok() {
+        return Err(ApiError::conflict(
+            "template_exists",
+            format!("template {name:?} exists"),
+        ));
+    }
+    if let (None, Some(body)) = (&url, body) {
+        receive(body, tmp.clone(), false, state.vms.max_disk_bytes).await?;
+    }
+    let st = state.clone();
+    let actor = p.user.clone();
+    let job = state.jobs.spawn(
+        JobSpec {
+            kind: "vm.template_import",
+            target: Some(format!("/api/v1/vms/templates/{name}")),
+            lock_key: Some(format!("vm-template:{name}")),
+            actor: p.user.clone(),
+        },
+        move |ctx| async move {
+            let res = import_box(&st, &ctx, &name, &source, url.as_deref(), &tmp, &actor).await;
+            let _ = std::fs::remove_file(&tmp);
+            res
+        },
+    )?;
+    Ok(accepted(&job))
+}
+
+async fn download(ctx: &JobCtx, url: &str, dest: &Path, limit: u64) -> Result<(), JobFailure> {
+    use tokio::io::AsyncWriteExt;
+    let fail = |e: String| JobFailure::new("download_failed", e);
+    let resp = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(30))
+        .build()
+        .map_err(|e| fail(e.to_string()))?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    if !resp.status().is_success() {
+        return Err(fail(format!("{url}: HTTP {}", resp.status())));
+    }
+    let total = resp.content_length();
+    let mut f = tokio::fs::File::create(dest)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let mut n: u64 = 0;
+    let mut stream = resp.bytes_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| fail(e.to_string()))?;
+        n += piece.len() as u64;
+        if n > limit {
+            return Err(fail("the box is larger than vms.max_disk_bytes".into()));
+        }
+        f.write_all(&piece).await.map_err(|e| fail(e.to_string()))?;
+        if let Some(t) = total.filter(|t| *t > 0) {
+            ctx.progress((n * 50 / t) as u8);
+        }
+    }
+    f.sync_all().await.map_err(|e| fail(e.to_string()))?;
+    ctx.log(format!("downloaded {n} bytes from {url}"));
+    Ok(())
+}
+
+async fn import_box(
+    state: &AppState,
+    ctx: &Arc<JobCtx>,
+    name: &str,
+    source: &str,
+    url: Option<&str>,
+    tmp: &Path,
+    actor: &str,
+) -> Result<serde_json::Value, JobFailure> {
+    if let Some(u) = url {
+        download(ctx, u, tmp, state.vms.max_disk_bytes).await?;
+    }
+    let dir = state.vms.templates_dir();
+    std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let partial = dir.join(format!(".{name}.partial"));
+    let (t, p) = (tmp.to_path_buf(), partial.clone());
+    let c = ctx.clone();
+    let metadata = tokio::task::spawn_blocking(move || unpack_box(&t, &p, &c))
+        .await
+        .map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let metadata = match metadata {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let format = metadata["format"].as_str().unwrap_or("qcow2").to_string();
+    let checked = async {
+        let fmt = model::disk_format_of(&format).ok_or_else(|| {
+            JobFailure::new(
+                "invalid_box",
+                format!("box format {format:?} is not qcow2 or raw"),
+            )
+        })?;
+        let info = img::info(&partial, Some(fmt.as_str()))
+            .await
+            .map_err(|e| JobFailure::new("invalid_box", format!("box.img: {e}")))?;
+        if info.backing.is_some() {
+            return Err(JobFailure::new("invalid_box", "box.img has a backing file"));
+        }
+        Ok((fmt, info))
+    }
+    .await;
+    let (fmt, info) = match checked {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e);
+        }
+    };
+    let path = dir.join(format!("{name}.{}", fmt.as_str()));
+    std::fs::rename(&partial, &path).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444));
+    let t = Template {
+        name: name.to_string(),
+        href: format!("/api/v1/vms/templates/{name}"),
+        path: path.to_string_lossy().into_owned(),
+        format: fmt,
+        size_bytes: info.virtual_size,
+        source: source.to_string(),
+        metadata,
+        created_at: crate::platform::time::now_string(),
+    };
+    let data = serde_json::to_string(&t).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let inserted = state.store.write(|tx| {
+        tx.execute(
+            "INSERT INTO vm_templates(name, data, created_at) VALUES (?1, ?2, ?3)",
+            params![t.name, data, t.created_at],
+        )
+    });
+    if let Err(e) = inserted {
+        let _ = std::fs::remove_file(&path);
+        return Err(JobFailure::new("template_exists", e.to_string()));
+    }
+    state.events.publish(
+        "resource.created",
+        &t.href,
+        actor,
+        serde_json::to_value(&t).unwrap_or_default(),
+    );
+    ctx.log(format!(
+        "template {name}: {} bytes ({})",
+        t.size_bytes,
+        fmt.as_str()
+    ));
+    Ok(serde_json::to_value(&t).unwrap_or_default())
+}
+
+/// Reads a `.box` (tar, gzipped or not): writes `box.img` to `dest`, returns metadata.json.
+fn unpack_box(file: &Path, dest: &Path, ctx: &JobCtx) -> Result<serde_json::Value, JobFailure> {
+    let bad = |m: String| JobFailure::new("invalid_box", m);
+    let mut f =
+        std::fs::File::open(file).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let total = f.metadata().map(|m| m.len()).unwrap_or(1).max(1);
+    let mut magic = [0u8; 2];
+    let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
+    let f = std::fs::File::open(file).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    let counted = Counted {
+        inner: f,
+        n: 0,
+        total,
+        ctx,
+    };
+    let reader: Box<dyn Read> = if gz {
+        Box::new(flate2::read::GzDecoder::new(counted))
+    } else {
+        Box::new(counted)
+    };
+    let mut tar = tar::Archive::new(reader);
+    let mut metadata = None;
+    let mut image = false;
+    for entry in tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive: {e}")))?
+    {
+        let mut entry = entry.map_err(|e| bad(format!("reading the box: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        match path.trim_start_matches("./") {
+            "metadata.json" => {
+                let mut s = Vec::new();
+                (&mut entry)
+                    .take(1 << 20)
+                    .read_to_end(&mut s)
+                    .map_err(|e| bad(e.to_string()))?;
+                let m: serde_json::Value =
+                    serde_json::from_slice(&s).map_err(|e| bad(format!("metadata.json: {e}")))?;
+                if let Some(p) = m["provider"].as_str()
+                    && p != "libvirt"
+                {
+                    return Err(bad(format!(
+                        "provider {p:?}: only libvirt boxes hold a QEMU image"
+                    )));
+                }
+                metadata = Some(m);
+            }
+            "box.img" => {
+                let mut out = std::fs::File::create(dest)
+                    .map_err(|e| JobFailure::new("internal", e.to_string()))?;
+                std::io::copy(&mut entry, &mut out).map_err(|e| bad(e.to_string()))?;
+                out.sync_all()
+                    .map_err(|e| JobFailure::new("internal", e.to_string()))?;
+                image = true;
+            }
+            _ => {}
+        }
+    }
+    if !image {
+        return Err(bad("no box.img in the box".into()));
+    }
+    metadata.ok_or_else(|| bad("no metadata.json in the box".into()))
+}
+
+struct Counted<'a, R> {
+    inner: R,
+    n: u64,
+    total: u64,
+    ctx: &'a JobCtx,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        self.ctx.progress((50 + self.n * 49 / self.total) as u8);
+        Ok(n)
+    }
+}
+
+/// Disk `index` of a new VM made from template `t` in `dir`.
+pub async fn disk_from_template(
+    _state: &AppState,
+    t: &Template,
+    dir: &Path,
+    index: u32,
+    strategy: CloneStrategy,
+) -> ApiResult<VmDisk> {
+    let base = PathBuf::from(&t.path);
+    let dest = dir.join(format!("disk{index}.qcow2"));
+    match strategy {
+        CloneStrategy::Full => {
+            img::copy_flat(&base, t.format.as_str(), &dest, "qcow2")
+                .await
+                .map_err(host_error)?;
+            Ok(model::disk_entry(
+                index,
+                &dest,
+                DiskFormat::Qcow2,
+                DiskBus::Virtio,
+                t.size_bytes,
+                None,
+                true,
+            ))
+        }
+        CloneStrategy::Thin => {
+            img::create(&dest, "qcow2", None, Some((&base, t.format.as_str())))
+                .await
+                .map_err(host_error)?;
+            Ok(model::disk_entry(
+                index,
+                &dest,
+                DiskFormat::Qcow2,
+                DiskBus::Virtio,
+                t.size_bytes,
+                Some(t.path.clone()),
+                true,
+            ))
+        }
+    }
+}
+
+/// Writes the NoCloud seed ISO for a VM and returns its CD-ROM entry.
+pub async fn cloud_init_seed(
+    dir: &Path,
+    id: &str,
+    name: &str,
+    c: &CloudInit,
+    index: u32,
+) -> ApiResult<VmCdrom> {
+    let src = dir.join("cidata");
+    std::fs::create_dir_all(&src).map_err(ApiError::internal)?;
+    let meta = c
+        .meta_data
+        .clone()
+        .unwrap_or_else(|| format!("instance-id: {id}\nlocal-hostname: {name}\n"));
+    let mut files = vec![("user-data", c.user_data.clone()), ("meta-data", meta)];
+    if let Some(n) = &c.network_config {
+        files.push(("network-config", n.clone()));
+    }
+    for (f, text) in &files {
+        std::fs::write(src.join(f), text).map_err(ApiError::internal)?;
+    }
+    let iso = dir.join("seed.iso");
+    let names: Vec<&str> = files.iter().map(|(f, _)| *f).collect();
+    let tool = ["genisoimage", "mkisofs", "xorriso"]
+        .into_iter()
+        .find(|t| hostplane_host::which(t).is_some())
+        .ok_or_else(|| ApiError::Unavailable {
+            code: "tool_missing",
+            detail: "cloud-init needs genisoimage (or xorriso) to write the seed ISO".into(),
+        })?;
+    let mut cmd = Cmd::new(tool);
+    if tool == "xorriso" {
+        cmd = cmd.args(["-as", "mkisofs"]);
+    }
+    cmd.args(["-quiet", "-output"])
+        .arg(&iso)
+        .args(["-volid", "cidata", "-joliet", "-rock"])
+        .args(&names)
+        .cwd(&src)
+        .run()
+        .await
+        .map_err(host_error)?;
+    let _ = std::fs::remove_dir_all(&src);
+    Ok(VmCdrom {
+        index,
+        iso: Some(iso.to_string_lossy().into_owned()),
+        cloud_init: true,
+    })
+}

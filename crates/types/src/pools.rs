@@ -1,0 +1,386 @@
+//! Pools area (`/api/v1/pools`): btrfs, single-disk ext4/xfs and mergerfs (+ snapraid) pools,
+//! their datasets and snapshots. See docs/storage.md.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// What a pool is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PoolKind {
+    /// One btrfs filesystem over one or more disks (raid profiles, subvolume datasets,
+    /// snapshots, scrub).
+    Btrfs,
+    /// One ext4 disk.
+    Ext4,
+    /// One XFS disk (at least 300 MB).
+    Xfs,
+    /// mergerfs over member filesystems (one per disk), optionally with snapraid parity.
+    Mergerfs,
+}
+
+impl PoolKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PoolKind::Btrfs => "btrfs",
+            PoolKind::Ext4 => "ext4",
+            PoolKind::Xfs => "xfs",
+            PoolKind::Mergerfs => "mergerfs",
+        }
+    }
+}
+
+/// btrfs block group profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BtrfsProfile {
+    Single,
+    Dup,
+    Raid0,
+    Raid1,
+    Raid1c3,
+    Raid1c4,
+    Raid10,
+}
+
+impl BtrfsProfile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BtrfsProfile::Single => "single",
+            BtrfsProfile::Dup => "dup",
+            BtrfsProfile::Raid0 => "raid0",
+            BtrfsProfile::Raid1 => "raid1",
+            BtrfsProfile::Raid1c3 => "raid1c3",
+            BtrfsProfile::Raid1c4 => "raid1c4",
+            BtrfsProfile::Raid10 => "raid10",
+        }
+    }
+
+    /// Devices the profile needs at least.
+    pub fn min_devices(self) -> usize {
+        match self {
+            BtrfsProfile::Single | BtrfsProfile::Dup | BtrfsProfile::Raid0 => 1,
+            BtrfsProfile::Raid1 | BtrfsProfile::Raid10 => 2,
+            BtrfsProfile::Raid1c3 => 3,
+            BtrfsProfile::Raid1c4 => 4,
+        }
+    }
+
+    /// Parses btrfs' spelling (`RAID1`, `single`, `DUP`).
+    pub fn parse(s: &str) -> Option<BtrfsProfile> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "single" => BtrfsProfile::Single,
+            "dup" => BtrfsProfile::Dup,
+            "raid0" => BtrfsProfile::Raid0,
+            "raid1" => BtrfsProfile::Raid1,
+            "raid1c3" => BtrfsProfile::Raid1c3,
+            "raid1c4" => BtrfsProfile::Raid1c4,
+            "raid10" => BtrfsProfile::Raid10,
+            _ => return None,
+        })
+    }
+}
+
+/// Pool health.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolHealth {
+    /// Mounted, every member present, no error counters.
+    Online,
+    /// Mounted, but a member is missing, the filesystem is mounted degraded, or a member's
+    /// error counters are not zero.
+    Degraded,
+    /// Not mounted; every member present.
+    Unmounted,
+    /// Not mounted, and members are missing.
+    Unavailable,
+}
+
+/// Error counters of a pool member (btrfs `device stats`; zero elsewhere).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MemberErrors {
+    pub write_io: u64,
+    pub read_io: u64,
+    pub flush_io: u64,
+    pub corruption: u64,
+    pub generation: u64,
+}
+
+impl MemberErrors {
+    pub fn total(&self) -> u64 {
+        self.write_io + self.read_io + self.flush_io + self.corruption + self.generation
+    }
+}
+
+/// Role of a pool member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberRole {
+    Data,
+    /// snapraid parity (mergerfs pools).
+    Parity,
+}
+
+/// A disk that belongs to a pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PoolMember {
+    /// Stable disk id, as in `/api/v1/disks`.
+    pub disk: String,
+    pub disk_href: String,
+    /// Device path now (null when the disk is missing).
+    pub path: Option<String>,
+    pub present: bool,
+    pub role: MemberRole,
+    /// btrfs device id.
+    pub devid: Option<u64>,
+    /// Size the pool uses on this member, in bytes.
+    pub size: Option<u64>,
+    /// Where a mergerfs member filesystem is mounted.
+    pub mountpoint: Option<String>,
+    pub errors: MemberErrors,
+}
+
+/// Space of a mounted pool (statvfs of its mount point).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct PoolUsage {
+    pub size: u64,
+    pub used: u64,
+    pub available: u64,
+}
+
+/// A storage pool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Pool {
+    pub href: String,
+    pub name: String,
+    pub kind: PoolKind,
+    /// Filesystem UUID (btrfs, ext4, xfs).
+    pub uuid: Option<String>,
+    /// `<pools.mount_root>/<name>`.
+    pub mountpoint: String,
+    pub mounted: bool,
+    /// The pool is remounted when the daemon starts (true after create, import and mount;
+    /// false after unmount).
+    pub auto_mount: bool,
+    pub health: PoolHealth,
+    /// Why the health is not `online`.
+    pub health_detail: Option<String>,
+    /// Space, when mounted.
+    pub usage: Option<PoolUsage>,
+    /// btrfs data profile (when mounted).
+    pub data_profile: Option<BtrfsProfile>,
+    /// btrfs metadata profile (when mounted).
+    pub metadata_profile: Option<BtrfsProfile>,
+    /// btrfs quotas (qgroups) are on: datasets report usage and may have a quota.
+    pub quotas: bool,
+    pub members: Vec<PoolMember>,
+    /// snapraid parity is configured (mergerfs).
+    pub snapraid: bool,
+    pub created_at: String,
+}
+
+/// Body of `POST /pools`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePoolRequest {
+    /// Pool name: 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.
+    pub name: String,
+    pub kind: PoolKind,
+    /// Disks (id, kernel name or /dev path). Each must be in `disks.allow`, unmounted, not in
+    /// a pool and not the root disk. Everything on them is erased. ext4/xfs take exactly one.
+    pub devices: Vec<String>,
+    /// btrfs data profile. Default: `single` for one disk, `raid1` for more.
+    #[serde(default)]
+    pub data_profile: Option<BtrfsProfile>,
+    /// btrfs metadata profile. Default: `dup` for one disk, `raid1` for more.
+    #[serde(default)]
+    pub metadata_profile: Option<BtrfsProfile>,
+    /// btrfs: turn quotas (qgroups) on so datasets report usage and can have quotas.
+    /// Default true.
+    #[serde(default)]
+    pub quotas: Option<bool>,
+    /// mergerfs: filesystem made on each member (`ext4` or `xfs`). Default `ext4`.
+    #[serde(default)]
+    pub member_filesystem: Option<String>,
+    /// mergerfs: disks that hold snapraid parity (one per parity level, each at least as
+    /// large as the largest data disk). Empty: no parity.
+    #[serde(default)]
+    pub parity_devices: Vec<String>,
+    /// mergerfs: `minfreespace` (bytes): a branch with less free space gets no new files.
+    /// Default 104857600 (100 MiB).
+    #[serde(default)]
+    pub min_free_space: Option<u64>,
+}
+
+/// A filesystem found on disks that no pool uses yet (`GET /pools/importable`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ImportablePool {
+    /// Filesystem UUID: pass it to `POST /pools/import`.
+    pub uuid: String,
+    pub kind: PoolKind,
+    pub label: Option<String>,
+    /// Devices where the filesystem was found.
+    pub devices: Vec<String>,
+    /// Their disk ids.
+    pub disks: Vec<String>,
+    /// Every device is in `disks.allow` (import needs that).
+    pub allowed: bool,
+}
+
+/// Body of `POST /pools/import`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ImportPoolRequest {
+    /// Name for the pool.
+    pub name: String,
+    /// Filesystem UUID (from `GET /pools/importable`).
+    pub uuid: String,
+}
+
+/// Body of `POST /pools/{name}/mount`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MountRequest {
+    /// btrfs: mount with a member missing (`-o degraded`), to replace or remove it.
+    #[serde(default)]
+    pub degraded: bool,
+}
+
+/// Body of `POST /pools/{name}/devices`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddDeviceRequest {
+    /// Disk id, kernel name or /dev path (same rules as pool creation).
+    pub device: String,
+}
+
+/// Body of `POST /pools/{name}/devices/{disk}/replace`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReplaceDeviceRequest {
+    /// The new disk (id, kernel name or /dev path), at least as large as the old one.
+    pub device: String,
+}
+
+/// Body of `POST /pools/{name}/balance`: rebalance, converting profiles when given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BalanceRequest {
+    #[serde(default)]
+    pub data_profile: Option<BtrfsProfile>,
+    #[serde(default)]
+    pub metadata_profile: Option<BtrfsProfile>,
+}
+
+/// Result of a scrub job.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ScrubResult {
+    /// `finished`, `aborted`, `interrupted`.
+    pub status: String,
+    pub duration_secs: u64,
+    pub data_bytes_scrubbed: u64,
+    pub tree_bytes_scrubbed: u64,
+    pub read_errors: u64,
+    pub csum_errors: u64,
+    pub verify_errors: u64,
+    pub super_errors: u64,
+    /// Errors found (read + csum + verify + super).
+    pub errors_found: u64,
+    /// Errors repaired from a good copy.
+    pub corrected_errors: u64,
+    /// Errors with no good copy left (data lost).
+    pub uncorrectable_errors: u64,
+    pub unverified_errors: u64,
+}
+
+/// Per-dataset usage from btrfs quota groups.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DatasetUsage {
+    /// Bytes the dataset references (shared with snapshots included).
+    pub referenced: u64,
+    /// Bytes only this dataset holds (freed if it is deleted).
+    pub exclusive: u64,
+}
+
+/// A dataset: a btrfs subvolume, or a directory on ext4/xfs/mergerfs pools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Dataset {
+    pub href: String,
+    pub pool: String,
+    pub name: String,
+    pub path: String,
+    /// `subvolume` or `directory`.
+    pub kind: String,
+    pub subvolume_id: Option<u64>,
+    pub created_at: Option<String>,
+    /// From quota groups; null when quotas are off or not supported.
+    pub usage: Option<DatasetUsage>,
+    /// Limit on referenced bytes; null = none.
+    pub quota: Option<u64>,
+    /// Keep this many newest snapshots; older ones are deleted when a snapshot is taken.
+    /// null = keep all.
+    pub snapshot_retention: Option<u32>,
+    pub snapshots: u32,
+}
+
+/// Body of `POST /pools/{pool}/datasets`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateDatasetRequest {
+    /// 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.
+    pub name: String,
+    /// Quota in bytes (btrfs only).
+    #[serde(default)]
+    pub quota: Option<u64>,
+    /// Snapshots to keep (1–10000); absent = all.
+    #[serde(default)]
+    pub snapshot_retention: Option<u32>,
+}
+
+/// Body of `PATCH /pools/{pool}/datasets/{dataset}`: only the fields given change.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateDatasetRequest {
+    /// New name (renames the dataset and its snapshot folder).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Quota in bytes; 0 removes it (btrfs only).
+    #[serde(default)]
+    pub quota: Option<u64>,
+    /// Snapshots to keep; 0 = keep all.
+    #[serde(default)]
+    pub snapshot_retention: Option<u32>,
+}
+
+/// A read-only snapshot of a dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    pub href: String,
+    pub pool: String,
+    pub dataset: String,
+    pub name: String,
+    pub path: String,
+    pub subvolume_id: Option<u64>,
+    pub created_at: Option<String>,
+    pub read_only: bool,
+    pub usage: Option<DatasetUsage>,
+}
+
+/// Body of `POST .../snapshots`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSnapshotRequest {
+    /// Snapshot name; default the UTC time, `YYYYMMDDTHHMMSSZ`.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// Body of `POST .../snapshots/{snapshot}/rollback`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackRequest {
+    /// Keep the dataset's current state as a read-only snapshot named
+    /// `pre-rollback-YYYYMMDDTHHMMSSZ` instead of deleting it. Default false.
+    #[serde(default)]
+    pub keep_current: bool,
+}

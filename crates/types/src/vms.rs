@@ -1,0 +1,484 @@
+//! Virtual machines (`/api/v1/vms`): QEMU guests hostplane runs itself and drives over QMP.
+//!
+//! A VM is defined (`POST /vms`, [`VmCreate`]), then started, shut down, modified, cloned,
+//! snapshotted, exported. The definition is stored; what runs is a QEMU process whose status
+//! comes from QMP events. Paths a definition names (existing images, ISOs, kernels) must lie in
+//! the images directory or one of the configured `vms.allowed_paths`.
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Which accelerator QEMU uses. `auto` picks KVM only when the capability probe says it is
+/// really usable (hardware virtualization, not PVM); otherwise TCG (software emulation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Accelerator {
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+/// QEMU machine type: `pc` (i440FX, ACPI PCI hot-plug on the root bus) or `q35` (PCIe; spare
+/// root ports are added for hot-plug).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MachineType {
+    #[default]
+    Pc,
+    Q35,
+}
+
+/// Firmware: SeaBIOS, or UEFI (OVMF; 503 `ovmf_missing` at start when not installed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Firmware {
+    #[default]
+    Bios,
+    Uefi,
+}
+
+/// How a disk is attached to the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskBus {
+    /// virtio-blk (hot-pluggable).
+    #[default]
+    Virtio,
+    /// AHCI (not hot-pluggable: added at next boot).
+    Sata,
+    /// virtio-scsi (hot-pluggable when the VM started with a SCSI controller).
+    Scsi,
+}
+
+/// Image format of a disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DiskFormat {
+    #[default]
+    Qcow2,
+    Raw,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        }
+    }
+}
+
+/// Network backend of a NIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NicMode {
+    /// QEMU user-mode networking (NAT inside QEMU; no host configuration).
+    #[default]
+    User,
+    /// A tap device on a host bridge (`bridge` names it), through qemu-bridge-helper.
+    Bridge,
+}
+
+/// Emulated NIC model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum NicModel {
+    #[default]
+    Virtio,
+    E1000,
+}
+
+/// A boot device class, in boot order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BootDevice {
+    Disk,
+    Cdrom,
+    Network,
+}
+
+/// How a disk is copied for a clone (ZoneweaverAPI's strategies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CloneStrategy {
+    /// An independent copy of every disk.
+    #[default]
+    Full,
+    /// A qcow2 overlay on a shared, read-only base (the source's disks become overlays on the
+    /// same base, so neither side changes the other).
+    Thin,
+}
+
+/// Run state, from QMP events and the QEMU process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum VmStatus {
+    /// No QEMU process.
+    Stopped,
+    /// QEMU is starting (QMP not answered yet).
+    Starting,
+    Running,
+    /// vCPUs stopped (`pause`, or an I/O error).
+    Paused,
+    /// An ACPI shutdown was requested and the guest has not powered off yet.
+    ShuttingDown,
+}
+
+/// A disk of a new VM, or one added to a VM. Give `size_bytes` (a new empty image) or `image`
+/// (an existing image file, used in place).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DiskRequest {
+    /// Size of a new empty disk, in bytes (1 MiB .. `vms.max_disk_bytes`).
+    #[serde(default)]
+    pub size_bytes: Option<u64>,
+    /// Path of an existing image in the images directory or an allowed path.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// Format of a new disk (default qcow2); for an existing image, detected when absent.
+    #[serde(default)]
+    pub format: Option<DiskFormat>,
+    #[serde(default)]
+    pub bus: Option<DiskBus>,
+}
+
+/// A CD-ROM drive; `iso` empty means an empty tray.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CdromRequest {
+    /// Path of an ISO image in the images directory or an allowed path.
+    #[serde(default)]
+    pub iso: Option<String>,
+}
+
+/// A network interface.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicRequest {
+    #[serde(default)]
+    pub mode: NicMode,
+    /// Host bridge for `mode: bridge`.
+    #[serde(default)]
+    pub bridge: Option<String>,
+    /// MAC address (`52:54:00:xx:xx:xx` made up when absent).
+    #[serde(default)]
+    pub mac: Option<String>,
+    #[serde(default)]
+    pub model: NicModel,
+}
+
+/// cloud-init NoCloud settings: written to a seed ISO (volume `cidata`) attached as a CD-ROM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloudInit {
+    /// `user-data` (e.g. `#cloud-config ...`), at most 64 KiB.
+    pub user_data: String,
+    /// `meta-data`; default `instance-id: <vm id>` and `local-hostname: <vm name>`.
+    #[serde(default)]
+    pub meta_data: Option<String>,
+    /// `network-config` (version 1 or 2), optional.
+    #[serde(default)]
+    pub network_config: Option<String>,
+}
+
+/// `POST /api/v1/vms`: define a VM.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmCreate {
+    /// Unique name: 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit.
+    pub name: String,
+    /// Virtual CPUs (1 .. host CPUs); default 1.
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    /// Memory in MiB (16 .. host memory); default 512.
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub machine: Option<MachineType>,
+    #[serde(default)]
+    pub firmware: Option<Firmware>,
+    #[serde(default)]
+    pub accelerator: Option<Accelerator>,
+    #[serde(default)]
+    pub disks: Vec<DiskRequest>,
+    #[serde(default)]
+    pub cdroms: Vec<CdromRequest>,
+    #[serde(default)]
+    pub nics: Vec<NicRequest>,
+    /// Boot order; default `[disk, cdrom]`.
+    #[serde(default)]
+    pub boot: Vec<BootDevice>,
+    /// Direct kernel boot: the kernel image (images directory or an allowed path).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    /// Direct kernel boot: the initrd.
+    #[serde(default)]
+    pub initrd: Option<String>,
+    /// Direct kernel boot: the kernel command line.
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    /// Start this VM when hostplane starts.
+    #[serde(default)]
+    pub autostart: bool,
+    /// Attach a NoCloud seed with these settings.
+    #[serde(default)]
+    pub cloud_init: Option<CloudInit>,
+    /// Create the first disk from this template (`GET /vms/templates`).
+    #[serde(default)]
+    pub template: Option<String>,
+    /// How the template's disk is copied; default `full`.
+    #[serde(default)]
+    pub clone: Option<CloneStrategy>,
+}
+
+/// `PATCH /api/v1/vms/{id}`: settings applied at the next boot (and stored at once).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VmUpdate {
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    #[serde(default)]
+    pub memory_mib: Option<u64>,
+    #[serde(default)]
+    pub autostart: Option<bool>,
+    #[serde(default)]
+    pub accelerator: Option<Accelerator>,
+    #[serde(default)]
+    pub boot: Option<Vec<BootDevice>>,
+    /// Empty string removes the kernel (and direct boot).
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub initrd: Option<String>,
+    #[serde(default)]
+    pub cmdline: Option<String>,
+}
+
+/// A disk of a VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmDisk {
+    /// Stable number of this disk in the VM (`/vms/{id}/disks/{n}`); never reused.
+    pub index: u32,
+    pub path: String,
+    pub format: DiskFormat,
+    pub bus: DiskBus,
+    /// Virtual size in bytes (as last seen).
+    pub size_bytes: u64,
+    /// Backing file of a thin disk.
+    #[serde(default)]
+    pub backing: Option<String>,
+    /// Whether deleting the VM deletes this file (false for images used in place).
+    #[serde(default)]
+    pub owned: bool,
+}
+
+/// A CD-ROM drive of a VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmCdrom {
+    pub index: u32,
+    /// The ISO in the tray; none = empty.
+    #[serde(default)]
+    pub iso: Option<String>,
+    /// The NoCloud seed hostplane made for this VM.
+    #[serde(default)]
+    pub cloud_init: bool,
+}
+
+/// A NIC of a VM.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct VmNic {
+    pub index: u32,
+    pub mode: NicMode,
+    #[serde(default)]
+    pub bridge: Option<String>,
+    pub mac: String,
+    pub model: NicModel,
+}
+
+/// A virtual machine.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Vm {
+    pub id: String,
+    pub name: String,
+    pub href: String,
+    pub status: VmStatus,
+    pub vcpus: u32,
+    pub memory_mib: u64,
+    pub machine: MachineType,
+    pub firmware: Firmware,
+    pub accelerator: Accelerator,
+    /// The accelerator the running QEMU uses (`kvm` or `tcg`).
+    #[serde(default)]
+    pub accelerator_in_use: Option<String>,
+    pub disks: Vec<VmDisk>,
+    pub cdroms: Vec<VmCdrom>,
+    pub nics: Vec<VmNic>,
+    pub boot: Vec<BootDevice>,
+    #[serde(default)]
+    pub kernel: Option<String>,
+    #[serde(default)]
+    pub initrd: Option<String>,
+    #[serde(default)]
+    pub cmdline: Option<String>,
+    pub autostart: bool,
+    /// The template the first disk came from.
+    #[serde(default)]
+    pub template: Option<String>,
+    /// QEMU's process id while it runs.
+    #[serde(default)]
+    pub pid: Option<u32>,
+    /// The stored definition differs from what the running QEMU was started with: the
+    /// difference applies at the next boot.
+    pub pending_changes: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// Where a change took effect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Applied {
+    /// Hot-plugged (or changed) in the running guest now, and stored.
+    Live,
+    /// Stored; takes effect when the VM next starts (it is stopped, or QEMU cannot hot-plug it).
+    NextBoot,
+}
+
+/// Answer to a change of a VM's devices.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VmChange {
+    pub applied: Applied,
+    /// Why it waits for the next boot, when it does.
+    #[serde(default)]
+    pub reason: Option<String>,
+    pub vm: Vm,
+}
+
+/// `POST /vms/{id}/shutdown`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownRequest {
+    /// Seconds to wait for the guest to power off after the ACPI request before QEMU is
+    /// stopped by force (1 .. 3600, default 60).
+    #[serde(default)]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `POST /vms/{id}/disks/{n}/resize`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResizeRequest {
+    /// New virtual size in bytes; only growing is allowed.
+    pub size_bytes: u64,
+}
+
+/// `POST /vms/{id}/clone`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloneRequest {
+    /// Name of the new VM.
+    pub name: String,
+    #[serde(default)]
+    pub strategy: CloneStrategy,
+}
+
+/// `POST /vms/{id}/snapshots`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SnapshotCreate {
+    /// 1-64 of `A-Za-z0-9_.-`.
+    pub name: String,
+}
+
+/// A snapshot (qcow2 internal snapshot present on every qcow2 disk of the VM).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Snapshot {
+    pub name: String,
+    pub href: String,
+    /// Creation time (RFC 3339, UTC).
+    pub created_at: String,
+    /// Saved guest memory size (live snapshots), in bytes.
+    pub vm_state_bytes: u64,
+}
+
+/// `POST /vms/{id}/console`: a single-use ticket for a console WebSocket.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ConsoleTicket {
+    /// The ticket; pass as `?ticket=` instead of any other credential. Valid once.
+    pub ticket: String,
+    /// Serial console WebSocket URL (path and query) with the ticket.
+    pub serial_url: String,
+    /// VNC WebSocket URL (path and query) with the ticket.
+    pub vnc_url: String,
+    /// Expiry (RFC 3339, UTC); about 60 s after creation.
+    pub expires_at: String,
+}
+
+/// A VM template (a base image, e.g. imported from a Vagrant box).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Template {
+    pub name: String,
+    pub href: String,
+    /// The read-only base image.
+    pub path: String,
+    pub format: DiskFormat,
+    pub size_bytes: u64,
+    /// Where it came from (`upload` or the URL).
+    pub source: String,
+    /// The box's metadata.json, when it came from a Vagrant box.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+    pub created_at: String,
+}
+
+/// `POST /vms/templates` with a JSON body: fetch a Vagrant box (libvirt provider) from a URL.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateFromUrl {
+    pub name: String,
+    /// `http://` or `https://` URL of the `.box`.
+    pub url: String,
+}
+
+/// Block device counters of one disk (QMP `query-blockstats`).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BlockCounters {
+    pub device: String,
+    pub rd_bytes: u64,
+    pub wr_bytes: u64,
+    pub rd_operations: u64,
+    pub wr_operations: u64,
+}
+
+/// Network counters of one NIC (host side of a tap device; none for user-mode networking).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct NetCounters {
+    pub nic: String,
+    #[serde(default)]
+    pub ifname: Option<String>,
+    #[serde(default)]
+    pub rx_bytes: Option<u64>,
+    #[serde(default)]
+    pub tx_bytes: Option<u64>,
+    #[serde(default)]
+    pub rx_packets: Option<u64>,
+    #[serde(default)]
+    pub tx_packets: Option<u64>,
+}
+
+/// `GET /vms/{id}/metrics`: counters of a running VM.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct VmMetrics {
+    pub status: VmStatus,
+    /// CPU time of the QEMU process (user + system), seconds.
+    pub cpu_seconds: f64,
+    /// Resident memory of the QEMU process, bytes.
+    pub rss_bytes: u64,
+    /// Guest memory as configured, bytes.
+    pub memory_bytes: u64,
+    /// vCPU threads (QMP `query-cpus-fast`).
+    pub vcpu_threads: Vec<u32>,
+    pub block: Vec<BlockCounters>,
+    pub net: Vec<NetCounters>,
+}
