@@ -1126,7 +1126,7 @@ async fn the_documents_curl_examples_with_curl() {
             let a = curl(
                 "POST",
                 &url(&d, "POST", "/api/v1/admin/update", auth),
-                &[upload.clone()],
+                std::slice::from_ref(&upload),
             );
             assert_eq!(a.status, 202);
             assert_eq!(a.header("location"), Some("/api/v1/admin/update"));

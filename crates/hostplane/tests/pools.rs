@@ -14,6 +14,28 @@ use storage_util::{Loops, disk, eventually, is_mounted, job_done, job_ok, run};
 
 const MIB: u64 = 1 << 20;
 
+fn xattr(path: &Path, name: &str) -> String {
+    let p = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let n = std::ffi::CString::new(name).unwrap();
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: valid C strings and a buffer of the given length.
+    let len = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            n.as_ptr(),
+            buf.as_mut_ptr() as *mut libc::c_void,
+            buf.len(),
+        )
+    };
+    assert!(
+        len >= 0,
+        "getxattr {name} on {}: {}",
+        path.display(),
+        std::io::Error::last_os_error()
+    );
+    String::from_utf8_lossy(&buf[..len as usize]).into_owned()
+}
+
 fn daemon(loops: &Loops, allow: &[&str]) -> Daemon {
     Daemon::start_with(Opts {
         config: Some(loops.config()),
@@ -758,8 +780,9 @@ async fn single_disk_mergerfs_and_import() {
     let m2 = loops.attach(128 * MIB);
     let parity = loops.attach(128 * MIB);
     let foreign = loops.attach(128 * MIB);
+    let m3 = loops.attach(128 * MIB);
     let (e4, spare) = (loops.devs[0].clone(), loops.devs[1].clone());
-    let d = daemon(&loops, &[&e4, &spare, &xfs, &m1, &m2, &parity]);
+    let d = daemon(&loops, &[&e4, &spare, &xfs, &m1, &m2, &parity, &m3]);
     let root = loops.mount_root();
 
     // ext4: directories as datasets; no quota, no snapshots, no scrub.
@@ -878,6 +901,58 @@ async fn single_disk_mergerfs_and_import() {
     assert!(on_member, "the file lives on a member");
     let j = job_done(&d, d.post("/api/v1/pools/media/scrub", json!({})).await).await;
     assert_eq!(j["status"], "success", "{j}");
+
+    // Members come and go at run time (mergerfs' control file): a new branch, then out again;
+    // a member holding files is refused.
+    job_ok(
+        &d,
+        d.post("/api/v1/pools/media/devices", json!({"device": m3}))
+            .await,
+    )
+    .await;
+    let p = pool(&d, "media").await;
+    assert_eq!(p["members"].as_array().unwrap().len(), 4);
+    let branches = xattr(&root.join("media/.mergerfs"), "user.mergerfs.branches");
+    assert_eq!(branches.matches('=').count(), 3, "{branches}");
+    let id3 = disk(&d, &m3).await["id"].as_str().unwrap().to_string();
+    assert_eq!(disk(&d, &m3).await["pool"], "media");
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/pools/media/devices/{id3}"),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        pool(&d, "media").await["members"].as_array().unwrap().len(),
+        3
+    );
+    assert!(disk(&d, &m3).await["pool"].is_null());
+    let holder = members
+        .iter()
+        .find(|m| {
+            PathBuf::from(m["mountpoint"].as_str().unwrap())
+                .join("films/a.mkv")
+                .exists()
+        })
+        .unwrap();
+    let r = d
+        .send(
+            "DELETE",
+            &format!(
+                "/api/v1/pools/media/devices/{}",
+                holder["disk"].as_str().unwrap()
+            ),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await;
+    assert_problem(r, 409, "member_not_empty").await;
+    assert!(root.join("media/films/a.mkv").exists());
 
     // Export keeps the data; import brings the pool back under a new name.
     std::fs::write(root.join("plain/share/keep.txt"), "kept").unwrap();

@@ -558,7 +558,10 @@ impl Config {
         if self.vms_run_dir().as_os_str().len() > VMS_RUN_DIR_MAX {
             return Err(invalid(
                 "vms.run_dir",
-                &format!("{} is longer than {VMS_RUN_DIR_MAX} bytes (unix socket paths); set a shorter vms.run_dir", self.vms_run_dir().display()),
+                &format!(
+                    "{} is longer than {VMS_RUN_DIR_MAX} bytes (unix socket paths); set a shorter vms.run_dir",
+                    self.vms_run_dir().display()
+                ),
             ));
         }
         if self.vms.max_disk_bytes < 1 << 20 {
@@ -569,7 +572,10 @@ impl Config {
         }
         for p in &self.vms.allowed_paths {
             if !p.is_absolute() {
-                return Err(invalid("vms.allowed_paths", &format!("{}: must be absolute", p.display())));
+                return Err(invalid(
+                    "vms.allowed_paths",
+                    &format!("{}: must be absolute", p.display()),
+                ));
             }
         }
         Ok(())

@@ -239,9 +239,11 @@ pub struct PartitionSpec {
     /// Size in bytes (rounded down to MiB, at least 1 MiB); absent = the rest of the disk
     /// (only for the last partition).
     #[serde(default)]
+    #[schema(minimum = 1048576)]
     pub size: Option<u64>,
     /// GPT partition name (1–36 of A-Z a-z 0-9 _ . -).
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.-]+$", max_length = 36)]
     pub name: Option<String>,
     #[serde(default)]
     pub r#type: PartitionType,
@@ -253,6 +255,7 @@ pub struct PartitionSpec {
 pub struct PartitionRequest {
     /// Partitions in order (1–16). Absent or empty: one partition over the whole disk.
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub partitions: Vec<PartitionSpec>,
 }
 
@@ -280,11 +283,14 @@ impl FormatType {
 #[serde(deny_unknown_fields)]
 pub struct FormatRequest {
     pub filesystem: FormatType,
-    /// Filesystem label (A-Z a-z 0-9 _ . -; ext4 at most 16, xfs 12, btrfs 255 characters).
+    /// Filesystem label: A-Z a-z 0-9 _ . -, not starting with `-`; ext4 at most 16, xfs 12,
+    /// btrfs 255 characters.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9_.][A-Za-z0-9_.-]*$", max_length = 255)]
     pub label: Option<String>,
-    /// Format this partition number instead of the whole disk.
+    /// Format this partition number (1, 2, …) instead of the whole disk.
     #[serde(default)]
+    #[schema(minimum = 1)]
     pub partition: Option<u32>,
 }
 

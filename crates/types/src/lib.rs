@@ -15,3 +15,16 @@ pub mod vms;
 
 /// Base path of the native API.
 pub const API_BASE: &str = "/api/v1";
+
+/// `hostplane_host::command::validate_name` (pool, dataset, snapshot names, …) as a JSON-Schema
+/// pattern: a letter or digit, then A-Z a-z 0-9 `_` `.` `-`, never `..`; at most
+/// [`NAME_MAX_LEN`] bytes. `#[schema(pattern)]` needs a literal, so the schemas copy this text;
+/// a server test checks that the copies in the OpenAPI document equal it.
+pub const NAME_PATTERN: &str = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$";
+/// Longest name [`NAME_PATTERN`] allows.
+pub const NAME_MAX_LEN: usize = 64;
+/// `hostplane_host::systemd::unit_name` as a pattern: A-Z a-z 0-9 `:` `_` `.` `\` `@` `-`, not
+/// starting with `-` or `.`, never `..`; at most [`UNIT_NAME_MAX_LEN`] bytes.
+pub const UNIT_NAME_PATTERN: &str = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$";
+/// Longest unit name [`UNIT_NAME_PATTERN`] allows.
+pub const UNIT_NAME_MAX_LEN: usize = 240;

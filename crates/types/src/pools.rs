@@ -183,11 +183,13 @@ pub struct Pool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreatePoolRequest {
-    /// Pool name: 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.
+    /// Pool name: 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, without `..`.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     pub kind: PoolKind,
     /// Disks (id, kernel name or /dev path). Each must be in `disks.allow`, unmounted, not in
     /// a pool and not the root disk. Everything on them is erased. ext4/xfs take exactly one.
+    #[schema(min_items = 1)]
     pub devices: Vec<String>,
     /// btrfs data profile. Default: `single` for one disk, `raid1` for more.
     #[serde(default)]
@@ -201,6 +203,7 @@ pub struct CreatePoolRequest {
     pub quotas: Option<bool>,
     /// mergerfs: filesystem made on each member (`ext4` or `xfs`). Default `ext4`.
     #[serde(default)]
+    #[schema(pattern = "^(ext4|xfs)$")]
     pub member_filesystem: Option<String>,
     /// mergerfs: disks that hold snapraid parity (one per parity level, each at least as
     /// large as the largest data disk). Empty: no parity.
@@ -231,7 +234,8 @@ pub struct ImportablePool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ImportPoolRequest {
-    /// Name for the pool.
+    /// Name for the pool (the rules of `POST /pools`).
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     /// Filesystem UUID (from `GET /pools/importable`).
     pub uuid: String,
@@ -327,13 +331,16 @@ pub struct Dataset {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateDatasetRequest {
-    /// 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit.
+    /// 1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, without `..`; not
+    /// `lost+found`.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     /// Quota in bytes (btrfs only).
     #[serde(default)]
     pub quota: Option<u64>,
     /// Snapshots to keep (1–10000); absent = all.
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 10000)]
     pub snapshot_retention: Option<u32>,
 }
 
@@ -341,14 +348,17 @@ pub struct CreateDatasetRequest {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateDatasetRequest {
-    /// New name (renames the dataset and its snapshot folder).
+    /// New name (renames the dataset and its snapshot folder); the rules of the name at
+    /// creation.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: Option<String>,
     /// Quota in bytes; 0 removes it (btrfs only).
     #[serde(default)]
     pub quota: Option<u64>,
-    /// Snapshots to keep; 0 = keep all.
+    /// Snapshots to keep (0–10000); 0 = keep all.
     #[serde(default)]
+    #[schema(maximum = 10000)]
     pub snapshot_retention: Option<u32>,
 }
 
@@ -370,8 +380,10 @@ pub struct Snapshot {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateSnapshotRequest {
-    /// Snapshot name; default the UTC time, `YYYYMMDDTHHMMSSZ`.
+    /// Snapshot name (1–64 of A-Z a-z 0-9 _ . -, starting with a letter or digit, without
+    /// `..`); default the UTC time, `YYYYMMDDTHHMMSSZ`.
     #[serde(default)]
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: Option<String>,
 }
 

@@ -8,6 +8,53 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// The rule of `hostplane_host::validate_name` (VM, snapshot and template names) as a regular
+/// expression, with [`NAME_MAX_LEN`]: starts with a letter or digit, then `A-Za-z0-9_.-`, no
+/// `..`. `#[schema(pattern)]` takes only a literal, so the attributes below repeat it; a test
+/// checks that they match this constant.
+pub const NAME_PATTERN: &str = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$";
+/// Longest VM, snapshot or template name.
+pub const NAME_MAX_LEN: usize = 64;
+/// Documented upper bounds (422 beyond them). Within them a value can still exceed what this
+/// host has (CPUs, memory) or `vms.max_disk_bytes`: 409 `exceeds_host`. The `#[schema]`
+/// attributes repeat these numbers (literals only); a test checks them.
+pub const MAX_VCPUS: u32 = 1024;
+pub const MAX_MEMORY_MIB: u64 = 16 << 20;
+pub const MAX_DISK_BYTES: u64 = 4 << 40;
+
+/// Integer fields also accept a JSON number with a zero fraction (`171.0`): JSON Schema calls
+/// it an integer, so clients (and the fuzzer) may send it.
+mod whole {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer};
+
+    fn num<E: Error>(v: serde_json::Value, max: u64) -> Result<u64, E> {
+        let n = match &v {
+            serde_json::Value::Number(n) => n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= max as f64)
+                    .map(|f| f as u64)
+            }),
+            _ => None,
+        };
+        n.filter(|n| *n <= max)
+            .ok_or_else(|| E::custom(format!("{v}: expected a whole number 0 .. {max}")))
+    }
+    pub fn u64<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        num(serde_json::Value::deserialize(d)?, u64::MAX)
+    }
+    pub fn opt_u64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        Option::<serde_json::Value>::deserialize(d)?
+            .map(|v| num(v, u64::MAX))
+            .transpose()
+    }
+    pub fn opt_u32<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        Option::<serde_json::Value>::deserialize(d)?
+            .map(|v| num(v, u32::MAX.into()).map(|n| n as u32))
+            .transpose()
+    }
+}
+
 /// Which accelerator QEMU uses. `auto` picks KVM only when the capability probe says it is
 /// really usable (hardware virtualization, not PVM); otherwise TCG (software emulation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
@@ -130,8 +177,10 @@ pub enum VmStatus {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DiskRequest {
-    /// Size of a new empty disk, in bytes (1 MiB .. `vms.max_disk_bytes`).
-    #[serde(default)]
+    /// Size of a new empty disk, in bytes (1 MiB .. 4 TiB; more than `vms.max_disk_bytes`:
+    /// 409 `exceeds_host`).
+    #[serde(default, deserialize_with = "whole::opt_u64")]
+    #[schema(minimum = 1048576, maximum = 4398046511104_u64)]
     pub size_bytes: Option<u64>,
     /// Path of an existing image in the images directory or an allowed path.
     #[serde(default)]
@@ -186,13 +235,17 @@ pub struct CloudInit {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmCreate {
-    /// Unique name: 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit.
+    /// Unique name: 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit, without `..`
+    /// (`templates` and names ending in `.tar.zst` are reserved).
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     pub name: String,
-    /// Virtual CPUs (1 .. host CPUs); default 1.
-    #[serde(default)]
+    /// Virtual CPUs; default 1. More than the host's CPUs: 409 `exceeds_host`.
+    #[serde(default, deserialize_with = "whole::opt_u32")]
+    #[schema(minimum = 1, maximum = 1024)]
     pub vcpus: Option<u32>,
-    /// Memory in MiB (16 .. host memory); default 512.
-    #[serde(default)]
+    /// Memory in MiB; default 512. More than the host's memory: 409 `exceeds_host`.
+    #[serde(default, deserialize_with = "whole::opt_u64")]
+    #[schema(minimum = 16, maximum = 16777216)]
     pub memory_mib: Option<u64>,
     #[serde(default)]
     pub machine: Option<MachineType>,
@@ -236,9 +289,13 @@ pub struct VmCreate {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VmUpdate {
-    #[serde(default)]
+    /// Virtual CPUs. More than the host's CPUs: 409 `exceeds_host`.
+    #[serde(default, deserialize_with = "whole::opt_u32")]
+    #[schema(minimum = 1, maximum = 1024)]
     pub vcpus: Option<u32>,
-    #[serde(default)]
+    /// Memory in MiB. More than the host's memory: 409 `exceeds_host`.
+    #[serde(default, deserialize_with = "whole::opt_u64")]
+    #[schema(minimum = 16, maximum = 16777216)]
     pub memory_mib: Option<u64>,
     #[serde(default)]
     pub autostart: Option<bool>,
@@ -361,7 +418,8 @@ pub struct VmChange {
 pub struct ShutdownRequest {
     /// Seconds to wait for the guest to power off after the ACPI request before QEMU is
     /// stopped by force (1 .. 3600, default 60).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "whole::opt_u64")]
+    #[schema(minimum = 1, maximum = 3600)]
     pub timeout_secs: Option<u64>,
 }
 
@@ -369,7 +427,10 @@ pub struct ShutdownRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResizeRequest {
-    /// New virtual size in bytes; only growing is allowed.
+    /// New virtual size in bytes (1 MiB .. 4 TiB; more than `vms.max_disk_bytes`: 409
+    /// `exceeds_host`); only growing is allowed.
+    #[serde(deserialize_with = "whole::u64")]
+    #[schema(minimum = 1048576, maximum = 4398046511104_u64)]
     pub size_bytes: u64,
 }
 
@@ -377,7 +438,8 @@ pub struct ResizeRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloneRequest {
-    /// Name of the new VM.
+    /// Name of the new VM (the rule of [`VmCreate::name`]).
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     pub name: String,
     #[serde(default)]
     pub strategy: CloneStrategy,
@@ -387,7 +449,8 @@ pub struct CloneRequest {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SnapshotCreate {
-    /// 1-64 of `A-Za-z0-9_.-`.
+    /// 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit, without `..`.
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     pub name: String,
 }
 
@@ -436,8 +499,15 @@ pub struct Template {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateFromUrl {
+    /// Template name: 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit, without `..`.
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     pub name: String,
-    /// `http://` or `https://` URL of the `.box`.
+    /// `http://` or `https://` URL of the `.box` (at most 2048 characters): a host name (the
+    /// last label letters only) or an IPv4 address, an optional port, then printable ASCII.
+    #[schema(
+        pattern = "^https?://(([A-Za-z0-9-]+\\.)*[A-Za-z]+|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$",
+        max_length = 2048
+    )]
     pub url: String,
 }
 
@@ -481,4 +551,35 @@ pub struct VmMetrics {
     pub vcpu_threads: Vec<u32>,
     pub block: Vec<BlockCounters>,
     pub net: Vec<NetCounters>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use utoipa::PartialSchema;
+
+    /// The literal patterns in the `#[schema]` attributes are [`NAME_PATTERN`].
+    #[test]
+    fn name_patterns_match_the_constant() {
+        for schema in [
+            serde_json::to_string(&VmCreate::schema()).unwrap(),
+            serde_json::to_string(&CloneRequest::schema()).unwrap(),
+            serde_json::to_string(&SnapshotCreate::schema()).unwrap(),
+            serde_json::to_string(&TemplateFromUrl::schema()).unwrap(),
+        ] {
+            let want = serde_json::to_string(NAME_PATTERN).unwrap();
+            assert!(schema.contains(&want), "{schema}");
+            assert!(schema.contains(&format!("\"maxLength\":{NAME_MAX_LEN}")), "{schema}");
+        }
+        let create = serde_json::to_string(&VmCreate::schema()).unwrap();
+        assert!(create.contains(&format!("\"maximum\":{MAX_VCPUS}")), "{create}");
+        assert!(create.contains(&format!("\"maximum\":{MAX_MEMORY_MIB}")), "{create}");
+        let v: VmCreate =
+            serde_json::from_str(r#"{"name":"a","vcpus":2.0,"memory_mib":64.0}"#).unwrap();
+        assert_eq!((v.vcpus, v.memory_mib), (Some(2), Some(64)));
+        assert!(serde_json::from_str::<VmCreate>(r#"{"name":"a","vcpus":2.5}"#).is_err());
+        assert!(serde_json::from_str::<VmCreate>(r#"{"name":"a","vcpus":5e9}"#).is_err());
+        let disk = serde_json::to_string(&ResizeRequest::schema()).unwrap();
+        assert!(disk.contains(&format!("\"maximum\":{MAX_DISK_BYTES}")), "{disk}");
+    }
 }

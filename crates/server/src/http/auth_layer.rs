@@ -1,11 +1,11 @@
 //! Authentication, authorization and audit for every request, in one middleware.
 //!
 //! Flow per request: find one credential (Bearer header, `authenticationToken` cookie,
-//! `?token=`, `?hash=`, a console `?ticket=`, or root on the unix socket — in that order; a credential that is
-//! present but wrong is refused, never skipped), turn it into a [`Principal`], check role
-//! (mutating methods need `operator`) and scope (`<area>:read|write`), put the principal in the
-//! request extensions for handlers, run the handler, and write an audit entry for every
-//! mutating request, accepted or refused.
+//! `?token=`, `?hash=`, a console `?ticket=`, or root on the unix socket — in that order; a
+//! credential that is present but wrong is refused, never skipped), turn it into a
+//! [`Principal`], check role (mutating methods need `operator`) and scope
+//! (`<area>:read|write`), put the principal in the request extensions for handlers, run the
+//! handler, and write an audit entry for every mutating request, accepted or refused.
 //!
 //! Public operations are listed in [`is_public`]; everything else needs credentials, WebSocket
 //! upgrades included (they are GET requests through this same layer).

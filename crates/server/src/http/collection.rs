@@ -74,10 +74,78 @@ pub enum Fetch {
     Page { offset: usize, limit: Option<usize> },
 }
 
+/// Characters that never occur unquoted inside a term: controls and every character Rust and
+/// Python both call whitespace (the fuzzer generates from these patterns with Python's `re`).
+const NOT_IN_TERM: &str = r"\x00-\x20\x7f\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// The documented patterns of `fields`, `sort` and `filter` for a collection with these field
+/// names. The server checks them too, so what the document promises and what is accepted agree.
+/// The filter pattern is the unquoted subset of the grammar: `[!]field:[op]value` terms and
+/// bare words, separated by single spaces (no quotes: a value with a space is matched with a
+/// glob, `name:my*vm`). docs/collections.md describes it.
+pub fn param_patterns(fields: &[&str]) -> [(&'static str, String); 3] {
+    let alt = format!("({})", fields.join("|"));
+    let first = format!("[^{NOT_IN_TERM}\"!:<>=]");
+    let value = format!("([<>]=?)?[^{NOT_IN_TERM}\"<>=][^{NOT_IN_TERM}\"]*");
+    let term = format!("(!?({alt}:{value}|{first}+))");
+    [
+        ("fields", format!("^({alt}(,{alt})*)?$")),
+        ("sort", format!("^(-?{alt}(,-?{alt})*)?$")),
+        ("filter", format!("^({term}( {term})*)?$")),
+    ]
+}
+
+/// The compiled [`param_patterns`] of `T`, once per type.
+fn compiled_patterns<T: ToSchema + 'static>() -> &'static [(&'static str, regex::Regex); 3] {
+    type Compiled = [(&'static str, regex::Regex); 3];
+    static CACHE: OnceLock<Mutex<HashMap<TypeId, &'static Compiled>>> = OnceLock::new();
+    let mut cache = CACHE
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    cache.entry(TypeId::of::<T>()).or_insert_with(|| {
+        let compiled: Compiled = param_patterns(known_fields::<T>()).map(|(name, p)| {
+            (name, regex::Regex::new(&p).expect("the collection patterns compile"))
+        });
+        Box::leak(Box::new(compiled))
+    })
+}
+
 impl CollectionParams {
     pub fn parse<T: ToSchema + 'static>(&self) -> Result<Query, ApiError> {
+        for (name, re) in compiled_patterns::<T>() {
+            let value = match *name {
+                "fields" => &self.fields,
+                "sort" => &self.sort,
+                _ => &self.filter,
+            };
+            if let Some(v) = value.as_deref()
+                && !re.is_match(v)
+            {
+                let code = match *name {
+                    "fields" => "invalid_fields",
+                    "sort" => "invalid_sort",
+                    _ => "invalid_filter",
+                };
+                return Err(ApiError::invalid_field(
+                    code,
+                    *name,
+                    format!(
+                        "`{name}` does not match its pattern (valid fields: {}; see docs/collections.md)",
+                        known_fields::<T>().join(", ")
+                    ),
+                ));
+            }
+        }
+        if self.filter.as_deref().is_some_and(|f| f.chars().count() > 4096) {
+            return Err(ApiError::invalid_field(
+                "invalid_filter",
+                "filter",
+                "`filter` is longer than 4096 characters",
+            ));
+        }
         // An empty parameter (`fields=`) means the same as an absent one.
-        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.is_empty());
         let raw = RawParams {
             limit: given(&self.limit),
             offset: given(&self.offset),

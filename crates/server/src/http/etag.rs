@@ -20,7 +20,11 @@ pub fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError
     let Some(v) = headers.get(header::IF_MATCH) else {
         return Ok(());
     };
-    let v = v.to_str().unwrap_or("");
+    let v = v.to_str().unwrap_or("").trim();
+    if v.is_empty() {
+        // An empty If-Match names no version: treat it as absent.
+        return Ok(());
+    }
     let matches = v.trim() == "*"
         || v.split(',')
             .any(|t| t.trim().trim_start_matches("W/") == current);

@@ -26,6 +26,13 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
         let axum::Json(mut value) =
             axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        // Every body is an object: serde would otherwise read a struct from an array.
+        if !value.is_object() {
+            return Err(ApiError::invalid(
+                "invalid_body",
+                "the body must be a JSON object",
+            ));
+        }
         integral_floats_to_integers(&mut value);
         serde_json::from_value(value)
             .map(Json)

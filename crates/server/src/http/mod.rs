@@ -150,7 +150,94 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         }
     }
     close_multipart_forms(&mut doc);
+    constrain_collection_params(&mut doc);
     (router, doc)
+}
+
+/// The collection parameters `fields`, `sort` and `filter` only take the item's own field
+/// names; say so per operation with a pattern built from the item schema, so clients (and the
+/// fuzzer) know the valid values. The filter pattern covers the common subset of the grammar
+/// (`field:value`, `!field:value`, bare words); the full grammar is in docs/collections.md.
+fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{ArrayItems, ObjectBuilder, Type};
+    let Some(components) = doc.components.as_ref() else {
+        return;
+    };
+    let mut partials = Vec::new();
+    for item in doc.paths.paths.values_mut() {
+        let Some(op) = item.get.as_mut() else {
+            continue;
+        };
+        // The item type: 200 → application/json → array of $ref.
+        let item_schema = match op.responses.responses.get("200") {
+            Some(RefOr::T(r)) => match r.content.get("application/json") {
+                Some(RefOr::T(c)) => match &c.schema {
+                    Some(RefOr::T(utoipa::openapi::Schema::Array(a))) => match &a.items {
+                        ArrayItems::RefOrSchema(s) => match s.as_ref() {
+                            RefOr::Ref(r) => r.ref_location.rsplit('/').next().map(str::to_string),
+                            _ => None,
+                        },
+                        _ => None,
+                    },
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(name) = item_schema else { continue };
+        let Some(RefOr::T(utoipa::openapi::Schema::Object(obj))) = components.schemas.get(&name)
+        else {
+            continue;
+        };
+        let names: Vec<String> = obj
+            .properties
+            .keys()
+            .cloned()
+            .collect();
+        if names.is_empty() {
+            continue;
+        }
+        // With `fields`, items carry only the named properties: the answer's items follow a
+        // copy of the item schema with nothing required.
+        let partial_name = format!("{name}Fields");
+        let mut partial = obj.clone();
+        partial.required.clear();
+        partial.description = Some(format!(
+            "A {name} as a collection returns it: every property unless `fields` names some (`href` is always kept)."
+        ));
+        partials.push((partial_name.clone(), partial));
+        if let Some(RefOr::T(r)) = op.responses.responses.get_mut("200")
+            && let Some(RefOr::T(c)) = r.content.get_mut("application/json")
+        {
+            c.schema = Some(RefOr::T(utoipa::openapi::Schema::Array(
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(partial_name)))
+                    .build(),
+            )));
+        }
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let patterns = collection::param_patterns(&names);
+        for p in op.parameters.iter_mut().flatten() {
+            let RefOr::T(p) = p else { continue };
+            if let Some((name, pattern)) = patterns.iter().find(|(n, _)| *n == p.name) {
+                let mut schema = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(pattern.clone()));
+                if *name == "filter" {
+                    schema = schema.max_length(Some(4096));
+                }
+                p.schema = Some(RefOr::T(utoipa::openapi::Schema::Object(schema.build())));
+            }
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        for (name, schema) in partials {
+            components
+                .schemas
+                .insert(name, RefOr::T(utoipa::openapi::Schema::Object(schema)));
+        }
+    }
 }
 
 /// Multipart forms take exactly their documented fields (the handlers refuse others), so their
@@ -185,10 +272,10 @@ fn close_multipart_forms(doc: &mut utoipa::openapi::OpenApi) {
 /// messages `{id, event, data}` whose `data` is the JSON the operation names.
 fn document_streams(op: &mut utoipa::openapi::path::Operation) {
     use utoipa::openapi::schema::{ObjectBuilder, Type};
-    let takes_ndjson = op
-        .parameters
-        .as_ref()
-        .is_some_and(|ps| ps.iter().any(|p| matches!(p, RefOr::T(p) if p.name == "ndjson")));
+    let takes_ndjson = op.parameters.as_ref().is_some_and(|ps| {
+        ps.iter()
+            .any(|p| matches!(p, RefOr::T(p) if p.name == "ndjson"))
+    });
     let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") else {
         return;
     };
@@ -236,12 +323,55 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth_layer::auth_layer,
         ))
+        .layer(middleware::from_fn(problem_fallback))
         .layer(middleware::from_fn(metrics_layer))
         .with_state(state.clone());
     Router::new()
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
         .route("/metrics", get(metrics_endpoint).with_state(state))
         .merge(api)
+}
+
+/// A safety net for error answers made outside `ApiError` (axum's own rejections, e.g. a path
+/// segment that does not parse into its type): plain-text error bodies become problem+json with
+/// a code for their status, so every error a client sees has the same shape.
+async fn problem_fallback(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let plain = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(status.is_client_error() || status.is_server_error()) || !plain {
+        return resp;
+    }
+    let (mut parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let code = match status.as_u16() {
+        400 => "bad_request",
+        404 => "not_found",
+        405 => "method_not_allowed",
+        413 => "payload_too_large",
+        415 => "unsupported_media_type",
+        422 => "invalid_input",
+        429 => "rate_limited",
+        _ if status.is_server_error() => "internal",
+        _ => "invalid_request",
+    };
+    let problem = hostplane_types::problem::Problem {
+        r#type: format!("https://hostplane.dev/problems/{code}"),
+        title: status.canonical_reason().unwrap_or("error").to_string(),
+        status: status.as_u16(),
+        detail: String::from_utf8_lossy(&bytes).trim().to_string(),
+        code: code.to_string(),
+        errors: Vec::new(),
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts
+        .headers
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&problem).unwrap_or_default()))
 }
 
 /// Request count and latency per matched route, method and status.

@@ -635,7 +635,10 @@ impl Auth {
 
     /// Applies `last_used_at` values not yet flushed, so reads never need a write.
     fn with_pending_use(&self, mut t: Token) -> Token {
-        let pending = self.pending_last_used.lock().unwrap_or_else(|p| p.into_inner());
+        let pending = self
+            .pending_last_used
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if let Some(at) = pending.get(&t.id) {
             t.last_used_at = Some(at.clone());
         }
@@ -650,7 +653,10 @@ impl Auth {
             let mut stmt = c.prepare_cached(&sql)?;
             stmt.query_map([owner], token_from_row)?.collect()
         })?;
-        Ok(tokens.into_iter().map(|t| self.with_pending_use(t)).collect())
+        Ok(tokens
+            .into_iter()
+            .map(|t| self.with_pending_use(t))
+            .collect())
     }
 
     pub fn get_token(&self, id: &str) -> rusqlite::Result<Option<Token>> {

@@ -359,7 +359,10 @@ mod tests {
             })
             .unwrap();
         store.replace_with(&copy, &["audit"]).unwrap();
-        assert_eq!(store.get_setting("k").unwrap().as_deref(), Some("at-backup"));
+        assert_eq!(
+            store.get_setting("k").unwrap().as_deref(),
+            Some("at-backup")
+        );
         let audit: i64 = store
             .read(|c| c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0)))
             .unwrap();

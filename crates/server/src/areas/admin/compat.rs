@@ -60,7 +60,10 @@ pub async fn fields(
         if !wanted.contains(&name.as_str()) {
             return Err(bad_request(
                 "unknown_field",
-                format!("unknown form field {name:?}; this form takes {}", wanted.join(", ")),
+                format!(
+                    "unknown form field {name:?}; this form takes {}",
+                    wanted.join(", ")
+                ),
             ));
         }
         let mut data = Vec::new();

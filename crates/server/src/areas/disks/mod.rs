@@ -666,6 +666,8 @@ async fn partition(
         });
     }
     let d = resolve(&state, &id).await?;
+    // Whether the disk may be touched comes before whether the layout fits it.
+    check_destructive(&d, None)?;
     // 1 MiB at the start for alignment, 1 MiB at the end for the backup GPT.
     if (total_mib + 2) << 20 > d.disk.size {
         return Err(ApiError::invalid_field(
@@ -677,7 +679,6 @@ async fn partition(
             ),
         ));
     }
-    check_destructive(&d, None)?;
     let claim = claim(&[&d])?;
     let st = state.clone();
     let actor = p.user.clone();
@@ -760,10 +761,13 @@ async fn format(
     Json(req): Json<FormatRequest>,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
+    let d = resolve(&state, &id).await?;
+    // Whether the disk may be touched comes first: the label limit depends on the filesystem
+    // and the partition on the disk, which the schema cannot say.
+    check_destructive(&d, None)?;
     if let Some(l) = &req.label {
         check_label(req.filesystem, l, "label")?;
     }
-    let d = resolve(&state, &id).await?;
     let target = match req.partition {
         None => None,
         Some(n) => Some(
@@ -799,7 +803,6 @@ async fn format(
             ));
         }
     }
-    check_destructive(&d, None)?;
     let claim = claim(&[&d])?;
     let st = state.clone();
     let actor = p.user.clone();

@@ -42,7 +42,10 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[into_params(parameter_in = Query)]
 struct EventParams {
     /// Comma-separated event types; `*` at the end matches a prefix (`job.*`).
-    #[param(pattern = "^[A-Za-z0-9._]*\\*?(,[A-Za-z0-9._]*\\*?)*$", max_length = 1024)]
+    #[param(
+        pattern = "^[A-Za-z0-9._]*\\*?(,[A-Za-z0-9._]*\\*?)*$",
+        max_length = 1024
+    )]
     r#type: Option<String>,
     /// Replay events after this sequence number (same as the `Last-Event-ID` header).
     #[param(minimum = 0)]
@@ -180,7 +183,7 @@ fn gap_json(after: u64) -> String {
 
 /// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
 #[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
-        ("Last-Event-ID" = Option<String>, Header, pattern = "^[0-9]{1,19}$", description = "Replay events after this sequence number")),
+        ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,19}$", description = "Replay events after this sequence number")),
     responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
 async fn events(
     State(state): State<AppState>,
@@ -203,7 +206,12 @@ async fn events(
         ),
         None => None,
     };
-    let stream = event_stream(&state, filter, header_id.or(last_event_id(params.last_event_id)?))?.map(|item| {
+    let stream = event_stream(
+        &state,
+        filter,
+        header_id.or(last_event_id(params.last_event_id)?),
+    )?
+    .map(|item| {
         Ok::<_, Infallible>(match item {
             Item::Event(e) => sse(&e),
             Item::Gap(after) => gap(after),

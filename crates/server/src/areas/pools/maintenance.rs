@@ -591,7 +591,12 @@ async fn replace_device(
 
 /// Adds a data member to a mergerfs pool: wipe, mkfs, mount under the members dir, append the
 /// branch at run time (no remount).
-async fn mergerfs_add(state: &AppState, rec: PoolRecord, device: &str, actor: &str) -> ApiResult<Response> {
+async fn mergerfs_add(
+    state: &AppState,
+    rec: PoolRecord,
+    device: &str,
+    actor: &str,
+) -> ApiResult<Response> {
     let mp = ops::require_mounted(state, &rec)?;
     let mps = ops::path_str(&mp)?;
     let d = new_device(state, device).await?;
@@ -601,42 +606,66 @@ async fn mergerfs_add(state: &AppState, rec: PoolRecord, device: &str, actor: &s
         hostplane_types::disks::FormatType::Ext4
     };
     if fs == hostplane_types::disks::FormatType::Xfs && d.disk.size < 300_000_000 {
-        return Err(ApiError::invalid_field("device_too_small", "device", "XFS needs at least 300 MB"));
+        return Err(ApiError::invalid_field(
+            "device_too_small",
+            "device",
+            "XFS needs at least 300 MB",
+        ));
     }
     let claim = claim(&[&d])?;
     let st = state.clone();
     let actor = actor.to_string();
-    let job = state.jobs.spawn(spec("pools.device_add", &rec, &actor), move |ctx| async move {
-        let _claim = claim;
-        wipe_disk(&d.disk).await.map_err(|e| job_err("wipe_failed", e))?;
-        ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
-        hostplane_host::blockdev::mkfs(fs, &d.disk.path, None).await.map_err(|e| job_err("mkfs_failed", e))?;
-        let uuid = hostplane_host::disks::probe_blkid(std::slice::from_ref(&d.disk.path))
-            .await
-            .ok()
-            .and_then(|v| v.into_iter().next())
-            .and_then(|i| i.get("UUID"))
-            .ok_or_else(|| JobFailure::new("mkfs_failed", format!("no filesystem UUID on {}", d.disk.path)))?;
-        let m = MemberRecord { disk: d.disk.id.clone(), path: d.disk.path.clone(), uuid: Some(uuid), role: MemberRole::Data };
-        // Recorded before it is mounted, so the disk counts as the pool's from now on.
-        let rec = registry::update(&st.store, &rec.name, |r| r.members.push(m.clone()))
-            .map_err(|e| JobFailure::new("internal", e.to_string()))?
-            .unwrap_or(rec);
-        let dir = ops::member_mountpoint(&st, &rec.name, &m);
-        std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("mount_failed", e.to_string()))?;
-        let dirs = dir.to_string_lossy().into_owned();
-        hostplane_host::blockdev::mount(Some(fs.as_str()), &[], &d.disk.path, &dirs)
-            .await
-            .map_err(|e| job_err("mount_failed", e))?;
-        ctx.log(format!("adding branch {dirs} to {mps}"));
-        hostplane_host::blockdev::mergerfs_branches(&mps, &format!("+>{dirs}"))
-            .map_err(|e| JobFailure::new("device_add_failed", format!("mergerfs branch change: {e}")))?;
-        if rec.parity_members().next().is_some() {
-            write_snapraid_conf(&st, &rec).map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
-        }
-        let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-        Ok(serde_json::to_value(pool).unwrap_or_default())
-    })?;
+    let job = state.jobs.spawn(
+        spec("pools.device_add", &rec, &actor),
+        move |ctx| async move {
+            let _claim = claim;
+            wipe_disk(&d.disk)
+                .await
+                .map_err(|e| job_err("wipe_failed", e))?;
+            ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
+            hostplane_host::blockdev::mkfs(fs, &d.disk.path, None)
+                .await
+                .map_err(|e| job_err("mkfs_failed", e))?;
+            let uuid = hostplane_host::disks::probe_blkid(std::slice::from_ref(&d.disk.path))
+                .await
+                .ok()
+                .and_then(|v| v.into_iter().next())
+                .and_then(|i| i.get("UUID"))
+                .ok_or_else(|| {
+                    JobFailure::new(
+                        "mkfs_failed",
+                        format!("no filesystem UUID on {}", d.disk.path),
+                    )
+                })?;
+            let m = MemberRecord {
+                disk: d.disk.id.clone(),
+                path: d.disk.path.clone(),
+                uuid: Some(uuid),
+                role: MemberRole::Data,
+            };
+            // Recorded before it is mounted, so the disk counts as the pool's from now on.
+            let rec = registry::update(&st.store, &rec.name, |r| r.members.push(m.clone()))
+                .map_err(|e| JobFailure::new("internal", e.to_string()))?
+                .unwrap_or(rec);
+            let dir = ops::member_mountpoint(&st, &rec.name, &m);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| JobFailure::new("mount_failed", e.to_string()))?;
+            let dirs = dir.to_string_lossy().into_owned();
+            hostplane_host::blockdev::mount(Some(fs.as_str()), &[], &d.disk.path, &dirs)
+                .await
+                .map_err(|e| job_err("mount_failed", e))?;
+            ctx.log(format!("adding branch {dirs} to {mps}"));
+            hostplane_host::blockdev::mergerfs_branches(&mps, &format!("+>{dirs}")).map_err(
+                |e| JobFailure::new("device_add_failed", format!("mergerfs branch change: {e}")),
+            )?;
+            if rec.parity_members().next().is_some() {
+                write_snapraid_conf(&st, &rec)
+                    .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
+            }
+            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
+            Ok(serde_json::to_value(pool).unwrap_or_default())
+        },
+    )?;
     Ok(accepted(&job))
 }
 
@@ -655,7 +684,12 @@ fn member_has_files(dir: &std::path::Path) -> bool {
 /// Removes a member from a mergerfs pool: the branch goes at run time, then the member is
 /// unmounted. Its filesystem is left as it is. A data member must hold no files (move them
 /// off through its `mountpoint` first): otherwise they would silently leave the pool.
-async fn mergerfs_remove(state: &AppState, rec: PoolRecord, disk: &str, actor: &str) -> ApiResult<Response> {
+async fn mergerfs_remove(
+    state: &AppState,
+    rec: PoolRecord,
+    disk: &str,
+    actor: &str,
+) -> ApiResult<Response> {
     let mp = ops::require_mounted(state, &rec)?;
     let mps = ops::path_str(&mp)?;
     let scanned = ops::quick_scan(state).await?;
@@ -667,41 +701,61 @@ async fn mergerfs_remove(state: &AppState, rec: PoolRecord, disk: &str, actor: &
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("member {disk:?} of pool {:?}", rec.name)))?;
     if m.role == MemberRole::Data && rec.data_members().count() < 2 {
-        return Err(ApiError::conflict("last_member", "a pool's last data disk cannot be removed; destroy the pool"));
+        return Err(ApiError::conflict(
+            "last_member",
+            "a pool's last data disk cannot be removed; destroy the pool",
+        ));
     }
     let dir = ops::member_mountpoint(state, &rec.name, &m);
     if m.role == MemberRole::Data && member_has_files(&dir) {
         return Err(ApiError::conflict(
             "member_not_empty",
-            format!("{} still holds files; move them to other members first", dir.display()),
+            format!(
+                "{} still holds files; move them to other members first",
+                dir.display()
+            ),
         ));
     }
     let claims: Vec<&ScannedDisk> = scanned.iter().filter(|d| d.disk.id == m.disk).collect();
     let claim = claim(&claims)?;
     let st = state.clone();
     let actor = actor.to_string();
-    let job = state.jobs.spawn(spec("pools.device_remove", &rec, &actor), move |ctx| async move {
-        let _claim = claim;
-        let dirs = dir.to_string_lossy().into_owned();
-        if m.role == MemberRole::Data {
-            ctx.log(format!("removing branch {dirs} from {mps}"));
-            hostplane_host::blockdev::mergerfs_branches(&mps, &format!("-{dirs}"))
-                .map_err(|e| JobFailure::new("device_remove_failed", format!("mergerfs branch change: {e}")))?;
-        }
-        if hostplane_host::disks::is_mountpoint(&dir) {
-            hostplane_host::blockdev::umount(&dirs).await.map_err(|e| job_err("unmount_failed", e))?;
-        }
-        let _ = std::fs::remove_dir(&dir);
-        let rec = registry::update(&st.store, &rec.name, |r| r.members.retain(|x| x.disk != m.disk))
+    let job = state.jobs.spawn(
+        spec("pools.device_remove", &rec, &actor),
+        move |ctx| async move {
+            let _claim = claim;
+            let dirs = dir.to_string_lossy().into_owned();
+            if m.role == MemberRole::Data {
+                ctx.log(format!("removing branch {dirs} from {mps}"));
+                hostplane_host::blockdev::mergerfs_branches(&mps, &format!("-{dirs}")).map_err(
+                    |e| {
+                        JobFailure::new(
+                            "device_remove_failed",
+                            format!("mergerfs branch change: {e}"),
+                        )
+                    },
+                )?;
+            }
+            if hostplane_host::disks::is_mountpoint(&dir) {
+                hostplane_host::blockdev::umount(&dirs)
+                    .await
+                    .map_err(|e| job_err("unmount_failed", e))?;
+            }
+            let _ = std::fs::remove_dir(&dir);
+            let rec = registry::update(&st.store, &rec.name, |r| {
+                r.members.retain(|x| x.disk != m.disk)
+            })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-        if rec.parity_members().next().is_some() {
-            write_snapraid_conf(&st, &rec).map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
-        } else {
-            remove_snapraid_conf(&st, &rec.name);
-        }
-        let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-        Ok(serde_json::to_value(pool).unwrap_or_default())
-    })?;
+            if rec.parity_members().next().is_some() {
+                write_snapraid_conf(&st, &rec)
+                    .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
+            } else {
+                remove_snapraid_conf(&st, &rec.name);
+            }
+            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
+            Ok(serde_json::to_value(pool).unwrap_or_default())
+        },
+    )?;
     Ok(accepted(&job))
 }

@@ -773,3 +773,48 @@ pub fn spawn_remount(state: AppState) {
         }
     });
 }
+
+#[cfg(test)]
+mod name_pattern_tests {
+    use hostplane_host::command::validate_name;
+    use hostplane_types::{NAME_MAX_LEN, NAME_PATTERN};
+
+    /// Every string of up to 4 characters from an alphabet around the rule's edges, and the
+    /// length limit: the schema pattern accepts exactly what `validate_name` accepts.
+    #[test]
+    fn pattern_matches_validate_name() {
+        let re = regex::Regex::new(NAME_PATTERN).unwrap();
+        let schema_ok = |s: &str| re.is_match(s) && s.len() <= NAME_MAX_LEN;
+        let alphabet = ['a', 'Z', '0', '_', '.', '-', ':', ' ', '/', 'é', '\n'];
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        words.extend(["a".repeat(64), "a".repeat(65), format!("a.{}", "b".repeat(62))]);
+        for w in &words {
+            assert_eq!(schema_ok(w), validate_name("x", w).is_ok(), "{w:?}");
+        }
+    }
+
+    /// The schemas carry the pattern and length limit (attributes need a literal copy).
+    #[test]
+    fn schemas_carry_the_name_pattern() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        for (schema, field) in [
+            ("CreatePoolRequest", "name"),
+            ("ImportPoolRequest", "name"),
+            ("CreateDatasetRequest", "name"),
+            ("UpdateDatasetRequest", "name"),
+            ("CreateSnapshotRequest", "name"),
+        ] {
+            let f = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(f["pattern"], NAME_PATTERN, "{schema}.{field}");
+            assert_eq!(f["maxLength"], NAME_MAX_LEN, "{schema}.{field}");
+        }
+    }
+}

@@ -109,7 +109,7 @@ async fn list_services(
 
 /// One unit (a name without a suffix means `.service`).
 #[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services",
-    params(("name" = String, Path, description = "Unit name, e.g. `ssh` or `ssh.service`")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name, e.g. `ssh` or `ssh.service`: 1–240 of A-Z a-z 0-9 : _ . \\ @ -, not starting with - or ., without `..`")),
     responses((status = 200, description = "The unit, read now", body = Service)))]
 async fn get_service(
     State(state): State<AppState>,
@@ -122,7 +122,7 @@ async fn get_service(
 
 /// Start the unit: a job that waits for systemd's result (operator).
 #[utoipa::path(post, path = "/api/v1/services/{name}/start", tag = "services",
-    params(("name" = String, Path, description = "Unit name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn start_service(
     State(state): State<AppState>,
@@ -135,7 +135,7 @@ async fn start_service(
 
 /// Stop the unit: a job that waits for systemd's result (operator).
 #[utoipa::path(post, path = "/api/v1/services/{name}/stop", tag = "services",
-    params(("name" = String, Path, description = "Unit name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn stop_service(
     State(state): State<AppState>,
@@ -148,7 +148,7 @@ async fn stop_service(
 
 /// Restart the unit: a job that waits for systemd's result (operator).
 #[utoipa::path(post, path = "/api/v1/services/{name}/restart", tag = "services",
-    params(("name" = String, Path, description = "Unit name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn restart_service(
     State(state): State<AppState>,
@@ -161,7 +161,7 @@ async fn restart_service(
 
 /// Enable the unit file (start at boot), then reload systemd (operator).
 #[utoipa::path(post, path = "/api/v1/services/{name}/enable", tag = "services",
-    params(("name" = String, Path, description = "Unit name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 200, description = "The unit afterwards", body = Service)))]
 async fn enable_service(
     State(state): State<AppState>,
@@ -173,7 +173,7 @@ async fn enable_service(
 
 /// Disable the unit file, then reload systemd (operator).
 #[utoipa::path(post, path = "/api/v1/services/{name}/disable", tag = "services",
-    params(("name" = String, Path, description = "Unit name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 200, description = "The unit afterwards", body = Service)))]
 async fn disable_service(
     State(state): State<AppState>,
@@ -273,4 +273,53 @@ async fn spawn_action(
             Ok(value)
         },
     )
+}
+
+#[cfg(test)]
+mod unit_name_pattern_tests {
+    use hostplane_host::systemd::unit_name;
+    use hostplane_types::{UNIT_NAME_MAX_LEN, UNIT_NAME_PATTERN};
+
+    /// The `{name}` pattern accepts exactly what `unit_name` accepts.
+    #[test]
+    fn pattern_matches_unit_name() {
+        let re = regex::Regex::new(UNIT_NAME_PATTERN).unwrap();
+        let schema_ok = |s: &str| re.is_match(s) && s.len() <= UNIT_NAME_MAX_LEN;
+        let alphabet = ['a', '0', ':', '_', '.', '\\', '@', '-', ' ', '/', 'é'];
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        words.extend(["a".repeat(240), "a".repeat(241)]);
+        for w in &words {
+            assert_eq!(schema_ok(w), unit_name(w).is_ok(), "{w:?}");
+        }
+    }
+
+    /// Every `/services/{name}` operation carries the pattern.
+    #[test]
+    fn operations_carry_the_unit_pattern() {
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        let mut n = 0;
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            if !path.starts_with("/api/v1/services/{name}") {
+                continue;
+            }
+            for op in item.as_object().unwrap().values() {
+                for p in op["parameters"].as_array().into_iter().flatten() {
+                    if p["name"] == "name" {
+                        assert_eq!(p["schema"]["pattern"], UNIT_NAME_PATTERN, "{path}");
+                        assert_eq!(p["schema"]["maxLength"], UNIT_NAME_MAX_LEN, "{path}");
+                        n += 1;
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 6);
+    }
 }

@@ -430,19 +430,35 @@ pub async fn receive_multipart(
             )
         }
     };
+    // The form has exactly the one field: with a package, any other field (or a second
+    // package) is refused, as the schema's `additionalProperties: false` says, instead of being
+    // ignored. Without a package the answer stays "missing package" (Jidoteki's E1003).
+    let mut upload = None;
+    let mut unknown = None;
     while let Some(f) = form.next_field().await.map_err(bad)? {
-        if f.name() == Some(field) {
-            let stream = Box::pin(futures_util::stream::unfold(f, |mut f| async move {
-                match f.chunk().await {
-                    Ok(Some(b)) => Some((Ok(b), f)),
-                    Ok(None) => None,
-                    Err(e) => Some((Err(e), f)),
-                }
-            }));
-            return save(state, stream).await;
+        let name = f.name().unwrap_or_default().to_string();
+        if name != field || upload.is_some() {
+            unknown.get_or_insert(name);
+            continue;
         }
+        let stream = Box::pin(futures_util::stream::unfold(f, |mut f| async move {
+            match f.chunk().await {
+                Ok(Some(b)) => Some((Ok(b), f)),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), f)),
+            }
+        }));
+        upload = Some(save(state, stream).await?);
     }
-    Ok(None)
+    let upload = upload.flatten();
+    if let (Some(_), Some(name)) = (&upload, unknown) {
+        return Err(ApiError::invalid_field(
+            "unknown_field",
+            name.clone(),
+            format!("unknown or repeated form field {name:?}; this form takes one {field}"),
+        ));
+    }
+    Ok(upload)
 }
 
 /// Reads a raw request body (`application/octet-stream`) to disk.

@@ -73,9 +73,10 @@ async fn create_token(
         None if caller_is_user => p.user.clone(),
         None => crate::serve::BOOTSTRAP_USER.to_string(),
     };
-    let owner_user = state.auth.get_user(&owner)?.ok_or_else(|| {
-        ApiError::not_found(format!("no user {owner:?} (the token's owner)"))
-    })?;
+    let owner_user = state
+        .auth
+        .get_user(&owner)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {owner:?} (the token's owner)")))?;
     let ceiling = owner_user.role.min(p.role);
     let role = req.role.unwrap_or(ceiling);
     if role > ceiling {

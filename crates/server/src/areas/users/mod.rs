@@ -100,6 +100,10 @@ async fn update_user(
     Json(req): Json<UpdateUserRequest>,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
+    // Bad input is reported before a stale ETag: fixing the body first is what helps.
+    if let Some(pw) = &req.password {
+        crate::platform::auth::validate_password(pw)?;
+    }
     check_if_match(&headers, &etag_of(&find(&state, &name)?))?;
     let st = state.clone();
     let n = name.clone();

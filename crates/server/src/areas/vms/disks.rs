@@ -37,7 +37,7 @@ use crate::state::AppState;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(add_disk))
-        .routes(routes!(get_disk, remove_disk))
+        .routes(super::own_405(routes!(get_disk, remove_disk)))
         .routes(routes!(resize_disk))
         .routes(routes!(add_nic))
         .routes(routes!(remove_nic))
@@ -253,27 +253,70 @@ fn find_disk<'a>(rec: &'a VmRecord, n: &str) -> ApiResult<&'a VmDisk> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DiskAddParams {
-    /// Import: the body is a raw image (the new disk is stored as qcow2).
-    #[param(allow_reserved)]
+    /// Present: import the body (not JSON) as a new disk, an image of this format (stored as
+    /// qcow2). The bare flags `?raw`, `?qcow2` or `?vhd` (Xen Orchestra's style) mean the same.
+    #[param(pattern = "^(raw|qcow2|vhd)$")]
+    pub format: Option<String>,
+    /// Undocumented alias of `format=raw` (the flags are not in the schema because OpenAPI
+    /// cannot say "exactly one of").
+    #[param(ignore)]
     pub raw: Option<String>,
-    /// Import: the body is a qcow2 image.
-    #[param(allow_reserved)]
+    #[param(ignore)]
     pub qcow2: Option<String>,
-    /// Import: the body is a VHD (`vpc`) image.
-    #[param(allow_reserved)]
+    #[param(ignore)]
     pub vhd: Option<String>,
     /// Import: the body is zstd-compressed (also `Content-Encoding: zstd`).
+    #[param(pattern = "^(zstd|none)?$")]
     pub compress: Option<String>,
     /// Import: bus of the new disk (default virtio).
     pub bus: Option<DiskBus>,
 }
 
+impl DiskAddParams {
+    /// The qemu-img format of an import, if this is one: `format=` or exactly one bare flag.
+    pub fn import_format(&self) -> ApiResult<Option<&'static str>> {
+        let mut chosen: Vec<&'static str> = [
+            ("raw", self.raw.is_some()),
+            ("qcow2", self.qcow2.is_some()),
+            ("vpc", self.vhd.is_some()),
+        ]
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(f, _)| *f)
+        .collect();
+        if let Some(f) = &self.format {
+            chosen.push(match f.as_str() {
+                "raw" => "raw",
+                "qcow2" => "qcow2",
+                "vhd" => "vpc",
+                _ => {
+                    return Err(ApiError::invalid_field(
+                        "invalid_format",
+                        "format",
+                        format!("{f:?}: format is raw, qcow2 or vhd"),
+                    ));
+                }
+            });
+        }
+        chosen.dedup();
+        match chosen.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(*one)),
+            _ => Err(ApiError::invalid_field(
+                "invalid_format",
+                "format",
+                "give one image format (format=, or one of ?raw, ?qcow2, ?vhd)",
+            )),
+        }
+    }
+}
+
 /// Add a disk (JSON body: new or existing image), hot-plugged when the VM runs and QEMU can;
-/// or, with `?raw|qcow2|vhd`, import the uploaded image as a new disk (a job with progress).
+/// or, with `?format=raw|qcow2|vhd` (or a bare `?raw|qcow2|vhd`), import the uploaded image as a new disk (a job with progress).
 #[utoipa::path(post, path = "/api/v1/vms/{id}/disks", tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), DiskAddParams),
     request_body(content((DiskRequest = "application/json"), (Vec<u8> = "application/octet-stream")),
-        description = "A disk to add, or with ?raw|qcow2|vhd an image to import"),
+        description = "A disk to add (JSON), or with ?format= an image to import (not JSON)"),
     responses((status = 200, description = "Added; `applied` says live or next_boot", body = VmChange),
         (status = 202, description = "Import started; follow the job", body = hostplane_types::jobs::Job)))]
 async fn add_disk(
@@ -284,8 +327,33 @@ async fn add_disk(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    if q.raw.is_some() || q.qcow2.is_some() || q.vhd.is_some() {
+    let json = super::json_content(&headers);
+    let import = match q.import_format() {
+        Ok(f) => f.is_some(),
+        Err(e) => return super::refuse(body, e).await,
+    };
+    if import {
+        if json != Some(false) {
+            let msg = "with ?format= (or ?raw|qcow2|vhd) the body is a disk image, not JSON";
+            return super::refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
+        }
+        // Checks that fail before the upload is read: read it anyway (see `refuse`).
+        let compress = export::ExportParams {
+            compress: q.compress.clone(),
+        };
+        if let Err(e) = export::want_zstd(&compress).and(model::find(&state.store, &id)) {
+            return super::refuse(body, e).await;
+        }
         return export::import_disk(state, p, id, q, headers, body).await;
+    }
+    if let Err(e) = export::want_zstd(&export::ExportParams {
+        compress: q.compress.clone(),
+    }) {
+        return super::refuse(body, e).await;
+    }
+    if json == Some(false) {
+        let msg = "expected a JSON disk (Content-Type: application/json), or ?format= with an image";
+        return super::refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
     }
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
@@ -347,6 +415,7 @@ async fn get_disk(
     if let Some((num, ext)) = n.split_once('.') {
         return export::export_disk(state, id, num.to_string(), ext.to_string(), q).await;
     }
+    export::want_zstd(&q)?; // documented (for exports): a bad value is refused here too
     let rec = model::find(&state.store, &id)?;
     Ok(axum::Json(find_disk(&rec, &n)?.clone()).into_response())
 }

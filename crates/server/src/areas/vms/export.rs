@@ -52,7 +52,8 @@ pub fn router() -> OpenApiRouter<crate::state::AppState> {
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ExportParams {
-    /// `zstd`: compress the stream with zstd.
+    /// `zstd`: compress the stream with zstd (`none` or empty: do not).
+    #[param(pattern = "^(zstd|none)?$")]
     pub compress: Option<String>,
 }
 
@@ -60,8 +61,9 @@ pub struct ExportParams {
 /// The VM must be stopped. Streamed; with `compress=zstd` a zstd stream.
 #[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}.{format}", tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
-        ("n" = u32, Path, description = "Disk number"),
-        ("format" = String, Path, description = "raw, qcow2 or vhd"), ExportParams),
+        ("n" = u32, Path, minimum = 0, description = "Disk number"),
+        ("format" = String, Path, pattern = "^(raw|qcow2|vhd)$", description = "raw, qcow2 or vhd"),
+        ExportParams),
     responses((status = 200, description = "The image", content_type = "application/octet-stream", body = Vec<u8>)))]
 #[allow(dead_code)]
 fn export_disk_doc() {}
@@ -132,7 +134,7 @@ fn scratch_path(mgr: &VmManager, what: &str) -> ApiResult<PathBuf> {
         .join(format!("{what}-{}", uuid::Uuid::now_v7())))
 }
 
-fn want_zstd(q: &ExportParams) -> ApiResult<bool> {
+pub(crate) fn want_zstd(q: &ExportParams) -> ApiResult<bool> {
     match q.compress.as_deref() {
         None | Some("") | Some("none") => Ok(false),
         Some("zstd") => Ok(true),
@@ -466,24 +468,9 @@ pub async fn import_disk(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let formats = [
-        ("raw", q.raw.is_some()),
-        ("qcow2", q.qcow2.is_some()),
-        ("vpc", q.vhd.is_some()),
-    ];
-    let chosen: Vec<&str> = formats
-        .iter()
-        .filter(|(_, on)| *on)
-        .map(|(f, _)| *f)
-        .collect();
-    if chosen.len() != 1 {
-        return Err(ApiError::invalid_field(
-            "invalid_format",
-            "raw",
-            "give exactly one of raw, qcow2, vhd",
-        ));
-    }
-    let format = chosen[0];
+    let format = q.import_format()?.ok_or_else(|| {
+        ApiError::invalid_field("invalid_format", "format", "format is raw, qcow2 or vhd")
+    })?;
     let zstd = zstd_body(&headers, q.compress.as_deref())?;
     let bus = q.bus.unwrap_or_default();
     let rec = model::find(&state.store, &id)?;

@@ -53,7 +53,7 @@ use model::VmRecord;
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_vms, create_vm))
-        .routes(routes!(get_vm, update_vm, delete_vm))
+        .routes(own_405(routes!(get_vm, update_vm, delete_vm)))
         .routes(routes!(start_vm))
         .routes(routes!(stop_vm))
         .routes(routes!(shutdown_vm))
@@ -70,6 +70,64 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(clone::router())
         .merge(export::router())
         .merge(templates::router())
+        .layer(axum::middleware::from_fn(archive_methods))
+}
+
+/// Gives a route its own 405 fallback, so that the server-wide one does not replace it and
+/// [`archive_methods`] (a layer of this router) also sees methods no handler serves.
+pub(crate) fn own_405(
+    r: utoipa_axum::router::UtoipaMethodRouter<AppState>,
+) -> utoipa_axum::router::UtoipaMethodRouter<AppState> {
+    let (schemas, paths, method_router) = r;
+    let method_router = method_router.fallback(|| async { ApiError::MethodNotAllowed });
+    (schemas, paths, method_router)
+}
+
+/// `/vms/{id}.tar.zst` and `/vms/{id}/disks/{n}.{format}` share axum's routes with `/vms/{id}`
+/// and `/vms/{id}/disks/{n}` (a path segment matches `x.tar.zst`, `0.raw`), but the exports
+/// are GET only: answer any other method 405 with the export's `Allow`, not the VM's or disk's.
+async fn archive_methods(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let is_export = req
+        .uri()
+        .path()
+        .strip_prefix("/api/v1/vms/")
+        .is_some_and(|rest| {
+            let parts: Vec<&str> = rest.split('/').collect();
+            match parts.as_slice() {
+                [id] => id.ends_with(".tar.zst"),
+                [_, "disks", n] => n.contains('.'),
+                _ => false,
+            }
+        });
+    let m = req.method();
+    if is_export && m != axum::http::Method::GET && m != axum::http::Method::HEAD {
+        let mut resp = ApiError::MethodNotAllowed.into_response();
+        resp.headers_mut().insert(
+            axum::http::header::ALLOW,
+            axum::http::HeaderValue::from_static("GET,HEAD"),
+        );
+        return resp;
+    }
+    next.run(req).await
+}
+
+/// Reads (up to 1 MiB of) a body that is refused before it was read, then returns the error:
+/// answering while the client still sends makes the server close the connection, and the
+/// client sees a reset instead of the problem.
+pub(crate) async fn refuse(body: Body, err: ApiError) -> ApiResult<Response> {
+    let _ = axum::body::to_bytes(body, 1 << 20).await;
+    Err(err)
+}
+
+/// Whether the request says its body is JSON: `None` without a `Content-Type`.
+pub(crate) fn json_content(headers: &HeaderMap) -> Option<bool> {
+    let v = headers.get(axum::http::header::CONTENT_TYPE)?;
+    let v = v.to_str().unwrap_or("").to_ascii_lowercase();
+    let essence = v.split(';').next().unwrap_or("").trim();
+    Some(essence == "application/json" || essence.ends_with("+json"))
 }
 
 /// Starts re-attaching to running QEMUs and autostarting VMs, in the background.
@@ -110,10 +168,13 @@ async fn list_vms(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct CreateParams {
-    /// Present: the body is a VM archive (`GET /vms/{id}.tar.zst`) to import, not JSON.
+    /// Present (any value): the body is a VM archive (`GET /vms/{id}.tar.zst`,
+    /// `application/zstd`) to import, not JSON.
     #[param(allow_reserved)]
     import: Option<String>,
-    /// With `import`: the new VM's name (default: the name in the archive).
+    /// With `import`: the new VM's name (default: the name in the archive); the rule of
+    /// `VmCreate.name`.
+    #[param(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     name: Option<String>,
 }
 
@@ -133,17 +194,23 @@ async fn create_vm(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    let is_json = json_content(&headers);
     if params.import.is_some() {
+        // The mode and the media type must agree: a JSON definition never starts an import.
+        if is_json != Some(false) {
+            let msg = "with ?import the body is a VM archive (Content-Type: application/zstd), \
+                       not JSON";
+            return refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
+        }
+        if let Some(Err(e)) = params.name.as_deref().map(|n| model::check_name("name", n)) {
+            return refuse(body, e).await;
+        }
         return export::import_archive(state, p, params.name, headers, body).await;
     }
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
         .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
-    let is_json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json") || v.contains("+json"));
-    if !is_json {
+    if is_json != Some(true) {
         return Err(ApiError::UnsupportedMediaType(
             "expected a body with Content-Type: application/json (or ?import with an archive)"
                 .into(),
@@ -516,11 +583,13 @@ async fn shutdown_vm(
     let bytes = axum::body::to_bytes(body, 64 * 1024)
         .await
         .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+    // The body is optional (documented nullable): none, whitespace or `null` mean defaults.
     let req: ShutdownRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
         ShutdownRequest::default()
     } else {
-        serde_json::from_slice(&bytes)
+        serde_json::from_slice::<Option<ShutdownRequest>>(&bytes)
             .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?
+            .unwrap_or_default()
     };
     let secs = req.timeout_secs.unwrap_or(60);
     if !(1..=3600).contains(&secs) {

@@ -193,38 +193,62 @@ impl HostLimits {
         }
     }
 
+    // Outside the documented (schema) range: 422. Inside it but more than this host has or
+    // its configuration allows: 409 (the request is valid, this host cannot serve it; the
+    // schema cannot know the host).
     pub fn check_vcpus(&self, field: &str, v: u32) -> ApiResult<()> {
-        if v == 0 || v > self.cpus {
+        if v == 0 || v > hostplane_types::vms::MAX_VCPUS {
             return Err(ApiError::invalid_field(
                 "invalid_vcpus",
                 field,
-                format!("vcpus is 1 .. {} (the host's CPUs)", self.cpus),
+                format!("vcpus is 1 .. {}", hostplane_types::vms::MAX_VCPUS),
+            ));
+        }
+        if v > self.cpus {
+            return Err(ApiError::conflict(
+                "exceeds_host",
+                format!("{field}: this host has {} CPUs", self.cpus),
             ));
         }
         Ok(())
     }
 
     pub fn check_memory(&self, field: &str, v: u64) -> ApiResult<()> {
-        if v < MIN_MEMORY_MIB || v > self.memory_mib {
+        if !(MIN_MEMORY_MIB..=hostplane_types::vms::MAX_MEMORY_MIB).contains(&v) {
             return Err(ApiError::invalid_field(
                 "invalid_memory",
                 field,
                 format!(
-                    "memory_mib is {MIN_MEMORY_MIB} .. {} (the host's memory)",
-                    self.memory_mib
+                    "memory_mib is {MIN_MEMORY_MIB} .. {}",
+                    hostplane_types::vms::MAX_MEMORY_MIB
                 ),
+            ));
+        }
+        if v > self.memory_mib {
+            return Err(ApiError::conflict(
+                "exceeds_host",
+                format!("{field}: this host has {} MiB of memory", self.memory_mib),
             ));
         }
         Ok(())
     }
 
     pub fn check_disk_size(&self, field: &str, v: u64) -> ApiResult<()> {
-        if v < MIN_DISK_BYTES || v > self.max_disk_bytes {
+        if !(MIN_DISK_BYTES..=hostplane_types::vms::MAX_DISK_BYTES).contains(&v) {
             return Err(ApiError::invalid_field(
                 "invalid_size",
                 field,
                 format!(
-                    "size_bytes is {MIN_DISK_BYTES} .. {} (vms.max_disk_bytes)",
+                    "size_bytes is {MIN_DISK_BYTES} .. {}",
+                    hostplane_types::vms::MAX_DISK_BYTES
+                ),
+            ));
+        }
+        if v > self.max_disk_bytes {
+            return Err(ApiError::conflict(
+                "exceeds_host",
+                format!(
+                    "{field}: more than vms.max_disk_bytes ({})",
                     self.max_disk_bytes
                 ),
             ));
@@ -361,8 +385,15 @@ pub fn resolve_file(
     } else {
         images_dir.join(p)
     };
+    // A file that does not exist is a missing resource (404, naming the field), like a VM or
+    // template that does not exist: the request is well formed, this host lacks the file.
     let canon = std::fs::canonicalize(&p).map_err(|e| {
-        ApiError::invalid_field("invalid_path", field, format!("{}: {e}", p.display()))
+        let under_a_root = roots.iter().any(|r| p.starts_with(r)) && !s.contains("..");
+        if e.kind() == std::io::ErrorKind::NotFound && under_a_root {
+            ApiError::not_found(format!("{field}: no file {}", p.display()))
+        } else {
+            ApiError::invalid_field("invalid_path", field, format!("{}: {e}", p.display()))
+        }
     })?;
     let inside = roots.iter().any(|r| {
         std::fs::canonicalize(r)
@@ -523,10 +554,12 @@ mod tests {
         assert!(resolve_file("iso", "a.iso", &images, &roots).is_ok());
         let abs = images.join("a.iso");
         assert!(resolve_file("iso", abs.to_str().unwrap(), &images, &roots).is_ok());
-        for bad in ["link", "../outside", "/etc/passwd", "missing", ""] {
+        for bad in ["link", "../outside", "/etc/passwd", "/nowhere/x", "../missing", ""] {
             let e = resolve_file("iso", bad, &images, &roots).unwrap_err();
             assert!(matches!(e, ApiError::Invalid { .. }), "{bad}");
         }
+        let e = resolve_file("iso", "missing", &images, &roots).unwrap_err();
+        assert!(matches!(e, ApiError::NotFound(_)), "{e:?}");
         assert!(
             resolve_file("iso", ".", &images, &roots).is_err(),
             "a directory"

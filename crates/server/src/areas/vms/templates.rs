@@ -19,7 +19,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use hostplane_host::Cmd;
@@ -142,7 +142,8 @@ async fn delete_template(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UploadParams {
-    /// Name of the template (for an uploaded box).
+    /// Name of the template (for an uploaded box; with it the body is the `.box`, not JSON).
+    #[param(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
     name: Option<String>,
 }
 
@@ -160,10 +161,12 @@ async fn create_template(
     body: Body,
 ) -> ApiResult<Response> {
     p.require(Role::Operator)?;
-    let is_json = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
+    let is_json = super::json_content(&headers) == Some(true);
+    // Without `?name=` the body is JSON {name, url}; an upload needs the name in the query.
+    if !is_json && (q.name.is_none() || super::json_content(&headers).is_none()) {
+        let msg = "send JSON {name, url} (Content-Type: application/json), or the .box with ?name=";
+        return super::refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
+    }
     let tmp = state
         .vms
         .tmp_dir()
@@ -176,13 +179,12 @@ async fn create_template(
             .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
         let req: TemplateFromUrl = serde_json::from_slice(&bytes)
             .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
-        if !(req.url.starts_with("http://") || req.url.starts_with("https://"))
-            || req.url.len() > 2048
-        {
+        if !box_url_ok(&req.url) {
             return Err(ApiError::invalid_field(
                 "invalid_url",
                 "url",
-                "an http:// or https:// URL",
+                "an http:// or https:// URL with a host name or IPv4 address, at most 2048 \
+                 printable ASCII characters",
             ));
         }
         reqwest::Url::parse(&req.url)
@@ -522,4 +524,85 @@ pub async fn cloud_init_seed(
         iso: Some(iso.to_string_lossy().into_owned()),
         cloud_init: true,
     })
+}
+
+/// The rule documented as `TemplateFromUrl.url`'s pattern: `http(s)://`, a host name whose last
+/// label is letters only (so the URL parser never reads it as an IPv4 number) or a dotted IPv4
+/// address without leading zeros, an optional port ≤ 65535, then `/`, `?` or `#` and printable
+/// ASCII; at most 2048 characters.
+fn box_url_ok(url: &str) -> bool {
+    fn octet(s: &str) -> bool {
+        !s.is_empty()
+            && s.len() <= 3
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && (s == "0" || !s.starts_with('0'))
+            && s.parse::<u16>().is_ok_and(|n| n <= 255)
+    }
+    fn host_ok(h: &str) -> bool {
+        let labels: Vec<&str> = h.split('.').collect();
+        let name = labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && labels
+                .last()
+                .is_some_and(|l| l.bytes().all(|b| b.is_ascii_alphabetic()));
+        name || (labels.len() == 4 && labels.iter().all(|l| octet(l)))
+    }
+    if url.len() > 2048 {
+        return false;
+    }
+    let Some(rest) = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(end);
+    let (host, port) = match authority.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    let port_ok = port.is_none_or(|p| {
+        !p.is_empty()
+            && p.len() <= 5
+            && p.bytes().all(|b| b.is_ascii_digit())
+            && (p.len() < 5 || !p.starts_with('0'))
+            && p.parse::<u32>().is_ok_and(|n| n <= 65535)
+    });
+    host_ok(host) && port_ok && tail.bytes().all(|b| (b'!'..=b'~').contains(&b))
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::box_url_ok;
+
+    #[test]
+    fn box_urls() {
+        for ok in [
+            "http://127.0.0.1:8080/test.box",
+            "https://cloud-images.ubuntu.com/x/y.box?a=b#c",
+            "http://localhost",
+            "http://a:0",
+            "https://x.y:65535/",
+        ] {
+            assert!(box_url_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "ftp://x/",
+            "http://",
+            "http://a.999/",
+            "http://1.2.3/",
+            "http://01.2.3.4/",
+            "http://256.1.1.1/",
+            "http://a:65536/",
+            "http://a:/",
+            "http://a..b/",
+            "http://a/ b",
+            "http://a@b/",
+        ] {
+            assert!(!box_url_ok(bad), "{bad}");
+        }
+    }
 }
