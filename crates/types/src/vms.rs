@@ -22,6 +22,29 @@ pub const MAX_VCPUS: u32 = 1024;
 pub const MAX_MEMORY_MIB: u64 = 16 << 20;
 pub const MAX_DISK_BYTES: u64 = 4 << 40;
 
+/// A boot order: each device class at most once (`uniqueItems`, which the derive cannot say).
+fn boot_array(nullable: bool) -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, SchemaType, Type};
+    let ty = if nullable {
+        SchemaType::from_iter([Type::Array, Type::Null])
+    } else {
+        SchemaType::new(Type::Array)
+    };
+    ArrayBuilder::new()
+        .schema_type(ty)
+        .items(utoipa::openapi::Ref::from_schema_name("BootDevice"))
+        .unique_items(true)
+        .max_items(Some(3))
+        .description(Some("Boot order, each device class at most once."))
+        .build()
+}
+fn boot_schema() -> utoipa::openapi::schema::Array {
+    boot_array(false)
+}
+fn boot_schema_nullable() -> utoipa::openapi::schema::Array {
+    boot_array(true)
+}
+
 /// Integer fields also accept a JSON number with a zero fraction (`171.0`): JSON Schema calls
 /// it an integer, so clients (and the fuzzer) may send it.
 mod whole {
@@ -253,14 +276,20 @@ pub struct VmCreate {
     pub firmware: Option<Firmware>,
     #[serde(default)]
     pub accelerator: Option<Accelerator>,
+    /// At most 16 (a `template` takes one).
     #[serde(default)]
+    #[schema(max_items = 16)]
     pub disks: Vec<DiskRequest>,
+    /// At most 2 (`cloud_init` takes one).
     #[serde(default)]
+    #[schema(max_items = 2)]
     pub cdroms: Vec<CdromRequest>,
     #[serde(default)]
+    #[schema(max_items = 8)]
     pub nics: Vec<NicRequest>,
-    /// Boot order; default `[disk, cdrom]`.
+    /// Boot order, each class at most once; default `[disk, cdrom]`.
     #[serde(default)]
+    #[schema(schema_with = boot_schema)]
     pub boot: Vec<BootDevice>,
     /// Direct kernel boot: the kernel image (images directory or an allowed path).
     #[serde(default)]
@@ -301,7 +330,9 @@ pub struct VmUpdate {
     pub autostart: Option<bool>,
     #[serde(default)]
     pub accelerator: Option<Accelerator>,
+    /// Boot order, each class at most once.
     #[serde(default)]
+    #[schema(schema_with = boot_schema_nullable)]
     pub boot: Option<Vec<BootDevice>>,
     /// Empty string removes the kernel (and direct boot).
     #[serde(default)]
@@ -456,6 +487,7 @@ pub struct SnapshotCreate {
 
 /// A snapshot (qcow2 internal snapshot present on every qcow2 disk of the VM).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[schema(as = VmSnapshot)] // `Snapshot` is the storage area's (pools): distinct schema names
 pub struct Snapshot {
     pub name: String,
     pub href: String,
@@ -569,17 +601,29 @@ mod tests {
         ] {
             let want = serde_json::to_string(NAME_PATTERN).unwrap();
             assert!(schema.contains(&want), "{schema}");
-            assert!(schema.contains(&format!("\"maxLength\":{NAME_MAX_LEN}")), "{schema}");
+            assert!(
+                schema.contains(&format!("\"maxLength\":{NAME_MAX_LEN}")),
+                "{schema}"
+            );
         }
         let create = serde_json::to_string(&VmCreate::schema()).unwrap();
-        assert!(create.contains(&format!("\"maximum\":{MAX_VCPUS}")), "{create}");
-        assert!(create.contains(&format!("\"maximum\":{MAX_MEMORY_MIB}")), "{create}");
+        assert!(
+            create.contains(&format!("\"maximum\":{MAX_VCPUS}")),
+            "{create}"
+        );
+        assert!(
+            create.contains(&format!("\"maximum\":{MAX_MEMORY_MIB}")),
+            "{create}"
+        );
         let v: VmCreate =
             serde_json::from_str(r#"{"name":"a","vcpus":2.0,"memory_mib":64.0}"#).unwrap();
         assert_eq!((v.vcpus, v.memory_mib), (Some(2), Some(64)));
         assert!(serde_json::from_str::<VmCreate>(r#"{"name":"a","vcpus":2.5}"#).is_err());
         assert!(serde_json::from_str::<VmCreate>(r#"{"name":"a","vcpus":5e9}"#).is_err());
         let disk = serde_json::to_string(&ResizeRequest::schema()).unwrap();
-        assert!(disk.contains(&format!("\"maximum\":{MAX_DISK_BYTES}")), "{disk}");
+        assert!(
+            disk.contains(&format!("\"maximum\":{MAX_DISK_BYTES}")),
+            "{disk}"
+        );
     }
 }

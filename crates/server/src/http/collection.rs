@@ -105,7 +105,10 @@ fn compiled_patterns<T: ToSchema + 'static>() -> &'static [(&'static str, regex:
         .unwrap_or_else(|p| p.into_inner());
     cache.entry(TypeId::of::<T>()).or_insert_with(|| {
         let compiled: Compiled = param_patterns(known_fields::<T>()).map(|(name, p)| {
-            (name, regex::Regex::new(&p).expect("the collection patterns compile"))
+            (
+                name,
+                regex::Regex::new(&p).expect("the collection patterns compile"),
+            )
         });
         Box::leak(Box::new(compiled))
     })
@@ -137,7 +140,11 @@ impl CollectionParams {
                 ));
             }
         }
-        if self.filter.as_deref().is_some_and(|f| f.chars().count() > 4096) {
+        if self
+            .filter
+            .as_deref()
+            .is_some_and(|f| f.chars().count() > 4096)
+        {
             return Err(ApiError::invalid_field(
                 "invalid_filter",
                 "filter",

@@ -190,11 +190,7 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
         else {
             continue;
         };
-        let names: Vec<String> = obj
-            .properties
-            .keys()
-            .cloned()
-            .collect();
+        let names: Vec<String> = obj.properties.keys().cloned().collect();
         if names.is_empty() {
             continue;
         }
@@ -212,7 +208,9 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
         {
             c.schema = Some(RefOr::T(utoipa::openapi::Schema::Array(
                 utoipa::openapi::schema::ArrayBuilder::new()
-                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(partial_name)))
+                    .items(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                        partial_name,
+                    )))
                     .build(),
             )));
         }
@@ -347,7 +345,9 @@ async fn problem_fallback(req: Request, next: Next) -> Response {
         return resp;
     }
     let (mut parts, body) = resp.into_parts();
-    let bytes = axum::body::to_bytes(body, 16 * 1024).await.unwrap_or_default();
+    let bytes = axum::body::to_bytes(body, 16 * 1024)
+        .await
+        .unwrap_or_default();
     let code = match status.as_u16() {
         400 => "bad_request",
         404 => "not_found",
@@ -371,7 +371,10 @@ async fn problem_fallback(req: Request, next: Next) -> Response {
     parts
         .headers
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-    Response::from_parts(parts, axum::body::Body::from(serde_json::to_vec(&problem).unwrap_or_default()))
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(serde_json::to_vec(&problem).unwrap_or_default()),
+    )
 }
 
 /// Request count and latency per matched route, method and status.

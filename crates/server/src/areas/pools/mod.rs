@@ -795,7 +795,11 @@ mod name_pattern_tests {
                 .collect();
             words.extend(last.iter().cloned());
         }
-        words.extend(["a".repeat(64), "a".repeat(65), format!("a.{}", "b".repeat(62))]);
+        words.extend([
+            "a".repeat(64),
+            "a".repeat(65),
+            format!("a.{}", "b".repeat(62)),
+        ]);
         for w in &words {
             assert_eq!(schema_ok(w), validate_name("x", w).is_ok(), "{w:?}");
         }

@@ -352,7 +352,8 @@ async fn add_disk(
         return super::refuse(body, e).await;
     }
     if json == Some(false) {
-        let msg = "expected a JSON disk (Content-Type: application/json), or ?format= with an image";
+        let msg =
+            "expected a JSON disk (Content-Type: application/json), or ?format= with an image";
         return super::refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
     }
     let bytes = axum::body::to_bytes(body, 64 * 1024)

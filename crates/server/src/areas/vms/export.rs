@@ -64,7 +64,8 @@ pub struct ExportParams {
         ("n" = u32, Path, minimum = 0, description = "Disk number"),
         ("format" = String, Path, pattern = "^(raw|qcow2|vhd)$", description = "raw, qcow2 or vhd"),
         ExportParams),
-    responses((status = 200, description = "The image", content_type = "application/octet-stream", body = Vec<u8>)))]
+    responses((status = 200, description = "The image; with `compress=zstd` a zstd stream",
+        content((Vec<u8> = "application/octet-stream"), (Vec<u8> = "application/zstd")))))]
 #[allow(dead_code)]
 fn export_disk_doc() {}
 

@@ -86,10 +86,7 @@ pub(crate) fn own_405(
 /// `/vms/{id}.tar.zst` and `/vms/{id}/disks/{n}.{format}` share axum's routes with `/vms/{id}`
 /// and `/vms/{id}/disks/{n}` (a path segment matches `x.tar.zst`, `0.raw`), but the exports
 /// are GET only: answer any other method 405 with the export's `Allow`, not the VM's or disk's.
-async fn archive_methods(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn archive_methods(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let is_export = req
         .uri()
         .path()

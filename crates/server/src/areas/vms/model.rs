@@ -532,8 +532,11 @@ mod tests {
             memory_mib: 1024,
             max_disk_bytes: 1 << 30,
         };
-        let e = l.check_vcpus("vcpus", 3).unwrap_err();
+        // Outside the documented range: 422 naming the field; beyond this host: 409.
+        let e = l.check_vcpus("vcpus", 2000).unwrap_err();
         assert!(matches!(e, ApiError::Invalid { field: Some(ref f), .. } if f == "vcpus"));
+        let e = l.check_vcpus("vcpus", 3).unwrap_err();
+        assert_eq!(e.status(), axum::http::StatusCode::CONFLICT);
         assert!(l.check_vcpus("vcpus", 0).is_err());
         assert!(l.check_vcpus("vcpus", 2).is_ok());
         assert!(l.check_memory("memory_mib", 2048).is_err());
@@ -554,7 +557,14 @@ mod tests {
         assert!(resolve_file("iso", "a.iso", &images, &roots).is_ok());
         let abs = images.join("a.iso");
         assert!(resolve_file("iso", abs.to_str().unwrap(), &images, &roots).is_ok());
-        for bad in ["link", "../outside", "/etc/passwd", "/nowhere/x", "../missing", ""] {
+        for bad in [
+            "link",
+            "../outside",
+            "/etc/passwd",
+            "/nowhere/x",
+            "../missing",
+            "",
+        ] {
             let e = resolve_file("iso", bad, &images, &roots).unwrap_err();
             assert!(matches!(e, ApiError::Invalid { .. }), "{bad}");
         }
