@@ -18,9 +18,26 @@ fn check<'a>(paths: impl IntoIterator<Item = &'a str>) -> Result<(), CommandErro
 }
 
 /// `wipefs -a DEV`: erase every signature (filesystem, RAID, partition table).
+///
+/// wipefs opens the device exclusively, so it fails with EBUSY while anything else briefly
+/// holds it: the kernel finishing an unmount, or a `blkid` probe from another process. The
+/// callers have already refused mounted and in-use devices, so a busy device here is
+/// transient: retry for up to two seconds before giving up.
 pub async fn wipefs(dev: &str) -> Result<(), CommandError> {
     check([dev])?;
-    Cmd::new("wipefs").args(["-a", dev]).run().await.map(|_| ())
+    let mut attempt = 0;
+    loop {
+        match Cmd::new("wipefs").args(["-a", dev]).run().await {
+            Ok(_) => return Ok(()),
+            Err(CommandError::Failed { ref stderr, .. })
+                if stderr.contains("Device or resource busy") && attempt < 20 =>
+            {
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Tell the kernel the partitions changed: `partx -u` (add/resize/remove to match the table),
