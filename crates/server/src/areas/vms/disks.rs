@@ -406,7 +406,9 @@ pub async fn attach_disk_now(
 /// instead: see the export operation.
 #[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
-        ("n" = String, Path, description = "Disk number"), export::ExportParams),
+        ("n" = String, Path, pattern = "^[0-9]{1,3}(\\.(raw|qcow2|vhd))?$",
+            description = "Disk number; with an extension the disk is exported (see the export operation)"),
+        export::ExportParams),
     responses((status = 200, description = "The disk", body = VmDisk)))]
 async fn get_disk(
     State(state): State<AppState>,
@@ -432,7 +434,7 @@ struct RemoveDiskParams {
 /// Remove a disk: unplugged live when the VM runs and QEMU can, else at next boot.
 #[utoipa::path(delete, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
-        ("n" = String, Path, description = "Disk number"), RemoveDiskParams),
+        ("n" = String, Path, pattern = "^[0-9]{1,3}$", description = "Disk number"), RemoveDiskParams),
     responses((status = 200, description = "Removed; `applied` says live or next_boot", body = VmChange)))]
 async fn remove_disk(
     State(state): State<AppState>,
