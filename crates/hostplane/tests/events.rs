@@ -9,8 +9,25 @@ use common::{Daemon, assert_problem};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-/// Reads SSE messages from a response until `n` data events arrived.
-async fn read_events(resp: reqwest::Response, n: usize) -> Vec<(Option<u64>, String, Value)> {
+/// Like [`read_events`], counting only events whose href starts with `prefix`: the host's own
+/// events (loop devices other tests attach appear as disks) may come in between.
+async fn read_events_under(
+    resp: reqwest::Response,
+    n: usize,
+    prefix: &str,
+) -> Vec<(Option<u64>, String, Value)> {
+    let prefix = prefix.to_string();
+    read_events_where(resp, n, move |e| {
+        e["href"].as_str().is_some_and(|h| h.starts_with(&prefix))
+    })
+    .await
+}
+
+async fn read_events_where(
+    resp: reqwest::Response,
+    n: usize,
+    keep: impl Fn(&Value) -> bool,
+) -> Vec<(Option<u64>, String, Value)> {
     let mut stream = resp.bytes_stream();
     let mut buf = String::new();
     let mut out = Vec::new();
@@ -34,7 +51,9 @@ async fn read_events(resp: reqwest::Response, n: usize) -> Vec<(Option<u64>, Str
                     data = Some(serde_json::from_str(v.trim()).unwrap());
                 }
             }
-            if let Some(data) = data {
+            if let Some(data) = data
+                && keep(&data)
+            {
                 out.push((id, ty, data));
             }
         }
@@ -66,7 +85,7 @@ async fn replay_after_disconnect_gives_exactly_the_missed_events() {
     let mut d = Daemon::start();
     let live = subscribe(&d, "?type=resource.*", None).await;
     d.create_token(json!({"name": "first"})).await;
-    let got = read_events(live, 1).await;
+    let got = read_events_under(live, 1, "/api/v1/tokens/").await;
     let (first_seq, ty, data) = &got[0];
     assert_eq!(ty, "resource.created");
     assert_eq!(data["actor"], "admin");
@@ -92,7 +111,7 @@ async fn replay_after_disconnect_gives_exactly_the_missed_events() {
             .await
             .unwrap();
     });
-    let got = read_events(replay, 4).await;
+    let got = read_events_under(replay, 4, "/api/v1/tokens/").await;
     let names: Vec<&str> = got
         .iter()
         .map(|e| e.2["data"]["name"].as_str().unwrap())
@@ -108,7 +127,7 @@ async fn replay_after_disconnect_gives_exactly_the_missed_events() {
     d.stop();
     d.spawn();
     let all = subscribe(&d, "?type=job.*", Some(first_seq)).await;
-    let got = read_events(all, 1).await;
+    let got = read_events_under(all, 1, "/api/v1/jobs/").await;
     assert_eq!(got[0].1, "job.created");
     assert_eq!(got[0].2["actor"], "admin");
     assert_eq!(got[0].2["data"]["kind"], "system.selftest");
@@ -161,15 +180,24 @@ async fn websocket_variant_needs_auth_and_carries_events() {
     let (mut ws, resp) = tokio_tungstenite::connect_async(req).await.unwrap();
     assert_eq!(resp.status(), 101);
     d.create_token(json!({"name": "over-ws"})).await;
-    let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
-    let Message::Text(text) = msg else {
-        panic!("expected a text frame, got {msg:?}")
+    // The host's own events (loop devices other tests attach) may come first: skip them.
+    let ev: Value = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        let Message::Text(text) = msg else {
+            panic!("expected a text frame, got {msg:?}")
+        };
+        let ev: Value = serde_json::from_str(&text).unwrap();
+        if ev["href"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("/api/v1/tokens/"))
+        {
+            break ev;
+        }
     };
-    let ev: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(ev["type"], "resource.created");
     assert_eq!(ev["data"]["name"], "over-ws");
     assert!(ev["seq"].as_u64().unwrap() > 0);
