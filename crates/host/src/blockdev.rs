@@ -147,6 +147,17 @@ pub async fn umount(dir: &str) -> Result<(), CommandError> {
         .map(|_| ())
 }
 
+/// `umount -l DIR`: detaches now, the kernel finishes when the last user lets go.
+pub async fn umount_lazy(dir: &str) -> Result<(), CommandError> {
+    check([dir])?;
+    Cmd::new("umount")
+        .args(["-l", dir])
+        .timeout(Duration::from_secs(120))
+        .run()
+        .await
+        .map(|_| ())
+}
+
 /// The error says the mount point is busy.
 pub fn is_busy(e: &CommandError) -> bool {
     matches!(e, CommandError::Failed { stderr, .. } if stderr.contains("busy"))

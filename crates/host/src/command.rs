@@ -110,7 +110,8 @@ impl CommandError {
         }
     }
 
-    fn invalid(message: impl Into<String>) -> Self {
+    /// An argument refused before anything ran.
+    pub fn invalid(message: impl Into<String>) -> Self {
         CommandError::InvalidArgument {
             message: message.into(),
         }

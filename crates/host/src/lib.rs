@@ -9,14 +9,18 @@
 //! * [`qemu`]: QEMU for the `vms` area: argv builder, process supervision, QMP client, qemu-img.
 //! * [`systemd`]: service units over D-Bus (list, start/stop/restart, enable/disable, reboot).
 
+pub mod accounts;
 pub mod blockdev;
 pub mod btrfs;
 pub mod capabilities;
 pub mod command;
 pub mod disks;
+pub mod fsutil;
 pub mod health;
 pub mod persistent_storage;
+pub mod nfs;
 pub mod qemu;
+pub mod samba;
 pub mod smart;
 pub mod systemd;
 pub mod uevent;

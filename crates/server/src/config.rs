@@ -66,6 +66,16 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   max_disk_bytes = 4398046511104       # largest disk a request may create, grow or import (4 TiB)
   max_running = 32                     # VMs running at once, at most (1 .. 1024)
 
+  [shares]                             # SMB shares and NFS exports (/api/v1/shares); share users are users with role "share"
+  group = "hostplane-share"            # Unix group of every share user; files written through SMB get it
+  unix_accounts = true                 # create/delete each share user's Unix account (useradd/userdel); false = it must exist
+  smb_config = "/etc/samba/smb.conf"   # smbd's main config (passdb, smbcontrol, smbstatus); it must include smb_include
+  smb_include = ""                     # the SMB file hostplane owns; empty = SYSTEM_ROOT/etc/samba/hostplane-shares.conf
+  nfs_backend = "auto"                 # auto | kernel | ganesha | off; auto = kernel nfsd when /proc/fs/nfsd is mounted, else ganesha
+  nfs_exports = ""                     # the NFS file hostplane owns; empty = SYSTEM_ROOT/etc/exports.d/hostplane.exports (kernel)
+                                       #   or SYSTEM_ROOT/etc/ganesha/hostplane-exports.conf (ganesha: %include it in ganesha.conf)
+  ganesha_pid_file = "/run/ganesha/ganesha.pid"  # ganesha rereads its exports on SIGHUP to this pid
+
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
   format = "text"                      # text | json | journald
@@ -90,6 +100,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub services: ServicesConfig,
     pub vms: VmsConfig,
+    pub shares: SharesConfig,
     pub log: LogConfig,
     /// The file this was loaded from (not a key of the file; backups include the file).
     #[serde(skip)]
@@ -254,6 +265,43 @@ impl Default for VmsConfig {
     }
 }
 
+/// SMB shares and NFS exports.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SharesConfig {
+    pub group: String,
+    pub unix_accounts: bool,
+    pub smb_config: PathBuf,
+    pub smb_include: Option<PathBuf>,
+    pub nfs_backend: NfsBackendConfig,
+    pub nfs_exports: Option<PathBuf>,
+    pub ganesha_pid_file: PathBuf,
+}
+
+impl Default for SharesConfig {
+    fn default() -> Self {
+        SharesConfig {
+            group: "hostplane-share".into(),
+            unix_accounts: true,
+            smb_config: PathBuf::from("/etc/samba/smb.conf"),
+            smb_include: None,
+            nfs_backend: NfsBackendConfig::Auto,
+            nfs_exports: None,
+            ganesha_pid_file: PathBuf::from("/run/ganesha/ganesha.pid"),
+        }
+    }
+}
+
+/// `[shares] nfs_backend`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NfsBackendConfig {
+    Auto,
+    Kernel,
+    Ganesha,
+    Off,
+}
+
 /// Longest `vms.run_dir`: its sockets `<run_dir>/<VM id>/serial.sock` must fit in 107 bytes.
 pub const VMS_RUN_DIR_MAX: usize = 58;
 
@@ -317,6 +365,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             services: ServicesConfig::default(),
             vms: VmsConfig::default(),
+            shares: SharesConfig::default(),
             log: LogConfig::default(),
             config_file: None,
         }
@@ -489,6 +538,25 @@ impl Config {
                 "must be an absolute path other than /, without .. or ':'",
             ));
         }
+        if hostplane_host::accounts::check_unix_name(&self.shares.group).is_err() {
+            return Err(invalid(
+                "shares.group",
+                "must be 1 to 32 of a-z 0-9 _ -, starting with a letter or _",
+            ));
+        }
+        for (key, p) in [
+            ("shares.smb_config", Some(&self.shares.smb_config)),
+            ("shares.smb_include", self.shares.smb_include.as_ref()),
+            ("shares.nfs_exports", self.shares.nfs_exports.as_ref()),
+            ("shares.ganesha_pid_file", Some(&self.shares.ganesha_pid_file)),
+        ] {
+            if let Some(p) = p
+                && !p.as_os_str().is_empty()
+                && (!p.is_absolute() || p.to_str().is_none_or(|s| s.contains(['\n', '"'])))
+            {
+                return Err(invalid(key, "must be an absolute path without quotes or line breaks"));
+            }
+        }
         if let Some(list) = &self.admin.endpoints {
             for e in list {
                 if !ADMIN_OPTIONAL_ENDPOINTS.contains(&e.as_str()) {
@@ -639,6 +707,23 @@ impl Config {
             _ => self.data_dir.join("root"),
         }
     }
+
+    /// The SMB include file hostplane owns (`[shares] smb_include`).
+    pub fn smb_include(&self) -> PathBuf {
+        match &self.shares.smb_include {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.system_root().join("etc/samba/hostplane-shares.conf"),
+        }
+    }
+
+    /// The NFS exports file hostplane owns for a backend (`[shares] nfs_exports`).
+    pub fn nfs_exports(&self, kernel: bool) -> PathBuf {
+        match &self.shares.nfs_exports {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ if kernel => self.system_root().join("etc/exports.d/hostplane.exports"),
+            _ => self.system_root().join("etc/ganesha/hostplane-exports.conf"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -660,6 +745,8 @@ mod tests {
         assert_eq!(cfg.auth.session_ttl_secs, d.auth.session_ttl_secs);
         assert_eq!(cfg.events.replay_window, d.events.replay_window);
         assert_eq!(cfg.pools.mount_root, d.pools.mount_root);
+        assert_eq!(cfg.shares.group, d.shares.group);
+        assert_eq!(cfg.shares.ganesha_pid_file, d.shares.ganesha_pid_file);
     }
 
     #[test]

@@ -3,13 +3,16 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-/// Roles, ordered: a viewer reads, an operator also changes things, an admin also manages
-/// users, all tokens and security settings.
+/// Roles, ordered: a share user reaches file shares only (SMB) and never the API, a viewer
+/// reads, an operator also changes things, an admin also manages users, all tokens and
+/// security settings.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// SMB share access only: refused by every API route, login included.
+    Share,
     Viewer,
     Operator,
     Admin,
@@ -18,6 +21,7 @@ pub enum Role {
 impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
+            Role::Share => "share",
             Role::Viewer => "viewer",
             Role::Operator => "operator",
             Role::Admin => "admin",
@@ -26,6 +30,7 @@ impl Role {
 
     pub fn parse(s: &str) -> Option<Role> {
         match s {
+            "share" => Some(Role::Share),
             "viewer" => Some(Role::Viewer),
             "operator" => Some(Role::Operator),
             "admin" => Some(Role::Admin),

@@ -10,6 +10,7 @@ pub mod jobs;
 pub mod pools;
 pub mod problem;
 pub mod services;
+pub mod shares;
 pub mod system;
 pub mod vms;
 

@@ -14,6 +14,7 @@ pub mod events;
 pub mod jobs;
 pub mod pools;
 pub mod services;
+pub mod shares;
 pub mod system;
 pub mod tokens;
 pub mod users;
@@ -33,6 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(services::router())
         .merge(admin::router())
         .merge(vms::router())
+        .merge(shares::router())
 }
 
 /// Answer for a created resource: 201, `Location`, the resource.

@@ -48,6 +48,9 @@ pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// What a share user is told by every route.
+pub const SHARE_ONLY: &str = "this user has role share: file shares only, no API access";
+
 /// The area a path belongs to: `/api/v1/<area>/...`.
 pub fn area_of(path: &str) -> &str {
     path.strip_prefix("/api/v1/")
@@ -142,6 +145,9 @@ fn authenticate(
 }
 
 fn authorize(p: &Principal, method: &Method, path: &str) -> Result<(), ApiError> {
+    if p.role == Role::Share {
+        return Err(ApiError::Forbidden(SHARE_ONLY.into()));
+    }
     let write = is_mutating(method);
     if write && !is_self_service(method, path) {
         p.require(Role::Operator)?;

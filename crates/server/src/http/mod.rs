@@ -52,6 +52,7 @@ pub mod ratelimit;
         (name = "pools", description = "Storage pools (btrfs, ext4, xfs, mergerfs), datasets and snapshots"),
         (name = "services", description = "systemd service units over D-Bus"),
         (name = "vms", description = "Virtual machines: QEMU over QMP, consoles, disks, snapshots, clones, templates, import/export"),
+        (name = "shares", description = "SMB shares (Samba) and NFS exports (kernel nfsd or nfs-ganesha) of pool datasets; share users are users with role share"),
     )
 )]
 struct ApiDoc;

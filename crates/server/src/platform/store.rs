@@ -105,6 +105,22 @@ fn migrations() -> Migrations<'static> {
         );
         "#,
         ),
+        // Shares (areas::shares): one row per SMB share or NFS export, and the Unix accounts
+        // hostplane created for share users (only those are ever deleted).
+        M::up(
+            r#"
+        CREATE TABLE shares (
+            protocol TEXT NOT NULL,
+            name TEXT NOT NULL COLLATE NOCASE,
+            spec TEXT NOT NULL,
+            PRIMARY KEY (protocol, name)
+        );
+        CREATE TABLE share_accounts (
+            name TEXT PRIMARY KEY,
+            created_at TEXT NOT NULL
+        );
+        "#,
+        ),
     ])
 }
 

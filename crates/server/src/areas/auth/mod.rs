@@ -7,7 +7,7 @@
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_types::auth::{AuthMethod, LoginRequest, LoginResponse, TokenKind, Whoami};
+use hostplane_types::auth::{AuthMethod, LoginRequest, LoginResponse, Role, TokenKind, Whoami};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
@@ -55,6 +55,11 @@ async fn login(
             "wrong username or password".into(),
         ));
     };
+    if role == Role::Share {
+        return Err(ApiError::Forbidden(
+            crate::http::auth_layer::SHARE_ONLY.into(),
+        ));
+    }
     let ttl = state.config.auth.session_ttl_secs;
     let expires = time::now() + ::time::Duration::seconds(ttl as i64);
     let (token, value) = state.auth.create_token(TokenSpec {

@@ -403,6 +403,7 @@ async fn update_dataset(
     let q = c.qgroups().await;
     let v = view(&c, &q, &name);
     if name != ds {
+        crate::areas::shares::dataset_renamed(&state, &pool, &ds, &name).await;
         state.events.publish(
             "resource.deleted",
             &href(&pool, &ds),
@@ -446,6 +447,7 @@ async fn delete_dataset(
 ) -> ApiResult<StatusCode> {
     let c = ctx(&state, &pool)?;
     let path = c.require(&ds)?;
+    crate::areas::shares::refuse_if_shared(&state, &pool, Some(&ds))?;
     if c.btrfs() {
         let snaps = super::snapshots::names(&c, &ds);
         if !snaps.is_empty() && !q.recursive.unwrap_or(false) {

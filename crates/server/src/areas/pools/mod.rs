@@ -611,6 +611,8 @@ async fn mount_pool(
     }
     ops::mount(&state, &rec, req.degraded).await?;
     let rec = registry::update(&state.store, &name, |r| r.auto_mount = true)?.unwrap_or(rec);
+    // Its shares come back.
+    crate::areas::shares::sync(&state).await;
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
         .await
         .ok_or_else(|| ApiError::internal("pool view failed"))?;
@@ -627,6 +629,7 @@ async fn unmount_pool(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Pool>> {
     let rec = find_record(&state, &name)?;
+    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
     ops::unmount(&state, &rec).await?;
     let rec = registry::update(&state.store, &name, |r| r.auto_mount = false)?.unwrap_or(rec);
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
@@ -645,6 +648,7 @@ async fn export_pool(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = find_record(&state, &name)?;
+    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
     ops::unmount(&state, &rec).await?;
     registry::delete(&state.store, &name)?;
     let _ = std::fs::remove_dir(ops::mountpoint(&state, &name));
@@ -677,6 +681,7 @@ async fn destroy_pool(
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
     let rec = find_record(&state, &name)?;
+    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
     if q.confirm.as_deref() != Some(name.as_str()) {
         return Err(ApiError::invalid_field(
             "confirm_mismatch",
@@ -771,6 +776,8 @@ pub fn spawn_remount(state: AppState) {
                 }
             }
         }
+        // Shares are rendered once the pools they live on are back.
+        crate::areas::shares::sync(&state).await;
     });
 }
 

@@ -79,6 +79,13 @@ async fn create_token(
         .ok_or_else(|| ApiError::not_found(format!("no user {owner:?} (the token's owner)")))?;
     let ceiling = owner_user.role.min(p.role);
     let role = req.role.unwrap_or(ceiling);
+    if role == Role::Share {
+        return Err(ApiError::invalid_field(
+            "invalid_role",
+            "role",
+            "share users have no API access, so no tokens",
+        ));
+    }
     if role > ceiling {
         return Err(ApiError::Forbidden(format!(
             "a token's role is at most {} here",

@@ -1,5 +1,7 @@
 //! `/api/v1/users`: user accounts (admin only). Passwords are argon2id hashes; a user without a
-//! password uses API tokens only. The last admin cannot be deleted or demoted.
+//! password uses API tokens only. The last admin cannot be deleted or demoted. Users with role
+//! `share` reach SMB shares only: the shares area's `accounts` gives them a Unix account and
+//! a Samba password around each change here.
 
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
@@ -8,6 +10,7 @@ use hostplane_types::auth::{CreateUserRequest, Role, UpdateUserRequest, User};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::created;
+use crate::areas::shares::accounts;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -44,7 +47,12 @@ async fn create_user(
     Json(req): Json<CreateUserRequest>,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
+    let share = req.role == Role::Share;
+    if share {
+        accounts::before_create(&state, &req.name, req.password.as_deref()).await?;
+    }
     let st = state.clone();
+    let (name, password) = (req.name.clone(), req.password.clone());
     // argon2 is deliberately slow: keep it off the async workers.
     let user = tokio::task::spawn_blocking(move || {
         st.auth
@@ -52,6 +60,11 @@ async fn create_user(
     })
     .await
     .map_err(ApiError::internal)??;
+    if share && let Err(e) = accounts::after_create(&state, &name, password.as_deref().unwrap_or_default()).await {
+        // No half-made share user: without the SMB account the user is useless.
+        let _ = state.auth.delete_user(&name);
+        return Err(e);
+    }
     state.events.publish(
         "resource.created",
         &user.href,
@@ -104,7 +117,11 @@ async fn update_user(
     if let Some(pw) = &req.password {
         crate::platform::auth::validate_password(pw)?;
     }
-    check_if_match(&headers, &etag_of(&find(&state, &name)?))?;
+    let before = find(&state, &name)?;
+    check_if_match(&headers, &etag_of(&before))?;
+    let new_role = req.role.unwrap_or(before.role);
+    let password = req.password.clone();
+    accounts::before_update(&state, &name, before.role, new_role, password.as_deref()).await?;
     let st = state.clone();
     let n = name.clone();
     let user = tokio::task::spawn_blocking(move || {
@@ -112,6 +129,14 @@ async fn update_user(
     })
     .await
     .map_err(ApiError::internal)??;
+    if let Err(e) =
+        accounts::after_update(&state, &name, before.role, new_role, password.as_deref()).await
+    {
+        if new_role != before.role {
+            let _ = state.auth.update_user(&name, Some(before.role), None);
+        }
+        return Err(e);
+    }
     state.events.publish(
         "resource.updated",
         &user.href,
@@ -134,7 +159,9 @@ async fn delete_user(
     headers: HeaderMap,
 ) -> ApiResult<axum::http::StatusCode> {
     p.require(Role::Admin)?;
-    check_if_match(&headers, &etag_of(&find(&state, &name)?))?;
+    let before = find(&state, &name)?;
+    check_if_match(&headers, &etag_of(&before))?;
+    accounts::before_delete(&state, &name, before.role).await?;
     let user = state.auth.delete_user(&name)?;
     state.events.publish(
         "resource.deleted",

@@ -1,0 +1,118 @@
+//! Unix accounts for share users: smbd maps every SMB user to a Unix account, so each share
+//! user gets one without a home or a login shell, in one group ([`ensure_group`]). Names are
+//! checked with [`check_unix_name`] before anything runs.
+
+use std::time::Duration;
+
+use crate::command::{Cmd, CommandError};
+
+/// `^[a-z_][a-z0-9_-]{0,31}$`: what `useradd` takes everywhere, at most 32 bytes.
+pub fn check_unix_name(name: &str) -> Result<(), CommandError> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 32
+        && (b[0].is_ascii_lowercase() || b[0] == b'_')
+        && b.iter()
+            .all(|&c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_' || c == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CommandError::invalid(format!(
+            "{name:?} cannot be a Unix account: use 1 to 32 of a-z 0-9 _ -, starting with a \
+             letter or _"
+        )))
+    }
+}
+
+async fn getent(db: &str, name: &str) -> Result<bool, CommandError> {
+    check_unix_name(name)?;
+    let out = Cmd::new("getent")
+        .args([db, name])
+        .ok_codes(&[0, 2])
+        .timeout(Duration::from_secs(10))
+        .run()
+        .await?;
+    Ok(out.status == 0)
+}
+
+/// Whether a Unix account of this name exists (through NSS, like smbd sees it).
+pub async fn user_exists(name: &str) -> Result<bool, CommandError> {
+    getent("passwd", name).await
+}
+
+pub async fn group_exists(name: &str) -> Result<bool, CommandError> {
+    getent("group", name).await
+}
+
+/// Creates the group as a system group unless it exists.
+pub async fn ensure_group(name: &str) -> Result<(), CommandError> {
+    if group_exists(name).await? {
+        return Ok(());
+    }
+    Cmd::new("groupadd")
+        .args(["--system", "--", name])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// Creates a login-less account without a home directory whose primary group is `group`.
+pub async fn add_user(name: &str, group: &str) -> Result<(), CommandError> {
+    check_unix_name(name)?;
+    check_unix_name(group)?;
+    Cmd::new("useradd")
+        .args([
+            "--no-create-home",
+            "--no-user-group",
+            "--gid",
+            group,
+            "--shell",
+            "/usr/sbin/nologin",
+            "--comment",
+            "hostplane share user",
+            "--",
+            name,
+        ])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(())
+}
+
+pub async fn delete_user(name: &str) -> Result<(), CommandError> {
+    check_unix_name(name)?;
+    Cmd::new("userdel")
+        .args(["--", name])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(())
+}
+
+/// The numeric id of a group (through NSS), for chown.
+pub async fn gid_of(group: &str) -> Result<Option<u32>, CommandError> {
+    check_unix_name(group)?;
+    let out = Cmd::new("getent")
+        .args(["group", group])
+        .ok_codes(&[0, 2])
+        .timeout(Duration::from_secs(10))
+        .run()
+        .await?;
+    Ok(out.stdout_lossy().split(':').nth(2).and_then(|g| g.trim().parse().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_names() {
+        for ok in ["alice", "_svc", "bob-2", "a_b"] {
+            assert!(check_unix_name(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "Alice", "1abc", "-x", "a.b", "a b", &"a".repeat(33)] {
+            assert!(check_unix_name(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Share users' accounts. A user with role `share` reaches SMB shares only: smbd needs a Unix
+//! account of the same name (created here without home or shell, in `[shares] group`, unless
+//! `[shares] unix_accounts = false`) and a Samba password, set from the password given to the
+//! users API (the only time hostplane sees it in clear).
+//!
+//! The users area calls [`before_create`] / [`after_create`], [`update`] and [`before_delete`].
+//! hostplane never takes over an existing Unix account it did not create (409
+//! `unix_account_exists`), and only deletes accounts it created.
+
+use hostplane_host::{accounts as unix, samba};
+use hostplane_types::auth::Role;
+
+use super::registry::{self, Options};
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+fn unix_err(e: hostplane_host::CommandError) -> ApiError {
+    crate::areas::disks::cmd_err(e)
+}
+
+/// Checks before a share user is stored: a Unix-compatible name, a password, Samba present,
+/// and no foreign Unix account of that name.
+pub async fn before_create(state: &AppState, name: &str, password: Option<&str>) -> ApiResult<()> {
+    unix::check_unix_name(name)
+        .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
+    if password.is_none() {
+        return Err(ApiError::invalid_field(
+            "password_required",
+            "password",
+            "a share user needs a password (it becomes the SMB password)",
+        ));
+    }
+    if !super::smb_available() {
+        return Err(super::smb_unavailable());
+    }
+    let exists = unix::user_exists(name).await.map_err(unix_err)?;
+    if state.config.shares.unix_accounts {
+        if exists && !registry::account_created(&state.store, name)? {
+            return Err(ApiError::conflict(
+                "unix_account_exists",
+                format!(
+                    "a Unix account {name:?} exists that hostplane did not create; pick another name"
+                ),
+            ));
+        }
+    } else if !exists {
+        return Err(ApiError::conflict(
+            "unix_account_missing",
+            format!(
+                "there is no Unix account {name:?}, and [shares] unix_accounts = false says \
+                 hostplane must not create one"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Gives a stored share user their Unix account and Samba password.
+pub async fn after_create(state: &AppState, name: &str, password: &str) -> ApiResult<()> {
+    let cfg = &state.config.shares;
+    if cfg.unix_accounts && !unix::user_exists(name).await.map_err(unix_err)? {
+        unix::ensure_group(&cfg.group).await.map_err(unix_err)?;
+        unix::add_user(name, &cfg.group).await.map_err(unix_err)?;
+        registry::record_account(&state.store, name, &crate::platform::time::now_string())?;
+    }
+    samba::set_password(&cfg.smb_config, name, password)
+        .await
+        .map_err(unix_err)?;
+    // Shares created before the first share user could not hand their folders to the group.
+    super::sync(state).await;
+    Ok(())
+}
+
+/// Removes the Samba entry and the Unix account hostplane created.
+async fn remove(state: &AppState, name: &str) -> ApiResult<()> {
+    samba::remove_user(&state.config.shares.smb_config, name)
+        .await
+        .map_err(unix_err)?;
+    if registry::account_created(&state.store, name)? {
+        if unix::user_exists(name).await.map_err(unix_err)? {
+            unix::delete_user(name).await.map_err(unix_err)?;
+        }
+        registry::forget_account(&state.store, name)?;
+    }
+    Ok(())
+}
+
+/// 409 while shares name the user in `valid_users` or `write_list`.
+fn refuse_if_named(state: &AppState, name: &str) -> ApiResult<()> {
+    let using: Vec<String> = registry::load_all(&state.store)?
+        .into_iter()
+        .filter(|r| match &r.options {
+            Options::Smb(o) => o.valid_users.iter().chain(&o.write_list).any(|u| u == name),
+            Options::Nfs(_) => false,
+        })
+        .map(|r| r.href())
+        .collect();
+    if using.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::conflict(
+            "share_user_in_use",
+            format!("{name:?} is named by {}; take it out first", using.join(", ")),
+        ))
+    }
+}
+
+/// Before a user is deleted.
+pub async fn before_delete(state: &AppState, name: &str, role: Role) -> ApiResult<()> {
+    if role == Role::Share {
+        refuse_if_named(state, name)?;
+        remove(state, name).await?;
+    }
+    Ok(())
+}
+
+/// Checks a role or password change before it is stored (`old` → `new`).
+pub async fn before_update(
+    state: &AppState,
+    name: &str,
+    old: Role,
+    new: Role,
+    password: Option<&str>,
+) -> ApiResult<()> {
+    match (old == Role::Share, new == Role::Share) {
+        (false, true) => before_create(state, name, password).await,
+        (true, false) => refuse_if_named(state, name),
+        _ => Ok(()),
+    }
+}
+
+/// After a role or password change is stored.
+pub async fn after_update(
+    state: &AppState,
+    name: &str,
+    old: Role,
+    new: Role,
+    password: Option<&str>,
+) -> ApiResult<()> {
+    match (old == Role::Share, new == Role::Share, password) {
+        (false, true, Some(pw)) => after_create(state, name, pw).await,
+        (true, true, Some(pw)) => samba::set_password(&state.config.shares.smb_config, name, pw)
+            .await
+            .map_err(unix_err),
+        (true, false, _) => remove(state, name).await,
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,349 @@
+//! `/api/v1/shares/smb`: SMB shares on Samba, and `GET /shares/smb/sessions`.
+//!
+//! Handlers turn a request into a [`ShareRecord`], check it ([`check`]) against the other
+//! shares and the users, and hand it to [`super::apply`]. [`section`] turns a record into the
+//! `[name]` section of the include file.
+
+use std::path::Path as FsPath;
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use hostplane_host::samba::{self, SectionSpec};
+use hostplane_types::auth::Role;
+use hostplane_types::shares::{
+    CreateSmbShareRequest, ShareProtocol, SmbSession, SmbShare, UpdateSmbShareRequest,
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::registry::{Options, ShareRecord, SmbOptions};
+use crate::areas::created;
+use crate::error::{ApiError, ApiResult};
+use crate::http::caller::Caller;
+use crate::http::collection::{self, CollectionParams};
+use crate::http::etag::{check_if_match, etag_of, with_etag};
+use crate::http::extract::{Json, Query};
+use crate::platform::time;
+use crate::state::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(sessions))
+        .routes(routes!(get_one, update, delete))
+}
+
+const P: ShareProtocol = ShareProtocol::Smb;
+
+/// Names that are Samba's own sections, or a route of ours.
+const RESERVED: &[&str] = &["sessions"];
+
+fn opts(r: &ShareRecord) -> &SmbOptions {
+    match &r.options {
+        Options::Smb(o) => o,
+        Options::Nfs(_) => unreachable!("an SMB route loaded an NFS record"),
+    }
+}
+
+pub fn view(state: &AppState, r: &ShareRecord) -> SmbShare {
+    let res = super::resolve(state, r);
+    let o = opts(r);
+    SmbShare {
+        href: r.href(),
+        name: r.name.clone(),
+        pool: r.pool.clone(),
+        dataset: r.dataset.clone(),
+        subpath: r.subpath.clone(),
+        path: super::shown_path(state, r, &res),
+        enabled: r.enabled,
+        state: super::share_state(r, &res),
+        problem: res.as_ref().err().map(|u| u.message().to_string()),
+        comment: r.comment.clone(),
+        read_only: o.read_only,
+        browseable: o.browseable,
+        guest_ok: o.guest_ok,
+        valid_users: o.valid_users.clone(),
+        write_list: o.write_list.clone(),
+        recycle_bin: o.recycle_bin,
+        macos: o.macos,
+        time_machine: o.time_machine,
+        time_machine_max_bytes: o.time_machine_max_bytes,
+        created_at: r.created_at.clone(),
+        updated_at: r.updated_at.clone(),
+    }
+}
+
+/// The include-file section of an active share.
+pub fn section(r: &ShareRecord, o: &SmbOptions, path: &FsPath, group: Option<String>) -> SectionSpec {
+    SectionSpec {
+        name: r.name.clone(),
+        path: path.display().to_string(),
+        comment: r.comment.clone(),
+        read_only: o.read_only,
+        browseable: o.browseable,
+        guest_ok: o.guest_ok,
+        valid_users: o.valid_users.clone(),
+        write_list: o.write_list.clone(),
+        recycle_bin: o.recycle_bin,
+        macos: o.macos,
+        time_machine: o.time_machine,
+        time_machine_max_bytes: o.time_machine_max_bytes,
+        force_group: group,
+    }
+}
+
+/// Everything a new or changed SMB share must satisfy.
+fn check(state: &AppState, r: &ShareRecord, others: &[ShareRecord]) -> ApiResult<()> {
+    if samba::RESERVED_NAMES
+        .iter()
+        .chain(RESERVED)
+        .any(|n| n.eq_ignore_ascii_case(&r.name))
+    {
+        return Err(ApiError::invalid_field(
+            "reserved_name",
+            "name",
+            format!("{:?} is reserved", r.name),
+        ));
+    }
+    super::check_common(state, r, others)?;
+    if !super::smb_available() {
+        return Err(super::smb_unavailable());
+    }
+    let share_users: Vec<String> = state
+        .auth
+        .list_users()?
+        .into_iter()
+        .filter(|u| u.role == Role::Share)
+        .map(|u| u.name)
+        .collect();
+    let o = opts(r);
+    for (field, list) in [("valid_users", &o.valid_users), ("write_list", &o.write_list)] {
+        if list.len() > 64 {
+            return Err(ApiError::invalid_field("invalid_users", field, "at most 64 users"));
+        }
+        for (i, u) in list.iter().enumerate() {
+            if !share_users.contains(u) {
+                return Err(ApiError::invalid_field(
+                    "unknown_share_user",
+                    format!("{field}[{i}]"),
+                    format!("{u:?} is not a user with role share"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn dedup(mut v: Vec<String>) -> Vec<String> {
+    let mut seen = std::collections::BTreeSet::new();
+    v.retain(|x| seen.insert(x.clone()));
+    v
+}
+
+/// List SMB shares.
+#[utoipa::path(get, path = "/api/v1/shares/smb", tag = "shares", params(CollectionParams),
+    responses((status = 200, description = "SMB shares", body = [SmbShare],
+        headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
+async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let items: Vec<SmbShare> = super::registry::load_all(&state.store)?
+        .iter()
+        .filter(|r| r.protocol() == P)
+        .map(|r| view(&state, r))
+        .collect();
+    collection::respond(items, &params, &headers)
+}
+
+/// Create an SMB share of a dataset folder; smbd serves it at once.
+#[utoipa::path(post, path = "/api/v1/shares/smb", tag = "shares", request_body = CreateSmbShareRequest,
+    responses((status = 201, description = "Created", body = SmbShare)))]
+async fn create(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Json(req): Json<CreateSmbShareRequest>,
+) -> ApiResult<Response> {
+    p.require(Role::Admin)?;
+    let now = time::now_string();
+    let time_machine = req.time_machine.unwrap_or(false);
+    let rec = ShareRecord {
+        name: req.name,
+        pool: req.pool,
+        dataset: req.dataset,
+        subpath: req.subpath.unwrap_or_default(),
+        enabled: req.enabled.unwrap_or(true),
+        comment: req.comment.unwrap_or_default(),
+        options: Options::Smb(SmbOptions {
+            read_only: req.read_only.unwrap_or(false),
+            browseable: req.browseable.unwrap_or(true),
+            guest_ok: req.guest_ok.unwrap_or(false),
+            valid_users: dedup(req.valid_users.unwrap_or_default()),
+            write_list: dedup(req.write_list.unwrap_or_default()),
+            recycle_bin: req.recycle_bin.unwrap_or(false),
+            macos: req.macos.unwrap_or(false) || time_machine,
+            time_machine,
+            time_machine_max_bytes: req.time_machine_max_bytes.filter(|b| *b > 0),
+        }),
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    let rec = super::apply(&state, |recs| {
+        check(&state, &rec, recs)?;
+        recs.push(rec.clone());
+        Ok(rec)
+    })
+    .await?;
+    let v = view(&state, &rec);
+    state.events.publish(
+        "resource.created",
+        &v.href,
+        &p.user,
+        serde_json::to_value(&v).unwrap_or_default(),
+    );
+    Ok(created(&v.href, &v))
+}
+
+/// Connected SMB clients and the shares they have open (`smbstatus -j`).
+#[utoipa::path(get, path = "/api/v1/shares/smb/sessions", tag = "shares", params(CollectionParams),
+    responses((status = 200, description = "Sessions", body = [SmbSession],
+        headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
+async fn sessions(
+    State(state): State<AppState>,
+    Query(params): Query<CollectionParams>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    if !super::smb_available() {
+        return Err(super::smb_unavailable());
+    }
+    let list = samba::sessions(&state.config.shares.smb_config)
+        .await
+        .map_err(crate::areas::disks::cmd_err)?;
+    collection::respond(list, &params, &headers)
+}
+
+/// One SMB share.
+#[utoipa::path(get, path = "/api/v1/shares/smb/{name}", tag = "shares",
+    params(("name" = String, Path, description = "Share name (any case)")),
+    responses((status = 200, description = "The share", body = SmbShare,
+        headers(("etag" = String, description = "Send as If-Match to update safely")))))]
+async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
+    let r = super::load_one(&state, P, &name)?;
+    Ok(with_etag(&view(&state, &r)))
+}
+
+/// Change an SMB share (rename, move, options); smbd rereads its configuration.
+#[utoipa::path(patch, path = "/api/v1/shares/smb/{name}", tag = "shares", request_body = UpdateSmbShareRequest,
+    params(("name" = String, Path, description = "Share name (any case)"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the share changed since")),
+    responses((status = 200, description = "The share", body = SmbShare),
+        (status = 412, description = "If-Match does not match", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+async fn update(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    Json(req): Json<UpdateSmbShareRequest>,
+) -> ApiResult<Response> {
+    p.require(Role::Admin)?;
+    let now = time::now_string();
+    let rec = super::apply(&state, |recs| {
+        let cur = super::find(recs, P, &name)?.clone();
+        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
+        let mut r = cur.clone();
+        let mut o = opts(&cur).clone();
+        if let Some(v) = req.name {
+            r.name = v;
+        }
+        if let Some(v) = req.pool {
+            r.pool = v;
+        }
+        if let Some(v) = req.dataset {
+            r.dataset = v;
+        }
+        if let Some(v) = req.subpath {
+            r.subpath = v;
+        }
+        if let Some(v) = req.enabled {
+            r.enabled = v;
+        }
+        if let Some(v) = req.comment {
+            r.comment = v;
+        }
+        if let Some(v) = req.read_only {
+            o.read_only = v;
+        }
+        if let Some(v) = req.browseable {
+            o.browseable = v;
+        }
+        if let Some(v) = req.guest_ok {
+            o.guest_ok = v;
+        }
+        if let Some(v) = req.valid_users {
+            o.valid_users = dedup(v);
+        }
+        if let Some(v) = req.write_list {
+            o.write_list = dedup(v);
+        }
+        if let Some(v) = req.recycle_bin {
+            o.recycle_bin = v;
+        }
+        if let Some(v) = req.macos {
+            o.macos = v;
+        }
+        if let Some(v) = req.time_machine {
+            o.time_machine = v;
+        }
+        if o.time_machine {
+            o.macos = true;
+        }
+        if let Some(v) = req.time_machine_max_bytes {
+            o.time_machine_max_bytes = (v > 0).then_some(v);
+        }
+        r.options = Options::Smb(o);
+        recs.retain(|x| !x.same(P, &name));
+        check(&state, &r, recs)?;
+        r.updated_at = now;
+        recs.push(r.clone());
+        Ok(r)
+    })
+    .await?;
+    let v = view(&state, &rec);
+    state.events.publish(
+        "resource.updated",
+        &v.href,
+        &p.user,
+        serde_json::to_value(&v).unwrap_or_default(),
+    );
+    Ok(with_etag(&v))
+}
+
+/// Delete an SMB share (the folder and its files stay).
+#[utoipa::path(delete, path = "/api/v1/shares/smb/{name}", tag = "shares",
+    params(("name" = String, Path, description = "Share name (any case)"),
+        ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the share changed since")),
+    responses((status = 204, description = "Deleted"),
+        (status = 412, description = "If-Match does not match", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+async fn delete(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<StatusCode> {
+    p.require(Role::Admin)?;
+    let gone = super::apply(&state, |recs| {
+        let cur = super::find(recs, P, &name)?.clone();
+        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
+        recs.retain(|x| !x.same(P, &name));
+        Ok(cur)
+    })
+    .await?;
+    state.events.publish(
+        "resource.deleted",
+        &gone.href(),
+        &p.user,
+        serde_json::json!({"name": gone.name}),
+    );
+    Ok(StatusCode::NO_CONTENT)
+}
