@@ -90,6 +90,22 @@ pub async fn delete_user(name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// The uid of an account (through NSS).
+pub async fn uid_of(user: &str) -> Result<Option<u32>, CommandError> {
+    check_unix_name(user)?;
+    let out = Cmd::new("getent")
+        .args(["passwd", user])
+        .ok_codes(&[0, 2])
+        .timeout(Duration::from_secs(10))
+        .run()
+        .await?;
+    Ok(out
+        .stdout_lossy()
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok()))
+}
+
 /// The numeric id of a group (through NSS), for chown.
 pub async fn gid_of(group: &str) -> Result<Option<u32>, CommandError> {
     check_unix_name(group)?;
@@ -99,7 +115,11 @@ pub async fn gid_of(group: &str) -> Result<Option<u32>, CommandError> {
         .timeout(Duration::from_secs(10))
         .run()
         .await?;
-    Ok(out.stdout_lossy().split(':').nth(2).and_then(|g| g.trim().parse().ok()))
+    Ok(out
+        .stdout_lossy()
+        .split(':')
+        .nth(2)
+        .and_then(|g| g.trim().parse().ok()))
 }
 
 #[cfg(test)]

@@ -212,7 +212,10 @@ impl Ganesha {
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
             || !g.join("ganesha.pid").exists()
         {
-            assert!(Instant::now() < deadline, "ganesha did not listen on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "ganesha did not listen on {port}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
         Ganesha {
@@ -268,7 +271,8 @@ impl Ganesha {
 }
 
 async fn send(d: &Daemon, method: &str, path: &str, body: Value) -> reqwest::Response {
-    d.send(method, path, Some(&d.token.clone()), Some(body)).await
+    d.send(method, path, Some(&d.token.clone()), Some(body))
+        .await
 }
 
 async fn created(r: reqwest::Response) -> Value {
@@ -294,9 +298,14 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     // smbd works as the share user, who must be able to walk down to the pool.
     std::fs::set_permissions(loops.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let t = tag();
-    let (alice, bob, group) = (format!("hpt{t}a"), format!("hpt{t}b"), format!("hpt{t}g"));
+    let (alice, bob, carol, group) = (
+        format!("hpt{t}a"),
+        format!("hpt{t}b"),
+        format!("hpt{t}c"),
+        format!("hpt{t}g"),
+    );
     let _accounts = Accounts {
-        users: vec![alice.clone(), bob.clone()],
+        users: vec![alice.clone(), bob.clone(), carol.clone()],
         group: group.clone(),
     };
     assert!(!exists("passwd", &alice) && !exists("group", &group));
@@ -386,6 +395,45 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         "invalid_role",
     )
     .await;
+    // A viewer made a share user loses the API, tokens included.
+    let carol_token = d.token_for_role(&carol, "viewer").await;
+    assert_eq!(
+        d.get_as("/api/v1/auth/whoami", &carol_token).await.status(),
+        200
+    );
+    let r = send(
+        &d,
+        "PATCH",
+        &format!("/api/v1/users/{carol}"),
+        json!({"role": "share"}),
+    )
+    .await;
+    assert_problem(r, 422, "password_required").await;
+    let r = send(
+        &d,
+        "PATCH",
+        &format!("/api/v1/users/{carol}"),
+        json!({"role": "share", "password": pw}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(exists("passwd", &carol));
+    assert_problem(
+        d.get_as("/api/v1/auth/whoami", &carol_token).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    // And back: the Unix account goes.
+    let r = send(
+        &d,
+        "PATCH",
+        &format!("/api/v1/users/{carol}"),
+        json!({"role": "viewer"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(!exists("passwd", &carol));
 
     // Bad shares are refused before anything is written.
     std::os::unix::fs::symlink("/etc", ds_path.join("escape")).unwrap();
@@ -398,8 +446,16 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         b
     };
     for (body, status, code) in [
-        (with(json!({"subpath": "../../etc"})), 422, "invalid_subpath"),
-        (with(json!({"subpath": "escape"})), 422, "path_escapes_dataset"),
+        (
+            with(json!({"subpath": "../../etc"})),
+            422,
+            "invalid_subpath",
+        ),
+        (
+            with(json!({"subpath": "escape"})),
+            422,
+            "path_escapes_dataset",
+        ),
         (with(json!({"subpath": "nope"})), 422, "path_not_found"),
         (with(json!({"dataset": "nope"})), 422, "unknown_dataset"),
         (with(json!({"name": "homes"})), 422, "reserved_name"),
@@ -412,7 +468,11 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     ] {
         assert_problem(d.post("/api/v1/shares/smb", body).await, status, code).await;
     }
-    assert!(!std::fs::read_to_string(samba.include()).unwrap().contains('['));
+    assert!(
+        !std::fs::read_to_string(samba.include())
+            .unwrap()
+            .contains('[')
+    );
 
     // The SMB share: alice may, bob may not.
     let share = created(
@@ -434,7 +494,10 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     .await;
     let include = std::fs::read_to_string(samba.include()).unwrap();
     assert!(include.contains("[media]\n"), "{include}");
-    assert!(include.contains(&format!("\tvalid users = {alice}\n")), "{include}");
+    assert!(
+        include.contains(&format!("\tvalid users = {alice}\n")),
+        "{include}"
+    );
     // The share folder belongs to the share group, writable by it.
     let md = std::fs::metadata(&ds_path).unwrap();
     assert_eq!(md.mode() & 0o2070, 0o2070, "{:o}", md.mode());
@@ -447,12 +510,19 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         &alice,
         pw,
         "media",
-        &format!("put {} hello.txt; get hello.txt {}", src.display(), back.display()),
+        &format!(
+            "put {} hello.txt; get hello.txt {}",
+            src.display(),
+            back.display()
+        ),
     );
     assert!(ok, "alice put/get: {out}");
     assert_eq!(std::fs::read_to_string(&back).unwrap(), "hello over SMB\n");
     let on_disk = ds_path.join("hello.txt");
-    assert_eq!(std::fs::read_to_string(&on_disk).unwrap(), "hello over SMB\n");
+    assert_eq!(
+        std::fs::read_to_string(&on_disk).unwrap(),
+        "hello over SMB\n"
+    );
     let owner = Command::new("id").args(["-u", &alice]).output().unwrap();
     assert_eq!(
         std::fs::metadata(&on_disk).unwrap().uid().to_string(),
@@ -461,7 +531,10 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     let (ok, out) = samba.client(&bob, pw, "media", "ls");
     assert!(!ok && out.contains("NT_STATUS_ACCESS_DENIED"), "bob: {out}");
     let (ok, out) = samba.client(&alice, "wrong-password", "media", "ls");
-    assert!(!ok && out.contains("NT_STATUS_LOGON_FAILURE"), "bad password: {out}");
+    assert!(
+        !ok && out.contains("NT_STATUS_LOGON_FAILURE"),
+        "bad password: {out}"
+    );
 
     // Sessions: a client that stays connected is listed.
     let mut held = Command::new("smbclient")
@@ -526,29 +599,50 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
 
     // While shared: the dataset and the user stay.
     assert_problem(
-        d.send("DELETE", "/api/v1/pools/tank/datasets/media", Some(&d.token), None)
-            .await,
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank/datasets/media",
+            Some(&d.token),
+            None,
+        )
+        .await,
         409,
         "in_use_by_share",
     )
     .await;
     assert_problem(
-        d.send("DELETE", &format!("/api/v1/users/{alice}"), Some(&d.token), None)
-            .await,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/users/{alice}"),
+            Some(&d.token),
+            None,
+        )
+        .await,
         409,
         "share_user_in_use",
     )
     .await;
 
     // Renaming the dataset: both shares follow it.
-    let r = send(&d, "PATCH", "/api/v1/pools/tank/datasets/media", json!({"name": "films"})).await;
+    let r = send(
+        &d,
+        "PATCH",
+        "/api/v1/pools/tank/datasets/media",
+        json!({"name": "films"}),
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let share = d.get_json("/api/v1/shares/smb/media").await;
     assert_eq!(share["dataset"], "films");
     assert_eq!(share["state"], "active");
-    assert!(std::fs::read_to_string(samba.include())
-        .unwrap()
-        .contains(&format!("\tpath = {}\n", loops.mount_root().join("tank/films").display())));
+    assert!(
+        std::fs::read_to_string(samba.include())
+            .unwrap()
+            .contains(&format!(
+                "\tpath = {}\n",
+                loops.mount_root().join("tank/films").display()
+            ))
+    );
     let text = ganesha.wait_cat("/media-nfs", "hello.txt", false).unwrap();
     assert_eq!(text, "hello over SMB\n");
 
@@ -575,7 +669,13 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         .await
         .unwrap();
     assert_eq!(r.status(), 412);
-    let r = send(&d, "PATCH", "/api/v1/shares/smb/media", json!({"read_only": true})).await;
+    let r = send(
+        &d,
+        "PATCH",
+        "/api/v1/shares/smb/media",
+        json!({"read_only": true}),
+    )
+    .await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     let (ok, out) = samba.client(
         &alice,
@@ -584,7 +684,12 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         &format!("put {} again.txt", src.display()),
     );
     assert!(!ok, "a read-only share took a file: {out}");
-    let (ok, out) = samba.client(&alice, pw, "media", &format!("get hello.txt {}", back.display()));
+    let (ok, out) = samba.client(
+        &alice,
+        pw,
+        "media",
+        &format!("get hello.txt {}", back.display()),
+    );
     assert!(ok, "read-only get: {out}");
 
     // Listing both, then deleting: smbd no longer offers the share, the export is gone.
@@ -597,7 +702,11 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     let (ok, out) = samba.client(&alice, pw, "media", "ls");
     assert!(!ok && out.contains("NT_STATUS_BAD_NETWORK_NAME"), "{out}");
     ganesha.wait_cat("/media-nfs", "hello.txt", true);
-    assert!(!std::fs::read_to_string(samba.include()).unwrap().contains('['));
+    assert!(
+        !std::fs::read_to_string(samba.include())
+            .unwrap()
+            .contains('[')
+    );
     assert!(
         !std::fs::read_to_string(ganesha.exports())
             .unwrap()
@@ -607,7 +716,12 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     // Deleting share users removes their Unix accounts.
     for u in [&alice, &bob] {
         let r = d
-            .send("DELETE", &format!("/api/v1/users/{u}"), Some(&d.token), None)
+            .send(
+                "DELETE",
+                &format!("/api/v1/users/{u}"),
+                Some(&d.token),
+                None,
+            )
             .await;
         assert_eq!(r.status(), 204);
         assert!(!exists("passwd", u), "{u} still has a Unix account");

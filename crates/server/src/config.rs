@@ -548,13 +548,19 @@ impl Config {
             ("shares.smb_config", Some(&self.shares.smb_config)),
             ("shares.smb_include", self.shares.smb_include.as_ref()),
             ("shares.nfs_exports", self.shares.nfs_exports.as_ref()),
-            ("shares.ganesha_pid_file", Some(&self.shares.ganesha_pid_file)),
+            (
+                "shares.ganesha_pid_file",
+                Some(&self.shares.ganesha_pid_file),
+            ),
         ] {
             if let Some(p) = p
                 && !p.as_os_str().is_empty()
                 && (!p.is_absolute() || p.to_str().is_none_or(|s| s.contains(['\n', '"'])))
             {
-                return Err(invalid(key, "must be an absolute path without quotes or line breaks"));
+                return Err(invalid(
+                    key,
+                    "must be an absolute path without quotes or line breaks",
+                ));
             }
         }
         if let Some(list) = &self.admin.endpoints {
@@ -721,7 +727,9 @@ impl Config {
         match &self.shares.nfs_exports {
             Some(p) if !p.as_os_str().is_empty() => p.clone(),
             _ if kernel => self.system_root().join("etc/exports.d/hostplane.exports"),
-            _ => self.system_root().join("etc/ganesha/hostplane-exports.conf"),
+            _ => self
+                .system_root()
+                .join("etc/ganesha/hostplane-exports.conf"),
         }
     }
 }

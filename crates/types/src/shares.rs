@@ -100,7 +100,10 @@ pub struct CreateSmbShareRequest {
     pub dataset: String,
     /// An existing folder inside the dataset (`a/b`); no `..`, no symlink out of the dataset.
     #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$")]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$"
+    )]
     pub subpath: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -144,7 +147,10 @@ pub struct UpdateSmbShareRequest {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub dataset: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$")]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$"
+    )]
     pub subpath: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -245,7 +251,10 @@ pub struct CreateNfsShareRequest {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub dataset: String,
     #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$")]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$"
+    )]
     pub subpath: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,
@@ -275,7 +284,10 @@ pub struct UpdateNfsShareRequest {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub dataset: Option<String>,
     #[serde(default)]
-    #[schema(max_length = 1024, pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$")]
+    #[schema(
+        max_length = 1024,
+        pattern = r"^([A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?(/[A-Za-z0-9_]([A-Za-z0-9 _.,+@()-]*[A-Za-z0-9_.,+@()-])?)*)?$"
+    )]
     pub subpath: Option<String>,
     #[serde(default)]
     pub enabled: Option<bool>,

@@ -14,6 +14,10 @@ use super::registry::{self, Options};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
+/// Regular accounts: Debian's `UID_MIN` up to (not including) `nobody`.
+const FIRST_REGULAR_UID: u32 = 1000;
+const NOBODY_UID: u32 = 65534;
+
 fn unix_err(e: hostplane_host::CommandError) -> ApiError {
     crate::areas::disks::cmd_err(e)
 }
@@ -51,6 +55,16 @@ pub async fn before_create(state: &AppState, name: &str, password: Option<&str>)
                  hostplane must not create one"
             ),
         ));
+    } else {
+        // An existing account is used as it is, but never a system account (root, daemons):
+        // a share password must not open those.
+        let uid = unix::uid_of(name).await.map_err(unix_err)?.unwrap_or(0);
+        if !(FIRST_REGULAR_UID..NOBODY_UID).contains(&uid) {
+            return Err(ApiError::conflict(
+                "unix_account_reserved",
+                format!("{name:?} is a system account (uid {uid}); share users need a regular one"),
+            ));
+        }
     }
     Ok(())
 }
@@ -100,7 +114,10 @@ fn refuse_if_named(state: &AppState, name: &str) -> ApiResult<()> {
     } else {
         Err(ApiError::conflict(
             "share_user_in_use",
-            format!("{name:?} is named by {}; take it out first", using.join(", ")),
+            format!(
+                "{name:?} is named by {}; take it out first",
+                using.join(", ")
+            ),
         ))
     }
 }

@@ -100,7 +100,11 @@ pub fn share_state(r: &ShareRecord, resolved: &Result<PathBuf, Unresolved>) -> S
 }
 
 /// The path a view shows: the served folder, else where it would be.
-pub fn shown_path(state: &AppState, r: &ShareRecord, resolved: &Result<PathBuf, Unresolved>) -> String {
+pub fn shown_path(
+    state: &AppState,
+    r: &ShareRecord,
+    resolved: &Result<PathBuf, Unresolved>,
+) -> String {
     match resolved {
         Ok(p) => p.display().to_string(),
         Err(_) => {
@@ -183,7 +187,8 @@ pub async fn prepare(state: &AppState, recs: &[ShareRecord]) -> ApiResult<Prepar
 pub fn smb_unavailable() -> ApiError {
     ApiError::Unavailable {
         code: "smb_unavailable",
-        detail: "Samba (smbd, testparm, smbpasswd, smbcontrol) is not installed on this host".into(),
+        detail: "Samba (smbd, testparm, smbpasswd, smbcontrol) is not installed on this host"
+            .into(),
     }
 }
 
@@ -191,12 +196,14 @@ pub fn smb_unavailable() -> ApiError {
 /// permissions behave the same), removed afterwards.
 async fn check_smb(include: &Path, text: &str) -> ApiResult<()> {
     let dir = include.parent().unwrap_or(Path::new("/"));
-    std::fs::create_dir_all(dir).map_err(|e| {
-        ApiError::internal(format!("creating {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     let candidate = dir.join(format!(
         ".{}.candidate-{}",
-        include.file_name().and_then(|n| n.to_str()).unwrap_or("shares"),
+        include
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("shares"),
         std::process::id()
     ));
     crate::fsutil::write_atomic(&candidate, text.as_bytes(), 0o600)
@@ -342,7 +349,10 @@ pub fn refuse_if_shared(state: &AppState, pool: &str, dataset: Option<&str>) -> 
     };
     Err(ApiError::conflict(
         "in_use_by_share",
-        format!("{what} is shared by {}; delete those shares first", used.join(", ")),
+        format!(
+            "{what} is shared by {}; delete those shares first",
+            used.join(", ")
+        ),
     ))
 }
 
@@ -434,7 +444,8 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<SharesSta
 /// or continue them).
 pub const COMMENT_PATTERN: &str = r"^[^\x00-\x1f\x7f%\\]*$";
 
-static COMMENT: LazyLock<regex::Regex> = LazyLock::new(|| regex::Regex::new(COMMENT_PATTERN).unwrap());
+static COMMENT: LazyLock<regex::Regex> =
+    LazyLock::new(|| regex::Regex::new(COMMENT_PATTERN).unwrap());
 
 /// Checks what every share has: its name (unique per protocol, any case), its folder and its
 /// comment. `others` are the other shares.
@@ -448,7 +459,11 @@ pub fn check_common(
     if others.iter().any(|o| o.same(r.protocol(), &r.name)) {
         return Err(ApiError::conflict(
             "share_exists",
-            format!("an {} share named {:?} exists", r.protocol().as_str(), r.name),
+            format!(
+                "an {} share named {:?} exists",
+                r.protocol().as_str(),
+                r.name
+            ),
         ));
     }
     for (field, v) in [("pool", &r.pool), ("dataset", &r.dataset)] {
@@ -502,13 +517,28 @@ mod schema_tests {
                 v["pattern"]
                     .as_str()
                     .or_else(|| {
-                        v["oneOf"].as_array()?.iter().find_map(|x| x["pattern"].as_str())
+                        v["oneOf"]
+                            .as_array()?
+                            .iter()
+                            .find_map(|x| x["pattern"].as_str())
                     })
                     .map(str::to_string)
             };
-            assert_eq!(pattern("subpath").as_deref(), Some(super::paths::SUBPATH_PATTERN), "{s}");
-            assert_eq!(pattern("comment").as_deref(), Some(super::COMMENT_PATTERN), "{s}");
-            assert_eq!(pattern("pool").as_deref(), Some(hostplane_types::NAME_PATTERN), "{s}");
+            assert_eq!(
+                pattern("subpath").as_deref(),
+                Some(super::paths::SUBPATH_PATTERN),
+                "{s}"
+            );
+            assert_eq!(
+                pattern("comment").as_deref(),
+                Some(super::COMMENT_PATTERN),
+                "{s}"
+            );
+            assert_eq!(
+                pattern("pool").as_deref(),
+                Some(hostplane_types::NAME_PATTERN),
+                "{s}"
+            );
         }
     }
 }

@@ -62,9 +62,7 @@ impl Unresolved {
             Unresolved::Missing(m) => ApiError::invalid_field("unknown_dataset", "dataset", m),
             Unresolved::NotMounted(m) => ApiError::conflict("pool_not_mounted", m),
             Unresolved::NoFolder(m) => ApiError::invalid_field("path_not_found", "subpath", m),
-            Unresolved::Escapes(m) => {
-                ApiError::invalid_field("path_escapes_dataset", "subpath", m)
-            }
+            Unresolved::Escapes(m) => ApiError::invalid_field("path_escapes_dataset", "subpath", m),
         }
     }
 }
@@ -91,9 +89,9 @@ pub fn resolve(
         return renderable(root);
     }
     let target = root.join(subpath);
-    let real = target.canonicalize().map_err(|e| {
-        Unresolved::NoFolder(format!("{}: {e}", target.display()))
-    })?;
+    let real = target
+        .canonicalize()
+        .map_err(|e| Unresolved::NoFolder(format!("{}: {e}", target.display())))?;
     if !real.starts_with(&root) {
         return Err(Unresolved::Escapes(format!(
             "{} leads to {}, outside dataset {dataset:?}",
@@ -114,7 +112,13 @@ pub fn resolve(
 /// macros), `\`, quotes or control characters (the pool mount root comes from config).
 fn renderable(p: PathBuf) -> Result<PathBuf, Unresolved> {
     match p.to_str() {
-        Some(s) if !s.chars().any(|c| c.is_control() || matches!(c, '%' | '\\' | '"')) => Ok(p),
+        Some(s)
+            if !s
+                .chars()
+                .any(|c| c.is_control() || matches!(c, '%' | '\\' | '"')) =>
+        {
+            Ok(p)
+        }
         _ => Err(Unresolved::NoFolder(format!(
             "{} holds characters a share path cannot carry (%, \\, quotes, control characters)",
             p.display()
@@ -128,7 +132,14 @@ mod tests {
 
     #[test]
     fn subpaths() {
-        for ok in ["", "a", "Media/Films 2024", "_x/y.z", "a (1)/b,c+d@e-f", "a.b."] {
+        for ok in [
+            "",
+            "a",
+            "Media/Films 2024",
+            "_x/y.z",
+            "a (1)/b,c+d@e-f",
+            "a.b.",
+        ] {
             assert!(check_subpath(ok).is_ok(), "{ok:?}");
         }
         for bad in [

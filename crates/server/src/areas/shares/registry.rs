@@ -70,8 +70,7 @@ impl ShareRecord {
 
 pub fn load_all(store: &Store) -> rusqlite::Result<Vec<ShareRecord>> {
     let rows: Vec<(String, String)> = store.read(|c| {
-        let mut stmt =
-            c.prepare_cached("SELECT name, spec FROM shares ORDER BY protocol, name")?;
+        let mut stmt = c.prepare_cached("SELECT name, spec FROM shares ORDER BY protocol, name")?;
         stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect()
     })?;
@@ -91,13 +90,11 @@ pub fn load_all(store: &Store) -> rusqlite::Result<Vec<ShareRecord>> {
 pub fn save_all(store: &Store, recs: &[ShareRecord]) -> rusqlite::Result<()> {
     store.write(|tx| {
         tx.execute("DELETE FROM shares", [])?;
-        let mut stmt = tx.prepare_cached(
-            "INSERT INTO shares(protocol, name, spec) VALUES (?1, ?2, ?3)",
-        )?;
+        let mut stmt =
+            tx.prepare_cached("INSERT INTO shares(protocol, name, spec) VALUES (?1, ?2, ?3)")?;
         for r in recs {
-            let spec = serde_json::to_string(r).map_err(|e| {
-                rusqlite::Error::ToSqlConversionFailure(Box::new(e))
-            })?;
+            let spec = serde_json::to_string(r)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             stmt.execute(params![r.protocol().as_str(), r.name, spec])?;
         }
         Ok(())

@@ -74,7 +74,12 @@ pub fn view(state: &AppState, r: &ShareRecord) -> SmbShare {
 }
 
 /// The include-file section of an active share.
-pub fn section(r: &ShareRecord, o: &SmbOptions, path: &FsPath, group: Option<String>) -> SectionSpec {
+pub fn section(
+    r: &ShareRecord,
+    o: &SmbOptions,
+    path: &FsPath,
+    group: Option<String>,
+) -> SectionSpec {
     SectionSpec {
         name: r.name.clone(),
         path: path.display().to_string(),
@@ -117,9 +122,16 @@ fn check(state: &AppState, r: &ShareRecord, others: &[ShareRecord]) -> ApiResult
         .map(|u| u.name)
         .collect();
     let o = opts(r);
-    for (field, list) in [("valid_users", &o.valid_users), ("write_list", &o.write_list)] {
+    for (field, list) in [
+        ("valid_users", &o.valid_users),
+        ("write_list", &o.write_list),
+    ] {
         if list.len() > 64 {
-            return Err(ApiError::invalid_field("invalid_users", field, "at most 64 users"));
+            return Err(ApiError::invalid_field(
+                "invalid_users",
+                field,
+                "at most 64 users",
+            ));
         }
         for (i, u) in list.iter().enumerate() {
             if !share_users.contains(u) {

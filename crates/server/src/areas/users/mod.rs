@@ -60,7 +60,10 @@ async fn create_user(
     })
     .await
     .map_err(ApiError::internal)??;
-    if share && let Err(e) = accounts::after_create(&state, &name, password.as_deref().unwrap_or_default()).await {
+    if share
+        && let Err(e) =
+            accounts::after_create(&state, &name, password.as_deref().unwrap_or_default()).await
+    {
         // No half-made share user: without the SMB account the user is useless.
         let _ = state.auth.delete_user(&name);
         return Err(e);
