@@ -391,8 +391,8 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     assert_problem(
         d.post("/api/v1/tokens", json!({"name": "t", "owner": alice}))
             .await,
-        422,
-        "invalid_role",
+        403,
+        "forbidden",
     )
     .await;
     // A viewer made a share user loses the API, tokens included.

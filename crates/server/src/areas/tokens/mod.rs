@@ -79,11 +79,10 @@ async fn create_token(
         .ok_or_else(|| ApiError::not_found(format!("no user {owner:?} (the token's owner)")))?;
     let ceiling = owner_user.role.min(p.role);
     let role = req.role.unwrap_or(ceiling);
+    // Like a role above the ceiling (403): a share-role token could not call anything.
     if role == Role::Share {
-        return Err(ApiError::invalid_field(
-            "invalid_role",
-            "role",
-            "share users have no API access, so no tokens",
+        return Err(ApiError::Forbidden(
+            "role share has no API access, so there are no tokens for it".into(),
         ));
     }
     if role > ceiling {
