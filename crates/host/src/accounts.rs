@@ -90,11 +90,11 @@ pub async fn delete_user(name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// The uid of an account (through NSS).
-pub async fn uid_of(user: &str) -> Result<Option<u32>, CommandError> {
-    check_unix_name(user)?;
+/// Field `index` of the NSS entry of `name` in database `db` (`passwd`, `group`), parsed.
+async fn getent_number(db: &str, name: &str, index: usize) -> Result<Option<u32>, CommandError> {
+    check_unix_name(name)?;
     let out = Cmd::new("getent")
-        .args(["passwd", user])
+        .args([db, name])
         .ok_codes(&[0, 2])
         .timeout(Duration::from_secs(10))
         .run()
@@ -102,24 +102,18 @@ pub async fn uid_of(user: &str) -> Result<Option<u32>, CommandError> {
     Ok(out
         .stdout_lossy()
         .split(':')
-        .nth(2)
+        .nth(index)
         .and_then(|g| g.trim().parse().ok()))
+}
+
+/// The uid of an account (through NSS).
+pub async fn uid_of(user: &str) -> Result<Option<u32>, CommandError> {
+    getent_number("passwd", user, 2).await
 }
 
 /// The numeric id of a group (through NSS), for chown.
 pub async fn gid_of(group: &str) -> Result<Option<u32>, CommandError> {
-    check_unix_name(group)?;
-    let out = Cmd::new("getent")
-        .args(["group", group])
-        .ok_codes(&[0, 2])
-        .timeout(Duration::from_secs(10))
-        .run()
-        .await?;
-    Ok(out
-        .stdout_lossy()
-        .split(':')
-        .nth(2)
-        .and_then(|g| g.trim().parse().ok()))
+    getent_number("group", group, 2).await
 }
 
 #[cfg(test)]

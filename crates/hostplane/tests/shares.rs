@@ -646,6 +646,42 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     let text = ganesha.wait_cat("/media-nfs", "hello.txt", false).unwrap();
     assert_eq!(text, "hello over SMB\n");
 
+    // A rollback swaps the dataset's subvolume: both protocols serve the new one.
+    created(
+        d.post(
+            "/api/v1/pools/tank/datasets/films/snapshots",
+            json!({"name": "s1"}),
+        )
+        .await,
+    )
+    .await;
+    let (ok, out) = samba.client(
+        &alice,
+        pw,
+        "media",
+        &format!("put {} later.txt", src.display()),
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        ganesha.wait_cat("/media-nfs", "later.txt", false).unwrap(),
+        "hello over SMB\n"
+    );
+    let r = send(
+        &d,
+        "POST",
+        "/api/v1/pools/tank/datasets/films/snapshots/s1/rollback",
+        json!({}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    ganesha.wait_cat("/media-nfs", "later.txt", true);
+    assert_eq!(
+        ganesha.wait_cat("/media-nfs", "hello.txt", false).unwrap(),
+        "hello over SMB\n"
+    );
+    let (ok, out) = samba.client(&alice, pw, "media", "ls later.txt");
+    assert!(!ok, "later.txt survived the rollback: {out}");
+
     // The files are derived from the store: a restart writes them again.
     std::fs::write(samba.include(), "# edited by hand\n").unwrap();
     d.stop();

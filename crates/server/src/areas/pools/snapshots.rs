@@ -274,7 +274,9 @@ async fn rollback(
             format!("swapping in the rolled-back dataset: {e}"),
         ));
     }
-    // `tmp` now holds the state before the rollback.
+    // `tmp` now holds the state before the rollback. Shares are pointed at the new subvolume
+    // first (ganesha exports from a bind mount of the old one, which would keep it busy).
+    crate::areas::shares::sync(&state).await;
     if let Some(qb) = old_quota
         && let Err(e) = btrfs::qgroup_limit(&live.to_string_lossy(), Some(qb)).await
     {

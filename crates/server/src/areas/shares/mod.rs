@@ -123,6 +123,8 @@ pub struct Prepared {
     smb: Option<String>,
     /// NFS exports text; None when NFS is off.
     nfs: Option<String>,
+    /// The exports `nfs` was rendered from.
+    exports: Vec<host_nfs::ExportSpec>,
     /// Writable SMB folders to hand to the share group.
     group_dirs: Vec<PathBuf>,
     /// ganesha: (folder, bind mount it is exported from).
@@ -178,6 +180,7 @@ pub async fn prepare(state: &AppState, recs: &[ShareRecord]) -> ApiResult<Prepar
     Ok(Prepared {
         smb,
         nfs,
+        exports,
         group_dirs,
         binds,
         group,
@@ -232,8 +235,30 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
     if let Some(text) = &p.nfs {
         let exports = nfs_exports_path(state);
         let backend = nfs_backend(state);
-        let rebound = backend == NfsBackend::Ganesha && nfs::ensure_binds(&p.binds).await?;
-        if write_if_changed(&exports, text)? || rebound {
+        let (bound, rebound) = if backend == NfsBackend::Ganesha {
+            nfs::ensure_binds(&p.binds).await?
+        } else {
+            (false, Vec::new())
+        };
+        if !rebound.is_empty() {
+            // ganesha keeps serving an export whose block did not change from the root it
+            // opened first (the old subvolume after a rollback): take the re-bound exports
+            // out, let it reread (it does so asynchronously, hence the pause), then put them
+            // back below.
+            let without: Vec<host_nfs::ExportSpec> = p
+                .exports
+                .iter()
+                .filter(|e| !rebound.iter().any(|r| Path::new(&e.path) == r))
+                .cloned()
+                .collect();
+            write_if_changed(&exports, &host_nfs::render_ganesha(&without))?;
+            if host_nfs::reload_ganesha(&state.config.shares.ganesha_pid_file)
+                .map_err(crate::areas::disks::cmd_err)?
+            {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+        if write_if_changed(&exports, text)? || bound {
             match nfs_backend(state) {
                 NfsBackend::Kernel => host_nfs::reload_kernel()
                     .await
@@ -495,6 +520,146 @@ pub fn find<'a>(
 pub fn load_one(state: &AppState, protocol: ShareProtocol, name: &str) -> ApiResult<ShareRecord> {
     let mut recs = registry::load_all(&state.store)?;
     find(&mut recs, protocol, name).cloned()
+}
+
+/// The fields every share has, as a PATCH gives them.
+pub struct CommonPatch {
+    pub name: Option<String>,
+    pub pool: Option<String>,
+    pub dataset: Option<String>,
+    pub subpath: Option<String>,
+    pub enabled: Option<bool>,
+    pub comment: Option<String>,
+}
+
+impl CommonPatch {
+    fn apply_to(self, r: &mut ShareRecord) {
+        let set = |dst: &mut String, v: Option<String>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut r.name, self.name);
+        set(&mut r.pool, self.pool);
+        set(&mut r.dataset, self.dataset);
+        set(&mut r.subpath, self.subpath);
+        set(&mut r.comment, self.comment);
+        if let Some(v) = self.enabled {
+            r.enabled = v;
+        }
+    }
+}
+
+/// A protocol's view of its records and its checks of a new or changed one.
+pub struct Protocol<V> {
+    pub protocol: ShareProtocol,
+    pub view: fn(&AppState, &ShareRecord) -> V,
+    pub check: fn(&AppState, &ShareRecord, &[ShareRecord]) -> ApiResult<()>,
+}
+
+impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
+    pub fn list(
+        &self,
+        state: &AppState,
+        params: &CollectionParams,
+        headers: &HeaderMap,
+    ) -> ApiResult<Response> {
+        let items: Vec<V> = registry::load_all(&state.store)?
+            .iter()
+            .filter(|r| r.protocol() == self.protocol)
+            .map(|r| (self.view)(state, r))
+            .collect();
+        collection::respond(items, params, headers)
+    }
+
+    pub fn get(&self, state: &AppState, name: &str) -> ApiResult<Response> {
+        let r = load_one(state, self.protocol, name)?;
+        Ok(crate::http::etag::with_etag(&(self.view)(state, &r)))
+    }
+
+    /// Adds a share built by `build` (from the other records, e.g. for a free export id).
+    pub async fn create(
+        &self,
+        state: &AppState,
+        actor: &str,
+        build: impl FnOnce(&[ShareRecord]) -> ShareRecord,
+    ) -> ApiResult<Response> {
+        let rec = apply(state, |recs| {
+            let rec = build(recs);
+            (self.check)(state, &rec, recs)?;
+            recs.push(rec.clone());
+            Ok(rec)
+        })
+        .await?;
+        let v = (self.view)(state, &rec);
+        publish(state, "resource.created", actor, &rec.href(), &v);
+        Ok(crate::areas::created(&rec.href(), &v))
+    }
+
+    /// Changes the share named `name`: `If-Match` against its current view, the common fields,
+    /// then `edit` for the protocol's own, then the checks against the other shares.
+    pub async fn update(
+        &self,
+        state: &AppState,
+        actor: &str,
+        name: &str,
+        headers: &HeaderMap,
+        common: CommonPatch,
+        edit: impl FnOnce(&mut Options),
+    ) -> ApiResult<Response> {
+        let now = crate::platform::time::now_string();
+        let rec = apply(state, |recs| {
+            let mut r = find(recs, self.protocol, name)?.clone();
+            crate::http::etag::check_if_match(
+                headers,
+                &crate::http::etag::etag_of(&(self.view)(state, &r)),
+            )?;
+            common.apply_to(&mut r);
+            edit(&mut r.options);
+            recs.retain(|x| !x.same(self.protocol, name));
+            (self.check)(state, &r, recs)?;
+            r.updated_at = now;
+            recs.push(r.clone());
+            Ok(r)
+        })
+        .await?;
+        let v = (self.view)(state, &rec);
+        publish(state, "resource.updated", actor, &rec.href(), &v);
+        Ok(crate::http::etag::with_etag(&v))
+    }
+
+    /// Removes the share named `name` (its folder and files stay).
+    pub async fn delete(
+        &self,
+        state: &AppState,
+        actor: &str,
+        name: &str,
+        headers: &HeaderMap,
+    ) -> ApiResult<axum::http::StatusCode> {
+        let gone = apply(state, |recs| {
+            let cur = find(recs, self.protocol, name)?.clone();
+            crate::http::etag::check_if_match(
+                headers,
+                &crate::http::etag::etag_of(&(self.view)(state, &cur)),
+            )?;
+            recs.retain(|x| !x.same(self.protocol, name));
+            Ok(cur)
+        })
+        .await?;
+        state.events.publish(
+            "resource.deleted",
+            &gone.href(),
+            actor,
+            serde_json::json!({"name": gone.name}),
+        );
+        Ok(axum::http::StatusCode::NO_CONTENT)
+    }
+}
+
+fn publish<V: serde::Serialize>(state: &AppState, ty: &str, actor: &str, href: &str, v: &V) {
+    state
+        .events
+        .publish(ty, href, actor, serde_json::to_value(v).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -20,11 +20,9 @@ use hostplane_types::shares::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{NfsOptions, Options, ShareRecord};
-use crate::areas::created;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
-use crate::http::collection::{self, CollectionParams};
-use crate::http::etag::{check_if_match, etag_of, with_etag};
+use crate::http::collection::CollectionParams;
 use crate::http::extract::{Json, Query};
 use crate::platform::time;
 use crate::state::AppState;
@@ -127,6 +125,12 @@ fn check_clients(clients: &[NfsClientRule]) -> ApiResult<()> {
     Ok(())
 }
 
+const NFS: super::Protocol<NfsShare> = super::Protocol {
+    protocol: P,
+    view,
+    check,
+};
+
 /// List NFS exports.
 #[utoipa::path(get, path = "/api/v1/shares/nfs", tag = "shares", params(CollectionParams),
     responses((status = 200, description = "NFS exports", body = [NfsShare],
@@ -136,12 +140,7 @@ async fn list(
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let items: Vec<NfsShare> = super::registry::load_all(&state.store)?
-        .iter()
-        .filter(|r| r.protocol() == P)
-        .map(|r| view(&state, r))
-        .collect();
-    collection::respond(items, &params, &headers)
+    NFS.list(&state, &params, &headers)
 }
 
 /// Export a dataset folder over NFS (NFSv4 pseudo path `/<name>`).
@@ -154,7 +153,8 @@ async fn create(
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
     let now = time::now_string();
-    let rec = super::apply(&state, |recs| {
+    NFS.create(&state, &p.user, |recs| {
+        // Ids are never reused while the share exists: clients' file handles carry them.
         let export_id = recs
             .iter()
             .filter_map(|r| match &r.options {
@@ -164,7 +164,7 @@ async fn create(
             .max()
             .unwrap_or(0)
             + 1;
-        let rec = ShareRecord {
+        ShareRecord {
             name: req.name,
             pool: req.pool,
             dataset: req.dataset,
@@ -179,20 +179,9 @@ async fn create(
             }),
             created_at: now.clone(),
             updated_at: now,
-        };
-        check(&state, &rec, recs)?;
-        recs.push(rec.clone());
-        Ok(rec)
+        }
     })
-    .await?;
-    let v = view(&state, &rec);
-    state.events.publish(
-        "resource.created",
-        &v.href,
-        &p.user,
-        serde_json::to_value(&v).unwrap_or_default(),
-    );
-    Ok(created(&v.href, &v))
+    .await
 }
 
 /// One NFS export.
@@ -201,8 +190,7 @@ async fn create(
     responses((status = 200, description = "The export", body = NfsShare,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
 async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    let r = super::load_one(&state, P, &name)?;
-    Ok(with_etag(&view(&state, &r)))
+    NFS.get(&state, &name)
 }
 
 /// Change an NFS export; the server rereads its exports.
@@ -219,30 +207,16 @@ async fn update(
     Json(req): Json<UpdateNfsShareRequest>,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
-    let now = time::now_string();
-    let rec = super::apply(&state, |recs| {
-        let cur = super::find(recs, P, &name)?.clone();
-        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
-        let mut r = cur.clone();
-        let mut o = opts(&cur).clone();
-        if let Some(v) = req.name {
-            r.name = v;
-        }
-        if let Some(v) = req.pool {
-            r.pool = v;
-        }
-        if let Some(v) = req.dataset {
-            r.dataset = v;
-        }
-        if let Some(v) = req.subpath {
-            r.subpath = v;
-        }
-        if let Some(v) = req.enabled {
-            r.enabled = v;
-        }
-        if let Some(v) = req.comment {
-            r.comment = v;
-        }
+    let common = super::CommonPatch {
+        name: req.name,
+        pool: req.pool,
+        dataset: req.dataset,
+        subpath: req.subpath,
+        enabled: req.enabled,
+        comment: req.comment,
+    };
+    NFS.update(&state, &p.user, &name, &headers, common, |o| {
+        let Options::Nfs(o) = o else { return };
         if let Some(v) = req.read_only {
             o.read_only = v;
         }
@@ -252,22 +226,8 @@ async fn update(
         if let Some(v) = req.clients {
             o.clients = v;
         }
-        r.options = Options::Nfs(o);
-        recs.retain(|x| !x.same(P, &name));
-        check(&state, &r, recs)?;
-        r.updated_at = now;
-        recs.push(r.clone());
-        Ok(r)
     })
-    .await?;
-    let v = view(&state, &rec);
-    state.events.publish(
-        "resource.updated",
-        &v.href,
-        &p.user,
-        serde_json::to_value(&v).unwrap_or_default(),
-    );
-    Ok(with_etag(&v))
+    .await
 }
 
 /// Stop exporting (the folder and its files stay).
@@ -283,20 +243,7 @@ async fn delete(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     p.require(Role::Admin)?;
-    let gone = super::apply(&state, |recs| {
-        let cur = super::find(recs, P, &name)?.clone();
-        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
-        recs.retain(|x| !x.same(P, &name));
-        Ok(cur)
-    })
-    .await?;
-    state.events.publish(
-        "resource.deleted",
-        &gone.href(),
-        &p.user,
-        serde_json::json!({"name": gone.name}),
-    );
-    Ok(StatusCode::NO_CONTENT)
+    NFS.delete(&state, &p.user, &name, &headers).await
 }
 
 /// Where ganesha exports a share from: a bind mount of the share's folder at
@@ -324,10 +271,14 @@ fn same_dir(a: &FsPath, b: &FsPath) -> bool {
 }
 
 /// Makes every bind mount point at its folder (a rollback swaps the folder for another
-/// subvolume; a rename keeps it). True when one was (re)made, so ganesha must reread.
-pub async fn ensure_binds(binds: &[(std::path::PathBuf, std::path::PathBuf)]) -> ApiResult<bool> {
+/// subvolume; a rename keeps it). Returns whether any bind was made, and the bind mounts that
+/// replaced an existing one (their exports must be re-created in ganesha).
+pub async fn ensure_binds(
+    binds: &[(std::path::PathBuf, std::path::PathBuf)],
+) -> ApiResult<(bool, Vec<std::path::PathBuf>)> {
     use hostplane_host::blockdev;
-    let mut changed = false;
+    let mut made = false;
+    let mut replaced = Vec::new();
     for (src, dst) in binds {
         let mounts = hostplane_host::disks::mounts().map_err(ApiError::internal)?;
         let bound = hostplane_host::disks::mount_at(&mounts, dst).is_some();
@@ -336,6 +287,7 @@ pub async fn ensure_binds(binds: &[(std::path::PathBuf, std::path::PathBuf)]) ->
         }
         if bound {
             let _ = blockdev::umount_lazy(&dst.to_string_lossy()).await;
+            replaced.push(dst.clone());
         }
         std::fs::create_dir_all(dst)
             .map_err(|e| ApiError::internal(format!("creating {}: {e}", dst.display())))?;
@@ -347,9 +299,9 @@ pub async fn ensure_binds(binds: &[(std::path::PathBuf, std::path::PathBuf)]) ->
         )
         .await
         .map_err(crate::areas::disks::cmd_err)?;
-        changed = true;
+        made = true;
     }
-    Ok(changed)
+    Ok((made, replaced))
 }
 
 /// Unmounts the bind mounts no export uses any more (after ganesha let go of them).

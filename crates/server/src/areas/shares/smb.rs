@@ -17,11 +17,9 @@ use hostplane_types::shares::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{Options, ShareRecord, SmbOptions};
-use crate::areas::created;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
-use crate::http::etag::{check_if_match, etag_of, with_etag};
 use crate::http::extract::{Json, Query};
 use crate::platform::time;
 use crate::state::AppState;
@@ -152,6 +150,12 @@ fn dedup(mut v: Vec<String>) -> Vec<String> {
     v
 }
 
+const SMB: super::Protocol<SmbShare> = super::Protocol {
+    protocol: P,
+    view,
+    check,
+};
+
 /// List SMB shares.
 #[utoipa::path(get, path = "/api/v1/shares/smb", tag = "shares", params(CollectionParams),
     responses((status = 200, description = "SMB shares", body = [SmbShare],
@@ -161,12 +165,7 @@ async fn list(
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let items: Vec<SmbShare> = super::registry::load_all(&state.store)?
-        .iter()
-        .filter(|r| r.protocol() == P)
-        .map(|r| view(&state, r))
-        .collect();
-    collection::respond(items, &params, &headers)
+    SMB.list(&state, &params, &headers)
 }
 
 /// Create an SMB share of a dataset folder; smbd serves it at once.
@@ -201,20 +200,7 @@ async fn create(
         created_at: now.clone(),
         updated_at: now,
     };
-    let rec = super::apply(&state, |recs| {
-        check(&state, &rec, recs)?;
-        recs.push(rec.clone());
-        Ok(rec)
-    })
-    .await?;
-    let v = view(&state, &rec);
-    state.events.publish(
-        "resource.created",
-        &v.href,
-        &p.user,
-        serde_json::to_value(&v).unwrap_or_default(),
-    );
-    Ok(created(&v.href, &v))
+    SMB.create(&state, &p.user, |_| rec).await
 }
 
 /// Connected SMB clients and the shares they have open (`smbstatus -j`).
@@ -241,8 +227,7 @@ async fn sessions(
     responses((status = 200, description = "The share", body = SmbShare,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
 async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<Response> {
-    let r = super::load_one(&state, P, &name)?;
-    Ok(with_etag(&view(&state, &r)))
+    SMB.get(&state, &name)
 }
 
 /// Change an SMB share (rename, move, options); smbd rereads its configuration.
@@ -259,76 +244,40 @@ async fn update(
     Json(req): Json<UpdateSmbShareRequest>,
 ) -> ApiResult<Response> {
     p.require(Role::Admin)?;
-    let now = time::now_string();
-    let rec = super::apply(&state, |recs| {
-        let cur = super::find(recs, P, &name)?.clone();
-        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
-        let mut r = cur.clone();
-        let mut o = opts(&cur).clone();
-        if let Some(v) = req.name {
-            r.name = v;
-        }
-        if let Some(v) = req.pool {
-            r.pool = v;
-        }
-        if let Some(v) = req.dataset {
-            r.dataset = v;
-        }
-        if let Some(v) = req.subpath {
-            r.subpath = v;
-        }
-        if let Some(v) = req.enabled {
-            r.enabled = v;
-        }
-        if let Some(v) = req.comment {
-            r.comment = v;
-        }
-        if let Some(v) = req.read_only {
-            o.read_only = v;
-        }
-        if let Some(v) = req.browseable {
-            o.browseable = v;
-        }
-        if let Some(v) = req.guest_ok {
-            o.guest_ok = v;
-        }
+    let common = super::CommonPatch {
+        name: req.name,
+        pool: req.pool,
+        dataset: req.dataset,
+        subpath: req.subpath,
+        enabled: req.enabled,
+        comment: req.comment,
+    };
+    SMB.update(&state, &p.user, &name, &headers, common, |o| {
+        let Options::Smb(o) = o else { return };
+        let set = |dst: &mut bool, v: Option<bool>| {
+            if let Some(v) = v {
+                *dst = v;
+            }
+        };
+        set(&mut o.read_only, req.read_only);
+        set(&mut o.browseable, req.browseable);
+        set(&mut o.guest_ok, req.guest_ok);
+        set(&mut o.recycle_bin, req.recycle_bin);
+        set(&mut o.macos, req.macos);
+        set(&mut o.time_machine, req.time_machine);
+        // Time Machine needs vfs_fruit.
+        o.macos |= o.time_machine;
         if let Some(v) = req.valid_users {
             o.valid_users = dedup(v);
         }
         if let Some(v) = req.write_list {
             o.write_list = dedup(v);
         }
-        if let Some(v) = req.recycle_bin {
-            o.recycle_bin = v;
-        }
-        if let Some(v) = req.macos {
-            o.macos = v;
-        }
-        if let Some(v) = req.time_machine {
-            o.time_machine = v;
-        }
-        if o.time_machine {
-            o.macos = true;
-        }
         if let Some(v) = req.time_machine_max_bytes {
             o.time_machine_max_bytes = (v > 0).then_some(v);
         }
-        r.options = Options::Smb(o);
-        recs.retain(|x| !x.same(P, &name));
-        check(&state, &r, recs)?;
-        r.updated_at = now;
-        recs.push(r.clone());
-        Ok(r)
     })
-    .await?;
-    let v = view(&state, &rec);
-    state.events.publish(
-        "resource.updated",
-        &v.href,
-        &p.user,
-        serde_json::to_value(&v).unwrap_or_default(),
-    );
-    Ok(with_etag(&v))
+    .await
 }
 
 /// Delete an SMB share (the folder and its files stay).
@@ -344,18 +293,5 @@ async fn delete(
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
     p.require(Role::Admin)?;
-    let gone = super::apply(&state, |recs| {
-        let cur = super::find(recs, P, &name)?.clone();
-        check_if_match(&headers, &etag_of(&view(&state, &cur)))?;
-        recs.retain(|x| !x.same(P, &name));
-        Ok(cur)
-    })
-    .await?;
-    state.events.publish(
-        "resource.deleted",
-        &gone.href(),
-        &p.user,
-        serde_json::json!({"name": gone.name}),
-    );
-    Ok(StatusCode::NO_CONTENT)
+    SMB.delete(&state, &p.user, &name, &headers).await
 }
