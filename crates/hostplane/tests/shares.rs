@@ -270,6 +270,25 @@ impl Ganesha {
     }
 }
 
+/// The daemon, with every loop allow-listed and the shares area pointed at this smbd and
+/// ganesha.
+fn daemon(loops: &Loops, samba: &Samba, ganesha: &Ganesha, group: &str) -> Daemon {
+    let config = format!(
+        "{}[shares]\ngroup = \"{group}\"\nsmb_config = \"{}\"\nsmb_include = \"{}\"\n\
+         nfs_backend = \"ganesha\"\nnfs_exports = \"{}\"\nganesha_pid_file = \"{}\"\n",
+        loops.config(),
+        samba.conf().display(),
+        samba.include().display(),
+        ganesha.exports().display(),
+        ganesha.pid_file().display()
+    );
+    Daemon::start_with(Opts {
+        config: Some(config),
+        extra_args: vec!["--disks-allow".into(), loops.devs.join(",")],
+        ..Default::default()
+    })
+}
+
 async fn send(d: &Daemon, method: &str, path: &str, body: Value) -> reqwest::Response {
     d.send(method, path, Some(&d.token.clone()), Some(body))
         .await
@@ -292,9 +311,10 @@ fn tag() -> String {
 
 #[tokio::test]
 async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
+    // Dropped last: the servers let go of the pool's folders first.
+    let loops = Loops::new(1, 256 * MIB);
     let samba = Samba::start();
     let ganesha = Ganesha::start();
-    let loops = Loops::new(1, 256 * MIB);
     // smbd works as the share user, who must be able to walk down to the pool.
     std::fs::set_permissions(loops.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let t = tag();
@@ -309,20 +329,7 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         group: group.clone(),
     };
     assert!(!exists("passwd", &alice) && !exists("group", &group));
-    let config = format!(
-        "{}[shares]\ngroup = \"{group}\"\nsmb_config = \"{}\"\nsmb_include = \"{}\"\n\
-         nfs_backend = \"ganesha\"\nnfs_exports = \"{}\"\nganesha_pid_file = \"{}\"\n",
-        loops.config(),
-        samba.conf().display(),
-        samba.include().display(),
-        ganesha.exports().display(),
-        ganesha.pid_file().display()
-    );
-    let mut d = Daemon::start_with(Opts {
-        config: Some(config),
-        extra_args: vec!["--disks-allow".into(), loops.devs[0].clone()],
-        ..Default::default()
-    });
+    let mut d = daemon(&loops, &samba, &ganesha, &group);
 
     let status = d.get_json("/api/v1/shares/status").await;
     assert_eq!(status["smb"]["available"], true, "{status}");
@@ -762,4 +769,139 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         assert_eq!(r.status(), 204);
         assert!(!exists("passwd", u), "{u} still has a Unix account");
     }
+}
+
+/// mergerfs datasets are folders; smbd (needs `allow_other`) and ganesha (through its bind
+/// mount of a FUSE folder) serve them like any other. A share whose folder disappears shows
+/// `unavailable` and leaves the generated files at the next change.
+#[tokio::test]
+async fn shares_of_a_mergerfs_folder_and_an_unavailable_share() {
+    let loops = Loops::new(2, 128 * MIB);
+    let samba = Samba::start();
+    let ganesha = Ganesha::start();
+    std::fs::set_permissions(loops.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let t = tag();
+    let (user, group) = (format!("hpt{t}m"), format!("hpt{t}h"));
+    let _accounts = Accounts {
+        users: vec![user.clone()],
+        group: group.clone(),
+    };
+    let d = daemon(&loops, &samba, &ganesha, &group);
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "merged", "kind": "mergerfs", "devices": loops.devs, "min_free_space": MIB}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        d.post("/api/v1/pools/merged/datasets", json!({"name": "docs"}))
+            .await,
+    )
+    .await;
+    let pw = "Sh4re-pass!";
+    created(
+        d.post(
+            "/api/v1/users",
+            json!({"name": user, "role": "share", "password": pw}),
+        )
+        .await,
+    )
+    .await;
+    let docs = loops.mount_root().join("merged/docs");
+    std::fs::create_dir(docs.join("old")).unwrap();
+    created(
+        d.post(
+            "/api/v1/shares/smb",
+            json!({"name": "docs", "pool": "merged", "dataset": "docs"}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        d.post(
+            "/api/v1/shares/smb",
+            json!({"name": "old", "pool": "merged", "dataset": "docs", "subpath": "old"}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        d.post(
+            "/api/v1/shares/nfs",
+            json!({"name": "docs", "pool": "merged", "dataset": "docs", "clients": [{"host": "*"}]}),
+        )
+        .await,
+    )
+    .await;
+
+    let work = tempfile::tempdir().unwrap();
+    let src = work.path().join("note.txt");
+    std::fs::write(&src, "on mergerfs\n").unwrap();
+    let (ok, out) = samba.client(
+        &user,
+        pw,
+        "docs",
+        &format!("put {} note.txt", src.display()),
+    );
+    assert!(ok, "put on mergerfs: {out}");
+    assert_eq!(
+        std::fs::read_to_string(docs.join("note.txt")).unwrap(),
+        "on mergerfs\n"
+    );
+    assert_eq!(
+        ganesha.wait_cat("/docs", "note.txt", false).unwrap(),
+        "on mergerfs\n"
+    );
+
+    // The folder goes away behind hostplane's back: the share says so, and the next change
+    // leaves it out of smbd's configuration.
+    std::fs::remove_dir(docs.join("old")).unwrap();
+    let old = d.get_json("/api/v1/shares/smb/old").await;
+    assert_eq!(old["state"], "unavailable", "{old}");
+    assert!(old["problem"].as_str().unwrap().contains("old"), "{old}");
+    let all = d.get_json("/api/v1/shares?filter=state:unavailable").await;
+    assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
+    let r = send(
+        &d,
+        "PATCH",
+        "/api/v1/shares/smb/docs",
+        json!({"comment": "Documents"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let include = std::fs::read_to_string(samba.include()).unwrap();
+    assert!(include.contains("[docs]\n\tpath") && include.contains("comment = Documents"));
+    assert!(!include.contains("[old]"), "{include}");
+    let (ok, out) = samba.client(&user, pw, "old", "ls");
+    assert!(!ok && out.contains("NT_STATUS_BAD_NETWORK_NAME"), "{out}");
+
+    // Pools with shares stay mounted.
+    assert_problem(
+        d.post("/api/v1/pools/merged/unmount", json!({})).await,
+        409,
+        "in_use_by_share",
+    )
+    .await;
+    for h in [
+        "/api/v1/shares/smb/docs",
+        "/api/v1/shares/smb/old",
+        "/api/v1/shares/nfs/docs",
+    ] {
+        assert_eq!(
+            d.send("DELETE", h, Some(&d.token), None).await.status(),
+            204
+        );
+    }
+    let r = d
+        .send(
+            "DELETE",
+            &format!("/api/v1/users/{user}"),
+            Some(&d.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
 }
