@@ -373,6 +373,16 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         "unix_account_exists",
     )
     .await;
+    assert_problem(
+        d.post(
+            "/api/v1/users",
+            json!({"name": alice, "role": "share", "password": "two\nlines-pass"}),
+        )
+        .await,
+        422,
+        "invalid_password",
+    )
+    .await;
     for u in [&alice, &bob] {
         let v = created(
             d.post(

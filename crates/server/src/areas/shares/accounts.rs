@@ -27,12 +27,15 @@ fn unix_err(e: hostplane_host::CommandError) -> ApiError {
 pub async fn before_create(state: &AppState, name: &str, password: Option<&str>) -> ApiResult<()> {
     unix::check_unix_name(name)
         .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
-    if password.is_none() {
-        return Err(ApiError::invalid_field(
-            "password_required",
-            "password",
-            "a share user needs a password (it becomes the SMB password)",
-        ));
+    match password {
+        None => {
+            return Err(ApiError::invalid_field(
+                "password_required",
+                "password",
+                "a share user needs a password (it becomes the SMB password)",
+            ));
+        }
+        Some(pw) => check_password(pw)?,
     }
     if !super::smb_available() {
         return Err(super::smb_unavailable());
@@ -65,6 +68,18 @@ pub async fn before_create(state: &AppState, name: &str, password: Option<&str>)
                 format!("{name:?} is a system account (uid {uid}); share users need a regular one"),
             ));
         }
+    }
+    Ok(())
+}
+
+/// smbpasswd reads the password as a line: a line break would cut it short, silently.
+fn check_password(pw: &str) -> ApiResult<()> {
+    if pw.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "invalid_password",
+            "password",
+            "a share user's password cannot hold line breaks or other control characters",
+        ));
     }
     Ok(())
 }
@@ -142,6 +157,7 @@ pub async fn before_update(
     match (old == Role::Share, new == Role::Share) {
         (false, true) => before_create(state, name, password).await,
         (true, false) => refuse_if_named(state, name),
+        (true, true) => password.map_or(Ok(()), check_password),
         _ => Ok(()),
     }
 }
