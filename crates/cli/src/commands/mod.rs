@@ -29,5 +29,5 @@ pub fn api(rest: &str) -> String {
 
 pub fn parse_role(s: &str) -> Result<Role, String> {
     Role::parse(&s.to_ascii_lowercase())
-        .ok_or_else(|| format!("{s:?}: roles are viewer, operator and admin"))
+        .ok_or_else(|| format!("{s:?}: roles are share, viewer, operator and admin"))
 }
