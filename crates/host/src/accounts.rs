@@ -24,7 +24,8 @@ pub fn check_unix_name(name: &str) -> Result<(), CommandError> {
     }
 }
 
-async fn getent(db: &str, name: &str) -> Result<bool, CommandError> {
+/// The NSS entry of `name` in database `db` (`passwd`, `group`): what smbd sees too.
+async fn getent(db: &str, name: &str) -> Result<Option<String>, CommandError> {
     check_unix_name(name)?;
     let out = Cmd::new("getent")
         .args([db, name])
@@ -32,16 +33,16 @@ async fn getent(db: &str, name: &str) -> Result<bool, CommandError> {
         .timeout(Duration::from_secs(10))
         .run()
         .await?;
-    Ok(out.status == 0)
+    Ok((out.status == 0).then(|| out.stdout_lossy().into_owned()))
 }
 
-/// Whether a Unix account of this name exists (through NSS, like smbd sees it).
+/// Whether a Unix account of this name exists.
 pub async fn user_exists(name: &str) -> Result<bool, CommandError> {
-    getent("passwd", name).await
+    Ok(getent("passwd", name).await?.is_some())
 }
 
 pub async fn group_exists(name: &str) -> Result<bool, CommandError> {
-    getent("group", name).await
+    Ok(getent("group", name).await?.is_some())
 }
 
 /// Creates the group as a system group unless it exists.
@@ -90,20 +91,11 @@ pub async fn delete_user(name: &str) -> Result<(), CommandError> {
     Ok(())
 }
 
-/// Field `index` of the NSS entry of `name` in database `db` (`passwd`, `group`), parsed.
+/// Field `index` of the NSS entry of `name` in database `db`, parsed.
 async fn getent_number(db: &str, name: &str, index: usize) -> Result<Option<u32>, CommandError> {
-    check_unix_name(name)?;
-    let out = Cmd::new("getent")
-        .args([db, name])
-        .ok_codes(&[0, 2])
-        .timeout(Duration::from_secs(10))
-        .run()
-        .await?;
-    Ok(out
-        .stdout_lossy()
-        .split(':')
-        .nth(index)
-        .and_then(|g| g.trim().parse().ok()))
+    Ok(getent(db, name)
+        .await?
+        .and_then(|e| e.split(':').nth(index)?.trim().parse().ok()))
 }
 
 /// The uid of an account (through NSS).
