@@ -206,6 +206,23 @@ where
     } else {
         fetch(Fetch::All)?
     };
+    // Fast path: no filter, sort or projection needs the items as JSON values, so the page is
+    // serialized straight from the typed items (the common `?limit=N` listing).
+    if paged && query.fields.is_none() {
+        let (page, total) = match total {
+            Some(total) => (items, total),
+            None => {
+                let total = items.len();
+                let page = items
+                    .into_iter()
+                    .skip(query.offset)
+                    .take(query.limit.unwrap_or(usize::MAX))
+                    .collect();
+                (page, total)
+            }
+        };
+        return render(&page, total, params.wants_ndjson(headers));
+    }
     let values = items
         .into_iter()
         .map(serde_json::to_value)
@@ -225,10 +242,14 @@ where
         }
         None => query.apply(values),
     };
-    let total = HeaderValue::from(page.total);
-    let mut resp = if params.wants_ndjson(headers) {
-        let mut body = Vec::with_capacity(page.items.len() * 128);
-        for item in &page.items {
+    render(&page.items, page.total, params.wants_ndjson(headers))
+}
+
+/// A page as a JSON array or NDJSON, with `X-Total-Count`.
+fn render<T: Serialize>(items: &[T], total: usize, ndjson: bool) -> Result<Response, ApiError> {
+    let mut resp = if ndjson {
+        let mut body = Vec::with_capacity(items.len() * 128);
+        for item in items {
             serde_json::to_writer(&mut body, item).map_err(ApiError::internal)?;
             body.push(b'\n');
         }
@@ -237,8 +258,9 @@ where
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
         r
     } else {
-        axum::Json(page.items).into_response()
+        axum::Json(items).into_response()
     };
-    resp.headers_mut().insert("x-total-count", total);
+    resp.headers_mut()
+        .insert("x-total-count", HeaderValue::from(total));
     Ok(resp)
 }
