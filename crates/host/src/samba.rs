@@ -142,6 +142,18 @@ pub async fn check(candidate: &Path) -> Result<(), CommandError> {
     Ok(())
 }
 
+/// One global parameter as smbd sees it (`testparm -s --parameter-name`), e.g. `map to guest`.
+pub async fn global_parameter(config: &Path, name: &str) -> Result<String, CommandError> {
+    let out = Cmd::new("testparm")
+        .args(["-s", "--suppress-prompt"])
+        .arg(format!("--parameter-name={name}"))
+        .arg(config)
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(out.stdout_lossy().trim().to_string())
+}
+
 /// Whether smbd runs with this configuration (`smbcontrol … smbd ping`).
 pub async fn running(config: &Path) -> bool {
     Cmd::new("smbcontrol")

@@ -335,6 +335,8 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     assert_eq!(status["smb"]["available"], true, "{status}");
     assert_eq!(status["smb"]["running"], true, "{status}");
     assert_eq!(status["smb"]["included"], true, "{status}");
+    // The test's smb.conf leaves `map to guest` at Samba's default.
+    assert_eq!(status["smb"]["map_to_guest"], "Never", "{status}");
     assert_eq!(status["nfs"]["backend"], "ganesha", "{status}");
     assert_eq!(status["nfs"]["running"], true, "{status}");
 

@@ -357,6 +357,9 @@ pub struct SmbStatus {
     pub include: String,
     /// The main configuration includes it (else hostplane's shares are not served).
     pub included: bool,
+    /// smbd's `map to guest` (`Never` by default): shares with `guest_ok` admit guests only
+    /// when it is `Bad User` (or `Bad Password`). Null when testparm cannot say.
+    pub map_to_guest: Option<String>,
     pub shares: usize,
 }
 

@@ -445,6 +445,13 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<SharesSta
         config: cfg.smb_config.display().to_string(),
         include: include.display().to_string(),
         included: samba::includes(&main, &include),
+        map_to_guest: match smb_available() {
+            true => samba::global_parameter(&cfg.smb_config, "map to guest")
+                .await
+                .ok()
+                .filter(|v| !v.is_empty()),
+            false => None,
+        },
         shares: count(ShareProtocol::Smb),
     };
     let nfs = NfsStatus {
