@@ -166,18 +166,27 @@ pub async fn running(config: &Path) -> bool {
 }
 
 /// Makes a running smbd reread its configuration; `Ok(false)` when no smbd runs (it reads the
-/// file when it starts).
+/// file when it starts). One run: smbcontrol says when it finds no smbd.
 pub async fn reload(config: &Path) -> Result<bool, CommandError> {
-    if !running(config).await {
-        return Ok(false);
-    }
-    Cmd::new("smbcontrol")
+    let out = Cmd::new("smbcontrol")
         .arg(format!("--configfile={}", config.display()))
         .args(["smbd", "reload-config"])
+        .ok_codes(&[0, 1])
         .timeout(Duration::from_secs(10))
         .run()
         .await?;
-    Ok(true)
+    match out.status {
+        0 => Ok(true),
+        // smbcontrol 4.17 writes this to stdout or stderr, depending on the build.
+        _ if format!("{}{}", out.stdout_lossy(), out.stderr).contains("Can't find pid") => {
+            Ok(false)
+        }
+        status => Err(CommandError::Failed {
+            program: "smbcontrol".into(),
+            status: Some(status),
+            stderr: out.stderr.trim().to_string(),
+        }),
+    }
 }
 
 /// Adds the passdb entry of a Unix user or changes its password (`smbpasswd -s -a`).

@@ -45,7 +45,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
 use crate::state::AppState;
-use paths::Unresolved;
+use paths::{Resolver, Unresolved};
 use registry::{Options, ShareRecord};
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -87,8 +87,8 @@ pub fn smb_available() -> bool {
 }
 
 /// A share's folder now, or why it cannot be served.
-pub fn resolve(state: &AppState, r: &ShareRecord) -> Result<PathBuf, Unresolved> {
-    paths::resolve(state, &r.pool, &r.dataset, &r.subpath)
+pub fn resolve(res: &mut Resolver, r: &ShareRecord) -> Result<PathBuf, Unresolved> {
+    res.resolve(&r.pool, &r.dataset, &r.subpath)
 }
 
 pub fn share_state(r: &ShareRecord, resolved: &Result<PathBuf, Unresolved>) -> ShareState {
@@ -144,8 +144,9 @@ pub async fn prepare(state: &AppState, recs: &[ShareRecord]) -> ApiResult<Prepar
     let mut group_dirs = Vec::new();
     let mut binds = Vec::new();
     let backend = nfs_backend(state);
+    let mut res = Resolver::new(state);
     for r in recs.iter().filter(|r| r.enabled) {
-        let Ok(path) = resolve(state, r) else {
+        let Ok(path) = resolve(&mut res, r) else {
             continue;
         };
         match &r.options {
@@ -410,10 +411,11 @@ async fn list_shares(
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let recs = registry::load_all(&state.store)?;
+    let mut resolver = Resolver::new(&state);
     let items: Vec<ShareSummary> = recs
         .iter()
         .map(|r| {
-            let res = resolve(&state, r);
+            let res = resolve(&mut resolver, r);
             ShareSummary {
                 href: r.href(),
                 protocol: r.protocol(),
@@ -439,13 +441,14 @@ async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<SharesSta
     let include = state.config.smb_include();
     let main = std::fs::read_to_string(&cfg.smb_config).unwrap_or_default();
     let backend = nfs_backend(&state);
+    let available = smb_available();
     let smb = SmbStatus {
-        available: smb_available(),
-        running: smb_available() && samba::running(&cfg.smb_config).await,
+        available,
+        running: available && samba::running(&cfg.smb_config).await,
         config: cfg.smb_config.display().to_string(),
         include: include.display().to_string(),
         included: samba::includes(&main, &include),
-        map_to_guest: match smb_available() {
+        map_to_guest: match available {
             true => samba::global_parameter(&cfg.smb_config, "map to guest")
                 .await
                 .ok()
@@ -510,7 +513,7 @@ pub fn check_common(
             "at most 256 characters without line breaks, control characters, % or \\",
         ));
     }
-    resolve(state, r).map_err(|u| u.to_api_error())
+    resolve(&mut Resolver::new(state), r).map_err(|u| u.to_api_error())
 }
 
 /// The record named in a URL, or 404.
@@ -560,7 +563,7 @@ impl CommonPatch {
 /// A protocol's view of its records and its checks of a new or changed one.
 pub struct Protocol<V> {
     pub protocol: ShareProtocol,
-    pub view: fn(&AppState, &ShareRecord) -> V,
+    pub view: fn(&mut Resolver, &ShareRecord) -> V,
     pub check: fn(&AppState, &ShareRecord, &[ShareRecord]) -> ApiResult<()>,
 }
 
@@ -571,17 +574,21 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
         params: &CollectionParams,
         headers: &HeaderMap,
     ) -> ApiResult<Response> {
+        let mut res = Resolver::new(state);
         let items: Vec<V> = registry::load_all(&state.store)?
             .iter()
             .filter(|r| r.protocol() == self.protocol)
-            .map(|r| (self.view)(state, r))
+            .map(|r| (self.view)(&mut res, r))
             .collect();
         collection::respond(items, params, headers)
     }
 
     pub fn get(&self, state: &AppState, name: &str) -> ApiResult<Response> {
         let r = load_one(state, self.protocol, name)?;
-        Ok(crate::http::etag::with_etag(&(self.view)(state, &r)))
+        Ok(crate::http::etag::with_etag(&(self.view)(
+            &mut Resolver::new(state),
+            &r,
+        )))
     }
 
     /// Adds a share built by `build` (from the other records, e.g. for a free export id).
@@ -598,7 +605,7 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
             Ok(rec)
         })
         .await?;
-        let v = (self.view)(state, &rec);
+        let v = (self.view)(&mut Resolver::new(state), &rec);
         publish(state, "resource.created", actor, &rec.href(), &v);
         Ok(crate::areas::created(&rec.href(), &v))
     }
@@ -619,7 +626,7 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
             let mut r = find(recs, self.protocol, name)?.clone();
             crate::http::etag::check_if_match(
                 headers,
-                &crate::http::etag::etag_of(&(self.view)(state, &r)),
+                &crate::http::etag::etag_of(&(self.view)(&mut Resolver::new(state), &r)),
             )?;
             common.apply_to(&mut r);
             edit(&mut r.options);
@@ -630,7 +637,7 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
             Ok(r)
         })
         .await?;
-        let v = (self.view)(state, &rec);
+        let v = (self.view)(&mut Resolver::new(state), &rec);
         publish(state, "resource.updated", actor, &rec.href(), &v);
         Ok(crate::http::etag::with_etag(&v))
     }
@@ -647,7 +654,7 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
             let cur = find(recs, self.protocol, name)?.clone();
             crate::http::etag::check_if_match(
                 headers,
-                &crate::http::etag::etag_of(&(self.view)(state, &cur)),
+                &crate::http::etag::etag_of(&(self.view)(&mut Resolver::new(state), &cur)),
             )?;
             recs.retain(|x| !x.same(self.protocol, name));
             Ok(cur)

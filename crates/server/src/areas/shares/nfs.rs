@@ -42,8 +42,8 @@ fn opts(r: &ShareRecord) -> &NfsOptions {
     }
 }
 
-pub fn view(state: &AppState, r: &ShareRecord) -> NfsShare {
-    let res = super::resolve(state, r);
+pub fn view(resolver: &mut super::Resolver, r: &ShareRecord) -> NfsShare {
+    let res = super::resolve(resolver, r);
     let o = opts(r);
     NfsShare {
         href: r.href(),
@@ -51,7 +51,7 @@ pub fn view(state: &AppState, r: &ShareRecord) -> NfsShare {
         pool: r.pool.clone(),
         dataset: r.dataset.clone(),
         subpath: r.subpath.clone(),
-        path: super::shown_path(state, r, &res),
+        path: super::shown_path(resolver.state, r, &res),
         enabled: r.enabled,
         state: super::share_state(r, &res),
         problem: res.as_ref().err().map(|u| u.message().to_string()),
@@ -279,8 +279,9 @@ pub async fn ensure_binds(
     use hostplane_host::blockdev;
     let mut made = false;
     let mut replaced = Vec::new();
+    // Each bind has its own mount point: one read of the table serves them all.
+    let mounts = hostplane_host::disks::mounts().map_err(ApiError::internal)?;
     for (src, dst) in binds {
-        let mounts = hostplane_host::disks::mounts().map_err(ApiError::internal)?;
         let bound = hostplane_host::disks::mount_at(&mounts, dst).is_some();
         if bound && same_dir(src, dst) {
             continue;

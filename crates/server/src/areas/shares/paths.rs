@@ -2,9 +2,10 @@
 //!
 //! A share names a pool, a dataset and optionally a folder inside the dataset (`subpath`).
 //! [`SUBPATH_PATTERN`] keeps the folder free of `..`, absolute paths, Samba's `%` macros,
-//! quotes and line breaks; [`resolve`] then canonicalizes the result (following every
+//! quotes and line breaks; [`Resolver::resolve`] then canonicalizes the result (following every
 //! symlink) and refuses anything that lands outside the dataset's own canonical path.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::LazyLock;
 
@@ -67,45 +68,67 @@ impl Unresolved {
     }
 }
 
-/// The canonical directory a share serves.
-pub fn resolve(
-    state: &AppState,
-    pool: &str,
-    dataset: &str,
-    subpath: &str,
-) -> Result<PathBuf, Unresolved> {
-    let c = match datasets::ctx(state, pool) {
-        Ok(c) => c,
-        Err(ApiError::Conflict { detail, .. }) => return Err(Unresolved::NotMounted(detail)),
-        Err(_) => return Err(Unresolved::Missing(format!("no pool {pool:?}"))),
-    };
-    let ds = c
-        .require(dataset)
-        .map_err(|_| Unresolved::Missing(format!("pool {pool:?} has no dataset {dataset:?}")))?;
-    let root = ds
-        .canonicalize()
-        .map_err(|e| Unresolved::Missing(format!("dataset {dataset:?}: {e}")))?;
-    if subpath.is_empty() {
-        return renderable(root);
+/// Resolves share folders, looking each pool up once (its record, its mount) however many
+/// shares live on it: a listing or a configuration render resolves every share.
+pub struct Resolver<'a> {
+    pub state: &'a AppState,
+    pools: HashMap<String, Result<datasets::Ctx, Unresolved>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub fn new(state: &'a AppState) -> Self {
+        Resolver {
+            state,
+            pools: HashMap::new(),
+        }
     }
-    let target = root.join(subpath);
-    let real = target
-        .canonicalize()
-        .map_err(|e| Unresolved::NoFolder(format!("{}: {e}", target.display())))?;
-    if !real.starts_with(&root) {
-        return Err(Unresolved::Escapes(format!(
-            "{} leads to {}, outside dataset {dataset:?}",
-            target.display(),
-            real.display()
-        )));
+
+    /// The canonical directory a share serves.
+    pub fn resolve(
+        &mut self,
+        pool: &str,
+        dataset: &str,
+        subpath: &str,
+    ) -> Result<PathBuf, Unresolved> {
+        let state = self.state;
+        let c = self
+            .pools
+            .entry(pool.to_string())
+            .or_insert_with(|| match datasets::ctx(state, pool) {
+                Ok(c) => Ok(c),
+                Err(ApiError::Conflict { detail, .. }) => Err(Unresolved::NotMounted(detail)),
+                Err(_) => Err(Unresolved::Missing(format!("no pool {pool:?}"))),
+            })
+            .as_ref()
+            .map_err(Clone::clone)?;
+        let ds = c.require(dataset).map_err(|_| {
+            Unresolved::Missing(format!("pool {pool:?} has no dataset {dataset:?}"))
+        })?;
+        let root = ds
+            .canonicalize()
+            .map_err(|e| Unresolved::Missing(format!("dataset {dataset:?}: {e}")))?;
+        if subpath.is_empty() {
+            return renderable(root);
+        }
+        let target = root.join(subpath);
+        let real = target
+            .canonicalize()
+            .map_err(|e| Unresolved::NoFolder(format!("{}: {e}", target.display())))?;
+        if !real.starts_with(&root) {
+            return Err(Unresolved::Escapes(format!(
+                "{} leads to {}, outside dataset {dataset:?}",
+                target.display(),
+                real.display()
+            )));
+        }
+        if !real.is_dir() {
+            return Err(Unresolved::NoFolder(format!(
+                "{} is not a directory",
+                real.display()
+            )));
+        }
+        renderable(real)
     }
-    if !real.is_dir() {
-        return Err(Unresolved::NoFolder(format!(
-            "{} is not a directory",
-            real.display()
-        )));
-    }
-    renderable(real)
 }
 
 /// A canonical path the generated files can carry verbatim: UTF-8 without `%` (Samba

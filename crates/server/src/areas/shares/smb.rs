@@ -43,8 +43,8 @@ fn opts(r: &ShareRecord) -> &SmbOptions {
     }
 }
 
-pub fn view(state: &AppState, r: &ShareRecord) -> SmbShare {
-    let res = super::resolve(state, r);
+pub fn view(resolver: &mut super::Resolver, r: &ShareRecord) -> SmbShare {
+    let res = super::resolve(resolver, r);
     let o = opts(r);
     SmbShare {
         href: r.href(),
@@ -52,7 +52,7 @@ pub fn view(state: &AppState, r: &ShareRecord) -> SmbShare {
         pool: r.pool.clone(),
         dataset: r.dataset.clone(),
         subpath: r.subpath.clone(),
-        path: super::shown_path(state, r, &res),
+        path: super::shown_path(resolver.state, r, &res),
         enabled: r.enabled,
         state: super::share_state(r, &res),
         problem: res.as_ref().err().map(|u| u.message().to_string()),

@@ -361,9 +361,7 @@ async fn add_disk(
         .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
     let req: DiskRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid("invalid_body", format!("invalid disk: {e}")))?;
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     if rec.def.disks.len() >= model::MAX_DISKS {
         return Err(ApiError::conflict(
             "too_many_disks",
@@ -442,9 +440,7 @@ async fn remove_disk(
     UrlPath((id, n)): UrlPath<(String, String)>,
     Query(q): Query<RemoveDiskParams>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     let disk = find_disk(&rec, &n)?.clone();
     let (applied, reason) = match state.vms.runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
@@ -497,9 +493,7 @@ async fn resize_disk(
     UrlPath((id, n)): UrlPath<(String, String)>,
     Json(req): Json<ResizeRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     let disk = find_disk(&rec, &n)?.clone();
     state
         .vms
@@ -578,9 +572,7 @@ async fn add_nic(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<NicRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     if rec.def.nics.len() >= model::MAX_NICS {
         return Err(ApiError::conflict(
             "too_many_nics",
@@ -656,9 +648,7 @@ async fn remove_nic(
     Caller(p): Caller,
     UrlPath((id, n)): UrlPath<(String, u32)>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     if !rec.def.nics.iter().any(|x| x.index == n) {
         return Err(ApiError::not_found(format!("no NIC {n} in this VM")));
     }
@@ -696,9 +686,7 @@ async fn add_cdrom(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<CdromRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     if rec.def.cdroms.len() >= model::MAX_CDROMS {
         return Err(ApiError::conflict(
             "too_many_cdroms",
@@ -741,9 +729,7 @@ async fn remove_cdrom(
     Caller(p): Caller,
     UrlPath((id, n)): UrlPath<(String, u32)>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     let cd = rec
         .def
         .cdroms

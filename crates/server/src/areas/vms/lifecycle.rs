@@ -239,6 +239,18 @@ impl VmManager {
             .map_err(|_| ApiError::conflict("vm_busy", "another operation on this VM is running"))
     }
 
+    /// The VM `key` (id or name) under its operation lock, read again once the lock is held:
+    /// an operation that held the lock before may have changed the record.
+    pub async fn find_locked(
+        &self,
+        store: &crate::platform::store::Store,
+        key: &str,
+    ) -> ApiResult<(OwnedMutexGuard<()>, super::model::VmRecord)> {
+        let rec = super::model::find(store, key)?;
+        let guard = self.lock_req(&rec.id).await?;
+        Ok((guard, super::model::find(store, &rec.id)?))
+    }
+
     /// The running QEMU of `id`, or 409 `vm_not_running`.
     pub fn require_running(&self, id: &str) -> ApiResult<Arc<Runtime>> {
         self.runtime(id)

@@ -420,9 +420,7 @@ async fn update_vm(
     Path(id): Path<String>,
     Json(req): Json<VmUpdate>,
 ) -> ApiResult<axum::Json<Vm>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     let limits = state.vms.limits();
     let mut def = rec.def.clone();
     if let Some(v) = req.vcpus {
@@ -542,9 +540,7 @@ async fn start_vm(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vm>> {
-    let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    let rec = model::find(&state.store, &rec.id)?;
+    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
     state.vms.start(&rec, &p.user).await?;
     Ok(axum::Json(state.vms.view(&rec)))
 }
