@@ -953,7 +953,7 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         .await;
     assert!(r.status().is_success());
     let bob = d.token_for_role("bob", "admin").await;
-    let form = reqwest::multipart::Form::new().text("newtoken", "second-token");
+    let form = reqwest::multipart::Form::new().text("newtoken", "second-token-7d2f9a");
     assert_eq!(
         post_form(&d, &with_token("/api/v1/admin/setup", TOKEN), form)
             .await
@@ -964,17 +964,17 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
     let form = reqwest::multipart::Form::new()
         .part("public", file_part(&cert2))
         .part("private", file_part(&key2));
-    let r = post_form(&d, &with_token("/api/v1/admin/certs", "second-token"), form).await;
+    let r = post_form(&d, &with_token("/api/v1/admin/certs", "second-token-7d2f9a"), form).await;
     assert_eq!(r.status(), 202);
     poll_json(
         &d,
-        &with_token("/api/v1/admin/certs", "second-token"),
+        &with_token("/api/v1/admin/certs", "second-token-7d2f9a"),
         |v| v["status"] == "success",
     )
     .await;
     let r = post_settings(
         &d,
-        &with_token("/api/v1/admin/storage", "second-token"),
+        &with_token("/api/v1/admin/storage", "second-token-7d2f9a"),
         &json!({"storage": {"type": "aoe", "device": "e0.1"}}),
     )
     .await;
@@ -1018,14 +1018,14 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         ("not a tar", b"hello".to_vec()),
         ("unlisted file", std::fs::read(&with_extra).unwrap()),
     ] {
-        for url in both("POST", "/api/v1/admin/backup/restore", "second-token") {
+        for url in both("POST", "/api/v1/admin/backup/restore", "second-token-7d2f9a") {
             let r = restore_form(&d, &url, bad.clone()).await;
             assert_eq!(r.status(), 400, "{what}");
         }
     }
     let r = post_form(
         &d,
-        &with_token("/api/v1/admin/backup/restore", "second-token"),
+        &with_token("/api/v1/admin/backup/restore", "second-token-7d2f9a"),
         reqwest::multipart::Form::new().text("other", "x"),
     )
     .await;
@@ -1037,7 +1037,7 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
     // Restore the good one (hash form): synchronous, 200.
     let r = restore_form(
         &d,
-        &with_hash("POST", "/api/v1/admin/backup/restore", "second-token"),
+        &with_hash("POST", "/api/v1/admin/backup/restore", "second-token-7d2f9a"),
         archive.clone(),
     )
     .await;
@@ -1061,7 +1061,7 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         200
     );
     assert_eq!(
-        get_plain(&d, &with_token("/api/v1/admin/storage", "second-token"))
+        get_plain(&d, &with_token("/api/v1/admin/storage", "second-token-7d2f9a"))
             .await
             .status(),
         403

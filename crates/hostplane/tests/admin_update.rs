@@ -15,7 +15,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-const API_TOKEN: &str = "yourtoken";
+const API_TOKEN: &str = "yourtoken-4f9a2c8e71b3";
 const HOSTPLANE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 fn sha256_hex(s: &str) -> String {
@@ -1201,7 +1201,7 @@ async fn the_documents_curl_examples_with_curl() {
     let a = curl(
         "POST",
         &url(&d, "POST", "/api/v1/admin/setup", Auth::Hash),
-        &["newtoken=another".to_string()],
+        &["newtoken=another-token-8c3e1f6a".to_string()],
     );
     assert_eq!((a.status, a.body.as_str()), (200, r#"{"Status":"200 OK"}"#));
     let a = curl(
@@ -1210,6 +1210,6 @@ async fn the_documents_curl_examples_with_curl() {
         &[],
     );
     assert_eq!(a.status, 403);
-    let a = curl("GET", &d.url("/api/v1/admin/version?token=another"), &[]);
+    let a = curl("GET", &d.url("/api/v1/admin/version?token=another-token-8c3e1f6a"), &[]);
     assert_eq!(a.status, 200);
 }

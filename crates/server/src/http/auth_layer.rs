@@ -3,12 +3,14 @@
 //! Flow per request: find one credential (Bearer header, `authenticationToken` cookie,
 //! `?token=`, `?hash=`, a console `?ticket=`, or root on the unix socket — in that order; a
 //! credential that is present but wrong is refused, never skipped), turn it into a
-//! [`Principal`], check role (mutating methods need `operator`) and scope
-//! (`<area>:read|write`), put the principal in the request extensions for handlers, run the
-//! handler, and write an audit entry for every mutating request, accepted or refused.
+//! [`Principal`], check it against the access the operation declared beside its handler
+//! (`x-required-role`, `x-required-scope`: see [`crate::http::access`]), put the principal in
+//! the request extensions for handlers, run the handler, and write an audit entry for every
+//! mutating request, accepted or refused.
 //!
-//! Public operations are listed in [`is_public`]; everything else needs credentials, WebSocket
-//! upgrades included (they are GET requests through this same layer).
+//! Handlers never check roles themselves; they keep only checks that depend on the object
+//! ("your own token"). Operations declared `public` need no credential; everything else does,
+//! WebSocket upgrades included (they are GET requests through this same layer).
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{Method, header};
@@ -17,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 use hostplane_types::auth::{AuthMethod, Role};
 
 use crate::error::ApiError;
+use crate::http::access::{self, Access, Need, PublicWhen};
 use crate::http::peer::Peer;
 use crate::platform::audit::Record;
 use crate::platform::auth::{Auth, Principal};
@@ -24,39 +27,12 @@ use crate::state::AppState;
 
 pub const COOKIE_NAME: &str = "authenticationToken";
 
-/// Operations anyone may call. The auth-matrix test holds the same list.
-pub fn is_public(state: &AppState, method: &Method, path: &str, peer: &Peer) -> bool {
-    match (method, path) {
-        (&Method::POST, "/api/v1/auth/login") => true,
-        // Jidoteki: setup is open until the admin-API token is set, and only locally.
-        (&Method::POST, "/api/v1/admin/setup") => {
-            !state.auth.admin_api_token_is_set() && peer.is_local()
-        }
-        _ => false,
-    }
-}
-
-/// Operations any authenticated caller may do whatever its role (they only touch the caller).
-fn is_self_service(method: &Method, path: &str) -> bool {
-    matches!(
-        (method, path),
-        (&Method::POST, "/api/v1/auth/logout") | (&Method::GET, "/api/v1/auth/whoami")
-    )
-}
-
 pub fn is_mutating(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// What a share user is told by every route.
 pub const SHARE_ONLY: &str = "this user has role share: file shares only, no API access";
-
-/// The area a path belongs to: `/api/v1/<area>/...`.
-pub fn area_of(path: &str) -> &str {
-    path.strip_prefix("/api/v1/")
-        .and_then(|rest| rest.split('/').next())
-        .unwrap_or("")
-}
 
 fn cookie_token(req: &Request) -> Option<&str> {
     req.headers()
@@ -106,22 +82,32 @@ fn authenticate(
             .ok_or_else(|| bad("session cookie"));
     }
     let cfg = &state.config.auth;
+    // The query forms carry guessable secrets (the admin-API token is chosen by a person):
+    // their failures count against the login budget of the address, and an address over it
+    // is refused before its credential is tried.
+    let limited = |found: Option<Principal>, what: &str| match found {
+        Some(p) => Ok(Some(p)),
+        None => {
+            state.login_limiter.failed(peer.ip())?;
+            Err(bad(what))
+        }
+    };
     if cfg.query_token
         && let Some(token) = query_param(req, "token")
     {
-        return auth
+        state.login_limiter.check_blocked(peer.ip())?;
+        let found = auth
             .authenticate_token(&token, AuthMethod::QueryToken)
-            .or_else(|| auth.authenticate_admin_api_token(&token))
-            .map(Some)
-            .ok_or_else(|| bad("token parameter"));
+            .or_else(|| auth.authenticate_admin_api_token(&token));
+        return limited(found, "token parameter");
     }
     if cfg.query_hash
         && let Some(hash) = query_param(req, "hash")
     {
-        return auth
-            .authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path())
-            .map(Some)
-            .ok_or_else(|| bad("hash parameter"));
+        state.login_limiter.check_blocked(peer.ip())?;
+        let found =
+            auth.authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path());
+        return limited(found, "hash parameter");
     }
     // A console ticket (POST /vms/{id}/console): single use, one console WebSocket of one VM.
     if let Some(ticket) = query_param(req, "ticket") {
@@ -144,23 +130,26 @@ fn authenticate(
     Ok(None)
 }
 
-fn authorize(p: &Principal, method: &Method, path: &str) -> Result<(), ApiError> {
-    if p.role == Role::Share {
-        return Err(ApiError::Forbidden(SHARE_ONLY.into()));
+/// Whether the operation is public for this request: declared `public`, or a declared
+/// state-dependent exception holds.
+fn is_public(state: &AppState, access: &Access, peer: &Peer) -> bool {
+    match (access.need, access.public_when) {
+        (Need::Public, _) => true,
+        (_, Some(PublicWhen::AdminApiTokenUnsetLocal)) => {
+            !state.auth.admin_api_token_is_set() && peer.is_local()
+        }
+        (_, Some(PublicWhen::MetricsPublic)) => state.config.metrics.public,
+        _ => false,
     }
-    let write = is_mutating(method);
-    if write && !is_self_service(method, path) {
-        p.require(Role::Operator)?;
-    }
-    let area = area_of(path);
-    if !area.is_empty() && !is_self_service(method, path) && !p.scope_allows(area, write) {
-        return Err(ApiError::Forbidden(format!(
-            "the token's scopes do not allow {} on {area}",
-            if write { "write" } else { "read" }
-        )));
-    }
-    Ok(())
 }
+
+/// Requests no operation serves (404/405 follow) still need a credential of an API role:
+/// the route table is not disclosed to anonymous callers.
+const UNDOCUMENTED: Access = Access {
+    need: Need::Authenticated,
+    scope: None,
+    public_when: None,
+};
 
 pub async fn auth_layer(
     State(state): State<AppState>,
@@ -170,7 +159,11 @@ pub async fn auth_layer(
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let public = is_public(&state, &method, &path, &peer);
+    let access = access::table()
+        .lookup(&method, &path)
+        .map(|(_, a)| a)
+        .unwrap_or(&UNDOCUMENTED);
+    let public = is_public(&state, access, &peer);
     // Jidoteki: authentication errors under /admin answer 403.
     let jidoteki = path.starts_with("/api/v1/admin/") || path == "/api/v1/admin";
     let refuse = |e: ApiError| {
@@ -192,7 +185,11 @@ pub async fn auth_layer(
         }
     };
     let resp = match &principal {
-        Some(p) => match authorize(p, &method, &path) {
+        Some(p) if public => {
+            req.extensions_mut().insert(p.clone());
+            next.run(req).await
+        }
+        Some(p) => match access.check(p) {
             Ok(()) => {
                 req.extensions_mut().insert(p.clone());
                 next.run(req).await
@@ -237,16 +234,4 @@ fn audit(
         status: resp.status().as_u16(),
         remote: &peer.describe(),
     });
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn areas() {
-        assert_eq!(area_of("/api/v1/jobs/123/log"), "jobs");
-        assert_eq!(area_of("/api/v1/jobs"), "jobs");
-        assert_eq!(area_of("/metrics"), "");
-    }
 }

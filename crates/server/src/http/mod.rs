@@ -13,7 +13,6 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use utoipa::OpenApi;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{Content, RefOr, ResponseBuilder};
@@ -23,6 +22,7 @@ use crate::areas;
 use crate::error::{ApiError, PROBLEM_JSON};
 use crate::state::AppState;
 
+pub mod access;
 pub mod auth_layer;
 pub mod caller;
 pub mod collection;
@@ -83,6 +83,7 @@ const ERROR_STATUSES: &[(&str, &str)] = &[
 pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = utoipa_axum::router::OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(areas::router())
+        .routes(utoipa_axum::routes!(metrics_endpoint))
         .split_for_parts();
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
@@ -327,7 +328,6 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
-        .route("/metrics", get(metrics_endpoint).with_state(state))
         .merge(api)
 }
 
@@ -396,27 +396,14 @@ async fn metrics_layer(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Prometheus text format. Needs authentication unless `metrics.public`.
-async fn metrics_endpoint(State(state): State<AppState>, req: Request) -> Response {
-    if !state.config.metrics.public {
-        let authorized = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .and_then(|t| {
-                state
-                    .auth
-                    .authenticate_token(t.trim(), hostplane_types::auth::AuthMethod::Bearer)
-            })
-            .is_some();
-        if !authorized {
-            return ApiError::Unauthenticated(
-                "metrics need a bearer token (or metrics.public = true)".into(),
-            )
-            .into_response();
-        }
-    }
+/// The daemon's own metrics in Prometheus text format (request counts and latencies per
+/// route, jobs, uptime). Needs a viewer with `system:read` unless `metrics.public = true`.
+#[utoipa::path(get, path = "/metrics",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read")),
+        ("x-public-when" = json!("metrics_public"))),
+    tag = "system",
+    responses((status = 200, description = "Prometheus text exposition format 0.0.4", content_type = "text/plain", body = String)))]
+async fn metrics_endpoint(State(state): State<AppState>) -> Response {
     metrics::gauge!("hostplane_jobs_running").set(state.jobs.running_count() as f64);
     metrics::gauge!("hostplane_uptime_seconds").set(state.started.elapsed().as_secs_f64());
     let body = state

@@ -95,6 +95,88 @@ impl Principal {
     }
 }
 
+/// The least estimated entropy of an admin-API token, in bits.
+pub const MIN_ADMIN_API_TOKEN_BITS: f64 = 80.0;
+
+/// Estimated entropy of a chosen secret: its length times log2 of the alphabet its character
+/// classes span, counting a character repeated more than the rest as once (so
+/// `aaaaaaaaaaaaaaaaaaaa1` scores low). `openssl rand -hex 16` passes; a dictionary word does not.
+pub fn estimated_entropy_bits(token: &str) -> f64 {
+    let mut pool = 0u32;
+    let classes: [(fn(&char) -> bool, u32); 4] = [
+        (char::is_ascii_lowercase, 26),
+        (char::is_ascii_uppercase, 26),
+        (char::is_ascii_digit, 10),
+        (|c: &char| c.is_ascii_punctuation() || *c == ' ', 33),
+    ];
+    for (is, size) in classes {
+        if token.chars().any(|c| is(&c)) {
+            pool += size;
+        }
+    }
+    if token.chars().any(|c| !c.is_ascii()) {
+        pool += 100;
+    }
+    let mut distinct: Vec<char> = token.chars().collect();
+    distinct.sort_unstable();
+    distinct.dedup();
+    // Length counted at most twice per distinct character: repeats add little.
+    let effective = token.chars().count().min(distinct.len() * 2);
+    effective as f64 * f64::from(pool.max(1)).log2()
+}
+
+fn check_admin_api_token_strength(token: &str) -> Result<(), ApiError> {
+    let n = token.chars().count();
+    let weak = |detail: String| Err(ApiError::invalid_field("weak_token", "newtoken", detail));
+    if !(16..=255).contains(&n) {
+        return weak(format!(
+            "the API token must be 16 to 255 characters (this one has {n})"
+        ));
+    }
+    if token.chars().any(char::is_control) {
+        return weak("the API token may not contain control characters".into());
+    }
+    let bits = estimated_entropy_bits(token);
+    if bits < MIN_ADMIN_API_TOKEN_BITS {
+        return weak(format!(
+            "the API token is too easy to guess (about {bits:.0} bits; at least {MIN_ADMIN_API_TOKEN_BITS:.0} needed): use a random string, e.g. `openssl rand -hex 16`"
+        ));
+    }
+    Ok(())
+}
+
+/// `(area, write)` of a scope string (`vms` alone means `vms:write`).
+fn parse_scope(s: &str) -> (&str, bool) {
+    let (area, access) = s.split_once(':').unwrap_or((s, "write"));
+    (area, access == "write")
+}
+
+/// The scopes a new token created by a caller holding `held` gets when it asks for `wanted`:
+/// never more than the caller has. An unscoped caller may grant any scopes; a scoped caller
+/// that asks for none passes on its own; asking for a scope the caller does not hold is 403.
+pub fn narrow_scopes(held: &[String], wanted: &[String]) -> Result<Vec<String>, ApiError> {
+    if held.is_empty() {
+        return Ok(wanted.to_vec());
+    }
+    if wanted.is_empty() {
+        return Ok(held.to_vec());
+    }
+    for w in wanted {
+        let (wa, ww) = parse_scope(w);
+        let covered = held.iter().any(|h| {
+            let (ha, hw) = parse_scope(h);
+            (ha == "*" || ha == wa) && (hw || !ww)
+        });
+        if !covered {
+            return Err(ApiError::Forbidden(format!(
+                "scope {w:?} is more than this credential holds ({})",
+                held.join(", ")
+            )));
+        }
+    }
+    Ok(wanted.to_vec())
+}
+
 /// Checks scope strings: `*`, `*:read`, `<area>`, `<area>:read`, `<area>:write`.
 pub fn validate_scopes(scopes: &[String]) -> Result<(), ApiError> {
     for s in scopes {
@@ -397,15 +479,11 @@ impl Auth {
             .is_some()
     }
 
-    /// Sets the Jidoteki admin-API token (1–255 characters).
+    /// Sets the Jidoteki admin-API token: 16–255 characters and at least
+    /// [`MIN_ADMIN_API_TOKEN_BITS`] of estimated entropy (the spec allows 1 character; this
+    /// token authenticates as admin, so hostplane asks for more).
     pub fn set_admin_api_token(&self, token: &str) -> Result<(), ApiError> {
-        if token.is_empty() || token.chars().count() > 255 {
-            return Err(ApiError::invalid_field(
-                "invalid_token",
-                "newtoken",
-                "the API token must be between 1 and 255 characters",
-            ));
-        }
+        check_admin_api_token_strength(token)?;
         let key = sha256_hex(token.as_bytes());
         self.store.set_setting(ADMIN_API_KEY_SETTING, &key)?;
         *self
@@ -698,6 +776,28 @@ const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn admin_api_token_strength() {
+        for weak in ["yourtoken", "aaaaaaaaaaaaaaaaaaaaaaaa", "abababababababababab", "passwordpassword"] {
+            assert!(check_admin_api_token_strength(weak).is_err(), "{weak} accepted");
+        }
+        for strong in ["3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f21", "correct-Horse-battery-staple-9"] {
+            assert!(check_admin_api_token_strength(strong).is_ok(), "{strong} refused");
+        }
+    }
+
+    #[test]
+    fn narrowed_scopes_never_grow() {
+        let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(narrow_scopes(&[], &v(&["vms:read"])).unwrap(), v(&["vms:read"]));
+        assert_eq!(narrow_scopes(&v(&["tokens:write"]), &[]).unwrap(), v(&["tokens:write"]));
+        assert!(narrow_scopes(&v(&["tokens:write"]), &v(&["*"])).is_err());
+        assert!(narrow_scopes(&v(&["tokens:write"]), &v(&["vms:read"])).is_err());
+        assert!(narrow_scopes(&v(&["*:read"]), &v(&["vms:write"])).is_err());
+        assert!(narrow_scopes(&v(&["*:read"]), &v(&["vms:read"])).is_ok());
+        assert!(narrow_scopes(&v(&["vms"]), &v(&["vms:write", "vms:read"])).is_ok());
+    }
 
     /// The two published test vectors of the Jidoteki admin API document.
     #[test]

@@ -17,7 +17,6 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{DefaultBodyLimit, Multipart, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_types::auth::Role;
 use hostplane_types::jobs::JobStatus;
 use hostplane_types::system::backup::{Backup, BackupOrigin, BackupStatus, JidotekiBackupStatus};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -68,7 +67,9 @@ fn newest(state: &AppState) -> ApiResult<Option<Backup>> {
 }
 
 /// Generate a backup or stop/delete one (Jidoteki `POST /backup`).
-#[utoipa::path(post, path = "/api/v1/admin/backup", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/backup",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = BackupForm, content_type = "multipart/form-data"),
     responses((status = 202, description = "Started, stopped or deleted", body = JidotekiStatus,
         headers(("Location" = String, description = "/api/v1/admin/backup")))))]
@@ -78,7 +79,6 @@ async fn post_backup(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     require_enabled(&state, "backup")?;
-    p.require(Role::Admin)?;
     let f = compat::fields(form, &["action"]).await?;
     let action = f
         .get("action")
@@ -100,7 +100,9 @@ async fn post_backup(
 }
 
 /// The status of the newest backup (Jidoteki `GET /backup`). 404 when there is none.
-#[utoipa::path(get, path = "/api/v1/admin/backup", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/backup",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Backup status", body = JidotekiBackupStatus)))]
 async fn get_backup(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiBackupStatus>> {
     require_enabled(&state, "backup")?;
@@ -119,7 +121,9 @@ async fn get_backup(State(state): State<AppState>) -> ApiResult<axum::Json<Jidot
 }
 
 /// Download the newest backup as `backup.tar` (Jidoteki `GET /backup/download`).
-#[utoipa::path(get, path = "/api/v1/admin/backup/download", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/backup/download",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "backup.tar", content_type = "application/octet-stream", body = Vec<u8>)))]
 async fn download_backup(State(state): State<AppState>) -> ApiResult<Response> {
     require_enabled(&state, "backup")?;
@@ -138,7 +142,9 @@ async fn download_backup(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// The backup log, plain text (Jidoteki `GET /backup/log`). 404 when there is none.
-#[utoipa::path(get, path = "/api/v1/admin/backup/log", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/backup/log",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "The log", content_type = "text/plain", body = String)))]
 async fn backup_log(State(state): State<AppState>) -> ApiResult<Response> {
     require_enabled(&state, "backup")?;
@@ -154,7 +160,9 @@ async fn backup_log(State(state): State<AppState>) -> ApiResult<Response> {
 }
 
 /// Restore a backup archive, synchronously (Jidoteki `POST /backup/restore`).
-#[utoipa::path(post, path = "/api/v1/admin/backup/restore", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/backup/restore",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = RestoreForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "Restored", body = JidotekiStatus)))]
 async fn restore_backup(
@@ -163,7 +171,6 @@ async fn restore_backup(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<JidotekiStatus>> {
     require_enabled(&state, "backup")?;
-    p.require(Role::Admin)?;
     let invalid = |d: String| bad_request("invalid_archive", d);
     let mut form = form.map_err(|e| invalid(format!("expected multipart/form-data: {e}")))?;
     let mut upload = None;

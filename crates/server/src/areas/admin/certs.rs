@@ -12,7 +12,6 @@
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use hostplane_types::system::certificate::JidotekiCertsStatus;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -55,7 +54,9 @@ fn jidoteki_field(f: Field) -> &'static str {
 }
 
 /// Update the TLS certificates (Jidoteki `POST /certs`). Asynchronous: poll `GET /admin/certs`.
-#[utoipa::path(post, path = "/api/v1/admin/certs", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/certs",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = CertsForm, content_type = "multipart/form-data"),
     responses((status = 202, description = "Validated; the update runs", body = JidotekiStatus,
         headers(("Location" = String, description = "/api/v1/admin/certs")))))]
@@ -65,7 +66,6 @@ async fn post_certs(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     require_enabled(&state, "certs")?;
-    p.require(Role::Admin)?;
     let f = compat::fields(form, &["public", "private", "ca"]).await?;
     let public = f
         .get("public")
@@ -98,7 +98,9 @@ async fn post_certs(
 
 /// The status of the last certificates update and the last 10 lines of its log (Jidoteki
 /// `GET /certs`). 404 when no update has run.
-#[utoipa::path(get, path = "/api/v1/admin/certs", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/certs",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Update status", body = JidotekiCertsStatus)))]
 async fn get_certs(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiCertsStatus>> {
     require_enabled(&state, "certs")?;

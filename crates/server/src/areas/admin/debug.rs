@@ -8,12 +8,10 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::system::support::{self, ArchiveError};
 use crate::error::{ApiError, ApiResult};
-use crate::http::caller::Caller;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -21,12 +19,13 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Download the encrypted `debug-bundle.tar` (Jidoteki `GET /debug`).
-#[utoipa::path(get, path = "/api/v1/admin/debug", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/debug",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "debug-bundle.tar holding debug.tar.gz.age",
         content_type = "application/octet-stream", body = Vec<u8>,
         headers(("filename" = String, description = "debug-bundle.tar")))))]
-async fn debug(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
+async fn debug(State(state): State<AppState>) -> ApiResult<Response> {
     let a = support::debug_bundle(&state).await.map_err(|e| match e {
         ArchiveError::NoRecipient(detail) => ApiError::BadRequest {
             code: "vendor_recipient_missing",

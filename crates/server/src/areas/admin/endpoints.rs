@@ -51,7 +51,9 @@ fn routed() -> &'static [String] {
 }
 
 /// The enabled endpoints (Jidoteki `GET /endpoints`).
-#[utoipa::path(get, path = "/api/v1/admin/endpoints", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/endpoints",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Enabled endpoints", body = EndpointList)))]
 async fn endpoints(State(state): State<AppState>) -> axum::Json<EndpointList> {
     let endpoints = routed()

@@ -51,7 +51,9 @@ pub struct CpuHealth {
 }
 
 /// Disk, memory and CPU health (Jidoteki `GET /health`).
-#[utoipa::path(get, path = "/api/v1/admin/health", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/health",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Health, read now", body = JidotekiHealth)))]
 async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiHealth>> {
     let h = read_health(&state).await?;

@@ -23,7 +23,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The system's version (Jidoteki `GET /version`): the last applied update's, else hostplane's.
-#[utoipa::path(get, path = "/api/v1/admin/version", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/version",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Version", body = JidotekiVersion)))]
 async fn get_version(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiVersion>> {
     Ok(axum::Json(JidotekiVersion {
@@ -33,7 +35,9 @@ async fn get_version(State(state): State<AppState>) -> ApiResult<axum::Json<Jido
 
 /// The changelog of the last applied update, plain text (Jidoteki `GET /changelog`). 404 before
 /// the first update.
-#[utoipa::path(get, path = "/api/v1/admin/changelog", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/changelog",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Changelog", body = String, content_type = "text/plain")))]
 async fn get_changelog(State(state): State<AppState>) -> ApiResult<Response> {
     let text = version_info(&state)?
@@ -44,7 +48,9 @@ async fn get_changelog(State(state): State<AppState>) -> ApiResult<Response> {
 
 /// The build information of the last applied update, JSON (Jidoteki `GET /build`), e.g.
 /// `{"builddate":"123456789"}`. 404 before the first update.
-#[utoipa::path(get, path = "/api/v1/admin/build", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/build",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Build information", body = Object)))]
 async fn get_build(State(state): State<AppState>) -> ApiResult<axum::Json<serde_json::Value>> {
     let build = version_info(&state)?

@@ -10,7 +10,6 @@
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
-use hostplane_types::auth::Role;
 use hostplane_types::system::license::JidotekiLicense;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,7 +40,9 @@ fn bad(detail: impl Into<String>) -> ApiError {
 }
 
 /// Change the system licence (Jidoteki `POST /license`); answers the new licence's details.
-#[utoipa::path(post, path = "/api/v1/admin/license", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/license",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = LicenseUploadForm, content_type = "multipart/form-data"),
     responses((status = 200, description = "Licence installed", body = JidotekiLicense)))]
 async fn post_license(
@@ -50,7 +51,6 @@ async fn post_license(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<axum::Json<JidotekiLicense>> {
     require_enabled(&state, "license")?;
-    p.require(Role::Admin)?;
     let mut form = form.map_err(|e| bad(format!("expected multipart/form-data: {e}")))?;
     let mut text = None;
     while let Some(field) = form
@@ -78,7 +78,9 @@ async fn post_license(
 }
 
 /// The licence details (Jidoteki `GET /license`). 404 when no valid licence is installed.
-#[utoipa::path(get, path = "/api/v1/admin/license", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/license",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Licence", body = JidotekiLicense)))]
 async fn get_license(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiLicense>> {
     require_enabled(&state, "license")?;

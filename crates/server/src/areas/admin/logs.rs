@@ -7,12 +7,10 @@
 
 use axum::extract::State;
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::system::support;
 use crate::error::{ApiError, ApiResult};
-use crate::http::caller::Caller;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -20,11 +18,12 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Download `logs.tar.gz` (Jidoteki `GET /logs`).
-#[utoipa::path(get, path = "/api/v1/admin/logs", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/logs",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "logs.tar.gz", content_type = "application/octet-stream",
         body = Vec<u8>, headers(("filename" = String, description = "logs.tar.gz")))))]
-async fn logs(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
-    p.require(Role::Operator)?;
+async fn logs(State(state): State<AppState>) -> ApiResult<Response> {
     let a = support::logs_archive(&state)
         .await
         .map_err(|e| ApiError::BadRequest {

@@ -10,7 +10,6 @@
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use hostplane_types::auth::Role;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::admin::JidotekiStatus;
@@ -26,19 +25,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Back up, then reboot (Jidoteki `GET /reboot`; admin).
-#[utoipa::path(get, path = "/api/v1/admin/reboot", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/reboot",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     responses((status = 202, description = "Rebooting in the background", body = JidotekiStatus)))]
 async fn reboot(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<Peer>,
     Caller(p): Caller,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
-    if !p.scope_allows("admin", true) {
-        return Err(ApiError::Forbidden(
-            "the token's scopes do not allow write on admin".into(),
-        ));
-    }
     let status = match power::start_reboot(&state, &p.user) {
         Ok(job) => {
             tracing::warn!(job = %job.id, by = %p.user, "reboot requested");

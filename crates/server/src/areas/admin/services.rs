@@ -31,7 +31,9 @@ pub struct ServicesStatus {
 }
 
 /// Status of the configured services (Jidoteki `GET /services`).
-#[utoipa::path(get, path = "/api/v1/admin/services", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/services",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Service states", body = ServicesStatus)))]
 async fn services_status(State(state): State<AppState>) -> ApiResult<axum::Json<ServicesStatus>> {
     let sd = services::connect(&state).await?;

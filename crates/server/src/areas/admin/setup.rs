@@ -3,7 +3,7 @@
 //! `POST /admin/setup` sets the admin-API token that
 //! `?token=` and `?hash=` authenticate with. Unauthenticated setup is accepted only while the
 //! token has never been set, and only from loopback or the unix socket (see
-//! `http::auth_layer::is_public`); afterwards it needs authentication. Errors answer 400 and
+//! `x-public-when` in the declaration below); afterwards it needs authentication. Errors answer 400 and
 //! authentication failures 403, as the spec says.
 
 use axum::Extension;
@@ -39,7 +39,10 @@ fn bad_request(detail: impl Into<String>) -> ApiError {
 }
 
 /// Set or change the admin API token (Jidoteki `POST /setup`).
-#[utoipa::path(post, path = "/api/v1/admin/setup", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/setup",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write")),
+        ("x-public-when" = json!("admin_api_token_unset_local"))),
+    tag = "admin",
     request_body(content = SetupForm, content_type = "multipart/form-data"),
     security((), ("bearer" = []), ("cookie" = []), ("token" = []), ("hash" = [])),
     responses((status = 200, description = "Token set", body = JidotekiStatus)))]

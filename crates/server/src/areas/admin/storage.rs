@@ -12,7 +12,6 @@
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use hostplane_types::system::storage::{JidotekiStorage, StorageSettings};
 use serde_json::Value;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -68,7 +67,9 @@ pub fn to_jidoteki(s: &StorageSettings) -> Value {
 }
 
 /// Change the persistent storage options (Jidoteki `POST /storage`); they apply after a reboot.
-#[utoipa::path(post, path = "/api/v1/admin/storage", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/storage",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = StorageForm, content_type = "multipart/form-data"),
     responses((status = 202, description = "Stored; applies at the next boot", body = JidotekiStatus,
         headers(("Location" = String, description = "/api/v1/admin/storage")))))]
@@ -78,7 +79,6 @@ async fn post_storage(
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
     require_enabled(&state, "storage")?;
-    p.require(Role::Admin)?;
     let f = compat::fields(form, &["settings"]).await?;
     let data = f
         .get("settings")
@@ -91,7 +91,9 @@ async fn post_storage(
 }
 
 /// The persistent storage settings and the types offered (Jidoteki `GET /storage`).
-#[utoipa::path(get, path = "/api/v1/admin/storage", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/storage",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Settings and options", body = JidotekiStorage)))]
 async fn get_storage(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiStorage>> {
     require_enabled(&state, "storage")?;

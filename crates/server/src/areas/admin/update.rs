@@ -13,7 +13,6 @@ use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_types::auth::Role;
 use hostplane_types::system::update::JidotekiUpdateStatus;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -52,7 +51,9 @@ fn refuse(code: &'static str, detail: impl Into<String>) -> ApiError {
 
 /// Update the system with an encrypted software update package (Jidoteki `POST /update`).
 /// Asynchronous: poll `GET /admin/update`.
-#[utoipa::path(post, path = "/api/v1/admin/update", tag = "admin",
+#[utoipa::path(post, path = "/api/v1/admin/update",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("admin:write"))),
+    tag = "admin",
     request_body(content = UpdateUploadForm, content_type = "multipart/form-data"),
     responses((status = 202, description = "Update started", body = JidotekiStatus,
         headers(("Location" = String, description = "/api/v1/admin/update")))))]
@@ -61,7 +62,6 @@ async fn post_update(
     Caller(p): Caller,
     form: Result<Multipart, MultipartRejection>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     if let Err(e) = svc::ensure_not_running(&state) {
         return Err(refuse(
             codes::RUNNING,
@@ -113,7 +113,9 @@ async fn post_update(
 
 /// Status of the latest update and the last 10 lines of its log (Jidoteki `GET /update`).
 /// 404 before the first update.
-#[utoipa::path(get, path = "/api/v1/admin/update", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/update",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Update status", body = JidotekiUpdateStatus)))]
 async fn get_update(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiUpdateStatus>> {
     let job = svc::last_job(&state)?
@@ -130,7 +132,9 @@ async fn get_update(State(state): State<AppState>) -> ApiResult<axum::Json<Jidot
 
 /// The full log of the latest update, plain text (Jidoteki `GET /update/log`). 404 before the
 /// first update.
-#[utoipa::path(get, path = "/api/v1/admin/update/log", tag = "admin",
+#[utoipa::path(get, path = "/api/v1/admin/update/log",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("admin:read"))),
+    tag = "admin",
     responses((status = 200, description = "Update log", body = String, content_type = "text/plain")))]
 async fn get_update_log(State(state): State<AppState>) -> ApiResult<Response> {
     let job = svc::last_job(&state)?

@@ -35,7 +35,9 @@ fn session_cookie(value: &str, max_age: u64, secure: bool) -> HeaderValue {
 }
 
 /// Log in with a username and password.
-#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login",
+    extensions(("x-required-role" = json!("public"))),
+    tag = "auth", request_body = LoginRequest,
     security(()),
     responses((status = 200, description = "Logged in; the session is also set as cookie `authenticationToken`", body = LoginResponse)))]
 async fn login(
@@ -86,7 +88,9 @@ async fn login(
 
 /// End the current session (revokes the session token used, clears the cookie). API tokens
 /// are revoked with `DELETE /api/v1/tokens/{id}` instead: logging out with one is a 409.
-#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+#[utoipa::path(post, path = "/api/v1/auth/logout",
+    extensions(("x-required-role" = json!("authenticated"))),
+    tag = "auth",
     responses((status = 204, description = "Logged out")))]
 async fn logout(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
     let session = match &p.token_id {
@@ -112,7 +116,9 @@ async fn logout(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<R
 }
 
 /// Who the caller is, with role, method and scopes.
-#[utoipa::path(get, path = "/api/v1/auth/whoami", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/whoami",
+    extensions(("x-required-role" = json!("authenticated"))),
+    tag = "auth",
     responses((status = 200, description = "The caller", body = Whoami)))]
 async fn whoami(Caller(p): Caller) -> axum::Json<Whoami> {
     axum::Json(p.whoami())

@@ -31,7 +31,6 @@ use futures_util::future::join_all;
 use hostplane_host::command::CommandError;
 use hostplane_host::disks::{self as hd, ScannedDisk, SysPaths};
 use hostplane_host::smart::{self, SmartOutcome};
-use hostplane_types::auth::Role;
 use hostplane_types::disks::{
     Disk, FormatRequest, FormatType, PartitionRequest, PowerState, PowerStateResult, SmartReport,
     WipeRequest,
@@ -414,7 +413,9 @@ async fn listing(state: &AppState, p: &DiskListParams) -> ApiResult<Vec<Disk>> {
 }
 
 /// List block devices.
-#[utoipa::path(get, path = "/api/v1/disks", tag = "disks", params(CollectionParams, DiskListParams),
+#[utoipa::path(get, path = "/api/v1/disks",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("disks:read"))),
+    tag = "disks", params(CollectionParams, DiskListParams),
     responses((status = 200, description = "Disks", body = [Disk],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_disks(
@@ -428,7 +429,9 @@ async fn list_disks(
 }
 
 /// One disk, by stable id or kernel name.
-#[utoipa::path(get, path = "/api/v1/disks/{id}", tag = "disks",
+#[utoipa::path(get, path = "/api/v1/disks/{id}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("disks:read"))),
+    tag = "disks",
     params(("id" = String, Path, description = "Stable disk id or kernel name (sda)"), DiskListParams),
     responses((status = 200, description = "The disk", body = Disk)))]
 async fn get_disk(
@@ -454,7 +457,9 @@ pub struct SmartParams {
 }
 
 /// SMART report (`smartctl -j -a`).
-#[utoipa::path(get, path = "/api/v1/disks/{id}/smart", tag = "disks",
+#[utoipa::path(get, path = "/api/v1/disks/{id}/smart",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("disks:read"))),
+    tag = "disks",
     params(("id" = String, Path, description = "Stable disk id or kernel name"), SmartParams),
     responses((status = 200, description = "SMART data", body = SmartReport),
         (status = 501, description = "The device has no SMART (loop, virtio, …)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
@@ -514,7 +519,9 @@ fn power_target(d: &ScannedDisk, what: &str) -> ApiResult<()> {
 }
 
 /// Spin a disk down now (`hdparm -y`).
-#[utoipa::path(post, path = "/api/v1/disks/{id}/standby", tag = "disks",
+#[utoipa::path(post, path = "/api/v1/disks/{id}/standby",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("disks:write"))),
+    tag = "disks",
     params(("id" = String, Path, description = "Stable disk id or kernel name")),
     responses((status = 200, description = "New power state", body = PowerStateResult),
         (status = 501, description = "No power management (loop, NVMe, virtio)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
@@ -532,7 +539,9 @@ async fn standby(
 }
 
 /// Wake a disk (reads 4 KiB with O_DIRECT).
-#[utoipa::path(post, path = "/api/v1/disks/{id}/wake", tag = "disks",
+#[utoipa::path(post, path = "/api/v1/disks/{id}/wake",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("disks:write"))),
+    tag = "disks",
     params(("id" = String, Path, description = "Stable disk id or kernel name")),
     responses((status = 200, description = "New power state", body = PowerStateResult),
         (status = 501, description = "No power management (loop, NVMe, virtio)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
@@ -563,7 +572,9 @@ fn publish_disk(state: &AppState, actor: &str, d: &Disk) {
 }
 
 /// Erase every signature (filesystems, RAID, partition tables) on a disk and its partitions.
-#[utoipa::path(post, path = "/api/v1/disks/{id}/wipe", tag = "disks", request_body = WipeRequest,
+#[utoipa::path(post, path = "/api/v1/disks/{id}/wipe",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("disks:write"))),
+    tag = "disks", request_body = WipeRequest,
     params(("id" = String, Path, description = "Stable disk id or kernel name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn wipe(
@@ -572,7 +583,6 @@ async fn wipe(
     Path(id): Path<String>,
     Json(_req): Json<WipeRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let d = resolve(&state, &id).await?;
     check_destructive(&d, None)?;
     let claim = claim(&[&d])?;
@@ -606,7 +616,9 @@ fn valid_part_name(s: &str) -> bool {
 }
 
 /// Write a new GPT partition table (replacing whatever is there).
-#[utoipa::path(post, path = "/api/v1/disks/{id}/partition", tag = "disks", request_body = PartitionRequest,
+#[utoipa::path(post, path = "/api/v1/disks/{id}/partition",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("disks:write"))),
+    tag = "disks", request_body = PartitionRequest,
     params(("id" = String, Path, description = "Stable disk id or kernel name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn partition(
@@ -615,7 +627,6 @@ async fn partition(
     Path(id): Path<String>,
     Json(req): Json<PartitionRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let mut specs = req.partitions;
     if specs.is_empty() {
         specs.push(Default::default());
@@ -751,7 +762,9 @@ pub fn check_label(fs: FormatType, label: &str, field: &str) -> ApiResult<()> {
 }
 
 /// Make a filesystem (ext4, xfs, btrfs) on a disk or one of its partitions.
-#[utoipa::path(post, path = "/api/v1/disks/{id}/format", tag = "disks", request_body = FormatRequest,
+#[utoipa::path(post, path = "/api/v1/disks/{id}/format",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("disks:write"))),
+    tag = "disks", request_body = FormatRequest,
     params(("id" = String, Path, description = "Stable disk id or kernel name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn format(
@@ -760,7 +773,6 @@ async fn format(
     Path(id): Path<String>,
     Json(req): Json<FormatRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let d = resolve(&state, &id).await?;
     // Whether the disk may be touched comes first: the label limit depends on the filesystem
     // and the partition on the disk, which the schema cannot say.

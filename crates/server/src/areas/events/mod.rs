@@ -29,7 +29,10 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
+use crate::http::access;
+use crate::http::caller::Caller;
 use crate::http::extract::Query;
+use crate::platform::auth::Principal;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -88,6 +91,20 @@ impl TypeFilter {
     }
 }
 
+/// What one subscriber gets: the types it asked for, of the events it may see (the GET
+/// access of the event's `href`, and for jobs of their target: see
+/// `AccessTable::may_see_event`).
+struct Subscription {
+    types: TypeFilter,
+    who: Principal,
+}
+
+impl Subscription {
+    fn matches(&self, e: &Event) -> bool {
+        self.types.matches(&e.r#type) && access::table().may_see_event(&self.who, e)
+    }
+}
+
 fn sse(e: &Event) -> SseEvent {
     SseEvent::default()
         .id(e.seq.to_string())
@@ -110,7 +127,7 @@ enum Item {
 /// Replay from the store after `since` (if given), then live events; filtered by type.
 fn event_stream(
     state: &AppState,
-    filter: TypeFilter,
+    filter: Subscription,
     since: Option<u64>,
 ) -> ApiResult<impl futures_util::Stream<Item = Item> + Send + 'static> {
     let filter = Arc::new(filter);
@@ -131,7 +148,7 @@ fn event_stream(
     head.extend(
         replay
             .into_iter()
-            .filter(|e| filter.matches(&e.r#type))
+            .filter(|e| filter.matches(e))
             .map(|e| Item::Event(Arc::new(e))),
     );
     let live = futures_util::stream::unfold(
@@ -148,7 +165,7 @@ fn event_stream(
                         Ok(e) if e.seq <= last => continue,
                         Ok(e) => {
                             last = e.seq;
-                            if filter.matches(&e.r#type) {
+                            if filter.matches(&e) {
                                 return Some((Item::Event(e), (rx, last, false)));
                             }
                         }
@@ -182,15 +199,21 @@ fn gap_json(after: u64) -> String {
 }
 
 /// Stream of job and resource events (SSE), with replay from `Last-Event-ID`.
-#[utoipa::path(get, path = "/api/v1/events", tag = "events", params(EventParams,
+#[utoipa::path(get, path = "/api/v1/events",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("events:read"))),
+    tag = "events", params(EventParams,
         ("Last-Event-ID" = Option<String>, Header, nullable = false, pattern = "^[0-9]{1,19}$", description = "Replay events after this sequence number")),
     responses((status = 200, description = "An SSE stream; each data line is an Event", content_type = "text/event-stream", body = Event)))]
 async fn events(
     State(state): State<AppState>,
+    Caller(who): Caller,
     Query(params): Query<EventParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let filter = TypeFilter::parse(params.r#type.as_deref())?;
+    let filter = Subscription {
+        types: TypeFilter::parse(params.r#type.as_deref())?,
+        who,
+    };
     let header_id = match headers.get("last-event-id") {
         Some(v) => Some(
             v.to_str()
@@ -225,10 +248,13 @@ async fn events(
 /// The same stream over a WebSocket (for the web UI): one JSON [`Event`] per text frame; a
 /// `stream.gap` notice is a text frame too. Authenticated like every route (cookie, bearer,
 /// `?token=`); replay with `?last_event_id=`.
-#[utoipa::path(get, path = "/api/v1/events/ws", tag = "events", params(EventParams),
+#[utoipa::path(get, path = "/api/v1/events/ws",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("events:read"))),
+    tag = "events", params(EventParams),
     responses((status = 101, description = "Switching to WebSocket; text frames carry Event JSON")))]
 async fn events_ws(
     State(state): State<AppState>,
+    Caller(who): Caller,
     Query(params): Query<EventParams>,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
@@ -236,7 +262,10 @@ async fn events_ws(
         code: "websocket_upgrade_required",
         detail: format!("this endpoint speaks WebSocket only: {e}"),
     })?;
-    let filter = TypeFilter::parse(params.r#type.as_deref())?;
+    let filter = Subscription {
+        types: TypeFilter::parse(params.r#type.as_deref())?,
+        who,
+    };
     let stream = event_stream(&state, filter, last_event_id(params.last_event_id)?)?;
     Ok(ws.on_upgrade(move |socket| async move {
         let (mut tx, mut rx) = socket.split();

@@ -13,9 +13,11 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
+use crate::http::access;
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams, Fetch};
 use crate::http::extract::Query;
+use crate::platform::auth::Principal;
 use crate::platform::jobs::Jobs;
 use crate::state::AppState;
 
@@ -28,14 +30,22 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List jobs, newest first.
-#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/jobs",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("jobs:read"))),
+    tag = "jobs", params(CollectionParams),
     responses((status = 200, description = "Jobs, newest first", body = [Job],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_jobs(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
+    // Callers who may not see every job get the visible ones, filtered before paging.
+    if !access::sees_everything(&p) {
+        let jobs = state.jobs.list()?.into_iter().filter(|j| visible(&p, j)).collect();
+        return collection::respond(jobs, &params, &headers);
+    }
     collection::respond_with(&params, &headers, |fetch| match fetch {
         Fetch::All => Ok((state.jobs.list()?, None)),
         Fetch::Page { offset, limit } => {
@@ -46,18 +56,39 @@ async fn list_jobs(
 }
 
 /// Get one job.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("jobs:read"))),
+    tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses((status = 200, description = "The job", body = Job)))]
 async fn get_job(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Job>> {
-    state.jobs.get(&id).map(axum::Json)
+    get_visible(&state, &p, &id).map(axum::Json)
+}
+
+/// Whether `p` may see job `j`: its own, or one whose target it may read.
+fn visible(p: &Principal, j: &Job) -> bool {
+    access::table().may_see_job(p, &j.created_by, j.target.as_deref())
+}
+
+/// The job, or 404 when it does not exist or the caller may not see it (not 403: a job's
+/// existence says what an admin is doing).
+fn get_visible(state: &AppState, p: &Principal, id: &str) -> ApiResult<Job> {
+    let job = state.jobs.get(id)?;
+    if visible(p, &job) {
+        Ok(job)
+    } else {
+        Err(ApiError::not_found(format!("no job {id:?}")))
+    }
 }
 
 /// Cancel a running job. The job ends as `cancelled` shortly after.
-#[utoipa::path(delete, path = "/api/v1/jobs/{id}", tag = "jobs",
+#[utoipa::path(delete, path = "/api/v1/jobs/{id}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("jobs:write"))),
+    tag = "jobs",
     params(("id" = String, Path, description = "Job id")),
     responses((status = 202, description = "Cancellation requested", body = Job)))]
 async fn cancel_job(
@@ -65,6 +96,7 @@ async fn cancel_job(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
+    get_visible(&state, &p, &id)?;
     let job = state.jobs.cancel(&id)?;
     tracing::info!(job = id, by = p.user, "job cancel requested");
     Ok((axum::http::StatusCode::ACCEPTED, axum::Json(job)).into_response())
@@ -90,15 +122,18 @@ fn render(lines: &[(i64, String, String)]) -> String {
 }
 
 /// The job log as plain text, one `<time> <line>` per line.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/log", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/log",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("jobs:read"))),
+    tag = "jobs",
     params(("id" = String, Path, description = "Job id"), LogParams),
     responses((status = 200, description = "The log", content_type = "text/plain", body = String)))]
 async fn job_log(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
     Query(params): Query<LogParams>,
 ) -> ApiResult<Response> {
-    state.jobs.get(&id)?;
+    get_visible(&state, &p, &id)?;
     let lines = state.jobs.log_lines(&id, 0)?;
     let body = if params.follow.unwrap_or(false) {
         let after = lines.last().map(|l| l.0).unwrap_or(0);
@@ -163,14 +198,18 @@ struct WaitParams {
 }
 
 /// Wait until the job ends or the timeout passes; answers the job as it then is.
-#[utoipa::path(get, path = "/api/v1/jobs/{id}/wait", tag = "jobs",
+#[utoipa::path(get, path = "/api/v1/jobs/{id}/wait",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("jobs:read"))),
+    tag = "jobs",
     params(("id" = String, Path, description = "Job id"), WaitParams),
     responses((status = 200, description = "The job (check `status`: it may still run)", body = Job)))]
 async fn wait_job(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Path(id): Path<String>,
     Query(params): Query<WaitParams>,
 ) -> ApiResult<axum::Json<Job>> {
+    get_visible(&state, &p, &id)?;
     let secs = params.timeout.unwrap_or(30);
     if secs > 300 {
         return Err(ApiError::invalid_field(

@@ -174,7 +174,9 @@ pub fn view(c: &Ctx, q: &Option<Vec<Qgroup>>, name: &str) -> Dataset {
 }
 
 /// List a pool's datasets.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets", tag = "pools", params(("pool" = String, Path, description = "Pool name"), CollectionParams),
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools", params(("pool" = String, Path, description = "Pool name"), CollectionParams),
     responses((status = 200, description = "Datasets", body = [Dataset],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_datasets(
@@ -190,7 +192,9 @@ async fn list_datasets(
 }
 
 /// One dataset.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name")),
     responses((status = 200, description = "The dataset", body = Dataset)))]
 async fn get_dataset(
@@ -253,7 +257,9 @@ async fn set_quota(c: &Ctx, path: &FsPath, bytes: Option<u64>) -> ApiResult<()> 
 }
 
 /// Create a dataset (btrfs subvolume, or a directory).
-#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets", tag = "pools", request_body = CreateDatasetRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = CreateDatasetRequest,
     params(("pool" = String, Path, description = "Pool name")),
     responses((status = 201, description = "Created", body = Dataset),
         (status = 501, description = "Quota asked on a pool without quota support", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
@@ -333,7 +339,9 @@ async fn create_dataset(
 }
 
 /// Rename a dataset, set or remove its quota, change its snapshot retention.
-#[utoipa::path(patch, path = "/api/v1/pools/{pool}/datasets/{dataset}", tag = "pools", request_body = UpdateDatasetRequest,
+#[utoipa::path(patch, path = "/api/v1/pools/{pool}/datasets/{dataset}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = UpdateDatasetRequest,
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name")),
     responses((status = 200, description = "The dataset", body = Dataset)))]
 async fn update_dataset(
@@ -436,7 +444,9 @@ pub struct DeleteDatasetParams {
 }
 
 /// Delete a dataset and everything in it.
-#[utoipa::path(delete, path = "/api/v1/pools/{pool}/datasets/{dataset}", tag = "pools",
+#[utoipa::path(delete, path = "/api/v1/pools/{pool}/datasets/{dataset}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name"), DeleteDatasetParams),
     responses((status = 204, description = "Deleted")))]
 async fn delete_dataset(

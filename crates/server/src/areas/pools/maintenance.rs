@@ -10,7 +10,6 @@ use axum::response::Response;
 use hostplane_host::btrfs;
 use hostplane_host::command::Cmd;
 use hostplane_host::disks::ScannedDisk;
-use hostplane_types::auth::Role;
 use hostplane_types::pools::{
     AddDeviceRequest, BalanceRequest, MemberRole, PoolKind, ReplaceDeviceRequest, ScrubResult,
 };
@@ -76,7 +75,9 @@ impl Drop for ScrubGuard {
 
 /// Verify every block against its checksum and repair from a good copy (a job whose result
 /// says what was found and corrected). btrfs pools, and mergerfs pools with snapraid parity.
-#[utoipa::path(post, path = "/api/v1/pools/{name}/scrub", tag = "pools",
+#[utoipa::path(post, path = "/api/v1/pools/{name}/scrub",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 202, description = "Started; the job's result is a ScrubResult", body = hostplane_types::jobs::Job)))]
 async fn start_scrub(
@@ -148,7 +149,9 @@ async fn start_scrub(
 }
 
 /// The last (or running) scrub's statistics (btrfs).
-#[utoipa::path(get, path = "/api/v1/pools/{name}/scrub", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{name}/scrub",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 200, description = "Status `none` when never scrubbed", body = ScrubResult)))]
 async fn scrub_status(
@@ -266,7 +269,9 @@ fn snapraid_job(
 // balance
 
 /// Rebalance a btrfs pool, converting data/metadata profiles when given (a job with progress).
-#[utoipa::path(post, path = "/api/v1/pools/{name}/balance", tag = "pools", request_body = BalanceRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{name}/balance",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = BalanceRequest,
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn balance(
@@ -342,7 +347,9 @@ async fn balance(
 
 /// Add a disk to a pool (erases the disk). btrfs: run a balance afterwards to spread data;
 /// mergerfs: the disk gets its own filesystem and becomes a branch at once.
-#[utoipa::path(post, path = "/api/v1/pools/{name}/devices", tag = "pools", request_body = AddDeviceRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{name}/devices",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = AddDeviceRequest,
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn add_device(
@@ -351,7 +358,6 @@ async fn add_device(
     Path(name): Path<String>,
     Json(req): Json<AddDeviceRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let rec = find_record(&state, &name)?;
     if rec.kind == PoolKind::Mergerfs {
         return mergerfs_add(&state, rec, &req.device, &p.user).await;
@@ -443,7 +449,9 @@ async fn member_of(
 
 /// Remove a disk from a pool (a job). btrfs first moves its data to the others; a mergerfs
 /// data member must be empty (409 `member_not_empty`), its filesystem is left as it is.
-#[utoipa::path(delete, path = "/api/v1/pools/{name}/devices/{disk}", tag = "pools",
+#[utoipa::path(delete, path = "/api/v1/pools/{name}/devices/{disk}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name"), ("disk" = String, Path, description = "Member disk id or kernel name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn remove_device(
@@ -451,7 +459,6 @@ async fn remove_device(
     Caller(p): Caller,
     Path((name, disk)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let rec = find_record(&state, &name)?;
     if rec.kind == PoolKind::Mergerfs {
         return mergerfs_remove(&state, rec, &disk, &p.user).await;
@@ -515,7 +522,9 @@ async fn remove_device(
 
 /// Replace a member (present or missing) with a new disk (a job: `btrfs replace`, then the
 /// filesystem grows onto a larger disk).
-#[utoipa::path(post, path = "/api/v1/pools/{name}/devices/{disk}/replace", tag = "pools", request_body = ReplaceDeviceRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{name}/devices/{disk}/replace",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = ReplaceDeviceRequest,
     params(("name" = String, Path, description = "Pool name"), ("disk" = String, Path, description = "Member disk id or kernel name")),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn replace_device(
@@ -524,7 +533,6 @@ async fn replace_device(
     Path((name, disk)): Path<(String, String)>,
     Json(req): Json<ReplaceDeviceRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let rec = find_record(&state, &name)?;
     need_btrfs(&rec, "replacing a device")?;
     let mp = ops::require_mounted(&state, &rec)?;

@@ -24,7 +24,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hostplane_host::command::validate_name;
 use hostplane_host::disks::{self as hd, ScannedDisk};
-use hostplane_types::auth::Role;
 use hostplane_types::disks::FormatType;
 use hostplane_types::pools::{
     BtrfsProfile, CreatePoolRequest, ImportPoolRequest, ImportablePool, MemberRole, MountRequest,
@@ -90,7 +89,9 @@ async fn publish_record(state: &AppState, ty: &str, actor: &str, rec: &PoolRecor
 }
 
 /// List pools with health, usage and members.
-#[utoipa::path(get, path = "/api/v1/pools", tag = "pools", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/pools",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools", params(CollectionParams),
     responses((status = 200, description = "Pools", body = [Pool],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_pools(
@@ -103,7 +104,9 @@ async fn list_pools(
 }
 
 /// One pool.
-#[utoipa::path(get, path = "/api/v1/pools/{name}", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{name}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 200, description = "The pool", body = Pool)))]
 async fn get_pool(
@@ -142,14 +145,15 @@ fn resolve_devices<'a>(
 }
 
 /// Create a pool (a job): wipes the disks, makes the filesystem(s), mounts the pool.
-#[utoipa::path(post, path = "/api/v1/pools", tag = "pools", request_body = CreatePoolRequest,
+#[utoipa::path(post, path = "/api/v1/pools",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = CreatePoolRequest,
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn create_pool(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<CreatePoolRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     check_pool_name(&req.name)?;
     if registry::load(&state.store, &req.name)?.is_some() {
         return Err(ApiError::conflict(
@@ -425,7 +429,9 @@ async fn create_pool(
 
 /// Filesystems on disks that no pool uses and that are not mounted: btrfs (grouped by UUID),
 /// ext4 and xfs. Probes the disks with blkid.
-#[utoipa::path(get, path = "/api/v1/pools/importable", tag = "pools", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/pools/importable",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools", params(CollectionParams),
     responses((status = 200, description = "Importable filesystems", body = [ImportablePool],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn importable(
@@ -493,14 +499,15 @@ async fn find_importable(state: &AppState) -> ApiResult<Vec<ImportablePool>> {
 
 /// Import a filesystem found on disks as a pool and mount it (a job). Every device must be
 /// in `disks.allow`.
-#[utoipa::path(post, path = "/api/v1/pools/import", tag = "pools", request_body = ImportPoolRequest,
+#[utoipa::path(post, path = "/api/v1/pools/import",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = ImportPoolRequest,
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn import_pool(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<ImportPoolRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     check_pool_name(&req.name)?;
     if registry::load(&state.store, &req.name)?.is_some() {
         return Err(ApiError::conflict(
@@ -592,7 +599,9 @@ async fn import_pool(
 }
 
 /// Mount a pool (and remount it at daemon start from now on).
-#[utoipa::path(post, path = "/api/v1/pools/{name}/mount", tag = "pools", request_body = MountRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{name}/mount",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = MountRequest,
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 200, description = "The pool", body = Pool)))]
 async fn mount_pool(
@@ -620,7 +629,9 @@ async fn mount_pool(
 }
 
 /// Unmount a pool (it stays unmounted across daemon restarts until mounted again).
-#[utoipa::path(post, path = "/api/v1/pools/{name}/unmount", tag = "pools",
+#[utoipa::path(post, path = "/api/v1/pools/{name}/unmount",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 200, description = "The pool", body = Pool)))]
 async fn unmount_pool(
@@ -639,7 +650,9 @@ async fn unmount_pool(
 }
 
 /// Unmount a pool and forget it, leaving its data on the disks (import it again later).
-#[utoipa::path(post, path = "/api/v1/pools/{name}/export", tag = "pools",
+#[utoipa::path(post, path = "/api/v1/pools/{name}/export",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name")),
     responses((status = 204, description = "Exported")))]
 async fn export_pool(
@@ -670,7 +683,9 @@ pub struct DestroyParams {
 }
 
 /// Destroy a pool (a job): unmount it, erase every member disk's signatures, forget it.
-#[utoipa::path(delete, path = "/api/v1/pools/{name}", tag = "pools",
+#[utoipa::path(delete, path = "/api/v1/pools/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("name" = String, Path, description = "Pool name"), DestroyParams),
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn destroy_pool(
@@ -679,7 +694,6 @@ async fn destroy_pool(
     Path(name): Path<String>,
     Query(q): Query<DestroyParams>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let rec = find_record(&state, &name)?;
     crate::areas::shares::refuse_if_shared(&state, &name, None)?;
     if q.confirm.as_deref() != Some(name.as_str()) {

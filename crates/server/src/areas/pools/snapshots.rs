@@ -94,7 +94,9 @@ fn require_snapshot(c: &Ctx, ds: &str, snap: &str) -> ApiResult<std::path::PathB
 }
 
 /// Every snapshot of every dataset of a pool.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}/snapshots", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/snapshots",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), CollectionParams),
     responses((status = 200, description = "Snapshots", body = [Snapshot],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
@@ -117,7 +119,9 @@ async fn list_pool_snapshots(
 }
 
 /// A dataset's snapshots, oldest first.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name"), CollectionParams),
     responses((status = 200, description = "Snapshots", body = [Snapshot],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
@@ -139,7 +143,9 @@ async fn list_snapshots(
 }
 
 /// One snapshot.
-#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}", tag = "pools",
+#[utoipa::path(get, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 200, description = "The snapshot", body = Snapshot)))]
 async fn get_snapshot(
@@ -162,7 +168,9 @@ fn stamp() -> String {
 }
 
 /// Take a read-only snapshot; then delete the oldest beyond the dataset's retention.
-#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots", tag = "pools", request_body = CreateSnapshotRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = CreateSnapshotRequest,
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name")),
     responses((status = 201, description = "Created", body = Snapshot),
         (status = 501, description = "The pool is not btrfs", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
@@ -220,7 +228,9 @@ async fn create_snapshot(
 }
 
 /// Delete a snapshot.
-#[utoipa::path(delete, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}", tag = "pools",
+#[utoipa::path(delete, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_snapshot(
@@ -245,7 +255,9 @@ async fn delete_snapshot(
 
 /// Roll a dataset back to a snapshot: a writable copy of the snapshot replaces the dataset
 /// atomically. The snapshot itself stays.
-#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}/rollback", tag = "pools", request_body = RollbackRequest,
+#[utoipa::path(post, path = "/api/v1/pools/{pool}/datasets/{dataset}/snapshots/{snapshot}/rollback",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools", request_body = RollbackRequest,
     params(("pool" = String, Path, description = "Pool name"), ("dataset" = String, Path, description = "Dataset name"), ("snapshot" = String, Path, description = "Snapshot name")),
     responses((status = 200, description = "The dataset after the rollback", body = hostplane_types::pools::Dataset)))]
 async fn rollback(

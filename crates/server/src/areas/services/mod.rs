@@ -93,7 +93,9 @@ pub async fn connect(state: &AppState) -> Result<Systemd, SystemdError> {
 }
 
 /// Service units: loaded ones and installed unit files, with their states, read now.
-#[utoipa::path(get, path = "/api/v1/services", tag = "services", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/services",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("services:read"))),
+    tag = "services", params(CollectionParams),
     responses((status = 200, description = "Service units", body = [Service],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_services(
@@ -108,7 +110,9 @@ async fn list_services(
 }
 
 /// One unit (a name without a suffix means `.service`).
-#[utoipa::path(get, path = "/api/v1/services/{name}", tag = "services",
+#[utoipa::path(get, path = "/api/v1/services/{name}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("services:read"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name, e.g. `ssh` or `ssh.service`: 1–240 of A-Z a-z 0-9 : _ . \\ @ -, not starting with - or ., without `..`")),
     responses((status = 200, description = "The unit, read now", body = Service)))]
 async fn get_service(
@@ -121,7 +125,9 @@ async fn get_service(
 }
 
 /// Start the unit: a job that waits for systemd's result (operator).
-#[utoipa::path(post, path = "/api/v1/services/{name}/start", tag = "services",
+#[utoipa::path(post, path = "/api/v1/services/{name}/start",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("services:write"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn start_service(
@@ -134,7 +140,9 @@ async fn start_service(
 }
 
 /// Stop the unit: a job that waits for systemd's result (operator).
-#[utoipa::path(post, path = "/api/v1/services/{name}/stop", tag = "services",
+#[utoipa::path(post, path = "/api/v1/services/{name}/stop",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("services:write"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn stop_service(
@@ -147,7 +155,9 @@ async fn stop_service(
 }
 
 /// Restart the unit: a job that waits for systemd's result (operator).
-#[utoipa::path(post, path = "/api/v1/services/{name}/restart", tag = "services",
+#[utoipa::path(post, path = "/api/v1/services/{name}/restart",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("services:write"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn restart_service(
@@ -160,7 +170,9 @@ async fn restart_service(
 }
 
 /// Enable the unit file (start at boot), then reload systemd (operator).
-#[utoipa::path(post, path = "/api/v1/services/{name}/enable", tag = "services",
+#[utoipa::path(post, path = "/api/v1/services/{name}/enable",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("services:write"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 200, description = "The unit afterwards", body = Service)))]
 async fn enable_service(
@@ -172,7 +184,9 @@ async fn enable_service(
 }
 
 /// Disable the unit file, then reload systemd (operator).
-#[utoipa::path(post, path = "/api/v1/services/{name}/disable", tag = "services",
+#[utoipa::path(post, path = "/api/v1/services/{name}/disable",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("services:write"))),
+    tag = "services",
     params(("name" = String, Path, pattern = r"^[A-Za-z0-9:_\\@](\.?[A-Za-z0-9:_\\@-])*\.?$", max_length = 240, description = "Unit name (as for `GET /services/{name}`)")),
     responses((status = 200, description = "The unit afterwards", body = Service)))]
 async fn disable_service(

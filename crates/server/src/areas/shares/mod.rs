@@ -402,7 +402,9 @@ pub async fn dataset_renamed(state: &AppState, pool: &str, from: &str, to: &str)
 }
 
 /// All shares of both protocols.
-#[utoipa::path(get, path = "/api/v1/shares", tag = "shares", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/shares",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares", params(CollectionParams),
     responses((status = 200, description = "Shares", body = [ShareSummary],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_shares(
@@ -432,7 +434,9 @@ async fn list_shares(
 }
 
 /// Whether Samba and the NFS server are installed, running and reading hostplane's files.
-#[utoipa::path(get, path = "/api/v1/shares/status", tag = "shares",
+#[utoipa::path(get, path = "/api/v1/shares/status",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares",
     responses((status = 200, description = "File servers", body = SharesStatus)))]
 async fn status(State(state): State<AppState>) -> ApiResult<axum::Json<SharesStatus>> {
     let recs = registry::load_all(&state.store)?;

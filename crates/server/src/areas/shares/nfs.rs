@@ -12,7 +12,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use hostplane_host::nfs::{self as host_nfs, ClientSpec, ExportSpec};
-use hostplane_types::auth::Role;
 use hostplane_types::shares::{
     CreateNfsShareRequest, NfsAccess, NfsBackend, NfsClientRule, NfsShare, NfsSquash,
     ShareProtocol, UpdateNfsShareRequest,
@@ -132,7 +131,9 @@ const NFS: super::Protocol<NfsShare> = super::Protocol {
 };
 
 /// List NFS exports.
-#[utoipa::path(get, path = "/api/v1/shares/nfs", tag = "shares", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/shares/nfs",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares", params(CollectionParams),
     responses((status = 200, description = "NFS exports", body = [NfsShare],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list(
@@ -144,14 +145,15 @@ async fn list(
 }
 
 /// Export a dataset folder over NFS (NFSv4 pseudo path `/<name>`).
-#[utoipa::path(post, path = "/api/v1/shares/nfs", tag = "shares", request_body = CreateNfsShareRequest,
+#[utoipa::path(post, path = "/api/v1/shares/nfs",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares", request_body = CreateNfsShareRequest,
     responses((status = 201, description = "Created", body = NfsShare)))]
 async fn create(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<CreateNfsShareRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let now = time::now_string();
     NFS.create(&state, &p.user, |recs| {
         // Ids are never reused while the share exists: clients' file handles carry them.
@@ -185,7 +187,9 @@ async fn create(
 }
 
 /// One NFS export.
-#[utoipa::path(get, path = "/api/v1/shares/nfs/{name}", tag = "shares",
+#[utoipa::path(get, path = "/api/v1/shares/nfs/{name}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares",
     params(("name" = String, Path, description = "Export name (any case)")),
     responses((status = 200, description = "The export", body = NfsShare,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
@@ -194,7 +198,9 @@ async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> Api
 }
 
 /// Change an NFS export; the server rereads its exports.
-#[utoipa::path(patch, path = "/api/v1/shares/nfs/{name}", tag = "shares", request_body = UpdateNfsShareRequest,
+#[utoipa::path(patch, path = "/api/v1/shares/nfs/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares", request_body = UpdateNfsShareRequest,
     params(("name" = String, Path, description = "Export name (any case)"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the export changed since")),
     responses((status = 200, description = "The export", body = NfsShare),
@@ -206,7 +212,6 @@ async fn update(
     headers: HeaderMap,
     Json(req): Json<UpdateNfsShareRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let common = super::CommonPatch {
         name: req.name,
         pool: req.pool,
@@ -231,7 +236,9 @@ async fn update(
 }
 
 /// Stop exporting (the folder and its files stay).
-#[utoipa::path(delete, path = "/api/v1/shares/nfs/{name}", tag = "shares",
+#[utoipa::path(delete, path = "/api/v1/shares/nfs/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares",
     params(("name" = String, Path, description = "Export name (any case)"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the export changed since")),
     responses((status = 204, description = "Deleted"),
@@ -242,7 +249,6 @@ async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    p.require(Role::Admin)?;
     NFS.delete(&state, &p.user, &name, &headers).await
 }
 

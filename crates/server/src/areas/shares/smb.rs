@@ -157,7 +157,9 @@ const SMB: super::Protocol<SmbShare> = super::Protocol {
 };
 
 /// List SMB shares.
-#[utoipa::path(get, path = "/api/v1/shares/smb", tag = "shares", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/shares/smb",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares", params(CollectionParams),
     responses((status = 200, description = "SMB shares", body = [SmbShare],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list(
@@ -169,14 +171,15 @@ async fn list(
 }
 
 /// Create an SMB share of a dataset folder; smbd serves it at once.
-#[utoipa::path(post, path = "/api/v1/shares/smb", tag = "shares", request_body = CreateSmbShareRequest,
+#[utoipa::path(post, path = "/api/v1/shares/smb",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares", request_body = CreateSmbShareRequest,
     responses((status = 201, description = "Created", body = SmbShare)))]
 async fn create(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<CreateSmbShareRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let now = time::now_string();
     let time_machine = req.time_machine.unwrap_or(false);
     let rec = ShareRecord {
@@ -204,7 +207,9 @@ async fn create(
 }
 
 /// Connected SMB clients and the shares they have open (`smbstatus -j`).
-#[utoipa::path(get, path = "/api/v1/shares/smb/sessions", tag = "shares", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/shares/smb/sessions",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares", params(CollectionParams),
     responses((status = 200, description = "Sessions", body = [SmbSession],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn sessions(
@@ -222,7 +227,9 @@ async fn sessions(
 }
 
 /// One SMB share.
-#[utoipa::path(get, path = "/api/v1/shares/smb/{name}", tag = "shares",
+#[utoipa::path(get, path = "/api/v1/shares/smb/{name}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("shares:read"))),
+    tag = "shares",
     params(("name" = String, Path, description = "Share name (any case)")),
     responses((status = 200, description = "The share", body = SmbShare,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
@@ -231,7 +238,9 @@ async fn get_one(State(state): State<AppState>, Path(name): Path<String>) -> Api
 }
 
 /// Change an SMB share (rename, move, options); smbd rereads its configuration.
-#[utoipa::path(patch, path = "/api/v1/shares/smb/{name}", tag = "shares", request_body = UpdateSmbShareRequest,
+#[utoipa::path(patch, path = "/api/v1/shares/smb/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares", request_body = UpdateSmbShareRequest,
     params(("name" = String, Path, description = "Share name (any case)"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the share changed since")),
     responses((status = 200, description = "The share", body = SmbShare),
@@ -243,7 +252,6 @@ async fn update(
     headers: HeaderMap,
     Json(req): Json<UpdateSmbShareRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let common = super::CommonPatch {
         name: req.name,
         pool: req.pool,
@@ -281,7 +289,9 @@ async fn update(
 }
 
 /// Delete an SMB share (the folder and its files stay).
-#[utoipa::path(delete, path = "/api/v1/shares/smb/{name}", tag = "shares",
+#[utoipa::path(delete, path = "/api/v1/shares/smb/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("shares:write"))),
+    tag = "shares",
     params(("name" = String, Path, description = "Share name (any case)"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the share changed since")),
     responses((status = 204, description = "Deleted"),
@@ -292,6 +302,5 @@ async fn delete(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<StatusCode> {
-    p.require(Role::Admin)?;
     SMB.delete(&state, &p.user, &name, &headers).await
 }

@@ -38,7 +38,6 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
-use hostplane_types::auth::Role;
 use hostplane_types::jobs::{Job, JobStatus};
 use hostplane_types::system::backup::{Backup, BackupOrigin, BackupStatus, RestoreResult};
 use rusqlite::OptionalExtension;
@@ -1281,7 +1280,9 @@ impl Drop for Upload {
 // ---- routes ----
 
 /// List backups, newest first.
-#[utoipa::path(get, path = "/api/v1/system/backups", tag = "system", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/system/backups",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:read"))),
+    tag = "system", params(CollectionParams),
     responses((status = 200, description = "Backups, newest first", body = [Backup],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_backups(
@@ -1293,16 +1294,19 @@ async fn list_backups(
 }
 
 /// Make a backup of the whole appliance state (admin): a `system.backup` job.
-#[utoipa::path(post, path = "/api/v1/system/backups", tag = "system",
+#[utoipa::path(post, path = "/api/v1/system/backups",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     responses((status = 202, description = "Started; the backup is listed at once as running", body = Job)))]
 async fn create_backup(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     Ok(accepted(&start_backup(&state, &p.user)?))
 }
 
 /// Upload a backup archive (admin; body: the tar). Checked completely, then kept as a backup
 /// that `.../restore` can restore.
-#[utoipa::path(post, path = "/api/v1/system/backups/upload", tag = "system",
+#[utoipa::path(post, path = "/api/v1/system/backups/upload",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     request_body(content = String, content_type = "application/x-tar", description = "A backup archive made by hostplane"),
     responses((status = 201, description = "Stored", body = Backup,
         headers(("location" = String, description = "The backup")))))]
@@ -1311,7 +1315,6 @@ async fn upload_backup(
     Caller(p): Caller,
     body: Body,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let mut upload = Upload::new(&state).await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
@@ -1324,7 +1327,9 @@ async fn upload_backup(
 }
 
 /// One backup.
-#[utoipa::path(get, path = "/api/v1/system/backups/{id}", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/backups/{id}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     params(("id" = String, Path, description = "Backup id")),
     responses((status = 200, description = "The backup", body = Backup)))]
 async fn get_backup(
@@ -1335,7 +1340,9 @@ async fn get_backup(
 }
 
 /// Delete a backup (admin). 409 while it runs: cancel its job instead.
-#[utoipa::path(delete, path = "/api/v1/system/backups/{id}", tag = "system",
+#[utoipa::path(delete, path = "/api/v1/system/backups/{id}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     params(("id" = String, Path, description = "Backup id")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_backup(
@@ -1343,21 +1350,20 @@ async fn delete_backup(
     Caller(p): Caller,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<StatusCode> {
-    p.require(Role::Admin)?;
     delete(&state, &id, &p.user)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Download a backup archive (admin: it holds keys and credential hashes).
-#[utoipa::path(get, path = "/api/v1/system/backups/{id}/download", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/backups/{id}/download",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     params(("id" = String, Path, description = "Backup id")),
     responses((status = 200, description = "backup.tar", content_type = "application/x-tar", body = Vec<u8>)))]
 async fn download_backup(
     State(state): State<AppState>,
-    Caller(p): Caller,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     download(&state, &id, &format!("backup-{id}.tar"), false)
 }
 
@@ -1377,7 +1383,9 @@ pub fn download(state: &AppState, id: &str, filename: &str, jidoteki: bool) -> A
 
 /// Restore backup `id` (admin): replaces users, tokens, settings, certificates, keys and the
 /// config with the backup's, as a `system.restore` job.
-#[utoipa::path(post, path = "/api/v1/system/backups/{id}/restore", tag = "system",
+#[utoipa::path(post, path = "/api/v1/system/backups/{id}/restore",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     params(("id" = String, Path, description = "Backup id")),
     responses((status = 202, description = "Restore started", body = Job)))]
 async fn restore_backup(
@@ -1385,7 +1393,6 @@ async fn restore_backup(
     Caller(p): Caller,
     UrlPath(id): UrlPath<String>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     Ok(accepted(&start_restore(&state, &p.user, &id)?))
 }
 

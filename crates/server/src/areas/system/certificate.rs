@@ -15,7 +15,6 @@ use std::sync::Arc;
 use ::time::OffsetDateTime;
 use axum::extract::State;
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use hostplane_types::jobs::Job;
 use hostplane_types::system::certificate::{Certificate, CertificateSummary, CertificateUpload};
 use rustls::pki_types::{
@@ -47,7 +46,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// The certificate the HTTPS listener serves (read from its file now).
-#[utoipa::path(get, path = "/api/v1/system/certificate", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/certificate",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "The installed certificate", body = Certificate)))]
 async fn get_certificate(State(state): State<AppState>) -> ApiResult<axum::Json<Certificate>> {
     Ok(axum::Json(current(&state)?))
@@ -55,14 +56,15 @@ async fn get_certificate(State(state): State<AppState>) -> ApiResult<axum::Json<
 
 /// Replace the TLS certificate (admin). Validated now (422 naming the field); installed and
 /// swapped into the running listener by a `system.certificate` job, with no restart.
-#[utoipa::path(put, path = "/api/v1/system/certificate", tag = "system", request_body = CertificateUpload,
+#[utoipa::path(put, path = "/api/v1/system/certificate",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system", request_body = CertificateUpload,
     responses((status = 202, description = "Validated; the job installs it", body = Job)))]
 async fn put_certificate(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<CertificateUpload>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let job = start_install(
         &state,
         &p.user,

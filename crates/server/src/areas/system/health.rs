@@ -37,7 +37,9 @@ pub async fn read_health(state: &AppState) -> ApiResult<SystemHealth> {
 }
 
 /// Load, memory, CPU count, uptime and the root and data-dir filesystems, read now.
-#[utoipa::path(get, path = "/api/v1/system/health", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/health",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "Health, read now", body = SystemHealth)))]
 async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<SystemHealth>> {
     Ok(axum::Json(read_health(&state).await?))
@@ -45,7 +47,9 @@ async fn health(State(state): State<AppState>) -> ApiResult<axum::Json<SystemHea
 
 /// Per-core CPU use, memory, load, and per-interface and per-disk rates, sampled over
 /// `interval_ms` (the answer takes that long).
-#[utoipa::path(get, path = "/api/v1/system/metrics", tag = "system", params(MetricsQuery),
+#[utoipa::path(get, path = "/api/v1/system/metrics",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system", params(MetricsQuery),
     responses((status = 200, description = "Rates over the interval", body = SystemMetrics)))]
 async fn metrics(Query(q): Query<MetricsQuery>) -> ApiResult<axum::Json<SystemMetrics>> {
     let ms = q.interval_ms.unwrap_or(DEFAULT_INTERVAL_MS);

@@ -10,7 +10,6 @@
 
 use axum::extract::State;
 use hostplane_package::license as lic;
-use hostplane_types::auth::Role;
 use hostplane_types::system::license::{JidotekiLicense, License, LicenseRequest};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -135,7 +134,9 @@ pub fn current(state: &AppState) -> ApiResult<License> {
 
 /// The installed licence, verified against the vendor key now; `expired` tells whether its
 /// last day has passed. 404 when none is installed or it does not verify.
-#[utoipa::path(get, path = "/api/v1/system/license", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/license",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "The licence", body = License)))]
 async fn get_license(State(state): State<AppState>) -> ApiResult<axum::Json<License>> {
     Ok(axum::Json(current(&state)?))
@@ -145,13 +146,14 @@ async fn get_license(State(state): State<AppState>) -> ApiResult<axum::Json<Lice
 /// not signed by the configured vendor key (the installed one stays); 503
 /// `license_not_configured` without a vendor key. An expired licence is installed and reported
 /// with `expired: true`.
-#[utoipa::path(put, path = "/api/v1/system/license", tag = "system", request_body = LicenseRequest,
+#[utoipa::path(put, path = "/api/v1/system/license",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system", request_body = LicenseRequest,
     responses((status = 200, description = "Installed", body = License)))]
 async fn put_license(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<LicenseRequest>,
 ) -> ApiResult<axum::Json<License>> {
-    p.require(Role::Admin)?;
     Ok(axum::Json(install(&state, &p.user, &req.license)?))
 }

@@ -45,14 +45,18 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// What this host has: tools per area, virtualization, init system, cgroups.
-#[utoipa::path(get, path = "/api/v1/system/capabilities", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/capabilities",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "Capabilities, probed now", body = Capabilities)))]
 async fn capabilities() -> axum::Json<Capabilities> {
     axum::Json(hostplane_host::capabilities::probe().await)
 }
 
 /// Start the self-test job. Only one runs at a time (lock `system.selftest`).
-#[utoipa::path(post, path = "/api/v1/system/selftest", tag = "system", request_body = SelftestRequest,
+#[utoipa::path(post, path = "/api/v1/system/selftest",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("system:write"))),
+    tag = "system", request_body = SelftestRequest,
     responses((status = 202, description = "Started; follow the job at Location", body = hostplane_types::jobs::Job)))]
 async fn selftest(
     State(state): State<AppState>,
@@ -71,7 +75,7 @@ async fn selftest(
     let job = state.jobs.spawn(
         JobSpec {
             kind: "system.selftest",
-            target: Some("/api/v1/system".into()),
+            target: Some("/api/v1/system/health".into()),
             lock_key: Some("system.selftest".into()),
             actor: p.user.clone(),
         },

@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
-use hostplane_types::auth::Role;
 use hostplane_types::jobs::Job;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -41,10 +40,11 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Back up, then reboot the host (a job; admin). A second request while one runs gets 409.
-#[utoipa::path(post, path = "/api/v1/system/reboot", tag = "system",
+#[utoipa::path(post, path = "/api/v1/system/reboot",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     responses((status = 202, description = "Started; follow the job at Location", body = Job)))]
 async fn reboot(State(state): State<AppState>, Caller(p): Caller) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let job = start_reboot(&state, &p.user)?;
     Ok(accepted(&job))
 }

@@ -14,7 +14,6 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use hostplane_host::persistent_storage::{self as ps, StorageError};
-use hostplane_types::auth::Role;
 use hostplane_types::system::storage::{Storage, StorageSettings};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -91,7 +90,9 @@ pub fn view(state: &AppState) -> ApiResult<Storage> {
 }
 
 /// The persistent storage settings, the options offered and the generated boot units.
-#[utoipa::path(get, path = "/api/v1/system/storage", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/storage",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "Settings; ETag for If-Match", body = Storage,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
 async fn get_storage(State(state): State<AppState>) -> ApiResult<Response> {
@@ -100,7 +101,9 @@ async fn get_storage(State(state): State<AppState>) -> ApiResult<Response> {
 
 /// Change the persistent storage (admin). Validated, written as systemd units that apply at
 /// the next boot, stored. `If-Match` guards against overwriting someone else's change.
-#[utoipa::path(put, path = "/api/v1/system/storage", tag = "system", request_body = StorageSettings,
+#[utoipa::path(put, path = "/api/v1/system/storage",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system", request_body = StorageSettings,
     params(("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the settings changed since")),
     responses((status = 200, description = "Stored; applies at the next boot", body = Storage,
         headers(("etag" = String, description = "The new ETag"))),
@@ -111,7 +114,6 @@ async fn put_storage(
     headers: HeaderMap,
     Json(req): Json<StorageSettings>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     Ok(with_etag(
         &apply(&state, &p.user, req, Some(&headers)).await?,
     ))

@@ -28,11 +28,9 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_types::auth::Role;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::caller::Caller;
 use crate::state::AppState;
 
 /// Jobs the debug bundle includes (newest first).
@@ -105,28 +103,28 @@ impl From<ArchiveError> for ApiError {
 }
 
 /// The daemon's logs and the configured log paths as `logs.tar.gz`.
-#[utoipa::path(get, path = "/api/v1/system/logs/archive", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/logs/archive",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "logs.tar.gz", content_type = "application/gzip",
         body = Vec<u8>)))]
 async fn logs_archive_route(
     State(state): State<AppState>,
-    Caller(p): Caller,
 ) -> ApiResult<Response> {
-    p.require(Role::Operator)?;
     let a = logs_archive(&state).await?;
     Ok(a.into_response("application/gzip", "logs.tar.gz", false))
 }
 
 /// A debug bundle for the vendor, encrypted to `admin.vendor_recipient` (503
 /// `vendor_recipient_missing` when none is configured).
-#[utoipa::path(get, path = "/api/v1/system/debug-bundle", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/debug-bundle",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "debug-bundle.tar (holds debug.tar.gz.age)",
         content_type = "application/x-tar", body = Vec<u8>)))]
 async fn debug_bundle_route(
     State(state): State<AppState>,
-    Caller(p): Caller,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let a = debug_bundle(&state).await?;
     Ok(a.into_response("application/x-tar", "debug-bundle.tar", false))
 }

@@ -22,7 +22,6 @@ use axum::response::Response;
 use futures_util::{Stream, StreamExt};
 use hostplane_host::command::{Cmd, CommandError};
 use hostplane_package::update::{self as pkg, Manifest, OpenError};
-use hostplane_types::auth::Role;
 use hostplane_types::jobs::{Job, JobStatus};
 use hostplane_types::system::update::{
     ApplianceKeys, UpdateState, UpdateStatus, VersionInfo, VersionSource,
@@ -704,7 +703,9 @@ pub struct PackageBody(Vec<u8>);
 /// `error_code` is the Jidoteki code of a failure (`E1000` script, `E1001` version, `E1002`
 /// other, `E1005` decrypt/verify/extract). 409 `lock_held` while an update runs, 422 `E1003`
 /// without a package, 503 `update_not_configured` without a vendor key or appliance identity.
-#[utoipa::path(post, path = "/api/v1/system/update", tag = "system",
+#[utoipa::path(post, path = "/api/v1/system/update",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("system:write"))),
+    tag = "system",
     request_body(content(
         (UpdateForm = "multipart/form-data"),
         (PackageBody = "application/octet-stream"),
@@ -715,7 +716,6 @@ async fn post_update(
     Caller(p): Caller,
     req: Request,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     ensure_not_running(&state)?;
     ensure_configured(&state)?;
     let multipart = req
@@ -743,7 +743,9 @@ async fn post_update(
 }
 
 /// The latest update: status, Jidoteki error code, last 10 log lines. 404 before the first.
-#[utoipa::path(get, path = "/api/v1/system/update", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/update",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "The latest update", body = UpdateStatus)))]
 async fn get_update(State(state): State<AppState>) -> ApiResult<axum::Json<UpdateStatus>> {
     let job =
@@ -753,7 +755,9 @@ async fn get_update(State(state): State<AppState>) -> ApiResult<axum::Json<Updat
 
 /// Installed version, changelog and build information. Before any update the version is
 /// hostplane's own and there is no changelog or build information.
-#[utoipa::path(get, path = "/api/v1/system/version", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/version",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "Version information", body = VersionInfo)))]
 async fn get_version(State(state): State<AppState>) -> ApiResult<axum::Json<VersionInfo>> {
     Ok(axum::Json(version_info(&state)?))
@@ -761,7 +765,9 @@ async fn get_version(State(state): State<AppState>) -> ApiResult<axum::Json<Vers
 
 /// The keys updates and licences are checked with: the appliance's age recipient (what vendors
 /// encrypt packages to) and the configured vendor public key.
-#[utoipa::path(get, path = "/api/v1/system/keys", tag = "system",
+#[utoipa::path(get, path = "/api/v1/system/keys",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("system:read"))),
+    tag = "system",
     responses((status = 200, description = "Keys", body = ApplianceKeys)))]
 async fn get_keys(State(state): State<AppState>) -> axum::Json<ApplianceKeys> {
     let cfg = &state.config;

@@ -13,7 +13,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
-use crate::platform::auth::{Principal, TokenSpec, validate_scopes};
+use crate::platform::auth::{Principal, TokenSpec, narrow_scopes, validate_scopes};
 use crate::platform::time;
 use crate::state::AppState;
 
@@ -30,7 +30,9 @@ fn visible(p: &Principal, t: &Token) -> bool {
 }
 
 /// List tokens and sessions (yours; all for admins).
-#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/tokens",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("tokens:read"))),
+    tag = "tokens", params(CollectionParams),
     responses((status = 200, description = "Tokens", body = [Token],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_tokens(
@@ -44,7 +46,9 @@ async fn list_tokens(
 }
 
 /// Create an API token. The answer holds its secret value, shown only this once.
-#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/api/v1/tokens",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("tokens:write"))),
+    tag = "tokens", request_body = CreateTokenRequest,
     responses((status = 201, description = "Created", body = CreatedToken)))]
 async fn create_token(
     State(state): State<AppState>,
@@ -61,6 +65,7 @@ async fn create_token(
         ));
     }
     validate_scopes(&req.scopes)?;
+    let scopes = narrow_scopes(&p.scopes, &req.scopes)?;
     // Virtual principals (root on the socket, the admin-API token) own nothing: their tokens
     // go to the bootstrap admin unless an owner is named.
     let caller_is_user = state.auth.get_user(&p.user)?.is_some();
@@ -109,7 +114,7 @@ async fn create_token(
         kind: TokenKind::Api,
         owner: &owner,
         role,
-        scopes: &req.scopes,
+        scopes: &scopes,
         expires_at,
     })?;
     state.events.publish(
@@ -122,7 +127,9 @@ async fn create_token(
 }
 
 /// Get one token (never its secret).
-#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(get, path = "/api/v1/tokens/{id}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("tokens:read"))),
+    tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
     responses((status = 200, description = "The token", body = Token)))]
 async fn get_token(
@@ -137,7 +144,9 @@ async fn get_token(
 }
 
 /// Revoke a token or session at once.
-#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("tokens:write"))),
+    tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
     responses((status = 204, description = "Revoked")))]
 async fn revoke_token(

@@ -25,28 +25,29 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// List users.
-#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/users",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("users:read"))),
+    tag = "users", params(CollectionParams),
     responses((status = 200, description = "Users", body = [User],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_users(
     State(state): State<AppState>,
-    Caller(p): Caller,
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     collection::respond(state.auth.list_users()?, &params, &headers)
 }
 
 /// Create a user.
-#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/api/v1/users",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("users:write"))),
+    tag = "users", request_body = CreateUserRequest,
     responses((status = 201, description = "Created", body = User)))]
 async fn create_user(
     State(state): State<AppState>,
     Caller(p): Caller,
     Json(req): Json<CreateUserRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     let share = req.role == Role::Share;
     if share {
         accounts::before_create(&state, &req.name, req.password.as_deref()).await?;
@@ -78,7 +79,9 @@ async fn create_user(
 }
 
 /// Get one user.
-#[utoipa::path(get, path = "/api/v1/users/{name}", tag = "users",
+#[utoipa::path(get, path = "/api/v1/users/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("users:read"))),
+    tag = "users",
     params(("name" = String, Path, description = "User name")),
     responses((status = 200, description = "The user", body = User,
         headers(("etag" = String, description = "Send as If-Match to update safely")))))]
@@ -102,7 +105,9 @@ fn find(state: &AppState, name: &str) -> ApiResult<User> {
 }
 
 /// Change a user's role or password.
-#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "users",
+#[utoipa::path(patch, path = "/api/v1/users/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("users:write"))),
+    tag = "users",
     params(("name" = String, Path, description = "User name"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the user changed since")),
     request_body = UpdateUserRequest,
@@ -115,7 +120,6 @@ async fn update_user(
     headers: HeaderMap,
     Json(req): Json<UpdateUserRequest>,
 ) -> ApiResult<Response> {
-    p.require(Role::Admin)?;
     // Bad input is reported before a stale ETag: fixing the body first is what helps.
     if let Some(pw) = &req.password {
         crate::platform::auth::validate_password(pw)?;
@@ -150,7 +154,9 @@ async fn update_user(
 }
 
 /// Delete a user and all their tokens.
-#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "users",
+#[utoipa::path(delete, path = "/api/v1/users/{name}",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("users:write"))),
+    tag = "users",
     params(("name" = String, Path, description = "User name"),
         ("If-Match" = Option<String>, Header, description = "ETag from a previous read; 412 if the user changed since")),
     responses((status = 204, description = "Deleted"),
@@ -161,7 +167,6 @@ async fn delete_user(
     Path(name): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<axum::http::StatusCode> {
-    p.require(Role::Admin)?;
     let before = find(&state, &name)?;
     check_if_match(&headers, &etag_of(&before))?;
     accounts::before_delete(&state, &name, before.role).await?;

@@ -32,7 +32,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// Clone a stopped VM (`full` copy or `thin` overlays). A job; its result is the new VM.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/clone", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/clone",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = CloneRequest,
     responses((status = 202, description = "Started; follow the job", body = hostplane_types::jobs::Job)))]

@@ -27,7 +27,6 @@ use axum::response::{IntoResponse, Response};
 use futures_util::{SinkExt, StreamExt};
 use hostplane_host::qemu::png;
 use hostplane_host::qemu::qmp::QemuVersion;
-use hostplane_types::auth::Role;
 use hostplane_types::vms::ConsoleTicket;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -143,7 +142,9 @@ fn control(v: serde_json::Value) -> Message {
 
 /// Serial console over a WebSocket: binary frames carry console bytes both ways; text frames
 /// carry JSON control messages. Authenticated like every route, or with `?ticket=`.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/serial", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/serial",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("ticket" = Option<String>, Query, description = "A console ticket instead of other credentials")),
     responses((status = 101, description = "Switching to WebSocket: binary frames are console data")))]
@@ -201,7 +202,9 @@ async fn serial_session(socket: WebSocket, hub: Arc<SerialHub>) {
 }
 
 /// VNC over a WebSocket (noVNC-compatible): binary frames proxied to QEMU's VNC server.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/vnc", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/vnc",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("ticket" = Option<String>, Query, description = "A console ticket instead of other credentials")),
     responses((status = 101, description = "Switching to WebSocket (subprotocol `binary`): RFB in binary frames")))]
@@ -250,7 +253,9 @@ async fn vnc_session(socket: WebSocket, vnc: UnixStream) {
 }
 
 /// A PNG screenshot of the VM's display.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/screenshot", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/screenshot",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "The display as PNG", content_type = "image/png", body = Vec<u8>)))]
 pub async fn screenshot(
@@ -297,7 +302,9 @@ pub async fn screenshot(
 
 /// A single-use ticket for one console WebSocket of this VM, valid for 60 s: for browsers,
 /// which cannot send headers on a WebSocket. Works for sessions and API tokens alike.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/console", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/console",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 201, description = "A ticket and the console URLs that carry it", body = ConsoleTicket)))]
 pub async fn console_ticket(
@@ -305,7 +312,6 @@ pub async fn console_ticket(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
-    p.require(Role::Operator)?;
     let rec = model::find(&state.store, &id)?;
     let ticket = state.vms.tickets.issue(&rec.id, &p);
     let expires = crate::platform::time::format(

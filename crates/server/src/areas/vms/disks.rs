@@ -313,7 +313,9 @@ impl DiskAddParams {
 
 /// Add a disk (JSON body: new or existing image), hot-plugged when the VM runs and QEMU can;
 /// or, with `?format=raw|qcow2|vhd` (or a bare `?raw|qcow2|vhd`), import the uploaded image as a new disk (a job with progress).
-#[utoipa::path(post, path = "/api/v1/vms/{id}/disks", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/disks",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), DiskAddParams),
     request_body(content((DiskRequest = "application/json"), (Vec<u8> = "application/octet-stream")),
         description = "A disk to add (JSON), or with ?format= an image to import (not JSON)"),
@@ -402,7 +404,9 @@ pub async fn attach_disk_now(
 
 /// One disk of a VM. With an extension (`/disks/0.raw`, `.qcow2`, `.vhd`) the disk is exported
 /// instead: see the export operation.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("n" = String, Path, pattern = "^[0-9]{1,3}(\\.(raw|qcow2|vhd))?$",
             description = "Disk number; with an extension the disk is exported (see the export operation)"),
@@ -430,7 +434,9 @@ struct RemoveDiskParams {
 }
 
 /// Remove a disk: unplugged live when the VM runs and QEMU can, else at next boot.
-#[utoipa::path(delete, path = "/api/v1/vms/{id}/disks/{n}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/disks/{n}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("n" = String, Path, pattern = "^[0-9]{1,3}$", description = "Disk number"), RemoveDiskParams),
     responses((status = 200, description = "Removed; `applied` says live or next_boot", body = VmChange)))]
@@ -482,7 +488,9 @@ async fn remove_disk(
 }
 
 /// Grow a disk (online with QMP `block_resize` while running, else `qemu-img resize`).
-#[utoipa::path(post, path = "/api/v1/vms/{id}/disks/{n}/resize", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/disks/{n}/resize",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("n" = String, Path, description = "Disk number")),
     request_body = ResizeRequest,
@@ -562,7 +570,9 @@ fn launch_nic(n: &VmNic) -> LaunchNic {
 }
 
 /// Add a NIC, hot-plugged when the VM runs.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/nics", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/nics",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = NicRequest,
     responses((status = 200, description = "Added; `applied` says live or next_boot", body = VmChange)))]
@@ -640,7 +650,9 @@ async fn hotplug_nic(rt: &Arc<Runtime>, machine: MachineType, n: &VmNic) -> Resu
 }
 
 /// Remove a NIC, unplugged live when the VM runs.
-#[utoipa::path(delete, path = "/api/v1/vms/{id}/nics/{n}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/nics/{n}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), ("n" = u32, Path, description = "NIC number")),
     responses((status = 200, description = "Removed; `applied` says live or next_boot", body = VmChange)))]
 async fn remove_nic(
@@ -676,7 +688,9 @@ async fn remove_nic(
 const CD_NOT_HOTPLUG: &str = "CD-ROM drives sit on AHCI, which QEMU cannot hot-plug";
 
 /// Add a CD-ROM drive (with an ISO or empty). Applies at next boot (AHCI is not hot-pluggable).
-#[utoipa::path(post, path = "/api/v1/vms/{id}/cdroms", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/cdroms",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = CdromRequest,
     responses((status = 200, description = "Added (`applied: next_boot` while running)", body = VmChange)))]
@@ -721,7 +735,9 @@ async fn add_cdrom(
 }
 
 /// Remove a CD-ROM drive (next boot; the cloud-init seed is deleted with its drive).
-#[utoipa::path(delete, path = "/api/v1/vms/{id}/cdroms/{n}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/cdroms/{n}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), ("n" = u32, Path, description = "CD-ROM number")),
     responses((status = 200, description = "Removed (`applied: next_boot` while running)", body = VmChange)))]
 async fn remove_cdrom(

@@ -59,7 +59,9 @@ pub struct ExportParams {
 
 /// Export one disk: `n` is the disk number, the extension the format (`raw`, `qcow2`, `vhd`).
 /// The VM must be stopped. Streamed; with `compress=zstd` a zstd stream.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}.{format}", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/disks/{n}.{format}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"),
         ("n" = u32, Path, minimum = 0, description = "Disk number"),
         ("format" = String, Path, pattern = "^(raw|qcow2|vhd)$", description = "raw, qcow2 or vhd"),
@@ -70,7 +72,9 @@ pub struct ExportParams {
 fn export_disk_doc() {}
 
 /// Export a stopped VM (definition and disks) as one `.tar.zst`; `POST /vms?import` reads it.
-#[utoipa::path(get, path = "/api/v1/vms/{id}.tar.zst", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}.tar.zst",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "tar (vm.json, disks/disk<n>.<format>), zstd-compressed", content_type = "application/zstd", body = Vec<u8>)))]
 #[allow(dead_code)]

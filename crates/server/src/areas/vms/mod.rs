@@ -147,7 +147,9 @@ fn publish_created(state: &AppState, vm: &Vm, actor: &str) {
 }
 
 /// List VMs.
-#[utoipa::path(get, path = "/api/v1/vms", tag = "vms", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/vms",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms", params(CollectionParams),
     responses((status = 200, description = "VMs", body = [Vm],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_vms(
@@ -179,7 +181,9 @@ struct CreateParams {
 ///
 /// New disks are created empty (qcow2 by default, sparse); `template` makes the first disk
 /// from a template; `cloud_init` attaches a NoCloud seed ISO as a CD-ROM.
-#[utoipa::path(post, path = "/api/v1/vms", tag = "vms", params(CreateParams),
+#[utoipa::path(post, path = "/api/v1/vms",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms", params(CreateParams),
     request_body(content((VmCreate = "application/json"), (Vec<u8> = "application/zstd")),
         description = "A VM definition, or with `?import` a VM archive"),
     responses((status = 201, description = "Created", body = Vm),
@@ -394,7 +398,9 @@ pub(crate) fn cdrom_entry(
 }
 
 /// Get one VM. `GET /vms/{id}.tar.zst` exports it instead (see the export operation).
-#[utoipa::path(get, path = "/api/v1/vms/{id}", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "The VM", body = Vm)))]
 async fn get_vm(
@@ -410,7 +416,9 @@ async fn get_vm(
 }
 
 /// Change settings; they apply at the next boot (`pending_changes` says so while running).
-#[utoipa::path(patch, path = "/api/v1/vms/{id}", tag = "vms",
+#[utoipa::path(patch, path = "/api/v1/vms/{id}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = VmUpdate,
     responses((status = 200, description = "The updated VM", body = Vm)))]
@@ -485,7 +493,9 @@ struct DeleteParams {
 
 /// Delete a stopped VM, with its disks unless `keep_disks=true` (images used in place are never
 /// deleted).
-#[utoipa::path(delete, path = "/api/v1/vms/{id}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/{id}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), DeleteParams),
     responses((status = 204, description = "Deleted")))]
 async fn delete_vm(
@@ -532,7 +542,9 @@ async fn delete_vm(
 }
 
 /// Start the VM: QEMU is running (not yet booted) when this answers.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/start", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/start",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Running", body = Vm)))]
 async fn start_vm(
@@ -546,7 +558,9 @@ async fn start_vm(
 }
 
 /// Stop the VM at once (like pulling the power cord).
-#[utoipa::path(post, path = "/api/v1/vms/{id}/stop", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/stop",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Stopped", body = Vm)))]
 async fn stop_vm(
@@ -563,7 +577,9 @@ async fn stop_vm(
 
 /// ACPI shutdown: the guest gets the power button; after `timeout_secs` without power-off
 /// QEMU is stopped by force. A job: its result says `{"clean": true|false}`.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/shutdown", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/shutdown",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = Option<ShutdownRequest>,
     responses((status = 202, description = "Shutting down; follow the job", body = hostplane_types::jobs::Job)))]
@@ -633,7 +649,9 @@ async fn qmp_action(state: &AppState, id: &str, command: &str) -> ApiResult<axum
 }
 
 /// Hard reset (like the reset button).
-#[utoipa::path(post, path = "/api/v1/vms/{id}/reset", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/reset",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Reset", body = Vm)))]
 async fn reset_vm(
@@ -644,7 +662,9 @@ async fn reset_vm(
 }
 
 /// Pause the vCPUs.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/pause", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/pause",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Paused", body = Vm)))]
 async fn pause_vm(
@@ -656,7 +676,9 @@ async fn pause_vm(
 }
 
 /// Resume paused vCPUs.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/resume", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/resume",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Running", body = Vm)))]
 async fn resume_vm(
@@ -680,7 +702,9 @@ async fn wait_status(state: &AppState, id: &str, want: VmStatus) -> ApiResult<ax
 }
 
 /// CPU, memory, block and network counters of a running VM.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/metrics", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/metrics",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     responses((status = 200, description = "Counters", body = VmMetrics)))]
 async fn vm_metrics(

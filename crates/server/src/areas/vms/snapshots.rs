@@ -71,7 +71,9 @@ async fn snapshots_of(rec: &VmRecord) -> ApiResult<Vec<Snapshot>> {
 }
 
 /// List snapshots.
-#[utoipa::path(get, path = "/api/v1/vms/{id}/snapshots", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/{id}/snapshots",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), CollectionParams),
     responses((status = 200, description = "Snapshots", body = [Snapshot])))]
 async fn list_snapshots(
@@ -127,7 +129,9 @@ where
 }
 
 /// Take a snapshot (with the guest's memory when the VM runs). A job.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/snapshots", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/snapshots",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name")),
     request_body = SnapshotCreate,
     responses((status = 202, description = "Started; follow the job", body = hostplane_types::jobs::Job)))]
@@ -186,7 +190,9 @@ async fn create_snapshot(
 
 /// Revert to a snapshot. A running VM can only revert to a snapshot taken while running
 /// (one with memory); otherwise stop it first. A job.
-#[utoipa::path(post, path = "/api/v1/vms/{id}/snapshots/{name}/revert", tag = "vms",
+#[utoipa::path(post, path = "/api/v1/vms/{id}/snapshots/{name}/revert",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), ("name" = String, Path, description = "Snapshot")),
     responses((status = 202, description = "Started; follow the job", body = hostplane_types::jobs::Job)))]
 async fn revert_snapshot(
@@ -236,7 +242,9 @@ async fn revert_snapshot(
 }
 
 /// Delete a snapshot.
-#[utoipa::path(delete, path = "/api/v1/vms/{id}/snapshots/{name}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/{id}/snapshots/{name}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("id" = String, Path, description = "VM id or name"), ("name" = String, Path, description = "Snapshot")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_snapshot(

@@ -24,7 +24,6 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use hostplane_host::Cmd;
 use hostplane_host::qemu::img;
-use hostplane_types::auth::Role;
 use hostplane_types::vms::{
     CloneStrategy, CloudInit, DiskBus, DiskFormat, Template, TemplateFromUrl, VmCdrom, VmDisk,
 };
@@ -79,7 +78,9 @@ pub fn find(state: &AppState, name: &str) -> ApiResult<Template> {
 }
 
 /// List templates.
-#[utoipa::path(get, path = "/api/v1/vms/templates", tag = "vms", params(CollectionParams),
+#[utoipa::path(get, path = "/api/v1/vms/templates",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms", params(CollectionParams),
     responses((status = 200, description = "Templates", body = [Template])))]
 async fn list_templates(
     State(state): State<AppState>,
@@ -90,7 +91,9 @@ async fn list_templates(
 }
 
 /// Get one template.
-#[utoipa::path(get, path = "/api/v1/vms/templates/{name}", tag = "vms",
+#[utoipa::path(get, path = "/api/v1/vms/templates/{name}",
+    extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("vms:read"))),
+    tag = "vms",
     params(("name" = String, Path, description = "Template name")),
     responses((status = 200, description = "The template", body = Template)))]
 async fn get_template(
@@ -101,7 +104,9 @@ async fn get_template(
 }
 
 /// Delete a template no VM disk is backed by.
-#[utoipa::path(delete, path = "/api/v1/vms/templates/{name}", tag = "vms",
+#[utoipa::path(delete, path = "/api/v1/vms/templates/{name}",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms",
     params(("name" = String, Path, description = "Template name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_template(
@@ -149,7 +154,9 @@ struct UploadParams {
 
 /// Import a Vagrant box (libvirt provider) as a template: upload the `.box` as the body with
 /// `?name=`, or send JSON `{name, url}` to fetch it. A job; its result is the template.
-#[utoipa::path(post, path = "/api/v1/vms/templates", tag = "vms", params(UploadParams),
+#[utoipa::path(post, path = "/api/v1/vms/templates",
+    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("vms:write"))),
+    tag = "vms", params(UploadParams),
     request_body(content((TemplateFromUrl = "application/json"), (Vec<u8> = "application/octet-stream")),
         description = "JSON {name, url}, or the .box itself"),
     responses((status = 202, description = "Started; follow the job", body = hostplane_types::jobs::Job)))]
@@ -160,7 +167,6 @@ async fn create_template(
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    p.require(Role::Operator)?;
     let is_json = super::json_content(&headers) == Some(true);
     // Without `?name=` the body is JSON {name, url}; an upload needs the name in the query.
     if !is_json && (q.name.is_none() || super::json_content(&headers).is_none()) {
