@@ -361,3 +361,51 @@ async fn metrics_need_a_viewer_with_system_read() {
     let r = d.get_as("/metrics", &vms).await;
     assert_eq!(r.status(), 403);
 }
+
+/// Finding 2: once the admin-API token is set only an admin may change it (it authenticates
+/// as admin), and guessing it through `?token=`/`?hash=` is rate limited like logins.
+#[tokio::test]
+async fn the_admin_api_token_is_admin_only_and_guessing_it_is_slow() {
+    let d = Daemon::start_with(common::Opts {
+        config: Some("[auth]\nlogin_attempts_per_minute = 3\n".into()),
+        ..Default::default()
+    });
+    let setup = |token: Option<String>, newtoken: &str| {
+        let form = reqwest::multipart::Form::new().text("newtoken", newtoken.to_string());
+        let mut req = d.client.post(d.url("/api/v1/admin/setup")).multipart(form);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let real = "first-admin-token-8f3c2a91e5";
+    assert_eq!(setup(None, real).await.unwrap().status(), 200);
+    let operator = d.token_for_role("setup-operator", "operator").await;
+    let r = setup(Some(operator), "operator-token-71c9e2b4d8a6").await.unwrap();
+    assert_eq!(r.status(), 403, "an operator replaced the admin-API token");
+    let version = |token: &str| {
+        d.client
+            .get(d.url(&format!("/api/v1/admin/version?token={token}")))
+            .send()
+    };
+    assert_eq!(version(real).await.unwrap().status(), 200);
+    // Three wrong guesses use the budget; the next is 429, and while blocked even the right
+    // token is not tried.
+    for i in 0..3 {
+        let r = version(&format!("guess-{i}")).await.unwrap();
+        assert_eq!(r.status(), 403, "guess {i}");
+    }
+    let r = version("guess-4").await.unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("retry-after"));
+    assert_eq!(version(real).await.unwrap().status(), 429);
+    let r = d
+        .client
+        .get(d.url("/api/v1/admin/version?hash=00ff"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Bearer tokens are not affected.
+    assert_eq!(d.get("/api/v1/admin/version").await.status(), 200);
+}

@@ -342,6 +342,32 @@ impl AccessTable {
     }
 }
 
+impl AccessTable {
+    /// The table of docs/security.md: every operation, the least role, the scope.
+    pub fn render_markdown(&self) -> String {
+        let mut out = String::from("| operation | least role | scope |\n|---|---|---|\n");
+        for (method, path, a) in self.operations() {
+            let mut role = a.need.as_str().to_string();
+            match a.public_when {
+                Some(PublicWhen::AdminApiTokenUnsetLocal) => {
+                    role.push_str(" (public from loopback until the admin-API token is set)")
+                }
+                Some(PublicWhen::MetricsPublic) => {
+                    role.push_str(" (public with `metrics.public = true`)")
+                }
+                None => {}
+            }
+            let scope = match &a.scope {
+                Some((area, true)) => format!("`{area}:write`"),
+                Some((area, false)) => format!("`{area}:read`"),
+                None => "—".into(),
+            };
+            out.push_str(&format!("| `{method} {path}` | {role} | {scope} |\n"));
+        }
+        out
+    }
+}
+
 /// An unscoped admin may read every operation: the fast path of the visibility checks.
 pub fn sees_everything(p: &Principal) -> bool {
     p.role == Role::Admin && p.scopes.is_empty()
@@ -449,6 +475,27 @@ mod tests {
         assert!(!t.may_read(&principal(Role::Viewer, &[]), "/api/v1/users/bob"));
         assert!(t.may_read(&principal(Role::Viewer, &[]), "/api/v1/pools/tank"));
         assert!(!t.may_read(&principal(Role::Share, &[]), "/api/v1/pools/tank"));
+    }
+
+    /// docs/security.md carries the generated table; `HOSTPLANE_UPDATE_DOCS=1` rewrites it.
+    #[test]
+    fn security_doc_lists_every_operation() {
+        const BEGIN: &str = "<!-- access-table:begin (generated: HOSTPLANE_UPDATE_DOCS=1 cargo test -p hostplane-server security_doc) -->\n";
+        const END: &str = "<!-- access-table:end -->";
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/security.md");
+        let doc = std::fs::read_to_string(path).expect("docs/security.md");
+        let (head, rest) = doc.split_once(BEGIN).expect("the begin marker");
+        let (_, tail) = rest.split_once(END).expect("the end marker");
+        let table = table().render_markdown();
+        let wanted = format!("{head}{BEGIN}{table}{END}{tail}");
+        if std::env::var_os("HOSTPLANE_UPDATE_DOCS").is_some() {
+            std::fs::write(path, &wanted).unwrap();
+        } else {
+            assert!(
+                doc == wanted,
+                "docs/security.md's access table is out of date: HOSTPLANE_UPDATE_DOCS=1 cargo test -p hostplane-server security_doc"
+            );
+        }
     }
 
     #[test]

@@ -26,8 +26,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[derive(Debug, ToSchema)]
 #[allow(dead_code)]
 pub struct SetupForm {
-    /// The new API token, 1 to 255 characters.
-    #[schema(min_length = 1, max_length = 255)]
+    /// The new API token: 16 to 255 characters, hard to guess (at least 80 bits of estimated
+    /// entropy; the Jidoteki spec allows 1 character, but this token authenticates as admin).
+    #[schema(min_length = 16, max_length = 255)]
     newtoken: String,
 }
 
