@@ -112,9 +112,34 @@ fn other_area(scope: &str) -> &'static str {
     }
 }
 
+/// Removes the Unix account and group the share user of the matrix made, also on panic.
+struct ShareAccount {
+    user: String,
+    group: String,
+}
+
+impl Drop for ShareAccount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("userdel").arg(&self.user).output();
+        let _ = std::process::Command::new("groupdel").arg(&self.group).output();
+    }
+}
+
 #[tokio::test]
 async fn every_operation_answers_as_it_declares() {
-    let d = Daemon::start();
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let tag = format!("{:x}", (std::process::id() ^ t) & 0xffffff);
+    let share = ShareAccount {
+        user: format!("hpm{tag}s"),
+        group: format!("hpm{tag}g"),
+    };
+    let d = Daemon::start_with(common::Opts {
+        config: Some(format!("[shares]\ngroup = \"{}\"\n", share.group)),
+        ..Default::default()
+    });
     // Close the until-setup window first so every operation is in its steady state.
     let form = reqwest::multipart::Form::new().text("newtoken", "matrix-admin-token-5f2a9c7e1d");
     let r = d
@@ -154,7 +179,7 @@ async fn every_operation_answers_as_it_declares() {
     let r = d
         .post(
             "/api/v1/users",
-            json!({"name": "matrix-share", "role": "share", "password": "Share-pass-1234"}),
+            json!({"name": share.user, "role": "share", "password": "Share-pass-1234"}),
         )
         .await;
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
@@ -163,14 +188,14 @@ async fn every_operation_answers_as_it_declares() {
             "POST",
             "/api/v1/auth/login",
             None,
-            Some(json!({"username": "matrix-share", "password": "Share-pass-1234"})),
+            Some(json!({"username": share.user, "password": "Share-pass-1234"})),
         )
         .await;
     assert_eq!(r.status(), 403, "a share user logs in");
     let r = d
         .post(
             "/api/v1/tokens",
-            json!({"name": "share", "owner": "matrix-share"}),
+            json!({"name": "share", "owner": share.user}),
         )
         .await;
     assert_eq!(r.status(), 403, "a token for a share user");
