@@ -964,7 +964,12 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
     let form = reqwest::multipart::Form::new()
         .part("public", file_part(&cert2))
         .part("private", file_part(&key2));
-    let r = post_form(&d, &with_token("/api/v1/admin/certs", "second-token-7d2f9a"), form).await;
+    let r = post_form(
+        &d,
+        &with_token("/api/v1/admin/certs", "second-token-7d2f9a"),
+        form,
+    )
+    .await;
     assert_eq!(r.status(), 202);
     poll_json(
         &d,
@@ -1018,7 +1023,11 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         ("not a tar", b"hello".to_vec()),
         ("unlisted file", std::fs::read(&with_extra).unwrap()),
     ] {
-        for url in both("POST", "/api/v1/admin/backup/restore", "second-token-7d2f9a") {
+        for url in both(
+            "POST",
+            "/api/v1/admin/backup/restore",
+            "second-token-7d2f9a",
+        ) {
             let r = restore_form(&d, &url, bad.clone()).await;
             assert_eq!(r.status(), 400, "{what}");
         }
@@ -1037,7 +1046,11 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
     // Restore the good one (hash form): synchronous, 200.
     let r = restore_form(
         &d,
-        &with_hash("POST", "/api/v1/admin/backup/restore", "second-token-7d2f9a"),
+        &with_hash(
+            "POST",
+            "/api/v1/admin/backup/restore",
+            "second-token-7d2f9a",
+        ),
         archive.clone(),
     )
     .await;
@@ -1061,9 +1074,12 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         200
     );
     assert_eq!(
-        get_plain(&d, &with_token("/api/v1/admin/storage", "second-token-7d2f9a"))
-            .await
-            .status(),
+        get_plain(
+            &d,
+            &with_token("/api/v1/admin/storage", "second-token-7d2f9a")
+        )
+        .await
+        .status(),
         403
     );
     let unit = std::fs::read_to_string(unit_dir(&d).join("srv-hostplane.mount")).unwrap();
@@ -1126,7 +1142,14 @@ async fn native_backups_collection_upload_restore_delete_and_stop() {
     assert_eq!(b["status"], "success");
     assert_eq!(b["origin"], "created");
     assert_eq!(b["job"], format!("/api/v1/jobs/{id}"));
-    let list = d.get_as("/api/v1/system/backups", &viewer).await;
+    // Backups hold every secret of the appliance: not even their list is for viewers.
+    assert_problem(
+        d.get_as("/api/v1/system/backups", &viewer).await,
+        403,
+        "forbidden",
+    )
+    .await;
+    let list = d.get("/api/v1/system/backups").await;
     assert_eq!(list.headers()["x-total-count"], "1");
     // Download: admin only.
     let url = format!("/api/v1/system/backups/{id}/download");

@@ -1210,6 +1210,10 @@ async fn the_documents_curl_examples_with_curl() {
         &[],
     );
     assert_eq!(a.status, 403);
-    let a = curl("GET", &d.url("/api/v1/admin/version?token=another-token-8c3e1f6a"), &[]);
+    let a = curl(
+        "GET",
+        &d.url("/api/v1/admin/version?token=another-token-8c3e1f6a"),
+        &[],
+    );
     assert_eq!(a.status, 200);
 }

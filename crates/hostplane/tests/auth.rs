@@ -249,7 +249,10 @@ async fn roles_viewer_reads_operator_cannot_escalate() {
         .json()
         .await
         .unwrap();
-    assert!(!list.is_empty() && list.iter().all(|t| t["owner"] == "otto"), "{list:?}");
+    assert!(
+        !list.is_empty() && list.iter().all(|t| t["owner"] == "otto"),
+        "{list:?}"
+    );
     // Demoting the owner demotes the token at once.
     let r = d
         .send(
@@ -544,7 +547,10 @@ async fn jidoteki_token_and_hash_with_published_vectors() {
     // Token rules: 16..255 characters and hard to guess, else 400.
     assert_eq!(setup(&d, Some(&d.token), "").await.status(), 400);
     assert_eq!(setup(&d, Some(&d.token), "yourtoken").await.status(), 400);
-    assert_eq!(setup(&d, Some(&d.token), "passwordpassword").await.status(), 400);
+    assert_eq!(
+        setup(&d, Some(&d.token), "passwordpassword").await.status(),
+        400
+    );
     assert_eq!(
         setup(&d, Some(&d.token), &"x".repeat(256)).await.status(),
         400
@@ -554,9 +560,13 @@ async fn jidoteki_token_and_hash_with_published_vectors() {
         400
     );
     assert_eq!(
-        setup(&d, Some(&d.token), &format!("{STRONG}{}", "x".repeat(255 - STRONG.len())))
-            .await
-            .status(),
+        setup(
+            &d,
+            Some(&d.token),
+            &format!("{STRONG}{}", "x".repeat(255 - STRONG.len()))
+        )
+        .await
+        .status(),
         200
     );
 }

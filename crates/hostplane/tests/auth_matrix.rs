@@ -120,8 +120,12 @@ struct ShareAccount {
 
 impl Drop for ShareAccount {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("userdel").arg(&self.user).output();
-        let _ = std::process::Command::new("groupdel").arg(&self.group).output();
+        let _ = std::process::Command::new("userdel")
+            .arg(&self.user)
+            .output();
+        let _ = std::process::Command::new("groupdel")
+            .arg(&self.group)
+            .output();
     }
 }
 
@@ -172,7 +176,10 @@ async fn every_operation_answers_as_it_declares() {
 
     let mut tokens = Vec::new();
     for role in ROLES {
-        tokens.push((*role, d.token_for_role(&format!("matrix-{role}"), role).await));
+        tokens.push((
+            *role,
+            d.token_for_role(&format!("matrix-{role}"), role).await,
+        ));
     }
 
     // The share row: a share user gets no credential for the API at all.
@@ -217,7 +224,9 @@ async fn every_operation_answers_as_it_declares() {
         } else {
             let want = if jidoteki { 403 } else { 401 };
             if status != want {
-                failures.push(format!("{label}: {status} without credentials, want {want}"));
+                failures.push(format!(
+                    "{label}: {status} without credentials, want {want}"
+                ));
             }
         }
 
@@ -279,7 +288,11 @@ async fn a_scoped_token_cannot_widen_its_scopes() {
     let tw = d
         .create_token(json!({"name": "tw", "role": "operator", "scopes": ["tokens:write"]}))
         .await;
-    for scopes in [json!(["*"]), json!(["vms:write"]), json!(["tokens:write", "system:read"])] {
+    for scopes in [
+        json!(["*"]),
+        json!(["vms:write"]),
+        json!(["tokens:write", "system:read"]),
+    ] {
         let r = d
             .send(
                 "POST",
@@ -321,19 +334,15 @@ async fn the_event_stream_respects_roles_and_scopes() {
     let open = |token: String| {
         let client = d.client.clone();
         let url = d.url("/api/v1/events?last_event_id=0");
-        async move {
-            client
-                .get(url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-        }
+        async move { client.get(url).bearer_auth(token).send().await.unwrap() }
     };
     // Something of each: a token (tokens), a user (users), a self-test job (jobs → system).
     d.create_token(json!({"name": "ev-made"})).await;
     let r = d
-        .post("/api/v1/users", json!({"name": "ev-user", "role": "viewer"}))
+        .post(
+            "/api/v1/users",
+            json!({"name": "ev-user", "role": "viewer"}),
+        )
         .await;
     assert_eq!(r.status(), 201);
     let r = d.post("/api/v1/system/selftest", json!({})).await;
@@ -406,7 +415,9 @@ async fn the_admin_api_token_is_admin_only_and_guessing_it_is_slow() {
     let real = "first-admin-token-8f3c2a91e5";
     assert_eq!(setup(None, real).await.unwrap().status(), 200);
     let operator = d.token_for_role("setup-operator", "operator").await;
-    let r = setup(Some(operator), "operator-token-71c9e2b4d8a6").await.unwrap();
+    let r = setup(Some(operator), "operator-token-71c9e2b4d8a6")
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403, "an operator replaced the admin-API token");
     let version = |token: &str| {
         d.client

@@ -80,7 +80,11 @@ impl Access {
             "public" => Need::Public,
             "authenticated" => Need::Authenticated,
             r => match Role::parse(r) {
-                Some(Role::Share) | None => return Err(format!("x-required-role {r:?} is not a role an operation can require")),
+                Some(Role::Share) | None => {
+                    return Err(format!(
+                        "x-required-role {r:?} is not a role an operation can require"
+                    ));
+                }
                 Some(r) => Need::Role(r),
             },
         };
@@ -242,13 +246,17 @@ impl AccessTable {
                     }
                 };
                 if method != Method::GET && matches!(access.need, Need::Role(Role::Viewer)) {
-                    errors.push(format!("{method} {path}: a mutating operation needs at least operator"));
+                    errors.push(format!(
+                        "{method} {path}: a mutating operation needs at least operator"
+                    ));
                 }
                 // A GET may need write (a console types into a VM); a change never needs only read.
                 if let Some((_, false)) = &access.scope
                     && method != Method::GET
                 {
-                    errors.push(format!("{method} {path}: a mutating operation needs a write scope"));
+                    errors.push(format!(
+                        "{method} {path}: a mutating operation needs a write scope"
+                    ));
                 }
                 let segments = parse_template(path);
                 let literal_len = segments
@@ -268,7 +276,7 @@ impl AccessTable {
             }
         }
         for list in table.by_method.values_mut() {
-            list.sort_by(|a, b| b.literal_len.cmp(&a.literal_len));
+            list.sort_by_key(|t| std::cmp::Reverse(t.literal_len));
         }
         if errors.is_empty() {
             Ok(table)
@@ -279,7 +287,11 @@ impl AccessTable {
 
     /// The operation a request path names (HEAD as GET), and its template.
     pub fn lookup(&self, method: &Method, path: &str) -> Option<(&str, &Access)> {
-        let method = if method == Method::HEAD { &Method::GET } else { method };
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         self.by_method
             .get(method)?
@@ -307,9 +319,7 @@ impl AccessTable {
     /// Whether `p` may see a job: admins see all; others their own jobs and the jobs whose
     /// target they may read (a job with no target: anyone who may read jobs).
     pub fn may_see_job(&self, p: &Principal, created_by: &str, target: Option<&str>) -> bool {
-        sees_everything(p)
-            || created_by == p.user
-            || target.is_none_or(|t| self.may_read(p, t))
+        sees_everything(p) || created_by == p.user || target.is_none_or(|t| self.may_read(p, t))
     }
 
     /// Whether `p` may see an event: it may read what the event is about (its `href`), and
@@ -323,7 +333,11 @@ impl AccessTable {
             return false;
         }
         if e.r#type.starts_with("job.") {
-            let created_by = e.data.get("created_by").and_then(|v| v.as_str()).unwrap_or("");
+            let created_by = e
+                .data
+                .get("created_by")
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
             let target = e.data.get("target").and_then(|v| v.as_str());
             return self.may_see_job(p, created_by, target);
         }
@@ -335,7 +349,10 @@ impl AccessTable {
         let mut all: Vec<(Method, &str, &Access)> = self
             .by_method
             .iter()
-            .flat_map(|(m, list)| list.iter().map(move |t| (m.clone(), t.path.as_str(), &t.access)))
+            .flat_map(|(m, list)| {
+                list.iter()
+                    .map(move |t| (m.clone(), t.path.as_str(), &t.access))
+            })
             .collect();
         all.sort_by(|a, b| (a.1, a.0.as_str()).cmp(&(b.1, b.0.as_str())));
         all
@@ -420,7 +437,9 @@ mod tests {
         assert_eq!(a.need, Need::Role(Role::Operator));
         let (path, _) = t.lookup(&Method::GET, "/api/v1/vms/web").unwrap();
         assert_eq!(path, "/api/v1/vms/{id}");
-        let (path, _) = t.lookup(&Method::GET, "/api/v1/vms/web/disks/0.qcow2").unwrap();
+        let (path, _) = t
+            .lookup(&Method::GET, "/api/v1/vms/web/disks/0.qcow2")
+            .unwrap();
         assert_eq!(path, "/api/v1/vms/{id}/disks/{n}.{format}");
         let (path, _) = t.lookup(&Method::GET, "/api/v1/vms/web/disks/0").unwrap();
         assert_eq!(path, "/api/v1/vms/{id}/disks/{n}");

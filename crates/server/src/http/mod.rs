@@ -2,6 +2,7 @@
 //! the areas; it holds no business logic.
 //!
 //! Request flow: listener (TLS or plain TCP via axum-server, or the unix socket) →
+//! [`drain::drain_unread_body`] (an answer given before the body was read still arrives) →
 //! [`metrics_layer`] → [`auth_layer::auth_layer`] (credential → `Principal`, role/scope check,
 //! audit) → the area handler (`areas::<area>`) → platform services (store, jobs, events) and the
 //! host layer (`hostplane_host`). Errors leave as problem+json via `ApiError`.
@@ -26,6 +27,7 @@ pub mod access;
 pub mod auth_layer;
 pub mod caller;
 pub mod collection;
+pub mod drain;
 pub mod etag;
 pub mod extract;
 pub mod peer;
@@ -325,6 +327,7 @@ pub fn app(state: AppState) -> Router {
         ))
         .layer(middleware::from_fn(problem_fallback))
         .layer(middleware::from_fn(metrics_layer))
+        .layer(middleware::from_fn(drain::drain_unread_body))
         .with_state(state.clone());
     Router::new()
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))

@@ -103,7 +103,8 @@ pub const MIN_ADMIN_API_TOKEN_BITS: f64 = 80.0;
 /// `aaaaaaaaaaaaaaaaaaaa1` scores low). `openssl rand -hex 16` passes; a dictionary word does not.
 pub fn estimated_entropy_bits(token: &str) -> f64 {
     let mut pool = 0u32;
-    let classes: [(fn(&char) -> bool, u32); 4] = [
+    type IsClass = fn(&char) -> bool;
+    let classes: [(IsClass, u32); 4] = [
         (char::is_ascii_lowercase, 26),
         (char::is_ascii_uppercase, 26),
         (char::is_ascii_digit, 10),
@@ -114,7 +115,7 @@ pub fn estimated_entropy_bits(token: &str) -> f64 {
             pool += size;
         }
     }
-    if token.chars().any(|c| !c.is_ascii()) {
+    if !token.is_ascii() {
         pool += 100;
     }
     let mut distinct: Vec<char> = token.chars().collect();
@@ -779,19 +780,39 @@ mod tests {
 
     #[test]
     fn admin_api_token_strength() {
-        for weak in ["yourtoken", "aaaaaaaaaaaaaaaaaaaaaaaa", "abababababababababab", "passwordpassword"] {
-            assert!(check_admin_api_token_strength(weak).is_err(), "{weak} accepted");
+        for weak in [
+            "yourtoken",
+            "aaaaaaaaaaaaaaaaaaaaaaaa",
+            "abababababababababab",
+            "passwordpassword",
+        ] {
+            assert!(
+                check_admin_api_token_strength(weak).is_err(),
+                "{weak} accepted"
+            );
         }
-        for strong in ["3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f21", "correct-Horse-battery-staple-9"] {
-            assert!(check_admin_api_token_strength(strong).is_ok(), "{strong} refused");
+        for strong in [
+            "3f9c1e0b7a2d4c6e8f1a3b5c7d9e0f21",
+            "correct-Horse-battery-staple-9",
+        ] {
+            assert!(
+                check_admin_api_token_strength(strong).is_ok(),
+                "{strong} refused"
+            );
         }
     }
 
     #[test]
     fn narrowed_scopes_never_grow() {
         let v = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(narrow_scopes(&[], &v(&["vms:read"])).unwrap(), v(&["vms:read"]));
-        assert_eq!(narrow_scopes(&v(&["tokens:write"]), &[]).unwrap(), v(&["tokens:write"]));
+        assert_eq!(
+            narrow_scopes(&[], &v(&["vms:read"])).unwrap(),
+            v(&["vms:read"])
+        );
+        assert_eq!(
+            narrow_scopes(&v(&["tokens:write"]), &[]).unwrap(),
+            v(&["tokens:write"])
+        );
         assert!(narrow_scopes(&v(&["tokens:write"]), &v(&["*"])).is_err());
         assert!(narrow_scopes(&v(&["tokens:write"]), &v(&["vms:read"])).is_err());
         assert!(narrow_scopes(&v(&["*:read"]), &v(&["vms:write"])).is_err());

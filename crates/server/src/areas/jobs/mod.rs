@@ -43,7 +43,12 @@ async fn list_jobs(
 ) -> ApiResult<Response> {
     // Callers who may not see every job get the visible ones, filtered before paging.
     if !access::sees_everything(&p) {
-        let jobs = state.jobs.list()?.into_iter().filter(|j| visible(&p, j)).collect();
+        let jobs = state
+            .jobs
+            .list()?
+            .into_iter()
+            .filter(|j| visible(&p, j))
+            .collect();
         return collection::respond(jobs, &params, &headers);
     }
     collection::respond_with(&params, &headers, |fetch| match fetch {

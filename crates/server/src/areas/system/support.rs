@@ -108,9 +108,7 @@ impl From<ArchiveError> for ApiError {
     tag = "system",
     responses((status = 200, description = "logs.tar.gz", content_type = "application/gzip",
         body = Vec<u8>)))]
-async fn logs_archive_route(
-    State(state): State<AppState>,
-) -> ApiResult<Response> {
+async fn logs_archive_route(State(state): State<AppState>) -> ApiResult<Response> {
     let a = logs_archive(&state).await?;
     Ok(a.into_response("application/gzip", "logs.tar.gz", false))
 }
@@ -122,9 +120,7 @@ async fn logs_archive_route(
     tag = "system",
     responses((status = 200, description = "debug-bundle.tar (holds debug.tar.gz.age)",
         content_type = "application/x-tar", body = Vec<u8>)))]
-async fn debug_bundle_route(
-    State(state): State<AppState>,
-) -> ApiResult<Response> {
+async fn debug_bundle_route(State(state): State<AppState>) -> ApiResult<Response> {
     let a = debug_bundle(&state).await?;
     Ok(a.into_response("application/x-tar", "debug-bundle.tar", false))
 }
