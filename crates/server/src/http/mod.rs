@@ -26,6 +26,7 @@ use crate::state::AppState;
 pub mod auth_layer;
 pub mod caller;
 pub mod collection;
+pub mod conn_limit;
 pub mod etag;
 pub mod extract;
 pub mod peer;
