@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Daemon;
+use common::{Daemon, Opts};
 use serde_json::Value;
 
 /// (method, path) callable without credentials.
@@ -47,7 +47,11 @@ fn concrete(path: &str) -> String {
 
 #[tokio::test]
 async fn every_operation_requires_credentials_and_role() {
-    let d = Daemon::start();
+    // One refused anonymous request per operation: more than the default budget per address.
+    let d = Daemon::start_with(Opts {
+        config: Some("[auth]\nanonymous_failures_per_minute = 100000\n".into()),
+        ..Default::default()
+    });
     // Close the until-setup window first so every operation is in its steady state.
     let form = reqwest::multipart::Form::new().text("newtoken", "matrix-admin-token");
     let r = d

@@ -99,7 +99,9 @@ mod tests {
             assert_eq!(l.limit(&tcp, unauth()).code(), "unauthenticated");
         }
         let e = l.limit(&tcp, unauth());
-        assert!(matches!(e, ApiError::TooManyRequests { retry_after } if (1..=61).contains(&retry_after)));
+        assert!(
+            matches!(e, ApiError::TooManyRequests { retry_after } if (1..=61).contains(&retry_after))
+        );
         // Another address has its own budget; the unix socket has none.
         let other = Peer::Tcp("192.0.2.10:4000".parse().unwrap());
         assert_eq!(l.limit(&other, unauth()).code(), "unauthenticated");

@@ -348,7 +348,9 @@ mod tests {
         a.flush();
         let log = a.list().unwrap();
         assert_eq!(log.len(), 3, "{log:?}");
-        let first = log.iter().find(|e| e.remote == "192.0.2.1" && e.status == 401);
+        let first = log
+            .iter()
+            .find(|e| e.remote == "192.0.2.1" && e.status == 401);
         let first = first.unwrap();
         assert_eq!(first.count, 500);
         assert!(first.path.len() <= MAX_FIELD && first.path.ends_with(TRUNCATED));
