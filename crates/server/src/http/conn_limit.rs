@@ -456,7 +456,7 @@ pub fn raise_nofile_limit() -> u64 {
             }
         }
     }
-    lim.rlim_cur as u64
+    lim.rlim_cur
 }
 
 /// File descriptors kept out of the TCP connection budget: the store, the unix socket and
