@@ -267,13 +267,56 @@ async fn idle_connections_are_capped_and_closed_and_the_unix_socket_still_answer
     assert_eq!(r.status(), 200);
 }
 
-#[tokio::test]
-async fn open_files_soft_limit_is_raised_to_the_hard_limit() {
-    let d = Daemon::start_with(Opts {
-        nofile_soft: Some(512),
-        ..Default::default()
-    });
-    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+/// Kills the child on drop (also on panic).
+struct Kill(std::process::Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        self.0.kill().ok();
+        self.0.wait().ok();
+    }
+}
+
+#[test]
+fn open_files_soft_limit_is_raised_to_the_hard_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["serve", "--http", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .arg("--socket")
+        .arg(dir.path().join("hp.sock"))
+        .env("HOSTPLANE_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only getrlimit/setrlimit (async-signal-safe) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            let mut lim = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            lim.rlim_cur = lim.rlim_max.min(512);
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = Kill(cmd.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(child.0.try_wait().unwrap().is_none(), "hostplane exited");
+        assert!(Instant::now() < deadline, "hostplane did not become ready");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", child.0.id())).unwrap();
     let line = limits
         .lines()
         .find(|l| l.starts_with("Max open files"))

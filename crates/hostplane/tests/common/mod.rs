@@ -18,8 +18,6 @@ pub struct Opts {
     /// Extra TOML for the config file.
     pub config: Option<String>,
     pub extra_args: Vec<String>,
-    /// Start the daemon with this soft RLIMIT_NOFILE (the hard limit unchanged).
-    pub nofile_soft: Option<u64>,
 }
 
 pub struct Daemon {
@@ -99,26 +97,6 @@ impl Daemon {
         if !self.opts.https {
             cmd.arg("--http");
         }
-        if let Some(soft) = self.opts.nofile_soft {
-            use std::os::unix::process::CommandExt;
-            // SAFETY: only async-signal-safe calls (getrlimit/setrlimit) between fork and exec.
-            unsafe {
-                cmd.pre_exec(move || {
-                    let mut lim = libc::rlimit {
-                        rlim_cur: 0,
-                        rlim_max: 0,
-                    };
-                    if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    lim.rlim_cur = soft.min(lim.rlim_max);
-                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    Ok(())
-                });
-            }
-        }
         if let Some(cfg) = &self.opts.config {
             let path = self.dir.path().join("config.toml");
             std::fs::write(&path, cfg).unwrap();
@@ -147,11 +125,6 @@ impl Daemon {
         self.child = Some(child);
         // Pooled connections to a previous process are dead.
         self.client = client();
-    }
-
-    /// The daemon's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
     }
 
     /// SIGKILL, as a crash would.
