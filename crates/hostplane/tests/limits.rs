@@ -265,6 +265,19 @@ async fn idle_connections_are_capped_and_closed_and_the_unix_socket_still_answer
     // The address is served again.
     let r = d.get("/api/v1/auth/whoami").await;
     assert_eq!(r.status(), 200);
+    // An HTTP/1 keep-alive connection is answered, then closed once it idles past the
+    // header-read timeout.
+    let mut ka = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    ka.write_all(b"GET /api-docs/openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 12];
+    ka.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    ka.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"HTTP/1.1 200");
+    assert!(
+        closed_within(&mut ka, Duration::from_secs(30)),
+        "idle keep-alive connection still open"
+    );
 }
 
 /// Kills the child on drop (also on panic).
