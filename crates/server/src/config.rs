@@ -27,6 +27,22 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   query_hash = true                    # accept ?hash= HMAC (Jidoteki compatible; a hash is replayable)
   session_ttl_secs = 43200             # lifetime of a login session (60 .. 31536000)
   login_attempts_per_minute = 10       # per client address; more get 429 with Retry-After (1 .. 10000)
+  anonymous_failures_per_minute = 60   # refused unauthenticated requests per client address (IPv6: per /64);
+                                       #   more answer 429 rate_limited; valid credentials and the unix socket
+                                       #   are never limited (1 .. 1000000; docs/limits.md)
+
+  [audit]                              # the audit log's retention (docs/limits.md); pruned at start and hourly
+  max_age_days = 90                    # entries older than this are deleted (1 .. 36500)
+  max_rows = 200000                    # at most this many entries, oldest deleted first (10 .. 100000000)
+
+  [connections]                        # TCP listeners (HTTP/HTTPS); the unix socket is never limited (docs/limits.md)
+  max = 4096                           # open TCP connections at once; more are closed at accept
+                                       #   (lowered to the open-files limit minus 256 when that is smaller)
+  max_per_ip = 128                     # open TCP connections per client address (IPv6: per /64)
+  header_read_timeout_secs = 10        # a connection must send a complete request head within this, and an
+                                       #   idle HTTP/1 keep-alive connection is closed after it (1 .. 3600)
+  idle_timeout_secs = 120              # closed after this long with no request in flight and no traffic
+                                       #   (HTTP/1 and HTTP/2; WebSockets exempt; 0 = never)
 
   [metrics]
   public = false                       # serve /metrics without authentication
@@ -102,6 +118,8 @@ pub struct Config {
     pub vms: VmsConfig,
     pub shares: SharesConfig,
     pub log: LogConfig,
+    pub audit: AuditConfig,
+    pub connections: ConnectionsConfig,
     /// The file this was loaded from (not a key of the file; backups include the file).
     #[serde(skip)]
     pub config_file: Option<PathBuf>,
@@ -121,6 +139,7 @@ pub struct AuthConfig {
     pub query_hash: bool,
     pub session_ttl_secs: u64,
     pub login_attempts_per_minute: u32,
+    pub anonymous_failures_per_minute: u32,
 }
 
 impl Default for AuthConfig {
@@ -130,6 +149,45 @@ impl Default for AuthConfig {
             query_hash: true,
             session_ttl_secs: 12 * 3600,
             login_attempts_per_minute: 10,
+            anonymous_failures_per_minute: 60,
+        }
+    }
+}
+
+/// Audit log retention.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditConfig {
+    pub max_age_days: u32,
+    pub max_rows: u64,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            max_age_days: 90,
+            max_rows: 200_000,
+        }
+    }
+}
+
+/// Limits of the TCP listeners.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionsConfig {
+    pub max: usize,
+    pub max_per_ip: usize,
+    pub header_read_timeout_secs: u64,
+    pub idle_timeout_secs: u64,
+}
+
+impl Default for ConnectionsConfig {
+    fn default() -> Self {
+        ConnectionsConfig {
+            max: 4096,
+            max_per_ip: 128,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 120,
         }
     }
 }
@@ -367,6 +425,8 @@ impl Default for Config {
             vms: VmsConfig::default(),
             shares: SharesConfig::default(),
             log: LogConfig::default(),
+            audit: AuditConfig::default(),
+            connections: ConnectionsConfig::default(),
             config_file: None,
         }
     }
@@ -512,6 +572,39 @@ impl Config {
             return Err(invalid(
                 "auth.login_attempts_per_minute",
                 "must be 1 .. 10000",
+            ));
+        }
+        if !(1..=1_000_000).contains(&self.auth.anonymous_failures_per_minute) {
+            return Err(invalid(
+                "auth.anonymous_failures_per_minute",
+                "must be 1 .. 1000000",
+            ));
+        }
+        if !(1..=36_500).contains(&self.audit.max_age_days) {
+            return Err(invalid("audit.max_age_days", "must be 1 .. 36500"));
+        }
+        if !(10..=100_000_000).contains(&self.audit.max_rows) {
+            return Err(invalid("audit.max_rows", "must be 10 .. 100000000"));
+        }
+        if !(1..=1_000_000).contains(&self.connections.max) {
+            return Err(invalid("connections.max", "must be 1 .. 1000000"));
+        }
+        if !(1..=self.connections.max).contains(&self.connections.max_per_ip) {
+            return Err(invalid(
+                "connections.max_per_ip",
+                "must be 1 .. connections.max",
+            ));
+        }
+        if !(1..=3600).contains(&self.connections.header_read_timeout_secs) {
+            return Err(invalid(
+                "connections.header_read_timeout_secs",
+                "must be 1 .. 3600",
+            ));
+        }
+        if self.connections.idle_timeout_secs > 86_400 {
+            return Err(invalid(
+                "connections.idle_timeout_secs",
+                "must be 0 .. 86400",
             ));
         }
         if !(100..=1_000_000).contains(&self.events.replay_window) {
@@ -755,6 +848,22 @@ mod tests {
         assert_eq!(cfg.pools.mount_root, d.pools.mount_root);
         assert_eq!(cfg.shares.group, d.shares.group);
         assert_eq!(cfg.shares.ganesha_pid_file, d.shares.ganesha_pid_file);
+        assert_eq!(
+            cfg.auth.anonymous_failures_per_minute,
+            d.auth.anonymous_failures_per_minute
+        );
+        assert_eq!(cfg.audit.max_age_days, d.audit.max_age_days);
+        assert_eq!(cfg.audit.max_rows, d.audit.max_rows);
+        assert_eq!(cfg.connections.max, d.connections.max);
+        assert_eq!(cfg.connections.max_per_ip, d.connections.max_per_ip);
+        assert_eq!(
+            cfg.connections.header_read_timeout_secs,
+            d.connections.header_read_timeout_secs
+        );
+        assert_eq!(
+            cfg.connections.idle_timeout_secs,
+            d.connections.idle_timeout_secs
+        );
     }
 
     #[test]

@@ -17,8 +17,10 @@ use tokio::net::UnixListener;
 
 use crate::config::{Config, LogFormat};
 use crate::fsutil::write_atomic;
-use crate::http::{self, peer::Peer, ratelimit::LoginLimiter};
-use crate::platform::audit::Audit;
+use crate::http::conn_limit::{self, ConnLimits, ConnTracker, LimitAcceptor};
+use crate::http::ratelimit::{AnonLimiter, LoginLimiter};
+use crate::http::{self, peer::Peer};
+use crate::platform::audit::{Audit, Retention};
 use crate::platform::auth::{Auth, TokenSpec};
 use crate::platform::events::Events;
 use crate::platform::jobs::Jobs;
@@ -128,7 +130,21 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
 
+    // Every TCP connection is a descriptor: take the whole hard limit (docs/limits.md).
+    let nofile = conn_limit::raise_nofile_limit();
     let store = Arc::new(Store::open(&cfg.db_path())?);
+    let audit = Audit::new(
+        store.clone(),
+        Retention {
+            max_age: Duration::from_secs(u64::from(cfg.audit.max_age_days) * 86_400),
+            max_rows: cfg.audit.max_rows,
+        },
+    );
+    match audit.prune() {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(deleted = n, "audit log pruned"),
+        Err(e) => tracing::warn!(error = %e, "cannot prune the audit log"),
+    }
     let auth = Auth::new(store.clone())?;
     bootstrap(&cfg, &auth)?;
     // Updates: the appliance's age identity at first start, stale work dirs (background).
@@ -168,7 +184,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     );
     let state = AppState(Arc::new(Services {
         login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_minute),
-        audit: Audit::new(store.clone()),
+        anon_limiter: AnonLimiter::new(cfg.auth.anonymous_failures_per_minute),
+        audit,
         tls: tls_config.clone(),
         config: cfg.clone(),
         store,
@@ -182,18 +199,52 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let app = http::app(state.clone());
     let handle = Handle::new();
     let mut servers = tokio::task::JoinSet::new();
+    // One count for all TCP listeners; the unix socket below is not counted.
+    let conns = &cfg.connections;
+    let max_total = conn_limit::effective_max_total(conns.max, nofile);
+    if max_total < conns.max {
+        tracing::warn!(
+            configured = conns.max,
+            applied = max_total,
+            open_files_limit = nofile,
+            "connections.max lowered to fit the open-files limit"
+        );
+    }
+    let tracker = ConnTracker::new(ConnLimits {
+        max_total,
+        max_per_ip: conns.max_per_ip.min(max_total),
+        idle_timeout: (conns.idle_timeout_secs > 0)
+            .then(|| Duration::from_secs(conns.idle_timeout_secs)),
+    });
+    let header_timeout = Duration::from_secs(conns.header_read_timeout_secs);
+    let acceptor = LimitAcceptor::new(tracker);
     for l in tcp {
         let addr = l.local_addr()?;
         let svc = app.clone().into_make_service_with_connect_info::<Peer>();
         let handle = handle.clone();
         match &tls_config {
             Some(tls) => {
-                let server = axum_server::from_tcp_rustls(l, tls.clone())?.handle(handle);
+                let acceptor = acceptor.clone();
+                let mut server = axum_server::from_tcp_rustls(l, tls.clone())?
+                    .map(|tls| tls.acceptor(acceptor))
+                    .handle(handle)
+                    .first_request_timeout(header_timeout);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(header_timeout);
                 servers.spawn(async move { server.serve(svc).await });
                 tracing::info!("listening on https://{addr}");
             }
             None => {
-                let server = axum_server::from_tcp(l)?.handle(handle);
+                let mut server = axum_server::from_tcp(l)?
+                    .acceptor(acceptor.clone())
+                    .handle(handle)
+                    .first_request_timeout(header_timeout);
+                server
+                    .http_builder()
+                    .http1()
+                    .header_read_timeout(header_timeout);
                 servers.spawn(async move { server.serve(svc).await });
                 tracing::info!("listening on http://{addr}");
             }
@@ -241,6 +292,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     })
     .await;
     let _ = state.auth.flush_last_used();
+    state.audit.flush();
     if let Some(p) = &socket_path {
         let _ = std::fs::remove_file(p);
     }
@@ -257,9 +309,18 @@ fn spawn_housekeeping(state: AppState) {
             if let Err(e) = state.auth.flush_last_used() {
                 tracing::warn!(error = %e, "cannot record token use");
             }
+            // Aggregated audit counts (refused anonymous requests).
+            state.audit.flush();
             if n.is_multiple_of(12) {
                 let _ = state.auth.prune_expired_sessions();
                 state.login_limiter.shrink();
+                state.anon_limiter.shrink();
+            }
+            // Audit retention, hourly (and at start, in run).
+            if n.is_multiple_of(720)
+                && let Err(e) = state.audit.prune()
+            {
+                tracing::warn!(error = %e, "cannot prune the audit log");
             }
         }
     });

@@ -7,7 +7,7 @@ use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::config::Config;
-use crate::http::ratelimit::LoginLimiter;
+use crate::http::ratelimit::{AnonLimiter, LoginLimiter};
 use crate::platform::audit::Audit;
 use crate::platform::auth::Auth;
 use crate::platform::events::Events;
@@ -22,6 +22,8 @@ pub struct Services {
     pub events: Arc<Events>,
     pub audit: Audit,
     pub login_limiter: LoginLimiter,
+    /// Refused unauthenticated requests per client address (429 over the budget).
+    pub anon_limiter: AnonLimiter,
     pub metrics: Option<PrometheusHandle>,
     /// The live TLS configuration; replacing its certificate swaps it for new connections.
     pub tls: Option<RustlsConfig>,

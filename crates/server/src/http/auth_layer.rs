@@ -179,7 +179,7 @@ pub async fn auth_layer(
         // A stale cookie must not lock a user out of logging in again.
         Err(_) if public => None,
         Err(e) => {
-            let resp = refuse(e);
+            let resp = refuse(state.anon_limiter.limit(&peer, e));
             audit(&state, &method, &path, None, &peer, &resp);
             return resp;
         }
@@ -197,7 +197,7 @@ pub async fn auth_layer(
             Err(e) => refuse(e),
         },
         None if public => next.run(req).await,
-        None => refuse(ApiError::Unauthenticated("authentication required: send Authorization: Bearer <token>, the authenticationToken cookie, or ?token=/?hash=".into())),
+        None => refuse(state.anon_limiter.limit(&peer, ApiError::Unauthenticated("authentication required: send Authorization: Bearer <token>, the authenticationToken cookie, or ?token=/?hash=".into()))),
     };
     audit(&state, &method, &path, principal.as_ref(), &peer, &resp);
     resp

@@ -27,6 +27,7 @@ pub mod access;
 pub mod auth_layer;
 pub mod caller;
 pub mod collection;
+pub mod conn_limit;
 pub mod drain;
 pub mod etag;
 pub mod extract;

@@ -1,4 +1,5 @@
-//! Login rate limiting per client address (governor's keyed GCRA limiter).
+//! Rate limiting per client address (governor's keyed GCRA limiters): login attempts, and
+//! failed unauthenticated requests.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -10,6 +11,8 @@ use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::ApiError;
+use crate::http::conn_limit::client_key;
+use crate::http::peer::Peer;
 
 pub struct LoginLimiter {
     limiter: DefaultKeyedRateLimiter<Option<IpAddr>>,
@@ -76,5 +79,78 @@ impl LoginLimiter {
             .retain(|_, until| *until > now);
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+}
+
+/// Failed unauthenticated requests per client address (no credential, or one that does not
+/// authenticate). Once an address is over its budget its failures answer 429 `rate_limited`
+/// instead of 401/403. Only failures count and only failures are refused: a request with a
+/// valid credential is never looked up here, so an admin behind the same address keeps working
+/// while a flood from it is throttled. The unix socket is never limited. Addresses are keyed
+/// like connections (IPv6 per /64, see `conn_limit::client_key`).
+pub struct AnonLimiter {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    clock: DefaultClock,
+}
+
+impl AnonLimiter {
+    pub fn new(per_minute: u32) -> AnonLimiter {
+        let n = NonZeroU32::new(per_minute.max(1)).expect("non-zero");
+        AnonLimiter {
+            limiter: RateLimiter::keyed(Quota::per_minute(n)),
+            clock: DefaultClock::default(),
+        }
+    }
+
+    /// Counts one refused unauthenticated request from `peer` and returns the error to answer
+    /// with: `refusal` itself while the address is within its budget, else 429.
+    pub fn limit(&self, peer: &Peer, refusal: ApiError) -> ApiError {
+        let Some(ip) = peer.ip() else {
+            return refusal;
+        };
+        match self.limiter.check_key(&client_key(ip)) {
+            Ok(()) => refusal,
+            Err(not_until) => {
+                metrics::counter!("hostplane_anonymous_rate_limited_total").increment(1);
+                ApiError::TooManyRequests {
+                    retry_after: not_until.wait_time_from(self.clock.now()).as_secs() + 1,
+                }
+            }
+        }
+    }
+
+    /// Forgets idle keys so the table does not grow without bound.
+    pub fn shrink(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_failures_over_budget_are_429_and_unix_never() {
+        let l = AnonLimiter::new(3);
+        let tcp = Peer::Tcp("192.0.2.9:4000".parse().unwrap());
+        let unauth = || ApiError::Unauthenticated("x".into());
+        for _ in 0..3 {
+            assert_eq!(l.limit(&tcp, unauth()).code(), "unauthenticated");
+        }
+        let e = l.limit(&tcp, unauth());
+        assert!(
+            matches!(e, ApiError::TooManyRequests { retry_after } if (1..=61).contains(&retry_after))
+        );
+        // Another address has its own budget; the unix socket has none.
+        let other = Peer::Tcp("192.0.2.10:4000".parse().unwrap());
+        assert_eq!(l.limit(&other, unauth()).code(), "unauthenticated");
+        let unix = Peer::Unix {
+            uid: Some(1000),
+            pid: None,
+        };
+        for _ in 0..10 {
+            assert_eq!(l.limit(&unix, unauth()).code(), "unauthenticated");
+        }
     }
 }

@@ -121,6 +121,15 @@ fn migrations() -> Migrations<'static> {
         );
         "#,
         ),
+        // Audit bounds (platform::audit): refused anonymous requests are aggregated into one
+        // entry with a count; retention deletes by time.
+        M::up(
+            r#"
+        ALTER TABLE audit ADD COLUMN count INTEGER NOT NULL DEFAULT 1;
+        ALTER TABLE audit ADD COLUMN last_time TEXT;
+        CREATE INDEX audit_time ON audit(time);
+        "#,
+        ),
     ])
 }
 
