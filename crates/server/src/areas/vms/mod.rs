@@ -41,6 +41,8 @@ pub mod clone;
 pub mod consoles;
 pub mod disks;
 pub mod export;
+pub mod fetch;
+pub mod intake;
 pub mod lifecycle;
 pub mod model;
 pub mod snapshots;
