@@ -284,7 +284,13 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
         )
         .await;
         let p = assert_problem(r, 422, "invalid_image").await;
-        assert!(p["detail"].as_str().unwrap().contains("references other files"), "{p}");
+        assert!(
+            p["detail"]
+                .as_str()
+                .unwrap()
+                .contains("references other files"),
+            "{p}"
+        );
     }
     let v = d.get_json(&format!("/api/v1/vms/{vm}")).await;
     assert_eq!(v["disks"].as_array().unwrap().len(), 0, "{v}");
@@ -311,7 +317,13 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
     // VM archive import (POST /vms?import).
     let archive = archive_with_disk(&d, "arch", "qcow2", &evil_bytes).await;
     let before = vm_dirs(&d);
-    let r = upload(&d, "/api/v1/vms?import&name=imp", "application/zstd", archive).await;
+    let r = upload(
+        &d,
+        "/api/v1/vms?import&name=imp",
+        "application/zstd",
+        archive,
+    )
+    .await;
     assert_problem(r, 422, "invalid_image").await;
     assert_eq!(vm_dirs(&d), before);
     assert_eq!(d.get("/api/v1/vms/imp").await.status(), 404);
@@ -535,7 +547,10 @@ async fn box_urls_reach_only_allowed_addresses() {
         looping = format!("{}/to/{looping}", srv.base);
     }
     let r = d
-        .post("/api/v1/vms/templates", json!({"name": "t2", "url": looping}))
+        .post(
+            "/api/v1/vms/templates",
+            json!({"name": "t2", "url": looping}),
+        )
         .await;
     let job = job_of(&d, r).await;
     assert_eq!(job["status"], "failed", "{job}");

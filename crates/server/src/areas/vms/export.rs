@@ -447,15 +447,18 @@ pub async fn import_disk(
     let st = state.clone();
     let vm_id = rec.id.clone();
     let actor = p.user.clone();
-    let job = state.jobs.spawn(
-        JobSpec {
-            kind: "vm.disk_import",
-            target: Some(format!("/api/v1/vms/{}", rec.id)),
-            lock_key: None,
-            actor: p.user.clone(),
-        },
-        move |ctx| async move { import_disk_job(st, ctx, vm_id, tmp, info, format, bus, actor).await },
-    )?;
+    let job =
+        state.jobs.spawn(
+            JobSpec {
+                kind: "vm.disk_import",
+                target: Some(format!("/api/v1/vms/{}", rec.id)),
+                lock_key: None,
+                actor: p.user.clone(),
+            },
+            move |ctx| async move {
+                import_disk_job(st, ctx, vm_id, tmp, info, format, bus, actor).await
+            },
+        )?;
     Ok(accepted(&job))
 }
 
@@ -614,15 +617,18 @@ pub async fn import_archive(
     def.autostart = false;
     let st = state.clone();
     let actor = p.user.clone();
-    let job = state.jobs.spawn(
-        JobSpec {
-            kind: "vm.import",
-            target: Some("/api/v1/vms".into()),
-            lock_key: None,
-            actor: p.user.clone(),
-        },
-        move |ctx| async move { import_archive_job(st, ctx, staging, checked, def, name, actor).await },
-    )?;
+    let job =
+        state.jobs.spawn(
+            JobSpec {
+                kind: "vm.import",
+                target: Some("/api/v1/vms".into()),
+                lock_key: None,
+                actor: p.user.clone(),
+            },
+            move |ctx| async move {
+                import_archive_job(st, ctx, staging, checked, def, name, actor).await
+            },
+        )?;
     Ok(accepted(&job))
 }
 

@@ -68,7 +68,9 @@ impl Net {
     pub fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(n), IpAddr::V4(a)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(n) & mask == u32::from(a) & mask
             }
             (IpAddr::V6(n), IpAddr::V6(a)) => {
@@ -308,7 +310,11 @@ mod tests {
         for bad in ["", "x", "10.0.0.0/33", "::/129", "1.2.3.4/", "localhost"] {
             assert!(parse_net(bad).is_err(), "{bad}");
         }
-        assert!(parse_net("::ffff:10.0.0.0/104").unwrap().contains(ip("10.9.9.9")));
+        assert!(
+            parse_net("::ffff:10.0.0.0/104")
+                .unwrap()
+                .contains(ip("10.9.9.9"))
+        );
         assert!(parse_net("0.0.0.0/0").unwrap().contains(ip("127.0.0.1")));
     }
 

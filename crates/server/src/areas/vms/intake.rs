@@ -85,7 +85,11 @@ pub fn sweep_stale(tmp_dir: &Path, templates_dir: &Path) {
         };
         n += usize::from(gone.is_ok());
     }
-    for e in std::fs::read_dir(templates_dir).into_iter().flatten().flatten() {
+    for e in std::fs::read_dir(templates_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         let name = e.file_name();
         let name = name.to_string_lossy();
         if name.starts_with('.') && name.ends_with(".partial") {
@@ -193,7 +197,12 @@ pub struct CappedFile {
 }
 
 impl CappedFile {
-    pub fn create(path: &Path, limit: u64, what: impl Into<String>, trip: &Trip) -> ApiResult<Self> {
+    pub fn create(
+        path: &Path,
+        limit: u64,
+        what: impl Into<String>,
+        trip: &Trip,
+    ) -> ApiResult<Self> {
         let dir = path.parent().unwrap_or(Path::new("/")).to_path_buf();
         ensure_space(&dir, 0)?;
         let file = std::fs::File::create(path).map_err(ApiError::internal)?;
@@ -275,9 +284,7 @@ impl Read for BodyReader {
                 Some(Piece::Data(b)) => self.cur = b,
                 Some(Piece::End) => self.ended = true,
                 None => {
-                    return Err(self
-                        .trip
-                        .set(Tripped::Cut("the upload ended early".into())));
+                    return Err(self.trip.set(Tripped::Cut("the upload ended early".into())));
                 }
             }
         }
@@ -335,8 +342,7 @@ where
         if !complete {
             let mut drained = 0usize;
             while drained < (1 << 20) {
-                match tokio::time::timeout(std::time::Duration::from_secs(2), stream.next()).await
-                {
+                match tokio::time::timeout(std::time::Duration::from_secs(2), stream.next()).await {
                     Ok(Some(Ok(b))) => drained += b.len(),
                     _ => break,
                 }
@@ -437,11 +443,15 @@ mod tests {
         let chunks: Vec<Result<Bytes, std::io::Error>> =
             (0..10).map(|_| Ok(Bytes::from(vec![0u8; 1000]))).collect();
         let dst = dest.clone();
-        let e = stream_into(futures_util::stream::iter(chunks), 1 << 20, move |r, trip| {
-            let mut out = CappedFile::create(&dst, 5000, "the image", trip)?;
-            std::io::copy(r, &mut out).map_err(|e| io_error(e, trip, ApiError::internal))?;
-            Ok(())
-        })
+        let e = stream_into(
+            futures_util::stream::iter(chunks),
+            1 << 20,
+            move |r, trip| {
+                let mut out = CappedFile::create(&dst, 5000, "the image", trip)?;
+                std::io::copy(r, &mut out).map_err(|e| io_error(e, trip, ApiError::internal))?;
+                Ok(())
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(e.code(), "payload_too_large", "{e}");

@@ -33,9 +33,9 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
+use super::fetch;
 use super::intake::{self, TempPath};
 use super::lifecycle::host_error;
-use super::fetch;
 use super::model;
 use crate::areas::accepted;
 use crate::error::{ApiError, ApiResult};
@@ -253,7 +253,9 @@ async fn create_template(
                 (None, Some(u)) => download_box(&st, &ctx, &u, staging.path(), lim).await?,
                 (None, None) => return Err(JobFailure::new("internal", "nothing to import")),
             };
-            finish_template(&st, &ctx, &name, &source, staging, fmt, info, metadata, &actor)
+            finish_template(
+                &st, &ctx, &name, &source, staging, fmt, info, metadata, &actor,
+            )
         },
     )?;
     Ok(accepted(&job))
