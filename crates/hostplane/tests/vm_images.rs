@@ -314,6 +314,48 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
     }
     std::fs::remove_file(&placed).unwrap();
 
+    // An image used in place that is replaced after it was accepted: export and full clone
+    // (which read it with qemu-img) check it again.
+    let inplace = images_dir(&d).join("inplace.qcow2");
+    std::fs::copy(small_qcow2(work.path(), "1M"), &inplace).unwrap();
+    let iv = create_vm(
+        &d,
+        json!({"name": "inplace", "memory_mib": 64,
+            "disks": [{"image": inplace.to_str().unwrap(), "format": "qcow2"}]}),
+    )
+    .await;
+    assert_eq!(
+        d.get(&format!("/api/v1/vms/{iv}/disks/0.raw"))
+            .await
+            .status(),
+        200
+    );
+    std::fs::copy(&evil, &inplace).unwrap();
+    for path in [
+        format!("/api/v1/vms/{iv}/disks/0.raw"),
+        format!("/api/v1/vms/{iv}/disks/0.qcow2"),
+        format!("/api/v1/vms/{iv}.tar.zst"),
+    ] {
+        let r = d.get(&path).await;
+        assert_problem(r, 422, "invalid_image").await;
+    }
+    let r = d
+        .post(
+            &format!("/api/v1/vms/{iv}/clone"),
+            json!({"name": "copy", "strategy": "full"}),
+        )
+        .await;
+    let job = job_of(&d, r).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert!(
+        job["error_message"]
+            .as_str()
+            .unwrap()
+            .contains("references other files"),
+        "{job}"
+    );
+    assert_eq!(d.get("/api/v1/vms/copy").await.status(), 404);
+
     // VM archive import (POST /vms?import).
     let archive = archive_with_disk(&d, "arch", "qcow2", &evil_bytes).await;
     let before = vm_dirs(&d);

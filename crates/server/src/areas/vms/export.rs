@@ -245,6 +245,7 @@ pub async fn export_disk(
         .find(|d| d.index == idx)
         .ok_or_else(|| ApiError::not_found(format!("no disk {idx} in this VM")))?
         .clone();
+    intake::recheck_in_place(&disk).await?;
     let src = PathBuf::from(&disk.path);
     let (path, scratch) = if disk.format.as_str() == format && disk.backing.is_none() {
         (src, Scratch(Vec::new()))
@@ -289,6 +290,7 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
     let mut scratch = Scratch(Vec::new());
     let mut files = Vec::new();
     for d in &rec.def.disks {
+        intake::recheck_in_place(d).await?;
         let name = format!("disks/disk{}.{}", d.index, d.format.as_str());
         if d.backing.is_some() {
             let tmp = scratch_path(&state.vms, "export")?;

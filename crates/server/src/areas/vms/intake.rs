@@ -410,6 +410,32 @@ pub async fn check_image(
     Ok(info)
 }
 
+/// An image used in place (named in a definition, not created by hostplane) may have been
+/// replaced since it was checked: before QEMU opens it or an export reads it, it must still
+/// stand alone (422 `invalid_image`). Disks hostplane created are not looked at (a guest
+/// writes their contents, never their headers).
+pub async fn recheck_in_place(disk: &hostplane_types::vms::VmDisk) -> ApiResult<()> {
+    if disk.owned {
+        return Ok(());
+    }
+    match img::info_standalone(Path::new(&disk.path), Some(disk.format.as_str())).await {
+        Ok(_) => Ok(()),
+        Err(img::ImageCheckError::References(r)) => Err(ApiError::invalid(
+            "invalid_image",
+            format!(
+                "disk {} ({}) now references other files ({}); only standalone images are used",
+                disk.index,
+                disk.path,
+                r.join(", ")
+            ),
+        )),
+        Err(img::ImageCheckError::Unreadable(e)) => Err(ApiError::invalid(
+            "invalid_image",
+            format!("disk {} ({}): {e}", disk.index, disk.path),
+        )),
+    }
+}
+
 /// An [`ApiError`] as a job's failure (same code).
 pub fn job_failure(e: ApiError) -> JobFailure {
     JobFailure::new(e.code(), e.to_string())

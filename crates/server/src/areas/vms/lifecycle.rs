@@ -393,6 +393,7 @@ impl VmManager {
                     format!("disk {} ({}) does not exist", disk.index, disk.path),
                 ));
             }
+            super::intake::recheck_in_place(disk).await?;
             disks.push(LaunchDisk {
                 index: disk.index,
                 path: p,
