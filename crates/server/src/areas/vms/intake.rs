@@ -315,9 +315,11 @@ where
     });
     let mut failed = None;
     let mut complete = true;
+    let mut sent = 0u64;
     while let Some(piece) = stream.next().await {
         match piece {
             Ok(b) => {
+                sent += b.len() as u64;
                 if tx.send(Piece::Data(b)).await.is_err() {
                     complete = false; // the worker stopped; its result says why
                     break;
@@ -337,17 +339,24 @@ where
     }
     drop(tx);
     let res = worker.await.map_err(ApiError::internal)?;
-    if let Some(e) = trip.error() {
-        // Read (a bounded part of) what the client still sends, so it sees the answer.
-        if !complete {
-            let mut drained = 0usize;
-            while drained < (1 << 20) {
-                match tokio::time::timeout(std::time::Duration::from_secs(2), stream.next()).await {
-                    Ok(Some(Ok(b))) => drained += b.len(),
-                    _ => break,
-                }
+    if !complete {
+        // The worker is done before the body (a tar's end padding, or an error): read the
+        // rest, so the client gets the answer instead of a reset. After a success the whole
+        // rest within the limit; after an error at most 1 MiB.
+        let budget = if res.is_ok() && trip.error().is_none() {
+            limit.saturating_sub(sent)
+        } else {
+            1 << 20
+        };
+        let mut drained = 0u64;
+        while drained <= budget {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), stream.next()).await {
+                Ok(Some(Ok(b))) => drained += b.len() as u64,
+                _ => break,
             }
         }
+    }
+    if let Some(e) = trip.error() {
         return Err(e);
     }
     if let Some(e) = failed {
