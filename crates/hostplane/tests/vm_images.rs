@@ -445,6 +445,19 @@ async fn decompression_bombs_and_oversized_images_are_refused_and_leave_nothing(
     assert_problem(r, 413, "payload_too_large").await;
     assert_no_leftovers(&d).await;
 
+    // An upload announcing more than max_upload_bytes (8 MiB) is refused before it is read.
+    // Raw HTTP: the client stops sending after 2 MiB and reads the answer.
+    for path in [
+        format!("/api/v1/vms/{vm}/disks?raw"),
+        "/api/v1/vms?import".to_string(),
+        "/api/v1/vms/templates?name=huge".to_string(),
+    ] {
+        let head = raw_post_head(&d, &path, 9 * MIB, 2 * MIB);
+        assert!(head.starts_with("HTTP/1.1 413"), "{path}: {head}");
+        assert!(head.contains("payload_too_large"), "{path}: {head}");
+    }
+    assert_no_leftovers(&d).await;
+
     // A small qcow2 whose virtual size (1 GiB) exceeds max_disk_bytes: disk import, box.
     let work = tempfile::tempdir().unwrap();
     let big = std::fs::read(small_qcow2(work.path(), "1G")).unwrap();
@@ -490,6 +503,35 @@ async fn decompression_bombs_and_oversized_images_are_refused_and_leave_nothing(
     let job = job_of(&d, r).await;
     assert_eq!(job["status"], "success", "{job}");
     assert_no_leftovers_but_templates(&d);
+}
+
+/// POSTs a body announced as `len` bytes of which only `send` are sent (from another thread),
+/// and returns what the daemon answered (head and body).
+fn raw_post_head(d: &Daemon, path: &str, len: usize, send: usize) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let mut w = s.try_clone().unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {len}\r\n\r\n",
+        d.token
+    );
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(head.as_bytes());
+        let _ = w.write_all(&vec![0u8; send]);
+    });
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&out).contains("\r\n\r\n{") || !out.ends_with(b"}") {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    let _ = s.shutdown(std::net::Shutdown::Both);
+    let _ = writer.join();
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Sends the head and `part` bytes of a `len`-byte body, waits until the daemon wrote a scratch
