@@ -3,10 +3,13 @@
 //! A template is a read-only base image in `images_dir/templates/<name>.qcow2`, recorded in the
 //! `vm_templates` table. It comes from a Vagrant box (libvirt provider: a tar, usually gzipped,
 //! with `metadata.json` and `box.img`), uploaded (`POST /vms/templates?name=`, the box as the
-//! body) or fetched from a URL (`POST /vms/templates` with JSON `{name, url}`); both run as a
-//! job that unpacks the box, checks the image (`qemu-img info`: the format metadata.json
-//! names, no backing file) and records it. `POST /vms` with `template` makes the first disk
-//! from it, a full copy or a thin overlay.
+//! body) or fetched from a URL (`POST /vms/templates` with JSON `{name, url}`). The box is
+//! unpacked while it streams in (limits counted on the decompressed bytes, see
+//! [`super::intake`]) and its image checked (`qemu-img info`: the format metadata.json names,
+//! no reference to any other file, a virtual size within `max_disk_bytes`): an upload during
+//! the request (a bad box is a 4xx answer), a download in the job, after the URL passed the
+//! address policy of [`super::fetch`] (each redirect hop too). The job records the template.
+//! `POST /vms` with `template` makes the first disk from it, a full copy or a thin overlay.
 //!
 //! cloud-init: a VM created with `cloud_init` gets a NoCloud seed, an ISO 9660 image labelled
 //! `cidata` with `user-data`, `meta-data` and `network-config`, made with genisoimage (or
