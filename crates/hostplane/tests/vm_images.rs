@@ -273,15 +273,45 @@ async fn serve(bind: &str, data: Vec<u8>) -> Server {
     }
 }
 
-#[tokio::test]
-async fn images_referencing_other_files_are_refused_at_every_entry_point() {
+/// A daemon (box URLs may reach 127.0.0.1), a VM without disks, and in `work` a qcow2 with an
+/// external data file (`evil`) and a qcow2 with a json: backing file, both naming the "host
+/// file" `work/host-secret`.
+struct Evil {
+    d: Daemon,
+    work: tempfile::TempDir,
+    evil: PathBuf,
+    evil_bytes: Vec<u8>,
+    backed: Vec<u8>,
+    vm: String,
+}
+
+async fn evil_setup() -> Evil {
     let d = daemon("url_allow = [\"127.0.0.1\"]\n");
     let work = tempfile::tempdir().unwrap();
     let (evil, secret) = data_file_qcow2(work.path());
     let evil_bytes = std::fs::read(&evil).unwrap();
     let backed = std::fs::read(json_backing_qcow2(work.path(), &secret)).unwrap();
     let vm = create_vm(&d, json!({"name": "target", "memory_mib": 64})).await;
+    Evil {
+        d,
+        work,
+        evil,
+        evil_bytes,
+        backed,
+        vm,
+    }
+}
 
+#[tokio::test]
+async fn disk_import_refuses_images_referencing_other_files() {
+    let Evil {
+        d,
+        evil_bytes,
+        backed,
+        vm,
+        work: _work,
+        ..
+    } = evil_setup().await;
     // Disk import (POST /vms/{id}/disks?qcow2): data file and json: backing file.
     for body in [&evil_bytes, &backed] {
         let r = upload(
@@ -303,6 +333,18 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
     let v = d.get_json(&format!("/api/v1/vms/{vm}")).await;
     assert_eq!(v["disks"].as_array().unwrap().len(), 0, "{v}");
 
+    assert_no_leftovers(&d).await;
+}
+
+#[tokio::test]
+async fn existing_images_referencing_other_files_are_refused() {
+    let Evil {
+        d,
+        evil,
+        vm,
+        work: _work,
+        ..
+    } = evil_setup().await;
     // An existing image named in a definition, with its format given or probed.
     let placed = images_dir(&d).join("evil.qcow2");
     std::fs::copy(&evil, &placed).unwrap();
@@ -322,6 +364,13 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
     }
     std::fs::remove_file(&placed).unwrap();
 
+    let v = d.get_json(&format!("/api/v1/vms/{vm}")).await;
+    assert_eq!(v["disks"].as_array().unwrap().len(), 0, "{v}");
+}
+
+#[tokio::test]
+async fn images_used_in_place_are_checked_again_before_export_and_clone() {
+    let Evil { d, work, evil, .. } = evil_setup().await;
     // An image used in place that is replaced after it was accepted: export and full clone
     // (which read it with qemu-img) check it again.
     let inplace = images_dir(&d).join("inplace.qcow2");
@@ -363,7 +412,16 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
         "{job}"
     );
     assert_eq!(d.get("/api/v1/vms/copy").await.status(), 404);
+}
 
+#[tokio::test]
+async fn archive_import_refuses_images_referencing_other_files() {
+    let Evil {
+        d,
+        evil_bytes,
+        work: _work,
+        ..
+    } = evil_setup().await;
     // VM archive import (POST /vms?import).
     let archive = archive_with_disk(&d, "arch", "qcow2", &evil_bytes).await;
     let before = vm_dirs(&d);
@@ -378,17 +436,42 @@ async fn images_referencing_other_files_are_refused_at_every_entry_point() {
     assert_eq!(vm_dirs(&d), before);
     assert_eq!(d.get("/api/v1/vms/imp").await.status(), 404);
 
+    assert_no_leftovers(&d).await;
+}
+
+#[tokio::test]
+async fn box_upload_refuses_images_referencing_other_files() {
+    let Evil {
+        d,
+        evil_bytes,
+        work: _work,
+        ..
+    } = evil_setup().await;
     // Vagrant box upload.
     let boxed = make_box(&evil_bytes);
     let r = upload(
         &d,
         "/api/v1/vms/templates?name=evil",
         "application/octet-stream",
-        boxed.clone(),
+        boxed,
     )
     .await;
     assert_problem(r, 422, "invalid_image").await;
 
+    let list = d.get_json("/api/v1/vms/templates").await;
+    assert_eq!(list.as_array().unwrap().len(), 0, "{list}");
+    assert_no_leftovers(&d).await;
+}
+
+#[tokio::test]
+async fn box_url_refuses_images_referencing_other_files() {
+    let Evil {
+        d,
+        evil_bytes,
+        work: _work,
+        ..
+    } = evil_setup().await;
+    let boxed = make_box(&evil_bytes);
     // Vagrant box from a URL: the download is a job; it fails with the same code.
     let srv = serve("127.0.0.1:0", boxed).await;
     let r = d
