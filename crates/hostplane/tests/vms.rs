@@ -69,7 +69,8 @@ impl Vms {
         let kit = guest_kit();
         let d = Daemon::start_with(Opts {
             config: Some(format!(
-                "[vms]\nallowed_paths = [{:?}]\n",
+                // The box test downloads from a loopback server.
+                "[vms]\nallowed_paths = [{:?}]\nurl_allow = [\"127.0.0.1\"]\n",
                 kit.to_str().unwrap()
             )),
             ..Opts::default()

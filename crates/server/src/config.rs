@@ -80,6 +80,10 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   run_dir = ""                         # QMP/serial/VNC sockets, pidfiles, QEMU logs (at most 58 bytes); empty = DATA_DIR/run/vms if short enough
   allowed_paths = []                   # more directories whose files (ISOs, kernels, images) a VM definition may name
   max_disk_bytes = 4398046511104       # largest disk a request may create, grow or import (4 TiB)
+  max_upload_bytes = 68719476736       # most bytes an image upload or box download may carry, and may unpack
+                                       #   to (decompressed), per request (64 GiB; at least 1048576)
+  url_allow = []                       # addresses Vagrant box URLs may reach although not public (loopback,
+                                       #   private, link-local, ...): IPs or CIDRs, e.g. ["10.0.0.0/8", "127.0.0.1"]
   max_running = 32                     # VMs running at once, at most (1 .. 1024)
 
   [shares]                             # SMB shares and NFS exports (/api/v1/shares); share users are users with role "share"
@@ -309,6 +313,8 @@ pub struct VmsConfig {
     pub allowed_paths: Vec<PathBuf>,
     pub max_disk_bytes: u64,
     pub max_running: u32,
+    pub max_upload_bytes: u64,
+    pub url_allow: Vec<String>,
 }
 
 impl Default for VmsConfig {
@@ -319,6 +325,8 @@ impl Default for VmsConfig {
             allowed_paths: Vec::new(),
             max_disk_bytes: 4 << 40,
             max_running: 32,
+            max_upload_bytes: 64 << 30,
+            url_allow: Vec::new(),
         }
     }
 }
@@ -734,6 +742,14 @@ impl Config {
         if self.vms.max_disk_bytes < 1 << 20 {
             return Err(invalid("vms.max_disk_bytes", "must be at least 1048576"));
         }
+        if self.vms.max_upload_bytes < 1 << 20 {
+            return Err(invalid("vms.max_upload_bytes", "must be at least 1048576"));
+        }
+        for n in &self.vms.url_allow {
+            if let Err(e) = crate::areas::vms::fetch::parse_net(n) {
+                return Err(invalid("vms.url_allow", &e));
+            }
+        }
         if !(1..=1024).contains(&self.vms.max_running) {
             return Err(invalid("vms.max_running", "must be 1 .. 1024"));
         }
@@ -864,6 +880,8 @@ mod tests {
             cfg.connections.idle_timeout_secs,
             d.connections.idle_timeout_secs
         );
+        assert_eq!(cfg.vms.max_upload_bytes, d.vms.max_upload_bytes);
+        assert_eq!(cfg.vms.url_allow, d.vms.url_allow);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct ImageInfo {
     pub actual_size: u64,
     pub backing: Option<String>,
     pub snapshots: Vec<ImageSnapshot>,
+    /// Every file other than the image itself that opening it makes QEMU open (backing file,
+    /// qcow2 external data file, vmdk extents, `json:`/protocol file names): see
+    /// [`external_files`]. Empty for a standalone image.
+    pub external: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +59,94 @@ pub fn parse_info(v: &Value) -> Option<ImageInfo> {
             .or(v["backing-filename"].as_str())
             .map(str::to_string),
         snapshots,
+        external: external_files(v),
     })
+}
+
+/// The files other than itself that an image described by `qemu-img info --output=json`
+/// references, each once: `backing-filename`/`full-backing-filename` (any format: qcow2, qed,
+/// qcow, vmdk parents), the qcow2 external data file (`format-specific.data.data-file`), vmdk
+/// extents other than the image file itself (`format-specific.data.extents[].filename`:
+/// descriptor-style vmdk), any child node except the image's own `file` node (e.g. `extents.0`,
+/// `data-file`, `backing`), and any file name that is a `json:` or protocol (`nbd://`…) name.
+/// Nested `backing-image` and child infos are walked too.
+pub fn external_files(v: &Value) -> Vec<String> {
+    fn is_pseudo(name: &str) -> bool {
+        name.starts_with("json:") || name.contains("://")
+    }
+    fn add(out: &mut Vec<String>, s: &str) {
+        if !out.iter().any(|x| x == s) {
+            out.push(s.to_string());
+        }
+    }
+    fn walk(v: &Value, own: Option<&str>, out: &mut Vec<String>) {
+        let me = v["filename"].as_str().or(own);
+        if let Some(f) = v["filename"].as_str()
+            && is_pseudo(f)
+        {
+            add(out, f);
+        }
+        for key in ["backing-filename", "full-backing-filename"] {
+            if let Some(b) = v[key].as_str() {
+                add(out, b);
+            }
+        }
+        let data = &v["format-specific"]["data"];
+        match &data["data-file"] {
+            Value::Null => {}
+            Value::String(d) => add(out, d),
+            other => add(out, &other.to_string()),
+        }
+        for e in data["extents"].as_array().into_iter().flatten() {
+            match e["filename"].as_str() {
+                Some(f) if Some(f) == me && !is_pseudo(f) => {}
+                Some(f) => add(out, f),
+                None => add(out, "(vmdk extent without a file name)"),
+            }
+        }
+        for c in v["children"].as_array().into_iter().flatten() {
+            let info = &c["info"];
+            let file = info["filename"].as_str();
+            let own_file = c["name"].as_str() == Some("file") && (file.is_none() || file == me);
+            if !own_file {
+                add(out, file.unwrap_or("(a child node without a file name)"));
+            }
+            walk(info, file, out);
+        }
+        if v["backing-image"].is_object() {
+            walk(&v["backing-image"], None, out);
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, None, &mut out);
+    out
+}
+
+/// Why an image is not acceptable as a standalone disk.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageCheckError {
+    /// qemu-img could not read it as the given format.
+    #[error("{0}")]
+    Unreadable(CommandError),
+    /// It references other files (backing file, data file, extents): QEMU would open them.
+    #[error("the image references other files ({}); only standalone images are accepted", .0.join(", "))]
+    References(Vec<String>),
+}
+
+/// `qemu-img info` of an image that must stand alone: refused when it references any other
+/// file ([`ImageInfo::external`]). Every place an image enters hostplane (uploads, archives,
+/// templates, existing files named in a definition, clone sources) calls this.
+pub async fn info_standalone(
+    path: &Path,
+    format: Option<&str>,
+) -> Result<ImageInfo, ImageCheckError> {
+    let info = info(path, format)
+        .await
+        .map_err(ImageCheckError::Unreadable)?;
+    if !info.external.is_empty() {
+        return Err(ImageCheckError::References(info.external.clone()));
+    }
+    Ok(info)
 }
 
 fn check(path: &Path) -> Result<(), CommandError> {
@@ -252,6 +343,57 @@ mod tests {
         let r = parse_info(&fixture("info-raw.json")).unwrap();
         assert_eq!(r.format, "raw");
         assert_eq!(r.virtual_size, 64 << 20);
+    }
+
+    #[test]
+    fn external_files_of_real_images() {
+        // Standalone: qcow2 with an internal snapshot, raw, single-file (monolithicSparse) vmdk.
+        for f in [
+            "info-qcow2-snapshot.json",
+            "info-raw.json",
+            "info-vmdk-sparse.json",
+        ] {
+            let i = parse_info(&fixture(f)).unwrap();
+            assert!(i.external.is_empty(), "{f}: {:?}", i.external);
+        }
+        // `qemu-img create -f qcow2 -o data_file=/tmp/qi/target.raw,data_file_raw=on`.
+        let d = parse_info(&fixture("info-qcow2-data-file.json")).unwrap();
+        assert!(d.backing.is_none());
+        assert_eq!(d.external, ["/tmp/qi/target.raw"]);
+        // A backing file, by path and as a json: pseudo-protocol name.
+        let b = parse_info(&fixture("info-qcow2-backing.json")).unwrap();
+        assert_eq!(b.external, ["/tmp/qi/a.qcow2"]);
+        let j = parse_info(&fixture("info-qcow2-json-backing.json")).unwrap();
+        assert_eq!(j.external.len(), 1);
+        assert!(j.external[0].starts_with("json:{"), "{:?}", j.external);
+        // Descriptor vmdk (monolithicFlat): its extent is another file.
+        let v = parse_info(&fixture("info-vmdk-flat.json")).unwrap();
+        assert_eq!(v.format, "vmdk");
+        assert_eq!(v.external, ["flat-flat.vmdk"]);
+    }
+
+    #[test]
+    fn external_files_of_odd_documents() {
+        let v: Value = serde_json::json!({
+            "format": "qcow2", "virtual-size": 1, "filename": "/x/a.qcow2",
+            "format-specific": {"type": "qcow2", "data": {"data-file": {"driver": "nbd"}}},
+            "children": [
+                {"name": "file", "info": {"filename": "/x/a.qcow2", "format": "file"}},
+                {"name": "data-file", "info": {"filename": "nbd://127.0.0.1/x", "format": "raw"}}
+            ],
+            "backing-image": {"filename": "json:{}", "format": "raw"}
+        });
+        let e = external_files(&v);
+        assert!(e.iter().any(|x| x.contains("nbd")), "{e:?}");
+        assert!(e.contains(&"nbd://127.0.0.1/x".to_string()), "{e:?}");
+        assert!(e.contains(&"json:{}".to_string()), "{e:?}");
+        // The image's own `file` child under another name is still its own file.
+        let ok: Value = serde_json::json!({"format": "raw", "virtual-size": 1,
+            "filename": "/x/a.raw", "children": [{"name": "file", "info": {"filename": "/x/a.raw"}}]});
+        assert!(external_files(&ok).is_empty());
+        let evil: Value = serde_json::json!({"format": "qcow2", "virtual-size": 1,
+            "filename": "/x/a.qcow2", "children": [{"name": "file", "info": {"filename": "/etc/shadow"}}]});
+        assert_eq!(external_files(&evil), ["/etc/shadow"]);
     }
 
     #[test]

@@ -134,6 +134,13 @@ pub async fn clone(
         for sd in src_def.disks.iter_mut() {
             let nd = match strategy {
                 CloneStrategy::Full => {
+                    // An image used in place may have changed since it was checked: copying
+                    // it must not pull in a file it references (data file, backing file).
+                    if !sd.owned {
+                        img::info_standalone(Path::new(&sd.path), Some(sd.format.as_str()))
+                            .await
+                            .map_err(|e| format!("disk {}: {e}", sd.index))?;
+                    }
                     let dest = dir.join(format!("disk{}.{}", sd.index, sd.format.as_str()));
                     img::copy_flat(
                         Path::new(&sd.path),

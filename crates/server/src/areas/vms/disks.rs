@@ -92,9 +92,10 @@ pub async fn plan_disk(
                 ));
             }
             let pinned = d.format.map(|f| f.as_str());
-            let info = img::info(&path, pinned)
-                .await
-                .map_err(|e| ApiError::invalid_field("invalid_image", &f, e.to_string()))?;
+            // Standalone only: a backing file, qcow2 data file or vmdk extent would make QEMU
+            // (and an export) read a file nobody named.
+            let info =
+                super::intake::check_image(&path, pinned, mgr.max_disk_bytes, Some(&f)).await?;
             let format = model::disk_format_of(&info.format).ok_or_else(|| {
                 ApiError::invalid_field(
                     "invalid_image",

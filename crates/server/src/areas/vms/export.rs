@@ -7,9 +7,12 @@
 //! pieces that the response body drains; a slow client slows the reader, memory stays flat.
 //! qemu-img cannot write to a pipe (it seeks), so a format change or a thin disk's flattening
 //! goes to a sparse scratch file on the images file system first, deleted when the stream
-//! ends. Uploads are streamed to a scratch file (decompressed on the way), then a job converts
-//! them with `qemu-img convert -p` for progress. An uploaded qcow2 with a backing file is
-//! refused (it would read a host file into the guest).
+//! ends. Uploads are streamed to a scratch file (decompressed and, for archives, unpacked on
+//! the way, every limit counted as the bytes are written: see [`super::intake`]) and checked
+//! before the answer: an image that references any other file (backing file, qcow2 data file,
+//! vmdk extents) is refused (it would read a host file into the guest), as is one larger than
+//! `vms.max_disk_bytes`. Then a job converts a disk with `qemu-img convert -p` for progress or
+//! moves an archive's disks into place.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -18,7 +21,6 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
 use hostplane_host::qemu::img;
 use hostplane_types::vms::{DiskBus, DiskFormat, VmDisk};
 use serde::{Deserialize, Serialize};
@@ -27,6 +29,7 @@ use utoipa::{IntoParams, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::disks::DiskAddParams;
+use super::intake::{self, TempPath};
 use super::lifecycle::{VmManager, host_error};
 use super::model::{self, VmDef, VmRecord};
 use crate::areas::accepted;
@@ -246,6 +249,7 @@ pub async fn export_disk(
         .find(|d| d.index == idx)
         .ok_or_else(|| ApiError::not_found(format!("no disk {idx} in this VM")))?
         .clone();
+    intake::recheck_in_place(&disk).await?;
     let src = PathBuf::from(&disk.path);
     let (path, scratch) = if disk.format.as_str() == format && disk.backing.is_none() {
         (src, Scratch(Vec::new()))
@@ -290,6 +294,7 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
     let mut scratch = Scratch(Vec::new());
     let mut files = Vec::new();
     for d in &rec.def.disks {
+        intake::recheck_in_place(d).await?;
         let name = format!("disks/disk{}.{}", d.index, d.format.as_str());
         if d.backing.is_some() {
             let tmp = scratch_path(&state.vms, "export")?;
@@ -348,84 +353,6 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
     Ok(resp)
 }
 
-/// Streams a request body into `dest` (decompressing zstd when asked), at most `limit`
-/// decompressed bytes. Returns the bytes written.
-pub async fn receive(body: Body, dest: PathBuf, zstd: bool, limit: u64) -> ApiResult<u64> {
-    let (tx, mut rx) = mpsc::channel::<Bytes>(4);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-        struct Counting<W> {
-            inner: W,
-            n: u64,
-            limit: u64,
-        }
-        impl<W: Write> Write for Counting<W> {
-            fn write(&mut self, d: &[u8]) -> std::io::Result<usize> {
-                self.n += d.len() as u64;
-                if self.n > self.limit {
-                    return Err(std::io::Error::new(
-                        std::io::ErrorKind::FileTooLarge,
-                        "too large",
-                    ));
-                }
-                self.inner.write(d)
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                self.inner.flush()
-            }
-        }
-        let f = std::fs::File::create(&dest)?;
-        let mut counting = Counting {
-            inner: std::io::BufWriter::with_capacity(CHUNK, f),
-            n: 0,
-            limit,
-        };
-        if zstd {
-            let mut dec = zstd::stream::write::Decoder::new(&mut counting)?;
-            while let Some(piece) = rx.blocking_recv() {
-                dec.write_all(&piece)?;
-            }
-            dec.flush()?;
-        } else {
-            while let Some(piece) = rx.blocking_recv() {
-                counting.write_all(&piece)?;
-            }
-        }
-        counting.flush()?;
-        counting.inner.get_ref().sync_all()?;
-        Ok(counting.n)
-    });
-    let mut stream = body.into_data_stream();
-    let mut failed = None;
-    while let Some(piece) = stream.next().await {
-        match piece {
-            Ok(b) => {
-                if tx.send(b).await.is_err() {
-                    break; // the writer failed; its error tells why
-                }
-            }
-            Err(e) => {
-                failed = Some(e.to_string());
-                break;
-            }
-        }
-    }
-    drop(tx);
-    let written = writer.await.map_err(ApiError::internal)?;
-    if let Some(e) = failed {
-        return Err(ApiError::invalid(
-            "upload_failed",
-            format!("reading the upload: {e}"),
-        ));
-    }
-    written.map_err(|e| match e.kind() {
-        std::io::ErrorKind::FileTooLarge => ApiError::PayloadTooLarge(format!(
-            "the image is larger than vms.max_disk_bytes ({limit})"
-        )),
-        _ if zstd => ApiError::invalid("invalid_zstd", format!("not a valid zstd stream: {e}")),
-        _ => ApiError::internal(e),
-    })
-}
-
 fn zstd_body(headers: &HeaderMap, compress: Option<&str>) -> ApiResult<bool> {
     let encoded = headers
         .get(header::CONTENT_ENCODING)
@@ -442,27 +369,33 @@ fn zstd_body(headers: &HeaderMap, compress: Option<&str>) -> ApiResult<bool> {
     }
 }
 
-/// Checks an uploaded image: the claimed format, no backing file, a bounded size.
-async fn check_upload(path: &Path, format: &str, limit: u64) -> Result<img::ImageInfo, JobFailure> {
-    let info = img::info(path, Some(format))
-        .await
-        .map_err(|e| JobFailure::new("invalid_image", format!("not a {format} image: {e}")))?;
-    if info.backing.is_some() {
-        return Err(JobFailure::new(
-            "invalid_image",
-            "the image has a backing file; upload a standalone image",
-        ));
+/// How much larger than its virtual size an image file may be (qcow2/vhd metadata).
+pub(crate) fn image_file_limit(max_disk_bytes: u64) -> u64 {
+    max_disk_bytes
+        .saturating_add(max_disk_bytes / 32)
+        .saturating_add(4 << 20)
+}
+
+fn content_length(headers: &HeaderMap) -> u64 {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Before an upload is read: the size it announces fits `max_upload_bytes` and the free space.
+pub(crate) fn precheck_upload(mgr: &VmManager, headers: &HeaderMap) -> ApiResult<PathBuf> {
+    let tmp = mgr.tmp_dir().map_err(ApiError::internal)?;
+    let announced = content_length(headers);
+    if announced > mgr.max_upload_bytes {
+        return Err(ApiError::PayloadTooLarge(format!(
+            "the upload ({announced} bytes) is larger than vms.max_upload_bytes ({})",
+            mgr.max_upload_bytes
+        )));
     }
-    if info.virtual_size > limit {
-        return Err(JobFailure::new(
-            "invalid_image",
-            format!(
-                "virtual size {} exceeds vms.max_disk_bytes ({limit})",
-                info.virtual_size
-            ),
-        ));
-    }
-    Ok(info)
+    intake::ensure_space(&tmp, announced)?;
+    Ok(tmp)
 }
 
 pub async fn import_disk(
@@ -485,38 +418,67 @@ pub async fn import_disk(
             format!("at most {} disks", model::MAX_DISKS),
         ));
     }
-    let tmp = scratch_path(&state.vms, "upload")?;
-    let scratch = Scratch(vec![tmp.clone()]);
-    let limit = state.vms.max_disk_bytes;
-    receive(body, tmp.clone(), zstd, limit).await?;
+    if let Err(e) = precheck_upload(&state.vms, &headers) {
+        return super::refuse(body, e).await;
+    }
+    // Removed on every error path, and by the job when it ends.
+    let tmp = TempPath::new(scratch_path(&state.vms, "upload")?);
+    let max_disk = state.vms.max_disk_bytes;
+    let dest = tmp.path().to_path_buf();
+    intake::stream_into(
+        body.into_data_stream(),
+        state.vms.max_upload_bytes,
+        move |r, trip| {
+            let mut out =
+                intake::CappedFile::create(&dest, image_file_limit(max_disk), "the image", trip)?;
+            if zstd {
+                let mut dec = zstd::stream::read::Decoder::new(r)
+                    .map_err(|e| intake::io_error(e, trip, ApiError::internal))?;
+                std::io::copy(&mut dec, &mut out).map_err(|e| {
+                    intake::io_error(e, trip, |m| {
+                        ApiError::invalid("invalid_zstd", format!("not a valid zstd stream: {m}"))
+                    })
+                })?;
+            } else {
+                std::io::copy(r, &mut out).map_err(|e| {
+                    intake::io_error(e, trip, |m| ApiError::invalid("upload_failed", m))
+                })?;
+            }
+            out.finish().map_err(ApiError::internal)
+        },
+    )
+    .await?;
+    let info = intake::check_image(tmp.path(), Some(format), max_disk, None).await?;
+    intake::ensure_space(&state.vms.images_dir, info.actual_size)?;
     let st = state.clone();
     let vm_id = rec.id.clone();
     let actor = p.user.clone();
-    let job = state.jobs.spawn(
-        JobSpec {
-            kind: "vm.disk_import",
-            target: Some(format!("/api/v1/vms/{}", rec.id)),
-            lock_key: None,
-            actor: p.user.clone(),
-        },
-        move |ctx| async move {
-            let _scratch = scratch;
-            import_disk_job(st, ctx, vm_id, tmp, format, bus, actor).await
-        },
-    )?;
+    let job =
+        state.jobs.spawn(
+            JobSpec {
+                kind: "vm.disk_import",
+                target: Some(format!("/api/v1/vms/{}", rec.id)),
+                lock_key: None,
+                actor: p.user.clone(),
+            },
+            move |ctx| async move {
+                import_disk_job(st, ctx, vm_id, tmp, info, format, bus, actor).await
+            },
+        )?;
     Ok(accepted(&job))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn import_disk_job(
     state: AppState,
     ctx: Arc<JobCtx>,
     vm_id: String,
-    tmp: PathBuf,
+    tmp: TempPath,
+    info: img::ImageInfo,
     format: &'static str,
     bus: DiskBus,
     actor: String,
 ) -> Result<serde_json::Value, JobFailure> {
-    let info = check_upload(&tmp, format, state.vms.max_disk_bytes).await?;
     ctx.log(format!(
         "uploaded a {format} image of {} bytes (virtual)",
         info.virtual_size
@@ -533,11 +495,15 @@ async fn import_disk_job(
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let dest = dir.join(format!("disk{index}.qcow2"));
     let c = ctx.clone();
-    img::convert(&tmp, format, &dest, "qcow2", move |pct| {
+    let converted = img::convert(tmp.path(), format, &dest, "qcow2", move |pct| {
         c.progress(pct.min(99))
     })
-    .await
-    .map_err(|e| JobFailure::new("convert_failed", e.to_string()))?;
+    .await;
+    drop(tmp);
+    if let Err(e) = converted {
+        let _ = std::fs::remove_file(&dest);
+        return Err(JobFailure::new("convert_failed", e.to_string()));
+    }
     let disk = model::disk_entry(
         index,
         &dest,
@@ -558,173 +524,199 @@ async fn import_disk_job(
     Ok(serde_json::json!({"disk": disk, "applied": applied, "reason": reason}))
 }
 
+/// What an archive unpacked to.
+struct Unpacked {
+    manifest: Manifest,
+    /// (disk index, file in the staging directory)
+    disks: Vec<(u32, PathBuf)>,
+}
+
+/// `POST /vms?import`: the archive is unpacked while it is uploaded (zstd → tar → disk files in
+/// a staging directory under the scratch space, every limit counted on the way), the manifest
+/// and every disk image are checked, and only then a job moves the files into place and
+/// records the VM. So a refused archive is a 4xx answer to the upload and leaves nothing.
 pub async fn import_archive(
     state: AppState,
     p: Principal,
     name: Option<String>,
-    _headers: HeaderMap,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     if let Some(n) = &name {
         model::check_name("name", n)?;
     }
-    let tmp = scratch_path(&state.vms, "import")?;
-    let scratch = Scratch(vec![tmp.clone()]);
-    // The archive stays compressed on disk; the job decompresses while unpacking. Limit: the
-    // largest VM (max_disk_bytes per disk, all disks) cannot be checked before reading, so the
-    // compressed size is bounded by the same per-disk limit times the disk count.
-    let limit = state
-        .vms
-        .max_disk_bytes
-        .saturating_mul(model::MAX_DISKS as u64);
-    receive(body, tmp.clone(), false, limit).await?;
+    if let Err(e) = precheck_upload(&state.vms, &headers) {
+        return super::refuse(body, e).await;
+    }
+    let staging = TempPath::new(scratch_path(&state.vms, "import")?);
+    std::fs::create_dir_all(staging.path()).map_err(ApiError::internal)?;
+    let max_disk = state.vms.max_disk_bytes;
+    // Decompressed: every disk at its largest, plus the manifest and tar headers; and never
+    // more than an upload may carry.
+    let total = max_disk
+        .saturating_mul(model::MAX_DISKS as u64)
+        .saturating_add(16 << 20)
+        .min(state.vms.max_upload_bytes);
+    let dir = staging.path().to_path_buf();
+    let unpacked = intake::stream_into(
+        body.into_data_stream(),
+        state.vms.max_upload_bytes,
+        move |r, trip| unpack(r, &dir, image_file_limit(max_disk), total, trip),
+    )
+    .await?;
+    let Unpacked { manifest, disks } = unpacked;
+    let name = name.unwrap_or(manifest.name.clone());
+    model::check_name("name", &name)
+        .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
+    let limits = state.vms.limits();
+    let mut def = manifest.def;
+    limits
+        .check_vcpus("vcpus", def.vcpus)
+        .and_then(|_| limits.check_memory("memory_mib", def.memory_mib))
+        .map_err(|e| ApiError::invalid("invalid_archive", e.to_string()))?;
+    if def.disks.len() > model::MAX_DISKS {
+        return Err(ApiError::invalid(
+            "invalid_archive",
+            format!("at most {} disks", model::MAX_DISKS),
+        ));
+    }
+    let mut checked = Vec::new();
+    for old in &def.disks {
+        let Some(file) = disks
+            .iter()
+            .find(|(i, _)| *i == old.index)
+            .map(|(_, p)| p.clone())
+        else {
+            return Err(ApiError::invalid(
+                "invalid_archive",
+                format!("disk {} is missing", old.index),
+            ));
+        };
+        let info = intake::check_image(&file, Some(old.format.as_str()), max_disk, None)
+            .await
+            .map_err(|e| match e {
+                ApiError::Invalid { code, detail, .. } => {
+                    ApiError::invalid(code, format!("disk {}: {detail}", old.index))
+                }
+                other => other,
+            })?;
+        checked.push((old.clone(), file, info.virtual_size));
+    }
+    // Files outside the archive are kept only when they resolve here too.
+    let ok = |s: &Option<String>| {
+        s.as_ref().is_some_and(|p| {
+            model::resolve_file("x", p, &state.vms.images_dir, &state.vms.roots).is_ok()
+        })
+    };
+    for c in &mut def.cdroms {
+        if c.cloud_init || !ok(&c.iso) {
+            c.iso = None;
+            c.cloud_init = false;
+        }
+    }
+    if !ok(&def.kernel) || (def.initrd.is_some() && !ok(&def.initrd)) {
+        def.kernel = None;
+        def.initrd = None;
+        def.cmdline = None;
+    }
+    def.template = None;
+    def.autostart = false;
     let st = state.clone();
     let actor = p.user.clone();
-    let job = state.jobs.spawn(
-        JobSpec {
-            kind: "vm.import",
-            target: Some("/api/v1/vms".into()),
-            lock_key: None,
-            actor: p.user.clone(),
-        },
-        move |ctx| async move {
-            let _scratch = scratch;
-            import_archive_job(st, ctx, tmp, name, actor).await
-        },
-    )?;
+    let job =
+        state.jobs.spawn(
+            JobSpec {
+                kind: "vm.import",
+                target: Some("/api/v1/vms".into()),
+                lock_key: None,
+                actor: p.user.clone(),
+            },
+            move |ctx| async move {
+                import_archive_job(st, ctx, staging, checked, def, name, actor).await
+            },
+        )?;
     Ok(accepted(&job))
 }
 
 async fn import_archive_job(
     state: AppState,
     ctx: Arc<JobCtx>,
-    archive: PathBuf,
-    name: Option<String>,
+    staging: TempPath,
+    checked: Vec<(VmDisk, PathBuf, u64)>,
+    mut def: VmDef,
+    name: String,
     actor: String,
 ) -> Result<serde_json::Value, JobFailure> {
     let id = uuid::Uuid::now_v7().to_string();
     let dir = state.vms.vm_dir(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let total = std::fs::metadata(&archive)
-        .map(|m| m.len())
-        .unwrap_or(1)
-        .max(1);
-    let c = ctx.clone();
-    let d = dir.clone();
-    let unpacked = tokio::task::spawn_blocking(move || unpack(&archive, &d, total, &c))
-        .await
-        .map_err(|e| JobFailure::new("internal", e.to_string()))
-        .and_then(|r| r);
-    let result = async {
-        let (manifest, disk_files) = unpacked?;
-        let name = name.unwrap_or(manifest.name.clone());
-        model::check_name("name", &name)
-            .map_err(|e| JobFailure::new("invalid_name", e.to_string()))?;
-        let limits = state.vms.limits();
-        let mut def = manifest.def;
-        limits
-            .check_vcpus("vcpus", def.vcpus)
-            .and_then(|_| limits.check_memory("memory_mib", def.memory_mib))
-            .map_err(|e| JobFailure::new("invalid_archive", e.to_string()))?;
-        let mut disks: Vec<VmDisk> = Vec::new();
-        for old in &def.disks {
-            let Some(path) = disk_files
-                .iter()
-                .find(|(i, _)| *i == old.index)
-                .map(|(_, p)| p.clone())
-            else {
-                return Err(JobFailure::new(
-                    "invalid_archive",
-                    format!("disk {} is missing", old.index),
-                ));
-            };
-            let info = check_upload(&path, old.format.as_str(), state.vms.max_disk_bytes).await?;
-            disks.push(model::disk_entry(
-                old.index,
-                &path,
-                old.format,
-                old.bus,
-                info.virtual_size,
-                None,
-                true,
-            ));
-        }
-        def.disks = disks;
-        // Files outside the archive are kept only when they resolve here too.
-        let ok = |s: &Option<String>| {
-            s.as_ref().is_some_and(|p| {
-                model::resolve_file("x", p, &state.vms.images_dir, &state.vms.roots).is_ok()
-            })
-        };
-        for c in &mut def.cdroms {
-            if c.cloud_init || !ok(&c.iso) {
-                c.iso = None;
-                c.cloud_init = false;
-            }
-        }
-        if !ok(&def.kernel) || (def.initrd.is_some() && !ok(&def.initrd)) {
-            def.kernel = None;
-            def.initrd = None;
-            def.cmdline = None;
-        }
-        def.template = None;
-        def.autostart = false;
-        let now = crate::platform::time::now_string();
-        let rec = VmRecord {
-            id: id.clone(),
-            name,
-            def,
-            created_at: now.clone(),
-            updated_at: now,
-        };
-        model::insert(&state.store, &rec)
-            .map_err(|e| JobFailure::new("vm_exists", e.to_string()))?;
-        Ok(rec)
-    }
-    .await;
-    match result {
-        Ok(rec) => {
-            let vm = state.vms.view(&rec);
-            state.events.publish(
-                "resource.created",
-                &vm.href,
-                &actor,
-                serde_json::to_value(&vm).unwrap_or_default(),
-            );
-            ctx.log(format!("created VM {} ({})", rec.name, rec.id));
-            Ok(serde_json::to_value(&vm).unwrap_or_default())
-        }
-        Err(e) => {
+    let internal = |e: String| JobFailure::new("internal", e);
+    // Only the disks the definition names move along; the rest goes with the staging dir.
+    std::fs::create_dir_all(&dir).map_err(|e| internal(e.to_string()))?;
+    let mut disks = Vec::new();
+    for (old, file, virtual_size) in &checked {
+        let dest = dir.join(file.file_name().unwrap_or_default());
+        if let Err(e) = std::fs::rename(file, &dest) {
             let _ = std::fs::remove_dir_all(&dir);
-            Err(e)
+            return Err(internal(e.to_string()));
         }
+        disks.push(model::disk_entry(
+            old.index,
+            &dest,
+            old.format,
+            old.bus,
+            *virtual_size,
+            None,
+            true,
+        ));
     }
+    drop(staging);
+    def.disks = disks;
+    let now = crate::platform::time::now_string();
+    let rec = VmRecord {
+        id: id.clone(),
+        name,
+        def,
+        created_at: now.clone(),
+        updated_at: now,
+    };
+    if let Err(e) = model::insert(&state.store, &rec) {
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(JobFailure::new("vm_exists", e.to_string()));
+    }
+    let vm = state.vms.view(&rec);
+    state.events.publish(
+        "resource.created",
+        &vm.href,
+        &actor,
+        serde_json::to_value(&vm).unwrap_or_default(),
+    );
+    ctx.progress(99);
+    ctx.log(format!("created VM {} ({})", rec.name, rec.id));
+    Ok(serde_json::to_value(&vm).unwrap_or_default())
 }
 
-/// Unpacks a VM archive into `dir`: the manifest and `(disk index, path)` pairs.
+/// Unpacks a VM archive (zstd-compressed tar) from `r` into `dir`: at most `total` bytes out of
+/// the decompressor, at most `image_limit` bytes per disk file, at most MAX_DISKS disk entries.
 fn unpack(
-    archive: &Path,
+    r: &mut dyn Read,
     dir: &Path,
+    image_limit: u64,
     total: u64,
-    ctx: &JobCtx,
-) -> Result<(Manifest, Vec<(u32, PathBuf)>), JobFailure> {
-    let bad = |m: String| JobFailure::new("invalid_archive", m);
-    let f = std::fs::File::open(archive).map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let counter = ProgressReader {
-        inner: f,
-        n: 0,
-        total,
-        ctx,
-    };
-    let dec = zstd::stream::read::Decoder::new(counter).map_err(|e| bad(e.to_string()))?;
+    trip: &intake::Trip,
+) -> ApiResult<Unpacked> {
+    let bad = |m: String| ApiError::invalid("invalid_archive", m);
+    let io = |e: std::io::Error| intake::io_error(e, trip, bad);
+    let dec = zstd::stream::read::Decoder::new(r).map_err(io)?;
+    let dec = intake::CappedReader::new(dec, total, "the unpacked archive", trip);
     let mut tar = tar::Archive::new(dec);
     let mut manifest: Option<Manifest> = None;
-    let mut disks = Vec::new();
-    for entry in tar
+    let mut disks: Vec<(u32, PathBuf)> = Vec::new();
+    let entries = tar
         .entries()
-        .map_err(|e| bad(format!("not a tar.zst archive: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| bad(format!("reading the archive: {e}")))?;
+        .map_err(|e| intake::io_error(e, trip, |m| bad(format!("not a tar.zst archive: {m}"))))?;
+    for entry in entries {
+        let mut entry = entry
+            .map_err(|e| intake::io_error(e, trip, |m| bad(format!("reading the archive: {m}"))))?;
         let path = entry
             .path()
             .map_err(|e| bad(e.to_string()))?
@@ -732,10 +724,7 @@ fn unpack(
             .into_owned();
         if path == "vm.json" {
             let mut s = Vec::new();
-            (&mut entry)
-                .take(1 << 20)
-                .read_to_end(&mut s)
-                .map_err(|e| bad(e.to_string()))?;
+            (&mut entry).take(1 << 20).read_to_end(&mut s).map_err(io)?;
             let m: Manifest =
                 serde_json::from_slice(&s).map_err(|e| bad(format!("vm.json: {e}")))?;
             if m.hostplane_vm_archive != 1 {
@@ -751,34 +740,26 @@ fn unpack(
                 .ok_or_else(|| bad(format!("odd entry {path}")))?;
             let index: u32 = num.parse().map_err(|_| bad(format!("odd entry {path}")))?;
             let fmt = model::disk_format_of(ext).ok_or_else(|| bad(format!("odd entry {path}")))?;
-            if index > 4096 {
+            if index > 4096 || disks.iter().any(|(i, _)| *i == index) {
                 return Err(bad(format!("odd entry {path}")));
             }
+            if disks.len() >= model::MAX_DISKS {
+                return Err(bad(format!("more than {} disks", model::MAX_DISKS)));
+            }
+            if entry.header().size().unwrap_or(0) > image_limit {
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "{path} is larger than vms.max_disk_bytes allows"
+                )));
+            }
             let dest = dir.join(format!("disk{index}.{}", fmt.as_str()));
-            let mut out = std::fs::File::create(&dest)
-                .map_err(|e| JobFailure::new("internal", e.to_string()))?;
-            std::io::copy(&mut entry, &mut out).map_err(|e| bad(e.to_string()))?;
+            let mut out = intake::CappedFile::create(&dest, image_limit, path.clone(), trip)?;
             disks.push((index, dest));
+            std::io::copy(&mut entry, &mut out).map_err(io)?;
+            out.finish().map_err(io)?;
         }
     }
-    Ok((
-        manifest.ok_or_else(|| bad("no vm.json in the archive".into()))?,
+    Ok(Unpacked {
+        manifest: manifest.ok_or_else(|| bad("no vm.json in the archive".into()))?,
         disks,
-    ))
-}
-
-struct ProgressReader<'a, R> {
-    inner: R,
-    n: u64,
-    total: u64,
-    ctx: &'a JobCtx,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        self.ctx.progress((self.n * 99 / self.total) as u8);
-        Ok(n)
-    }
+    })
 }

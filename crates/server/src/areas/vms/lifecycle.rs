@@ -123,6 +123,10 @@ pub struct VmManager {
     pub roots: Vec<PathBuf>,
     pub max_disk_bytes: u64,
     pub max_running: u32,
+    /// `[vms] max_upload_bytes`: an upload or download as sent, and unpacked.
+    pub max_upload_bytes: u64,
+    /// `[vms] url_allow`: non-public addresses box URLs may reach.
+    pub url_allow: Vec<super::fetch::Net>,
     pub tickets: Tickets,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -163,6 +167,14 @@ impl VmManager {
         std::fs::set_permissions(&run_dir, std::fs::Permissions::from_mode(0o700))?;
         let mut roots = vec![images_dir.clone()];
         roots.extend(cfg.vms.allowed_paths.iter().cloned());
+        // Scratch files of uploads and unpacking that a crash or kill left behind.
+        super::intake::sweep_stale(&images_dir.join(".tmp"), &images_dir.join("templates"));
+        let url_allow = cfg
+            .vms
+            .url_allow
+            .iter()
+            .map(|n| super::fetch::parse_net(n).map_err(std::io::Error::other))
+            .collect::<std::io::Result<_>>()?;
         Ok(VmManager {
             store,
             events,
@@ -171,6 +183,8 @@ impl VmManager {
             roots,
             max_disk_bytes: cfg.vms.max_disk_bytes,
             max_running: cfg.vms.max_running,
+            max_upload_bytes: cfg.vms.max_upload_bytes,
+            url_allow,
             tickets: Tickets::default(),
             runtimes: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
@@ -379,6 +393,7 @@ impl VmManager {
                     format!("disk {} ({}) does not exist", disk.index, disk.path),
                 ));
             }
+            super::intake::recheck_in_place(disk).await?;
             disks.push(LaunchDisk {
                 index: disk.index,
                 path: p,

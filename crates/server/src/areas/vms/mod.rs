@@ -14,7 +14,9 @@
 //!
 //! Modules: [`lifecycle`] (start/stop/re-attach), [`consoles`] (serial, VNC, screenshot),
 //! [`tickets`], [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
-//! (disk and VM export/import), [`templates`] (Vagrant boxes, cloud-init seeds).
+//! (disk and VM export/import), [`templates`] (Vagrant boxes, cloud-init seeds), [`intake`]
+//! (every image that comes in: streamed limits, scratch files, the standalone check), [`fetch`]
+//! (box URLs: address policy, redirects checked hop by hop).
 
 use std::time::Duration;
 
@@ -41,6 +43,8 @@ pub mod clone;
 pub mod consoles;
 pub mod disks;
 pub mod export;
+pub mod fetch;
+pub mod intake;
 pub mod lifecycle;
 pub mod model;
 pub mod snapshots;

@@ -3,16 +3,19 @@
 //! A template is a read-only base image in `images_dir/templates/<name>.qcow2`, recorded in the
 //! `vm_templates` table. It comes from a Vagrant box (libvirt provider: a tar, usually gzipped,
 //! with `metadata.json` and `box.img`), uploaded (`POST /vms/templates?name=`, the box as the
-//! body) or fetched from a URL (`POST /vms/templates` with JSON `{name, url}`); both run as a
-//! job that unpacks the box, checks the image (`qemu-img info`: the format metadata.json
-//! names, no backing file) and records it. `POST /vms` with `template` makes the first disk
-//! from it, a full copy or a thin overlay.
+//! body) or fetched from a URL (`POST /vms/templates` with JSON `{name, url}`). The box is
+//! unpacked while it streams in (limits counted on the decompressed bytes, see
+//! [`super::intake`]) and its image checked (`qemu-img info`: the format metadata.json names,
+//! no reference to any other file, a virtual size within `max_disk_bytes`): an upload during
+//! the request (a bad box is a 4xx answer), a download in the job, after the URL passed the
+//! address policy of [`super::fetch`] (each redirect hop too). The job records the template.
+//! `POST /vms` with `template` makes the first disk from it, a full copy or a thin overlay.
 //!
 //! cloud-init: a VM created with `cloud_init` gets a NoCloud seed, an ISO 9660 image labelled
 //! `cidata` with `user-data`, `meta-data` and `network-config`, made with genisoimage (or
 //! xorriso) and attached as a CD-ROM.
 
-use std::io::Read;
+use std::io::{BufRead, Read};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -32,7 +35,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::export::receive;
+use super::fetch;
+use super::intake::{self, TempPath};
 use super::lifecycle::host_error;
 use super::model;
 use crate::areas::accepted;
@@ -173,11 +177,6 @@ async fn create_template(
         let msg = "send JSON {name, url} (Content-Type: application/json), or the .box with ?name=";
         return super::refuse(body, ApiError::UnsupportedMediaType(msg.into())).await;
     }
-    let tmp = state
-        .vms
-        .tmp_dir()
-        .map_err(ApiError::internal)?
-        .join(format!("box-{}", uuid::Uuid::now_v7()));
     let mut body = Some(body);
     let (name, source, url) = if is_json {
         let bytes = axum::body::to_bytes(body.take().unwrap_or_default(), 64 * 1024)
@@ -193,8 +192,11 @@ async fn create_template(
                  printable ASCII characters",
             ));
         }
-        reqwest::Url::parse(&req.url)
+        let parsed = reqwest::Url::parse(&req.url)
             .map_err(|e| ApiError::invalid_field("invalid_url", "url", e.to_string()))?;
+        // Refused now when it already points somewhere it must not; each redirect hop is
+        // checked again by the download.
+        fetch::resolve_checked(&parsed, &state.vms.url_allow).await?;
         (req.name, req.url.clone(), Some(req.url))
     } else {
         let name = q.name.ok_or_else(|| {
@@ -202,17 +204,49 @@ async fn create_template(
         })?;
         (name, "upload".to_string(), None)
     };
-    hostplane_host::validate_name("template", &name)
-        .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
-    if find(&state, &name).is_ok() {
-        return Err(ApiError::conflict(
-            "template_exists",
-            format!("template {name:?} exists"),
-        ));
+    let early = hostplane_host::validate_name("template", &name)
+        .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))
+        .and_then(|_| match find(&state, &name) {
+            Ok(_) => Err(ApiError::conflict(
+                "template_exists",
+                format!("template {name:?} exists"),
+            )),
+            Err(_) => Ok(()),
+        })
+        .and_then(|_| match &url {
+            None => super::export::precheck_upload(&state.vms, &headers).map(|_| ()),
+            Some(_) => Ok(()),
+        });
+    if let Err(e) = early {
+        return match body {
+            Some(b) => super::refuse(b, e).await,
+            None => Err(e),
+        };
     }
-    if let (None, Some(body)) = (&url, body) {
-        receive(body, tmp.clone(), false, state.vms.max_disk_bytes).await?;
-    }
+    // The unpacked box.img; removed on every error path, moved into place by the job.
+    let staging = TempPath::new(
+        state
+            .vms
+            .tmp_dir()
+            .map_err(ApiError::internal)?
+            .join(format!("box-{}.img", uuid::Uuid::now_v7())),
+    );
+    let lim = BoxLimits::of(&state);
+    // An upload is unpacked and checked now: a bad box is a 4xx answer to the upload.
+    let uploaded = match (&url, body) {
+        (None, Some(body)) => {
+            let dest = staging.path().to_path_buf();
+            let metadata = intake::stream_into(
+                body.into_data_stream(),
+                state.vms.max_upload_bytes,
+                move |r, trip| unpack_box(r, &dest, lim, trip),
+            )
+            .await?;
+            let (fmt, info) = check_box(&state, &metadata, staging.path()).await?;
+            Some((metadata, fmt, info))
+        }
+        _ => None,
+    };
     let st = state.clone();
     let actor = p.user.clone();
     let job = state.jobs.spawn(
@@ -223,103 +257,140 @@ async fn create_template(
             actor: p.user.clone(),
         },
         move |ctx| async move {
-            let res = import_box(&st, &ctx, &name, &source, url.as_deref(), &tmp, &actor).await;
-            let _ = std::fs::remove_file(&tmp);
-            res
+            let (metadata, fmt, info) = match (uploaded, url) {
+                (Some(u), _) => u,
+                (None, Some(u)) => download_box(&st, &ctx, &u, staging.path(), lim).await?,
+                (None, None) => return Err(JobFailure::new("internal", "nothing to import")),
+            };
+            finish_template(
+                &st, &ctx, &name, &source, staging, fmt, info, metadata, &actor,
+            )
         },
     )?;
     Ok(accepted(&job))
 }
 
-async fn download(ctx: &JobCtx, url: &str, dest: &Path, limit: u64) -> Result<(), JobFailure> {
-    use tokio::io::AsyncWriteExt;
-    let fail = |e: String| JobFailure::new("download_failed", e);
-    let resp = reqwest::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(30))
-        .build()
-        .map_err(|e| fail(e.to_string()))?
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    if !resp.status().is_success() {
-        return Err(fail(format!("{url}: HTTP {}", resp.status())));
-    }
-    let total = resp.content_length();
-    let mut f = tokio::fs::File::create(dest)
-        .await
-        .map_err(|e| fail(e.to_string()))?;
-    let mut n: u64 = 0;
-    let mut stream = resp.bytes_stream();
-    while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|e| fail(e.to_string()))?;
-        n += piece.len() as u64;
-        if n > limit {
-            return Err(fail("the box is larger than vms.max_disk_bytes".into()));
-        }
-        f.write_all(&piece).await.map_err(|e| fail(e.to_string()))?;
-        if let Some(t) = total.filter(|t| *t > 0) {
-            ctx.progress((n * 50 / t) as u8);
-        }
-    }
-    f.sync_all().await.map_err(|e| fail(e.to_string()))?;
-    ctx.log(format!("downloaded {n} bytes from {url}"));
-    Ok(())
+/// Limits of unpacking one box.
+#[derive(Debug, Clone, Copy)]
+struct BoxLimits {
+    /// box.img, as written.
+    image: u64,
+    /// Everything out of the gzip decompressor (box.img, metadata.json, skipped entries).
+    total: u64,
 }
 
-async fn import_box(
+impl BoxLimits {
+    fn of(state: &AppState) -> BoxLimits {
+        let image = super::export::image_file_limit(state.vms.max_disk_bytes);
+        BoxLimits {
+            image,
+            total: image
+                .saturating_add(16 << 20)
+                .min(state.vms.max_upload_bytes),
+        }
+    }
+}
+
+/// Downloads the box (each hop checked, see [`fetch`]) and unpacks it while it arrives.
+async fn download_box(
     state: &AppState,
     ctx: &Arc<JobCtx>,
+    url: &str,
+    dest: &Path,
+    lim: BoxLimits,
+) -> Result<(serde_json::Value, DiskFormat, img::ImageInfo), JobFailure> {
+    let resp = fetch::get(url, &state.vms.url_allow)
+        .await
+        .map_err(intake::job_failure)?;
+    if !resp.status().is_success() {
+        return Err(JobFailure::new(
+            "download_failed",
+            format!("{url}: HTTP {}", resp.status()),
+        ));
+    }
+    let total = resp.content_length().filter(|t| *t > 0);
+    if let Some(t) = total {
+        if t > state.vms.max_upload_bytes {
+            return Err(JobFailure::new(
+                "payload_too_large",
+                format!(
+                    "the box ({t} bytes) is larger than vms.max_upload_bytes ({})",
+                    state.vms.max_upload_bytes
+                ),
+            ));
+        }
+        intake::ensure_space(&state.vms.images_dir, t).map_err(intake::job_failure)?;
+    }
+    let mut n = 0u64;
+    let c = ctx.clone();
+    let stream = Box::pin(resp.bytes_stream().inspect(move |piece| {
+        if let (Ok(b), Some(t)) = (piece, total) {
+            n += b.len() as u64;
+            c.progress((n.min(t) * 90 / t) as u8);
+        }
+    }));
+    let d = dest.to_path_buf();
+    let metadata = intake::stream_into(stream, state.vms.max_upload_bytes, move |r, trip| {
+        unpack_box(r, &d, lim, trip)
+    })
+    .await
+    .map_err(intake::job_failure)?;
+    ctx.log(format!("downloaded and unpacked {url}"));
+    let (fmt, info) = check_box(state, &metadata, dest)
+        .await
+        .map_err(intake::job_failure)?;
+    Ok((metadata, fmt, info))
+}
+
+/// The box's image: the format metadata.json names, standalone, within `max_disk_bytes`.
+async fn check_box(
+    state: &AppState,
+    metadata: &serde_json::Value,
+    image: &Path,
+) -> ApiResult<(DiskFormat, img::ImageInfo)> {
+    let format = metadata["format"].as_str().unwrap_or("qcow2");
+    let fmt = model::disk_format_of(format).ok_or_else(|| {
+        ApiError::invalid(
+            "invalid_box",
+            format!("box format {format:?} is not qcow2 or raw"),
+        )
+    })?;
+    let info = intake::check_image(image, Some(fmt.as_str()), state.vms.max_disk_bytes, None)
+        .await
+        .map_err(|e| match e {
+            ApiError::Invalid { code, detail, .. } => {
+                ApiError::invalid(code, format!("box.img: {detail}"))
+            }
+            other => other,
+        })?;
+    Ok((fmt, info))
+}
+
+/// Moves the checked image into `templates/` and records the template.
+#[allow(clippy::too_many_arguments)]
+fn finish_template(
+    state: &AppState,
+    ctx: &JobCtx,
     name: &str,
     source: &str,
-    url: Option<&str>,
-    tmp: &Path,
+    staging: TempPath,
+    fmt: DiskFormat,
+    info: img::ImageInfo,
+    metadata: serde_json::Value,
     actor: &str,
 ) -> Result<serde_json::Value, JobFailure> {
-    if let Some(u) = url {
-        download(ctx, u, tmp, state.vms.max_disk_bytes).await?;
-    }
     let dir = state.vms.templates_dir();
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let partial = dir.join(format!(".{name}.partial"));
-    let (t, p) = (tmp.to_path_buf(), partial.clone());
-    let c = ctx.clone();
-    let metadata = tokio::task::spawn_blocking(move || unpack_box(&t, &p, &c))
-        .await
-        .map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let metadata = match metadata {
-        Ok(m) => m,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
-    let format = metadata["format"].as_str().unwrap_or("qcow2").to_string();
-    let checked = async {
-        let fmt = model::disk_format_of(&format).ok_or_else(|| {
-            JobFailure::new(
-                "invalid_box",
-                format!("box format {format:?} is not qcow2 or raw"),
-            )
-        })?;
-        let info = img::info(&partial, Some(fmt.as_str()))
-            .await
-            .map_err(|e| JobFailure::new("invalid_box", format!("box.img: {e}")))?;
-        if info.backing.is_some() {
-            return Err(JobFailure::new("invalid_box", "box.img has a backing file"));
-        }
-        Ok((fmt, info))
-    }
-    .await;
-    let (fmt, info) = match checked {
-        Ok(x) => x,
-        Err(e) => {
-            let _ = std::fs::remove_file(&partial);
-            return Err(e);
-        }
-    };
     let path = dir.join(format!("{name}.{}", fmt.as_str()));
-    std::fs::rename(&partial, &path).map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    if path.exists() || find(state, name).is_ok() {
+        return Err(JobFailure::new(
+            "template_exists",
+            format!("template {name:?} exists"),
+        ));
+    }
+    std::fs::rename(staging.path(), &path)
+        .map_err(|e| JobFailure::new("internal", e.to_string()))?;
+    staging.keep();
     let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o444));
     let t = Template {
         name: name.to_string(),
@@ -356,34 +427,33 @@ async fn import_box(
     Ok(serde_json::to_value(&t).unwrap_or_default())
 }
 
-/// Reads a `.box` (tar, gzipped or not): writes `box.img` to `dest`, returns metadata.json.
-fn unpack_box(file: &Path, dest: &Path, ctx: &JobCtx) -> Result<serde_json::Value, JobFailure> {
-    let bad = |m: String| JobFailure::new("invalid_box", m);
-    let mut f =
-        std::fs::File::open(file).map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let total = f.metadata().map(|m| m.len()).unwrap_or(1).max(1);
-    let mut magic = [0u8; 2];
-    let gz = f.read_exact(&mut magic).is_ok() && magic == [0x1f, 0x8b];
-    let f = std::fs::File::open(file).map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    let counted = Counted {
-        inner: f,
-        n: 0,
-        total,
-        ctx,
-    };
+/// Reads a `.box` (tar, gzipped or not) from `r`: writes `box.img` to `dest`, returns
+/// metadata.json. Limits: [`BoxLimits`], counted on the decompressed bytes.
+fn unpack_box(
+    r: &mut dyn Read,
+    dest: &Path,
+    lim: BoxLimits,
+    trip: &intake::Trip,
+) -> ApiResult<serde_json::Value> {
+    let bad = |m: String| ApiError::invalid("invalid_box", m);
+    let io = |e: std::io::Error| intake::io_error(e, trip, bad);
+    let mut buffered = std::io::BufReader::new(r);
+    let gz = buffered.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
     let reader: Box<dyn Read> = if gz {
-        Box::new(flate2::read::GzDecoder::new(counted))
+        Box::new(flate2::read::GzDecoder::new(buffered))
     } else {
-        Box::new(counted)
+        Box::new(buffered)
     };
+    let reader = intake::CappedReader::new(reader, lim.total, "the unpacked box", trip);
     let mut tar = tar::Archive::new(reader);
     let mut metadata = None;
     let mut image = false;
-    for entry in tar
+    let entries = tar
         .entries()
-        .map_err(|e| bad(format!("not a tar archive: {e}")))?
-    {
-        let mut entry = entry.map_err(|e| bad(format!("reading the box: {e}")))?;
+        .map_err(|e| intake::io_error(e, trip, |m| bad(format!("not a tar archive: {m}"))))?;
+    for entry in entries {
+        let mut entry = entry
+            .map_err(|e| intake::io_error(e, trip, |m| bad(format!("reading the box: {m}"))))?;
         let path = entry
             .path()
             .map_err(|e| bad(e.to_string()))?
@@ -392,10 +462,7 @@ fn unpack_box(file: &Path, dest: &Path, ctx: &JobCtx) -> Result<serde_json::Valu
         match path.trim_start_matches("./") {
             "metadata.json" => {
                 let mut s = Vec::new();
-                (&mut entry)
-                    .take(1 << 20)
-                    .read_to_end(&mut s)
-                    .map_err(|e| bad(e.to_string()))?;
+                (&mut entry).take(1 << 20).read_to_end(&mut s).map_err(io)?;
                 let m: serde_json::Value =
                     serde_json::from_slice(&s).map_err(|e| bad(format!("metadata.json: {e}")))?;
                 if let Some(p) = m["provider"].as_str()
@@ -408,11 +475,18 @@ fn unpack_box(file: &Path, dest: &Path, ctx: &JobCtx) -> Result<serde_json::Valu
                 metadata = Some(m);
             }
             "box.img" => {
-                let mut out = std::fs::File::create(dest)
-                    .map_err(|e| JobFailure::new("internal", e.to_string()))?;
-                std::io::copy(&mut entry, &mut out).map_err(|e| bad(e.to_string()))?;
-                out.sync_all()
-                    .map_err(|e| JobFailure::new("internal", e.to_string()))?;
+                if image {
+                    return Err(bad("two box.img in the box".into()));
+                }
+                if entry.header().size().unwrap_or(0) > lim.image {
+                    return Err(ApiError::PayloadTooLarge(format!(
+                        "box.img is larger than vms.max_disk_bytes allows ({} bytes)",
+                        lim.image
+                    )));
+                }
+                let mut out = intake::CappedFile::create(dest, lim.image, "box.img", trip)?;
+                std::io::copy(&mut entry, &mut out).map_err(io)?;
+                out.finish().map_err(io)?;
                 image = true;
             }
             _ => {}
@@ -422,22 +496,6 @@ fn unpack_box(file: &Path, dest: &Path, ctx: &JobCtx) -> Result<serde_json::Valu
         return Err(bad("no box.img in the box".into()));
     }
     metadata.ok_or_else(|| bad("no metadata.json in the box".into()))
-}
-
-struct Counted<'a, R> {
-    inner: R,
-    n: u64,
-    total: u64,
-    ctx: &'a JobCtx,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.n += n as u64;
-        self.ctx.progress((50 + self.n * 49 / self.total) as u8);
-        Ok(n)
-    }
 }
 
 /// Disk `index` of a new VM made from template `t` in `dir`.
