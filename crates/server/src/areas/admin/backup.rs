@@ -14,7 +14,7 @@
 use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_types::auth::Role;
@@ -24,7 +24,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::admin::compat::{self, as_400, bad_request};
 use crate::areas::admin::{JidotekiStatus, require_enabled};
-use crate::areas::system::backup::{self as svc, MAX_ARCHIVE_BYTES, Upload};
+use crate::areas::system::backup::{self as svc, Upload};
+use crate::areas::system::uploads;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::state::AppState;
@@ -38,8 +39,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_backup, get_backup))
         .routes(routes!(download_backup))
         .routes(routes!(backup_log))
-        .routes(routes!(restore_backup))
-        .layer(DefaultBodyLimit::max(MAX_ARCHIVE_BYTES as usize))
+        .merge(
+            // The restore form is capped by `[admin] backup_upload_max_bytes` in the handler
+            // (the config is not known here); the other forms keep axum's default cap.
+            OpenApiRouter::new()
+                .routes(routes!(restore_backup))
+                .layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// `multipart/form-data` body of `POST /admin/backup`.
@@ -160,26 +166,43 @@ async fn backup_log(State(state): State<AppState>) -> ApiResult<Response> {
 async fn restore_backup(
     State(state): State<AppState>,
     Caller(p): Caller,
-    form: Result<Multipart, MultipartRejection>,
+    req: Request,
 ) -> ApiResult<axum::Json<JidotekiStatus>> {
     require_enabled(&state, "backup")?;
     p.require(Role::Admin)?;
+    let limit = state.config.admin.backup_upload_max_bytes;
     let invalid = |d: String| bad_request("invalid_archive", d);
+    // The whole form is capped (the archive plus framing); a longer Content-Length is
+    // refused before a byte is read.
+    let req = uploads::limit_request(
+        req,
+        limit.saturating_add(uploads::FORM_SLACK_BYTES),
+        "a backup archive",
+        &state.config.data_dir,
+    )?;
+    let form: Result<Multipart, MultipartRejection> = Multipart::from_request(req, &state).await;
     let mut form = form.map_err(|e| invalid(format!("expected multipart/form-data: {e}")))?;
+    let unreadable = |what: &str, e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            uploads::too_large("a backup archive", limit)
+        } else {
+            invalid(format!("unreadable {what}: {e}"))
+        }
+    };
     let mut upload = None;
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| invalid(format!("unreadable form: {e}")))?
+        .map_err(|e| unreadable("form", e))?
     {
-        if field.name() != Some("archive") {
+        if field.name() != Some("archive") || upload.is_some() {
             continue;
         }
-        let mut u = Upload::new(&state).await?;
+        let mut u = Upload::new(&state, None).await?;
         while let Some(chunk) = field
             .chunk()
             .await
-            .map_err(|e| invalid(format!("unreadable archive: {e}")))?
+            .map_err(|e| unreadable("archive", e))?
         {
             u.write(&chunk).await?;
         }
