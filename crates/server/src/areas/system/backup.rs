@@ -594,7 +594,7 @@ fn build_archive(
 
 /// What a backup, restore or upload creates in the backup dir while it works, by exact name:
 /// `.work-<uuid>/`, `.restore-<uuid>/`, `.check-<uuid>/`, `.upload-<uuid>`, `.import-<uuid>.tar`,
-/// `.<uuid>.tar.partial`. Returns whether `name` is one of them and, if so, whether only the
+/// `.<uuid>.tar.partial`, `.<uuid>.json.tmp-<pid>`. Returns whether `name` is one of them and, if so, whether only the
 /// holder of the `system.backup` lock makes it (uploads and their checks run without it).
 fn leftover(name: &str) -> Option<bool> {
     let id_then = |rest: &str, suffix: &str| {
@@ -617,6 +617,11 @@ fn leftover(name: &str) -> Option<bool> {
         return id_then(rest, ".tar").then_some(false);
     }
     let rest = name.strip_prefix('.')?;
+    // A sidecar being written (`write_atomic`: `.<uuid>.json.tmp-<pid>`).
+    if let Some((id, pid)) = rest.split_once(".json.tmp-") {
+        return (id_then(id, "") && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(false);
+    }
     id_then(rest, ".tar.partial").then_some(true)
 }
 
@@ -1815,6 +1820,127 @@ mod tests {
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(128 * 1024), "128.0K");
         assert_eq!(human_size(3_565_158), "3.4M");
+    }
+
+    #[test]
+    fn leftovers_are_matched_exactly() {
+        let id = "0193a3b4-0000-7000-8000-000000000001";
+        for (name, locked) in [
+            (format!(".work-{id}"), true),
+            (format!(".restore-{id}"), true),
+            (format!(".{id}.tar.partial"), true),
+            (format!(".check-{id}"), false),
+            (format!(".upload-{id}"), false),
+            (format!(".import-{id}.tar"), false),
+            (format!(".{id}.json.tmp-4242"), false),
+        ] {
+            assert_eq!(leftover(&name), Some(locked), "{name}");
+        }
+        for name in [
+            format!("{id}.tar"),
+            format!("{id}.json"),
+            "backup.log".to_string(),
+            ".work-".to_string(),
+            ".work-x".to_string(),
+            format!(".work-{id}x"),
+            format!(".{id}.tar.partial.x"),
+            format!(".{id}.json.tmp-"),
+            format!(".import-{id}"),
+            format!("..work-{id}"),
+        ] {
+            assert_eq!(leftover(&name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn restored_modes_follow_hostplanes_rules() {
+        for (name, mode) in [
+            ("data/bootstrap-token", 0o600),
+            ("data/keys/appliance.key", 0o600),
+            ("roles/tls-key.pem", 0o600),
+            ("roles/appliance-identity", 0o600),
+            ("data/tls/key.pem", 0o600),
+            ("data/other", 0o600),
+            ("roles/tls-cert.pem", 0o644),
+            ("roles/config.toml", 0o644),
+            ("data/tls/cert.pem", 0o644),
+            ("data/license", 0o644),
+            ("data/licence", 0o644),
+        ] {
+            assert_eq!(restored_mode(name), mode, "{name}");
+        }
+    }
+
+    /// A tar of `entries` (name, data), optionally compressed.
+    fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_limit_after_decompression() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            ("manifest.json", b"{}".to_vec()),
+            ("data/keys/zeros", vec![0u8; 8 << 20]),
+        ]);
+        let zst = zstd::stream::encode_all(tar.as_slice(), 3).unwrap();
+        let archive = dir.path().join("a.tar.zst");
+        std::fs::write(&archive, &zst).unwrap();
+        let staging = dir.path().join("staging");
+        let plain = dir.path().join("plain.tar");
+        let r = unpack_and_check(&archive, &staging, 1 << 20, Some(&plain));
+        assert!(matches!(r, Err(Refusal::TooLarge(_))), "{r:?}");
+        // What was unpacked stays below the limit (the caller removes it).
+        let unpacked = std::fs::metadata(staging.join("data/keys/zeros")).map_or(0, |m| m.len());
+        assert!(unpacked <= 1 << 20, "{unpacked}");
+        assert!(std::fs::metadata(&plain).unwrap().len() <= 1 << 20);
+    }
+
+    #[test]
+    fn staged_files_are_private_whatever_the_archive_says() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o4777);
+        h.set_cksum();
+        b.append_data(&mut h, "data/bootstrap-token", &b"x"[..])
+            .unwrap();
+        let archive = dir.path().join("a.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let staging = dir.path().join("staging");
+        // Refused later (no manifest), but what was staged is 0600.
+        assert!(unpack_and_check(&archive, &staging, 1 << 20, None).is_err());
+        let m = std::fs::metadata(staging.join("data/bootstrap-token")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    fn install_replaces_atomically_with_the_given_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"new").unwrap();
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o6777)).unwrap();
+        let live = dir.path().join("sub/live");
+        std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+        std::fs::write(&live, b"old").unwrap();
+        install(&staged, &live, 0o600).unwrap();
+        assert_eq!(std::fs::read(&live).unwrap(), b"new");
+        assert_eq!(
+            std::fs::metadata(&live).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert!(!staged.exists());
     }
 
     #[test]
