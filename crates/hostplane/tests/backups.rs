@@ -54,7 +54,9 @@ fn vm_hwm(pid: u32) -> u64 {
 }
 
 async fn make_backup(d: &Daemon) -> Value {
-    let r = d.send("POST", "/api/v1/system/backups", Some(&d.token), None).await;
+    let r = d
+        .send("POST", "/api/v1/system/backups", Some(&d.token), None)
+        .await;
     assert_eq!(r.status(), 202);
     let job: Value = r.json().await.unwrap();
     let job = d.wait_job(job["href"].as_str().unwrap()).await;
@@ -268,7 +270,11 @@ async fn restore_sets_hostplanes_modes_never_the_archives() {
         let meta = std::fs::metadata(&path).unwrap();
         assert_ne!(meta.uid(), 4242, "{p}: the archive's owner is not used");
     }
-    assert_eq!(mode(&data.join("keys")) & 0o077, 0, "keys dir stays private");
+    assert_eq!(
+        mode(&data.join("keys")) & 0o077,
+        0,
+        "keys dir stays private"
+    );
     // The daemon still works with what was restored.
     assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
 }
@@ -288,7 +294,11 @@ fn with_entry(good: &[u8], kind: tar::EntryType, name: &[u8], link: Option<&str>
     h.as_old_mut().name[..name.len()].copy_from_slice(name);
     h.set_entry_type(kind);
     h.set_mode(0o644);
-    h.set_size(if kind == tar::EntryType::Regular { 1 } else { 0 });
+    h.set_size(if kind == tar::EntryType::Regular {
+        1
+    } else {
+        0
+    });
     if let Some(l) = link {
         h.set_link_name(l).unwrap();
     }
@@ -415,7 +425,8 @@ async fn backup_and_restore_of_a_large_state_file_do_not_grow_memory() {
 // ---------------------------------------------------------------------------------------------
 // Finding 4: upload caps
 
-const SMALL_CAPS: &str = "[admin]\nbackup_upload_max_bytes = 1048576\nbackup_unpacked_max_bytes = 1048576\n";
+const SMALL_CAPS: &str =
+    "[admin]\nbackup_upload_max_bytes = 1048576\nbackup_unpacked_max_bytes = 1048576\n";
 
 /// A tar with a manifest and one state file of `size` zero bytes (a bomb once compressed).
 fn zero_tar(size: usize) -> Vec<u8> {
@@ -431,8 +442,12 @@ fn zero_tar(size: usize) -> Vec<u8> {
     h.set_size(size as u64);
     h.set_mode(0o600);
     h.set_cksum();
-    b.append_data(&mut h, "data/keys/zeros", std::io::repeat(0).take(size as u64))
-        .unwrap();
+    b.append_data(
+        &mut h,
+        "data/keys/zeros",
+        std::io::repeat(0).take(size as u64),
+    )
+    .unwrap();
     b.into_inner().unwrap()
 }
 
@@ -511,10 +526,17 @@ async fn compression_bombs_are_refused_and_leave_nothing() {
         let r = upload(&d, body.clone()).await;
         let v = assert_problem(r, 413, "payload_too_large").await;
         assert!(
-            v["detail"].as_str().unwrap().contains("unpacks to more than"),
+            v["detail"]
+                .as_str()
+                .unwrap()
+                .contains("unpacks to more than"),
             "{what}: {v}"
         );
-        assert_eq!(temp_names(&dir), Vec::<String>::new(), "{what}: nothing left");
+        assert_eq!(
+            temp_names(&dir),
+            Vec::<String>::new(),
+            "{what}: nothing left"
+        );
         // The Jidoteki restore: the same refusal, nothing changed.
         let part = reqwest::multipart::Part::bytes(body).file_name("backup.tar.zst");
         let r = d
@@ -526,7 +548,11 @@ async fn compression_bombs_are_refused_and_leave_nothing() {
             .await
             .unwrap();
         assert_problem(r, 413, "payload_too_large").await;
-        assert_eq!(temp_names(&dir), Vec::<String>::new(), "{what}: nothing left");
+        assert_eq!(
+            temp_names(&dir),
+            Vec::<String>::new(),
+            "{what}: nothing left"
+        );
     }
     assert_eq!(
         d.get_json("/api/v1/system/backups").await,
@@ -548,7 +574,10 @@ async fn a_compressed_backup_under_the_caps_is_stored_as_its_tar_and_restores() 
     assert_eq!(stored, plain);
     let job = restore(&d, up["href"].as_str().unwrap()).await;
     assert_eq!(job["status"], "success", "{job}");
-    assert_eq!(temp_names(&d.data_dir().join("backup")), Vec::<String>::new());
+    assert_eq!(
+        temp_names(&d.data_dir().join("backup")),
+        Vec::<String>::new()
+    );
 }
 
 #[tokio::test]

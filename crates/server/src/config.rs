@@ -630,12 +630,18 @@ impl Config {
             return Err(invalid("admin.backup_keep", "must be 1 .. 100"));
         }
         for (key, v) in [
-            ("admin.backup_upload_max_bytes", self.admin.backup_upload_max_bytes),
+            (
+                "admin.backup_upload_max_bytes",
+                self.admin.backup_upload_max_bytes,
+            ),
             (
                 "admin.backup_unpacked_max_bytes",
                 self.admin.backup_unpacked_max_bytes,
             ),
-            ("admin.update_upload_max_bytes", self.admin.update_upload_max_bytes),
+            (
+                "admin.update_upload_max_bytes",
+                self.admin.update_upload_max_bytes,
+            ),
         ] {
             if v < 1 << 20 {
                 return Err(invalid(key, "must be at least 1048576"));

@@ -8,8 +8,10 @@
 //! `GET` shows the newest backup made here (`running`, `success` with `filesize` and
 //! `sha256`, `failed`), 404 when there is none; `download` sends it as `backup.tar`; `log` is
 //! `DATA_DIR/backup/backup.log`. `restore` is synchronous: the `archive` field is received,
-//! checked completely (400 if missing or invalid, the live state untouched), restored by a
-//! `system.restore` job, and the answer waits for it: `200 {"Status":"200 OK"}`.
+//! checked completely (400 if missing or invalid, the live state untouched; 413 over
+//! `[admin] backup_upload_max_bytes` or when it unpacks to more than
+//! `[admin] backup_unpacked_max_bytes`), restored by a `system.restore` job, and the answer
+//! waits for it: `200 {"Status":"200 OK"}`.
 
 use std::time::Duration;
 
@@ -190,20 +192,12 @@ async fn restore_backup(
         }
     };
     let mut upload = None;
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| unreadable("form", e))?
-    {
+    while let Some(mut field) = form.next_field().await.map_err(|e| unreadable("form", e))? {
         if field.name() != Some("archive") || upload.is_some() {
             continue;
         }
         let mut u = Upload::new(&state, None).await?;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| unreadable("archive", e))?
-        {
+        while let Some(chunk) = field.chunk().await.map_err(|e| unreadable("archive", e))? {
             u.write(&chunk).await?;
         }
         u.finish().await?;

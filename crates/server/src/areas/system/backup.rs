@@ -7,15 +7,20 @@
 //! files under the data dir ([`DATA_PATHS`]: keys, the bootstrap token, ...) go into a tar with
 //! a `manifest.json` listing every file's size, mode and SHA-256 → `DATA_DIR/backup/<id>.tar`
 //! with a sidecar `<id>.json` (the [`Backup`] shown). Only the newest `[admin] backup_keep` are
-//! kept. The backups themselves, logs and temp files are never in a backup.
+//! kept. The backups themselves, logs and temp files are never in a backup. Every file is
+//! streamed (never read whole); a failed or cancelled backup removes its partial archive and
+//! work dir, and [`at_start`] removes what a killed daemon left.
 //!
 //! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first,
 //! `POST /system/backups/upload`) → a `system.restore` job (same lock) → the archive is
 //! unpacked into a staging dir and checked completely before anything changes: only known
 //! paths, regular files, every checksum and size as the manifest says, nothing unlisted, an
 //! intact SQLite file of a schema this version reads, a TLS key that matches its certificate, a
-//! config that parses → then the swap: role and data files renamed into place (files of
-//! [`DATA_PATHS`] the backup does not have are removed), the store replaced in one SQLite
+//! config that parses; gzip/zstd archives are decompressed on the fly with every unpacked
+//! byte counted against `[admin] backup_unpacked_max_bytes`; links, devices, absolute names and
+//! `..` are refused → then the swap: role and data files renamed into place with the modes of
+//! [`restored_mode`] (never the archive's), files of [`DATA_PATHS`] the backup does not have
+//! removed, the store replaced in one SQLite
 //! backup transaction under the writer lock (`Store::replace_with`), keeping the history
 //! tables (jobs, events, audit: a restore does not rewrite what happened) → the auth cache and
 //! the admin-API token reloaded, the TLS listener reloaded, the persistent storage units
@@ -650,7 +655,9 @@ fn sweep(cfg: &Config, all: bool) -> u32 {
         };
         match r {
             Ok(()) => removed += 1,
-            Err(e) => tracing::warn!(error = %e, path = %p.display(), "cannot remove a backup leftover"),
+            Err(e) => {
+                tracing::warn!(error = %e, path = %p.display(), "cannot remove a backup leftover")
+            }
         }
     }
     removed
@@ -1276,12 +1283,11 @@ fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
 /// certificates, the licence and the config file 0644, everything else (keys, the bootstrap
 /// token, the appliance identity, anything unknown) 0600. Nothing is executable or setuid.
 fn restored_mode(name: &str) -> u32 {
-    let public = matches!(
-        name,
-        "roles/tls-cert.pem" | "roles/config.toml" | "data/license" | "data/licence"
-    ) || (name.starts_with("data/tls/")
-        && name.ends_with(".pem")
-        && !name.contains("key"));
+    let public =
+        matches!(
+            name,
+            "roles/tls-cert.pem" | "roles/config.toml" | "data/license" | "data/licence"
+        ) || (name.starts_with("data/tls/") && name.ends_with(".pem") && !name.contains("key"));
     if public { 0o644 } else { 0o600 }
 }
 
@@ -1400,9 +1406,12 @@ pub async fn import(state: &AppState, actor: &str, upload: Upload) -> ApiResult<
         // Unpacking needs about the archive's size again (more if it is compressed: then the
         // unpacked bytes are counted against the limit as they come).
         let size = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
-        let r = crate::areas::system::uploads::check_space(st.parent().unwrap_or(&st), size.saturating_mul(2))
-            .map_err(Refusal::NoSpace)
-            .and_then(|()| unpack_and_check(&src, &st, limit, Some(&pl)));
+        let r = crate::areas::system::uploads::check_space(
+            st.parent().unwrap_or(&st),
+            size.saturating_mul(2),
+        )
+        .map_err(Refusal::NoSpace)
+        .and_then(|()| unpack_and_check(&src, &st, limit, Some(&pl)));
         let _ = std::fs::remove_dir_all(&st);
         let stored = if pl.exists() { pl.clone() } else { src };
         let r = r.and_then(|m| {
