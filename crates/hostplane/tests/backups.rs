@@ -600,23 +600,22 @@ async fn over_limit_update_packages_get_413_and_leave_no_file() {
     });
     let auth = format!("Authorization: Bearer {}", d.token);
     let two_mib = vec![1u8; 2 << 20];
-    for path in ["/api/v1/system/update"] {
-        let head = format!(
-            "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: application/octet-stream"
-        );
-        let (status, body) = raw_request(
-            d.port,
-            &format!("{head}\r\nContent-Length: {}", two_mib.len()),
-            two_mib.clone(),
-        );
-        assert_413(status, &body);
-        let (status, body) = raw_request(
-            d.port,
-            &format!("{head}\r\nTransfer-Encoding: chunked"),
-            chunked(&two_mib),
-        );
-        assert_413(status, &body);
-    }
+    // The native route's raw body, announced and not.
+    let head = format!(
+        "POST /api/v1/system/update HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: application/octet-stream"
+    );
+    let (status, body) = raw_request(
+        d.port,
+        &format!("{head}\r\nContent-Length: {}", two_mib.len()),
+        two_mib.clone(),
+    );
+    assert_413(status, &body);
+    let (status, body) = raw_request(
+        d.port,
+        &format!("{head}\r\nTransfer-Encoding: chunked"),
+        chunked(&two_mib),
+    );
+    assert_413(status, &body);
     let boundary = "XbOuNdArY";
     let mut form = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"update\"; filename=\"u.enc\"\r\nContent-Type: application/octet-stream\r\n\r\n"
@@ -631,6 +630,15 @@ async fn over_limit_update_packages_get_413_and_leave_no_file() {
                 "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nTransfer-Encoding: chunked"
             ),
             chunked(&form),
+        );
+        assert_413(status, &body);
+        let (status, body) = raw_request(
+            d.port,
+            &format!(
+                "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}\r\nContent-Type: multipart/form-data; boundary={boundary}\r\nContent-Length: {}",
+                form.len()
+            ),
+            form.clone(),
         );
         assert_413(status, &body);
     }
