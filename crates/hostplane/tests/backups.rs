@@ -200,6 +200,54 @@ async fn leftovers_of_interrupted_backups_are_removed_at_start() {
     assert!(log.contains("leftovers of interrupted backups"), "{log}");
 }
 
+#[tokio::test]
+async fn a_failing_backup_leaves_nothing() {
+    let d = Daemon::start();
+    // A state file larger than the free space (sparse: it takes no room itself): the backup
+    // cannot be written and must fail cleanly, before reading it.
+    let avail = {
+        let c = std::ffi::CString::new(d.data_dir().to_str().unwrap()).unwrap();
+        // SAFETY: statvfs fills the zeroed struct; `c` is a valid C string.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    let keys = d.data_dir().join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    std::fs::File::create(keys.join("huge.bin"))
+        .unwrap()
+        .set_len(avail + (16 << 30))
+        .unwrap();
+    let r = d
+        .send("POST", "/api/v1/system/backups", Some(&d.token), None)
+        .await;
+    assert_eq!(r.status(), 202);
+    let job: Value = r.json().await.unwrap();
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error_code"], "backup_failed", "{job}");
+    let b = d
+        .get_json(&format!(
+            "/api/v1/system/backups/{}",
+            job["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(b["status"], "failed");
+    assert!(
+        b["error"]
+            .as_str()
+            .unwrap()
+            .contains("not enough free space"),
+        "{b}"
+    );
+    let dir = d.data_dir().join("backup");
+    let left: Vec<String> = names(&dir)
+        .into_iter()
+        .filter(|n| n != "backup.log" && !n.ends_with(".json"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finding 2: modes and crafted entries
 

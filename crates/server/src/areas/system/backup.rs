@@ -524,6 +524,16 @@ fn build_archive(
         let mode = file_mode(&p);
         sources.push((format!("data/{rel}"), p, mode));
     }
+    // The archive is about the files plus a header block each: refuse before reading or
+    // writing anything when the backup dir's filesystem cannot hold it.
+    let need = sources
+        .iter()
+        .map(|(_, p, _)| std::fs::metadata(p).map_or(0, |m| m.len()) + 1024)
+        .sum::<u64>()
+        + MAX_MANIFEST;
+    if let Some(dir) = partial.parent() {
+        crate::areas::system::uploads::check_space(dir, need)?;
+    }
     let mut files = Vec::new();
     for (name, path, mode) in &sources {
         stop()?;
@@ -534,12 +544,6 @@ fn build_archive(
             sha256,
             mode: *mode,
         });
-    }
-    // The archive is about the files plus a header block each: refuse before writing when the
-    // backup dir's filesystem cannot hold it.
-    let need = files.iter().map(|f| f.size + 1024).sum::<u64>() + MAX_MANIFEST;
-    if let Some(dir) = partial.parent() {
-        crate::areas::system::uploads::check_space(dir, need)?;
     }
     let manifest = Manifest {
         format: FORMAT.into(),
@@ -1505,6 +1509,10 @@ async fn run_restore(
     let limit = cfg.admin.backup_unpacked_max_bytes;
     let result = tokio::task::spawn_blocking(move || {
         let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+        // A stored archive is a plain tar (uploads are stored decompressed, after the check
+        // against the limit): it unpacks to at most its own size, so a backup made here that
+        // is larger than the limit still restores.
+        let limit = limit.max(size);
         let r = crate::areas::system::uploads::check_space(st.parent().unwrap_or(&st), size)
             .map_err(Refusal::NoSpace)
             .and_then(|()| unpack_and_check(&archive, &st, limit, None))
