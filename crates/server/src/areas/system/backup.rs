@@ -11,20 +11,19 @@
 //! streamed (never read whole); a failed or cancelled backup removes its partial archive and
 //! work dir, and [`at_start`] removes what a killed daemon left.
 //!
-//! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first,
-//! `POST /system/backups/upload`) → a `system.restore` job (same lock) → the archive is
-//! unpacked into a staging dir and checked completely before anything changes: only known
-//! paths, regular files, every checksum and size as the manifest says, nothing unlisted, an
-//! intact SQLite file of a schema this version reads, a TLS key that matches its certificate, a
-//! config that parses; gzip/zstd archives are decompressed on the fly with every unpacked
-//! byte counted against `[admin] backup_unpacked_max_bytes`; links, devices, absolute names and
-//! `..` are refused → then the swap: role and data files renamed into place with the modes of
+//! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first, `POST
+//! /system/backups/upload`) → a `system.restore` job (same lock) → the archive is unpacked into
+//! a staging dir and checked completely before anything changes: only known paths, regular
+//! files, every checksum and size as the manifest says, nothing unlisted, an intact SQLite file
+//! of a schema this version reads, a TLS key that matches its certificate, a config that
+//! parses; gzip/zstd archives are decompressed on the fly with every unpacked byte counted
+//! against `[admin] backup_unpacked_max_bytes`; links, devices, absolute names and `..` are
+//! refused → then the swap: role and data files renamed into place with the modes of
 //! [`restored_mode`] (never the archive's), files of [`DATA_PATHS`] the backup does not have
-//! removed, the store replaced in one SQLite
-//! backup transaction under the writer lock (`Store::replace_with`), keeping the history
-//! tables (jobs, events, audit: a restore does not rewrite what happened) → the auth cache and
-//! the admin-API token reloaded, the TLS listener reloaded, the persistent storage units
-//! regenerated from the restored settings.
+//! removed, the store replaced in one SQLite backup transaction under the writer lock
+//! (`Store::replace_with`), keeping the history tables (jobs, events, audit: a restore does not
+//! rewrite what happened) → the auth cache and the admin-API token reloaded, the TLS listener
+//! reloaded, the persistent storage units regenerated from the restored settings.
 //!
 //! Every step is also written to `DATA_DIR/backup/backup.log` as `[unixtime][SYSTEM] message`
 //! (Jidoteki `GET /admin/backup/log`). The Jidoteki routes (areas/admin/backup.rs) are a thin
@@ -601,10 +600,11 @@ fn build_archive(
     Ok(manifest)
 }
 
-/// What a backup, restore or upload creates in the backup dir while it works, by exact name:
-/// `.work-<uuid>/`, `.restore-<uuid>/`, `.check-<uuid>/`, `.upload-<uuid>`, `.import-<uuid>.tar`,
-/// `.<uuid>.tar.partial`, `.<uuid>.json.tmp-<pid>`. Returns whether `name` is one of them and, if so, whether only the
-/// holder of the `system.backup` lock makes it (uploads and their checks run without it).
+/// What a backup, restore or upload creates in the backup dir while it works, by exact
+/// name: `.work-<uuid>/`, `.restore-<uuid>/`, `.check-<uuid>/`, `.upload-<uuid>`,
+/// `.import-<uuid>.tar`, `.<uuid>.tar.partial`, `.<uuid>.json.tmp-<pid>`. None when `name` is
+/// none of them; else whether only the holder of the `system.backup` lock makes it (uploads,
+/// their checks and sidecar writes run without it).
 fn leftover(name: &str) -> Option<bool> {
     let id_then = |rest: &str, suffix: &str| {
         rest.strip_suffix(suffix)
