@@ -11,8 +11,8 @@
 //! streamed (never read whole); a failed or cancelled backup removes its partial archive and
 //! work dir, and [`at_start`] removes what a killed daemon left.
 //!
-//! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first, `POST
-//! /system/backups/upload`) → a `system.restore` job (same lock) → the archive is unpacked into
+//! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first,
+//! `POST /system/backups/upload`) → a `system.restore` job (same lock) → the archive is unpacked into
 //! a staging dir and checked completely before anything changes: only known paths, regular
 //! files, every checksum and size as the manifest says, nothing unlisted, an intact SQLite file
 //! of a schema this version reads, a TLS key that matches its certificate, a config that
