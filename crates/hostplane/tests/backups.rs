@@ -186,7 +186,12 @@ async fn leftovers_of_interrupted_backups_are_removed_at_start() {
     )
     .unwrap();
 
+    // On a fresh port (a port just freed may be taken by another test's daemon), and make
+    // sure it is this daemon that answers.
+    d.port = common::free_port();
+    d.base = format!("http://127.0.0.1:{}", d.port);
     d.spawn();
+    assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
     let mut want: Vec<String> = before.clone();
     want.extend(keep.iter().cloned());
     want.push(format!("{UUID_A}.json"));
