@@ -70,6 +70,9 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   system_root = ""                     # prefix for generated system files (mount units); empty = "/"
                                        #   as root with the default data_dir, else DATA_DIR/root
   backup_keep = 3                      # backups kept in DATA_DIR/backup; older ones are deleted (1 .. 100)
+  backup_upload_max_bytes = 1073741824 # largest backup archive an upload or restore form may send (1 GiB; 1 MiB ..); more: 413
+  backup_unpacked_max_bytes = 4294967296  # most bytes an archive may unpack to, after gzip/zstd (4 GiB; 1 MiB ..); more: refused
+  update_upload_max_bytes = 2147483648 # largest update package an upload may send (2 GiB; 1 MiB ..); more: 413
 
   [services]                           # systemd units over D-Bus (/api/v1/services, GET /admin/services)
   dbus_address = ""                    # system bus address; empty = $DBUS_SYSTEM_BUS_ADDRESS, else unix:path=/run/dbus/system_bus_socket
@@ -258,6 +261,12 @@ pub struct AdminConfig {
     pub system_root: Option<PathBuf>,
     /// Backups kept; the oldest beyond this are deleted after a new one.
     pub backup_keep: usize,
+    /// Largest backup archive accepted from an upload (bytes on the wire).
+    pub backup_upload_max_bytes: u64,
+    /// Most bytes an archive may unpack to (decompressed tar and the files in it).
+    pub backup_unpacked_max_bytes: u64,
+    /// Largest update package accepted from an upload.
+    pub update_upload_max_bytes: u64,
 }
 
 impl Default for AdminConfig {
@@ -277,6 +286,9 @@ impl Default for AdminConfig {
             storage_mount_point: PathBuf::from("/srv/hostplane"),
             system_root: None,
             backup_keep: 3,
+            backup_upload_max_bytes: 1 << 30,
+            backup_unpacked_max_bytes: 4 << 30,
+            update_upload_max_bytes: 2 << 30,
         }
     }
 }
@@ -718,6 +730,24 @@ impl Config {
         if !(1..=100).contains(&self.admin.backup_keep) {
             return Err(invalid("admin.backup_keep", "must be 1 .. 100"));
         }
+        for (key, v) in [
+            (
+                "admin.backup_upload_max_bytes",
+                self.admin.backup_upload_max_bytes,
+            ),
+            (
+                "admin.backup_unpacked_max_bytes",
+                self.admin.backup_unpacked_max_bytes,
+            ),
+            (
+                "admin.update_upload_max_bytes",
+                self.admin.update_upload_max_bytes,
+            ),
+        ] {
+            if v < 1 << 20 {
+                return Err(invalid(key, "must be at least 1048576"));
+            }
+        }
         if !(1..=3600).contains(&self.services.job_timeout_secs) {
             return Err(invalid("services.job_timeout_secs", "must be 1 .. 3600"));
         }
@@ -882,6 +912,18 @@ mod tests {
         );
         assert_eq!(cfg.vms.max_upload_bytes, d.vms.max_upload_bytes);
         assert_eq!(cfg.vms.url_allow, d.vms.url_allow);
+        assert_eq!(
+            cfg.admin.backup_upload_max_bytes,
+            d.admin.backup_upload_max_bytes
+        );
+        assert_eq!(
+            cfg.admin.backup_unpacked_max_bytes,
+            d.admin.backup_unpacked_max_bytes
+        );
+        assert_eq!(
+            cfg.admin.update_upload_max_bytes,
+            d.admin.update_upload_max_bytes
+        );
     }
 
     #[test]

@@ -87,6 +87,12 @@ impl ApiError {
         }
     }
 
+    /// 409 `insufficient_space`: the file system something is written to has no room for it.
+    /// One code and status for every area (uploads, images, backups, restores).
+    pub fn insufficient_space(detail: impl Into<String>) -> Self {
+        ApiError::conflict("insufficient_space", detail)
+    }
+
     pub fn not_found(what: impl Into<String>) -> Self {
         ApiError::NotFound(what.into())
     }

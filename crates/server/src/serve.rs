@@ -149,6 +149,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     bootstrap(&cfg, &auth)?;
     // Updates: the appliance's age identity at first start, stale work dirs (background).
     crate::areas::system::update::at_start(&cfg);
+    // Backups: what an interrupted backup, restore or upload left in DATA_DIR/backup.
+    crate::areas::system::backup::at_start(&cfg);
     let events = Arc::new(Events::new(store.clone(), cfg.events.replay_window)?);
     let jobs = Jobs::new(store.clone(), events.clone())?;
     let tls_files = if cfg.http {

@@ -8,13 +8,15 @@
 //! `GET` shows the newest backup made here (`running`, `success` with `filesize` and
 //! `sha256`, `failed`), 404 when there is none; `download` sends it as `backup.tar`; `log` is
 //! `DATA_DIR/backup/backup.log`. `restore` is synchronous: the `archive` field is received,
-//! checked completely (400 if missing or invalid, the live state untouched), restored by a
-//! `system.restore` job, and the answer waits for it: `200 {"Status":"200 OK"}`.
+//! checked completely (400 if missing or invalid, the live state untouched; 413 over
+//! `[admin] backup_upload_max_bytes` or when it unpacks to more than
+//! `[admin] backup_unpacked_max_bytes`), restored by a `system.restore` job, and the answer
+//! waits for it: `200 {"Status":"200 OK"}`.
 
 use std::time::Duration;
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{DefaultBodyLimit, Multipart, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_types::jobs::JobStatus;
@@ -23,7 +25,8 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::admin::compat::{self, as_400, bad_request};
 use crate::areas::admin::{JidotekiStatus, require_enabled};
-use crate::areas::system::backup::{self as svc, MAX_ARCHIVE_BYTES, Upload};
+use crate::areas::system::backup::{self as svc, Upload};
+use crate::areas::system::uploads;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::state::AppState;
@@ -37,8 +40,13 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_backup, get_backup))
         .routes(routes!(download_backup))
         .routes(routes!(backup_log))
-        .routes(routes!(restore_backup))
-        .layer(DefaultBodyLimit::max(MAX_ARCHIVE_BYTES as usize))
+        .merge(
+            // The restore form is capped by `[admin] backup_upload_max_bytes` in the handler
+            // (the config is not known here); the other forms keep axum's default cap.
+            OpenApiRouter::new()
+                .routes(routes!(restore_backup))
+                .layer(DefaultBodyLimit::disable()),
+        )
 }
 
 /// `multipart/form-data` body of `POST /admin/backup`.
@@ -168,26 +176,35 @@ async fn backup_log(State(state): State<AppState>) -> ApiResult<Response> {
 async fn restore_backup(
     State(state): State<AppState>,
     Caller(p): Caller,
-    form: Result<Multipart, MultipartRejection>,
+    req: Request,
 ) -> ApiResult<axum::Json<JidotekiStatus>> {
     require_enabled(&state, "backup")?;
+    let limit = state.config.admin.backup_upload_max_bytes;
     let invalid = |d: String| bad_request("invalid_archive", d);
+    // The whole form is capped (the archive plus framing); a longer Content-Length is
+    // refused before a byte is read.
+    let req = uploads::limit_request(
+        req,
+        limit.saturating_add(uploads::FORM_SLACK_BYTES),
+        "a backup archive",
+        &state.config.data_dir,
+    )?;
+    let form: Result<Multipart, MultipartRejection> = Multipart::from_request(req, &state).await;
     let mut form = form.map_err(|e| invalid(format!("expected multipart/form-data: {e}")))?;
+    let unreadable = |what: &str, e: axum::extract::multipart::MultipartError| {
+        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+            uploads::too_large("a backup archive", limit)
+        } else {
+            invalid(format!("unreadable {what}: {e}"))
+        }
+    };
     let mut upload = None;
-    while let Some(mut field) = form
-        .next_field()
-        .await
-        .map_err(|e| invalid(format!("unreadable form: {e}")))?
-    {
-        if field.name() != Some("archive") {
+    while let Some(mut field) = form.next_field().await.map_err(|e| unreadable("form", e))? {
+        if field.name() != Some("archive") || upload.is_some() {
             continue;
         }
-        let mut u = Upload::new(&state).await?;
-        while let Some(chunk) = field
-            .chunk()
-            .await
-            .map_err(|e| invalid(format!("unreadable archive: {e}")))?
-        {
+        let mut u = Upload::new(&state, None).await?;
+        while let Some(chunk) = field.chunk().await.map_err(|e| unreadable("archive", e))? {
             u.write(&chunk).await?;
         }
         u.finish().await?;

@@ -48,11 +48,19 @@ pub async fn fields(
 ) -> ApiResult<HashMap<String, Vec<u8>>> {
     let mut form = form
         .map_err(|e| bad_request("invalid_form", format!("expected multipart/form-data: {e}")))?;
+    // Over the body cap (axum's default, 2 MiB) or a field over 1 MiB: 413.
+    let unreadable = |what: String, e: axum::extract::multipart::MultipartError| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge(format!("the form is too large: {e}"))
+        } else {
+            bad_request("invalid_form", format!("unreadable {what}: {e}"))
+        }
+    };
     let mut out = HashMap::new();
     while let Some(mut field) = form
         .next_field()
         .await
-        .map_err(|e| bad_request("invalid_form", format!("unreadable form: {e}")))?
+        .map_err(|e| unreadable("form".into(), e))?
     {
         let Some(name) = field.name().map(str::to_string) else {
             continue;
@@ -70,14 +78,13 @@ pub async fn fields(
         while let Some(chunk) = field
             .chunk()
             .await
-            .map_err(|e| bad_request("invalid_form", format!("unreadable field {name}: {e}")))?
+            .map_err(|e| unreadable(format!("field {name}"), e))?
         {
             data.extend_from_slice(&chunk);
             if data.len() > MAX_FIELD {
-                return Err(bad_request(
-                    "invalid_form",
-                    format!("the field {name} is larger than 1 MiB"),
-                ));
+                return Err(ApiError::PayloadTooLarge(format!(
+                    "the field {name} is larger than 1 MiB"
+                )));
             }
         }
         out.insert(name, data);

@@ -10,7 +10,7 @@
 //! /admin/update` shows it as in the document), E1002 when packages cannot be verified here.
 
 use axum::extract::multipart::MultipartRejection;
-use axum::extract::{Multipart, State};
+use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_types::system::update::JidotekiUpdateStatus;
@@ -28,9 +28,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(post_update, get_update))
         .routes(routes!(get_update_log))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            svc::MAX_PACKAGE_BYTES as usize,
-        ))
+        // `post_update` caps its body itself (`svc::limit`: the cap is a config key).
+        .layer(axum::extract::DefaultBodyLimit::disable())
 }
 
 /// `multipart/form-data` body of `POST /admin/update`.
@@ -60,7 +59,7 @@ fn refuse(code: &'static str, detail: impl Into<String>) -> ApiError {
 async fn post_update(
     State(state): State<AppState>,
     Caller(p): Caller,
-    form: Result<Multipart, MultipartRejection>,
+    req: Request,
 ) -> ApiResult<Response> {
     if let Err(e) = svc::ensure_not_running(&state) {
         return Err(refuse(
@@ -73,10 +72,14 @@ async fn post_update(
         svc::record_refused(&state, &p.user, codes::PROCESS, &detail).await;
         return Err(refuse(codes::PROCESS, detail));
     }
+    let req = svc::limit(&state, req)?;
+    let form: Result<Multipart, MultipartRejection> = Multipart::from_request(req, &state).await;
     let upload = match form {
         Ok(form) => match svc::receive_multipart(&state, form, "update").await {
             Ok(u) => u,
-            Err(ApiError::Internal(e)) => return Err(ApiError::Internal(e)),
+            // Our fault, over the size cap, or no room: said as they are (500, 413, 503).
+            Err(e @ (ApiError::Internal(_) | ApiError::PayloadTooLarge(_))) => return Err(e),
+            Err(e @ ApiError::Unavailable { .. }) => return Err(e),
             Err(e) => {
                 let msg = format!("The update package could not be received: {e}");
                 svc::record_refused(&state, &p.user, codes::MISSING, &msg).await;

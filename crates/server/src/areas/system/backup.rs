@@ -7,28 +7,34 @@
 //! files under the data dir ([`DATA_PATHS`]: keys, the bootstrap token, ...) go into a tar with
 //! a `manifest.json` listing every file's size, mode and SHA-256 → `DATA_DIR/backup/<id>.tar`
 //! with a sidecar `<id>.json` (the [`Backup`] shown). Only the newest `[admin] backup_keep` are
-//! kept. The backups themselves, logs and temp files are never in a backup.
+//! kept. The backups themselves, logs and temp files are never in a backup. Every file is
+//! streamed (never read whole); a failed or cancelled backup removes its partial archive and
+//! work dir, and [`at_start`] removes what a killed daemon left.
 //!
 //! Flow of a restore: `POST /system/backups/{id}/restore` (or an upload first,
-//! `POST /system/backups/upload`) → a `system.restore` job (same lock) → the archive is
-//! unpacked into a staging dir and checked completely before anything changes: only known
-//! paths, regular files, every checksum and size as the manifest says, nothing unlisted, an
-//! intact SQLite file of a schema this version reads, a TLS key that matches its certificate, a
-//! config that parses → then the swap: role and data files renamed into place (files of
-//! [`DATA_PATHS`] the backup does not have are removed), the store replaced in one SQLite
-//! backup transaction under the writer lock (`Store::replace_with`), keeping the history
-//! tables (jobs, events, audit: a restore does not rewrite what happened) → the auth cache and
-//! the admin-API token reloaded, the TLS listener reloaded, the persistent storage units
-//! regenerated from the restored settings.
+//! `POST /system/backups/upload`) → a `system.restore` job (same lock) → the archive is unpacked into
+//! a staging dir and checked completely before anything changes: only known paths, regular
+//! files, every checksum and size as the manifest says, nothing unlisted, an intact SQLite file
+//! of a schema this version reads, a TLS key that matches its certificate, a config that
+//! parses; gzip/zstd archives are decompressed on the fly with every unpacked byte counted
+//! against `[admin] backup_unpacked_max_bytes`; links, devices, absolute names and `..` are
+//! refused → then the swap: role and data files renamed into place with the modes of
+//! [`restored_mode`] (never the archive's), files of [`DATA_PATHS`] the backup does not have
+//! removed, the store replaced in one SQLite backup transaction under the writer lock
+//! (`Store::replace_with`), keeping the history tables (jobs, events, audit: a restore does not
+//! rewrite what happened) → the auth cache and the admin-API token reloaded, the TLS listener
+//! reloaded, the persistent storage units regenerated from the restored settings.
 //!
 //! Every step is also written to `DATA_DIR/backup/backup.log` as `[unixtime][SYSTEM] message`
 //! (Jidoteki `GET /admin/backup/log`). The Jidoteki routes (areas/admin/backup.rs) are a thin
 //! layer over [`start_backup`], [`stop_latest`], [`import`] and [`start_restore`]; the reboot
 //! endpoint calls [`take_backup`].
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -45,7 +51,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::system::storage;
+use crate::areas::system::{storage, uploads};
 use crate::areas::{accepted, created};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
@@ -63,8 +69,6 @@ pub const JOB_KIND: &str = "system.backup";
 pub const RESTORE_KIND: &str = "system.restore";
 /// Backups and restores never overlap.
 pub const LOCK: &str = "system.backup";
-/// Largest archive accepted for upload.
-pub const MAX_ARCHIVE_BYTES: u64 = 1 << 30;
 /// State files under the data dir that backups carry (a file or a directory). An area that
 /// keeps state in files there adds its path here; everything else in the data dir (logs,
 /// temp files, the backups themselves) is not state.
@@ -441,8 +445,29 @@ fn file_mode(path: &Path) -> u32 {
         .unwrap_or(0o600)
 }
 
-fn append(
-    builder: &mut tar::Builder<std::fs::File>,
+/// Reads a state file into the archive: counts and hashes what passes, and stops with an
+/// error as soon as the backup is cancelled. Nothing is buffered beyond one read.
+struct Checked<'a, R> {
+    inner: R,
+    hash: Sha256,
+    n: u64,
+    cancelled: &'a AtomicBool,
+}
+
+impl<R: Read> Read for Checked<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.cancelled.load(Ordering::Relaxed) {
+            return Err(std::io::Error::other("cancelled"));
+        }
+        let k = self.inner.read(buf)?;
+        self.hash.update(&buf[..k]);
+        self.n += k as u64;
+        Ok(k)
+    }
+}
+
+fn append<W: Write>(
+    builder: &mut tar::Builder<W>,
     name: &str,
     data: &mut dyn Read,
     size: u64,
@@ -456,7 +481,9 @@ fn append(
     builder.append_data(&mut h, name, data)
 }
 
-/// Writes the archive to `partial`; returns the manifest. Runs on a blocking thread.
+/// Writes the archive to `partial`; returns the manifest. Runs on a blocking thread. Every
+/// file is streamed (hashed once for the manifest, then copied into the tar through a hashing
+/// reader that must see the same bytes): memory use does not grow with the file sizes.
 fn build_archive(
     cfg: &Config,
     store: &Store,
@@ -465,6 +492,7 @@ fn build_archive(
     created_by: &str,
     cancelled: &AtomicBool,
 ) -> Result<Manifest, String> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let stop = || {
         if cancelled.load(Ordering::Relaxed) {
             Err("cancelled".to_string())
@@ -472,7 +500,11 @@ fn build_archive(
             Ok(())
         }
     };
-    std::fs::create_dir_all(work).map_err(|e| format!("{}: {e}", work.display()))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(work)
+        .map_err(|e| format!("{}: {e}", work.display()))?;
     let db = work.join("hostplane.sqlite");
     store
         .backup_to(&db)
@@ -490,8 +522,19 @@ fn build_archive(
         let mode = file_mode(&p);
         sources.push((format!("data/{rel}"), p, mode));
     }
+    // The archive is about the files plus a header block each: refuse before reading or
+    // writing anything when the backup dir's filesystem cannot hold it.
+    let need = sources
+        .iter()
+        .map(|(_, p, _)| std::fs::metadata(p).map_or(0, |m| m.len()) + 1024)
+        .sum::<u64>()
+        + MAX_MANIFEST;
+    if let Some(dir) = partial.parent() {
+        crate::areas::system::uploads::check_space(dir, need)?;
+    }
     let mut files = Vec::new();
     for (name, path, mode) in &sources {
+        stop()?;
         let (size, sha256) = sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
         files.push(ManifestFile {
             path: name.clone(),
@@ -517,9 +560,10 @@ fn build_archive(
         .write(true)
         .create(true)
         .truncate(true)
+        .mode(0o600)
         .open(partial)
         .map_err(|e| format!("{}: {e}", partial.display()))?;
-    let mut builder = tar::Builder::new(out);
+    let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
     let io = |e: std::io::Error| format!("writing the archive: {e}");
     append(
         &mut builder,
@@ -531,41 +575,128 @@ fn build_archive(
     .map_err(io)?;
     for ((name, path, mode), listed) in sources.iter().zip(&manifest.files) {
         stop()?;
-        // Read once, check it is what the manifest says, then write it.
-        let data = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        if hex::encode(Sha256::digest(&data)) != listed.sha256 {
+        // Streamed from the file; what went in must be what the manifest says.
+        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut reader = Checked {
+            inner: f.take(listed.size),
+            hash: Sha256::new(),
+            n: 0,
+            cancelled,
+        };
+        let written = append(&mut builder, name, &mut reader, listed.size, *mode);
+        stop()?;
+        written.map_err(|e| format!("{}: {e}", path.display()))?;
+        if reader.n != listed.size || hex::encode(reader.hash.finalize()) != listed.sha256 {
             return Err(format!(
                 "{} changed while the backup was made; try again",
                 path.display()
             ));
         }
-        append(
-            &mut builder,
-            name,
-            &mut data.as_slice(),
-            data.len() as u64,
-            *mode,
-        )
-        .map_err(io)?;
     }
-    let f = builder.into_inner().map_err(io)?;
+    let buffered = builder.into_inner().map_err(io)?;
+    let f = buffered.into_inner().map_err(|e| io(e.into_error()))?;
     f.sync_all().map_err(io)?;
     Ok(manifest)
 }
 
-/// Removes what backups and restores a crash interrupted left behind. Called by the holder of
-/// the `system.backup` lock, so none of it is in use.
+/// What a backup, restore or upload creates in the backup dir while it works, by exact
+/// name: `.work-<uuid>/`, `.restore-<uuid>/`, `.check-<uuid>/`, `.upload-<uuid>`,
+/// `.import-<uuid>.tar`, `.<uuid>.tar.partial`, `.<uuid>.json.tmp-<pid>`. None when `name` is
+/// none of them; else whether only the holder of the `system.backup` lock makes it (uploads,
+/// their checks and sidecar writes run without it).
+fn leftover(name: &str) -> Option<bool> {
+    let id_then = |rest: &str, suffix: &str| {
+        rest.strip_suffix(suffix)
+            .is_some_and(|id| id.len() == 36 && uuid::Uuid::parse_str(id).is_ok())
+    };
+    if let Some(rest) = name.strip_prefix(".work-") {
+        return id_then(rest, "").then_some(true);
+    }
+    if let Some(rest) = name.strip_prefix(".restore-") {
+        return id_then(rest, "").then_some(true);
+    }
+    if let Some(rest) = name.strip_prefix(".check-") {
+        return id_then(rest, "").then_some(false);
+    }
+    if let Some(rest) = name.strip_prefix(".upload-") {
+        return id_then(rest, "").then_some(false);
+    }
+    if let Some(rest) = name.strip_prefix(".import-") {
+        return id_then(rest, ".tar").then_some(false);
+    }
+    let rest = name.strip_prefix('.')?;
+    // A sidecar being written (`write_atomic`: `.<uuid>.json.tmp-<pid>`).
+    if let Some((id, pid)) = rest.split_once(".json.tmp-") {
+        return (id_then(id, "") && !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .then_some(false);
+    }
+    id_then(rest, ".tar.partial").then_some(true)
+}
+
+/// Removes what interrupted backups and restores left behind ([`leftover`]). With `all`
+/// (daemon start: nothing runs yet) also interrupted uploads; otherwise the caller holds the
+/// `system.backup` lock, so none of what it removes is in use.
+fn sweep(cfg: &Config, all: bool) -> u32 {
+    let Ok(rd) = std::fs::read_dir(backup_dir(cfg)) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for e in rd.flatten() {
+        let name = e.file_name();
+        let Some(locked) = name.to_str().and_then(leftover) else {
+            continue;
+        };
+        if !locked && !all {
+            continue;
+        }
+        let p = e.path();
+        // Not followed: a symlink is removed itself.
+        let r = match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&p),
+            Ok(_) => std::fs::remove_file(&p),
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(error = %e, path = %p.display(), "cannot remove a backup leftover")
+            }
+        }
+    }
+    removed
+}
+
 fn sweep_leftovers(cfg: &Config) {
+    sweep(cfg, false);
+}
+
+/// Daemon start (before any listener): removes what backups, restores and uploads a crash
+/// or kill left in `DATA_DIR/backup`, and marks backups that were running as failed.
+pub fn at_start(cfg: &Config) {
+    let n = sweep(cfg, true);
+    if n > 0 {
+        tracing::info!(removed = n, "removed leftovers of interrupted backups");
+        log_line(
+            cfg,
+            &format!("Removed {n} leftovers of interrupted backups and restores"),
+        );
+    }
     let Ok(rd) = std::fs::read_dir(backup_dir(cfg)) else {
         return;
     };
     for e in rd.flatten() {
-        let name = e.file_name().to_string_lossy().to_string();
-        let p = e.path();
-        if name.starts_with(".work-") || name.starts_with(".restore-") {
-            let _ = std::fs::remove_dir_all(&p);
-        } else if name.starts_with('.') && name.ends_with(".tar.partial") {
-            let _ = std::fs::remove_file(&p);
+        let name = e.file_name();
+        let Some(id) = name.to_str().and_then(|n| n.strip_suffix(".json")) else {
+            continue;
+        };
+        if valid_id(id)
+            && let Some(mut b) = read_meta(cfg, id)
+            && b.status == BackupStatus::Running
+        {
+            b.status = BackupStatus::Failed;
+            b.finished_at = Some(time::now_string());
+            b.error = Some("the daemon stopped before the backup was finished".into());
+            let _ = write_meta(cfg, &b);
         }
     }
 }
@@ -811,78 +942,270 @@ fn allowed_entry(name: &str) -> bool {
     false
 }
 
-/// Unpacks `archive` into `staging` and checks all of it. Nothing live is touched.
-fn unpack_and_check(archive: &Path, staging: &Path) -> Result<Manifest, String> {
-    let f = std::fs::File::open(archive).map_err(|e| format!("cannot open the archive: {e}"))?;
-    let mut ar = tar::Archive::new(f);
+/// Why an archive was refused.
+#[derive(Debug)]
+enum Refusal {
+    /// Not a sound hostplane backup (422 `invalid_archive`).
+    Invalid(String),
+    /// It unpacks to more than `[admin] backup_unpacked_max_bytes` (413).
+    TooLarge(String),
+    /// The filesystem has no room for it (409 `insufficient_space`).
+    NoSpace(String),
+}
+
+impl Refusal {
+    fn message(&self) -> &str {
+        match self {
+            Refusal::Invalid(m) | Refusal::TooLarge(m) | Refusal::NoSpace(m) => m,
+        }
+    }
+
+    fn job_code(&self) -> &'static str {
+        match self {
+            Refusal::Invalid(_) | Refusal::TooLarge(_) => "invalid_archive",
+            Refusal::NoSpace(_) => "insufficient_space",
+        }
+    }
+
+    fn api_error(self) -> ApiError {
+        match self {
+            Refusal::Invalid(m) => ApiError::invalid_field("invalid_archive", "archive", m),
+            Refusal::TooLarge(m) => ApiError::PayloadTooLarge(m),
+            Refusal::NoSpace(m) => crate::areas::system::uploads::no_space(m),
+        }
+    }
+}
+
+impl From<String> for Refusal {
+    fn from(m: String) -> Self {
+        Refusal::Invalid(m)
+    }
+}
+
+impl From<&str> for Refusal {
+    fn from(m: &str) -> Self {
+        Refusal::Invalid(m.to_string())
+    }
+}
+
+/// A local write failed: ENOSPC/EDQUOT is [`Refusal::NoSpace`], anything else is reported
+/// as it is.
+fn local(path: &Path, e: std::io::Error) -> Refusal {
+    match e.raw_os_error() {
+        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
+            Refusal::NoSpace(format!("{}: the filesystem is full", path.display()))
+        }
+        _ => Refusal::Invalid(format!("{}: {e}", path.display())),
+    }
+}
+
+/// The unpacked stream of an archive: counts every byte after decompression and fails once
+/// more than `limit` went through (`over` says so, whatever error the tar reader makes of
+/// it); optionally copies what it reads to `tee` (the plain tar of a compressed upload).
+struct Unpacked<R> {
+    inner: R,
+    n: u64,
+    limit: u64,
+    tee: Option<std::io::BufWriter<std::fs::File>>,
+    /// Why reading stopped, seen by the caller whatever the tar reader made of the error.
+    stopped: Rc<RefCell<Option<Stopped>>>,
+}
+
+enum Stopped {
+    Over,
+    Tee(std::io::Error),
+}
+
+impl<R: Read> Read for Unpacked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let k = self.inner.read(buf)?;
+        self.n += k as u64;
+        if self.n > self.limit {
+            *self.stopped.borrow_mut() = Some(Stopped::Over);
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::FileTooLarge,
+                "the archive unpacks to too much data",
+            ));
+        }
+        if let Some(t) = &mut self.tee
+            && let Err(e) = t.write_all(&buf[..k])
+        {
+            let msg = e.to_string();
+            *self.stopped.borrow_mut() = Some(Stopped::Tee(e));
+            return Err(std::io::Error::other(msg));
+        }
+        Ok(k)
+    }
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Opens an archive: a tar, or a gzip- or zstd-compressed tar (by its magic bytes). Returns
+/// the decompressed stream and whether it was compressed.
+fn open_archive(archive: &Path) -> Result<(Box<dyn Read>, bool), Refusal> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = std::fs::File::open(archive)
+        .map_err(|e| Refusal::Invalid(format!("cannot open the archive: {e}")))?;
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        match f.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(k) => got += k,
+            Err(e) => return Err(Refusal::Invalid(format!("reading the archive: {e}"))),
+        }
+    }
+    f.seek(SeekFrom::Start(0))
+        .map_err(|e| Refusal::Invalid(format!("reading the archive: {e}")))?;
+    if got == 4 && magic == ZSTD_MAGIC {
+        let d = zstd::stream::read::Decoder::new(f)
+            .map_err(|e| Refusal::Invalid(format!("not a zstd stream: {e}")))?;
+        Ok((Box::new(d), true))
+    } else if got >= 2 && magic[..2] == GZIP_MAGIC {
+        let d = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
+        Ok((Box::new(d), true))
+    } else {
+        Ok((Box::new(f), false))
+    }
+}
+
+/// Unpacks `archive` (a tar, or a gzip/zstd-compressed tar) into `staging` and checks all of
+/// it. Nothing live is touched. At most `limit` bytes are unpacked (counted after
+/// decompression, as they come): past that it stops, and the caller removes `staging`.
+/// Only regular files are written, each created new with mode 0600 (the archive's modes,
+/// owners and setuid bits are never used); links, devices, FIFOs, absolute names and `..`
+/// are refused. A compressed archive's plain tar is written to `plain` when given.
+fn unpack_and_check(
+    archive: &Path,
+    staging: &Path,
+    limit: u64,
+    plain: Option<&Path>,
+) -> Result<Manifest, Refusal> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let (reader, compressed) = open_archive(archive)?;
+    let tee = match plain {
+        Some(p) if compressed => Some(std::io::BufWriter::with_capacity(
+            1 << 20,
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(p)
+                .map_err(|e| local(p, e))?,
+        )),
+        _ => None,
+    };
+    let stopped = Rc::new(RefCell::new(None));
+    let mut ar = tar::Archive::new(Unpacked {
+        inner: reader,
+        n: 0,
+        limit,
+        tee,
+        stopped: stopped.clone(),
+    });
+    // A read error caused by the limit or by the tee file, as what it is.
+    let why = |fallback: String| -> Refusal {
+        match stopped.borrow_mut().take() {
+            Some(Stopped::Over) => Refusal::TooLarge(format!(
+                "the archive unpacks to more than {limit} bytes (config: [admin] backup_unpacked_max_bytes)"
+            )),
+            Some(Stopped::Tee(e)) => local(plain.unwrap_or(archive), e),
+            None => Refusal::Invalid(fallback),
+        }
+    };
     let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
     let mut manifest: Option<Vec<u8>> = None;
-    let mut total = 0u64;
-    std::fs::create_dir_all(staging).map_err(|e| e.to_string())?;
-    let entries = ar
-        .entries()
-        .map_err(|e| format!("not a tar archive: {e}"))?;
-    for entry in entries {
-        let mut e = entry.map_err(|e| format!("not a tar archive: {e}"))?;
-        let ty = e.header().entry_type();
-        if ty.is_dir() {
-            continue;
-        }
-        let path = e.path().map_err(|e| format!("bad entry name: {e}"))?;
-        let Some(name) = safe_rel(&path) else {
-            return Err(format!(
-                "unsafe entry name {:?}",
-                path.display().to_string()
-            ));
-        };
-        if !ty.is_file() {
-            return Err(format!("{name} is not a regular file"));
-        }
-        if seen.len() >= MAX_ENTRIES {
-            return Err("too many entries".into());
-        }
-        if seen.contains_key(&name) || (name == MANIFEST && manifest.is_some()) {
-            return Err(format!("{name} appears twice"));
-        }
-        if name == MANIFEST {
-            let mut buf = Vec::new();
-            (&mut e)
-                .take(MAX_MANIFEST + 1)
-                .read_to_end(&mut buf)
-                .map_err(|e| format!("reading the manifest: {e}"))?;
-            if buf.len() as u64 > MAX_MANIFEST {
-                return Err("the manifest is too large".into());
+    let dirs = |d: &Path| {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(d)
+            .map_err(|e| local(d, e))
+    };
+    dirs(staging)?;
+    {
+        let entries = ar
+            .entries()
+            .map_err(|e| Refusal::Invalid(format!("not a tar archive: {e}")))?;
+        for entry in entries {
+            let mut e = entry.map_err(|e| why(format!("not a tar archive: {e}")))?;
+            let ty = e.header().entry_type();
+            let path = e
+                .path()
+                .map_err(|e| Refusal::Invalid(format!("bad entry name: {e}")))?;
+            let Some(name) = safe_rel(&path) else {
+                return Err(Refusal::Invalid(format!(
+                    "unsafe entry name {:?}",
+                    path.display().to_string()
+                )));
+            };
+            if ty.is_dir() {
+                // Directories are made as files need them (0700), never from the archive.
+                continue;
             }
-            manifest = Some(buf);
-            continue;
-        }
-        if !allowed_entry(&name) {
-            return Err(format!("{name} is not part of a hostplane backup"));
-        }
-        let dest = staging.join(&name);
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
-        }
-        let mut out = std::fs::File::create(&dest).map_err(|e| e.to_string())?;
-        let mut h = Sha256::new();
-        let mut buf = vec![0u8; 64 << 10];
-        let mut n = 0u64;
-        loop {
-            let k = e
-                .read(&mut buf)
-                .map_err(|e| format!("reading {name}: {e}"))?;
-            if k == 0 {
-                break;
+            if !ty.is_file() {
+                return Err(Refusal::Invalid(format!(
+                    "{name} is not a regular file (links, devices and FIFOs are refused)"
+                )));
             }
-            total += k as u64;
-            if total > 4 * MAX_ARCHIVE_BYTES {
-                return Err("the archive unpacks to too much data".into());
+            if seen.len() >= MAX_ENTRIES {
+                return Err("too many entries".into());
             }
-            h.update(&buf[..k]);
-            out.write_all(&buf[..k]).map_err(|e| e.to_string())?;
-            n += k as u64;
+            if seen.contains_key(&name) || (name == MANIFEST && manifest.is_some()) {
+                return Err(format!("{name} appears twice").into());
+            }
+            if name == MANIFEST {
+                let mut buf = Vec::new();
+                (&mut e)
+                    .take(MAX_MANIFEST + 1)
+                    .read_to_end(&mut buf)
+                    .map_err(|e| why(format!("reading the manifest: {e}")))?;
+                if buf.len() as u64 > MAX_MANIFEST {
+                    return Err("the manifest is too large".into());
+                }
+                manifest = Some(buf);
+                continue;
+            }
+            if !allowed_entry(&name) {
+                return Err(format!("{name} is not part of a hostplane backup").into());
+            }
+            let dest = staging.join(&name);
+            if let Some(dir) = dest.parent() {
+                dirs(dir)?;
+            }
+            let mut out = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&dest)
+                .map_err(|e| local(&dest, e))?;
+            let mut h = Sha256::new();
+            let mut buf = vec![0u8; 64 << 10];
+            let mut n = 0u64;
+            loop {
+                let k = e
+                    .read(&mut buf)
+                    .map_err(|err| why(format!("reading {name}: {err}")))?;
+                if k == 0 {
+                    break;
+                }
+                h.update(&buf[..k]);
+                out.write_all(&buf[..k]).map_err(|e| local(&dest, e))?;
+                n += k as u64;
+            }
+            out.sync_all().map_err(|e| local(&dest, e))?;
+            seen.insert(name, (n, hex::encode(h.finalize())));
         }
-        seen.insert(name, (n, hex::encode(h.finalize())));
+    }
+    // Read to the end: the whole (decompressed) stream counts, is valid, and is in `plain`.
+    let mut rest = ar.into_inner();
+    std::io::copy(&mut rest, &mut std::io::sink())
+        .map_err(|e| why(format!("the archive is damaged after its last entry: {e}")))?;
+    if let Some(mut t) = rest.tee.take() {
+        let p = plain.unwrap_or(archive);
+        t.flush().map_err(|e| local(p, e))?;
+        t.get_ref().sync_all().map_err(|e| local(p, e))?;
     }
     let manifest = manifest.ok_or("the archive has no manifest.json")?;
     let manifest: Manifest = serde_json::from_slice(&manifest)
@@ -891,13 +1214,14 @@ fn unpack_and_check(archive: &Path, staging: &Path) -> Result<Manifest, String> 
         return Err(format!(
             "unknown backup format {:?} version {} (this hostplane reads {FORMAT} {FORMAT_VERSION})",
             manifest.format, manifest.version
-        ));
+        )
+        .into());
     }
     for f in &manifest.files {
         match seen.get(&f.path) {
-            None => return Err(format!("{} is listed but missing", f.path)),
+            None => return Err(format!("{} is listed but missing", f.path).into()),
             Some((size, sha)) if *size != f.size || *sha != f.sha256 => {
-                return Err(format!("{} does not match its checksum", f.path));
+                return Err(format!("{} does not match its checksum", f.path).into());
             }
             _ => {}
         }
@@ -909,10 +1233,10 @@ fn unpack_and_check(archive: &Path, staging: &Path) -> Result<Manifest, String> 
             .find(|k| !listed.contains(&k.as_str()))
             .cloned()
             .unwrap_or_default();
-        return Err(format!("{extra} is in the archive but not in its manifest"));
+        return Err(format!("{extra} is in the archive but not in its manifest").into());
     }
     if !seen.contains_key(STORE_ENTRY) {
-        return Err(format!("the archive has no {STORE_ENTRY}"));
+        return Err(format!("the archive has no {STORE_ENTRY}").into());
     }
     Store::check_candidate(&staging.join(STORE_ENTRY))
         .map_err(|e| format!("{STORE_ENTRY}: {e}"))?;
@@ -923,8 +1247,8 @@ fn unpack_and_check(archive: &Path, staging: &Path) -> Result<Manifest, String> 
     match (role("tls-cert.pem"), role("tls-key.pem")) {
         (Some(c), Some(k)) => {
             let (c, k) = (
-                std::fs::read(c).map_err(|e| e.to_string())?,
-                std::fs::read(k).map_err(|e| e.to_string())?,
+                read_small(&c).map_err(|e| e.to_string())?,
+                read_small(&k).map_err(|e| e.to_string())?,
             );
             crate::areas::system::certificate::check_pair(&c, &k)
                 .map_err(|e| format!("the TLS certificate and key: {e}"))?;
@@ -933,13 +1257,80 @@ fn unpack_and_check(archive: &Path, staging: &Path) -> Result<Manifest, String> 
         _ => return Err("the archive has only half of the TLS pair".into()),
     }
     if let Some(c) = role("config.toml") {
-        let text = std::fs::read_to_string(c).map_err(|e| e.to_string())?;
+        let text = String::from_utf8(read_small(&c).map_err(|e| e.to_string())?)
+            .map_err(|_| "config.toml is not UTF-8".to_string())?;
         Config::from_toml(&text)
             .map_err(|e| format!("config.toml: {e}"))?
             .validate()
             .map_err(|e| format!("config.toml: {e}"))?;
     }
     Ok(manifest)
+}
+
+/// Certificates, keys and config files are small; a larger one is not one.
+fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    std::fs::File::open(path)?
+        .take(MAX_MANIFEST + 1)
+        .read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_MANIFEST {
+        return Err(std::io::Error::other(format!(
+            "{} is larger than {MAX_MANIFEST} bytes",
+            path.display()
+        )));
+    }
+    Ok(buf)
+}
+
+/// The mode a restored file gets, from hostplane's own rules (never from the archive):
+/// certificates, the licence and the config file 0644, everything else (keys, the bootstrap
+/// token, the appliance identity, anything unknown) 0600. Nothing is executable or setuid.
+fn restored_mode(name: &str) -> u32 {
+    let public =
+        matches!(
+            name,
+            "roles/tls-cert.pem" | "roles/config.toml" | "data/license" | "data/licence"
+        ) || (name.starts_with("data/tls/") && name.ends_with(".pem") && !name.contains("key"));
+    if public { 0o644 } else { 0o600 }
+}
+
+/// Puts a staged (checked) file in place atomically with `mode`: the staged file is given the
+/// mode and renamed over `live`; across filesystems it is streamed to a temp file next to
+/// `live` (created with the mode), synced and renamed. The directory is synced after.
+fn install(staged: &Path, live: &Path, mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    let dir = live.parent().unwrap_or(Path::new("."));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    std::fs::set_permissions(staged, std::fs::Permissions::from_mode(mode))?;
+    match std::fs::rename(staged, live) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            let name = live.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+            let tmp = dir.join(format!(".{name}.restore-{}", std::process::id()));
+            let r = (|| {
+                let mut out = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(mode)
+                    .open(&tmp)?;
+                // An existing temp file keeps its mode under O_CREAT: set it.
+                out.set_permissions(std::fs::Permissions::from_mode(mode))?;
+                std::io::copy(&mut std::fs::File::open(staged)?, &mut out)?;
+                out.sync_all()?;
+                std::fs::rename(&tmp, live)
+            })();
+            if r.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            r?;
+        }
+        Err(e) => return Err(e),
+    }
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What swapping the files did.
@@ -951,27 +1342,19 @@ struct Swapped {
 }
 
 /// The swap: role and data files into place, missing state files removed, the store
-/// replaced. Runs on a blocking thread, with everything already checked.
+/// replaced. Runs on a blocking thread, with everything already checked. Modes come from
+/// [`restored_mode`], never from the archive or its manifest.
 fn swap_in(
     cfg: &Config,
     store: &Store,
     staging: &Path,
     manifest: &Manifest,
 ) -> Result<Swapped, String> {
-    use std::os::unix::fs::PermissionsExt;
     let mut s = Swapped {
         restored: 0,
         removed: 0,
         config: false,
         tls: false,
-    };
-    let mode_of = |name: &str| {
-        manifest
-            .files
-            .iter()
-            .find(|f| f.path == name)
-            .map(|f| f.mode & 0o777)
-            .unwrap_or(0o600)
     };
     for (role, live) in role_files(cfg) {
         let name = format!("roles/{role}");
@@ -979,16 +1362,8 @@ fn swap_in(
         if !staged.is_file() {
             continue;
         }
-        let data = std::fs::read(&staged).map_err(|e| e.to_string())?;
-        if let Some(dir) = live.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let mode = if role == "tls-key.pem" || role == "appliance-identity" {
-            0o600
-        } else {
-            mode_of(&name)
-        };
-        write_atomic(&live, &data, mode).map_err(|e| format!("{}: {e}", live.display()))?;
+        install(&staged, &live, restored_mode(&name))
+            .map_err(|e| format!("{}: {e}", live.display()))?;
         s.restored += 1;
         s.config |= role == "config.toml";
         s.tls |= role.starts_with("tls-");
@@ -999,13 +1374,8 @@ fn swap_in(
             continue;
         };
         let live = cfg.data_dir.join(rel);
-        if let Some(dir) = live.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        }
-        let staged = staging.join(&f.path);
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(f.mode & 0o777))
-            .map_err(|e| e.to_string())?;
-        std::fs::rename(&staged, &live).map_err(|e| format!("{}: {e}", live.display()))?;
+        install(&staging.join(&f.path), &live, restored_mode(&f.path))
+            .map_err(|e| format!("{}: {e}", live.display()))?;
         keep.push(rel.to_string());
         s.restored += 1;
     }
@@ -1022,30 +1392,67 @@ fn swap_in(
 }
 
 /// Stores an uploaded archive (a temp file in the backup dir) as a backup after checking it
-/// completely. 422 `invalid_archive` when it is not a sound hostplane backup.
+/// completely. 422 `invalid_archive` when it is not a sound hostplane backup, 413
+/// `payload_too_large` when it unpacks to more than `[admin] backup_unpacked_max_bytes`.
+/// A gzip- or zstd-compressed archive is stored as its plain tar. Whatever the outcome,
+/// nothing but the stored backup is left.
 pub async fn import(state: &AppState, actor: &str, upload: Upload) -> ApiResult<Backup> {
     let cfg = state.config.clone();
     let id = uuid::Uuid::now_v7().to_string();
-    let staging = backup_dir(&cfg).join(format!(".check-{id}"));
+    let dir = backup_dir(&cfg);
+    let staging = dir.join(format!(".check-{id}"));
+    let plain = dir.join(format!(".import-{id}.tar"));
     let src = upload.path.clone();
-    let st = staging.clone();
+    let (st, pl) = (staging.clone(), plain.clone());
+    let limit = cfg.admin.backup_unpacked_max_bytes;
     let checked = tokio::task::spawn_blocking(move || {
-        let r = unpack_and_check(&src, &st);
+        // Unpacking needs about the archive's size again (more if it is compressed: then the
+        // unpacked bytes are counted against the limit as they come).
+        let size = std::fs::metadata(&src).map(|m| m.len()).unwrap_or(0);
+        let r = crate::areas::system::uploads::check_space(
+            st.parent().unwrap_or(&st),
+            size.saturating_mul(2),
+        )
+        .map_err(Refusal::NoSpace)
+        .and_then(|()| unpack_and_check(&src, &st, limit, Some(&pl)));
         let _ = std::fs::remove_dir_all(&st);
-        r.and_then(|m| sha256_file(&src).map(|h| (m, h)).map_err(|e| e.to_string()))
+        let stored = if pl.exists() { pl.clone() } else { src };
+        let r = r.and_then(|m| {
+            sha256_file(&stored)
+                .map(|h| (m, h))
+                .map_err(|e| Refusal::Invalid(e.to_string()))
+        });
+        if r.is_err() {
+            let _ = std::fs::remove_file(&pl);
+        }
+        r
     })
     .await
     .map_err(ApiError::internal)?;
-    let (manifest, (size, sha)) = checked.map_err(|msg| {
-        log_line(&cfg, &format!("Refused an uploaded backup archive: {msg}"));
-        ApiError::invalid_field("invalid_archive", "archive", msg)
+    let (manifest, (size, sha)) = checked.map_err(|r| {
+        log_line(
+            &cfg,
+            &format!("Refused an uploaded backup archive: {}", r.message()),
+        );
+        r.api_error()
     })?;
-    upload
-        .persist(&tar_path(&cfg, &id))
-        .map_err(ApiError::internal)?;
+    let dest = tar_path(&cfg, &id);
+    let persisted = if plain.exists() {
+        let r = std::fs::rename(&plain, &dest);
+        if r.is_err() {
+            let _ = std::fs::remove_file(&plain);
+        }
+        r
+    } else {
+        upload.persist(&dest)
+    };
+    persisted.map_err(ApiError::internal)?;
     let mut b = new_backup(&id, BackupOrigin::Uploaded, actor, time::now_string());
     finish_success(&mut b, size, sha.clone(), manifest.files.len() as u32 + 1);
-    write_meta(&cfg, &b).map_err(ApiError::internal)?;
+    if let Err(e) = write_meta(&cfg, &b) {
+        let _ = std::fs::remove_file(&dest);
+        return Err(ApiError::internal(e));
+    }
     log_line(
         &cfg,
         &format!(
@@ -1098,8 +1505,17 @@ async fn run_restore(
     let staging = backup_dir(&cfg).join(format!(".restore-{}", ctx.id()));
     let _files = STATE_FILES.lock().await;
     let (c2, st, store) = (cfg.clone(), staging.clone(), state.store.clone());
+    let limit = cfg.admin.backup_unpacked_max_bytes;
     let result = tokio::task::spawn_blocking(move || {
-        let r = unpack_and_check(&archive, &st).map_err(|m| ("invalid_archive", m));
+        let size = std::fs::metadata(&archive).map(|m| m.len()).unwrap_or(0);
+        // A stored archive is a plain tar (uploads are stored decompressed, after the check
+        // against the limit): it unpacks to at most its own size, so a backup made here that
+        // is larger than the limit still restores.
+        let limit = limit.max(size);
+        let r = crate::areas::system::uploads::check_space(st.parent().unwrap_or(&st), size)
+            .map_err(Refusal::NoSpace)
+            .and_then(|()| unpack_and_check(&archive, &st, limit, None))
+            .map_err(|r| (r.job_code(), r.message().to_string()));
         let r = r.and_then(|m| {
             swap_in(&c2, &store, &st, &m)
                 .map(|s| (m, s))
@@ -1213,16 +1629,25 @@ async fn run_restore(
 
 // ---- uploads ----
 
-/// An upload being received into `DATA_DIR/backup/.upload-<uuid>`; removed unless persisted.
+/// An upload being received into `DATA_DIR/backup/.upload-<uuid>`; removed unless persisted
+/// (also when the request is dropped half-way). At most `[admin] backup_upload_max_bytes`.
 pub struct Upload {
     path: PathBuf,
     file: Option<tokio::fs::File>,
     len: u64,
+    limit: u64,
 }
 
 impl Upload {
-    pub async fn new(state: &AppState) -> ApiResult<Upload> {
+    /// A new upload; `expected` is the announced length, if any (refused at once when over
+    /// the limit or when the backup dir's filesystem has no room for it).
+    pub async fn new(state: &AppState, expected: Option<u64>) -> ApiResult<Upload> {
+        let limit = state.config.admin.backup_upload_max_bytes;
+        if expected.is_some_and(|n| n > limit) {
+            return Err(uploads::too_large("a backup archive", limit));
+        }
         let dir = ensure_dir(&state.config).map_err(ApiError::internal)?;
+        uploads::ensure_space(&dir, expected.unwrap_or(0))?;
         let path = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
         let file = tokio::fs::OpenOptions::new()
             .write(true)
@@ -1235,20 +1660,20 @@ impl Upload {
             path,
             file: Some(file),
             len: 0,
+            limit,
         })
     }
 
     pub async fn write(&mut self, chunk: &[u8]) -> ApiResult<()> {
         use tokio::io::AsyncWriteExt;
         self.len += chunk.len() as u64;
-        if self.len > MAX_ARCHIVE_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "a backup archive is at most {} bytes",
-                MAX_ARCHIVE_BYTES
-            )));
+        if self.len > self.limit {
+            return Err(uploads::too_large("a backup archive", self.limit));
         }
         if let Some(f) = &mut self.file {
-            f.write_all(chunk).await.map_err(ApiError::internal)?;
+            f.write_all(chunk)
+                .await
+                .map_err(|e| uploads::write_error(&self.path, e))?;
         }
         Ok(())
     }
@@ -1256,8 +1681,12 @@ impl Upload {
     pub async fn finish(&mut self) -> ApiResult<u64> {
         use tokio::io::AsyncWriteExt;
         if let Some(mut f) = self.file.take() {
-            f.flush().await.map_err(ApiError::internal)?;
-            f.sync_all().await.map_err(ApiError::internal)?;
+            f.flush()
+                .await
+                .map_err(|e| uploads::write_error(&self.path, e))?;
+            f.sync_all()
+                .await
+                .map_err(|e| uploads::write_error(&self.path, e))?;
         }
         Ok(self.len)
     }
@@ -1274,6 +1703,15 @@ impl Drop for Upload {
         if !self.path.as_os_str().is_empty() {
             let _ = std::fs::remove_file(&self.path);
         }
+    }
+}
+
+/// A body chunk that could not be read: over the length cap is 413, anything else 422.
+pub fn body_error(e: &(dyn std::error::Error + 'static), limit: u64) -> ApiError {
+    if uploads::is_limit_error(e) {
+        uploads::too_large("a backup archive", limit)
+    } else {
+        ApiError::invalid("invalid_body", format!("the upload broke off: {e}"))
     }
 }
 
@@ -1313,12 +1751,13 @@ async fn create_backup(State(state): State<AppState>, Caller(p): Caller) -> ApiR
 async fn upload_backup(
     State(state): State<AppState>,
     Caller(p): Caller,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
-    let mut upload = Upload::new(&state).await?;
+    let mut upload = Upload::new(&state, uploads::content_length(&headers)).await?;
     let mut stream = body.into_data_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
+        let chunk = chunk.map_err(|e| body_error(&e, upload.limit))?;
         upload.write(&chunk).await?;
     }
     upload.finish().await?;
@@ -1405,6 +1844,127 @@ mod tests {
         assert_eq!(human_size(512), "512B");
         assert_eq!(human_size(128 * 1024), "128.0K");
         assert_eq!(human_size(3_565_158), "3.4M");
+    }
+
+    #[test]
+    fn leftovers_are_matched_exactly() {
+        let id = "0193a3b4-0000-7000-8000-000000000001";
+        for (name, locked) in [
+            (format!(".work-{id}"), true),
+            (format!(".restore-{id}"), true),
+            (format!(".{id}.tar.partial"), true),
+            (format!(".check-{id}"), false),
+            (format!(".upload-{id}"), false),
+            (format!(".import-{id}.tar"), false),
+            (format!(".{id}.json.tmp-4242"), false),
+        ] {
+            assert_eq!(leftover(&name), Some(locked), "{name}");
+        }
+        for name in [
+            format!("{id}.tar"),
+            format!("{id}.json"),
+            "backup.log".to_string(),
+            ".work-".to_string(),
+            ".work-x".to_string(),
+            format!(".work-{id}x"),
+            format!(".{id}.tar.partial.x"),
+            format!(".{id}.json.tmp-"),
+            format!(".import-{id}"),
+            format!("..work-{id}"),
+        ] {
+            assert_eq!(leftover(&name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn restored_modes_follow_hostplanes_rules() {
+        for (name, mode) in [
+            ("data/bootstrap-token", 0o600),
+            ("data/keys/appliance.key", 0o600),
+            ("roles/tls-key.pem", 0o600),
+            ("roles/appliance-identity", 0o600),
+            ("data/tls/key.pem", 0o600),
+            ("data/other", 0o600),
+            ("roles/tls-cert.pem", 0o644),
+            ("roles/config.toml", 0o644),
+            ("data/tls/cert.pem", 0o644),
+            ("data/license", 0o644),
+            ("data/licence", 0o644),
+        ] {
+            assert_eq!(restored_mode(name), mode, "{name}");
+        }
+    }
+
+    /// A tar of `entries` (name, data), optionally compressed.
+    fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (name, data) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(data.len() as u64);
+            h.set_mode(0o600);
+            h.set_cksum();
+            b.append_data(&mut h, name, data.as_slice()).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn unpacking_stops_at_the_limit_after_decompression() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = tar_of(&[
+            ("manifest.json", b"{}".to_vec()),
+            ("data/keys/zeros", vec![0u8; 8 << 20]),
+        ]);
+        let zst = zstd::stream::encode_all(tar.as_slice(), 3).unwrap();
+        let archive = dir.path().join("a.tar.zst");
+        std::fs::write(&archive, &zst).unwrap();
+        let staging = dir.path().join("staging");
+        let plain = dir.path().join("plain.tar");
+        let r = unpack_and_check(&archive, &staging, 1 << 20, Some(&plain));
+        assert!(matches!(r, Err(Refusal::TooLarge(_))), "{r:?}");
+        // What was unpacked stays below the limit (the caller removes it).
+        let unpacked = std::fs::metadata(staging.join("data/keys/zeros")).map_or(0, |m| m.len());
+        assert!(unpacked <= 1 << 20, "{unpacked}");
+        assert!(std::fs::metadata(&plain).unwrap().len() <= 1 << 20);
+    }
+
+    #[test]
+    fn staged_files_are_private_whatever_the_archive_says() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_mode(0o4777);
+        h.set_cksum();
+        b.append_data(&mut h, "data/bootstrap-token", &b"x"[..])
+            .unwrap();
+        let archive = dir.path().join("a.tar");
+        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
+        let staging = dir.path().join("staging");
+        // Refused later (no manifest), but what was staged is 0600.
+        assert!(unpack_and_check(&archive, &staging, 1 << 20, None).is_err());
+        let m = std::fs::metadata(staging.join("data/bootstrap-token")).unwrap();
+        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
+    }
+
+    #[test]
+    fn install_replaces_atomically_with_the_given_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"new").unwrap();
+        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o6777)).unwrap();
+        let live = dir.path().join("sub/live");
+        std::fs::create_dir_all(live.parent().unwrap()).unwrap();
+        std::fs::write(&live, b"old").unwrap();
+        install(&staged, &live, 0o600).unwrap();
+        assert_eq!(std::fs::read(&live).unwrap(), b"new");
+        assert_eq!(
+            std::fs::metadata(&live).unwrap().permissions().mode() & 0o7777,
+            0o600
+        );
+        assert!(!staged.exists());
     }
 
     #[test]

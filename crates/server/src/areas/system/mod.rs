@@ -27,6 +27,7 @@ pub mod power;
 pub mod storage;
 pub mod support;
 pub mod update;
+pub mod uploads;
 
 const MAX_STEP_DELAY_MS: u64 = 60_000;
 

@@ -40,8 +40,6 @@ use crate::state::AppState;
 /// Job kind and lock key of updates (shared by the native and the Jidoteki route).
 pub const JOB_KIND: &str = "system.update";
 pub const LOCK: &str = "system.update";
-/// Largest package accepted.
-pub const MAX_PACKAGE_BYTES: u64 = 4 << 30;
 /// Lines of the update log `GET /update` shows.
 pub const LOG_TAIL: usize = 10;
 /// Cap on the script's captured stdout.
@@ -75,9 +73,38 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(post_update, get_update))
         .routes(routes!(get_version))
         .routes(routes!(get_keys))
-        .layer(axum::extract::DefaultBodyLimit::max(
-            MAX_PACKAGE_BYTES as usize,
-        ))
+        // `post_update` caps its body itself ([`limit`]: the cap is a config key).
+        .layer(axum::extract::DefaultBodyLimit::disable())
+}
+
+/// Caps an update upload at `[admin] update_upload_max_bytes` (plus multipart framing): a
+/// longer `Content-Length` is 413 at once, a longer body 413 as soon as it passes the cap;
+/// 503 `insufficient_space` when the data dir's filesystem has no room for it.
+pub fn limit(state: &AppState, req: Request) -> ApiResult<Request> {
+    let cap = state.config.admin.update_upload_max_bytes;
+    let multipart = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("multipart/form-data"));
+    let slack = if multipart {
+        crate::areas::system::uploads::FORM_SLACK_BYTES
+    } else {
+        0
+    };
+    crate::areas::system::uploads::limit_request(
+        req,
+        cap.saturating_add(slack),
+        "an update package",
+        &state.config.data_dir,
+    )
+}
+
+fn too_large(state: &AppState) -> ApiError {
+    crate::areas::system::uploads::too_large(
+        "an update package",
+        state.config.admin.update_upload_max_bytes,
+    )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -379,31 +406,28 @@ where
     let mut file = tokio::fs::File::create(&path)
         .await
         .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+    let limit = state.config.admin.update_upload_max_bytes;
     let mut size = 0u64;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| {
             let text = e.to_string();
             if text.contains("length limit") || text.contains("too large") {
-                ApiError::PayloadTooLarge(format!(
-                    "an update package is at most {MAX_PACKAGE_BYTES} bytes"
-                ))
+                too_large(state)
             } else {
                 ApiError::invalid("invalid_body", format!("the upload broke off: {text}"))
             }
         })?;
         size += chunk.len() as u64;
-        if size > MAX_PACKAGE_BYTES {
-            return Err(ApiError::PayloadTooLarge(format!(
-                "an update package is at most {MAX_PACKAGE_BYTES} bytes"
-            )));
+        if size > limit {
+            return Err(too_large(state));
         }
         file.write_all(&chunk)
             .await
-            .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+            .map_err(|e| crate::areas::system::uploads::write_error(&path, e))?;
     }
     file.flush()
         .await
-        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?;
+        .map_err(|e| crate::areas::system::uploads::write_error(&path, e))?;
     if size == 0 {
         return Ok(None);
     }
@@ -419,9 +443,7 @@ pub async fn receive_multipart(
 ) -> ApiResult<Option<Upload>> {
     let bad = |e: axum::extract::multipart::MultipartError| {
         if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::PayloadTooLarge(format!(
-                "an update package is at most {MAX_PACKAGE_BYTES} bytes"
-            ))
+            too_large(state)
         } else {
             ApiError::invalid(
                 "invalid_body",
@@ -718,6 +740,7 @@ async fn post_update(
 ) -> ApiResult<Response> {
     ensure_not_running(&state)?;
     ensure_configured(&state)?;
+    let req = limit(&state, req)?;
     let multipart = req
         .headers()
         .get(header::CONTENT_TYPE)

@@ -27,7 +27,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::platform::jobs::JobFailure;
 
 /// Free space kept on the images file system while writing.
-pub const RESERVE_BYTES: u64 = 64 << 20;
+pub use crate::fsutil::SPACE_RESERVE_BYTES as RESERVE_BYTES;
 /// How often (written bytes) the free space is looked at again.
 const SPACE_CHECK_EVERY: u64 = 64 << 20;
 
@@ -101,21 +101,7 @@ pub fn sweep_stale(tmp_dir: &Path, templates_dir: &Path) {
     }
 }
 
-/// 409 `insufficient_space` unless the file system holding `dir` has `need` bytes plus the
-/// reserve available.
-pub fn ensure_space(dir: &Path, need: u64) -> ApiResult<()> {
-    let (_, avail) = hostplane_host::disk_free(dir).map_err(ApiError::internal)?;
-    if avail < need.saturating_add(RESERVE_BYTES) {
-        return Err(ApiError::conflict(
-            "insufficient_space",
-            format!(
-                "{} has {avail} bytes free; this needs {need} plus a reserve of {RESERVE_BYTES}",
-                dir.display()
-            ),
-        ));
-    }
-    Ok(())
-}
+pub use crate::fsutil::ensure_space;
 
 /// The first limit an intake ran into; read after the blocking side failed, whatever error
 /// type its libraries wrapped the I/O error in.
@@ -144,7 +130,7 @@ impl Trip {
     pub fn error(&self) -> Option<ApiError> {
         self.0.get().map(|t| match t {
             Tripped::TooLarge(m) => ApiError::PayloadTooLarge(m.clone()),
-            Tripped::NoSpace(m) => ApiError::conflict("insufficient_space", m.clone()),
+            Tripped::NoSpace(m) => ApiError::insufficient_space(m.clone()),
             Tripped::Cut(m) => ApiError::invalid("upload_failed", m.clone()),
         })
     }
@@ -371,7 +357,7 @@ pub fn io_error(e: std::io::Error, trip: &Trip, bad: impl FnOnce(String) -> ApiE
         return t;
     }
     match e.kind() {
-        std::io::ErrorKind::StorageFull => ApiError::conflict("insufficient_space", e.to_string()),
+        std::io::ErrorKind::StorageFull => ApiError::insufficient_space(e.to_string()),
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::NotFound => {
             ApiError::internal(e)
         }
