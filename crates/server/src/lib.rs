@@ -15,6 +15,32 @@ pub mod tls;
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {
     let (_, doc) = http::openapi_and_router();
-    doc.to_pretty_json()
-        .expect("the OpenAPI document serializes")
+    let mut value = serde_json::to_value(&doc).expect("the OpenAPI document serializes");
+    sort_extensions(&mut value);
+    serde_json::to_string_pretty(&value).expect("the OpenAPI document serializes")
+}
+
+/// utoipa keeps `x-*` extensions in a hash map, so their order changes from run to run; the
+/// committed document puts them last, sorted, so regenerating it changes nothing.
+fn sort_extensions(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            let mut ext: Vec<(String, serde_json::Value)> = Vec::new();
+            for key in map
+                .keys()
+                .filter(|k| k.starts_with("x-"))
+                .cloned()
+                .collect::<Vec<_>>()
+            {
+                if let Some(val) = map.shift_remove(&key) {
+                    ext.push((key, val));
+                }
+            }
+            ext.sort_by(|a, b| a.0.cmp(&b.0));
+            map.extend(ext);
+            map.values_mut().for_each(sort_extensions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(sort_extensions),
+        _ => {}
+    }
 }

@@ -220,8 +220,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     });
     let header_timeout = Duration::from_secs(conns.header_read_timeout_secs);
     let acceptor = LimitAcceptor::new(tracker);
+    let mut bound = Vec::new();
     for l in tcp {
         let addr = l.local_addr()?;
+        bound.push(addr.to_string());
         let svc = app.clone().into_make_service_with_connect_info::<Peer>();
         let handle = handle.clone();
         match &tls_config {
@@ -268,6 +270,16 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         "hostplane ready"
     );
+    // For supervisors and tests: this process, ready, and the addresses it got (a `--listen`
+    // port 0 picks a free one). Written atomically once everything listens.
+    let ready = serde_json::json!({"pid": std::process::id(), "tcp": bound});
+    if let Err(e) = crate::fsutil::write_atomic(
+        &cfg.data_dir.join("ready.json"),
+        ready.to_string().as_bytes(),
+        0o644,
+    ) {
+        tracing::warn!(error = %e, "could not write ready.json");
+    }
 
     spawn_housekeeping(state.clone());
     // Re-attach to QEMUs that outlived the last run, then autostart VMs (in the background).

@@ -3,7 +3,6 @@
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -55,14 +54,14 @@ impl Daemon {
 
     pub fn start_with(opts: Opts) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let scheme = if opts.https { "https" } else { "http" };
         let mut d = Daemon {
             child: None,
             socket: dir.path().join("hp.sock"),
             dir,
-            port,
-            base: format!("{scheme}://127.0.0.1:{port}"),
+            // Port 0: the daemon binds a free port and reports it in ready.json, so no other
+            // process can take it between choosing and binding.
+            port: 0,
+            base: String::new(),
             token: String::new(),
             opts,
             client: client(),
@@ -102,10 +101,22 @@ impl Daemon {
             std::fs::write(&path, cfg).unwrap();
             cmd.arg("--config").arg(path);
         }
+        let ready = self.dir.path().join("ready.json");
+        let _ = std::fs::remove_file(&ready);
         let mut child = cmd.spawn().expect("start hostplane");
         let deadline = Instant::now() + Duration::from_secs(20);
+        // Ready means this process wrote ready.json after all its listeners were up: not
+        // "something accepted a TCP connection" (a restart may race another test's daemon).
         loop {
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            let found = std::fs::read(&ready)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+                .filter(|v| v["pid"].as_u64() == Some(u64::from(child.id())));
+            if let Some(v) = found {
+                let addr = v["tcp"][0].as_str().expect("a TCP listener");
+                self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
+                let scheme = if self.opts.https { "https" } else { "http" };
+                self.base = format!("{scheme}://127.0.0.1:{}", self.port);
                 break;
             }
             if let Some(status) = child.try_wait().unwrap() {

@@ -163,13 +163,31 @@ enum Piece {
     Param,
 }
 
+/// One documented operation: its path template, its access, its query parameters.
 #[derive(Debug)]
-struct Template {
-    path: String,
+pub struct Template {
+    pub path: String,
     segments: Vec<Vec<Piece>>,
     /// Literal characters: the most specific template wins.
     literal_len: usize,
-    access: Access,
+    pub access: Access,
+    /// The query parameters the operation documents; any other is refused.
+    pub query: Vec<String>,
+}
+
+/// Query parameters every operation takes: the credentials of the auth layer.
+const CREDENTIAL_PARAMS: &[&str] = &["token", "hash", "ticket"];
+
+impl Template {
+    /// The first query parameter of `query` this operation does not take, if any: a typo
+    /// (`skip_standby` for `skipStandby`) must not silently drop what the caller meant.
+    pub fn unknown_query_param(&self, query: Option<&str>) -> Option<String> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+        pairs
+            .into_iter()
+            .map(|(k, _)| k)
+            .find(|k| !CREDENTIAL_PARAMS.contains(&k.as_str()) && !self.query.contains(k))
+    }
 }
 
 fn parse_template(path: &str) -> Vec<Vec<Piece>> {
@@ -258,6 +276,19 @@ impl AccessTable {
                         "{method} {path}: a mutating operation needs a write scope"
                     ));
                 }
+                let query = op
+                    .parameters
+                    .iter()
+                    .flatten()
+                    .filter_map(|p| match p {
+                        utoipa::openapi::RefOr::T(p)
+                            if p.parameter_in == utoipa::openapi::path::ParameterIn::Query =>
+                        {
+                            Some(p.name.clone())
+                        }
+                        _ => None,
+                    })
+                    .collect();
                 let segments = parse_template(path);
                 let literal_len = segments
                     .iter()
@@ -272,6 +303,7 @@ impl AccessTable {
                     segments,
                     literal_len,
                     access,
+                    query,
                 });
             }
         }
@@ -287,23 +319,25 @@ impl AccessTable {
 
     /// The operation a request path names (HEAD as GET), and its template.
     pub fn lookup(&self, method: &Method, path: &str) -> Option<(&str, &Access)> {
+        self.operation(method, path)
+            .map(|t| (t.path.as_str(), &t.access))
+    }
+
+    /// The documented operation a request names (HEAD as GET).
+    pub fn operation(&self, method: &Method, path: &str) -> Option<&Template> {
         let method = if method == Method::HEAD {
             &Method::GET
         } else {
             method
         };
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.by_method
-            .get(method)?
-            .iter()
-            .find(|t| {
-                t.segments.len() == segs.len()
-                    && t.segments
-                        .iter()
-                        .zip(&segs)
-                        .all(|(pieces, seg)| segment_matches(pieces, seg))
-            })
-            .map(|t| (t.path.as_str(), &t.access))
+        self.by_method.get(method)?.iter().find(|t| {
+            t.segments.len() == segs.len()
+                && t.segments
+                    .iter()
+                    .zip(&segs)
+                    .all(|(pieces, seg)| segment_matches(pieces, seg))
+        })
     }
 
     /// Whether `p` may read what `href` names (its GET operation). Hrefs no operation reads

@@ -159,10 +159,8 @@ pub async fn auth_layer(
 ) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let access = access::table()
-        .lookup(&method, &path)
-        .map(|(_, a)| a)
-        .unwrap_or(&UNDOCUMENTED);
+    let operation = access::table().operation(&method, &path);
+    let access = operation.map(|o| &o.access).unwrap_or(&UNDOCUMENTED);
     let public = is_public(&state, access, &peer);
     // Jidoteki: authentication errors under /admin answer 403.
     let jidoteki = path.starts_with("/api/v1/admin/") || path == "/api/v1/admin";
@@ -184,6 +182,30 @@ pub async fn auth_layer(
             return resp;
         }
     };
+    // Unknown query parameters are refused once the caller may call the operation: a typo
+    // must not silently drop what it meant (422 `invalid_query` naming the known ones).
+    let allowed = public || principal.as_ref().is_some_and(|p| access.check(p).is_ok());
+    let unknown = operation.filter(|_| allowed).and_then(|op| {
+        let bad = op.unknown_query_param(req.uri().query())?;
+        let known = if op.query.is_empty() {
+            "none".to_string()
+        } else {
+            op.query.join(", ")
+        };
+        Some(ApiError::invalid_field(
+            "invalid_query",
+            bad.clone(),
+            format!(
+                "unknown query parameter {bad:?}; {method} {} takes: {known}",
+                op.path
+            ),
+        ))
+    });
+    if let Some(e) = unknown {
+        let resp = e.into_response();
+        audit(&state, &method, &path, principal.as_ref(), &peer, &resp);
+        return resp;
+    }
     let resp = match &principal {
         Some(p) if public => {
             req.extensions_mut().insert(p.clone());

@@ -7,8 +7,10 @@ use axum::extract::{FromRequestParts, Query as AxumQuery};
 
 use crate::error::ApiError;
 
-/// JSON body. Unknown fields, wrong types and syntax errors are 422 `invalid_body`; a body
-/// without a JSON content type is 415.
+/// JSON body. Unknown fields, wrong types and syntax errors are 422 `invalid_body` (with
+/// `errors[].field` when serde names the field); a body without a JSON content type is 415.
+/// No body at all (no content type, nothing sent) reads as `{}`: an operation whose fields are
+/// all optional needs no `-d '{}'`, and one with required fields says which is missing.
 ///
 /// Numbers are read as JSON Schema reads them: `5.0` is the integer 5 (OpenAPI 3.1 clients and
 /// fuzzers send integers that way), so the body is parsed to a value, integral floats become
@@ -24,8 +26,13 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
-        let axum::Json(mut value) =
-            axum::Json::<serde_json::Value>::from_request(req, state).await?;
+        let mut value = if is_bodiless(&req) {
+            serde_json::Value::Object(Default::default())
+        } else {
+            axum::Json::<serde_json::Value>::from_request(req, state)
+                .await?
+                .0
+        };
         // Every body is an object: serde would otherwise read a struct from an array.
         if !value.is_object() {
             return Err(ApiError::invalid(
@@ -34,10 +41,38 @@ where
             ));
         }
         integral_floats_to_integers(&mut value);
-        serde_json::from_value(value)
-            .map(Json)
-            .map_err(|e| ApiError::invalid("invalid_body", format!("invalid body: {e}")))
+        serde_json::from_value(value).map(Json).map_err(|e| {
+            let detail = format!("invalid body: {e}");
+            match field_of(&e.to_string()) {
+                Some(field) => ApiError::invalid_field("invalid_body", field, detail),
+                None => ApiError::invalid("invalid_body", detail),
+            }
+        })
     }
+}
+
+/// A request that carries no body: no `Content-Type`, and a zero or absent length with
+/// nothing to read.
+fn is_bodiless(req: &axum::extract::Request) -> bool {
+    use axum::body::HttpBody;
+    use axum::http::header;
+    let headers = req.headers();
+    if headers.contains_key(header::CONTENT_TYPE) {
+        return false;
+    }
+    match headers.get(header::CONTENT_LENGTH) {
+        Some(len) => len.as_bytes() == b"0",
+        None => req.body().is_end_stream(),
+    }
+}
+
+/// The field a serde error names: "missing field `name`", "unknown field `x`, expected ...".
+fn field_of(msg: &str) -> Option<String> {
+    let rest = msg
+        .split_once("missing field `")
+        .or_else(|| msg.split_once("unknown field `"))?
+        .1;
+    rest.split_once('`').map(|(f, _)| f.to_string())
 }
 
 fn integral_floats_to_integers(v: &mut serde_json::Value) {
@@ -86,6 +121,19 @@ impl From<QueryRejection> for ApiError {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn serde_errors_name_their_field() {
+        assert_eq!(
+            super::field_of("missing field `name` at line 1").as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            super::field_of("unknown field `nmae`, expected `name`").as_deref(),
+            Some("nmae")
+        );
+        assert_eq!(super::field_of("invalid type: string"), None);
+    }
+
     #[test]
     fn integral_floats_become_integers_and_others_stay() {
         let mut v = serde_json::json!({"a": 5.0, "b": [1.0, 2.5], "c": {"d": -3.0}, "e": 1e300});

@@ -258,13 +258,14 @@ pub struct DiskAddParams {
     /// qcow2). The bare flags `?raw`, `?qcow2` or `?vhd` (Xen Orchestra's style) mean the same.
     #[param(pattern = "^(raw|qcow2|vhd)$")]
     pub format: Option<String>,
-    /// Undocumented alias of `format=raw` (the flags are not in the schema because OpenAPI
-    /// cannot say "exactly one of").
-    #[param(ignore)]
+    /// Flag (`?raw`, no value): the same as `format=raw`. Give one format only.
+    #[param(max_length = 0)]
     pub raw: Option<String>,
-    #[param(ignore)]
+    /// Flag (`?qcow2`): the same as `format=qcow2`.
+    #[param(max_length = 0)]
     pub qcow2: Option<String>,
-    #[param(ignore)]
+    /// Flag (`?vhd`): the same as `format=vhd`.
+    #[param(max_length = 0)]
     pub vhd: Option<String>,
     /// Import: the body is zstd-compressed (also `Content-Encoding: zstd`).
     #[param(pattern = "^(zstd|none)?$")]
