@@ -77,3 +77,25 @@ async fn an_all_optional_body_may_be_left_out_and_errors_name_the_field() {
         .unwrap();
     assert_eq!(r.status(), 415);
 }
+
+#[tokio::test]
+async fn fields_project_single_items_too() {
+    let d = Daemon::start();
+    let r = d.post("/api/v1/system/selftest", json!({})).await;
+    assert_eq!(r.status(), 202);
+    let job: serde_json::Value = r.json().await.unwrap();
+    let href = job["href"].as_str().unwrap().to_string();
+    let v = d.get_json(&format!("{href}?fields=status,kind")).await;
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort();
+    assert_eq!(keys, ["href", "kind", "status"], "{v}");
+    assert_problem(
+        d.get(&format!("{href}?fields=nosuch")).await,
+        422,
+        "invalid_query",
+    )
+    .await;
+    // Without fields the whole item comes back.
+    let whole = d.get_json(&href).await;
+    assert!(whole["created_at"].is_string(), "{whole}");
+}

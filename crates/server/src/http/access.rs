@@ -173,6 +173,9 @@ pub struct Template {
     pub access: Access,
     /// The query parameters the operation documents; any other is refused.
     pub query: Vec<String>,
+    /// For a single-item GET that takes `fields`: the item's property names (the answer is
+    /// projected by `http::fields`). `None` for collections, which project themselves.
+    pub item_fields: Option<Vec<String>>,
 }
 
 /// Query parameters every operation takes: the credentials of the auth layer.
@@ -228,6 +231,28 @@ fn segment_matches(pieces: &[Piece], seg: &str) -> bool {
     }
 }
 
+/// The property names of the one object a GET answers with (200 → `$ref` object), if so.
+fn item_properties(
+    doc: &utoipa::openapi::OpenApi,
+    op: &utoipa::openapi::path::Operation,
+) -> Option<Vec<String>> {
+    use utoipa::openapi::{RefOr, Schema};
+    let RefOr::T(ok) = op.responses.responses.get("200")? else {
+        return None;
+    };
+    let RefOr::T(content) = ok.content.get("application/json")? else {
+        return None;
+    };
+    let Some(RefOr::Ref(r)) = &content.schema else {
+        return None;
+    };
+    let name = r.ref_location.rsplit('/').next()?;
+    match doc.components.as_ref()?.schemas.get(name)? {
+        RefOr::T(Schema::Object(obj)) => Some(obj.properties.keys().cloned().collect()),
+        _ => None,
+    }
+}
+
 /// Every documented operation's access, by method.
 #[derive(Debug, Default)]
 pub struct AccessTable {
@@ -276,7 +301,7 @@ impl AccessTable {
                         "{method} {path}: a mutating operation needs a write scope"
                     ));
                 }
-                let query = op
+                let query: Vec<String> = op
                     .parameters
                     .iter()
                     .flatten()
@@ -289,6 +314,9 @@ impl AccessTable {
                         _ => None,
                     })
                     .collect();
+                let item_fields = (method == Method::GET && query.iter().any(|q| q == "fields"))
+                    .then(|| item_properties(doc, op))
+                    .flatten();
                 let segments = parse_template(path);
                 let literal_len = segments
                     .iter()
@@ -304,6 +332,7 @@ impl AccessTable {
                     literal_len,
                     access,
                     query,
+                    item_fields,
                 });
             }
         }

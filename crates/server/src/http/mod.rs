@@ -31,6 +31,7 @@ pub mod conn_limit;
 pub mod drain;
 pub mod etag;
 pub mod extract;
+pub mod fields;
 pub mod peer;
 pub mod ratelimit;
 
@@ -156,6 +157,7 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     }
     close_multipart_forms(&mut doc);
     constrain_collection_params(&mut doc);
+    add_item_fields_params(&mut doc);
     (router, doc)
 }
 
@@ -243,6 +245,62 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Single-item GETs (200 answers one `$ref` object) take `fields` too: the answer keeps only
+/// the named properties (and `href`), as collections do ([`fields::project_fields`]).
+fn add_item_fields_params(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let Some(components) = doc.components.as_ref() else {
+        return;
+    };
+    for item in doc.paths.paths.values_mut() {
+        let Some(op) = item.get.as_mut() else {
+            continue;
+        };
+        let takes_fields = op.parameters.iter().flatten().any(
+            |p| matches!(p, RefOr::T(p) if p.name == "fields" && p.parameter_in == ParameterIn::Query),
+        );
+        if takes_fields {
+            continue;
+        }
+        let name = match op.responses.responses.get("200") {
+            Some(RefOr::T(r)) => match r.content.get("application/json") {
+                Some(RefOr::T(c)) => match &c.schema {
+                    Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(str::to_string),
+                    _ => None,
+                },
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(name) = name else { continue };
+        let Some(RefOr::T(utoipa::openapi::Schema::Object(obj))) = components.schemas.get(&name)
+        else {
+            continue;
+        };
+        let names: Vec<&str> = obj.properties.keys().map(String::as_str).collect();
+        if names.is_empty() {
+            continue;
+        }
+        let pattern = collection::param_patterns(&names)[0].1.clone();
+        let param = ParameterBuilder::new()
+            .name("fields")
+            .parameter_in(ParameterIn::Query)
+            .description(Some(format!(
+                "Comma-separated properties of the {name} to answer with (`href` is always kept)"
+            )))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .pattern(Some(pattern)),
+            ))
+            .build();
+        op.parameters
+            .get_or_insert_with(Vec::new)
+            .push(RefOr::T(param));
+    }
+}
+
 /// Multipart forms take exactly their documented fields (the handlers refuse others), so their
 /// schemas say `additionalProperties: false`.
 fn close_multipart_forms(doc: &mut utoipa::openapi::OpenApi) {
@@ -326,6 +384,7 @@ pub fn app(state: AppState) -> Router {
             state.clone(),
             auth_layer::auth_layer,
         ))
+        .layer(middleware::from_fn(fields::project_fields))
         .layer(middleware::from_fn(problem_fallback))
         .layer(middleware::from_fn(metrics_layer))
         .layer(middleware::from_fn(drain::drain_unread_body))
