@@ -28,6 +28,7 @@ pub mod caller;
 pub mod collection;
 pub mod etag;
 pub mod extract;
+pub mod links;
 pub mod peer;
 pub mod ratelimit;
 
@@ -152,6 +153,7 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     }
     close_multipart_forms(&mut doc);
     constrain_collection_params(&mut doc);
+    links::add_links(&mut doc);
     (router, doc)
 }
 
