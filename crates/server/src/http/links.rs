@@ -175,7 +175,11 @@ pub fn add_links(doc: &mut OpenApi) -> usize {
                 if !q.starts_with(&format!("{collection}/")) || segs.len() <= depth {
                     return None;
                 }
-                let own = segs[depth].strip_prefix('{')?.split_once('}')?.0.to_string();
+                let own = segs[depth]
+                    .strip_prefix('{')?
+                    .split_once('}')?
+                    .0
+                    .to_string();
                 path_params(q)
                     .iter()
                     .all(|n| *n == own || parent_params.contains(n))
@@ -332,7 +336,11 @@ mod tests {
         status: &str,
         name: &str,
     ) -> Option<&'a utoipa::openapi::link::Link> {
-        match operation(doc, path, method)?.responses.responses.get(status)? {
+        match operation(doc, path, method)?
+            .responses
+            .responses
+            .get(status)?
+        {
             RefOr::T(r) => match r.links.get(name)? {
                 RefOr::T(l) => Some(l),
                 RefOr::Ref(_) => None,
@@ -359,7 +367,14 @@ mod tests {
         assert_eq!(l.parameters["path.dataset"], "$response.body#/name");
         assert_eq!(l.parameters["path.pool"], "$request.path.pool");
         // The same item under another parameter name.
-        let l = link(&doc, "/api/v1/pools", "post", "202", "post_pools_pool_datasets").unwrap();
+        let l = link(
+            &doc,
+            "/api/v1/pools",
+            "post",
+            "202",
+            "post_pools_pool_datasets",
+        )
+        .unwrap();
         assert_eq!(l.parameters["path.pool"], "$request.body#/name");
         // Deeper targets and the VM's id.
         let l = link(&doc, "/api/v1/vms", "post", "201", "post_vms_id_start").unwrap();
@@ -368,9 +383,27 @@ mod tests {
         let l = link(&doc, "/api/v1/tokens", "post", "201", "delete_tokens_id").unwrap();
         assert_eq!(l.parameters["path.id"], "$response.body#/token/id");
         // A sibling producer.
-        assert!(link(&doc, "/api/v1/pools/import", "post", "202", "get_pools_name").is_some());
+        assert!(
+            link(
+                &doc,
+                "/api/v1/pools/import",
+                "post",
+                "202",
+                "get_pools_name"
+            )
+            .is_some()
+        );
         // A job whose JSON request names the item, on an operation that also takes uploads.
-        assert!(link(&doc, "/api/v1/vms/templates", "post", "202", "get_vms_templates_name").is_some());
+        assert!(
+            link(
+                &doc,
+                "/api/v1/vms/templates",
+                "post",
+                "202",
+                "get_vms_templates_name"
+            )
+            .is_some()
+        );
         // Listings link to reads only.
         assert!(link(&doc, "/api/v1/pools", "get", "200", "get_pools_name").is_some());
         assert!(link(&doc, "/api/v1/pools", "get", "200", "delete_pools_name").is_none());
