@@ -265,6 +265,23 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
         let patterns = collection::param_patterns(&names);
         for p in op.parameters.iter_mut().flatten() {
             let RefOr::T(p) = p else { continue };
+            // An empty parameter (`offset=`) means the same as an absent one (http/collection.rs),
+            // also for the two numbers: say so, or the document calls `offset=` invalid.
+            if matches!(p.name.as_str(), "limit" | "offset")
+                && let Some(number) = p.schema.take()
+            {
+                let empty = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(0))
+                    .description(Some("Empty: as if absent"))
+                    .build();
+                p.schema = Some(RefOr::T(utoipa::openapi::Schema::OneOf(
+                    utoipa::openapi::schema::OneOfBuilder::new()
+                        .item(number)
+                        .item(utoipa::openapi::Schema::Object(empty))
+                        .build(),
+                )));
+            }
             if let Some((name, pattern)) = patterns.iter().find(|(n, _)| *n == p.name) {
                 let mut schema = ObjectBuilder::new()
                     .schema_type(Type::String)
