@@ -237,7 +237,8 @@ pub struct ImportPoolRequest {
     /// Name for the pool (the rules of `POST /pools`).
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
-    /// Filesystem UUID (from `GET /pools/importable`).
+    /// Filesystem UUID (from `GET /pools/importable`): lower-case, as blkid reports it.
+    #[schema(pattern = "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")]
     pub uuid: String,
 }
 
@@ -255,6 +256,7 @@ pub struct MountRequest {
 #[serde(deny_unknown_fields)]
 pub struct AddDeviceRequest {
     /// Disk id, kernel name or /dev path (same rules as pool creation).
+    #[schema(min_length = 1)]
     pub device: String,
 }
 
@@ -263,6 +265,7 @@ pub struct AddDeviceRequest {
 #[serde(deny_unknown_fields)]
 pub struct ReplaceDeviceRequest {
     /// The new disk (id, kernel name or /dev path), at least as large as the old one.
+    #[schema(min_length = 1)]
     pub device: String,
 }
 

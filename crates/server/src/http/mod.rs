@@ -32,6 +32,7 @@ pub mod drain;
 pub mod etag;
 pub mod extract;
 pub mod fields;
+pub mod links;
 pub mod peer;
 pub mod ratelimit;
 
@@ -158,7 +159,52 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     close_multipart_forms(&mut doc);
     constrain_collection_params(&mut doc);
     add_item_fields_params(&mut doc);
+    document_pool_kind_limits(&mut doc);
+    links::add_links(&mut doc);
     (router, doc)
+}
+
+/// Snapshots, scrub, balance, device changes and dataset quotas/retention are btrfs features:
+/// on an ext4, xfs or mergerfs pool these operations answer 501 (`snapshots_unsupported`,
+/// `unsupported_for_pool_kind`, `quota_unsupported`). Say so on each of them.
+fn document_pool_kind_limits(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with("/api/v1/pools/{") {
+            continue;
+        }
+        let btrfs_only = ["/snapshots", "/balance", "/scrub", "/devices"]
+            .iter()
+            .any(|s| path.contains(s));
+        let dataset = path.ends_with("/datasets/{dataset}");
+        let ops = [
+            (&mut item.get, btrfs_only),
+            (&mut item.post, btrfs_only),
+            (&mut item.put, btrfs_only),
+            (&mut item.patch, btrfs_only || dataset),
+            (&mut item.delete, btrfs_only),
+        ];
+        for (op, limited) in ops {
+            let Some(op) = op.as_mut().filter(|_| limited) else {
+                continue;
+            };
+            op.responses
+                .responses
+                .entry("501".to_string())
+                .or_insert_with(|| {
+                    RefOr::T(
+                        ResponseBuilder::new()
+                            .description("Not supported for this pool's kind (a btrfs feature)")
+                            .content(
+                                PROBLEM_JSON,
+                                Content::new(Some(RefOr::Ref(
+                                    utoipa::openapi::Ref::from_schema_name("Problem"),
+                                ))),
+                            )
+                            .build(),
+                    )
+                });
+        }
+    }
 }
 
 /// The collection parameters `fields`, `sort` and `filter` only take the item's own field
@@ -225,6 +271,23 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
         let patterns = collection::param_patterns(&names);
         for p in op.parameters.iter_mut().flatten() {
             let RefOr::T(p) = p else { continue };
+            // An empty parameter (`offset=`) means the same as an absent one (http/collection.rs),
+            // also for the two numbers: say so, or the document calls `offset=` invalid.
+            if matches!(p.name.as_str(), "limit" | "offset")
+                && let Some(number) = p.schema.take()
+            {
+                let empty = ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .max_length(Some(0))
+                    .description(Some("Empty: as if absent"))
+                    .build();
+                p.schema = Some(RefOr::T(utoipa::openapi::Schema::OneOf(
+                    utoipa::openapi::schema::OneOfBuilder::new()
+                        .item(number)
+                        .item(utoipa::openapi::Schema::Object(empty))
+                        .build(),
+                )));
+            }
             if let Some((name, pattern)) = patterns.iter().find(|(n, _)| *n == p.name) {
                 let mut schema = ObjectBuilder::new()
                     .schema_type(Type::String)

@@ -224,6 +224,19 @@ fn check_retention(r: Option<u32>, allow_zero: bool) -> ApiResult<()> {
     Ok(())
 }
 
+/// A quota is an int64 in the schema (and in the store): larger values are refused, not
+/// handed to btrfs.
+fn check_quota(quota: Option<u64>) -> ApiResult<()> {
+    match quota {
+        Some(q) if q > i64::MAX as u64 => Err(ApiError::invalid_field(
+            "invalid_quota",
+            "quota",
+            format!("at most {} bytes", i64::MAX),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Sets (or with None removes) a quota, turning quotas on first when needed.
 async fn set_quota(c: &Ctx, path: &FsPath, bytes: Option<u64>) -> ApiResult<()> {
     if !c.btrfs() {
@@ -270,6 +283,7 @@ async fn create_dataset(
     Json(req): Json<CreateDatasetRequest>,
 ) -> ApiResult<Response> {
     check_name("dataset", &req.name, "name")?;
+    check_quota(req.quota)?;
     if req.name == "lost+found" {
         return Err(ApiError::invalid_field(
             "invalid_name",
@@ -351,6 +365,7 @@ async fn update_dataset(
     Json(req): Json<UpdateDatasetRequest>,
 ) -> ApiResult<axum::Json<Dataset>> {
     check_retention(req.snapshot_retention, true)?;
+    check_quota(req.quota)?;
     let c = ctx(&state, &pool)?;
     let mut path = c.require(&ds)?;
     let mut name = ds.clone();

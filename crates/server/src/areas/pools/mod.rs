@@ -168,6 +168,17 @@ async fn create_pool(
             "at least one disk",
         ));
     }
+    // The field's own format, whatever the kind (the schema's pattern): a btrfs pool with
+    // `member_filesystem: ".."` is refused, not silently ignored.
+    if let Some(fs) = req.member_filesystem.as_deref()
+        && !matches!(fs, "ext4" | "xfs")
+    {
+        return Err(ApiError::invalid_field(
+            "invalid_filesystem",
+            "member_filesystem",
+            "ext4 or xfs",
+        ));
+    }
     let n = req.devices.len();
     let (mut data, mut meta) = (None, None);
     let mut member_fs = None;
