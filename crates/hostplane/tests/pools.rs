@@ -772,6 +772,99 @@ async fn btrfs_devices_add_balance_replace_remove() {
     .await;
 }
 
+/// Bind mounts of a pool dataset (what the NFS shares make under `.nfs-exports`) are the
+/// pool's own mounts: device replace and remove go ahead; destroy, which would wipe disks whose
+/// filesystem stays mounted there, still refuses.
+#[tokio::test]
+async fn bind_mounts_of_the_pool_do_not_block_replace_or_remove() {
+    let loops = Loops::new(4, 256 * MIB);
+    let l = devs(&loops);
+    let (a, b, c, spare) = (l[0], l[1], l[2], l[3]);
+    let d = daemon(&loops, &l);
+    job_ok(&d, d.post("/api/v1/pools", json!({"name": "tank", "kind": "btrfs", "devices": [a, b, c], "data_profile": "raid1", "metadata_profile": "raid1"})).await).await;
+    let r = d
+        .post("/api/v1/pools/tank/datasets", json!({"name": "media"}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let mp = loops.mount_root().join("tank");
+    std::fs::write(mp.join("media/f"), vec![3u8; 4 * MIB as usize]).unwrap();
+    // Like the NFS export binds: one under the mount root, one elsewhere (both in the temp
+    // dir, so the loops' guard unmounts them, also on panic).
+    let binds = [
+        loops.mount_root().join(".nfs-exports/1"),
+        loops.dir.path().join("elsewhere"),
+    ];
+    for bdir in &binds {
+        std::fs::create_dir_all(bdir).unwrap();
+        run(
+            "mount",
+            &[
+                "--bind",
+                mp.join("media").to_str().unwrap(),
+                bdir.to_str().unwrap(),
+            ],
+        );
+    }
+    assert!(
+        disk(&d, c).await["mountpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == binds[0].to_str().unwrap()),
+        "the bind shows on the member"
+    );
+
+    let idc = disk(&d, c).await["id"].as_str().unwrap().to_string();
+    let ids = disk(&d, spare).await["id"].as_str().unwrap().to_string();
+    job_ok(
+        &d,
+        d.post(
+            &format!("/api/v1/pools/tank/devices/{}/replace", Loops::name(c)),
+            json!({"device": spare}),
+        )
+        .await,
+    )
+    .await;
+    let ids_now = member_ids(&pool(&d, "tank").await);
+    assert!(
+        ids_now.contains(&ids) && !ids_now.contains(&idc),
+        "{ids_now:?}"
+    );
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/pools/tank/devices/{}", Loops::name(spare)),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "tank").await;
+    assert_eq!(p["members"].as_array().unwrap().len(), 2, "{p}");
+    for bdir in &binds {
+        assert_eq!(
+            std::fs::read(bdir.join("f")).unwrap().len(),
+            4 * MIB as usize
+        );
+    }
+
+    // Destroy would wipe disks still mounted at the binds.
+    assert_problem(
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank?confirm=tank",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+        409,
+        "disk_mounted",
+    )
+    .await;
+}
+
 #[tokio::test]
 async fn single_disk_mergerfs_and_import() {
     let mut loops = Loops::new(2, 128 * MIB);

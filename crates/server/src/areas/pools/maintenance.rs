@@ -488,7 +488,7 @@ async fn remove_device(
         }
     }
     if let Some(c) = &cur {
-        ops::check_member(&state, c, &rec)?;
+        ops::check_member_online(&state, c, &rec)?;
     }
     let target = match (&cur, devid) {
         (Some(c), _) => c.disk.path.clone(),
@@ -540,7 +540,7 @@ async fn replace_device(
     let (m, cur, devid) = member_of(&state, &rec, &disk, &mps).await?;
     let new = new_device(&state, &req.device).await?;
     if let Some(c) = &cur {
-        ops::check_member(&state, c, &rec)?;
+        ops::check_member_online(&state, c, &rec)?;
         if new.disk.size < c.disk.size {
             return Err(ApiError::invalid_field(
                 "device_too_small",

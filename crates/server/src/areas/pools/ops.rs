@@ -358,8 +358,27 @@ pub fn require_mounted(state: &AppState, rec: &PoolRecord) -> ApiResult<PathBuf>
 }
 
 /// A member disk may be written (wiped, removed): root, allow-list and busy rules as for any
-/// disk, but mounts of the pool itself are fine (the job unmounts them).
+/// disk, but mounts of the pool itself are fine (the job unmounts them). Other mounts of the
+/// pool's filesystem (bind mounts such as NFS export binds) are refused: the job would wipe a
+/// disk whose filesystem stays mounted there.
 pub fn check_member(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiResult<()> {
+    check_member_with(state, d, rec, false)
+}
+
+/// A member disk may leave the mounted pool (device remove, replace): the filesystem stays
+/// mounted, so every mount of it counts as the pool's own (its mount point, bind mounts of it
+/// or of its subvolumes: hostplane's NFS export binds, or a user's); only a mount of
+/// something else is refused.
+pub fn check_member_online(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiResult<()> {
+    check_member_with(state, d, rec, true)
+}
+
+fn check_member_with(
+    state: &AppState,
+    d: &ScannedDisk,
+    rec: &PoolRecord,
+    online: bool,
+) -> ApiResult<()> {
     if d.disk.holds_root {
         return Err(ApiError::conflict(
             "disk_holds_root",
@@ -373,12 +392,20 @@ pub fn check_member(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiR
         ));
     }
     let own = [mountpoint(state, &rec.name), members_dir(state, &rec.name)];
-    if let Some(other) = d
-        .disk
-        .mountpoints
-        .iter()
-        .find(|m| !own.iter().any(|o| Path::new(m).starts_with(o)))
-    {
+    let other = if online {
+        let mounts = hd::mounts().map_err(ApiError::internal)?;
+        let members = members_dir(state, &rec.name);
+        hd::foreign_mounts(&mounts, &d.disk.mountpoints, &own[0], &[&members])
+            .into_iter()
+            .next()
+    } else {
+        d.disk
+            .mountpoints
+            .iter()
+            .find(|m| !own.iter().any(|o| Path::new(m).starts_with(o)))
+            .cloned()
+    };
+    if let Some(other) = other {
         return Err(ApiError::conflict(
             "disk_mounted",
             format!("{} is mounted at {other}", d.disk.path),
