@@ -234,6 +234,16 @@ pub async fn device_stats(mnt: &str) -> Result<Vec<DeviceStats>, CommandError> {
     })
 }
 
+/// `btrfs device stats -z DEVICE`: zeroes one member's error counters.
+pub async fn device_stats_reset(device: &str) -> Result<(), CommandError> {
+    check_paths([device])?;
+    btrfs()
+        .args(["device", "stats", "-z", device])
+        .run()
+        .await
+        .map(|_| ())
+}
+
 // ---------------------------------------------------------------------------------------------
 // scrub status -R
 

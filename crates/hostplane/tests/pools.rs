@@ -515,6 +515,33 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
     assert!(disk(&d, &a).await["pool"].is_null());
 }
 
+/// The first event of an SSE stream that `want`s (20 s at most).
+async fn read_events(resp: reqwest::Response, want: impl Fn(&Value) -> bool) -> Value {
+    use futures_util::StreamExt;
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let msg: String = buf.drain(..end + 2).collect();
+            for line in msg.lines() {
+                if let Some(v) = line.strip_prefix("data:")
+                    && let Ok(ev) = serde_json::from_str::<Value>(v.trim())
+                    && want(&ev)
+                {
+                    return ev;
+                }
+            }
+        }
+    }
+}
+
 /// The file's first physical extent on `dev`: (byte offset in the image, length).
 fn physical_extent(file: &Path, dev: &str) -> u64 {
     let ff = run("filefrag", &["-v", "-b4096", file.to_str().unwrap()]);
@@ -591,7 +618,8 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
         .unwrap();
     assert!(log.contains("corrected"), "{log}");
 
-    // The member's counters show it, so the pool is degraded until someone looks.
+    // The member's counters keep what was found, but nothing is wrong now: every error was
+    // corrected, so the pool is healthy again.
     let p = pool(&d, "scrubbed").await;
     let ma = p["members"]
         .as_array()
@@ -600,11 +628,70 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
         .find(|m| m["path"] == a.as_str())
         .unwrap();
     assert!(ma["errors"]["corruption"].as_u64().unwrap() > 0, "{p}");
-    assert_eq!(p["health"], "degraded");
+    assert_eq!(p["health"], "online", "{p}");
+    assert!(p["health_detail"].is_null(), "{p}");
+
+    // reset-errors zeroes the counters (admin), with an event.
+    let ida = disk(&d, &a).await["id"].as_str().unwrap().to_string();
+    let stream = d
+        .client
+        .get(d.url("/api/v1/events?type=resource.*"))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let r = d
+        .post(
+            &format!("/api/v1/pools/scrubbed/devices/{ida}/reset-errors"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let p: Value = r.json().await.unwrap();
     assert!(
-        p["health_detail"].as_str().unwrap().contains("errors"),
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["errors"]["corruption"] == 0 && m["errors"]["read_io"] == 0),
         "{p}"
     );
+    assert_eq!(p["health"], "online", "{p}");
+    let p = pool(&d, "scrubbed").await;
+    assert_eq!(
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["errors"]["corruption"].as_u64().unwrap())
+            .sum::<u64>(),
+        0,
+        "{p}"
+    );
+    let ev = read_events(stream, |e| {
+        e["type"] == "resource.updated" && e["data"]["reason"] == "errors_reset"
+    })
+    .await;
+    assert_eq!(ev["href"], "/api/v1/pools/scrubbed");
+    assert_eq!(ev["data"]["reason"], "errors_reset", "{ev}");
+    assert!(
+        ev["data"]["reset"]["errors_before"]["corruption"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{ev}"
+    );
+    assert_problem(
+        d.post(
+            "/api/v1/pools/scrubbed/devices/nope/reset-errors",
+            json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
 
     // Repaired: a second scrub is clean, and the data reads back intact.
     let j = job_ok(&d, d.post("/api/v1/pools/scrubbed/scrub", json!({})).await).await;

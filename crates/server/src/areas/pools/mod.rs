@@ -310,6 +310,8 @@ async fn create_pool(
                 member_fs: member_fs.clone(),
                 datasets: BTreeMap::new(),
                 created_at: time::now_string(),
+                error_baseline: BTreeMap::new(),
+                scrub_uncorrectable: 0,
             };
             let paths: Vec<String> = devs.iter().map(|d| d.disk.path.clone()).collect();
             let uuid_of = |dev: String| async move {
@@ -561,6 +563,8 @@ async fn import_pool(
         member_fs: None,
         datasets: BTreeMap::new(),
         created_at: time::now_string(),
+        error_baseline: BTreeMap::new(),
+        scrub_uncorrectable: 0,
     };
     let st = state.clone();
     let actor = p.user.clone();

@@ -184,6 +184,19 @@ pub async fn unmount(state: &AppState, rec: &PoolRecord) -> ApiResult<()> {
     Ok(())
 }
 
+/// Errors counted beyond `baseline` (each counter on its own; a counter reset below its
+/// baseline counts from zero).
+pub fn errors_since(now: &MemberErrors, baseline: Option<&MemberErrors>) -> u64 {
+    let Some(b) = baseline else {
+        return now.total();
+    };
+    now.write_io.saturating_sub(b.write_io)
+        + now.read_io.saturating_sub(b.read_io)
+        + now.flush_io.saturating_sub(b.flush_io)
+        + now.corruption.saturating_sub(b.corruption)
+        + now.generation.saturating_sub(b.generation)
+}
+
 /// The live view of a pool.
 pub async fn view(
     state: &AppState,
@@ -244,14 +257,22 @@ pub async fn view(
                 if let Some(m) = members.iter_mut().find(|m| m.devid == Some(s.devid)) {
                     m.errors = s.errors.clone();
                 }
-                if s.errors.total() > 0 {
+                // What is wrong now: errors since the last clean scrub (the kernel's
+                // counters keep what a scrub already repaired).
+                let since = errors_since(&s.errors, rec.error_baseline.get(&s.devid));
+                if since > 0 {
                     detail.push(format!(
-                        "{} has {} I/O or checksum errors (btrfs device stats)",
-                        s.device,
-                        s.errors.total()
+                        "{} has {since} I/O or checksum errors since the last clean scrub (btrfs device stats)",
+                        s.device
                     ));
                 }
             }
+        }
+        if rec.scrub_uncorrectable > 0 {
+            detail.push(format!(
+                "the last scrub found {} uncorrectable errors",
+                rec.scrub_uncorrectable
+            ));
         }
         if let Ok((d, m)) = profiles {
             data_profile = d;
