@@ -952,6 +952,98 @@ async fn bind_mounts_of_the_pool_do_not_block_replace_or_remove() {
     .await;
 }
 
+async fn patch_ds(d: &Daemon, path: &str, body: Value) -> reqwest::Response {
+    d.send("PATCH", path, Some(&d.token.clone()), Some(body))
+        .await
+}
+
+/// A quota below what a dataset uses is refused (422 `quota_below_usage`, the usage in the
+/// detail); a dataset already over its limit (as an older version could leave it) can still
+/// have its quota raised and removed; sizes may be strings such as "100M" or "1.5G".
+#[tokio::test]
+async fn quota_below_usage_is_refused_and_never_wedges() {
+    let loops = Loops::new(1, 512 * MIB);
+    let a = loops.devs[0].clone();
+    let d = daemon(&loops, &[&a]);
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "qt", "kind": "btrfs", "devices": [a]}),
+        )
+        .await,
+    )
+    .await;
+    let mp = loops.mount_root().join("qt");
+    let r = d
+        .post(
+            "/api/v1/pools/qt/datasets",
+            json!({"name": "media", "quota": "50M"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 50 * MIB);
+    let url = "/api/v1/pools/qt/datasets/media";
+    assert_eq!(patch_ds(&d, url, json!({"quota": 0})).await.status(), 200);
+    std::fs::write(mp.join("media/f"), vec![9u8; 24 * MIB as usize]).unwrap();
+    run("sync", &[]);
+
+    let body = assert_problem(
+        patch_ds(&d, url, json!({"quota": 1})).await,
+        422,
+        "quota_below_usage",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("MiB") && detail.contains("uses"), "{body}");
+    assert_problem(
+        patch_ds(&d, url, json!({"quota": "10M"})).await,
+        422,
+        "quota_below_usage",
+    )
+    .await;
+    assert!(d.get_json(url).await["quota"].is_null());
+    assert_problem(
+        patch_ds(&d, url, json!({"quota": "12X"})).await,
+        422,
+        "invalid_size",
+    )
+    .await;
+    let r = patch_ds(&d, url, json!({"quota": "1.5G"})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 3 * (1u64 << 29));
+
+    // Over its limit behind hostplane's back: raising and removing still work.
+    let id = d.get_json(url).await["subvolume_id"].as_u64().unwrap();
+    run(
+        "btrfs",
+        &[
+            "qgroup",
+            "limit",
+            "1M",
+            &format!("0/{id}"),
+            mp.to_str().unwrap(),
+        ],
+    );
+    let r = patch_ds(&d, url, json!({"quota": "100M"})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 100 * MIB);
+    run(
+        "btrfs",
+        &[
+            "qgroup",
+            "limit",
+            "1M",
+            &format!("0/{id}"),
+            mp.to_str().unwrap(),
+        ],
+    );
+    let r = patch_ds(&d, url, json!({"quota": 0})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(r.json::<Value>().await.unwrap()["quota"].is_null());
+    std::fs::write(mp.join("media/g"), vec![1u8; MIB as usize]).unwrap();
+}
+
 #[tokio::test]
 async fn single_disk_mergerfs_and_import() {
     let mut loops = Loops::new(2, 128 * MIB);

@@ -155,6 +155,7 @@ async fn create_pool(
     Json(req): Json<CreatePoolRequest>,
 ) -> ApiResult<Response> {
     check_pool_name(&req.name)?;
+    let min_free_space = ops::size_field(req.min_free_space.as_ref(), "min_free_space")?;
     if registry::load(&state.store, &req.name)?.is_some() {
         return Err(ApiError::conflict(
             "pool_exists",
@@ -306,7 +307,7 @@ async fn create_pool(
                 uuid: None,
                 members: Vec::new(),
                 auto_mount: true,
-                min_free_space: req.min_free_space,
+                min_free_space,
                 member_fs: member_fs.clone(),
                 datasets: BTreeMap::new(),
                 created_at: time::now_string(),

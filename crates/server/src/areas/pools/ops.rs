@@ -184,6 +184,13 @@ pub async fn unmount(state: &AppState, rec: &PoolRecord) -> ApiResult<()> {
     Ok(())
 }
 
+/// A size field of a request in bytes, or 422 `invalid_size` naming the field.
+pub fn size_field(s: Option<&hostplane_types::pools::Size>, field: &str) -> ApiResult<Option<u64>> {
+    s.map(|s| s.bytes())
+        .transpose()
+        .map_err(|m| ApiError::invalid_field("invalid_size", field, m))
+}
+
 /// Errors counted beyond `baseline` (each counter on its own; a counter reset below its
 /// baseline counts from zero).
 pub fn errors_since(now: &MemberErrors, baseline: Option<&MemberErrors>) -> u64 {
