@@ -864,7 +864,8 @@ async fn btrfs_devices_add_balance_replace_remove() {
 /// filesystem stays mounted there, still refuses.
 #[tokio::test]
 async fn bind_mounts_of_the_pool_do_not_block_replace_or_remove() {
-    let loops = Loops::new(4, 256 * MIB);
+    // 512 MiB: on 256 MiB members, relocating the metadata chunk can run out of space.
+    let loops = Loops::new(4, 512 * MIB);
     let l = devs(&loops);
     let (a, b, c, spare) = (l[0], l[1], l[2], l[3]);
     let d = daemon(&loops, &l);
