@@ -702,6 +702,53 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
     assert_eq!(st["status"], "finished");
 }
 
+/// Both mirrors of a file's blocks corrupted: the scrub cannot repair them, the pool is
+/// degraded and says so until a scrub finds nothing uncorrectable (after the file is gone).
+#[tokio::test]
+async fn uncorrectable_errors_keep_the_pool_degraded_until_a_clean_scrub() {
+    let loops = Loops::new(2, 256 * MIB);
+    let (a, b) = (loops.devs[0].clone(), loops.devs[1].clone());
+    let d = daemon(&loops, &[&a, &b]);
+    job_ok(&d, d.post("/api/v1/pools", json!({"name": "bad", "kind": "btrfs", "devices": [a, b], "data_profile": "raid1", "metadata_profile": "raid1"})).await).await;
+    let mp = loops.mount_root().join("bad");
+    let file = mp.join("data.bin");
+    std::fs::write(&file, vec![7u8; 4 * MIB as usize]).unwrap();
+    run("sync", &[]);
+    let phys = [physical_extent(&file, &a), physical_extent(&file, &b)];
+    for (img, at) in loops.images.iter().zip(phys) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&vec![0x5Au8; MIB as usize]).unwrap();
+        f.sync_all().unwrap();
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+
+    let j = job_ok(&d, d.post("/api/v1/pools/bad/scrub", json!({})).await).await;
+    assert!(
+        j["result"]["uncorrectable_errors"].as_u64().unwrap() > 0,
+        "{j}"
+    );
+    let p = pool(&d, "bad").await;
+    assert_eq!(p["health"], "degraded", "{p}");
+    assert!(
+        p["health_detail"]
+            .as_str()
+            .unwrap()
+            .contains("uncorrectable"),
+        "{p}"
+    );
+
+    // The damaged file goes; the next scrub is clean and the pool healthy.
+    std::fs::remove_file(&file).unwrap();
+    run("sync", &[]);
+    run("btrfs", &["filesystem", "sync", mp.to_str().unwrap()]);
+    let j = job_ok(&d, d.post("/api/v1/pools/bad/scrub", json!({})).await).await;
+    assert_eq!(j["result"]["uncorrectable_errors"], 0, "{j}");
+    let p = pool(&d, "bad").await;
+    assert_eq!(p["health"], "online", "{p}");
+}
+
 #[tokio::test]
 async fn btrfs_devices_add_balance_replace_remove() {
     let loops = Loops::new(4, 512 * MIB);

@@ -450,3 +450,28 @@ fn check_member_with(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_since_count_beyond_the_baseline() {
+        let now = MemberErrors {
+            corruption: 1024,
+            read_io: 2,
+            ..Default::default()
+        };
+        assert_eq!(errors_since(&now, None), 1026);
+        // After a clean scrub recorded them: nothing new.
+        assert_eq!(errors_since(&now, Some(&now.clone())), 0);
+        let base = MemberErrors {
+            corruption: 1000,
+            write_io: 5,
+            ..Default::default()
+        };
+        // New corruption and read errors count; a counter below its baseline (reset) does not
+        // go negative.
+        assert_eq!(errors_since(&now, Some(&base)), 26);
+    }
+}
