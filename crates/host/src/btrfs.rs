@@ -234,6 +234,16 @@ pub async fn device_stats(mnt: &str) -> Result<Vec<DeviceStats>, CommandError> {
     })
 }
 
+/// `btrfs device stats -z DEVICE`: zeroes one member's error counters.
+pub async fn device_stats_reset(device: &str) -> Result<(), CommandError> {
+    check_paths([device])?;
+    btrfs()
+        .args(["device", "stats", "-z", device])
+        .run()
+        .await
+        .map(|_| ())
+}
+
 // ---------------------------------------------------------------------------------------------
 // scrub status -R
 
@@ -489,12 +499,43 @@ pub async fn quota_enable(mnt: &str) -> Result<(), CommandError> {
         .map(|_| ())
 }
 
-/// `btrfs qgroup limit SIZE|none PATH`.
-pub async fn qgroup_limit(path: &str, bytes: Option<u64>) -> Result<(), CommandError> {
-    check_paths([path])?;
+/// `btrfs qgroup limit SIZE|none 0/<subvol_id> MNT`. The quota group is named by id, with the
+/// filesystem's mount point as the path: with the subvolume's own path the change runs in a
+/// transaction charged to that subvolume, which fails with "Disk quota exceeded" once it is
+/// over its limit, so a limit could never be raised or removed again.
+pub async fn qgroup_limit(
+    mnt: &str,
+    subvol_id: u64,
+    bytes: Option<u64>,
+) -> Result<(), CommandError> {
+    check_paths([mnt])?;
     let v = bytes.map_or("none".to_string(), |b| b.to_string());
     btrfs()
-        .args(["qgroup", "limit", &v, path])
+        .args(["qgroup", "limit", &v, &format!("0/{subvol_id}"), mnt])
+        .run()
+        .await
+        .map(|_| ())
+}
+
+/// `btrfs quota rescan -W MNT`: waits for a running rescan (quota enable starts one; usage
+/// numbers are incomplete until it ends).
+pub async fn quota_rescan_wait(mnt: &str) -> Result<(), CommandError> {
+    check_paths([mnt])?;
+    btrfs()
+        .args(["quota", "rescan", "-W", mnt])
+        .timeout(LONG)
+        .run()
+        .await
+        .map(|_| ())
+}
+
+/// `btrfs filesystem sync MNT`: commits the running transaction, so quota group numbers are
+/// up to date.
+pub async fn fs_sync(mnt: &str) -> Result<(), CommandError> {
+    check_paths([mnt])?;
+    btrfs()
+        .args(["filesystem", "sync", mnt])
+        .timeout(LONG)
         .run()
         .await
         .map(|_| ())

@@ -132,6 +132,35 @@ pub fn mount_at<'a>(mounts: &'a [MountEntry], path: &Path) -> Option<&'a MountEn
     mounts.iter().rev().find(|m| m.mount_point == p)
 }
 
+/// Which of a disk's mount points `mps` are mounts of something other than the filesystem
+/// mounted at `own` (a pool's mount point). The pool's own mounts are that mount, and every
+/// mount with the same device numbers: bind mounts of it, of its subvolumes or of a folder in
+/// it (a btrfs filesystem has one anonymous device number for all its subvolumes), such as
+/// the NFS export binds under `.nfs-exports`. Mount points under `own_dirs` count as the
+/// pool's too. When nothing is mounted at `own`, only `own_dirs` are the pool's.
+pub fn foreign_mounts(
+    mounts: &[MountEntry],
+    mps: &[String],
+    own: &Path,
+    own_dirs: &[&Path],
+) -> Vec<String> {
+    let dev = mount_at(mounts, own).map(|m| (m.major, m.minor));
+    mps.iter()
+        .filter(|mp| {
+            if own_dirs
+                .iter()
+                .any(|o| Path::new(mp.as_str()).starts_with(o))
+            {
+                return false;
+            }
+            let same = dev.is_some()
+                && mount_at(mounts, Path::new(mp.as_str())).map(|m| (m.major, m.minor)) == dev;
+            !same
+        })
+        .cloned()
+        .collect()
+}
+
 // ---------------------------------------------------------------------------------------------
 // small readers
 
@@ -999,6 +1028,40 @@ mod tests {
         assert_eq!(m[1].fstype, "btrfs");
         assert_eq!(m[1].source, "/dev/loop3");
         assert!(m[1].super_options.contains("subvolid=256"));
+    }
+
+    #[test]
+    fn foreign_mounts_are_mounts_of_another_filesystem() {
+        let text = "27 1 254:0 / / rw,relatime - ext4 /dev/vda rw\n\
+                    90 27 0:45 / /mnt/pools/tank rw - btrfs /dev/loop1 rw,subvolid=5\n\
+                    91 27 0:45 /media /mnt/pools/.nfs-exports/1 rw - btrfs /dev/loop1 rw,subvolid=256\n\
+                    92 27 0:45 /media/sub /srv/elsewhere rw - btrfs /dev/loop1 rw,subvolid=256\n\
+                    93 27 7:2 / /mnt/other rw - ext4 /dev/loop2 rw\n";
+        let m = parse_mountinfo(text);
+        let mps: Vec<String> = [
+            "/mnt/pools/tank",
+            "/mnt/pools/.nfs-exports/1",
+            "/srv/elsewhere",
+            "/mnt/other",
+            "/mnt/pools/.members/tank/x",
+        ]
+        .map(String::from)
+        .to_vec();
+        let members = Path::new("/mnt/pools/.members/tank");
+        assert_eq!(
+            foreign_mounts(&m, &mps, Path::new("/mnt/pools/tank"), &[members]),
+            ["/mnt/other"]
+        );
+        // Pool not mounted: its binds are not recognised as its own.
+        assert_eq!(
+            foreign_mounts(&m, &mps, Path::new("/mnt/pools/gone"), &[members]),
+            [
+                "/mnt/pools/tank",
+                "/mnt/pools/.nfs-exports/1",
+                "/srv/elsewhere",
+                "/mnt/other"
+            ]
+        );
     }
 
     #[test]

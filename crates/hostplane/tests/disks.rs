@@ -107,8 +107,11 @@ async fn list_get_performance_and_skip_standby_without_io() {
     let _ = d.get_json("/api/v1/disks").await;
 
     // performance=true: rates sampled over 250 ms; reads during the sample show up.
+    // The sample follows the scan: the reader runs until the answer is in.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reader = {
         let a = a.clone();
+        let stop = stop.clone();
         std::thread::spawn(move || {
             use std::io::Read;
             use std::os::unix::fs::OpenOptionsExt;
@@ -119,8 +122,7 @@ async fn list_get_performance_and_skip_standby_without_io() {
                 .unwrap();
             let layout = std::alloc::Layout::from_size_align(1 << 20, 4096).unwrap();
             let buf = unsafe { std::slice::from_raw_parts_mut(std::alloc::alloc(layout), 1 << 20) };
-            let end = std::time::Instant::now() + Duration::from_millis(600);
-            while std::time::Instant::now() < end {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 use std::io::Seek;
                 f.seek(std::io::SeekFrom::Start(0)).unwrap();
                 for _ in 0..8 {
@@ -132,6 +134,7 @@ async fn list_get_performance_and_skip_standby_without_io() {
     };
     tokio::time::sleep(Duration::from_millis(50)).await;
     let list = d.get_json("/api/v1/disks?performance=true").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     reader.join().unwrap();
     let pa = list
         .as_array()
@@ -184,6 +187,48 @@ async fn list_get_performance_and_skip_standby_without_io() {
         "disk_holds_root",
     )
     .await;
+}
+
+/// `performance=true` does not measure the listing's own probe: the blkid reads of idle,
+/// unmounted loops happen before the sample, so idle devices read 0 bytes/s. (Another
+/// daemon's listing, from a test running alongside, probes these loops too: one clean sample
+/// out of a few is the proof; with the probe inside the window every sample counted it.)
+#[tokio::test]
+async fn performance_of_idle_disks_is_zero() {
+    let loops = Loops::new(2, 64 << 20);
+    let (a, b) = (loops.devs[0].clone(), loops.devs[1].clone());
+    run("mkfs.ext4", &["-q", "-L", "idle", &a]);
+    let d = daemon(&loops, &[&a]);
+    let mut seen = Vec::new();
+    for _ in 0..8 {
+        // Each listing probes both (no udev database here): that reads them.
+        let before = (Loops::io_counters(&a)[0], Loops::io_counters(&b)[0]);
+        let list = d.get_json("/api/v1/disks?performance=true").await;
+        let after = (Loops::io_counters(&a)[0], Loops::io_counters(&b)[0]);
+        assert!(
+            after.0 > before.0 && after.1 > before.1,
+            "the probe read them"
+        );
+        let perf: Vec<Value> = [&a, &b]
+            .iter()
+            .map(|dev| {
+                list.as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|x| x["path"] == dev.as_str())
+                    .unwrap()["performance"]
+                    .clone()
+            })
+            .collect();
+        if perf.iter().all(|p| {
+            p["read_bytes_per_sec"].as_f64() == Some(0.0) && p["read_iops"].as_f64() == Some(0.0)
+        }) {
+            return;
+        }
+        seen.push(perf);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    panic!("idle loops never read 0 B/s: {seen:?}");
 }
 
 #[tokio::test]

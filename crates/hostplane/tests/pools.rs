@@ -515,6 +515,33 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
     assert!(disk(&d, &a).await["pool"].is_null());
 }
 
+/// The first event of an SSE stream that `want`s (20 s at most).
+async fn read_events(resp: reqwest::Response, want: impl Fn(&Value) -> bool) -> Value {
+    use futures_util::StreamExt;
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let chunk = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .expect("event in time")
+            .expect("stream open")
+            .unwrap();
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let msg: String = buf.drain(..end + 2).collect();
+            for line in msg.lines() {
+                if let Some(v) = line.strip_prefix("data:")
+                    && let Ok(ev) = serde_json::from_str::<Value>(v.trim())
+                    && want(&ev)
+                {
+                    return ev;
+                }
+            }
+        }
+    }
+}
+
 /// The file's first physical extent on `dev`: (byte offset in the image, length).
 fn physical_extent(file: &Path, dev: &str) -> u64 {
     let ff = run("filefrag", &["-v", "-b4096", file.to_str().unwrap()]);
@@ -591,7 +618,8 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
         .unwrap();
     assert!(log.contains("corrected"), "{log}");
 
-    // The member's counters show it, so the pool is degraded until someone looks.
+    // The member's counters keep what was found, but nothing is wrong now: every error was
+    // corrected, so the pool is healthy again.
     let p = pool(&d, "scrubbed").await;
     let ma = p["members"]
         .as_array()
@@ -600,11 +628,70 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
         .find(|m| m["path"] == a.as_str())
         .unwrap();
     assert!(ma["errors"]["corruption"].as_u64().unwrap() > 0, "{p}");
-    assert_eq!(p["health"], "degraded");
+    assert_eq!(p["health"], "online", "{p}");
+    assert!(p["health_detail"].is_null(), "{p}");
+
+    // reset-errors zeroes the counters (admin), with an event.
+    let ida = disk(&d, &a).await["id"].as_str().unwrap().to_string();
+    let stream = d
+        .client
+        .get(d.url("/api/v1/events?type=resource.*"))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let r = d
+        .post(
+            &format!("/api/v1/pools/scrubbed/devices/{ida}/reset-errors"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let p: Value = r.json().await.unwrap();
     assert!(
-        p["health_detail"].as_str().unwrap().contains("errors"),
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["errors"]["corruption"] == 0 && m["errors"]["read_io"] == 0),
         "{p}"
     );
+    assert_eq!(p["health"], "online", "{p}");
+    let p = pool(&d, "scrubbed").await;
+    assert_eq!(
+        p["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["errors"]["corruption"].as_u64().unwrap())
+            .sum::<u64>(),
+        0,
+        "{p}"
+    );
+    let ev = read_events(stream, |e| {
+        e["type"] == "resource.updated" && e["data"]["reason"] == "errors_reset"
+    })
+    .await;
+    assert_eq!(ev["href"], "/api/v1/pools/scrubbed");
+    assert_eq!(ev["data"]["reason"], "errors_reset", "{ev}");
+    assert!(
+        ev["data"]["reset"]["errors_before"]["corruption"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{ev}"
+    );
+    assert_problem(
+        d.post(
+            "/api/v1/pools/scrubbed/devices/nope/reset-errors",
+            json!({}),
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
 
     // Repaired: a second scrub is clean, and the data reads back intact.
     let j = job_ok(&d, d.post("/api/v1/pools/scrubbed/scrub", json!({})).await).await;
@@ -613,6 +700,53 @@ async fn scrub_finds_and_repairs_a_corrupted_member() {
     assert!(std::fs::read(&file).unwrap() == content);
     let st = d.get_json("/api/v1/pools/scrubbed/scrub").await;
     assert_eq!(st["status"], "finished");
+}
+
+/// Both mirrors of a file's blocks corrupted: the scrub cannot repair them, the pool is
+/// degraded and says so until a scrub finds nothing uncorrectable (after the file is gone).
+#[tokio::test]
+async fn uncorrectable_errors_keep_the_pool_degraded_until_a_clean_scrub() {
+    let loops = Loops::new(2, 256 * MIB);
+    let (a, b) = (loops.devs[0].clone(), loops.devs[1].clone());
+    let d = daemon(&loops, &[&a, &b]);
+    job_ok(&d, d.post("/api/v1/pools", json!({"name": "bad", "kind": "btrfs", "devices": [a, b], "data_profile": "raid1", "metadata_profile": "raid1"})).await).await;
+    let mp = loops.mount_root().join("bad");
+    let file = mp.join("data.bin");
+    std::fs::write(&file, vec![7u8; 4 * MIB as usize]).unwrap();
+    run("sync", &[]);
+    let phys = [physical_extent(&file, &a), physical_extent(&file, &b)];
+    for (img, at) in loops.images.iter().zip(phys) {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&vec![0x5Au8; MIB as usize]).unwrap();
+        f.sync_all().unwrap();
+    }
+    std::fs::write("/proc/sys/vm/drop_caches", "3").unwrap();
+
+    let j = job_ok(&d, d.post("/api/v1/pools/bad/scrub", json!({})).await).await;
+    assert!(
+        j["result"]["uncorrectable_errors"].as_u64().unwrap() > 0,
+        "{j}"
+    );
+    let p = pool(&d, "bad").await;
+    assert_eq!(p["health"], "degraded", "{p}");
+    assert!(
+        p["health_detail"]
+            .as_str()
+            .unwrap()
+            .contains("uncorrectable"),
+        "{p}"
+    );
+
+    // The damaged file goes; the next scrub is clean and the pool healthy.
+    std::fs::remove_file(&file).unwrap();
+    run("sync", &[]);
+    run("btrfs", &["filesystem", "sync", mp.to_str().unwrap()]);
+    let j = job_ok(&d, d.post("/api/v1/pools/bad/scrub", json!({})).await).await;
+    assert_eq!(j["result"]["uncorrectable_errors"], 0, "{j}");
+    let p = pool(&d, "bad").await;
+    assert_eq!(p["health"], "online", "{p}");
 }
 
 #[tokio::test]
@@ -770,6 +904,192 @@ async fn btrfs_devices_add_balance_replace_remove() {
         "not_found",
     )
     .await;
+}
+
+/// Bind mounts of a pool dataset (what the NFS shares make under `.nfs-exports`) are the
+/// pool's own mounts: device replace and remove go ahead; destroy, which would wipe disks whose
+/// filesystem stays mounted there, still refuses.
+#[tokio::test]
+async fn bind_mounts_of_the_pool_do_not_block_replace_or_remove() {
+    // 512 MiB: on 256 MiB members, relocating the metadata chunk can run out of space.
+    let loops = Loops::new(4, 512 * MIB);
+    let l = devs(&loops);
+    let (a, b, c, spare) = (l[0], l[1], l[2], l[3]);
+    let d = daemon(&loops, &l);
+    job_ok(&d, d.post("/api/v1/pools", json!({"name": "tank", "kind": "btrfs", "devices": [a, b, c], "data_profile": "raid1", "metadata_profile": "raid1"})).await).await;
+    let r = d
+        .post("/api/v1/pools/tank/datasets", json!({"name": "media"}))
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let mp = loops.mount_root().join("tank");
+    std::fs::write(mp.join("media/f"), vec![3u8; 4 * MIB as usize]).unwrap();
+    // Like the NFS export binds: one under the mount root, one elsewhere (both in the temp
+    // dir, so the loops' guard unmounts them, also on panic).
+    let binds = [
+        loops.mount_root().join(".nfs-exports/1"),
+        loops.dir.path().join("elsewhere"),
+    ];
+    for bdir in &binds {
+        std::fs::create_dir_all(bdir).unwrap();
+        run(
+            "mount",
+            &[
+                "--bind",
+                mp.join("media").to_str().unwrap(),
+                bdir.to_str().unwrap(),
+            ],
+        );
+    }
+    assert!(
+        disk(&d, c).await["mountpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m == binds[0].to_str().unwrap()),
+        "the bind shows on the member"
+    );
+
+    let idc = disk(&d, c).await["id"].as_str().unwrap().to_string();
+    let ids = disk(&d, spare).await["id"].as_str().unwrap().to_string();
+    job_ok(
+        &d,
+        d.post(
+            &format!("/api/v1/pools/tank/devices/{}/replace", Loops::name(c)),
+            json!({"device": spare}),
+        )
+        .await,
+    )
+    .await;
+    let ids_now = member_ids(&pool(&d, "tank").await);
+    assert!(
+        ids_now.contains(&ids) && !ids_now.contains(&idc),
+        "{ids_now:?}"
+    );
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/pools/tank/devices/{}", Loops::name(spare)),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let p = pool(&d, "tank").await;
+    assert_eq!(p["members"].as_array().unwrap().len(), 2, "{p}");
+    for bdir in &binds {
+        assert_eq!(
+            std::fs::read(bdir.join("f")).unwrap().len(),
+            4 * MIB as usize
+        );
+    }
+
+    // Destroy would wipe disks still mounted at the binds.
+    assert_problem(
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank?confirm=tank",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+        409,
+        "disk_mounted",
+    )
+    .await;
+}
+
+async fn patch_ds(d: &Daemon, path: &str, body: Value) -> reqwest::Response {
+    d.send("PATCH", path, Some(&d.token.clone()), Some(body))
+        .await
+}
+
+/// A quota below what a dataset uses is refused (422 `quota_below_usage`, the usage in the
+/// detail); a dataset already over its limit (as an older version could leave it) can still
+/// have its quota raised and removed; sizes may be strings such as "100M" or "1.5G".
+#[tokio::test]
+async fn quota_below_usage_is_refused_and_never_wedges() {
+    let loops = Loops::new(1, 512 * MIB);
+    let a = loops.devs[0].clone();
+    let d = daemon(&loops, &[&a]);
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "qt", "kind": "btrfs", "devices": [a]}),
+        )
+        .await,
+    )
+    .await;
+    let mp = loops.mount_root().join("qt");
+    let r = d
+        .post(
+            "/api/v1/pools/qt/datasets",
+            json!({"name": "media", "quota": "50M"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 50 * MIB);
+    let url = "/api/v1/pools/qt/datasets/media";
+    assert_eq!(patch_ds(&d, url, json!({"quota": 0})).await.status(), 200);
+    std::fs::write(mp.join("media/f"), vec![9u8; 24 * MIB as usize]).unwrap();
+    run("sync", &[]);
+
+    let body = assert_problem(
+        patch_ds(&d, url, json!({"quota": 1})).await,
+        422,
+        "quota_below_usage",
+    )
+    .await;
+    let detail = body["detail"].as_str().unwrap();
+    assert!(detail.contains("MiB") && detail.contains("uses"), "{body}");
+    assert_problem(
+        patch_ds(&d, url, json!({"quota": "10M"})).await,
+        422,
+        "quota_below_usage",
+    )
+    .await;
+    assert!(d.get_json(url).await["quota"].is_null());
+    assert_problem(
+        patch_ds(&d, url, json!({"quota": "12X"})).await,
+        422,
+        "invalid_size",
+    )
+    .await;
+    let r = patch_ds(&d, url, json!({"quota": "1.5G"})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 3 * (1u64 << 29));
+
+    // Over its limit behind hostplane's back: raising and removing still work.
+    let id = d.get_json(url).await["subvolume_id"].as_u64().unwrap();
+    run(
+        "btrfs",
+        &[
+            "qgroup",
+            "limit",
+            "1M",
+            &format!("0/{id}"),
+            mp.to_str().unwrap(),
+        ],
+    );
+    let r = patch_ds(&d, url, json!({"quota": "100M"})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["quota"], 100 * MIB);
+    run(
+        "btrfs",
+        &[
+            "qgroup",
+            "limit",
+            "1M",
+            &format!("0/{id}"),
+            mp.to_str().unwrap(),
+        ],
+    );
+    let r = patch_ds(&d, url, json!({"quota": 0})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(r.json::<Value>().await.unwrap()["quota"].is_null());
+    std::fs::write(mp.join("media/g"), vec![1u8; MIB as usize]).unwrap();
 }
 
 #[tokio::test]

@@ -917,3 +917,95 @@ async fn shares_of_a_mergerfs_folder_and_an_unavailable_share() {
         .await;
     assert_eq!(r.status(), 204);
 }
+
+/// ganesha exports from hostplane's bind mount of the dataset (`.nfs-exports/<id>`), which
+/// shows as a mount of every pool member: it is the pool's own, so device replace and remove
+/// go ahead, and the export keeps serving.
+#[tokio::test]
+async fn an_nfs_export_does_not_block_device_replace_or_remove() {
+    // 512 MiB: on 256 MiB members, relocating the metadata chunk ran out of space here.
+    let loops = Loops::new(4, 512 * MIB);
+    let samba = Samba::start();
+    let ganesha = Ganesha::start();
+    let t = tag();
+    let group = format!("hpt{t}n");
+    let _accounts = Accounts {
+        users: vec![],
+        group: group.clone(),
+    };
+    let d = daemon(&loops, &samba, &ganesha, &group);
+    let l: Vec<String> = loops.devs.clone();
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "tank", "kind": "btrfs", "devices": [l[0], l[1], l[2]],
+                   "data_profile": "raid1", "metadata_profile": "raid1"}),
+        )
+        .await,
+    )
+    .await;
+    created(
+        d.post("/api/v1/pools/tank/datasets", json!({"name": "media"}))
+            .await,
+    )
+    .await;
+    let media = loops.mount_root().join("tank/media");
+    std::fs::write(media.join("hello.txt"), "over nfs\n").unwrap();
+    created(
+        d.post(
+            "/api/v1/shares/nfs",
+            json!({"name": "media", "pool": "tank", "dataset": "media", "clients": [{"host": "*"}]}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        ganesha.wait_cat("/media", "hello.txt", false).unwrap(),
+        "over nfs\n"
+    );
+    let nfs_root = loops.mount_root().join(".nfs-exports");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(
+        mounts.contains(nfs_root.to_str().unwrap()),
+        "ganesha's bind mount is in place"
+    );
+
+    let name = |dev: &str| dev.trim_start_matches("/dev/").to_string();
+    job_ok(
+        &d,
+        d.post(
+            &format!("/api/v1/pools/tank/devices/{}/replace", name(&l[2])),
+            json!({"device": l[3]}),
+        )
+        .await,
+    )
+    .await;
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            &format!("/api/v1/pools/tank/devices/{}", name(&l[3])),
+            Some(&d.token.clone()),
+            None,
+        )
+        .await,
+    )
+    .await;
+    let p = d.get_json("/api/v1/pools/tank").await;
+    assert_eq!(p["members"].as_array().unwrap().len(), 2, "{p}");
+    assert_eq!(
+        ganesha.wait_cat("/media", "hello.txt", false).unwrap(),
+        "over nfs\n"
+    );
+    // The export goes before the servers and loops do.
+    let r = d
+        .send(
+            "DELETE",
+            "/api/v1/shares/nfs/media",
+            Some(&d.token.clone()),
+            None,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.status());
+}

@@ -4,6 +4,115 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+/// A size in a request: integer bytes, or a string `<number>[K|M|G|T|P]` with binary units
+/// (`"100M"` = 100 MiB, `"1.5G"`; `KiB`/`KB` spellings and lower case are accepted too). Check
+/// it with [`Size::bytes`] (the handler answers 422 `invalid_size` for a bad string).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Size {
+    Bytes(u64),
+    Text(String),
+}
+
+/// The pattern a size string must match.
+pub const SIZE_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?([KMGTPkmgtp](i?[Bb])?)?$";
+
+impl Size {
+    /// The size in bytes, or why the string is not a size.
+    pub fn bytes(&self) -> Result<u64, String> {
+        match self {
+            Size::Bytes(b) => Ok(*b),
+            Size::Text(t) => parse_size(t),
+        }
+    }
+}
+
+impl From<u64> for Size {
+    fn from(b: u64) -> Size {
+        Size::Bytes(b)
+    }
+}
+
+/// Parses `"4096"`, `"100M"`, `"1.5G"`, `"2TiB"` (binary units) into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let bad = || {
+        format!(
+            "{text:?} is not a size: bytes, or a number with K, M, G, T or P (binary units), e.g. \"100M\" or \"1.5G\""
+        )
+    };
+    let t = text.trim();
+    let num_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(num_end);
+    if num.is_empty() || num.starts_with('.') || num.ends_with('.') || num.matches('.').count() > 1
+    {
+        return Err(bad());
+    }
+    let unit = unit.to_ascii_uppercase();
+    let unit = unit
+        .strip_suffix("IB")
+        .or_else(|| unit.strip_suffix('B'))
+        .unwrap_or(&unit);
+    let shift = match unit {
+        "" => 0,
+        "K" => 10,
+        "M" => 20,
+        "G" => 30,
+        "T" => 40,
+        "P" => 50,
+        _ => return Err(bad()),
+    };
+    let (int, frac) = num.split_once('.').unwrap_or((num, ""));
+    let int: u64 = int.parse().map_err(|_| bad())?;
+    let mult: u64 = 1 << shift;
+    let whole = int.checked_mul(mult).ok_or_else(bad)?;
+    if frac.is_empty() {
+        return Ok(whole);
+    }
+    if shift == 0 {
+        return Err(format!("{text:?}: bytes must be a whole number"));
+    }
+    // Fraction of the unit, exact in integers (up to 12 digits), rounded down.
+    if frac.len() > 12 {
+        return Err(bad());
+    }
+    let f: u128 = frac.parse().map_err(|_| bad())?;
+    let part = f * mult as u128 / 10u128.pow(frac.len() as u32);
+    whole.checked_add(part as u64).ok_or_else(bad)
+}
+
+impl utoipa::PartialSchema for Size {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{
+            KnownFormat, ObjectBuilder, OneOfBuilder, SchemaFormat, SchemaType, Type,
+        };
+        OneOfBuilder::new()
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::Integer))
+                    .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+                    .minimum(Some(0))
+                    .description(Some("bytes")),
+            )
+            .item(
+                ObjectBuilder::new()
+                    .schema_type(SchemaType::new(Type::String))
+                    .pattern(Some(SIZE_PATTERN))
+                    .description(Some(
+                        "a number with an optional binary unit K, M, G, T, P (KiB/KB spellings too)",
+                    )),
+            )
+            .description(Some(
+                "A size: integer bytes, or a string such as \"100M\" or \"1.5G\" (binary units)",
+            ))
+            .examples([serde_json::json!("100M"), serde_json::json!(104857600)])
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Size {}
+
 /// What a pool is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -209,10 +318,10 @@ pub struct CreatePoolRequest {
     /// large as the largest data disk). Empty: no parity.
     #[serde(default)]
     pub parity_devices: Vec<String>,
-    /// mergerfs: `minfreespace` (bytes): a branch with less free space gets no new files.
-    /// Default 104857600 (100 MiB).
+    /// mergerfs: `minfreespace` (bytes, or `"100M"`/`"1.5G"`): a branch with less free space
+    /// gets no new files. Default 104857600 (100 MiB).
     #[serde(default)]
-    pub min_free_space: Option<u64>,
+    pub min_free_space: Option<Size>,
 }
 
 /// A filesystem found on disks that no pool uses yet (`GET /pools/importable`).
@@ -338,9 +447,10 @@ pub struct CreateDatasetRequest {
     /// `lost+found`.
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
-    /// Quota in bytes (btrfs only).
+    /// Quota (max referenced): bytes, or `"100M"`/`"1.5G"` (btrfs only). Not below what the
+    /// dataset uses (422 `quota_below_usage`).
     #[serde(default)]
-    pub quota: Option<u64>,
+    pub quota: Option<Size>,
     /// Snapshots to keep (1–10000); absent = all.
     #[serde(default)]
     #[schema(minimum = 1, maximum = 10000)]
@@ -356,9 +466,10 @@ pub struct UpdateDatasetRequest {
     #[serde(default)]
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 64)]
     pub name: Option<String>,
-    /// Quota in bytes; 0 removes it (btrfs only).
+    /// Quota (max referenced): bytes, or `"100M"`/`"1.5G"`; 0 removes it (btrfs only). Not
+    /// below what the dataset uses (422 `quota_below_usage`); raising or removing always works.
     #[serde(default)]
-    pub quota: Option<u64>,
+    pub quota: Option<Size>,
     /// Snapshots to keep (0–10000); 0 = keep all.
     #[serde(default)]
     #[schema(maximum = 10000)]
@@ -398,4 +509,38 @@ pub struct RollbackRequest {
     /// `pre-rollback-YYYYMMDDTHHMMSSZ` instead of deleting it. Default false.
     #[serde(default)]
     pub keep_current: bool,
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::*;
+
+    #[test]
+    fn sizes_in_bytes_and_units() {
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("100M"), Ok(100 << 20));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("2TiB"), Ok(2 << 40));
+        assert_eq!(parse_size("1kb"), Ok(1024));
+        assert_eq!(parse_size("0.5K"), Ok(512));
+        for bad in [
+            "",
+            "M",
+            "1.5",
+            "12X",
+            "-1M",
+            "1..5G",
+            ".5G",
+            "1.G",
+            "1 000",
+            "99999999999P",
+        ] {
+            assert!(parse_size(bad).is_err(), "{bad:?}");
+        }
+        let s: Size = serde_json::from_str("\"1.5G\"").unwrap();
+        assert_eq!(s.bytes(), Ok(3 << 29));
+        let s: Size = serde_json::from_str("7").unwrap();
+        assert_eq!(s.bytes(), Ok(7));
+        assert!(serde_json::from_str::<Size>("-7").is_err());
+    }
 }

@@ -6,7 +6,7 @@
 //! physical ATA/SCSI disk its power state (`hdparm -C`, which does not spin a disk up), then,
 //! unless `skipStandby=true`, probes filesystems with `blkid` (no cache) on every non-root disk that is
 //! not in standby and reads SMART with `smartctl -n standby`. `performance=true` samples
-//! `/proc/diskstats` over [`PERF_INTERVAL`] alongside. The list goes through the collection
+//! `/proc/diskstats` over [`PERF_INTERVAL`] after the scan (so its reads are not counted). The list goes through the collection
 //! layer.
 //!
 //! `skipStandby=true` guarantee: no `blkid`, no SMART (except on disks the drive itself just
@@ -389,19 +389,22 @@ async fn listing(state: &AppState, p: &DiskListParams) -> ApiResult<Vec<Disk>> {
         power: true,
     };
     let perf = p.performance.unwrap_or(false);
-    let sample = async {
-        if !perf {
-            return None;
-        }
+    // The scan first, then the sample: the scan's own reads (blkid, SMART) must not fall into
+    // the window, or every idle disk shows the listing's probe as its throughput.
+    let mut disks = inventory(state, opts).await?;
+    let stats = if perf {
         let paths = sys_paths();
-        let a = hd::read_diskstats(&paths).ok()?;
-        let t0 = std::time::Instant::now();
-        tokio::time::sleep(PERF_INTERVAL).await;
-        let b = hd::read_diskstats(&paths).ok()?;
-        Some((a, b, t0.elapsed().as_millis() as u64))
+        async {
+            let a = hd::read_diskstats(&paths).ok()?;
+            let t0 = std::time::Instant::now();
+            tokio::time::sleep(PERF_INTERVAL).await;
+            let b = hd::read_diskstats(&paths).ok()?;
+            Some((a, b, t0.elapsed().as_millis() as u64))
+        }
+        .await
+    } else {
+        None
     };
-    let (disks, stats) = tokio::join!(inventory(state, opts), sample);
-    let mut disks = disks?;
     if let Some((a, b, ms)) = stats {
         for d in &mut disks {
             if let (Some(x), Some(y)) = (a.get(&d.disk.name), b.get(&d.disk.name)) {

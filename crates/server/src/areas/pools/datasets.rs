@@ -263,10 +263,49 @@ async fn set_quota(c: &Ctx, path: &FsPath, bytes: Option<u64>) -> ApiResult<()> 
             }
             other => cmd_err(other),
         })?;
+        let _ = btrfs::quota_rescan_wait(&mps).await;
     }
-    btrfs::qgroup_limit(&path.to_string_lossy(), bytes)
-        .await
-        .map_err(cmd_err)
+    let id = btrfs::subvol_info(path)
+        .map_err(|e| ApiError::internal(format!("{}: {e}", path.display())))?
+        .id;
+    if let Some(limit) = bytes {
+        // A limit below what the subvolume holds would refuse every write to it, deletes
+        // included: refuse it. Usage after the running transaction is committed.
+        let _ = btrfs::fs_sync(&mps).await;
+        let used = c
+            .qgroups()
+            .await
+            .and_then(|q| q.into_iter().find(|g| g.subvol_id == id))
+            .map_or(0, |g| g.referenced);
+        if limit < used {
+            return Err(ApiError::invalid_field(
+                "quota_below_usage",
+                "quota",
+                format!(
+                    "the dataset uses {used} bytes ({}); a quota of {limit} bytes would stop every write to it",
+                    human_bytes(used)
+                ),
+            ));
+        }
+    }
+    // By quota group id: removing or raising works also on a dataset over its limit.
+    btrfs::qgroup_limit(&mps, id, bytes).await.map_err(cmd_err)
+}
+
+/// `62.3 MiB`.
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[i])
+    }
 }
 
 /// Create a dataset (btrfs subvolume, or a directory).
@@ -283,7 +322,6 @@ async fn create_dataset(
     Json(req): Json<CreateDatasetRequest>,
 ) -> ApiResult<Response> {
     check_name("dataset", &req.name, "name")?;
-    check_quota(req.quota)?;
     if req.name == "lost+found" {
         return Err(ApiError::invalid_field(
             "invalid_name",
@@ -292,8 +330,10 @@ async fn create_dataset(
         ));
     }
     check_retention(req.snapshot_retention, false)?;
+    let quota = ops::size_field(req.quota.as_ref(), "quota")?;
+    check_quota(quota)?;
     let c = ctx(&state, &pool)?;
-    if req.quota.is_some() && !c.btrfs() {
+    if quota.is_some() && !c.btrfs() {
         set_quota(&c, &c.mp, None).await?;
     }
     if req.snapshot_retention.is_some() && !c.btrfs() {
@@ -317,7 +357,7 @@ async fn create_dataset(
         btrfs::subvolume_create(&path.to_string_lossy())
             .await
             .map_err(cmd_err)?;
-        if let Some(q) = req.quota
+        if let Some(q) = quota
             && let Err(e) = set_quota(&c, &path, Some(q)).await
         {
             let _ = btrfs::subvolume_delete(&path.to_string_lossy()).await;
@@ -365,11 +405,12 @@ async fn update_dataset(
     Json(req): Json<UpdateDatasetRequest>,
 ) -> ApiResult<axum::Json<Dataset>> {
     check_retention(req.snapshot_retention, true)?;
-    check_quota(req.quota)?;
+    let quota = ops::size_field(req.quota.as_ref(), "quota")?;
+    check_quota(quota)?;
     let c = ctx(&state, &pool)?;
     let mut path = c.require(&ds)?;
     let mut name = ds.clone();
-    if let Some(q) = req.quota {
+    if let Some(q) = quota {
         set_quota(&c, &path, (q > 0).then_some(q)).await?;
     }
     if let Some(r) = req.snapshot_retention

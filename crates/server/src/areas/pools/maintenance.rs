@@ -32,6 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(add_device))
         .routes(routes!(remove_device))
         .routes(routes!(replace_device))
+        .routes(routes!(reset_errors))
 }
 
 const POLL: Duration = Duration::from_millis(500);
@@ -139,6 +140,21 @@ async fn start_scrub(
             result.corrected_errors,
             result.uncorrectable_errors
         ));
+        let mut rec = rec;
+        if result.status == "finished" {
+            // A scrub that left nothing uncorrectable is the new baseline of the members'
+            // error counters: health reports only errors after it.
+            let stats = btrfs::device_stats(&mps).await.unwrap_or_default();
+            let uncorrectable = result.uncorrectable_errors;
+            if let Ok(Some(r)) = registry::update(&st.store, &rec.name, |r| {
+                r.scrub_uncorrectable = uncorrectable;
+                if uncorrectable == 0 {
+                    r.error_baseline = stats.iter().map(|s| (s.devid, s.errors.clone())).collect();
+                }
+            }) {
+                rec = r;
+            }
+        }
         let _ = publish_record(&st, "resource.updated", &actor, &rec).await;
         if result.status != "finished" {
             return Err(JobFailure::new("scrub_aborted", format!("scrub ended as {}", result.status)));
@@ -488,7 +504,7 @@ async fn remove_device(
         }
     }
     if let Some(c) = &cur {
-        ops::check_member(&state, c, &rec)?;
+        ops::check_member_online(&state, c, &rec)?;
     }
     let target = match (&cur, devid) {
         (Some(c), _) => c.disk.path.clone(),
@@ -509,7 +525,10 @@ async fn remove_device(
                 .await
                 .map_err(|e| job_err("device_remove_failed", e))?;
             let rec = registry::update(&st.store, &rec.name, |r| {
-                r.members.retain(|x| x.disk != m.disk)
+                r.members.retain(|x| x.disk != m.disk);
+                if let Some(id) = devid {
+                    r.error_baseline.remove(&id);
+                }
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
@@ -540,7 +559,7 @@ async fn replace_device(
     let (m, cur, devid) = member_of(&state, &rec, &disk, &mps).await?;
     let new = new_device(&state, &req.device).await?;
     if let Some(c) = &cur {
-        ops::check_member(&state, c, &rec)?;
+        ops::check_member_online(&state, c, &rec)?;
         if new.disk.size < c.disk.size {
             return Err(ApiError::invalid_field(
                 "device_too_small",
@@ -584,6 +603,8 @@ async fn replace_device(
                     x.disk = new.disk.id.clone();
                     x.path = new.disk.path.clone();
                 }
+                // The new disk keeps the devid and starts with zero counters.
+                r.error_baseline.remove(&devid);
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
@@ -592,6 +613,67 @@ async fn replace_device(
         },
     )?;
     Ok(accepted(&job))
+}
+
+/// Zero a member's error counters (`btrfs device stats -z`), e.g. after the cause was dealt
+/// with. Answers the pool.
+#[utoipa::path(post, path = "/api/v1/pools/{name}/devices/{disk}/reset-errors",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("pools:write"))),
+    tag = "pools",
+    params(("name" = String, Path, description = "Pool name"), ("disk" = String, Path, description = "Member disk id or kernel name")),
+    responses((status = 200, description = "The pool, the member's counters at zero", body = hostplane_types::pools::Pool),
+        (status = 409, description = "`member_missing`: the member is not present", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+async fn reset_errors(
+    State(state): State<AppState>,
+    Caller(p): Caller,
+    Path((name, disk)): Path<(String, String)>,
+) -> ApiResult<axum::Json<hostplane_types::pools::Pool>> {
+    let rec = find_record(&state, &name)?;
+    need_btrfs(&rec, "resetting error counters")?;
+    let mp = ops::require_mounted(&state, &rec)?;
+    let mps = ops::path_str(&mp)?;
+    let (m, cur, devid) = member_of(&state, &rec, &disk, &mps).await?;
+    let (Some(cur), Some(devid)) = (cur, devid) else {
+        return Err(ApiError::conflict(
+            "member_missing",
+            format!(
+                "member {:?} is not present; replace or remove it instead",
+                m.disk
+            ),
+        ));
+    };
+    let before = btrfs::device_stats(&mps)
+        .await
+        .map_err(cmd_err)?
+        .into_iter()
+        .find(|s| s.devid == devid)
+        .map(|s| s.errors)
+        .unwrap_or_default();
+    btrfs::device_stats_reset(&cur.disk.path)
+        .await
+        .map_err(cmd_err)?;
+    let rec = registry::update(&state.store, &rec.name, |r| {
+        r.error_baseline.remove(&devid);
+    })?
+    .unwrap_or(rec);
+    let pools = ops::views(&state, std::slice::from_ref(&rec)).await?;
+    let pool = pools
+        .into_iter()
+        .next()
+        .ok_or_else(|| ApiError::not_found(format!("pool {name:?}")))?;
+    // The pool as it is now, with what was reset (as retention deletions carry a reason).
+    let mut data = serde_json::to_value(&pool).unwrap_or_default();
+    if let Some(o) = data.as_object_mut() {
+        o.insert("reason".into(), serde_json::json!("errors_reset"));
+        o.insert(
+            "reset".into(),
+            serde_json::json!({"disk": m.disk, "devid": devid, "errors_before": before}),
+        );
+    }
+    state
+        .events
+        .publish("resource.updated", &pool.href, &p.user, data);
+    Ok(axum::Json(pool))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -155,6 +155,7 @@ async fn create_pool(
     Json(req): Json<CreatePoolRequest>,
 ) -> ApiResult<Response> {
     check_pool_name(&req.name)?;
+    let min_free_space = ops::size_field(req.min_free_space.as_ref(), "min_free_space")?;
     if registry::load(&state.store, &req.name)?.is_some() {
         return Err(ApiError::conflict(
             "pool_exists",
@@ -317,10 +318,12 @@ async fn create_pool(
                 uuid: None,
                 members: Vec::new(),
                 auto_mount: true,
-                min_free_space: req.min_free_space,
+                min_free_space,
                 member_fs: member_fs.clone(),
                 datasets: BTreeMap::new(),
                 created_at: time::now_string(),
+                error_baseline: BTreeMap::new(),
+                scrub_uncorrectable: 0,
             };
             let paths: Vec<String> = devs.iter().map(|d| d.disk.path.clone()).collect();
             let uuid_of = |dev: String| async move {
@@ -572,6 +575,8 @@ async fn import_pool(
         member_fs: None,
         datasets: BTreeMap::new(),
         created_at: time::now_string(),
+        error_baseline: BTreeMap::new(),
+        scrub_uncorrectable: 0,
     };
     let st = state.clone();
     let actor = p.user.clone();

@@ -184,6 +184,26 @@ pub async fn unmount(state: &AppState, rec: &PoolRecord) -> ApiResult<()> {
     Ok(())
 }
 
+/// A size field of a request in bytes, or 422 `invalid_size` naming the field.
+pub fn size_field(s: Option<&hostplane_types::pools::Size>, field: &str) -> ApiResult<Option<u64>> {
+    s.map(|s| s.bytes())
+        .transpose()
+        .map_err(|m| ApiError::invalid_field("invalid_size", field, m))
+}
+
+/// Errors counted beyond `baseline` (each counter on its own; a counter reset below its
+/// baseline counts from zero).
+pub fn errors_since(now: &MemberErrors, baseline: Option<&MemberErrors>) -> u64 {
+    let Some(b) = baseline else {
+        return now.total();
+    };
+    now.write_io.saturating_sub(b.write_io)
+        + now.read_io.saturating_sub(b.read_io)
+        + now.flush_io.saturating_sub(b.flush_io)
+        + now.corruption.saturating_sub(b.corruption)
+        + now.generation.saturating_sub(b.generation)
+}
+
 /// The live view of a pool.
 pub async fn view(
     state: &AppState,
@@ -244,14 +264,22 @@ pub async fn view(
                 if let Some(m) = members.iter_mut().find(|m| m.devid == Some(s.devid)) {
                     m.errors = s.errors.clone();
                 }
-                if s.errors.total() > 0 {
+                // What is wrong now: errors since the last clean scrub (the kernel's
+                // counters keep what a scrub already repaired).
+                let since = errors_since(&s.errors, rec.error_baseline.get(&s.devid));
+                if since > 0 {
                     detail.push(format!(
-                        "{} has {} I/O or checksum errors (btrfs device stats)",
-                        s.device,
-                        s.errors.total()
+                        "{} has {since} I/O or checksum errors since the last clean scrub (btrfs device stats)",
+                        s.device
                     ));
                 }
             }
+        }
+        if rec.scrub_uncorrectable > 0 {
+            detail.push(format!(
+                "the last scrub found {} uncorrectable errors",
+                rec.scrub_uncorrectable
+            ));
         }
         if let Ok((d, m)) = profiles {
             data_profile = d;
@@ -358,8 +386,27 @@ pub fn require_mounted(state: &AppState, rec: &PoolRecord) -> ApiResult<PathBuf>
 }
 
 /// A member disk may be written (wiped, removed): root, allow-list and busy rules as for any
-/// disk, but mounts of the pool itself are fine (the job unmounts them).
+/// disk, but mounts of the pool itself are fine (the job unmounts them). Other mounts of the
+/// pool's filesystem (bind mounts such as NFS export binds) are refused: the job would wipe a
+/// disk whose filesystem stays mounted there.
 pub fn check_member(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiResult<()> {
+    check_member_with(state, d, rec, false)
+}
+
+/// A member disk may leave the mounted pool (device remove, replace): the filesystem stays
+/// mounted, so every mount of it counts as the pool's own (its mount point, bind mounts of it
+/// or of its subvolumes: hostplane's NFS export binds, or a user's); only a mount of
+/// something else is refused.
+pub fn check_member_online(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiResult<()> {
+    check_member_with(state, d, rec, true)
+}
+
+fn check_member_with(
+    state: &AppState,
+    d: &ScannedDisk,
+    rec: &PoolRecord,
+    online: bool,
+) -> ApiResult<()> {
     if d.disk.holds_root {
         return Err(ApiError::conflict(
             "disk_holds_root",
@@ -373,12 +420,20 @@ pub fn check_member(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiR
         ));
     }
     let own = [mountpoint(state, &rec.name), members_dir(state, &rec.name)];
-    if let Some(other) = d
-        .disk
-        .mountpoints
-        .iter()
-        .find(|m| !own.iter().any(|o| Path::new(m).starts_with(o)))
-    {
+    let other = if online {
+        let mounts = hd::mounts().map_err(ApiError::internal)?;
+        let members = members_dir(state, &rec.name);
+        hd::foreign_mounts(&mounts, &d.disk.mountpoints, &own[0], &[&members])
+            .into_iter()
+            .next()
+    } else {
+        d.disk
+            .mountpoints
+            .iter()
+            .find(|m| !own.iter().any(|o| Path::new(m).starts_with(o)))
+            .cloned()
+    };
+    if let Some(other) = other {
         return Err(ApiError::conflict(
             "disk_mounted",
             format!("{} is mounted at {other}", d.disk.path),
@@ -394,4 +449,29 @@ pub fn check_member(state: &AppState, d: &ScannedDisk, rec: &PoolRecord) -> ApiR
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_since_count_beyond_the_baseline() {
+        let now = MemberErrors {
+            corruption: 1024,
+            read_io: 2,
+            ..Default::default()
+        };
+        assert_eq!(errors_since(&now, None), 1026);
+        // After a clean scrub recorded them: nothing new.
+        assert_eq!(errors_since(&now, Some(&now.clone())), 0);
+        let base = MemberErrors {
+            corruption: 1000,
+            write_io: 5,
+            ..Default::default()
+        };
+        // New corruption and read errors count; a counter below its baseline (reset) does not
+        // go negative.
+        assert_eq!(errors_since(&now, Some(&base)), 26);
+    }
 }

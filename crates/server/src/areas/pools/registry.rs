@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use hostplane_types::pools::{MemberRole, PoolKind};
+use hostplane_types::pools::{MemberErrors, MemberRole, PoolKind};
 use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +50,14 @@ pub struct PoolRecord {
     #[serde(default)]
     pub datasets: BTreeMap<String, DatasetSettings>,
     pub created_at: String,
+    /// btrfs: each member's `device stats` counters (by devid) when the last scrub ended
+    /// without uncorrectable errors. Health counts only errors beyond these: the kernel's
+    /// counters never go down by themselves.
+    #[serde(default)]
+    pub error_baseline: BTreeMap<u64, MemberErrors>,
+    /// Uncorrectable errors found by the last btrfs scrub (0 after a clean one).
+    #[serde(default)]
+    pub scrub_uncorrectable: u64,
 }
 
 impl PoolRecord {

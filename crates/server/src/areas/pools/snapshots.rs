@@ -290,7 +290,8 @@ async fn rollback(
     // first (ganesha exports from a bind mount of the old one, which would keep it busy).
     crate::areas::shares::sync(&state).await;
     if let Some(qb) = old_quota
-        && let Err(e) = btrfs::qgroup_limit(&live.to_string_lossy(), Some(qb)).await
+        && let Ok(info) = btrfs::subvol_info(&live)
+        && let Err(e) = btrfs::qgroup_limit(&c.mp.to_string_lossy(), info.id, Some(qb)).await
     {
         tracing::warn!(pool, dataset = ds, error = %e, "rollback: cannot carry the quota over");
     }
