@@ -181,16 +181,14 @@ pub struct Template {
 /// Query parameters every operation takes: the credentials of the auth layer.
 const CREDENTIAL_PARAMS: &[&str] = &["token", "hash", "ticket"];
 
-impl Template {
-    /// The first query parameter of `query` this operation does not take, if any: a typo
-    /// (`skip_standby` for `skipStandby`) must not silently drop what the caller meant.
-    pub fn unknown_query_param(&self, query: Option<&str>) -> Option<String> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
-        pairs
-            .into_iter()
-            .map(|(k, _)| k)
-            .find(|k| !CREDENTIAL_PARAMS.contains(&k.as_str()) && !self.query.contains(k))
-    }
+/// The first query parameter of `query` not in `known` and not a credential, if any: a typo
+/// (`skip_standby` for `skipStandby`) must not silently drop what the caller meant.
+pub fn unknown_query_param(known: &[&str], query: Option<&str>) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
+    pairs
+        .into_iter()
+        .map(|(k, _)| k)
+        .find(|k| !CREDENTIAL_PARAMS.contains(&k.as_str()) && !known.contains(&k.as_str()))
 }
 
 fn parse_template(path: &str) -> Vec<Vec<Piece>> {
@@ -352,7 +350,9 @@ impl AccessTable {
             .map(|t| (t.path.as_str(), &t.access))
     }
 
-    /// The documented operation a request names (HEAD as GET).
+    /// The documented operation a request names (HEAD as GET). `None` also when another
+    /// method's operation names the path more precisely (`DELETE /vms/x/disks/0.raw` is the
+    /// export's path with an undeclared method, not disk 0's DELETE): the router answers 405.
     pub fn operation(&self, method: &Method, path: &str) -> Option<&Template> {
         let method = if method == Method::HEAD {
             &Method::GET
@@ -360,13 +360,49 @@ impl AccessTable {
             method
         };
         let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-        self.by_method.get(method)?.iter().find(|t| {
-            t.segments.len() == segs.len()
-                && t.segments
-                    .iter()
-                    .zip(&segs)
-                    .all(|(pieces, seg)| segment_matches(pieces, seg))
-        })
+        let found = *self.matching(method, &segs).first()?;
+        let more_precise_elsewhere = self
+            .by_method
+            .keys()
+            .filter(|m| *m != method)
+            .filter_map(|m| self.matching(m, &segs).first().copied())
+            .any(|t| t.literal_len > found.literal_len);
+        (!more_precise_elsewhere).then_some(found)
+    }
+
+    /// The query parameters a request may send: those of every operation of its method whose
+    /// template matches the path (`/vms/x/disks/0.raw` is both a disk and its export).
+    pub fn known_query_params(&self, method: &Method, path: &str) -> Vec<&str> {
+        let method = if method == Method::HEAD {
+            &Method::GET
+        } else {
+            method
+        };
+        let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let mut known: Vec<&str> = self
+            .matching(method, &segs)
+            .into_iter()
+            .flat_map(|t| t.query.iter().map(String::as_str))
+            .collect();
+        known.sort_unstable();
+        known.dedup();
+        known
+    }
+
+    /// The templates of `method` that match `segs`, most specific first.
+    fn matching(&self, method: &Method, segs: &[&str]) -> Vec<&Template> {
+        self.by_method
+            .get(method)
+            .into_iter()
+            .flatten()
+            .filter(|t| {
+                t.segments.len() == segs.len()
+                    && t.segments
+                        .iter()
+                        .zip(segs)
+                        .all(|(pieces, seg)| segment_matches(pieces, seg))
+            })
+            .collect()
     }
 
     /// Whether `p` may read what `href` names (its GET operation). Hrefs no operation reads

@@ -186,11 +186,12 @@ pub async fn auth_layer(
     // must not silently drop what it meant (422 `invalid_query` naming the known ones).
     let allowed = public || principal.as_ref().is_some_and(|p| access.check(p).is_ok());
     let unknown = operation.filter(|_| allowed).and_then(|op| {
-        let bad = op.unknown_query_param(req.uri().query())?;
-        let known = if op.query.is_empty() {
+        let known = access::table().known_query_params(&method, &path);
+        let bad = access::unknown_query_param(&known, req.uri().query())?;
+        let known = if known.is_empty() {
             "none".to_string()
         } else {
-            op.query.join(", ")
+            known.join(", ")
         };
         Some(ApiError::invalid_field(
             "invalid_query",

@@ -27,12 +27,12 @@ pub async fn project_fields(req: Request, next: Next) -> Response {
     else {
         return next.run(req).await;
     };
-    let wanted: Vec<String> = wanted
-        .split(',')
-        .map(str::trim)
-        .filter(|f| !f.is_empty())
-        .map(str::to_string)
-        .collect();
+    // `fields=` (empty) is the whole item; otherwise every name must be exact.
+    let wanted: Vec<String> = if wanted.is_empty() {
+        Vec::new()
+    } else {
+        wanted.split(',').map(str::to_string).collect()
+    };
     if let Some(bad) = wanted.iter().find(|f| !known.contains(f)) {
         return ApiError::invalid_field(
             "invalid_query",

@@ -158,9 +158,11 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     }
     close_multipart_forms(&mut doc);
     constrain_collection_params(&mut doc);
-    add_item_fields_params(&mut doc);
     document_pool_kind_limits(&mut doc);
     links::add_links(&mut doc);
+    // After the links, which read the item schemas these passes replace by partial ones.
+    add_item_fields_params(&mut doc);
+    optional_empty_bodies(&mut doc);
     (router, doc)
 }
 
@@ -316,7 +318,12 @@ fn add_item_fields_params(doc: &mut utoipa::openapi::OpenApi) {
     let Some(components) = doc.components.as_ref() else {
         return;
     };
-    for item in doc.paths.paths.values_mut() {
+    let mut partials = Vec::new();
+    for (path, item) in doc.paths.paths.iter_mut() {
+        // The Jidoteki answers are fixed by their spec.
+        if path.starts_with("/api/v1/admin/") {
+            continue;
+        }
         let Some(op) = item.get.as_mut() else {
             continue;
         };
@@ -361,6 +368,73 @@ fn add_item_fields_params(doc: &mut utoipa::openapi::OpenApi) {
         op.parameters
             .get_or_insert_with(Vec::new)
             .push(RefOr::T(param));
+        // With `fields` the answer carries only the named properties: like a collection's
+        // items it follows a copy of the schema with nothing required.
+        let partial_name = format!("{name}Fields");
+        if !components.schemas.contains_key(&partial_name) {
+            let mut partial = obj.clone();
+            partial.required.clear();
+            partial.description = Some(format!(
+                "A {name} as it is answered: every property unless `fields` names some (`href` is always kept)."
+            ));
+            partials.push((partial_name.clone(), partial));
+        }
+        if let Some(RefOr::T(r)) = op.responses.responses.get_mut("200")
+            && let Some(RefOr::T(c)) = r.content.get_mut("application/json")
+        {
+            c.schema = Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+                partial_name,
+            )));
+        }
+    }
+    if let Some(components) = doc.components.as_mut() {
+        for (name, schema) in partials {
+            components
+                .schemas
+                .insert(name, RefOr::T(utoipa::openapi::Schema::Object(schema)));
+        }
+    }
+}
+
+/// A JSON body whose schema requires no property may be left out (it reads as `{}`,
+/// `http::extract::Json`): say so with `required: false`.
+fn optional_empty_bodies(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Required;
+    let Some(components) = doc.components.as_ref() else {
+        return;
+    };
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Some(RefOr::T(body)) = op.request_body.as_mut() else {
+                continue;
+            };
+            if body.content.len() != 1 {
+                continue;
+            }
+            let Some(RefOr::T(content)) = body.content.get("application/json") else {
+                continue;
+            };
+            let no_required = match &content.schema {
+                Some(RefOr::Ref(r)) => {
+                    let name = r.ref_location.rsplit('/').next().unwrap_or("");
+                    matches!(components.schemas.get(name),
+                        Some(RefOr::T(utoipa::openapi::Schema::Object(o))) if o.required.is_empty())
+                }
+                Some(RefOr::T(utoipa::openapi::Schema::Object(o))) => o.required.is_empty(),
+                _ => false,
+            };
+            if no_required {
+                body.required = Some(Required::False);
+            }
+        }
     }
 }
 
