@@ -176,6 +176,8 @@ pub struct Template {
     /// For a single-item GET that takes `fields`: the item's property names (the answer is
     /// projected by `http::fields`). `None` for collections, which project themselves.
     pub item_fields: Option<Vec<String>>,
+    /// The JSON schema of the `application/json` request body, if any.
+    pub body: Option<serde_json::Value>,
 }
 
 /// Query parameters every operation takes: the credentials of the auth layer.
@@ -255,13 +257,22 @@ fn item_properties(
 #[derive(Debug, Default)]
 pub struct AccessTable {
     by_method: HashMap<Method, Vec<Template>>,
+    /// `components.schemas` of the document as JSON, for [`AccessTable::check_body_shape`].
+    schemas: serde_json::Value,
 }
 
 impl AccessTable {
     /// Reads the declarations of every operation of `doc`. Errors name each operation that
     /// declares nothing or something invalid.
     pub fn from_doc(doc: &utoipa::openapi::OpenApi) -> Result<AccessTable, Vec<String>> {
-        let mut table = AccessTable::default();
+        let mut table = AccessTable {
+            schemas: doc
+                .components
+                .as_ref()
+                .and_then(|c| serde_json::to_value(&c.schemas).ok())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
         let mut errors = Vec::new();
         for (path, item) in &doc.paths.paths {
             let ops = [
@@ -315,6 +326,15 @@ impl AccessTable {
                 let item_fields = (method == Method::GET && query.iter().any(|q| q == "fields"))
                     .then(|| item_properties(doc, op))
                     .flatten();
+                let body = match &op.request_body {
+                    Some(utoipa::openapi::RefOr::T(b)) => match b.content.get("application/json") {
+                        Some(utoipa::openapi::RefOr::T(c)) => {
+                            c.schema.as_ref().and_then(|s| serde_json::to_value(s).ok())
+                        }
+                        _ => None,
+                    },
+                    _ => None,
+                };
                 let segments = parse_template(path);
                 let literal_len = segments
                     .iter()
@@ -331,6 +351,7 @@ impl AccessTable {
                     access,
                     query,
                     item_fields,
+                    body,
                 });
             }
         }
@@ -403,6 +424,114 @@ impl AccessTable {
                         .all(|(pieces, seg)| segment_matches(pieces, seg))
             })
             .collect()
+    }
+
+    /// Refuses a JSON body that gives an array where the operation's schema wants an object.
+    /// serde reads a struct from a JSON array (field by field, in order), so
+    /// `{"partitions": [[null, null]]}` would pass as two default partitions: the schema, not
+    /// serde, knows it is wrong. Other type errors are serde's to report.
+    pub fn check_body_shape(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<(), String> {
+        let Some(schema) = self.operation(method, path).and_then(|t| t.body.as_ref()) else {
+            return Ok(());
+        };
+        self.shape(body, schema, "", 0)
+    }
+
+    fn resolve<'a>(&'a self, schema: &'a serde_json::Value) -> &'a serde_json::Value {
+        match schema.get("$ref").and_then(|r| r.as_str()) {
+            Some(r) => r
+                .rsplit('/')
+                .next()
+                .and_then(|name| self.schemas.get(name))
+                .unwrap_or(schema),
+            None => schema,
+        }
+    }
+
+    fn wants_object(&self, schema: &serde_json::Value) -> bool {
+        let s = self.resolve(schema);
+        s.get("type").and_then(|t| t.as_str()) == Some("object") || s.get("properties").is_some()
+    }
+
+    fn shape(
+        &self,
+        value: &serde_json::Value,
+        schema: &serde_json::Value,
+        at: &str,
+        depth: usize,
+    ) -> Result<(), String> {
+        use serde_json::Value;
+        if depth > 32 {
+            return Ok(());
+        }
+        let s = self.resolve(schema);
+        // Option<T>: oneOf [null, T]; a choice of objects only: any of them.
+        for key in ["oneOf", "anyOf"] {
+            if let Some(Value::Array(branches)) = s.get(key) {
+                let non_null: Vec<&Value> = branches
+                    .iter()
+                    .filter(|b| {
+                        self.resolve(b).get("type").and_then(|t| t.as_str()) != Some("null")
+                    })
+                    .collect();
+                if value.is_array()
+                    && !non_null.is_empty()
+                    && non_null.iter().all(|b| self.wants_object(b))
+                {
+                    return Err(format!(
+                        "{}: expected an object, not an array",
+                        field_name(at)
+                    ));
+                }
+                if let [one] = non_null.as_slice() {
+                    return self.shape(value, one, at, depth + 1);
+                }
+                return Ok(());
+            }
+        }
+        if let Some(Value::Array(all)) = s.get("allOf") {
+            for b in all {
+                self.shape(value, b, at, depth + 1)?;
+            }
+        }
+        match value {
+            Value::Array(items) => {
+                if self.wants_object(s) {
+                    return Err(format!(
+                        "{}: expected an object, not an array",
+                        field_name(at)
+                    ));
+                }
+                if let Some(item_schema) = s.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        self.shape(item, item_schema, &format!("{at}[{i}]"), depth + 1)?;
+                    }
+                }
+                Ok(())
+            }
+            Value::Object(map) => {
+                let Some(Value::Object(props)) = s.get("properties") else {
+                    return Ok(());
+                };
+                for (k, v) in map {
+                    if let Some(ps) = props.get(k) {
+                        let at = if at.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{at}.{k}")
+                        };
+                        self.shape(v, ps, &at, depth + 1)?;
+                    }
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Whether `p` may read what `href` names (its GET operation). Hrefs no operation reads
@@ -482,6 +611,10 @@ impl AccessTable {
         }
         out
     }
+}
+
+fn field_name(at: &str) -> &str {
+    if at.is_empty() { "the body" } else { at }
 }
 
 /// An unscoped admin may read every operation: the fast path of the visibility checks.
@@ -614,6 +747,21 @@ mod tests {
                 "docs/security.md's access table is out of date: HOSTPLANE_UPDATE_DOCS=1 cargo test -p hostplane-server security_doc"
             );
         }
+    }
+
+    #[test]
+    fn arrays_are_not_objects() {
+        let t = table();
+        let post = Method::POST;
+        let path = "/api/v1/disks/loop1/partition";
+        let ok = serde_json::json!({"partitions": [{"size": 1048576}]});
+        assert!(t.check_body_shape(&post, path, &ok).is_ok());
+        let bad = serde_json::json!({"partitions": [[null, null]]});
+        let e = t.check_body_shape(&post, path, &bad).unwrap_err();
+        assert!(e.starts_with("partitions[0]"), "{e}");
+        // Arrays where arrays belong stay fine.
+        let tok = serde_json::json!({"name": "x", "scopes": ["vms:read"]});
+        assert!(t.check_body_shape(&post, "/api/v1/tokens", &tok).is_ok());
     }
 
     #[test]

@@ -26,6 +26,8 @@ where
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
         let mut value = if is_bodiless(&req) {
             serde_json::Value::Object(Default::default())
         } else {
@@ -41,6 +43,12 @@ where
             ));
         }
         integral_floats_to_integers(&mut value);
+        crate::http::access::table()
+            .check_body_shape(&method, &path, &value)
+            .map_err(|detail| {
+                let field = detail.split(':').next().unwrap_or("").to_string();
+                ApiError::invalid_field("invalid_body", field, detail)
+            })?;
         serde_json::from_value(value).map(Json).map_err(|e| {
             let detail = format!("invalid body: {e}");
             match field_of(&e.to_string()) {
