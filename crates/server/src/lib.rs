@@ -11,6 +11,8 @@ pub mod platform;
 pub mod serve;
 pub mod state;
 pub mod tls;
+#[cfg(test)]
+mod conventions;
 
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {

@@ -299,7 +299,7 @@ async fn create_pool(
         JobSpec {
             kind: "pools.create",
             target: Some(href(&req.name)),
-            lock_key: Some(format!("pool:{}", req.name)),
+            lock_key: Some(format!("pools/{}", req.name)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -584,7 +584,7 @@ async fn import_pool(
         JobSpec {
             kind: "pools.import",
             target: Some(href(&req.name)),
-            lock_key: Some(format!("pool:{}", req.name)),
+            lock_key: Some(format!("pools/{}", req.name)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -736,7 +736,7 @@ async fn destroy_pool(
         JobSpec {
             kind: "pools.destroy",
             target: Some(rec.href()),
-            lock_key: Some(format!("pool:{name}")),
+            lock_key: Some(format!("pools/{name}")),
             actor: p.user.clone(),
         },
         move |ctx| async move {
