@@ -66,12 +66,21 @@ fn job_kinds_are_area_dot_action() {
                 let ok = kind
                     .captures(&k)
                     .is_some_and(|m| areas.iter().any(|a| a == &m[1]));
-                assert!(ok, "{file}: job kind {k:?} is not <area>.<action> with an area of {areas:?}");
+                assert!(
+                    ok,
+                    "{file}: job kind {k:?} is not <area>.<action> with an area of {areas:?}"
+                );
                 found.push(k);
             }
         }
     }
-    for k in ["vms.shutdown", "pools.create", "disks.wipe", "system.selftest", "services.restart"] {
+    for k in [
+        "vms.shutdown",
+        "pools.create",
+        "disks.wipe",
+        "system.selftest",
+        "services.restart",
+    ] {
         assert!(found.iter().any(|f| f == k), "{k} not found: {found:?}");
     }
 }
@@ -96,7 +105,10 @@ fn lock_keys_are_area_slash_id() {
                     "{file}: lock key {k:?} is not <area>/<id>"
                 );
                 // A disk is locked by its stable id, never by the kernel name.
-                assert!(!k.contains("disk.name"), "{file}: {k:?} uses the kernel name");
+                assert!(
+                    !k.contains("disk.name"),
+                    "{file}: {k:?} uses the kernel name"
+                );
                 n += 1;
             }
         }

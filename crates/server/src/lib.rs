@@ -3,6 +3,8 @@
 
 pub mod areas;
 pub mod config;
+#[cfg(test)]
+mod conventions;
 pub mod error;
 pub mod fsutil;
 pub mod http;
@@ -11,8 +13,6 @@ pub mod platform;
 pub mod serve;
 pub mod state;
 pub mod tls;
-#[cfg(test)]
-mod conventions;
 
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {

@@ -570,7 +570,7 @@ fn publish_disk(state: &AppState, actor: &str, d: &Disk) {
         "resource.updated",
         &d.href,
         actor,
-        serde_json::json!({"id": d.id, "name": d.name, "path": d.path}),
+        serde_json::to_value(d).unwrap_or_default(),
     );
 }
 
