@@ -131,12 +131,12 @@ async fn remove_group_if_unused(state: &AppState) -> ApiResult<()> {
     if created.as_deref() != Some(group.as_str()) || registry::account_count(&state.store)? > 0 {
         return Ok(());
     }
-    if unix::group_exists(group).await.map_err(unix_err)? {
-        if let Err(e) = unix::delete_group(group).await {
-            // Someone else's account uses it as its primary group: it stays, and is theirs.
-            tracing::warn!(group, error = %e, "share group not removed");
-            return Ok(());
-        }
+    if unix::group_exists(group).await.map_err(unix_err)?
+        && let Err(e) = unix::delete_group(group).await
+    {
+        // Someone else's account uses it as its primary group: it stays, and is theirs.
+        tracing::warn!(group, error = %e, "share group not removed");
+        return Ok(());
     }
     state
         .store
