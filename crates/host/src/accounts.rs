@@ -45,13 +45,25 @@ pub async fn group_exists(name: &str) -> Result<bool, CommandError> {
     Ok(getent("group", name).await?.is_some())
 }
 
-/// Creates the group as a system group unless it exists.
-pub async fn ensure_group(name: &str) -> Result<(), CommandError> {
+/// Creates the group as a system group unless it exists; true when it made it.
+pub async fn ensure_group(name: &str) -> Result<bool, CommandError> {
     if group_exists(name).await? {
-        return Ok(());
+        return Ok(false);
     }
+    check_unix_name(name)?;
     Cmd::new("groupadd")
         .args(["--system", "--", name])
+        .timeout(Duration::from_secs(30))
+        .run()
+        .await?;
+    Ok(true)
+}
+
+/// Deletes a group (`groupdel` refuses while an account has it as its primary group).
+pub async fn delete_group(name: &str) -> Result<(), CommandError> {
+    check_unix_name(name)?;
+    Cmd::new("groupdel")
+        .args(["--", name])
         .timeout(Duration::from_secs(30))
         .run()
         .await?;

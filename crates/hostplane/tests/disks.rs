@@ -490,8 +490,12 @@ async fn loop_attach_and_detach_are_disk_events() {
     assert!(href.starts_with("/api/v1/disks/loop-"), "{ev}");
     assert_eq!(ev["data"]["path"], dev);
     assert_eq!(ev["actor"], "system");
-    // The href answers.
-    assert_eq!(d.get_json(&href).await["path"], dev);
+    // The href answers, and the event's data is the disk in the shape that GET shows.
+    let got = d.get_json(&href).await;
+    assert_eq!(got["path"], dev);
+    for k in ["id", "href", "name", "path", "size", "id_source"] {
+        assert_eq!(ev["data"][k], got[k], "{k}: {ev}");
+    }
 
     let stream = sub().await;
     loops.detach(&dev);
@@ -500,5 +504,7 @@ async fn loop_attach_and_detach_are_disk_events() {
     })
     .await;
     assert_eq!(ev["href"], href);
+    assert_eq!(ev["data"]["href"], href, "{ev}");
+    assert_eq!(ev["data"]["size"], got["size"], "{ev}");
     assert_problem(d.get(&href).await, 404, "not_found").await;
 }

@@ -235,3 +235,44 @@ async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(served_certificate(d.port).trim(), new.trim());
 }
+
+/// Logs on stderr carry colour codes only on a terminal: redirected to a file they are plain.
+#[test]
+fn redirected_log_has_no_colour_codes() {
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("stderr.log");
+    let data = dir.path().join("data");
+    let child = std::process::Command::new(common::BIN)
+        .args(["serve", "--http", "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(&data)
+        .arg("--socket")
+        .arg(dir.path().join("hp.sock"))
+        .env("HOSTPLANE_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = Kill(child);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !data.join("ready.json").exists() {
+        assert!(child.0.try_wait().unwrap().is_none(), "daemon exited");
+        assert!(std::time::Instant::now() < deadline, "daemon not ready");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    drop(child);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("INFO"), "no log lines: {text:?}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "colour codes in a redirected log: {text:?}"
+    );
+}

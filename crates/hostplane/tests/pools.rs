@@ -285,6 +285,8 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
         "snapshot is writable"
     );
     std::fs::write(docs.join("a.txt"), "v2").unwrap();
+    // Creation times have second resolution: s2 is made in a later second than the dataset.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     snap("s2").await;
     std::fs::write(docs.join("a.txt"), "v3").unwrap();
     // Default name: a UTC timestamp.
@@ -345,6 +347,13 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
     assert_eq!(std::fs::read_to_string(docs.join("a.txt")).unwrap(), "v2");
     assert_eq!(after["quota"], 50 * MIB, "quota carried over: {after}");
     assert_ne!(after["subvolume_id"], ds["subvolume_id"]);
+    // A rollback keeps the dataset's created_at (docs/conventions.md), in the answer and after.
+    assert!(ds["created_at"].is_string(), "{ds}");
+    assert_eq!(after["created_at"], ds["created_at"], "{after}");
+    assert_eq!(
+        d.get_json("/api/v1/pools/tank/datasets/docs").await["created_at"],
+        ds["created_at"]
+    );
     drop(held);
     let snaps = d
         .get_json("/api/v1/pools/tank/datasets/docs/snapshots")
@@ -442,6 +451,29 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
         "pool_not_mounted",
     )
     .await;
+    let r = d.post("/api/v1/pools/tank/mount", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert!(is_mounted(&mp));
+    // Mounting it again changes nothing and publishes nothing: the next event of the pool is
+    // the unmount's.
+    let stream = d
+        .client
+        .get(d.url("/api/v1/events?type=resource.*"))
+        .bearer_auth(&d.token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stream.status(), 200);
+    let r = d.post("/api/v1/pools/tank/mount", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    assert_eq!(r.json::<Value>().await.unwrap()["mounted"], true);
+    let r = d.post("/api/v1/pools/tank/unmount", json!({})).await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let ev = read_events(stream, |e| e["href"] == "/api/v1/pools/tank").await;
+    assert_eq!(
+        ev["data"]["mounted"], false,
+        "an event for a no-op mount: {ev}"
+    );
     let r = d.post("/api/v1/pools/tank/mount", json!({})).await;
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
     assert!(is_mounted(&mp));

@@ -768,8 +768,9 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
             .contains("EXPORT")
     );
 
-    // Deleting share users removes their Unix accounts.
-    for u in [&alice, &bob] {
+    // Deleting share users removes their Unix accounts, and the last one the group hostplane
+    // made for them.
+    for (i, u) in [&alice, &bob].into_iter().enumerate() {
         let r = d
             .send(
                 "DELETE",
@@ -780,6 +781,11 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
             .await;
         assert_eq!(r.status(), 204);
         assert!(!exists("passwd", u), "{u} still has a Unix account");
+        assert_eq!(
+            exists("group", &group),
+            i == 0,
+            "group {group} after deleting {u}"
+        );
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod areas;
 pub mod config;
+#[cfg(test)]
+mod conventions;
 pub mod error;
 pub mod fsutil;
 pub mod http;

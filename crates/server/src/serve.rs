@@ -48,10 +48,19 @@ pub fn init_logging(cfg: &Config) {
         }
     };
     let registry = tracing_subscriber::registry().with(filter).with(file);
+    // Colour codes only for a person at a terminal, never into a redirected log or a pipe.
+    let ansi = {
+        use std::io::IsTerminal;
+        std::io::stderr().is_terminal()
+    };
     // Logs go to stderr (never stdout: `hostplane openapi > file` must stay clean).
     let result = match cfg.log.format {
         LogFormat::Text => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(ansi)
+                    .with_writer(std::io::stderr),
+            )
             .try_init(),
         LogFormat::Json => registry
             .with(
@@ -65,7 +74,11 @@ pub fn init_logging(cfg: &Config) {
             Err(e) => {
                 eprintln!("journald unavailable ({e}); logging to stderr");
                 registry
-                    .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                    .with(
+                        tracing_subscriber::fmt::layer()
+                            .with_ansi(ansi)
+                            .with_writer(std::io::stderr),
+                    )
                     .try_init()
             }
         },

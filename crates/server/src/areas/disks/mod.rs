@@ -570,7 +570,7 @@ fn publish_disk(state: &AppState, actor: &str, d: &Disk) {
         "resource.updated",
         &d.href,
         actor,
-        serde_json::json!({"id": d.id, "name": d.name, "path": d.path}),
+        serde_json::to_value(d).unwrap_or_default(),
     );
 }
 
@@ -595,7 +595,7 @@ async fn wipe(
         JobSpec {
             kind: "disks.wipe",
             target: Some(d.disk.href.clone()),
-            lock_key: Some(format!("disk:{}", d.disk.name)),
+            lock_key: Some(format!("disks/{}", d.disk.id)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -700,7 +700,7 @@ async fn partition(
         JobSpec {
             kind: "disks.partition",
             target: Some(d.disk.href.clone()),
-            lock_key: Some(format!("disk:{}", d.disk.name)),
+            lock_key: Some(format!("disks/{}", d.disk.id)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -825,7 +825,7 @@ async fn format(
         JobSpec {
             kind: "disks.format",
             target: Some(d.disk.href.clone()),
-            lock_key: Some(format!("disk:{}", d.disk.name)),
+            lock_key: Some(format!("disks/{}", d.disk.id)),
             actor: p.user.clone(),
         },
         move |ctx| async move {

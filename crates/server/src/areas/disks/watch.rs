@@ -10,18 +10,23 @@ use std::collections::HashMap;
 
 use hostplane_host::disks::{self as hd, SysPaths};
 use hostplane_host::uevent::{Uevent, UeventSocket};
+use hostplane_types::disks::Disk;
 
 use crate::areas::disks::href;
 use crate::state::AppState;
 
-async fn snapshot() -> HashMap<String, (String, String)> {
+/// The disks by kernel name, each as the API shows it (`href` set).
+async fn snapshot() -> HashMap<String, Disk> {
     tokio::task::spawn_blocking(|| hd::scan(&SysPaths::default()))
         .await
         .ok()
         .and_then(Result::ok)
         .unwrap_or_default()
         .into_iter()
-        .map(|d| (d.disk.name.clone(), (d.disk.id, d.disk.path)))
+        .map(|mut d| {
+            d.disk.href = href(&d.disk.id);
+            (d.disk.name.clone(), d.disk)
+        })
         .collect()
 }
 
@@ -60,21 +65,21 @@ pub fn spawn(state: AppState) {
             }
             let touched = disk_of(&ev);
             let now = snapshot().await;
-            for (name, (id, path)) in &now {
+            for (name, disk) in &now {
                 if !known.contains_key(name) {
-                    publish(&state, "resource.created", id, name, path, &ev);
+                    publish(&state, "resource.created", disk, &ev);
                 }
             }
-            for (name, (id, path)) in &known {
+            for (name, disk) in &known {
                 match now.get(name) {
-                    None => publish(&state, "resource.deleted", id, name, path, &ev),
-                    Some((new_id, new_path)) if new_id != id => {
+                    None => publish(&state, "resource.deleted", disk, &ev),
+                    Some(new) if new.id != disk.id => {
                         // Another image on the same loop number: a different disk.
-                        publish(&state, "resource.deleted", id, name, path, &ev);
-                        publish(&state, "resource.created", new_id, name, new_path, &ev);
+                        publish(&state, "resource.deleted", disk, &ev);
+                        publish(&state, "resource.created", new, &ev);
                     }
-                    Some(_) if touched.as_deref() == Some(name) => {
-                        publish(&state, "resource.updated", id, name, path, &ev)
+                    Some(new) if touched.as_deref() == Some(name) => {
+                        publish(&state, "resource.updated", new, &ev)
                     }
                     Some(_) => {}
                 }
@@ -84,15 +89,19 @@ pub fn spawn(state: AppState) {
     });
 }
 
-fn publish(state: &AppState, ty: &str, id: &str, name: &str, path: &str, ev: &Uevent) {
-    tracing::debug!(event = ty, disk = id, action = ev.action, "disk uevent");
+/// `data` is the disk as `GET /api/v1/disks/{id}` shows it from kernel memory (for a deleted
+/// disk: as it was last seen), the shape every disk event has (docs/storage.md).
+fn publish(state: &AppState, ty: &str, disk: &Disk, ev: &Uevent) {
+    tracing::debug!(
+        event = ty,
+        disk = disk.id,
+        action = ev.action,
+        "disk uevent"
+    );
     state.events.publish(
         ty,
-        &href(id),
+        &disk.href,
         "system",
-        serde_json::json!({
-            "kind": "disk", "id": id, "name": name, "path": path,
-            "uevent": ev.action, "devname": ev.devname(),
-        }),
+        serde_json::to_value(disk).unwrap_or_default(),
     );
 }

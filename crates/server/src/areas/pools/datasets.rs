@@ -146,14 +146,15 @@ pub fn view(c: &Ctx, q: &Option<Vec<Qgroup>>, name: &str) -> Dataset {
     let path = c.path(name);
     let info = c.btrfs().then(|| btrfs::subvol_info(&path).ok()).flatten();
     let (usage, quota) = usage_of(q, info.as_ref().map(|i| i.id));
-    let created_at = match &info {
+    let kept = c.rec.datasets.get(name).and_then(|s| s.created_at.clone());
+    let created_at = kept.or_else(|| match &info {
         Some(i) => unix_to_string(i.otime),
         None => std::fs::metadata(&path)
             .ok()
             .and_then(|m| m.created().or_else(|_| m.modified()).ok())
             .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|d| unix_to_string(d.as_secs() as i64)),
-    };
+    });
     Dataset {
         href: href(&c.rec.name, name),
         pool: c.rec.name.clone(),
@@ -376,6 +377,7 @@ async fn create_dataset(
             req.name.clone(),
             DatasetSettings {
                 snapshot_retention: req.snapshot_retention,
+                created_at: None,
             },
         );
     })?

@@ -1,6 +1,6 @@
 //! Pool maintenance jobs: scrub (btrfs; snapraid for mergerfs pools with parity), balance and
 //! profile conversion, device add/remove/replace (btrfs). Each holds the pool's lock
-//! (`pool:<name>`), so two maintenance jobs on one pool never overlap.
+//! (`pools/<name>`), so two maintenance jobs on one pool never overlap.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -55,7 +55,7 @@ fn spec(kind: &'static str, rec: &PoolRecord, actor: &str) -> JobSpec {
     JobSpec {
         kind,
         target: Some(rec.href()),
-        lock_key: Some(format!("pool:{}", rec.name)),
+        lock_key: Some(format!("pools/{}", rec.name)),
         actor: actor.to_string(),
     }
 }

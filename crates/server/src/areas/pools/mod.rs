@@ -299,7 +299,7 @@ async fn create_pool(
         JobSpec {
             kind: "pools.create",
             target: Some(href(&req.name)),
-            lock_key: Some(format!("pool:{}", req.name)),
+            lock_key: Some(format!("pools/{}", req.name)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -584,7 +584,7 @@ async fn import_pool(
         JobSpec {
             kind: "pools.import",
             target: Some(href(&req.name)),
-            lock_key: Some(format!("pool:{}", req.name)),
+            lock_key: Some(format!("pools/{}", req.name)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -634,8 +634,18 @@ async fn mount_pool(
             "degraded mounts are for btrfs pools",
         ));
     }
+    let unchanged = rec.auto_mount && ops::is_mounted(&state, &rec);
     ops::mount(&state, &rec, req.degraded).await?;
     let rec = registry::update(&state.store, &name, |r| r.auto_mount = true)?.unwrap_or(rec);
+    if unchanged {
+        // Mounting a mounted pool changes nothing: no event (docs/conventions.md).
+        let pools = ops::views(&state, std::slice::from_ref(&rec)).await?;
+        return pools
+            .into_iter()
+            .next()
+            .map(axum::Json)
+            .ok_or_else(|| ApiError::internal("pool view failed"));
+    }
     // Its shares come back.
     crate::areas::shares::sync(&state).await;
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
@@ -736,7 +746,7 @@ async fn destroy_pool(
         JobSpec {
             kind: "pools.destroy",
             target: Some(rec.href()),
-            lock_key: Some(format!("pool:{name}")),
+            lock_key: Some(format!("pools/{name}")),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -796,6 +806,9 @@ pub fn spawn_remount(state: AppState) {
             }
         };
         for rec in recs.iter().filter(|r| r.auto_mount) {
+            if ops::is_mounted(&state, rec) {
+                continue;
+            }
             match ops::mount(&state, rec, false).await {
                 Ok(()) => {
                     tracing::info!(pool = rec.name, "pool mounted");

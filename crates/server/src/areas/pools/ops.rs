@@ -68,6 +68,11 @@ fn mounted_at(mounts: &[MountEntry], p: &Path) -> bool {
     hd::mount_at(mounts, p).is_some()
 }
 
+/// Whether the pool's own mountpoint has a mount now.
+pub fn is_mounted(state: &AppState, rec: &PoolRecord) -> bool {
+    hd::mounts().is_ok_and(|m| mounted_at(&m, &mountpoint(state, &rec.name)))
+}
+
 /// Mounts a pool (and, for mergerfs, its members first). A mounted pool is left alone.
 pub async fn mount(state: &AppState, rec: &PoolRecord, degraded: bool) -> ApiResult<()> {
     let mp = mountpoint(state, &rec.name);

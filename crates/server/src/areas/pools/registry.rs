@@ -30,6 +30,10 @@ pub struct MemberRecord {
 pub struct DatasetSettings {
     #[serde(default)]
     pub snapshot_retention: Option<u32>,
+    /// When the dataset was made, kept once a rollback has replaced its subvolume (whose own
+    /// creation time is then the snapshot's): `created_at` never changes (docs/conventions.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -12,6 +12,7 @@ use hostplane_types::pools::{CreateSnapshotRequest, RollbackRequest, Snapshot};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::datasets::{self, Ctx, check_name, ctx, unix_to_string, usage_of};
+use super::registry;
 use crate::areas::created;
 use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
@@ -272,6 +273,13 @@ async fn rollback(
     let snap_path = require_snapshot(&c, &ds, &snap)?;
     let q = c.qgroups().await;
     let old_quota = usage_of(&q, btrfs::subvol_info(&live).ok().map(|i| i.id)).1;
+    // The new subvolume's creation time is the snapshot's: the dataset's own is kept.
+    let created_at = datasets::view(&c, &q, &ds).created_at;
+    if let Some(t) = &created_at {
+        registry::update(&state.store, &pool, |r| {
+            r.datasets.entry(ds.clone()).or_default().created_at = Some(t.clone());
+        })?;
+    }
     // The new subvolume is made next to the dataset: RENAME_EXCHANGE needs one directory tree
     // of one filesystem, and a hidden name keeps it out of dataset listings.
     let tmp =
@@ -317,7 +325,8 @@ async fn rollback(
             .map_err(cmd_err)?;
     }
     let q = c.qgroups().await;
-    let v = datasets::view(&c, &q, &ds);
+    let mut v = datasets::view(&c, &q, &ds);
+    v.created_at = created_at;
     state.events.publish(
         "resource.updated",
         &v.href,

@@ -240,7 +240,7 @@ async fn spawn_action(
         JobSpec {
             kind,
             target: Some(href),
-            lock_key: Some(format!("services:{name}")),
+            lock_key: Some(format!("services/{name}")),
             actor: actor.to_string(),
         },
         move |ctx| async move {

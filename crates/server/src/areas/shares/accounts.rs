@@ -88,7 +88,13 @@ fn check_password(pw: &str) -> ApiResult<()> {
 pub async fn after_create(state: &AppState, name: &str, password: &str) -> ApiResult<()> {
     let cfg = &state.config.shares;
     if cfg.unix_accounts && !unix::user_exists(name).await.map_err(unix_err)? {
-        unix::ensure_group(&cfg.group).await.map_err(unix_err)?;
+        if unix::ensure_group(&cfg.group).await.map_err(unix_err)? {
+            // Made here: removed again when the last share user goes.
+            state
+                .store
+                .set_setting(registry::GROUP_CREATED, &cfg.group)
+                .map_err(ApiError::internal)?;
+        }
         unix::add_user(name, &cfg.group).await.map_err(unix_err)?;
         registry::record_account(&state.store, name, &crate::platform::time::now_string())?;
     }
@@ -110,7 +116,32 @@ async fn remove(state: &AppState, name: &str) -> ApiResult<()> {
             unix::delete_user(name).await.map_err(unix_err)?;
         }
         registry::forget_account(&state.store, name)?;
+        remove_group_if_unused(state).await?;
     }
+    Ok(())
+}
+
+/// The share group goes with the last share user, if hostplane created it.
+async fn remove_group_if_unused(state: &AppState) -> ApiResult<()> {
+    let group = &state.config.shares.group;
+    let created = state
+        .store
+        .get_setting(registry::GROUP_CREATED)
+        .map_err(ApiError::internal)?;
+    if created.as_deref() != Some(group.as_str()) || registry::account_count(&state.store)? > 0 {
+        return Ok(());
+    }
+    if unix::group_exists(group).await.map_err(unix_err)?
+        && let Err(e) = unix::delete_group(group).await
+    {
+        // Someone else's account uses it as its primary group: it stays, and is theirs.
+        tracing::warn!(group, error = %e, "share group not removed");
+        return Ok(());
+    }
+    state
+        .store
+        .set_setting(registry::GROUP_CREATED, "")
+        .map_err(ApiError::internal)?;
     Ok(())
 }
 

@@ -123,6 +123,14 @@ pub fn record_account(store: &Store, name: &str, now: &str) -> rusqlite::Result<
     })
 }
 
+/// How many share users' Unix accounts hostplane created and still has.
+pub fn account_count(store: &Store) -> rusqlite::Result<i64> {
+    store.read(|c| c.query_row("SELECT COUNT(*) FROM share_accounts", [], |r| r.get(0)))
+}
+
+/// The settings key naming the share group hostplane created (empty: none).
+pub const GROUP_CREATED: &str = "shares.group_created";
+
 pub fn forget_account(store: &Store, name: &str) -> rusqlite::Result<()> {
     store.write(|tx| {
         tx.execute("DELETE FROM share_accounts WHERE name = ?1", [name])

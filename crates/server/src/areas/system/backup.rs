@@ -68,7 +68,7 @@ pub const HREF: &str = "/api/v1/system/backups";
 pub const JOB_KIND: &str = "system.backup";
 pub const RESTORE_KIND: &str = "system.restore";
 /// Backups and restores never overlap.
-pub const LOCK: &str = "system.backup";
+pub const LOCK: &str = "system/backup";
 /// State files under the data dir that backups carry (a file or a directory). An area that
 /// keeps state in files there adds its path here; everything else in the data dir (logs,
 /// temp files, the backups themselves) is not state.

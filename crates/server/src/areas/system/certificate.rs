@@ -533,7 +533,7 @@ pub fn start_install(
         JobSpec {
             kind: JOB_KIND,
             target: Some(HREF.into()),
-            lock_key: Some(JOB_KIND.into()),
+            lock_key: Some("system/certificate".into()),
             actor: actor.to_string(),
         },
         move |ctx| install(st, ctx, actor_owned, public, private, ca),

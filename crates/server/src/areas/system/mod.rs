@@ -77,7 +77,7 @@ async fn selftest(
         JobSpec {
             kind: "system.selftest",
             target: Some("/api/v1/system/health".into()),
-            lock_key: Some("system.selftest".into()),
+            lock_key: Some("system/selftest".into()),
             actor: p.user.clone(),
         },
         move |ctx| async move { run_selftest(st, ctx, Duration::from_millis(delay)).await },

@@ -29,7 +29,7 @@ use crate::http::caller::Caller;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
 use crate::state::AppState;
 
-pub const REBOOT_LOCK: &str = "system.reboot";
+pub const REBOOT_LOCK: &str = "system/reboot";
 /// Longest a configured reboot command may run.
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause before the reboot action, so the 202 and the job's last state reach clients.

@@ -39,7 +39,7 @@ use crate::state::AppState;
 
 /// Job kind and lock key of updates (shared by the native and the Jidoteki route).
 pub const JOB_KIND: &str = "system.update";
-pub const LOCK: &str = "system.update";
+pub const LOCK: &str = "system/update";
 /// Lines of the update log `GET /update` shows.
 pub const LOG_TAIL: usize = 10;
 /// Cap on the script's captured stdout.

@@ -63,7 +63,7 @@ async fn clone_vm(
     let (src_id, actor) = (rec.id.clone(), p.user.clone());
     let job = state.jobs.spawn(
         JobSpec {
-            kind: "vm.clone",
+            kind: "vms.clone",
             target: Some(format!("/api/v1/vms/{}", rec.id)),
             lock_key: Some(lock_key(&rec.id)),
             actor: p.user.clone(),

@@ -456,7 +456,7 @@ pub async fn import_disk(
     let job =
         state.jobs.spawn(
             JobSpec {
-                kind: "vm.disk_import",
+                kind: "vms.disk_import",
                 target: Some(format!("/api/v1/vms/{}", rec.id)),
                 lock_key: None,
                 actor: p.user.clone(),
@@ -626,7 +626,7 @@ pub async fn import_archive(
     let job =
         state.jobs.spawn(
             JobSpec {
-                kind: "vm.import",
+                kind: "vms.import",
                 target: Some("/api/v1/vms".into()),
                 lock_key: None,
                 actor: p.user.clone(),

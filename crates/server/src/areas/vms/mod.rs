@@ -6,7 +6,7 @@
 //! [`lifecycle::VmManager`] (one lock per VM; QEMU processes, QMP sessions, status from QMP
 //! events published as `resource.updated`) → `hostplane_host::qemu` (argv, process, QMP client,
 //! qemu-img). Slow work (ACPI shutdown with its timeout, clones, snapshots with memory,
-//! imports) runs as jobs locked per VM (`vm:<id>`).
+//! imports) runs as jobs locked per VM (`vms/<id>`).
 //!
 //! Files: disks in `vms.images_dir/<vm id>/`, templates in `images_dir/templates/`, shared
 //! bases of thin clones in `images_dir/bases/`; sockets, pidfile and QEMU's log in
@@ -138,7 +138,7 @@ pub fn spawn_startup(state: &AppState) {
 }
 
 pub(crate) fn lock_key(id: &str) -> String {
-    format!("vm:{id}")
+    format!("vms/{id}")
 }
 
 fn publish_created(state: &AppState, vm: &Vm, actor: &str) {
@@ -619,7 +619,7 @@ async fn shutdown_vm(
     let actor = p.user.clone();
     let job = state.jobs.spawn(
         JobSpec {
-            kind: "vm.shutdown",
+            kind: "vms.shutdown",
             target: Some(format!("/api/v1/vms/{}", rec.id)),
             lock_key: Some(lock_key(&rec.id)),
             actor: p.user.clone(),

@@ -156,7 +156,7 @@ async fn create_snapshot(
     spawn_job(
         &state,
         &p.user,
-        "vm.snapshot",
+        "vms.snapshot",
         &rec,
         move |ctx| async move {
             let _g = st.vms.lock(&vm_id).await;
@@ -217,7 +217,7 @@ async fn revert_snapshot(
     spawn_job(
         &state,
         &p.user,
-        "vm.snapshot_revert",
+        "vms.snapshot_revert",
         &rec,
         move |ctx| async move {
             let _g = st.vms.lock(&vm_id).await;

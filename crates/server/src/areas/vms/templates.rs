@@ -251,9 +251,9 @@ async fn create_template(
     let actor = p.user.clone();
     let job = state.jobs.spawn(
         JobSpec {
-            kind: "vm.template_import",
+            kind: "vms.template_import",
             target: Some(format!("/api/v1/vms/templates/{name}")),
-            lock_key: Some(format!("vm-template:{name}")),
+            lock_key: Some(format!("vms/templates/{name}")),
             actor: p.user.clone(),
         },
         move |ctx| async move {
