@@ -28,6 +28,7 @@ pub mod auth_layer;
 pub mod caller;
 pub mod collection;
 pub mod conn_limit;
+pub mod doc_passes;
 pub mod drain;
 pub mod etag;
 pub mod extract;
@@ -40,7 +41,7 @@ pub mod ratelimit;
 #[openapi(
     info(
         title = "hostplane",
-        description = "One REST API for the host's disks, pools, shares, containers, VMs, network and system administration. Errors are RFC 9457 problem+json with a stable `code`. Collections accept limit/offset/fields/filter/sort/ndjson. Slow operations answer 202 with a job.",
+        description = "One REST API for the host's disks, storage pools, shares, virtual machines, services and system administration. Errors are RFC 9457 problem+json with a stable `code`. Collections accept limit/offset/fields/filter/sort/ndjson. Slow operations answer 202 with a job.",
         license(name = "Apache-2.0")
     ),
     components(schemas(hostplane_types::problem::Problem, hostplane_types::problem::FieldError)),
@@ -163,6 +164,9 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     // After the links, which read the item schemas these passes replace by partial ones.
     add_item_fields_params(&mut doc);
     optional_empty_bodies(&mut doc);
+    doc_passes::operation_ids(&mut doc);
+    doc_passes::binary_bodies(&mut doc);
+    doc_passes::prune_unused_schemas(&mut doc);
     (router, doc)
 }
 
