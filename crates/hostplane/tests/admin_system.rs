@@ -49,7 +49,10 @@ impl CurlAnswer {
 /// Runs the document's example `curl -X METHOD https://[hostname]:8443<path>?<auth>` against
 /// the test daemon (`-k`: its certificate is self-signed).
 fn curl(d: &Daemon, method: &str, path_and_query: &str) -> CurlAnswer {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (hdr, body) = (dir.path().join("h"), dir.path().join("b"));
     let out = Command::new("curl")
         .args(["-sS", "-k", "-X", method])
@@ -133,7 +136,10 @@ fn toml_str(p: &Path) -> String {
 
 #[tokio::test]
 async fn logs_tar_gz_holds_the_daemon_log_and_configured_paths() {
-    let extra = tempfile::tempdir().unwrap();
+    let extra = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     std::fs::write(extra.path().join("app.log"), "app line 1\napp line 2\n").unwrap();
     std::fs::create_dir(extra.path().join("more")).unwrap();
     std::fs::write(extra.path().join("more/x.log"), "x\n").unwrap();
@@ -202,7 +208,10 @@ async fn logs_tar_gz_holds_the_daemon_log_and_configured_paths() {
 #[tokio::test]
 async fn debug_bundle_is_encrypted_to_the_vendor_and_holds_the_facts() {
     let vendor = age::x25519::Identity::generate();
-    let extra = tempfile::tempdir().unwrap();
+    let extra = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     std::fs::write(extra.path().join("app.log"), "debug me\n").unwrap();
     let d = start(&format!(
         "[admin]\nvendor_recipient = \"{}\"\nlog_paths = [{}]\n",
@@ -322,7 +331,10 @@ fn wait_for_file(p: &Path) {
 
 #[tokio::test]
 async fn reboot_answers_202_and_runs_the_configured_action() {
-    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let trace = trace_dir.path().join("rebooted");
     let d = start(&format!(
         "[admin]\nreboot_command = [\"touch\", {}]\n",
@@ -620,7 +632,10 @@ async fn endpoints_lists_what_is_enabled_and_disabled_ones_are_404() {
 
 #[tokio::test]
 async fn services_without_systemd_answer_503_not_made_up_states() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let addr = format!("unix:path={}/no-bus.sock", dir.path().display());
     let d = start(&format!("[services]\ndbus_address = \"{addr}\"\n")).await;
     for a in curl_both(&d, "/api/v1/admin/services") {

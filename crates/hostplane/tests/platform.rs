@@ -186,7 +186,10 @@ async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
             .trim()
     );
     // A new pair, made by someone else's tool, put in place of the old one.
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let status = std::process::Command::new("openssl")
         .args([
             "req",

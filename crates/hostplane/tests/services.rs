@@ -96,7 +96,10 @@ impl Container {
     fn boot(units: &[(&str, &str)]) -> Container {
         need("systemd-nspawn");
         let rootfs = ensure_rootfs();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let mut c = Container {
             dir,
             nspawn: None,
@@ -430,7 +433,10 @@ impl Drop for PlainBus {
 #[tokio::test]
 async fn a_bus_without_systemd_is_503_with_the_reason() {
     need("dbus-daemon");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let sock = dir.path().join("bus.sock");
     let address = format!("unix:path={}", sock.display());
     let _bus = PlainBus(

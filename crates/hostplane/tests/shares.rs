@@ -101,7 +101,10 @@ impl Samba {
 
     /// smbd on 127.0.0.1:<port>, its state in a temp dir, including hostplane's file.
     fn start() -> Samba {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let s = dir.path();
         for d in ["private", "lock", "state", "cache", "pid", "ncalrpc"] {
             std::fs::create_dir(s.join(d)).unwrap();
@@ -179,7 +182,10 @@ impl Ganesha {
 
     /// nfs-ganesha, NFSv4 only, on 127.0.0.1:<port>, including hostplane's exports file.
     fn start() -> Ganesha {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let g = dir.path();
         std::fs::create_dir(g.join("recov")).unwrap();
         let port = free_port();
@@ -521,7 +527,10 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     let md = std::fs::metadata(&ds_path).unwrap();
     assert_eq!(md.mode() & 0o2070, 0o2070, "{:o}", md.mode());
 
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let src = work.path().join("hello.txt");
     std::fs::write(&src, "hello over SMB\n").unwrap();
     let back = work.path().join("back.txt");
@@ -849,7 +858,10 @@ async fn shares_of_a_mergerfs_folder_and_an_unavailable_share() {
     )
     .await;
 
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let src = work.path().join("note.txt");
     std::fs::write(&src, "on mergerfs\n").unwrap();
     let (ok, out) = samba.client(

@@ -649,7 +649,10 @@ async fn serve_once(data: Vec<u8>) -> String {
 
 /// A Vagrant box (libvirt provider) of the guest disk: tar.gz with metadata.json and box.img.
 fn make_box(t: &Vms) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let img = dir.path().join("box.img");
     let out = Command::new("qemu-img")
         .args(["convert", "-f", "raw", "-O", "qcow2"])

@@ -53,7 +53,10 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Opts) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let mut d = Daemon {
             child: None,
             socket: dir.path().join("hp.sock"),
