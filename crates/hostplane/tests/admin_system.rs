@@ -96,6 +96,7 @@ async fn start(config: &str) -> Daemon {
         https: true,
         config: Some(config.to_string()),
         extra_args: vec!["--log".into(), "info".into()],
+        ..Opts::default()
     });
     let form = reqwest::multipart::Form::new().text("newtoken", TOKEN);
     let r = d
@@ -415,18 +416,25 @@ async fn reboot_without_a_command_does_not_reboot_a_sandboxed_daemon() {
     let job = d.wait_job(jobs[0]["href"].as_str().unwrap()).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error_code"], "reboot_not_configured", "{job}");
-    // Likewise the host's services: no bus named, so no changes from a sandboxed daemon.
-    if std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_none() {
-        for what in ["start", "stop", "restart", "enable", "disable"] {
-            assert_problem(
-                d.post(&format!("/api/v1/services/ssh/{what}"), json!({}))
-                    .await,
-                503,
-                "systemd_not_configured",
-            )
-            .await;
-        }
+    // Likewise the host's services: a sandbox without change_units changes none (the harness
+    // never passes the host's DBUS_SYSTEM_BUS_ADDRESS on, and it would not matter).
+    for what in ["start", "stop", "restart", "enable", "disable"] {
+        assert_problem(
+            d.post(&format!("/api/v1/services/ssh/{what}"), json!({}))
+                .await,
+            503,
+            "systemd_not_configured",
+        )
+        .await;
     }
+    // GET /system/capabilities says so.
+    let caps = d.get_json("/api/v1/system/capabilities").await;
+    let ha = &caps["host_actions"];
+    assert_eq!(ha["sandbox"], true, "{caps}");
+    assert_eq!(ha["reboot"], "refused", "{caps}");
+    assert_eq!(ha["change_units"], false, "{caps}");
+    let root = d.data_dir().join("root");
+    assert_eq!(ha["system_root"], root.to_str().unwrap(), "{caps}");
 }
 
 fn cpu_count() -> u64 {

@@ -266,7 +266,7 @@ async fn services_are_driven_on_a_real_systemd_in_nspawn() {
     eprintln!("container booted in {:?}", t0.elapsed());
     let d = Daemon::start_with(Opts {
         config: Some(format!(
-            "[services]\ndbus_address = \"{}\"\n[admin]\nservices = [\"hp-demo\", \"dbus\", \"no-such-unit\"]\n",
+            "[services]\ndbus_address = \"{}\"\nchange_units = true\n[admin]\nservices = [\"hp-demo\", \"dbus\", \"no-such-unit\"]\n",
             c.address()
         )),
         ..Opts::default()
