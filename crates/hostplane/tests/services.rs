@@ -453,7 +453,9 @@ async fn a_bus_without_systemd_is_503_with_the_reason() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let d = Daemon::start_with(Opts {
-        config: Some(format!("[services]\ndbus_address = \"{address}\"\n")),
+        config: Some(format!(
+            "[services]\ndbus_address = \"{address}\"\nchange_units = true\n"
+        )),
         ..Opts::default()
     });
     let v = assert_problem(d.get("/api/v1/services").await, 503, "systemd_unavailable").await;

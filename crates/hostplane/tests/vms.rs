@@ -1118,11 +1118,12 @@ async fn devices_of_a_stopped_vm_are_added_resized_and_removed() {
     assert_eq!(v["cdroms"].as_array().unwrap().len(), 1, "{v}");
     assert!(iso.exists(), "removing the drive leaves the ISO file alone");
 
-    // Delete the disk: gone from the definition and (owned) from the images directory.
+    // Delete the disk with its file: gone from the definition and (owned) from the images
+    // directory.
     let r =
         t.d.send(
             "DELETE",
-            &format!("/api/v1/vms/{id}/disks/{n}"),
+            &format!("/api/v1/vms/{id}/disks/{n}?delete_file=true"),
             Some(&tok),
             None,
         )
@@ -1136,7 +1137,10 @@ async fn devices_of_a_stopped_vm_are_added_resized_and_removed() {
         "not_found",
     )
     .await;
-    assert!(!Path::new(&path).exists(), "the owned disk file is deleted");
+    assert!(
+        !Path::new(&path).exists(),
+        "delete_file=true deletes the owned disk file"
+    );
 }
 
 /// vms.max_running = 1: a second VM does not start while one runs; reset keeps it running in
