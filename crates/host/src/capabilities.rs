@@ -148,6 +148,8 @@ pub async fn probe() -> Capabilities {
         virtualization,
         tools,
         probed_at: now_rfc3339(),
+        // Settings, not probed: the daemon fills them in.
+        host_actions: Default::default(),
     }
 }
 

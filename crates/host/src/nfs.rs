@@ -178,6 +178,65 @@ pub fn reload_ganesha(pid_file: &Path) -> Result<bool, CommandError> {
     Ok(true)
 }
 
+/// The line ganesha logs (level EVENT) when a SIGHUP reread of its exports has finished.
+pub const GANESHA_REREAD_DONE: &str = "Reread exports complete";
+
+/// How a ganesha reload went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GaneshaReload {
+    /// Not running: nothing to reread.
+    NotRunning,
+    /// Signalled, and its log says the reread finished.
+    Done,
+    /// Signalled, but no log to watch (unreadable) or the line did not come in time.
+    Unconfirmed,
+}
+
+/// Makes ganesha reread its exports (SIGHUP) and waits, up to `timeout`, for its log (`-L
+/// FILE`) to say the reread is complete ([`GANESHA_REREAD_DONE`] written after the signal):
+/// ganesha rereads asynchronously, and a caller that changes the exports again at once would
+/// otherwise race it.
+pub async fn reload_ganesha_and_wait(
+    pid_file: &Path,
+    log: &Path,
+    timeout: Duration,
+) -> Result<GaneshaReload, CommandError> {
+    // Where the log ends now: only lines after the signal count.
+    let start = std::fs::metadata(log).ok().map(|m| m.len());
+    if !reload_ganesha(pid_file)? {
+        return Ok(GaneshaReload::NotRunning);
+    }
+    let Some(start) = start else {
+        return Ok(GaneshaReload::Unconfirmed);
+    };
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if log_has_after(log, start, GANESHA_REREAD_DONE) {
+            return Ok(GaneshaReload::Done);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Ok(GaneshaReload::Unconfirmed);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `needle` occurs in `file` after byte `offset` (a log rotated or truncated since
+/// counts from its start).
+fn log_has_after(file: &Path, offset: u64, needle: &str) -> bool {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(file) else {
+        return false;
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let from = if len < offset { 0 } else { offset };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return false;
+    }
+    String::from_utf8_lossy(&buf).contains(needle)
+}
+
 /// Applies `/etc/exports` and `/etc/exports.d` to the kernel server.
 pub async fn reload_kernel() -> Result<(), CommandError> {
     Cmd::new("exportfs")

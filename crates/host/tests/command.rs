@@ -166,7 +166,10 @@ async fn timeout_kills_sleep_quickly() {
 
 #[tokio::test]
 async fn timeout_kills_the_process_group_and_reaps() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (leader, bg) = (dir.path().join("leader"), dir.path().join("bg"));
     let script = format!(
         "echo $$ > {l}.tmp && mv {l}.tmp {l}; sleep 30 & echo $! > {b}.tmp && mv {b}.tmp {b}; wait",
@@ -196,7 +199,10 @@ async fn timeout_kills_the_process_group_and_reaps() {
 
 #[tokio::test]
 async fn dropping_the_future_kills_the_group() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let bg = dir.path().join("bg");
     let script = format!(
         "sleep 30 & echo $! > {b}.tmp && mv {b}.tmp {b}; wait",
@@ -396,7 +402,10 @@ async fn env_and_cwd() {
     let out = Cmd::new("env").env("LC_ALL", "C").run().await.unwrap();
     assert!(out.stdout_lossy().lines().any(|l| l == "LC_ALL=C"));
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let out = Cmd::new("pwd").cwd(dir.path()).run_text().await.unwrap();
     assert_eq!(
         Path::new(out.trim()).canonicalize().unwrap(),

@@ -133,7 +133,10 @@ fn loop_device_is_unsupported() {
 /// device type", which the classifier must map to Unsupported (not a crash, not a report).
 #[tokio::test]
 async fn live_smartctl_on_a_loop_device() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let img = dir.path().join("d.img");
     std::fs::File::create(&img)
         .unwrap()

@@ -279,7 +279,10 @@ fn https() -> Opts {
 async fn certs_replace_the_served_certificate_without_a_restart() {
     let d = Daemon::start_with(https());
     setup(&d, TOKEN).await;
-    let pki = tempfile::tempdir().unwrap();
+    let pki = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (leaf, leaf_key, ca) = ca_and_leaf(pki.path(), "localhost");
     let original = served_certificate(d.port);
     assert_eq!(
@@ -467,7 +470,10 @@ async fn certs_with_plain_http_are_stored_and_say_so() {
     let d = Daemon::start();
     setup(&d, TOKEN).await;
     assert_eq!(d.get("/api/v1/system/certificate").await.status(), 404);
-    let pki = tempfile::tempdir().unwrap();
+    let pki = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (cert, key) = self_signed(pki.path(), "plain", false);
     let form = reqwest::multipart::Form::new()
         .part("public", file_part(&cert))
@@ -850,7 +856,10 @@ async fn backup_change_restore_gives_the_same_state_and_corrupt_archives_change_
         ..Default::default()
     });
     setup(&d, TOKEN).await;
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     // Some state: a user with a token, storage settings.
     let alice = d.token_for_role("alice", "operator").await;
     let r = post_settings(

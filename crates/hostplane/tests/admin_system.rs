@@ -49,7 +49,10 @@ impl CurlAnswer {
 /// Runs the document's example `curl -X METHOD https://[hostname]:8443<path>?<auth>` against
 /// the test daemon (`-k`: its certificate is self-signed).
 fn curl(d: &Daemon, method: &str, path_and_query: &str) -> CurlAnswer {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (hdr, body) = (dir.path().join("h"), dir.path().join("b"));
     let out = Command::new("curl")
         .args(["-sS", "-k", "-X", method])
@@ -93,6 +96,7 @@ async fn start(config: &str) -> Daemon {
         https: true,
         config: Some(config.to_string()),
         extra_args: vec!["--log".into(), "info".into()],
+        ..Opts::default()
     });
     let form = reqwest::multipart::Form::new().text("newtoken", TOKEN);
     let r = d
@@ -133,7 +137,10 @@ fn toml_str(p: &Path) -> String {
 
 #[tokio::test]
 async fn logs_tar_gz_holds_the_daemon_log_and_configured_paths() {
-    let extra = tempfile::tempdir().unwrap();
+    let extra = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     std::fs::write(extra.path().join("app.log"), "app line 1\napp line 2\n").unwrap();
     std::fs::create_dir(extra.path().join("more")).unwrap();
     std::fs::write(extra.path().join("more/x.log"), "x\n").unwrap();
@@ -202,7 +209,10 @@ async fn logs_tar_gz_holds_the_daemon_log_and_configured_paths() {
 #[tokio::test]
 async fn debug_bundle_is_encrypted_to_the_vendor_and_holds_the_facts() {
     let vendor = age::x25519::Identity::generate();
-    let extra = tempfile::tempdir().unwrap();
+    let extra = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     std::fs::write(extra.path().join("app.log"), "debug me\n").unwrap();
     let d = start(&format!(
         "[admin]\nvendor_recipient = \"{}\"\nlog_paths = [{}]\n",
@@ -322,7 +332,10 @@ fn wait_for_file(p: &Path) {
 
 #[tokio::test]
 async fn reboot_answers_202_and_runs_the_configured_action() {
-    let trace_dir = tempfile::tempdir().unwrap();
+    let trace_dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let trace = trace_dir.path().join("rebooted");
     let d = start(&format!(
         "[admin]\nreboot_command = [\"touch\", {}]\n",
@@ -403,18 +416,25 @@ async fn reboot_without_a_command_does_not_reboot_a_sandboxed_daemon() {
     let job = d.wait_job(jobs[0]["href"].as_str().unwrap()).await;
     assert_eq!(job["status"], "failed");
     assert_eq!(job["error_code"], "reboot_not_configured", "{job}");
-    // Likewise the host's services: no bus named, so no changes from a sandboxed daemon.
-    if std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_none() {
-        for what in ["start", "stop", "restart", "enable", "disable"] {
-            assert_problem(
-                d.post(&format!("/api/v1/services/ssh/{what}"), json!({}))
-                    .await,
-                503,
-                "systemd_not_configured",
-            )
-            .await;
-        }
+    // Likewise the host's services: a sandbox without change_units changes none (the harness
+    // never passes the host's DBUS_SYSTEM_BUS_ADDRESS on, and it would not matter).
+    for what in ["start", "stop", "restart", "enable", "disable"] {
+        assert_problem(
+            d.post(&format!("/api/v1/services/ssh/{what}"), json!({}))
+                .await,
+            503,
+            "systemd_not_configured",
+        )
+        .await;
     }
+    // GET /system/capabilities says so.
+    let caps = d.get_json("/api/v1/system/capabilities").await;
+    let ha = &caps["host_actions"];
+    assert_eq!(ha["sandbox"], true, "{caps}");
+    assert_eq!(ha["reboot"], "refused", "{caps}");
+    assert_eq!(ha["change_units"], false, "{caps}");
+    let root = d.data_dir().join("root");
+    assert_eq!(ha["system_root"], root.to_str().unwrap(), "{caps}");
 }
 
 fn cpu_count() -> u64 {
@@ -620,7 +640,10 @@ async fn endpoints_lists_what_is_enabled_and_disabled_ones_are_404() {
 
 #[tokio::test]
 async fn services_without_systemd_answer_503_not_made_up_states() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let addr = format!("unix:path={}/no-bus.sock", dir.path().display());
     let d = start(&format!("[services]\ndbus_address = \"{addr}\"\n")).await;
     for a in curl_both(&d, "/api/v1/admin/services") {

@@ -61,7 +61,10 @@ struct Vendor {
 
 impl Vendor {
     fn new() -> Vendor {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let keys = dir.path().join("keys");
         run_ok(&["keys", "generate", "--out", keys.to_str().unwrap()]);
         let read = |n: &str| {

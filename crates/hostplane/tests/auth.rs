@@ -106,9 +106,13 @@ async fn revoked_token_stops_working_at_once() {
 #[tokio::test]
 async fn expired_token_is_refused_and_last_used_is_recorded() {
     let d = Daemon::start();
+    // The daemon makes the token between `sent` and `made_by`; it expires 5 s later (less up
+    // to 1 s if expires_at is cut to whole seconds, more up to 1 s if rounded up).
+    let sent = std::time::Instant::now();
     let r = d
-        .post("/api/v1/tokens", json!({"name": "short", "expires_in": 1}))
+        .post("/api/v1/tokens", json!({"name": "short", "expires_in": 5}))
         .await;
+    let made_by = std::time::Instant::now();
     let created: Value = r.json().await.unwrap();
     let value = created["value"].as_str().unwrap().to_string();
     let href = created["token"]["href"].as_str().unwrap().to_string();
@@ -116,7 +120,12 @@ async fn expired_token_is_refused_and_last_used_is_recorded() {
     assert_eq!(d.get_as("/api/v1/auth/whoami", &value).await.status(), 200);
     let t = d.get_json(&href).await;
     assert!(t["last_used_at"].is_string(), "last_used_at recorded: {t}");
-    tokio::time::sleep(Duration::from_millis(1300)).await;
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "too slow to test expiry: the token may have expired before its first use"
+    );
+    // Past its expiry.
+    tokio::time::sleep(Duration::from_millis(6100).saturating_sub(made_by.elapsed())).await;
     assert_problem(
         d.get_as("/api/v1/auth/whoami", &value).await,
         401,
@@ -249,9 +258,20 @@ async fn roles_viewer_reads_operator_cannot_escalate() {
         .json()
         .await
         .unwrap();
+    // otto's: the one token_for_role made and "ro"; the admin's (bootstrap, ...) are hidden.
+    let mut names: Vec<&str> = list.iter().map(|t| t["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["otto-token", "ro"], "{list:?}");
+    assert!(list.iter().all(|t| t["owner"] == "otto"), "{list:?}");
+    let all: Vec<Value> = d
+        .get_json("/api/v1/tokens")
+        .await
+        .as_array()
+        .unwrap()
+        .clone();
     assert!(
-        !list.is_empty() && list.iter().all(|t| t["owner"] == "otto"),
-        "{list:?}"
+        all.iter().any(|t| t["owner"] != "otto"),
+        "the admin sees other owners' tokens: {all:?}"
     );
     // Demoting the owner demotes the token at once.
     let r = d

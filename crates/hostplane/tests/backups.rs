@@ -635,7 +635,10 @@ async fn a_compressed_backup_under_the_caps_is_stored_as_its_tar_and_restores() 
 
 #[tokio::test]
 async fn over_limit_update_packages_get_413_and_leave_no_file() {
-    let keys = tempfile::tempdir().unwrap();
+    let keys = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let out = Command::new(BIN)
         .args(["keys", "generate", "--out"])
         .arg(keys.path().join("k"))

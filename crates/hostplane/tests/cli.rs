@@ -34,7 +34,10 @@ fn free_port() -> u16 {
 
 impl Daemon {
     fn start(http: bool) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
         let mut cmd = Command::new(BIN);

@@ -53,7 +53,10 @@ fn bad_flags_and_config_fail_clearly() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not-an-address"));
 
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[events]\nreplay_window = 5\n").unwrap();
     let out = Command::new(common::BIN)

@@ -18,15 +18,18 @@ async fn kill_9_mid_job_leaves_it_interrupted_and_the_store_sound() {
         .post("/api/v1/system/selftest", json!({"step_delay_ms": 30000}))
         .await;
     let href = r.headers()["location"].to_str().unwrap().to_string();
-    // Let it reach its first step, then crash.
-    for _ in 0..100 {
-        if d.get_json(&href).await["progress"].as_u64().unwrap() > 0 {
-            break;
-        }
+    // Let it reach its first step (it must, or the log check below means nothing), then crash.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.get_json(&href).await["progress"].as_u64().unwrap() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the self-test never finished its first step"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
     let before: Value = d.get_json(&href).await;
     assert_eq!(before["status"], "running");
+    assert!(before["progress"].as_u64().unwrap() > 0, "{before}");
     let events_before = d.get_json("/api/v1/audit?limit=1").await;
     d.kill9();
 

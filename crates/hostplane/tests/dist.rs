@@ -15,7 +15,10 @@ fn systemd_unit_verifies_and_keeps_guests_alive() {
     // Stopping the daemon must not kill the QEMU guests it started (docs/vms.md).
     assert!(text.lines().any(|l| l.trim() == "KillMode=process"));
     assert!(text.contains("ExecStart=/usr/bin/hostplane serve\n"));
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let unit = dir.path().join("hostplane.service");
     std::fs::write(&unit, text.replace("/usr/bin/hostplane", BIN)).unwrap();
     let out = Command::new("systemd-analyze")

@@ -495,7 +495,7 @@ fn smb_config(dir: &Path) -> String {
     )
     .unwrap();
     format!(
-        "[shares]\nunix_accounts = false\nsmb_config = \"{s}/smb.conf\"\nsmb_include = \"{s}/hostplane-shares.conf\"\nnfs_backend = \"ganesha\"\nnfs_exports = \"{g}/hostplane-exports.conf\"\nganesha_pid_file = \"{g}/ganesha.pid\"\n",
+        "[shares]\nunix_accounts = false\nsmb_config = \"{s}/smb.conf\"\nsmb_include = \"{s}/hostplane-shares.conf\"\nnfs_backend = \"ganesha\"\nnfs_exports = \"{g}/hostplane-exports.conf\"\nganesha_pid_file = \"{g}/ganesha.pid\"\nganesha_log = \"{g}/ganesha.log\"\n",
         g = dir.join("ganesha").display()
     )
 }

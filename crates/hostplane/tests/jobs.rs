@@ -28,6 +28,16 @@ async fn selftest_job_runs_to_success_with_log_and_result() {
         ["store", "disk_space", "data_dir_writable", "host_tools"]
     );
     assert!(steps.iter().all(|s| s["ok"] == true));
+    // host_tools is ok because the daemon's own tools are there (capabilities agree).
+    let caps = d.get_json("/api/v1/system/capabilities").await;
+    let own: Vec<&Value> = caps["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["area"] == "system")
+        .collect();
+    assert!(!own.is_empty(), "{caps}");
+    assert!(own.iter().all(|t| t["found"] == true), "{own:?}");
     let log = d.get(&format!("{location}/log")).await;
     assert_eq!(log.headers()["content-type"], "text/plain; charset=utf-8");
     let log = log.text().await.unwrap();

@@ -293,7 +293,10 @@ impl Drop for Kill {
 #[test]
 fn open_files_soft_limit_is_raised_to_the_hard_limit() {
     use std::os::unix::process::CommandExt;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let port = common::free_port();
     let mut cmd = std::process::Command::new(common::BIN);
     cmd.args(["serve", "--http", "--listen", &format!("127.0.0.1:{port}")])

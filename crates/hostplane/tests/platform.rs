@@ -186,7 +186,10 @@ async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
             .trim()
     );
     // A new pair, made by someone else's tool, put in place of the old one.
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let status = std::process::Command::new("openssl")
         .args([
             "req",
@@ -231,9 +234,12 @@ async fn tls_certificate_is_replaced_at_run_time_on_sighup() {
     assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
     // A broken pair is refused and the current one stays.
     std::fs::write(tls.join("cert.pem"), "garbage").unwrap();
+    assert!(!d.log().contains("TLS reload failed"), "{}", d.log());
     d.signal(libc::SIGHUP);
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    // Processed (not merely not yet seen): the daemon says it refused the pair.
+    d.wait_log("TLS reload failed; keeping the old certificate", 10);
     assert_eq!(served_certificate(d.port).trim(), new.trim());
+    assert_eq!(d.get_json("/api/v1/auth/whoami").await["user"], "admin");
 }
 
 /// Logs on stderr carry colour codes only on a terminal: redirected to a file they are plain.

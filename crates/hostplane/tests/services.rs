@@ -96,7 +96,10 @@ impl Container {
     fn boot(units: &[(&str, &str)]) -> Container {
         need("systemd-nspawn");
         let rootfs = ensure_rootfs();
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let mut c = Container {
             dir,
             nspawn: None,
@@ -263,7 +266,7 @@ async fn services_are_driven_on_a_real_systemd_in_nspawn() {
     eprintln!("container booted in {:?}", t0.elapsed());
     let d = Daemon::start_with(Opts {
         config: Some(format!(
-            "[services]\ndbus_address = \"{}\"\n[admin]\nservices = [\"hp-demo\", \"dbus\", \"no-such-unit\"]\n",
+            "[services]\ndbus_address = \"{}\"\nchange_units = true\n[admin]\nservices = [\"hp-demo\", \"dbus\", \"no-such-unit\"]\n",
             c.address()
         )),
         ..Opts::default()
@@ -430,7 +433,10 @@ impl Drop for PlainBus {
 #[tokio::test]
 async fn a_bus_without_systemd_is_503_with_the_reason() {
     need("dbus-daemon");
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let sock = dir.path().join("bus.sock");
     let address = format!("unix:path={}", sock.display());
     let _bus = PlainBus(
@@ -447,7 +453,9 @@ async fn a_bus_without_systemd_is_503_with_the_reason() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let d = Daemon::start_with(Opts {
-        config: Some(format!("[services]\ndbus_address = \"{address}\"\n")),
+        config: Some(format!(
+            "[services]\ndbus_address = \"{address}\"\nchange_units = true\n"
+        )),
         ..Opts::default()
     });
     let v = assert_problem(d.get("/api/v1/services").await, 503, "systemd_unavailable").await;

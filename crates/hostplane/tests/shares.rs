@@ -101,7 +101,10 @@ impl Samba {
 
     /// smbd on 127.0.0.1:<port>, its state in a temp dir, including hostplane's file.
     fn start() -> Samba {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let s = dir.path();
         for d in ["private", "lock", "state", "cache", "pid", "ncalrpc"] {
             std::fs::create_dir(s.join(d)).unwrap();
@@ -179,7 +182,10 @@ impl Ganesha {
 
     /// nfs-ganesha, NFSv4 only, on 127.0.0.1:<port>, including hostplane's exports file.
     fn start() -> Ganesha {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let g = dir.path();
         std::fs::create_dir(g.join("recov")).unwrap();
         let port = free_port();
@@ -275,12 +281,14 @@ impl Ganesha {
 fn daemon(loops: &Loops, samba: &Samba, ganesha: &Ganesha, group: &str) -> Daemon {
     let config = format!(
         "{}[shares]\ngroup = \"{group}\"\nsmb_config = \"{}\"\nsmb_include = \"{}\"\n\
-         nfs_backend = \"ganesha\"\nnfs_exports = \"{}\"\nganesha_pid_file = \"{}\"\n",
+         nfs_backend = \"ganesha\"\nnfs_exports = \"{}\"\nganesha_pid_file = \"{}\"\n\
+         ganesha_log = \"{}\"\n",
         loops.config(),
         samba.conf().display(),
         samba.include().display(),
         ganesha.exports().display(),
-        ganesha.pid_file().display()
+        ganesha.pid_file().display(),
+        ganesha.dir.path().join("ganesha.log").display()
     );
     Daemon::start_with(Opts {
         config: Some(config),
@@ -521,7 +529,10 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
     let md = std::fs::metadata(&ds_path).unwrap();
     assert_eq!(md.mode() & 0o2070, 0o2070, "{:o}", md.mode());
 
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let src = work.path().join("hello.txt");
     std::fs::write(&src, "hello over SMB\n").unwrap();
     let back = work.path().join("back.txt");
@@ -615,6 +626,95 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         "invalid_client",
     )
     .await;
+
+    // PATCH /shares/nfs/{name}: disabled, the export is gone from ganesha (the answer comes
+    // after ganesha reread its exports); enabled again, it serves the file again.
+    let r = send(
+        &d,
+        "PATCH",
+        "/api/v1/shares/nfs/media-nfs",
+        json!({"enabled": false, "comment": "paused"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let nfs = d.get_json("/api/v1/shares/nfs/media-nfs").await;
+    assert_eq!(nfs["enabled"], false, "{nfs}");
+    assert_eq!(nfs["comment"], "paused", "{nfs}");
+    assert!(
+        !std::fs::read_to_string(ganesha.exports())
+            .unwrap()
+            .contains("/media-nfs"),
+        "a disabled export is not in ganesha's file"
+    );
+    assert!(ganesha.wait_cat("/media-nfs", "hello.txt", true).is_none());
+    // If-Match: an outdated ETag is 412 and changes nothing.
+    let r = d
+        .client
+        .patch(d.url("/api/v1/shares/nfs/media-nfs"))
+        .bearer_auth(&d.token)
+        .header("if-match", "\"outdated\"")
+        .json(&json!({"enabled": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_problem(r, 412, "precondition_failed").await;
+    assert_eq!(
+        d.get_json("/api/v1/shares/nfs/media-nfs").await["enabled"],
+        false
+    );
+    let r = send(
+        &d,
+        "PATCH",
+        "/api/v1/shares/nfs/media-nfs",
+        json!({"enabled": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let text = ganesha.wait_cat("/media-nfs", "hello.txt", false).unwrap();
+    assert_eq!(text, "hello over SMB\n");
+
+    // Operators may read shares but not change them (admin only), and a refusal changes nothing.
+    let op = d.token_for_role("shareop", "operator").await;
+    assert_eq!(
+        d.get_as("/api/v1/shares/nfs/media-nfs", &op).await.status(),
+        200
+    );
+    for (method, path, body) in [
+        (
+            "POST",
+            "/api/v1/shares/nfs",
+            Some(json!({"name": "op-nfs", "pool": "tank", "dataset": "media"})),
+        ),
+        (
+            "POST",
+            "/api/v1/shares/smb",
+            Some(json!({"name": "op-smb", "pool": "tank", "dataset": "media"})),
+        ),
+        (
+            "PATCH",
+            "/api/v1/shares/nfs/media-nfs",
+            Some(json!({"enabled": false})),
+        ),
+        (
+            "PATCH",
+            "/api/v1/shares/smb/media",
+            Some(json!({"enabled": false})),
+        ),
+        ("DELETE", "/api/v1/shares/nfs/media-nfs", None),
+        ("DELETE", "/api/v1/shares/smb/media", None),
+    ] {
+        let r = d.send(method, path, Some(&op), body).await;
+        assert_problem(r, 403, "forbidden").await;
+    }
+    assert_eq!(
+        d.get_json("/api/v1/shares/nfs/media-nfs").await["enabled"],
+        true
+    );
+    assert_eq!(
+        d.get_json("/api/v1/shares/smb/media").await["enabled"],
+        true
+    );
+    assert_problem(d.get("/api/v1/shares/nfs/op-nfs").await, 404, "not_found").await;
 
     // While shared: the dataset and the user stay.
     assert_problem(
@@ -855,7 +955,10 @@ async fn shares_of_a_mergerfs_folder_and_an_unavailable_share() {
     )
     .await;
 
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let src = work.path().join("note.txt");
     std::fs::write(&src, "on mergerfs\n").unwrap();
     let (ok, out) = samba.client(

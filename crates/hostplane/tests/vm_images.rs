@@ -287,7 +287,10 @@ struct Evil {
 
 async fn evil_setup() -> Evil {
     let d = daemon("url_allow = [\"127.0.0.1\"]\n");
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let (evil, secret) = data_file_qcow2(work.path());
     let evil_bytes = std::fs::read(&evil).unwrap();
     let backed = std::fs::read(json_backing_qcow2(work.path(), &secret)).unwrap();
@@ -542,7 +545,10 @@ async fn decompression_bombs_and_oversized_images_are_refused_and_leave_nothing(
     assert_no_leftovers(&d).await;
 
     // A small qcow2 whose virtual size (1 GiB) exceeds max_disk_bytes: disk import, box.
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let big = std::fs::read(small_qcow2(work.path(), "1G")).unwrap();
     let r = upload(
         &d,
@@ -688,7 +694,10 @@ async fn aborted_uploads_and_stale_scratch_files_are_removed() {
 
 #[tokio::test]
 async fn box_urls_reach_only_allowed_addresses() {
-    let work = tempfile::tempdir().unwrap();
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let good = std::fs::read(small_qcow2(work.path(), "2M")).unwrap();
     let boxed = make_box(&good);
     let srv = serve("127.0.0.1:0", boxed.clone()).await;

@@ -65,12 +65,17 @@ struct Vms {
 
 impl Vms {
     fn start() -> Vms {
+        Self::start_with("")
+    }
+
+    /// With more `[vms]` keys.
+    fn start_with(vms_keys: &str) -> Vms {
         qemu_present();
         let kit = guest_kit();
         let d = Daemon::start_with(Opts {
             config: Some(format!(
                 // The box test downloads from a loopback server.
-                "[vms]\nallowed_paths = [{:?}]\nurl_allow = [\"127.0.0.1\"]\n",
+                "[vms]\nallowed_paths = [{:?}]\nurl_allow = [\"127.0.0.1\"]\n{vms_keys}",
                 kit.to_str().unwrap()
             )),
             ..Opts::default()
@@ -532,6 +537,42 @@ async fn export_import_roundtrip_and_full_and_thin_clones_boot() {
     assert!(r.bytes().await.unwrap().starts_with(b"QFI\xfb"));
     let r = t.d.get(&format!("/api/v1/vms/{oid}/disks/{n}.vhd")).await;
     assert_eq!(r.status(), 200);
+    let vhd = r.bytes().await.unwrap();
+    // A VHD ends with its 512-byte footer ("conectix" cookie); qemu-img reads the same bytes
+    // back (the virtual size may be rounded up to the VHD geometry: the rest is zeros).
+    assert!(vhd.len() > 512, "{} bytes", vhd.len());
+    assert!(
+        vhd[vhd.len() - 512..].starts_with(b"conectix"),
+        "no VHD footer"
+    );
+    let work = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    std::fs::write(work.path().join("d.vhd"), &vhd).unwrap();
+    let raw = work.path().join("d.raw");
+    let out = Command::new("qemu-img")
+        .args(["convert", "-f", "vpc", "-O", "raw"])
+        .arg(work.path().join("d.vhd"))
+        .arg(&raw)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let back = std::fs::read(&raw).unwrap();
+    assert!(
+        back.len() >= original.len(),
+        "{} < {}",
+        back.len(),
+        original.len()
+    );
+    assert!(
+        back[..original.len()] == original[..] && back[original.len()..].iter().all(|b| *b == 0),
+        "the .vhd export does not hold the disk's content"
+    );
 
     // A whole VM as .tar.zst, imported as a new VM.
     let r = t.d.get(&format!("/api/v1/vms/{oid}.tar.zst")).await;
@@ -596,10 +637,43 @@ async fn export_import_roundtrip_and_full_and_thin_clones_boot() {
     let snaps = t.d.get_json(&format!("/api/v1/vms/{tid}/snapshots")).await;
     assert_eq!(snaps[0]["name"], "s1", "{snaps}");
     assert_eq!(snaps[0]["vm_state_bytes"], 0);
+    // Change the disk after the snapshot (offline, with qemu-io), then revert: the disk's
+    // content is the snapshot's again.
+    let disk = t.d.get_json(&format!("/api/v1/vms/{tid}")).await["disks"][0].clone();
+    let disk_path = disk["path"].as_str().expect("the disk's path").to_string();
+    let disk_index = disk["index"].as_u64().unwrap();
+    let export_raw = |vm: String| {
+        let d = &t.d;
+        async move {
+            let r = d
+                .get(&format!("/api/v1/vms/{vm}/disks/{disk_index}.raw"))
+                .await;
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    let at_snapshot = export_raw(tid.clone()).await;
+    let out = Command::new("qemu-io")
+        .args(["-f", "qcow2", "-c", "write -P 0xa5 0 65536", &disk_path])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = export_raw(tid.clone()).await;
+    assert!(changed[..65536].iter().all(|b| *b == 0xa5), "qemu-io wrote");
+    assert!(changed != at_snapshot);
     let r =
         t.d.post(&format!("/api/v1/vms/{tid}/snapshots/s1/revert"), json!({}))
             .await;
-    t.wait_job(r).await;
+    let job = t.wait_job(r).await;
+    assert_eq!(job["status"], "success", "{job}");
+    assert!(
+        export_raw(tid.clone()).await == at_snapshot,
+        "revert did not restore the snapshot's content"
+    );
     let r =
         t.d.send(
             "DELETE",
@@ -649,7 +723,10 @@ async fn serve_once(data: Vec<u8>) -> String {
 
 /// A Vagrant box (libvirt provider) of the guest disk: tar.gz with metadata.json and box.img.
 fn make_box(t: &Vms) -> Vec<u8> {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
     let img = dir.path().join("box.img");
     let out = Command::new("qemu-img")
         .args(["convert", "-f", "raw", "-O", "qcow2"])
@@ -897,4 +974,223 @@ fn v_code(body: &Value) -> &'static str {
     } else {
         "invalid_name"
     }
+}
+
+/// Devices of a stopped VM: disks (create, get one, resize, delete, the max_disk_bytes limit),
+/// NICs and CD-ROMs added and removed; all `next_boot` and visible in the definition.
+#[tokio::test]
+async fn devices_of_a_stopped_vm_are_added_resized_and_removed() {
+    let t = Vms::start_with("max_disk_bytes = 67108864\n");
+    let vm = t.create(json!({"name": "devs", "memory_mib": 64})).await;
+    let id = vm["id"].as_str().unwrap().to_string();
+    let tok = t.d.token.clone();
+
+    // A new 16 MiB qcow2 disk; GET of that one disk.
+    let r =
+        t.d.post(
+            &format!("/api/v1/vms/{id}/disks"),
+            json!({"size_bytes": 16u64 << 20}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let ch: Value = r.json().await.unwrap();
+    assert_eq!(ch["applied"], "next_boot", "{ch}");
+    let disks = ch["vm"]["disks"].as_array().unwrap().clone();
+    assert_eq!(disks.len(), 1, "{ch}");
+    let n = disks[0]["index"].as_u64().unwrap();
+    let path = disks[0]["path"].as_str().unwrap().to_string();
+    let one = t.d.get_json(&format!("/api/v1/vms/{id}/disks/{n}")).await;
+    assert_eq!(one["index"], n);
+    assert_eq!(one["path"], path.as_str());
+    assert_eq!(one["size_bytes"], 16u64 << 20, "{one}");
+    let virtual_size = |p: &str| {
+        let out = Command::new("qemu-img")
+            .args(["info", "--output=json", p])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["virtual-size"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(virtual_size(&path), 16 << 20);
+    common::assert_problem(
+        t.d.get(&format!("/api/v1/vms/{id}/disks/99")).await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // max_disk_bytes (64 MiB): on create and on resize; disks only grow.
+    common::assert_problem(
+        t.d.post(
+            &format!("/api/v1/vms/{id}/disks"),
+            json!({"size_bytes": 128u64 << 20}),
+        )
+        .await,
+        409,
+        "exceeds_host",
+    )
+    .await;
+    let resize_path = format!("/api/v1/vms/{id}/disks/{n}/resize");
+    let resize = |size: u64| t.d.post(&resize_path, json!({"size_bytes": size}));
+    common::assert_problem(resize(128 << 20).await, 409, "exceeds_host").await;
+    common::assert_problem(resize(8 << 20).await, 422, "invalid_size").await;
+    let r = resize(32 << 20).await;
+    assert_eq!(r.status(), 200);
+    let ch: Value = r.json().await.unwrap();
+    assert_eq!(ch["vm"]["disks"][0]["size_bytes"], 32u64 << 20, "{ch}");
+    assert_eq!(virtual_size(&path), 32 << 20, "the image grew");
+
+    // NICs: add two (one with a MAC), remove the first.
+    let mut nic_index = Vec::new();
+    for body in [
+        json!({"mode": "user"}),
+        json!({"mode": "user", "mac": "52:54:00:12:34:56"}),
+    ] {
+        let r = t.d.post(&format!("/api/v1/vms/{id}/nics"), body).await;
+        assert_eq!(r.status(), 200);
+        let ch: Value = r.json().await.unwrap();
+        assert_eq!(ch["applied"], "next_boot", "{ch}");
+        let nics = ch["vm"]["nics"].as_array().unwrap();
+        nic_index.push(nics.last().unwrap()["index"].as_u64().unwrap());
+    }
+    let v = t.status(&id).await;
+    assert_eq!(v["nics"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["nics"][1]["mac"], "52:54:00:12:34:56", "{v}");
+    let r =
+        t.d.send(
+            "DELETE",
+            &format!("/api/v1/vms/{id}/nics/{}", nic_index[0]),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = t.status(&id).await;
+    let nics = v["nics"].as_array().unwrap();
+    assert_eq!(nics.len(), 1, "{v}");
+    assert_eq!(nics[0]["mac"], "52:54:00:12:34:56", "{v}");
+    common::assert_problem(
+        t.d.send(
+            "DELETE",
+            &format!("/api/v1/vms/{id}/nics/{}", nic_index[0]),
+            Some(&tok),
+            None,
+        )
+        .await,
+        404,
+        "not_found",
+    )
+    .await;
+
+    // CD-ROMs: an empty tray and an ISO in the images directory; remove the ISO drive.
+    std::fs::create_dir_all(t.images_dir()).unwrap();
+    let iso = t.images_dir().join("media.iso");
+    std::fs::write(&iso, vec![0u8; 64 << 10]).unwrap();
+    let r =
+        t.d.post(&format!("/api/v1/vms/{id}/cdroms"), json!({}))
+            .await;
+    assert_eq!(r.status(), 200);
+    let r =
+        t.d.post(
+            &format!("/api/v1/vms/{id}/cdroms"),
+            json!({"iso": iso.to_str().unwrap()}),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let ch: Value = r.json().await.unwrap();
+    let cds = ch["vm"]["cdroms"].as_array().unwrap().clone();
+    assert_eq!(cds.len(), 2, "{ch}");
+    assert!(cds[0]["iso"].is_null() || cds[0]["iso"] == "", "{ch}");
+    assert_eq!(cds[1]["iso"], iso.to_str().unwrap(), "{ch}");
+    let cd = cds[1]["index"].as_u64().unwrap();
+    let r =
+        t.d.send(
+            "DELETE",
+            &format!("/api/v1/vms/{id}/cdroms/{cd}"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = t.status(&id).await;
+    assert_eq!(v["cdroms"].as_array().unwrap().len(), 1, "{v}");
+    assert!(iso.exists(), "removing the drive leaves the ISO file alone");
+
+    // Delete the disk with its file: gone from the definition and (owned) from the images
+    // directory.
+    let r =
+        t.d.send(
+            "DELETE",
+            &format!("/api/v1/vms/{id}/disks/{n}?delete_file=true"),
+            Some(&tok),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let v = t.status(&id).await;
+    assert!(v["disks"].as_array().unwrap().is_empty(), "{v}");
+    common::assert_problem(
+        t.d.get(&format!("/api/v1/vms/{id}/disks/{n}")).await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert!(
+        !Path::new(&path).exists(),
+        "delete_file=true deletes the owned disk file"
+    );
+}
+
+/// vms.max_running = 1: a second VM does not start while one runs; reset keeps it running in
+/// the same QEMU process. (Diskless guests: the firmware alone keeps QEMU running.)
+#[tokio::test]
+async fn max_running_is_enforced_and_reset_keeps_the_process() {
+    let t = Vms::start_with("max_running = 1\n");
+    let a = t
+        .create(json!({"name": "a", "memory_mib": 64, "accelerator": "tcg"}))
+        .await;
+    let b = t
+        .create(json!({"name": "b", "memory_mib": 64, "accelerator": "tcg"}))
+        .await;
+    let (a, b) = (
+        a["id"].as_str().unwrap().to_string(),
+        b["id"].as_str().unwrap().to_string(),
+    );
+    let r = t.d.post(&format!("/api/v1/vms/{a}/start"), json!({})).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let pids = t.qemu_pids();
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    common::assert_problem(
+        t.d.post(&format!("/api/v1/vms/{b}/start"), json!({})).await,
+        409,
+        "too_many_running",
+    )
+    .await;
+    assert_eq!(t.qemu_pids(), pids, "no second QEMU");
+
+    let r = t.d.post(&format!("/api/v1/vms/{a}/reset"), json!({})).await;
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["status"], "running", "{v}");
+    assert_eq!(t.qemu_pids(), pids, "reset is not a restart");
+    // Reset of a stopped VM: 409.
+    common::assert_problem(
+        t.d.post(&format!("/api/v1/vms/{b}/reset"), json!({})).await,
+        409,
+        "vm_not_running",
+    )
+    .await;
+
+    // Once a stops, b may start.
+    let r = t.d.post(&format!("/api/v1/vms/{a}/stop"), json!({})).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while t.status(&a).await["status"] != "stopped" {
+        assert!(std::time::Instant::now() < deadline, "a did not stop");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = t.d.post(&format!("/api/v1/vms/{b}/start"), json!({})).await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
 }

@@ -17,6 +17,11 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   http = false                         # plain HTTP instead of HTTPS (tests, behind a proxy)
   socket = "/run/hostplane/hostplane.sock"  # root with the default data dir; else DATA_DIR/hostplane.sock
   socket_enabled = true                # unix socket for local admin (mode 0660; peer uid 0 = admin)
+  # sandbox = false                    # true: never act on the host's own system: generated system files go to
+                                       #   DATA_DIR/root (unless admin.system_root), reboot only through
+                                       #   admin.reboot_command, units changed only with services.change_units;
+                                       #   absent = false as root, true otherwise (tests and fuzzing set it to true;
+                                       #   GET /system/capabilities shows it as host_actions)
 
   [tls]
   cert = ""                            # PEM certificate chain; empty = DATA_DIR/tls/cert.pem,
@@ -67,8 +72,8 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   log_paths = []                       # extra log files and dirs logs.tar.gz includes
   storage_options = ["local", "nfs", "aoe", "iscsi", "nbd"]  # persistent storage types offered
   storage_mount_point = "/srv/hostplane"  # where persistent storage is mounted at boot
-  system_root = ""                     # prefix for generated system files (mount units); empty = "/"
-                                       #   as root with the default data_dir, else DATA_DIR/root
+  system_root = ""                     # prefix for generated system files (mount units); empty = "/",
+                                       #   or DATA_DIR/root with sandbox = true
   backup_keep = 3                      # backups kept in DATA_DIR/backup; older ones are deleted (1 .. 100)
   backup_upload_max_bytes = 1073741824 # largest backup archive an upload or restore form may send (1 GiB; 1 MiB ..); more: 413
   backup_unpacked_max_bytes = 4294967296  # most bytes an archive may unpack to, after gzip/zstd (4 GiB; 1 MiB ..); more: refused
@@ -76,6 +81,8 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
 
   [services]                           # systemd units over D-Bus (/api/v1/services, GET /admin/services)
   dbus_address = ""                    # system bus address; empty = $DBUS_SYSTEM_BUS_ADDRESS, else unix:path=/run/dbus/system_bus_socket
+  # change_units = true                # start/stop/restart/enable/disable units over that bus; absent = not sandbox
+                                       #   (reads are always allowed; a sandbox with a private bus sets it to true)
   job_timeout_secs = 120               # a start/stop/restart job gives up waiting for systemd after this (1 .. 3600)
 
   [vms]                                # QEMU virtual machines (/api/v1/vms)
@@ -98,6 +105,8 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   nfs_exports = ""                     # the NFS file hostplane owns; empty = SYSTEM_ROOT/etc/exports.d/hostplane.exports (kernel)
                                        #   or SYSTEM_ROOT/etc/ganesha/hostplane-exports.conf (ganesha: %include it in ganesha.conf)
   ganesha_pid_file = "/run/ganesha/ganesha.pid"  # ganesha rereads its exports on SIGHUP to this pid
+  ganesha_log = "/var/log/ganesha/ganesha.log"   # ganesha's log (its -L): a change waits for "Reread exports
+                                       #   complete" there (up to 10 s); unreadable = not confirmed (logged)
 
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
@@ -110,6 +119,8 @@ environment, which wins over the file."#;
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub data_dir: PathBuf,
+    /// Never act on the host's own system (see [`SAMPLE_CONFIG`]); None = not root.
+    pub sandbox: Option<bool>,
     pub listen: Vec<SocketAddr>,
     pub http: bool,
     pub socket: Option<PathBuf>,
@@ -304,6 +315,8 @@ pub const ADMIN_OPTIONAL_ENDPOINTS: &[&str] = &[
 pub struct ServicesConfig {
     /// D-Bus address of the system bus; empty = environment, else the standard socket.
     pub dbus_address: String,
+    /// Changes to units allowed; None = not [`Config::sandbox`].
+    pub change_units: Option<bool>,
     pub job_timeout_secs: u64,
 }
 
@@ -311,6 +324,7 @@ impl Default for ServicesConfig {
     fn default() -> Self {
         ServicesConfig {
             dbus_address: String::new(),
+            change_units: None,
             job_timeout_secs: 120,
         }
     }
@@ -354,6 +368,8 @@ pub struct SharesConfig {
     pub nfs_backend: NfsBackendConfig,
     pub nfs_exports: Option<PathBuf>,
     pub ganesha_pid_file: PathBuf,
+    /// ganesha's log file, where it says a reread finished.
+    pub ganesha_log: PathBuf,
 }
 
 impl Default for SharesConfig {
@@ -366,6 +382,7 @@ impl Default for SharesConfig {
             nfs_backend: NfsBackendConfig::Auto,
             nfs_exports: None,
             ganesha_pid_file: PathBuf::from("/run/ganesha/ganesha.pid"),
+            ganesha_log: PathBuf::from("/var/log/ganesha/ganesha.log"),
         }
     }
 }
@@ -430,6 +447,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             data_dir: default_data_dir(),
+            sandbox: None,
             listen: vec![SocketAddr::from(([127, 0, 0, 1], 8443))],
             http: false,
             socket: None,
@@ -476,6 +494,9 @@ pub struct ServeArgs {
     /// Unix socket path for local administration.
     #[arg(long, env = "HOSTPLANE_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+    /// Sandbox: never act on the host's own system (config key `sandbox`).
+    #[arg(long, env = "HOSTPLANE_SANDBOX")]
+    pub sandbox: bool,
     /// Do not open the unix socket.
     #[arg(long, env = "HOSTPLANE_NO_SOCKET")]
     pub no_socket: bool,
@@ -534,6 +555,9 @@ impl Config {
         cfg.http |= args.http;
         if let Some(s) = &args.socket {
             cfg.socket = Some(s.clone());
+        }
+        if args.sandbox {
+            cfg.sandbox = Some(true);
         }
         if args.no_socket {
             cfg.socket_enabled = false;
@@ -665,6 +689,7 @@ impl Config {
                 "shares.ganesha_pid_file",
                 Some(&self.shares.ganesha_pid_file),
             ),
+            ("shares.ganesha_log", Some(&self.shares.ganesha_log)),
         ] {
             if let Some(p) = p
                 && !p.as_os_str().is_empty()
@@ -842,14 +867,26 @@ impl Config {
         self.data_dir.join("bootstrap-token")
     }
 
-    /// Where generated system files (mount units) go: `admin.system_root`, else `/` when root
-    /// with the default data dir (a real install), else DATA_DIR/root (a sandbox, so a daemon
-    /// started for tests or fuzzing never changes the host's boot configuration).
+    /// The `sandbox` setting: never act on the host's own system. Absent: on unless root (a
+    /// daemon that is not root cannot manage the host, and must not ask the session's
+    /// systemd to reboot it). Tests and fuzzing set it explicitly.
+    pub fn sandbox(&self) -> bool {
+        self.sandbox.unwrap_or(!is_root())
+    }
+
+    /// `[services] change_units`: may start/stop/... units. Absent: not in a sandbox.
+    pub fn change_units(&self) -> bool {
+        self.services.change_units.unwrap_or(!self.sandbox())
+    }
+
+    /// Where generated system files (mount units) go: `admin.system_root`, else DATA_DIR/root
+    /// in a sandbox (a daemon started for tests or fuzzing never changes the host's boot
+    /// configuration), else `/`.
     pub fn system_root(&self) -> PathBuf {
         match &self.admin.system_root {
             Some(r) if !r.as_os_str().is_empty() => r.clone(),
-            _ if is_root() && self.data_dir == Path::new(ROOT_DATA_DIR) => PathBuf::from("/"),
-            _ => self.data_dir.join("root"),
+            _ if self.sandbox() => self.data_dir.join("root"),
+            _ => PathBuf::from("/"),
         }
     }
 
@@ -894,6 +931,7 @@ mod tests {
         assert_eq!(cfg.pools.mount_root, d.pools.mount_root);
         assert_eq!(cfg.shares.group, d.shares.group);
         assert_eq!(cfg.shares.ganesha_pid_file, d.shares.ganesha_pid_file);
+        assert_eq!(cfg.shares.ganesha_log, d.shares.ganesha_log);
         assert_eq!(
             cfg.auth.anonymous_failures_per_minute,
             d.auth.anonymous_failures_per_minute
@@ -933,12 +971,22 @@ mod tests {
     }
 
     #[test]
-    fn system_root_is_a_sandbox_unless_installed() {
+    fn system_root_follows_the_sandbox_setting() {
         let mut c = Config {
             data_dir: PathBuf::from("/tmp/hp-test"),
+            sandbox: Some(true),
             ..Default::default()
         };
         assert_eq!(c.system_root(), PathBuf::from("/tmp/hp-test/root"));
+        assert!(!c.change_units());
+        c.services.change_units = Some(true);
+        assert!(c.change_units());
+        // A custom data dir is not a sandbox by itself.
+        c.sandbox = Some(false);
+        assert_eq!(c.system_root(), PathBuf::from("/"));
+        c.services.change_units = None;
+        assert!(c.change_units());
+        c.sandbox = Some(true);
         c.admin.system_root = Some(PathBuf::from("/"));
         assert_eq!(c.system_root(), PathBuf::from("/"));
         c.admin.storage_mount_point = PathBuf::from("relative");

@@ -283,6 +283,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         "hostplane ready"
     );
+    // Subscribed to disk uevents before readiness (the events are sent after it).
+    let disk_watcher = crate::areas::disks::watch::open().await;
     // For supervisors and tests: this process, ready, and the addresses it got (a `--listen`
     // port 0 picks a free one). Written atomically once everything listens.
     let ready = serde_json::json!({"pid": std::process::id(), "tcp": bound});
@@ -298,7 +300,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Re-attach to QEMUs that outlived the last run, then autostart VMs (in the background).
     crate::areas::vms::spawn_startup(&state);
     // Disk hot-plug events and pool remounts run in the background: readiness does not wait.
-    crate::areas::disks::watch::spawn(state.clone());
+    crate::areas::disks::watch::spawn(state.clone(), disk_watcher);
     crate::areas::pools::spawn_remount(state.clone());
     if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
         spawn_tls_reloader(files, live);

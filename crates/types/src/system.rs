@@ -36,6 +36,26 @@ pub struct Capabilities {
     pub tools: Vec<Tool>,
     /// When this probe ran (RFC 3339, UTC).
     pub probed_at: String,
+    /// How this daemon is allowed to act on the host (its settings, not probed).
+    #[serde(default)]
+    pub host_actions: HostActions,
+}
+
+/// What the daemon's settings let it do to the host it runs on: the top-level `sandbox`
+/// setting and `[services] change_units` (docs/testing.md, `hostplane serve --help`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct HostActions {
+    /// `sandbox` is on: generated system files go under `system_root` (not `/`), the host is
+    /// never rebooted without `admin.reboot_command`, and units are changed only with
+    /// `services.change_units = true`. Tests and fuzzing run this way.
+    pub sandbox: bool,
+    /// Where generated system files (mount units, share configs) go.
+    pub system_root: String,
+    /// `POST /system/reboot` acts: `command` (`admin.reboot_command`), `systemd` (the host's
+    /// systemd, else `reboot`), or `refused` (sandbox without a command).
+    pub reboot: String,
+    /// Service start/stop/restart/enable/disable reach systemd (`services.change_units`).
+    pub change_units: bool,
 }
 
 /// Whether QEMU can use KVM here. `/dev/kvm` alone is not trusted: a nested PVM host has the

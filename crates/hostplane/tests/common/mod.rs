@@ -17,6 +17,8 @@ pub struct Opts {
     /// Extra TOML for the config file.
     pub config: Option<String>,
     pub extra_args: Vec<String>,
+    /// Extra environment variables of the daemon.
+    pub env: Vec<(String, String)>,
 }
 
 pub struct Daemon {
@@ -28,6 +30,8 @@ pub struct Daemon {
     pub socket: PathBuf,
     pub opts: Opts,
     pub client: reqwest::Client,
+    /// Everything the daemon wrote to stderr (its log at `warn`), over all its starts.
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
 }
 
 pub fn free_port() -> u16 {
@@ -53,7 +57,10 @@ impl Daemon {
     }
 
     pub fn start_with(opts: Opts) -> Daemon {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let mut d = Daemon {
             child: None,
             socket: dir.path().join("hp.sock"),
@@ -65,6 +72,7 @@ impl Daemon {
             token: String::new(),
             opts,
             client: client(),
+            stderr: Default::default(),
         };
         d.spawn();
         d.token = std::fs::read_to_string(d.dir.path().join("bootstrap-token"))
@@ -88,8 +96,14 @@ impl Daemon {
             .arg(format!("127.0.0.1:{}", self.port))
             .arg("--socket")
             .arg(&self.socket)
+            // Explicit: never the host's own system files, reboot or units (docs/testing.md).
+            .arg("--sandbox")
             .args(&self.opts.extra_args)
             .env("HOSTPLANE_LOG", "warn")
+            // The host's bus is never the test daemon's: a test that needs one makes it and
+            // names it in `[services] dbus_address`.
+            .env_remove("DBUS_SYSTEM_BUS_ADDRESS")
+            .envs(self.opts.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -127,15 +141,39 @@ impl Daemon {
             assert!(Instant::now() < deadline, "hostplane did not become ready");
             std::thread::sleep(Duration::from_millis(20));
         }
-        // Drain stderr so the daemon never blocks on a full pipe.
+        // Drain stderr so the daemon never blocks on a full pipe; keep it for `log()`.
         let mut stderr = child.stderr.take().unwrap();
+        let keep = self.stderr.clone();
         std::thread::spawn(move || {
-            let mut sink = Vec::new();
-            let _ = stderr.read_to_end(&mut sink);
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                keep.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
         });
         self.child = Some(child);
         // Pooled connections to a previous process are dead.
         self.client = client();
+    }
+
+    /// What the daemon logged to stderr so far (level `warn` and above).
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// Waits up to `secs` for `needle` in the daemon's log; panics with the log otherwise.
+    pub fn wait_log(&self, needle: &str, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while !self.log().contains(needle) {
+            assert!(
+                Instant::now() < deadline,
+                "the daemon never logged {needle:?}: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// The daemon's process id.
@@ -257,9 +295,83 @@ impl Daemon {
 }
 
 impl Drop for Daemon {
+    /// Kills the daemon and what it started: its descendants (job commands run in their own
+    /// process groups, so killing the daemon's group is not enough) and processes that name its
+    /// data dir (QEMU guests, which outlive a daemon by design). Also on panic.
     fn drop(&mut self) {
+        let mut pids = match &self.child {
+            Some(c) => descendants(c.id() as i32),
+            None => Vec::new(),
+        };
         self.kill9();
+        pids.extend(naming_dir(self.dir.path()));
+        for pid in pids {
+            // SAFETY: a signal to a process this daemon started (checked just above).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
+}
+
+/// Every process whose /proc/PID/stat parent chain leads to `root` (not `root` itself).
+pub fn descendants(root: i32) -> Vec<i32> {
+    let mut parent: Vec<(i32, i32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid ...: comm may hold spaces and parentheses.
+        let Some(rest) = stat.rsplit_once(')').map(|x| x.1) else {
+            continue;
+        };
+        if let Some(ppid) = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+            parent.push((pid, ppid));
+        }
+    }
+    let mut out = vec![root];
+    let mut i = 0;
+    while i < out.len() {
+        let p = out[i];
+        out.extend(parent.iter().filter(|(_, pp)| *pp == p).map(|(c, _)| *c));
+        i += 1;
+    }
+    out.remove(0);
+    out
+}
+
+/// Processes with an argument that is `dir`, a path below it, or a value naming it
+/// (`file=DIR/x`, `--config=DIR/x`), other than this test process.
+pub fn naming_dir(dir: &Path) -> Vec<i32> {
+    let d = dir.to_string_lossy().into_owned();
+    let below = format!("{d}/");
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(cmd) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        let names = cmd.split(|b| *b == 0).any(|a| {
+            let a = String::from_utf8_lossy(a);
+            a == d
+                || a.starts_with(&below)
+                || [b'=', b',', b':'].iter().any(|sep| {
+                    let sep = *sep as char;
+                    a.contains(&format!("{sep}{below}")) || a.ends_with(&format!("{sep}{d}"))
+                })
+        });
+        if names {
+            out.push(pid);
+        }
+    }
+    out
 }
 
 /// Asserts a problem+json answer with this status and code.

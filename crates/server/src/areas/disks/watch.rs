@@ -41,17 +41,34 @@ fn disk_of(ev: &Uevent) -> Option<String> {
     Some(name)
 }
 
-/// Starts the listener (a spawned task; start-up does not wait for it).
-pub fn spawn(state: AppState) {
+/// The listener, subscribed and with its first snapshot taken (both from kernel memory, no
+/// disk I/O): start-up opens it before it writes `ready.json`, so a uevent after readiness is
+/// never missed (tests attach a loop device right after the daemon is ready).
+pub struct Watcher {
+    sock: UeventSocket,
+    known: HashMap<String, (String, String)>,
+}
+
+/// Subscribes to block uevents; None (logged) when the kernel socket cannot be opened.
+pub async fn open() -> Option<Watcher> {
+    match UeventSocket::open() {
+        Ok(sock) => Some(Watcher {
+            sock,
+            known: snapshot().await,
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, "no uevent socket: disk add/remove events are off");
+            None
+        }
+    }
+}
+
+/// Runs the listener opened by [`open`] (a spawned task).
+pub fn spawn(state: AppState, watcher: Option<Watcher>) {
+    let Some(Watcher { sock, mut known }) = watcher else {
+        return;
+    };
     tokio::spawn(async move {
-        let sock = match UeventSocket::open() {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "no uevent socket: disk add/remove events are off");
-                return;
-            }
-        };
-        let mut known = snapshot().await;
         loop {
             let ev = match sock.recv().await {
                 Ok(ev) => ev,

@@ -14,9 +14,10 @@
 //! `unit_job_failed`; the job's result holds the unit's state either way. enable/disable are
 //! quick (`EnableUnitFiles`/`DisableUnitFiles` + `Reload`) and answer 200 with the unit.
 //!
-//! Safety: a daemon that is not the installed service (tests, fuzzing) changes units only on a
-//! bus chosen explicitly (`dbus_address` or `$DBUS_SYSTEM_BUS_ADDRESS`); otherwise actions
-//! answer 503 `systemd_not_configured` and the host's own services are left alone.
+//! Safety: units are changed only with `[services] change_units` (absent: on unless `sandbox`);
+//! tests and fuzzing run with `sandbox = true` and set `change_units = true` only with a bus of
+//! their own in `dbus_address`. Otherwise actions answer 503 `systemd_not_configured` and the
+//! host's own services are left alone.
 
 use std::time::Duration;
 
@@ -68,20 +69,17 @@ impl From<SystemdError> for ApiError {
     }
 }
 
-/// Changes go to the host's own systemd only from the installed daemon, or when a bus was
-/// chosen on purpose (`[services] dbus_address` or `$DBUS_SYSTEM_BUS_ADDRESS`): a daemon
-/// started for tests or fuzzing never stops the host's services. Reads are always allowed.
+/// Changes go to systemd only with `[services] change_units` (absent: not in a sandbox), so a
+/// daemon started for tests or fuzzing never stops the host's services, whatever bus its
+/// environment names. Reads are always allowed.
 fn check_may_change(state: &AppState) -> Result<(), ApiError> {
-    let chosen = !state.config.services.dbus_address.is_empty()
-        || std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some_and(|v| !v.is_empty());
-    if chosen || crate::areas::system::power::is_real_install(state) {
+    if state.config.change_units() {
         Ok(())
     } else {
         Err(ApiError::Unavailable {
             code: "systemd_not_configured",
-            detail: "this daemon is not the installed service (not root, or not the default \
-                     data dir): it changes units only on a bus named in [services] \
-                     dbus_address"
+            detail: "unit changes are off: this daemon runs with sandbox on and without \
+                     [services] change_units = true"
                 .into(),
         })
     }

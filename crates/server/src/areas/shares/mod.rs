@@ -244,8 +244,8 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
         if !rebound.is_empty() {
             // ganesha keeps serving an export whose block did not change from the root it
             // opened first (the old subvolume after a rollback): take the re-bound exports
-            // out, let it reread (it does so asynchronously, hence the pause), then put them
-            // back below.
+            // out, let it reread (asynchronously: wait for its log to say it is done), then put
+            // them back below.
             let without: Vec<host_nfs::ExportSpec> = p
                 .exports
                 .iter()
@@ -253,21 +253,14 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
                 .cloned()
                 .collect();
             write_if_changed(&exports, &host_nfs::render_ganesha(&without))?;
-            if host_nfs::reload_ganesha(&state.config.shares.ganesha_pid_file)
-                .map_err(crate::areas::disks::cmd_err)?
-            {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
+            reload_ganesha(state).await?;
         }
         if write_if_changed(&exports, text)? || bound {
             match nfs_backend(state) {
                 NfsBackend::Kernel => host_nfs::reload_kernel()
                     .await
                     .map_err(crate::areas::disks::cmd_err)?,
-                NfsBackend::Ganesha => {
-                    host_nfs::reload_ganesha(&state.config.shares.ganesha_pid_file)
-                        .map_err(crate::areas::disks::cmd_err)?;
-                }
+                NfsBackend::Ganesha => reload_ganesha(state).await?,
                 NfsBackend::Off => {}
             }
         }
@@ -277,6 +270,29 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
     }
     if let Some(g) = &p.group {
         share_group_dirs(g, &p.group_dirs).await;
+    }
+    Ok(())
+}
+
+/// Longest wait for ganesha to say it reread its exports.
+const GANESHA_REREAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// SIGHUP to ganesha, then its log's "Reread exports complete" (`[shares] ganesha_log`), so the
+/// answer (and a following change) comes after ganesha serves the new exports.
+async fn reload_ganesha(state: &AppState) -> ApiResult<()> {
+    let c = &state.config.shares;
+    let outcome = host_nfs::reload_ganesha_and_wait(
+        &c.ganesha_pid_file,
+        &c.ganesha_log,
+        GANESHA_REREAD_TIMEOUT,
+    )
+    .await
+    .map_err(crate::areas::disks::cmd_err)?;
+    if outcome == host_nfs::GaneshaReload::Unconfirmed {
+        tracing::warn!(
+            log = %c.ganesha_log.display(),
+            "ganesha was signalled but its log did not confirm the reread (shares.ganesha_log)"
+        );
     }
     Ok(())
 }

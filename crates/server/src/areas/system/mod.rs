@@ -50,8 +50,20 @@ pub fn router() -> OpenApiRouter<AppState> {
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("system:read"))),
     tag = "system",
     responses((status = 200, description = "Capabilities, probed now", body = Capabilities)))]
-async fn capabilities() -> axum::Json<Capabilities> {
-    axum::Json(hostplane_host::capabilities::probe().await)
+async fn capabilities(State(state): State<AppState>) -> axum::Json<Capabilities> {
+    let mut caps = hostplane_host::capabilities::probe().await;
+    caps.host_actions = host_actions(&state.config);
+    axum::Json(caps)
+}
+
+/// The settings that decide how far this daemon acts on its host.
+pub fn host_actions(config: &crate::config::Config) -> hostplane_types::system::HostActions {
+    hostplane_types::system::HostActions {
+        sandbox: config.sandbox(),
+        system_root: config.system_root().display().to_string(),
+        reboot: power::reboot_mode(config).into(),
+        change_units: config.change_units(),
+    }
 }
 
 /// Start the self-test job. Only one runs at a time (lock `system.selftest`).
@@ -190,35 +202,7 @@ async fn run_selftest(
 
     // 4. Host tools, by area.
     let caps = hostplane_host::capabilities::probe().await;
-    let found: Vec<&str> = caps
-        .tools
-        .iter()
-        .filter(|t| t.found)
-        .map(|t| t.name.as_str())
-        .collect();
-    let missing: Vec<&str> = caps
-        .tools
-        .iter()
-        .filter(|t| !t.found)
-        .map(|t| t.name.as_str())
-        .collect();
-    record(
-        &ctx,
-        4,
-        SelftestStep {
-            name: "host_tools".into(),
-            // Missing tools only disable areas; they do not make the host unhealthy.
-            ok: true,
-            detail: format!(
-                "{} found, {} missing ({}); KVM usable: {} ({})",
-                found.len(),
-                missing.len(),
-                missing.join(", "),
-                caps.virtualization.kvm_usable,
-                caps.virtualization.reason
-            ),
-        },
-    );
+    record(&ctx, 4, host_tools_step(&caps));
 
     let ok = steps.iter().all(|s| s.ok);
     let result = SelftestResult { steps, ok };
@@ -237,4 +221,103 @@ async fn run_selftest(
         });
     }
     serde_json::to_value(result).map_err(|e| JobFailure::new("internal", e.to_string()))
+}
+
+/// Step 4 of the self-test: the daemon's own tools (area `system`: backups, debug bundles,
+/// update packages) must be there; other missing tools only disable their areas.
+fn host_tools_step(caps: &Capabilities) -> SelftestStep {
+    let names = |f: &dyn Fn(&hostplane_types::system::Tool) -> bool| -> Vec<&str> {
+        caps.tools
+            .iter()
+            .filter(|t| f(t))
+            .map(|t| t.name.as_str())
+            .collect()
+    };
+    let found = names(&|t| t.found);
+    let missing = names(&|t| !t.found);
+    let own_missing = names(&|t| !t.found && t.area == "system");
+    SelftestStep {
+        name: "host_tools".into(),
+        ok: own_missing.is_empty(),
+        detail: format!(
+            "{}{} found, {} missing ({}); KVM usable: {} ({})",
+            if own_missing.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "the daemon's own tools are missing: {}; ",
+                    own_missing.join(", ")
+                )
+            },
+            found.len(),
+            missing.len(),
+            missing.join(", "),
+            caps.virtualization.kvm_usable,
+            caps.virtualization.reason
+        ),
+    }
+}
+
+#[cfg(test)]
+mod host_tools_tests {
+    use super::*;
+    use hostplane_types::system::{Tool, Virtualization};
+
+    fn caps(tools: &[(&str, &str, bool)]) -> Capabilities {
+        Capabilities {
+            hostname: "h".into(),
+            kernel: "k".into(),
+            arch: "x86_64".into(),
+            os: None,
+            is_root: true,
+            init: "systemd".into(),
+            cgroup: "v2".into(),
+            virtualization: Virtualization {
+                kvm_device: false,
+                cpu_flags: Vec::new(),
+                pvm: false,
+                kvm_usable: false,
+                reason: "none".into(),
+            },
+            tools: tools
+                .iter()
+                .map(|(name, area, found)| Tool {
+                    name: (*name).into(),
+                    area: (*area).into(),
+                    path: None,
+                    found: *found,
+                    version: None,
+                })
+                .collect(),
+            probed_at: String::new(),
+            host_actions: Default::default(),
+        }
+    }
+
+    #[test]
+    fn missing_area_tools_are_ok_missing_own_tools_are_not() {
+        let s = host_tools_step(&caps(&[
+            ("tar", "system", true),
+            ("zstd", "system", true),
+            ("dockerd", "containers", false),
+        ]));
+        assert!(s.ok, "{}", s.detail);
+        assert!(
+            s.detail.contains("2 found, 1 missing (dockerd)"),
+            "{}",
+            s.detail
+        );
+        let s = host_tools_step(&caps(&[
+            ("tar", "system", true),
+            ("zstd", "system", false),
+            ("dockerd", "containers", true),
+        ]));
+        assert!(!s.ok);
+        assert!(
+            s.detail
+                .starts_with("the daemon's own tools are missing: zstd; "),
+            "{}",
+            s.detail
+        );
+    }
 }

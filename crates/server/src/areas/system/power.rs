@@ -10,11 +10,10 @@
 //!    systemd over D-Bus (`StartUnit reboot.target replace-irreversibly`, what
 //!    `systemctl reboot` does), else the `reboot` program when systemd is not reachable.
 //!
-//! Safety: with no `reboot_command`, a daemon that is not a real install (not root, or a data
-//! dir other than `/var/lib/hostplane`, as in tests and fuzzing) refuses to reboot the machine
-//! (`reboot_not_configured`) instead of rebooting whatever host it runs on.
+//! Safety: with no `reboot_command`, a daemon with `sandbox` on (tests and fuzzing set it; it is
+//! on by default when not root) refuses to reboot the machine (`reboot_not_configured`)
+//! instead of rebooting whatever host it runs on.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -98,10 +97,15 @@ async fn backup_first(
     Ok(v)
 }
 
-/// A real install: root with the standard data dir (the same rule decides where generated
-/// system files go). Anything else is a sandbox that must not reboot the machine by default.
-pub fn is_real_install(state: &AppState) -> bool {
-    crate::config::is_root() && state.config.data_dir == Path::new("/var/lib/hostplane")
+/// How the reboot action would act: `command`, `systemd` or `refused` (GET /system/capabilities).
+pub fn reboot_mode(config: &crate::config::Config) -> &'static str {
+    if !config.admin.reboot_command.is_empty() {
+        "command"
+    } else if config.sandbox() {
+        "refused"
+    } else {
+        "systemd"
+    }
 }
 
 async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFailure> {
@@ -117,15 +121,12 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
             .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
         return Ok(format!("command: {shown}"));
     }
-    if !is_real_install(state) {
+    if state.config.sandbox() {
         return Err(JobFailure::new(
             "reboot_not_configured",
-            format!(
-                "refusing to reboot this machine from a daemon that is not the installed \
-                 service (data dir {}, running as root: {}); set admin.reboot_command",
-                state.config.data_dir.display(),
-                crate::config::is_root()
-            ),
+            "refusing to reboot this machine: the daemon runs with sandbox on (the default when \
+             not root); set admin.reboot_command, or sandbox = false on the installed service"
+                .to_string(),
         ));
     }
     let bus = &state.config.services.dbus_address;
