@@ -46,7 +46,7 @@ fn disk_of(ev: &Uevent) -> Option<String> {
 /// never missed (tests attach a loop device right after the daemon is ready).
 pub struct Watcher {
     sock: UeventSocket,
-    known: HashMap<String, (String, String)>,
+    known: HashMap<String, Disk>,
 }
 
 /// Subscribes to block uevents; None (logged) when the kernel socket cannot be opened.
