@@ -237,17 +237,8 @@ fn item_properties(
     op: &utoipa::openapi::path::Operation,
 ) -> Option<Vec<String>> {
     use utoipa::openapi::{RefOr, Schema};
-    let RefOr::T(ok) = op.responses.responses.get("200")? else {
-        return None;
-    };
-    let RefOr::T(content) = ok.content.get("application/json")? else {
-        return None;
-    };
-    let Some(RefOr::Ref(r)) = &content.schema else {
-        return None;
-    };
-    let name = r.ref_location.rsplit('/').next()?;
-    match doc.components.as_ref()?.schemas.get(name)? {
+    let name = crate::http::links::ref_name(crate::http::links::answer_schema(op, "200")?)?;
+    match doc.components.as_ref()?.schemas.get(&name)? {
         RefOr::T(Schema::Object(obj)) => Some(obj.properties.keys().cloned().collect()),
         _ => None,
     }

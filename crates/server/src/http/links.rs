@@ -63,7 +63,7 @@ fn path_params(path: &str) -> Vec<String> {
     out
 }
 
-fn ref_name(schema: &RefOr<Schema>) -> Option<String> {
+pub(crate) fn ref_name(schema: &RefOr<Schema>) -> Option<String> {
     match schema {
         RefOr::Ref(r) => r.ref_location.rsplit('/').next().map(str::to_string),
         RefOr::T(_) => None,
@@ -71,7 +71,7 @@ fn ref_name(schema: &RefOr<Schema>) -> Option<String> {
 }
 
 /// The JSON schema of an answer (`application/json` only).
-fn answer_schema<'a>(op: &'a Operation, status: &str) -> Option<&'a RefOr<Schema>> {
+pub(crate) fn answer_schema<'a>(op: &'a Operation, status: &str) -> Option<&'a RefOr<Schema>> {
     match op.responses.responses.get(status)? {
         RefOr::T(r) => match r.content.get("application/json")? {
             RefOr::T(c) => c.schema.as_ref(),

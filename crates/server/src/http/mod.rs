@@ -305,8 +305,16 @@ fn constrain_collection_params(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+    insert_schemas(doc, partials);
+}
+
+/// Adds object schemas made by a pass to the document's components.
+fn insert_schemas(
+    doc: &mut utoipa::openapi::OpenApi,
+    schemas: Vec<(String, utoipa::openapi::schema::Object)>,
+) {
     if let Some(components) = doc.components.as_mut() {
-        for (name, schema) in partials {
+        for (name, schema) in schemas {
             components
                 .schemas
                 .insert(name, RefOr::T(utoipa::openapi::Schema::Object(schema)));
@@ -337,17 +345,9 @@ fn add_item_fields_params(doc: &mut utoipa::openapi::OpenApi) {
         if takes_fields {
             continue;
         }
-        let name = match op.responses.responses.get("200") {
-            Some(RefOr::T(r)) => match r.content.get("application/json") {
-                Some(RefOr::T(c)) => match &c.schema {
-                    Some(RefOr::Ref(r)) => r.ref_location.rsplit('/').next().map(str::to_string),
-                    _ => None,
-                },
-                _ => None,
-            },
-            _ => None,
+        let Some(name) = links::answer_schema(op, "200").and_then(links::ref_name) else {
+            continue;
         };
-        let Some(name) = name else { continue };
         let Some(RefOr::T(utoipa::openapi::Schema::Object(obj))) = components.schemas.get(&name)
         else {
             continue;
@@ -391,13 +391,7 @@ fn add_item_fields_params(doc: &mut utoipa::openapi::OpenApi) {
             )));
         }
     }
-    if let Some(components) = doc.components.as_mut() {
-        for (name, schema) in partials {
-            components
-                .schemas
-                .insert(name, RefOr::T(utoipa::openapi::Schema::Object(schema)));
-        }
-    }
+    insert_schemas(doc, partials);
 }
 
 /// A JSON body whose schema requires no property may be left out (it reads as `{}`,
