@@ -160,10 +160,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
     let auth = Auth::new(store.clone())?;
     bootstrap(&cfg, &auth)?;
-    // Updates: the appliance's age identity at first start, stale work dirs (background).
-    crate::areas::system::update::at_start(&cfg);
-    // Backups: what an interrupted backup, restore or upload left in DATA_DIR/backup.
-    crate::areas::system::backup::at_start(&cfg);
     let events = Arc::new(Events::new(store.clone(), cfg.events.replay_window)?);
     let jobs = Jobs::new(store.clone(), events.clone())?;
     let tls_files = if cfg.http {
@@ -193,11 +189,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         None => None,
     };
 
-    let vms = Arc::new(
-        crate::areas::vms::VmManager::new(&cfg, store.clone(), events.clone())
-            .context("preparing the VM directories")?,
-    );
-    let state = AppState(Arc::new(Services {
+    let mut services = Services {
         login_limiter: LoginLimiter::new(cfg.auth.login_attempts_per_minute),
         anon_limiter: AnonLimiter::new(cfg.auth.anonymous_failures_per_minute),
         audit,
@@ -209,8 +201,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         events,
         metrics,
         started: t0,
-        vms,
-    }));
+        tickets: Default::default(),
+        areas: Default::default(),
+    };
+    // Each area prepares itself and its own state (areas::Area::init).
+    crate::areas::init_all(&mut services)?;
+    let state = AppState(Arc::new(services));
     let app = http::app(state.clone());
     let handle = Handle::new();
     let mut servers = tokio::task::JoinSet::new();
@@ -283,8 +279,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         data_dir = %cfg.data_dir.display(),
         "hostplane ready"
     );
-    // Subscribed to disk uevents before readiness (the events are sent after it).
-    let disk_watcher = crate::areas::disks::watch::open().await;
+    // The areas' start hooks (disk uevents are subscribed before readiness, pools remount and
+    // VMs re-attach in the background).
+    crate::areas::start_all(&state).await;
     // For supervisors and tests: this process, ready, and the addresses it got (a `--listen`
     // port 0 picks a free one). Written atomically once everything listens.
     let ready = serde_json::json!({"pid": std::process::id(), "tcp": bound});
@@ -297,11 +294,6 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     spawn_housekeeping(state.clone());
-    // Re-attach to QEMUs that outlived the last run, then autostart VMs (in the background).
-    crate::areas::vms::spawn_startup(&state);
-    // Disk hot-plug events and pool remounts run in the background: readiness does not wait.
-    crate::areas::disks::watch::spawn(state.clone(), disk_watcher);
-    crate::areas::pools::spawn_remount(state.clone());
     if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
         spawn_tls_reloader(files, live);
     }
@@ -320,6 +312,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         while servers.join_next().await.is_some() {}
     })
     .await;
+    crate::areas::shutdown_all(&state).await;
     let _ = state.auth.flush_last_used();
     state.audit.flush();
     if let Some(p) = &socket_path {

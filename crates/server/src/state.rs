@@ -6,6 +6,7 @@ use std::sync::Arc;
 use axum_server::tls_rustls::RustlsConfig;
 use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::areas::AreaStates;
 use crate::config::Config;
 use crate::http::ratelimit::{AnonLimiter, LoginLimiter};
 use crate::platform::audit::Audit;
@@ -13,6 +14,7 @@ use crate::platform::auth::Auth;
 use crate::platform::events::Events;
 use crate::platform::jobs::Jobs;
 use crate::platform::store::Store;
+use crate::platform::tickets::Tickets;
 
 pub struct Services {
     pub config: Config,
@@ -28,12 +30,27 @@ pub struct Services {
     /// The live TLS configuration; replacing its certificate swaps it for new connections.
     pub tls: Option<RustlsConfig>,
     pub started: std::time::Instant,
-    /// QEMU virtual machines (areas::vms).
-    pub vms: Arc<crate::areas::vms::VmManager>,
+    /// Single-use WebSocket tickets (consoles, terminals).
+    pub tickets: Tickets,
+    /// Each area's own state (`areas::AreaState`); this struct names no area.
+    pub areas: AreaStates,
 }
 
 #[derive(Clone)]
 pub struct AppState(pub Arc<Services>);
+
+impl AppState {
+    /// The state an area registered (its `init` hook); panics when none did, which is a
+    /// programming error caught by every test that starts the daemon.
+    pub fn area<T: std::any::Any + Send + Sync>(&self) -> &T {
+        self.areas.get_ref::<T>().unwrap_or_else(|| {
+            panic!(
+                "no area registered state {}: its init hook did not run",
+                std::any::type_name::<T>()
+            )
+        })
+    }
+}
 
 impl Deref for AppState {
     type Target = Services;

@@ -30,7 +30,7 @@ use axum::http::Method;
 use hostplane_types::auth::Role;
 
 use crate::error::ApiError;
-use crate::platform::auth::{AREAS, Principal};
+use crate::platform::auth::Principal;
 
 /// What a caller needs for one operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,7 +95,7 @@ impl Access {
                 let (area, access) = s
                     .split_once(':')
                     .ok_or_else(|| format!("x-required-scope {s:?} is not <area>:read|write"))?;
-                if !AREAS.contains(&area) {
+                if !crate::areas::scope_names().contains(&area) {
                     return Err(format!("x-required-scope names an unknown area {area:?}"));
                 }
                 let write = match access {

@@ -109,10 +109,9 @@ fn authenticate(
             auth.authenticate_admin_api_hash(&hash, req.method().as_str(), req.uri().path());
         return limited(found, "hash parameter");
     }
-    // A console ticket (POST /vms/{id}/console): single use, one console WebSocket of one VM.
+    // A WebSocket ticket (platform::tickets): single use, one of the paths it was issued for.
     if let Some(ticket) = query_param(req, "ticket") {
         return state
-            .vms
             .tickets
             .redeem(&ticket, req.method(), req.uri().path())
             .map(Some)

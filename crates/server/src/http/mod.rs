@@ -24,6 +24,7 @@ use crate::error::{ApiError, PROBLEM_JSON};
 use crate::state::AppState;
 
 pub mod access;
+pub mod answer;
 pub mod auth_layer;
 pub mod caller;
 pub mod collection;
@@ -44,22 +45,10 @@ pub mod ratelimit;
         description = "One REST API for the host's disks, storage pools, shares, virtual machines, services and system administration. Errors are RFC 9457 problem+json with a stable `code`. Collections accept limit/offset/fields/filter/sort/ndjson. Slow operations answer 202 with a job.",
         license(name = "Apache-2.0")
     ),
-    components(schemas(hostplane_types::problem::Problem, hostplane_types::problem::FieldError)),
-    tags(
-        (name = "auth", description = "Log in and out; who am I"),
-        (name = "users", description = "User accounts (admin)"),
-        (name = "tokens", description = "API tokens and sessions"),
-        (name = "jobs", description = "Asynchronous jobs"),
-        (name = "events", description = "Event stream (SSE)"),
-        (name = "audit", description = "Audit log (admin)"),
-        (name = "system", description = "Host capabilities and self-test"),
-        (name = "admin", description = "Jidoteki-compatible admin API"),
-        (name = "disks", description = "Block devices: inventory, SMART, power, wipe/partition/format jobs"),
-        (name = "pools", description = "Storage pools (btrfs, ext4, xfs, mergerfs), datasets and snapshots"),
-        (name = "services", description = "systemd service units over D-Bus"),
-        (name = "vms", description = "Virtual machines: QEMU over QMP, consoles, disks, snapshots, clones, templates, import/export"),
-        (name = "shares", description = "SMB shares (Samba) and NFS exports (kernel nfsd or nfs-ganesha) of pool datasets; share users are users with role share"),
-    )
+    components(schemas(
+        hostplane_types::problem::Problem,
+        hostplane_types::problem::FieldError
+    ))
 )]
 struct ApiDoc;
 
@@ -91,6 +80,18 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .merge(areas::router())
         .routes(utoipa_axum::routes!(metrics_endpoint))
         .split_for_parts();
+    // One tag per area, in the registry's order.
+    doc.tags = Some(
+        areas::ALL
+            .iter()
+            .map(|a| {
+                utoipa::openapi::tag::TagBuilder::new()
+                    .name(a.name)
+                    .description(Some(a.description))
+                    .build()
+            })
+            .collect(),
+    );
     let components = doc.components.get_or_insert_with(Default::default);
     components.add_security_scheme(
         "bearer",

@@ -31,25 +31,6 @@ pub const ADMIN_API_KEY_SETTING: &str = "admin_api_token_sha256";
 /// The principal name of the Jidoteki admin-API credential.
 pub const ADMIN_API_USER: &str = "admin-api";
 
-/// Areas a scope may name. Later areas are listed already so tokens can be scoped ahead.
-pub const AREAS: &[&str] = &[
-    "admin",
-    "audit",
-    "auth",
-    "containers",
-    "disks",
-    "events",
-    "jobs",
-    "network",
-    "pools",
-    "services",
-    "shares",
-    "system",
-    "tokens",
-    "users",
-    "vms",
-];
-
 /// Who is calling, once authenticated.
 #[derive(Debug, Clone)]
 pub struct Principal {
@@ -178,17 +159,18 @@ pub fn narrow_scopes(held: &[String], wanted: &[String]) -> Result<Vec<String>, 
     Ok(wanted.to_vec())
 }
 
-/// Checks scope strings: `*`, `*:read`, `<area>`, `<area>:read`, `<area>:write`.
-pub fn validate_scopes(scopes: &[String]) -> Result<(), ApiError> {
+/// Checks scope strings: `*`, `*:read`, `<area>`, `<area>:read`, `<area>:write`, where `areas`
+/// are the names a scope may use (`areas::scope_names`).
+pub fn validate_scopes(scopes: &[String], areas: &[&str]) -> Result<(), ApiError> {
     for s in scopes {
         let (area, access) = s.split_once(':').unwrap_or((s.as_str(), "write"));
-        if !(area == "*" || AREAS.contains(&area)) || !(access == "read" || access == "write") {
+        if !(area == "*" || areas.contains(&area)) || !(access == "read" || access == "write") {
             return Err(ApiError::invalid_field(
                 "invalid_scope",
                 "scopes",
                 format!(
                     "{s:?} is not a scope; use <area>:read|write or *, areas: {}",
-                    AREAS.join(", ")
+                    areas.join(", ")
                 ),
             ));
         }
@@ -858,9 +840,9 @@ mod tests {
         assert!(p.scope_allows("jobs", false));
         assert!(!p.scope_allows("jobs", true));
         assert!(!p.scope_allows("users", false));
-        assert!(validate_scopes(&["vms:write".into(), "*:read".into()]).is_ok());
-        assert!(validate_scopes(&["nope:read".into()]).is_err());
-        assert!(validate_scopes(&["vms:delete".into()]).is_err());
+        assert!(validate_scopes(&["vms:write".into(), "*:read".into()], &["vms"]).is_ok());
+        assert!(validate_scopes(&["nope:read".into()], &["vms"]).is_err());
+        assert!(validate_scopes(&["vms:delete".into()], &["vms"]).is_err());
     }
 
     #[test]

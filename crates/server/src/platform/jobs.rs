@@ -391,6 +391,22 @@ impl Jobs {
             .ok_or_else(|| ApiError::not_found(format!("no job {id:?}")))
     }
 
+    /// The newest job of `kind`, if any ("the last certificate renewal", "the last backup").
+    pub fn latest_of_kind(&self, kind: &str) -> Result<Option<Job>, ApiError> {
+        let id: Option<String> = self.inner.store.read(|c| {
+            c.query_row(
+                "SELECT id FROM jobs WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
+                [kind],
+                |r| r.get(0),
+            )
+            .optional()
+        })?;
+        match id {
+            Some(id) => self.get(&id).map(Some),
+            None => Ok(None),
+        }
+    }
+
     /// All jobs, newest first.
     pub fn list(&self) -> rusqlite::Result<Vec<Job>> {
         self.page(0, None).map(|(jobs, _)| jobs)

@@ -4,5 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod jobs;
+pub mod state_files;
 pub mod store;
+pub mod tickets;
 pub mod time;

@@ -17,7 +17,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::admin::compat::{self, as_400, bad_request};
 use crate::areas::admin::{JidotekiStatus, require_enabled};
-use crate::areas::system::backup::latest_job;
 use crate::areas::system::certificate::{self as svc, Field};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
@@ -104,7 +103,7 @@ async fn post_certs(
     responses((status = 200, description = "Update status", body = JidotekiCertsStatus)))]
 async fn get_certs(State(state): State<AppState>) -> ApiResult<axum::Json<JidotekiCertsStatus>> {
     require_enabled(&state, "certs")?;
-    let job = latest_job(&state, svc::JOB_KIND)?
+    let job = state.jobs.latest_of_kind(svc::JOB_KIND)?
         .ok_or_else(|| ApiError::not_found("no certificates update has run"))?;
     Ok(axum::Json(JidotekiCertsStatus {
         status: compat::status_word(job.status).into(),

@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::error::ApiError;
+use crate::areas::Area;
 use crate::state::AppState;
 
 pub mod backup;
@@ -32,6 +33,8 @@ pub mod update;
 /// Optional endpoints hostplane implements (Jidoteki: enabled by configuration).
 /// `settings` and `cluster` stay disabled until the network and fleet issues.
 pub const OPTIONAL_IMPLEMENTED: &[&str] = &["license", "certs", "storage", "backup"];
+
+pub const AREA: Area = Area::new("admin", "Jidoteki-compatible admin API", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

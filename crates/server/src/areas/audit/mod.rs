@@ -9,7 +9,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::http::collection::{self, CollectionParams, Fetch};
 use crate::http::extract::Query;
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("audit", "Audit log (admin)", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -17,7 +17,10 @@ use crate::http::extract::Json;
 use crate::http::peer::Peer;
 use crate::platform::auth::TokenSpec;
 use crate::platform::time;
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("auth", "Log in and out; who am I", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

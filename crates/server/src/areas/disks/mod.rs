@@ -39,17 +39,31 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::areas::pools::registry::{self, PoolRecord};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::areas::{Area, HookFuture};
 use crate::state::AppState;
 
 /// How long `performance=true` samples `/proc/diskstats`.
 pub const PERF_INTERVAL: Duration = Duration::from_millis(250);
+
+pub const AREA: Area = Area {
+    start: Some(start),
+    ..Area::new("disks", "Block devices: inventory, SMART, power, wipe/partition/format jobs", router)
+};
+
+/// Subscribes to disk uevents before the daemon is ready, then follows them in the background.
+fn start(state: AppState) -> HookFuture {
+    Box::pin(async move {
+        let watcher = watch::open().await;
+        watch::spawn(state, watcher);
+    })
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -33,7 +33,10 @@ use crate::http::access;
 use crate::http::caller::Caller;
 use crate::http::extract::Query;
 use crate::platform::auth::Principal;
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("events", "Event stream (SSE)", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

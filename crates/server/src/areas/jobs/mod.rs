@@ -19,7 +19,10 @@ use crate::http::collection::{self, CollectionParams, Fetch};
 use crate::http::extract::Query;
 use crate::platform::auth::Principal;
 use crate::platform::jobs::Jobs;
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("jobs", "Asynchronous jobs", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

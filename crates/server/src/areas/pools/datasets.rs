@@ -19,7 +19,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{self, DatasetSettings, PoolRecord};
 use super::{find_record, ops};
-use crate::areas::created;
+use crate::http::answer::created;
 use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;

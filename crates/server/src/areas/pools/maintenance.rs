@@ -17,7 +17,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{self, MemberRecord, PoolRecord};
 use super::{find_record, ops, publish_record};
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::areas::disks::{self, check_destructive, claim, cmd_err, job_err, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::areas::disks::{self, check_destructive, claim, job_err, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
@@ -41,8 +41,19 @@ use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
 use crate::platform::time;
+use crate::areas::{Area, HookFuture};
 use crate::state::AppState;
 use registry::{MemberRecord, PoolRecord};
+
+pub const AREA: Area = Area {
+    start: Some(start),
+    ..Area::new("pools", "Storage pools (btrfs, ext4, xfs, mergerfs), datasets and snapshots", router)
+};
+
+/// Remounts the pools marked `auto_mount`, in the background.
+fn start(state: AppState) -> HookFuture {
+    Box::pin(async move { spawn_remount(state) })
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -13,7 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::datasets::{self, Ctx, check_name, ctx, unix_to_string, usage_of};
 use super::registry;
-use crate::areas::created;
+use crate::http::answer::created;
 use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;

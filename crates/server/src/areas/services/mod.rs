@@ -29,13 +29,16 @@ use hostplane_types::jobs::Job;
 use hostplane_types::services::{Service, ServiceActionResult};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
 use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("services", "systemd service units over D-Bus", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -44,9 +44,12 @@ use crate::config::NfsBackendConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
+use crate::areas::Area;
 use crate::state::AppState;
 use paths::{Resolver, Unresolved};
 use registry::{Options, ShareRecord};
+
+pub const AREA: Area = Area::new("shares", "SMB shares (Samba) and NFS exports (kernel nfsd or nfs-ganesha) of pool datasets; share users are users with role share", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -627,7 +630,7 @@ impl<V: serde::Serialize + utoipa::ToSchema + 'static> Protocol<V> {
         .await?;
         let v = (self.view)(&mut Resolver::new(state), &rec);
         publish(state, "resource.created", actor, &rec.href(), &v);
-        Ok(crate::areas::created(&rec.href(), &v))
+        Ok(crate::http::answer::created(&rec.href(), &v))
     }
 
     /// Changes the share named `name`: `If-Match` against its current view, the common fields,

@@ -1,7 +1,7 @@
 //! `/api/v1/system/backups`: archives of the whole appliance state, and restoring one.
 //!
 //! Flow of a backup: `POST /system/backups` → a `system.backup` job (lock `system.backup`,
-//! shared with restores) → under [`STATE_FILES`] (no certificate or storage change meanwhile):
+//! shared with restores) → under `STATE_FILES` (platform::state_files) (no certificate or storage change meanwhile):
 //! an SQLite online backup of the store (`Store::backup_to`), the role files the config names
 //! (TLS certificate and key, the config file, a configured appliance identity), and the state
 //! files under the data dir ([`DATA_PATHS`]: keys, the bootstrap token, ...) go into a tar with
@@ -36,7 +36,7 @@ use std::io::{Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -46,13 +46,13 @@ use axum::response::Response;
 use futures_util::StreamExt;
 use hostplane_types::jobs::{Job, JobStatus};
 use hostplane_types::system::backup::{Backup, BackupOrigin, BackupStatus, RestoreResult};
-use rusqlite::OptionalExtension;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::system::{storage, uploads};
-use crate::areas::{accepted, created};
+use crate::http::answer::{accepted, created};
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::fsutil::write_atomic;
@@ -60,6 +60,7 @@ use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
+use crate::platform::state_files::STATE_FILES;
 use crate::platform::store::Store;
 use crate::platform::time;
 use crate::state::AppState;
@@ -82,11 +83,6 @@ const STORE_ENTRY: &str = "store/hostplane.sqlite";
 const MAX_MANIFEST: u64 = 16 << 20;
 const MAX_ENTRIES: usize = 100_000;
 
-/// Held while certificate, storage, backup or restore read or write state files, so a backup
-/// never catches a half-replaced certificate pair.
-pub static STATE_FILES: LazyLock<tokio::sync::Mutex<()>> =
-    LazyLock::new(|| tokio::sync::Mutex::new(()));
-
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_backups, create_backup))
@@ -97,22 +93,6 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 // ---- helpers shared with the other system state resources ----
-
-/// The newest job of `kind`, if any.
-pub fn latest_job(state: &AppState, kind: &str) -> ApiResult<Option<Job>> {
-    let id: Option<String> = state.store.read(|c| {
-        c.query_row(
-            "SELECT id FROM jobs WHERE kind = ?1 ORDER BY id DESC LIMIT 1",
-            [kind],
-            |r| r.get(0),
-        )
-        .optional()
-    })?;
-    match id {
-        Some(id) => Ok(Some(state.jobs.get(&id)?)),
-        None => Ok(None),
-    }
-}
 
 /// Sizes as Jidoteki shows them: `128.0K`, `3.4M`, `512B`.
 pub fn human_size(n: u64) -> String {
@@ -868,7 +848,7 @@ pub async fn take_backup(state: &AppState, actor: &str) -> ApiResult<Backup> {
         Err(ApiError::Conflict {
             code: "lock_held",
             detail,
-        }) => match latest_job(state, JOB_KIND)? {
+        }) => match state.jobs.latest_of_kind(JOB_KIND)? {
             Some(j) if !j.status.is_terminal() => j,
             _ => return Err(ApiError::conflict("lock_held", detail)),
         },

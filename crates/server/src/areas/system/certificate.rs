@@ -24,8 +24,8 @@ use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
 
-use crate::areas::accepted;
-use crate::areas::system::backup::{STATE_FILES, latest_job};
+use crate::http::answer::accepted;
+use crate::platform::state_files::STATE_FILES;
 use crate::error::{ApiError, ApiResult};
 use crate::fsutil::write_atomic;
 use crate::http::caller::Caller;
@@ -512,7 +512,7 @@ pub fn current(state: &AppState) -> ApiResult<Certificate> {
     cert.listener = if state.tls.is_some() { "https" } else { "http" }.into();
     cert.cert_file = files.cert.display().to_string();
     cert.key_file = files.key.display().to_string();
-    cert.last_update = latest_job(state, JOB_KIND)?.map(|j| j.href);
+    cert.last_update = state.jobs.latest_of_kind(JOB_KIND)?.map(|j| j.href);
     Ok(cert)
 }
 

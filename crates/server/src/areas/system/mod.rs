@@ -5,6 +5,7 @@
 //! store, the data dir's free space and writability, and the host tools, step by step with
 //! progress; `step_delay_ms` paces the steps so a caller can watch (or a test can interrupt).
 
+
 use std::time::Duration;
 
 use axum::extract::State;
@@ -12,12 +13,13 @@ use axum::response::Response;
 use hostplane_types::system::{Capabilities, SelftestRequest, SelftestResult, SelftestStep};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::extract::Json;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
-use crate::state::AppState;
+use crate::areas::{Area, AnyState};
+use crate::state::{AppState, Services};
 
 pub mod backup;
 pub mod certificate;
@@ -30,6 +32,18 @@ pub mod update;
 pub mod uploads;
 
 const MAX_STEP_DELAY_MS: u64 = 60_000;
+
+pub const AREA: Area = Area {
+    init: Some(init),
+    ..Area::new("system", "Host capabilities and self-test", router)
+};
+
+/// Update and backup work dirs left by an interrupted run, the appliance's age identity.
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    update::at_start(&services.config);
+    backup::at_start(&services.config);
+    Ok(None)
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -22,7 +22,7 @@ use axum::response::Response;
 use hostplane_types::jobs::Job;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};

@@ -18,7 +18,7 @@ use hostplane_types::system::storage::{Storage, StorageSettings};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::system::backup::STATE_FILES;
+use crate::platform::state_files::STATE_FILES;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::etag::{check_if_match, etag_of, with_etag};

@@ -30,7 +30,7 @@ use rusqlite::OptionalExtension;
 use tokio::io::AsyncWriteExt;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;

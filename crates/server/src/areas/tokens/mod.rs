@@ -8,16 +8,19 @@ use axum::response::Response;
 use hostplane_types::auth::{CreateTokenRequest, CreatedToken, Role, Token, TokenKind};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::created;
+use crate::http::answer::created;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::auth::{Principal, TokenSpec, narrow_scopes, validate_scopes};
 use crate::platform::time;
+use crate::areas::Area;
 use crate::state::AppState;
 
 const MAX_LIFETIME_SECS: u64 = 10 * 365 * 86400;
+
+pub const AREA: Area = Area::new("tokens", "API tokens and sessions", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -64,7 +67,7 @@ async fn create_token(
             "token names are 1-64 characters without control characters",
         ));
     }
-    validate_scopes(&req.scopes)?;
+    validate_scopes(&req.scopes, &crate::areas::scope_names())?;
     let scopes = narrow_scopes(&p.scopes, &req.scopes)?;
     // Virtual principals (root on the socket, the admin-API token) own nothing: their tokens
     // go to the bootstrap admin unless an owner is named.

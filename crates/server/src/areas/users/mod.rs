@@ -9,14 +9,17 @@ use axum::response::Response;
 use hostplane_types::auth::{CreateUserRequest, Role, UpdateUserRequest, User};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::created;
+use crate::http::answer::created;
 use crate::areas::shares::accounts;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::etag::{check_if_match, etag_of, with_etag};
 use crate::http::extract::{Json, Query};
+use crate::areas::Area;
 use crate::state::AppState;
+
+pub const AREA: Area = Area::new("users", "User accounts (admin)", router);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

@@ -20,11 +20,12 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::lifecycle::VmManager;
 use super::lock_key;
 use super::model::{self, VmRecord};
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::ApiResult;
 use crate::http::caller::Caller;
 use crate::http::extract::Json;
 use crate::platform::jobs::{JobFailure, JobSpec};
+use super::VmsState;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -46,7 +47,7 @@ async fn clone_vm(
 ) -> ApiResult<Response> {
     model::check_name("name", &req.name)?;
     let rec = model::find(&state.store, &id)?;
-    state.vms.require_stopped(&rec.id)?;
+    state.vms().require_stopped(&rec.id)?;
     if model::load(&state.store, &req.name)?.is_some() {
         return Err(crate::error::ApiError::conflict(
             "vm_exists",
@@ -69,8 +70,8 @@ async fn clone_vm(
             actor: p.user.clone(),
         },
         move |ctx| async move {
-            let _g = st.vms.lock(&src_id).await;
-            st.vms
+            let _g = st.vms().lock(&src_id).await;
+            st.vms()
                 .require_stopped(&src_id)
                 .map_err(|e| JobFailure::new("vm_running", e.to_string()))?;
             let src = model::find(&st.store, &src_id)
@@ -82,14 +83,14 @@ async fn clone_vm(
             let rec = clone(&st, &src, &req.name, req.strategy)
                 .await
                 .map_err(|e| JobFailure::new("clone_failed", e))?;
-            let vm = st.vms.view(&rec);
+            let vm = st.vms().view(&rec);
             st.events.publish(
                 "resource.created",
                 &vm.href,
                 &actor,
                 serde_json::to_value(&vm).unwrap_or_default(),
             );
-            st.vms.publish(&src_id, &actor);
+            st.vms().publish(&src_id, &actor);
             Ok(serde_json::to_value(&vm).unwrap_or_default())
         },
     )?;
@@ -123,7 +124,7 @@ pub async fn clone(
     name: &str,
     strategy: CloneStrategy,
 ) -> Result<VmRecord, String> {
-    let mgr = &state.vms;
+    let mgr = state.vms();
     let id = uuid::Uuid::now_v7().to_string();
     let dir = mgr.vm_dir(&id);
     std::fs::create_dir_all(&dir).map_err(io)?;

@@ -11,7 +11,7 @@
 //!   `binary` subprotocol noVNC asks for. The first frame is the RFB banner.
 //! * Screenshot (`GET /vms/{id}/screenshot`): QMP `screendump` as PNG (QEMU ≥ 7.1 writes PNG;
 //!   older QEMU writes PPM, converted here).
-//! * Tickets (`POST /vms/{id}/console`): see [`super::tickets`].
+//! * Tickets (`POST /vms/{id}/console`): see `platform::tickets`.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -36,9 +36,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::lifecycle::qmp_error;
 use super::model;
-use super::tickets::TICKET_TTL;
+use crate::platform::tickets::TICKET_TTL;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
+use super::VmsState;
 use crate::state::AppState;
 
 /// Console output kept for late joiners.
@@ -154,7 +155,7 @@ pub async fn serial_ws(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let rec = model::find(&state.store, &id)?;
-    let rt = state.vms.require_running(&rec.id)?;
+    let rt = state.vms().require_running(&rec.id)?;
     let ws = upgrade(ws)?;
     let hub = rt.serial.clone();
     Ok(ws.on_upgrade(move |socket| serial_session(socket, hub)))
@@ -214,7 +215,7 @@ pub async fn vnc_ws(
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> ApiResult<Response> {
     let rec = model::find(&state.store, &id)?;
-    let rt = state.vms.require_running(&rec.id)?;
+    let rt = state.vms().require_running(&rec.id)?;
     let ws = upgrade(ws)?;
     let vnc = UnixStream::connect(&rt.files.vnc)
         .await
@@ -263,7 +264,7 @@ pub async fn screenshot(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let rec = model::find(&state.store, &id)?;
-    let rt = state.vms.require_running(&rec.id)?;
+    let rt = state.vms().require_running(&rec.id)?;
     let mut raw = [0u8; 8];
     getrandom::fill(&mut raw).expect("the OS random source works");
     let png_native = rt.qmp.version()
@@ -313,11 +314,13 @@ pub async fn console_ticket(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     let rec = model::find(&state.store, &id)?;
-    let ticket = state.vms.tickets.issue(&rec.id, &p);
+    let base = format!("/api/v1/vms/{}", rec.id);
+    let ticket = state
+        .tickets
+        .issue(vec![format!("{base}/serial"), format!("{base}/vnc")], &p);
     let expires = crate::platform::time::format(
         crate::platform::time::now() + time::Duration::seconds(TICKET_TTL.as_secs() as i64),
     );
-    let base = format!("/api/v1/vms/{}", rec.id);
     let body = ConsoleTicket {
         serial_url: format!("{base}/serial?ticket={ticket}"),
         vnc_url: format!("{base}/vnc?ticket={ticket}"),

@@ -32,6 +32,7 @@ use super::{cdrom_entry, export};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::extract::{Json, Query};
+use super::VmsState;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -232,11 +233,11 @@ fn change(
     reason: Option<String>,
     actor: &str,
 ) -> VmChange {
-    state.vms.publish(&rec.id, actor);
+    state.vms().publish(&rec.id, actor);
     VmChange {
         applied,
         reason,
-        vm: state.vms.view(rec),
+        vm: state.vms().view(rec),
     }
 }
 
@@ -365,15 +366,15 @@ async fn add_disk(
         .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
     let req: DiskRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid("invalid_body", format!("invalid disk: {e}")))?;
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     if rec.def.disks.len() >= model::MAX_DISKS {
         return Err(ApiError::conflict(
             "too_many_disks",
             format!("at most {} disks", model::MAX_DISKS),
         ));
     }
-    let plan = plan_disk(&state.vms, &state.vms.limits(), "disk", &req).await?;
-    let dir = state.vms.vm_dir(&rec.id);
+    let plan = plan_disk(state.vms(), &state.vms().limits(), "disk", &req).await?;
+    let dir = state.vms().vm_dir(&rec.id);
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
     let index = rec
         .def
@@ -395,7 +396,7 @@ pub async fn attach_disk_now(
     rec: &VmRecord,
     disk: &VmDisk,
 ) -> (Applied, Option<String>) {
-    match state.vms.runtime(&rec.id) {
+    match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".into())),
         Some(rt) => match hotplug_disk(&rt, rec.def.machine, disk).await {
             Ok(()) => (Applied::Live, None),
@@ -448,9 +449,9 @@ async fn remove_disk(
     UrlPath((id, n)): UrlPath<(String, String)>,
     Query(q): Query<RemoveDiskParams>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     let disk = find_disk(&rec, &n)?.clone();
-    let (applied, reason) = match state.vms.runtime(&rec.id) {
+    let (applied, reason) = match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
         Some(rt) if !rt.launched().disks.iter().any(|d| d.index == disk.index) => {
             (Applied::Live, None)
@@ -475,7 +476,7 @@ async fn remove_disk(
         },
     };
     if q.delete_file.unwrap_or(false) && disk.owned {
-        if applied == Applied::NextBoot && state.vms.runtime(&rec.id).is_some() {
+        if applied == Applied::NextBoot && state.vms().runtime(&rec.id).is_some() {
             return Err(ApiError::conflict(
                 "disk_in_use",
                 "the running VM still uses the disk; remove it without delete_file or stop the VM",
@@ -503,10 +504,10 @@ async fn resize_disk(
     UrlPath((id, n)): UrlPath<(String, String)>,
     Json(req): Json<ResizeRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     let disk = find_disk(&rec, &n)?.clone();
     state
-        .vms
+        .vms()
         .limits()
         .check_disk_size("size_bytes", req.size_bytes)?;
     let current = img::info(Path::new(&disk.path), Some(disk.format.as_str()))
@@ -521,7 +522,7 @@ async fn resize_disk(
         ));
     }
     let rt = state
-        .vms
+        .vms()
         .runtime(&rec.id)
         .filter(|rt| rt.launched().disks.iter().any(|d| d.index == disk.index));
     match rt {
@@ -538,7 +539,7 @@ async fn resize_disk(
             .await
             .map_err(host_error)?,
     }
-    let live = state.vms.runtime(&rec.id).is_some();
+    let live = state.vms().runtime(&rec.id).is_some();
     let mut def = rec.def.clone();
     if let Some(d) = def.disks.iter_mut().find(|d| d.index == disk.index) {
         d.size_bytes = req.size_bytes;
@@ -584,7 +585,7 @@ async fn add_nic(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<NicRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     if rec.def.nics.len() >= model::MAX_NICS {
         return Err(ApiError::conflict(
             "too_many_nics",
@@ -597,7 +598,7 @@ async fn add_nic(
         .nic
         .max(rec.def.nics.iter().map(|n| n.index + 1).max().unwrap_or(0));
     let nic = model::check_nic("nic", &req, index)?;
-    let (applied, reason) = match state.vms.runtime(&rec.id) {
+    let (applied, reason) = match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
         Some(rt) => match hotplug_nic(&rt, rec.def.machine, &nic).await {
             Ok(()) => (Applied::Live, None),
@@ -662,11 +663,11 @@ async fn remove_nic(
     Caller(p): Caller,
     UrlPath((id, n)): UrlPath<(String, u32)>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     if !rec.def.nics.iter().any(|x| x.index == n) {
         return Err(ApiError::not_found(format!("no NIC {n} in this VM")));
     }
-    let (applied, reason) = match state.vms.runtime(&rec.id) {
+    let (applied, reason) = match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
         Some(rt) if !rt.launched().nics.iter().any(|x| x.index == n) => (Applied::Live, None),
         Some(rt) => match unplug(&rt, &argv::net_dev(n)).await {
@@ -702,7 +703,7 @@ async fn add_cdrom(
     UrlPath(id): UrlPath<String>,
     Json(req): Json<CdromRequest>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     if rec.def.cdroms.len() >= model::MAX_CDROMS {
         return Err(ApiError::conflict(
             "too_many_cdroms",
@@ -717,8 +718,8 @@ async fn add_cdrom(
             .max()
             .unwrap_or(0),
     );
-    let cd = cdrom_entry(&state.vms, "cdrom", &req, index)?;
-    let reason = if state.vms.runtime(&rec.id).is_some() {
+    let cd = cdrom_entry(state.vms(), "cdrom", &req, index)?;
+    let reason = if state.vms().runtime(&rec.id).is_some() {
         CD_NOT_HOTPLUG
     } else {
         "the VM is not running"
@@ -747,7 +748,7 @@ async fn remove_cdrom(
     Caller(p): Caller,
     UrlPath((id, n)): UrlPath<(String, u32)>,
 ) -> ApiResult<axum::Json<VmChange>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
     let cd = rec
         .def
         .cdroms
@@ -755,7 +756,7 @@ async fn remove_cdrom(
         .find(|c| c.index == n)
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("no CD-ROM {n} in this VM")))?;
-    let running = state.vms.runtime(&rec.id).is_some();
+    let running = state.vms().runtime(&rec.id).is_some();
     if cd.cloud_init
         && !running
         && let Some(iso) = &cd.iso

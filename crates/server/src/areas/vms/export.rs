@@ -32,10 +32,11 @@ use super::disks::DiskAddParams;
 use super::intake::{self, TempPath};
 use super::lifecycle::{VmManager, host_error};
 use super::model::{self, VmDef, VmRecord};
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::auth::Principal;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
+use super::VmsState;
 use crate::state::AppState;
 
 const CHUNK: usize = 1 << 20;
@@ -237,8 +238,8 @@ pub async fn export_disk(
         )
     })?;
     let rec = model::find(&state.store, &id)?;
-    let guard = state.vms.lock_req(&rec.id).await?;
-    state.vms.require_stopped(&rec.id)?;
+    let guard = state.vms().lock_req(&rec.id).await?;
+    state.vms().require_stopped(&rec.id)?;
     let idx: u32 = num
         .parse()
         .map_err(|_| ApiError::not_found(format!("no disk {num:?}")))?;
@@ -254,7 +255,7 @@ pub async fn export_disk(
     let (path, scratch) = if disk.format.as_str() == format && disk.backing.is_none() {
         (src, Scratch(Vec::new()))
     } else {
-        let tmp = scratch_path(&state.vms, "export")?;
+        let tmp = scratch_path(state.vms(), "export")?;
         let scratch = Scratch(vec![tmp.clone()]);
         img::convert(&src, disk.format.as_str(), &tmp, format, |_| {})
             .await
@@ -289,15 +290,15 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
         ));
     }
     let rec = model::find(&state.store, &id)?;
-    let guard = state.vms.lock_req(&rec.id).await?;
-    state.vms.require_stopped(&rec.id)?;
+    let guard = state.vms().lock_req(&rec.id).await?;
+    state.vms().require_stopped(&rec.id)?;
     let mut scratch = Scratch(Vec::new());
     let mut files = Vec::new();
     for d in &rec.def.disks {
         intake::recheck_in_place(d).await?;
         let name = format!("disks/disk{}.{}", d.index, d.format.as_str());
         if d.backing.is_some() {
-            let tmp = scratch_path(&state.vms, "export")?;
+            let tmp = scratch_path(state.vms(), "export")?;
             scratch.0.push(tmp.clone());
             img::copy_flat(
                 Path::new(&d.path),
@@ -418,16 +419,16 @@ pub async fn import_disk(
             format!("at most {} disks", model::MAX_DISKS),
         ));
     }
-    if let Err(e) = precheck_upload(&state.vms, &headers) {
+    if let Err(e) = precheck_upload(state.vms(), &headers) {
         return super::refuse(body, e).await;
     }
     // Removed on every error path, and by the job when it ends.
-    let tmp = TempPath::new(scratch_path(&state.vms, "upload")?);
-    let max_disk = state.vms.max_disk_bytes;
+    let tmp = TempPath::new(scratch_path(state.vms(), "upload")?);
+    let max_disk = state.vms().max_disk_bytes;
     let dest = tmp.path().to_path_buf();
     intake::stream_into(
         body.into_data_stream(),
-        state.vms.max_upload_bytes,
+        state.vms().max_upload_bytes,
         move |r, trip| {
             let mut out =
                 intake::CappedFile::create(&dest, image_file_limit(max_disk), "the image", trip)?;
@@ -449,7 +450,7 @@ pub async fn import_disk(
     )
     .await?;
     let info = intake::check_image(tmp.path(), Some(format), max_disk, None).await?;
-    intake::ensure_space(&state.vms.images_dir, info.actual_size)?;
+    intake::ensure_space(&state.vms().images_dir, info.actual_size)?;
     let st = state.clone();
     let vm_id = rec.id.clone();
     let actor = p.user.clone();
@@ -483,7 +484,7 @@ async fn import_disk_job(
         "uploaded a {format} image of {} bytes (virtual)",
         info.virtual_size
     ));
-    let _g = state.vms.lock(&vm_id).await;
+    let _g = state.vms().lock(&vm_id).await;
     let rec =
         model::find(&state.store, &vm_id).map_err(|e| JobFailure::new("vm_gone", e.to_string()))?;
     let index = rec
@@ -491,7 +492,7 @@ async fn import_disk_job(
         .next
         .disk
         .max(rec.def.disks.iter().map(|d| d.index + 1).max().unwrap_or(0));
-    let dir = state.vms.vm_dir(&vm_id);
+    let dir = state.vms().vm_dir(&vm_id);
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let dest = dir.join(format!("disk{index}.qcow2"));
     let c = ctx.clone();
@@ -519,7 +520,7 @@ async fn import_disk_job(
     def.next.disk = index + 1;
     model::save_def(&state.store, &vm_id, &def)
         .map_err(|e| JobFailure::new("internal", e.to_string()))?;
-    state.vms.publish(&vm_id, &actor);
+    state.vms().publish(&vm_id, &actor);
     ctx.log(format!("disk {index} added ({applied:?})"));
     Ok(serde_json::json!({"disk": disk, "applied": applied, "reason": reason}))
 }
@@ -545,22 +546,22 @@ pub async fn import_archive(
     if let Some(n) = &name {
         model::check_name("name", n)?;
     }
-    if let Err(e) = precheck_upload(&state.vms, &headers) {
+    if let Err(e) = precheck_upload(state.vms(), &headers) {
         return super::refuse(body, e).await;
     }
-    let staging = TempPath::new(scratch_path(&state.vms, "import")?);
+    let staging = TempPath::new(scratch_path(state.vms(), "import")?);
     std::fs::create_dir_all(staging.path()).map_err(ApiError::internal)?;
-    let max_disk = state.vms.max_disk_bytes;
+    let max_disk = state.vms().max_disk_bytes;
     // Decompressed: every disk at its largest, plus the manifest and tar headers; and never
     // more than an upload may carry.
     let total = max_disk
         .saturating_mul(model::MAX_DISKS as u64)
         .saturating_add(16 << 20)
-        .min(state.vms.max_upload_bytes);
+        .min(state.vms().max_upload_bytes);
     let dir = staging.path().to_path_buf();
     let unpacked = intake::stream_into(
         body.into_data_stream(),
-        state.vms.max_upload_bytes,
+        state.vms().max_upload_bytes,
         move |r, trip| unpack(r, &dir, image_file_limit(max_disk), total, trip),
     )
     .await?;
@@ -568,7 +569,7 @@ pub async fn import_archive(
     let name = name.unwrap_or(manifest.name.clone());
     model::check_name("name", &name)
         .map_err(|e| ApiError::invalid_field("invalid_name", "name", e.to_string()))?;
-    let limits = state.vms.limits();
+    let limits = state.vms().limits();
     let mut def = manifest.def;
     limits
         .check_vcpus("vcpus", def.vcpus)
@@ -605,7 +606,7 @@ pub async fn import_archive(
     // Files outside the archive are kept only when they resolve here too.
     let ok = |s: &Option<String>| {
         s.as_ref().is_some_and(|p| {
-            model::resolve_file("x", p, &state.vms.images_dir, &state.vms.roots).is_ok()
+            model::resolve_file("x", p, &state.vms().images_dir, &state.vms().roots).is_ok()
         })
     };
     for c in &mut def.cdroms {
@@ -648,7 +649,7 @@ async fn import_archive_job(
     actor: String,
 ) -> Result<serde_json::Value, JobFailure> {
     let id = uuid::Uuid::now_v7().to_string();
-    let dir = state.vms.vm_dir(&id);
+    let dir = state.vms().vm_dir(&id);
     let internal = |e: String| JobFailure::new("internal", e);
     // Only the disks the definition names move along; the rest goes with the staging dir.
     std::fs::create_dir_all(&dir).map_err(|e| internal(e.to_string()))?;
@@ -683,7 +684,7 @@ async fn import_archive_job(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(JobFailure::new("vm_exists", e.to_string()));
     }
-    let vm = state.vms.view(&rec);
+    let vm = state.vms().view(&rec);
     state.events.publish(
         "resource.created",
         &vm.href,

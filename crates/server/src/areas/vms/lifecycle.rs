@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::consoles::SerialHub;
 use super::model::{self, VmDef, VmRecord};
-use super::tickets::Tickets;
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::events::Events;
@@ -127,7 +126,6 @@ pub struct VmManager {
     pub max_upload_bytes: u64,
     /// `[vms] url_allow`: non-public addresses box URLs may reach.
     pub url_allow: Vec<super::fetch::Net>,
-    pub tickets: Tickets,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -185,7 +183,6 @@ impl VmManager {
             max_running: cfg.vms.max_running,
             max_upload_bytes: cfg.vms.max_upload_bytes,
             url_allow,
-            tickets: Tickets::default(),
             runtimes: Mutex::new(HashMap::new()),
             locks: Mutex::new(HashMap::new()),
         })

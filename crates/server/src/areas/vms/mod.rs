@@ -1,7 +1,7 @@
 //! `/api/v1/vms`: virtual machines that hostplane runs itself with QEMU and drives over QMP.
 //!
 //! Request flow: auth layer (operator for changes; a console WebSocket may carry a ticket
-//! instead, see [`tickets`]) → a handler here → [`model`] (stored definition, validation:
+//! instead, see `platform::tickets`) → a handler here → [`model`] (stored definition, validation:
 //! limits against the host, paths inside the images directory or `vms.allowed_paths`) →
 //! [`lifecycle::VmManager`] (one lock per VM; QEMU processes, QMP sessions, status from QMP
 //! events published as `resource.updated`) → `hostplane_host::qemu` (argv, process, QMP client,
@@ -13,12 +13,15 @@
 //! `vms.run_dir/<vm id>/`. QEMU outlives the daemon; at start the daemon re-attaches.
 //!
 //! Modules: [`lifecycle`] (start/stop/re-attach), [`consoles`] (serial, VNC, screenshot),
-//! [`tickets`], [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
+//! [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
 //! (disk and VM export/import), [`templates`] (Vagrant boxes, cloud-init seeds), [`intake`]
 //! (every image that comes in: streamed limits, scratch files, the standalone check), [`fetch`]
 //! (box URLs: address policy, redirects checked hop by hop).
 
+use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Context;
 
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -31,13 +34,14 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::areas::{accepted, created};
+use crate::http::answer::{accepted, created};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
-use crate::state::AppState;
+use crate::areas::{Area, AnyState, HookFuture};
+use crate::state::{AppState, Services};
 
 pub mod clone;
 pub mod consoles;
@@ -49,10 +53,49 @@ pub mod lifecycle;
 pub mod model;
 pub mod snapshots;
 pub mod templates;
-pub mod tickets;
 
 pub use lifecycle::VmManager;
 use model::VmRecord;
+
+pub const AREA: Area = Area {
+    init: Some(init),
+    start: Some(start),
+    ..Area::new(
+        "vms",
+        "Virtual machines: QEMU over QMP, consoles, disks, snapshots, clones, templates, import/export",
+        router,
+    )
+};
+
+/// The VM manager is this area's state (an `Arc<VmManager>`: some of its methods run on
+/// `Arc<Self>`).
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    let mgr = VmManager::new(
+        &services.config,
+        services.store.clone(),
+        services.events.clone(),
+    )
+    .context("preparing the VM directories")?;
+    Ok(Some(Arc::new(Arc::new(mgr))))
+}
+
+/// Re-attaches to QEMUs that outlived the last run, then autostarts VMs, in the background.
+fn start(state: AppState) -> HookFuture {
+    Box::pin(async move {
+        tokio::spawn(state.vms().clone().startup());
+    })
+}
+
+/// This area's state from the shared state.
+pub(crate) trait VmsState {
+    fn vms(&self) -> &Arc<VmManager>;
+}
+
+impl VmsState for AppState {
+    fn vms(&self) -> &Arc<VmManager> {
+        self.area::<Arc<VmManager>>()
+    }
+}
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -131,12 +174,6 @@ pub(crate) fn json_content(headers: &HeaderMap) -> Option<bool> {
     Some(essence == "application/json" || essence.ends_with("+json"))
 }
 
-/// Starts re-attaching to running QEMUs and autostarting VMs, in the background.
-pub fn spawn_startup(state: &AppState) {
-    let mgr = state.vms.clone();
-    tokio::spawn(mgr.startup());
-}
-
 pub(crate) fn lock_key(id: &str) -> String {
     format!("vms/{id}")
 }
@@ -163,7 +200,7 @@ async fn list_vms(
 ) -> ApiResult<Response> {
     let vms: Vec<Vm> = model::load_all(&state.store)?
         .iter()
-        .map(|r| state.vms.view(r))
+        .map(|r| state.vms().view(r))
         .collect();
     collection::respond(vms, &params, &headers)
 }
@@ -224,14 +261,14 @@ async fn create_vm(
     let req: VmCreate = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::invalid("invalid_body", format!("invalid VM definition: {e}")))?;
     let rec = define(&state, req, &p.user).await?;
-    let vm = state.vms.view(&rec);
+    let vm = state.vms().view(&rec);
     publish_created(&state, &vm, &p.user);
     Ok(created(&vm.href, &vm))
 }
 
 /// Validates a definition and creates its files and record. Nothing is left behind on error.
 pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiResult<VmRecord> {
-    let mgr = &state.vms;
+    let mgr = state.vms();
     let limits = mgr.limits();
     model::check_name("name", &req.name)?;
     if model::load(&state.store, &req.name)?.is_some() {
@@ -416,7 +453,7 @@ async fn get_vm(
         return export::export_archive(state, base.to_string(), q).await;
     }
     let rec = model::find(&state.store, &id)?;
-    Ok(axum::Json(state.vms.view(&rec)).into_response())
+    Ok(axum::Json(state.vms().view(&rec)).into_response())
 }
 
 /// Change settings; they apply at the next boot (`pending_changes` says so while running).
@@ -432,8 +469,8 @@ async fn update_vm(
     Path(id): Path<String>,
     Json(req): Json<VmUpdate>,
 ) -> ApiResult<axum::Json<Vm>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
-    let limits = state.vms.limits();
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
+    let limits = state.vms().limits();
     let mut def = rec.def.clone();
     if let Some(v) = req.vcpus {
         limits.check_vcpus("vcpus", v)?;
@@ -459,7 +496,7 @@ async fn update_vm(
             def.initrd = None;
             def.cmdline = None;
         } else {
-            mgr_resolve(&state.vms, "kernel", &k)?;
+            mgr_resolve(state.vms(), "kernel", &k)?;
             def.kernel = Some(k);
         }
     }
@@ -467,7 +504,7 @@ async fn update_vm(
         if i.is_empty() {
             def.initrd = None;
         } else {
-            mgr_resolve(&state.vms, "initrd", &i)?;
+            mgr_resolve(state.vms(), "initrd", &i)?;
             def.initrd = Some(i);
         }
     }
@@ -483,8 +520,8 @@ async fn update_vm(
         ));
     }
     let rec = model::save_def(&state.store, &rec.id, &def)?;
-    state.vms.publish(&rec.id, &p.user);
-    Ok(axum::Json(state.vms.view(&rec)))
+    state.vms().publish(&rec.id, &p.user);
+    Ok(axum::Json(state.vms().view(&rec)))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -509,12 +546,12 @@ async fn delete_vm(
     Query(q): Query<DeleteParams>,
 ) -> ApiResult<StatusCode> {
     let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
-    state.vms.require_stopped(&rec.id)?;
-    let vm = state.vms.view(&rec);
+    let _g = state.vms().lock_req(&rec.id).await?;
+    state.vms().require_stopped(&rec.id)?;
+    let vm = state.vms().view(&rec);
     let keep = q.keep_disks.unwrap_or(false);
     model::delete(&state.store, &rec.id)?;
-    let dir = state.vms.vm_dir(&rec.id);
+    let dir = state.vms().vm_dir(&rec.id);
     if keep {
         // Disks stay where they are; everything else of the VM goes.
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
@@ -533,9 +570,9 @@ async fn delete_vm(
             let _ = std::fs::remove_file(&d.path);
         }
         let _ = std::fs::remove_dir_all(&dir);
-        clone::prune_bases(&state.vms);
+        clone::prune_bases(state.vms());
     }
-    let _ = std::fs::remove_dir_all(state.vms.run_files(&rec.id).dir);
+    let _ = std::fs::remove_dir_all(state.vms().run_files(&rec.id).dir);
     state.events.publish(
         "resource.deleted",
         &vm.href,
@@ -556,9 +593,9 @@ async fn start_vm(
     Caller(p): Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vm>> {
-    let (_g, rec) = state.vms.find_locked(&state.store, &id).await?;
-    state.vms.start(&rec, &p.user).await?;
-    Ok(axum::Json(state.vms.view(&rec)))
+    let (_g, rec) = state.vms().find_locked(&state.store, &id).await?;
+    state.vms().start(&rec, &p.user).await?;
+    Ok(axum::Json(state.vms().view(&rec)))
 }
 
 /// Stop the VM at once (like pulling the power cord).
@@ -573,10 +610,10 @@ async fn stop_vm(
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Vm>> {
     let rec = model::find(&state.store, &id)?;
-    state.vms.require_running(&rec.id)?;
-    state.vms.stop_force(&rec.id).await?;
+    state.vms().require_running(&rec.id)?;
+    state.vms().stop_force(&rec.id).await?;
     tracing::info!(vm = rec.id, by = p.user, "VM stopped by force");
-    Ok(axum::Json(state.vms.view(&rec)))
+    Ok(axum::Json(state.vms().view(&rec)))
 }
 
 /// ACPI shutdown: the guest gets the power button; after `timeout_secs` without power-off
@@ -613,7 +650,7 @@ async fn shutdown_vm(
         ));
     }
     let rec = model::find(&state.store, &id)?;
-    state.vms.require_running(&rec.id)?;
+    state.vms().require_running(&rec.id)?;
     let st = state.clone();
     let vm_id = rec.id.clone();
     let actor = p.user.clone();
@@ -627,7 +664,7 @@ async fn shutdown_vm(
         move |ctx| async move {
             ctx.log(format!("ACPI power button; waiting up to {secs} s"));
             let clean = st
-                .vms
+                .vms()
                 .shutdown(&vm_id, Duration::from_secs(secs), &actor)
                 .await
                 .map_err(|e| JobFailure::new("shutdown_failed", e.to_string()))?;
@@ -644,12 +681,12 @@ async fn shutdown_vm(
 
 async fn qmp_action(state: &AppState, id: &str, command: &str) -> ApiResult<axum::Json<Vm>> {
     let rec = model::find(&state.store, id)?;
-    let rt = state.vms.require_running(&rec.id)?;
+    let rt = state.vms().require_running(&rec.id)?;
     rt.qmp
         .execute(command, None)
         .await
         .map_err(lifecycle::qmp_error)?;
-    Ok(axum::Json(state.vms.view(&rec)))
+    Ok(axum::Json(state.vms().view(&rec)))
 }
 
 /// Hard reset (like the reset button).
@@ -696,13 +733,13 @@ async fn resume_vm(
 /// The STOP/RESUME event follows the command's answer; wait briefly so the answer shows it.
 async fn wait_status(state: &AppState, id: &str, want: VmStatus) -> ApiResult<axum::Json<Vm>> {
     for _ in 0..50 {
-        match state.vms.runtime(id) {
+        match state.vms().runtime(id) {
             Some(rt) if rt.status() != want => tokio::time::sleep(Duration::from_millis(20)).await,
             _ => break,
         }
     }
     let rec = model::find(&state.store, id)?;
-    Ok(axum::Json(state.vms.view(&rec)))
+    Ok(axum::Json(state.vms().view(&rec)))
 }
 
 /// CPU, memory, block and network counters of a running VM.
@@ -717,7 +754,7 @@ async fn vm_metrics(
 ) -> ApiResult<axum::Json<VmMetrics>> {
     use hostplane_host::qemu::{process, qmp};
     let rec = model::find(&state.store, &id)?;
-    let rt = state.vms.require_running(&rec.id)?;
+    let rt = state.vms().require_running(&rec.id)?;
     let stat = process::proc_stat(rt.pid);
     let blocks = rt
         .qmp

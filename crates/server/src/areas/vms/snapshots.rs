@@ -18,12 +18,13 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::lifecycle::{host_error, qmp_error};
 use super::model::{self, VmRecord};
 use super::{all_qcow2, lock_key};
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
+use super::VmsState;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -159,10 +160,10 @@ async fn create_snapshot(
         "vms.snapshot",
         &rec,
         move |ctx| async move {
-            let _g = st.vms.lock(&vm_id).await;
+            let _g = st.vms().lock(&vm_id).await;
             let rec = model::find(&st.store, &vm_id)
                 .map_err(|e| JobFailure::new("vm_gone", e.to_string()))?;
-            match st.vms.runtime(&vm_id) {
+            match st.vms().runtime(&vm_id) {
                 Some(rt) => {
                     ctx.log(format!("savevm {name} (disks and memory)"));
                     hmp_ok(
@@ -180,7 +181,7 @@ async fn create_snapshot(
                     each_disk(&rec, SnapshotOp::Create, &name).await?;
                 }
             }
-            st.vms.publish(&vm_id, &actor);
+            st.vms().publish(&vm_id, &actor);
             Ok(
                 serde_json::json!({"name": name, "href": format!("/api/v1/vms/{vm_id}/snapshots/{name}")}),
             )
@@ -206,7 +207,7 @@ async fn revert_snapshot(
         .into_iter()
         .find(|s| s.name == name)
         .ok_or_else(|| ApiError::not_found(format!("no snapshot {name:?}")))?;
-    if state.vms.runtime(&rec.id).is_some() && snap.vm_state_bytes == 0 {
+    if state.vms().runtime(&rec.id).is_some() && snap.vm_state_bytes == 0 {
         return Err(ApiError::conflict(
             "vm_running",
             "this snapshot has no memory state; stop the VM to revert to it",
@@ -220,10 +221,10 @@ async fn revert_snapshot(
         "vms.snapshot_revert",
         &rec,
         move |ctx| async move {
-            let _g = st.vms.lock(&vm_id).await;
+            let _g = st.vms().lock(&vm_id).await;
             let rec = model::find(&st.store, &vm_id)
                 .map_err(|e| JobFailure::new("vm_gone", e.to_string()))?;
-            match st.vms.runtime(&vm_id) {
+            match st.vms().runtime(&vm_id) {
                 Some(rt) => {
                     ctx.log(format!("loadvm {name}"));
                     hmp_ok(
@@ -235,7 +236,7 @@ async fn revert_snapshot(
                 }
                 None => each_disk(&rec, SnapshotOp::Apply, &name).await?,
             }
-            st.vms.publish(&vm_id, &actor);
+            st.vms().publish(&vm_id, &actor);
             Ok(serde_json::json!({"name": name}))
         },
     )
@@ -252,11 +253,11 @@ async fn delete_snapshot(
     UrlPath((id, name)): UrlPath<(String, String)>,
 ) -> ApiResult<StatusCode> {
     let rec = model::find(&state.store, &id)?;
-    let _g = state.vms.lock_req(&rec.id).await?;
+    let _g = state.vms().lock_req(&rec.id).await?;
     if !snapshots_of(&rec).await?.iter().any(|s| s.name == name) {
         return Err(ApiError::not_found(format!("no snapshot {name:?}")));
     }
-    match state.vms.runtime(&rec.id) {
+    match state.vms().runtime(&rec.id) {
         Some(rt) => {
             let out = rt
                 .qmp

@@ -39,12 +39,13 @@ use super::fetch;
 use super::intake::{self, TempPath};
 use super::lifecycle::host_error;
 use super::model;
-use crate::areas::accepted;
+use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
 use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
+use super::VmsState;
 use crate::state::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -196,7 +197,7 @@ async fn create_template(
             .map_err(|e| ApiError::invalid_field("invalid_url", "url", e.to_string()))?;
         // Refused now when it already points somewhere it must not; each redirect hop is
         // checked again by the download.
-        fetch::resolve_checked(&parsed, &state.vms.url_allow).await?;
+        fetch::resolve_checked(&parsed, &state.vms().url_allow).await?;
         (req.name, req.url.clone(), Some(req.url))
     } else {
         let name = q.name.ok_or_else(|| {
@@ -214,7 +215,7 @@ async fn create_template(
             Err(_) => Ok(()),
         })
         .and_then(|_| match &url {
-            None => super::export::precheck_upload(&state.vms, &headers).map(|_| ()),
+            None => super::export::precheck_upload(state.vms(), &headers).map(|_| ()),
             Some(_) => Ok(()),
         });
     if let Err(e) = early {
@@ -226,7 +227,7 @@ async fn create_template(
     // The unpacked box.img; removed on every error path, moved into place by the job.
     let staging = TempPath::new(
         state
-            .vms
+            .vms()
             .tmp_dir()
             .map_err(ApiError::internal)?
             .join(format!("box-{}.img", uuid::Uuid::now_v7())),
@@ -238,7 +239,7 @@ async fn create_template(
             let dest = staging.path().to_path_buf();
             let metadata = intake::stream_into(
                 body.into_data_stream(),
-                state.vms.max_upload_bytes,
+                state.vms().max_upload_bytes,
                 move |r, trip| unpack_box(r, &dest, lim, trip),
             )
             .await?;
@@ -281,12 +282,12 @@ struct BoxLimits {
 
 impl BoxLimits {
     fn of(state: &AppState) -> BoxLimits {
-        let image = super::export::image_file_limit(state.vms.max_disk_bytes);
+        let image = super::export::image_file_limit(state.vms().max_disk_bytes);
         BoxLimits {
             image,
             total: image
                 .saturating_add(16 << 20)
-                .min(state.vms.max_upload_bytes),
+                .min(state.vms().max_upload_bytes),
         }
     }
 }
@@ -299,7 +300,7 @@ async fn download_box(
     dest: &Path,
     lim: BoxLimits,
 ) -> Result<(serde_json::Value, DiskFormat, img::ImageInfo), JobFailure> {
-    let resp = fetch::get(url, &state.vms.url_allow)
+    let resp = fetch::get(url, &state.vms().url_allow)
         .await
         .map_err(intake::job_failure)?;
     if !resp.status().is_success() {
@@ -310,16 +311,16 @@ async fn download_box(
     }
     let total = resp.content_length().filter(|t| *t > 0);
     if let Some(t) = total {
-        if t > state.vms.max_upload_bytes {
+        if t > state.vms().max_upload_bytes {
             return Err(JobFailure::new(
                 "payload_too_large",
                 format!(
                     "the box ({t} bytes) is larger than vms.max_upload_bytes ({})",
-                    state.vms.max_upload_bytes
+                    state.vms().max_upload_bytes
                 ),
             ));
         }
-        intake::ensure_space(&state.vms.images_dir, t).map_err(intake::job_failure)?;
+        intake::ensure_space(&state.vms().images_dir, t).map_err(intake::job_failure)?;
     }
     let mut n = 0u64;
     let c = ctx.clone();
@@ -330,7 +331,7 @@ async fn download_box(
         }
     }));
     let d = dest.to_path_buf();
-    let metadata = intake::stream_into(stream, state.vms.max_upload_bytes, move |r, trip| {
+    let metadata = intake::stream_into(stream, state.vms().max_upload_bytes, move |r, trip| {
         unpack_box(r, &d, lim, trip)
     })
     .await
@@ -355,7 +356,7 @@ async fn check_box(
             format!("box format {format:?} is not qcow2 or raw"),
         )
     })?;
-    let info = intake::check_image(image, Some(fmt.as_str()), state.vms.max_disk_bytes, None)
+    let info = intake::check_image(image, Some(fmt.as_str()), state.vms().max_disk_bytes, None)
         .await
         .map_err(|e| match e {
             ApiError::Invalid { code, detail, .. } => {
@@ -379,7 +380,7 @@ fn finish_template(
     metadata: serde_json::Value,
     actor: &str,
 ) -> Result<serde_json::Value, JobFailure> {
-    let dir = state.vms.templates_dir();
+    let dir = state.vms().templates_dir();
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let path = dir.join(format!("{name}.{}", fmt.as_str()));
     if path.exists() || find(state, name).is_ok() {

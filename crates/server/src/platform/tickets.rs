@@ -1,11 +1,13 @@
-//! Console tickets: browsers cannot set headers on a WebSocket, so `POST /vms/{id}/console`
-//! hands out a short-lived, single-use ticket that stands in for the caller's credential on
-//! one console WebSocket (`?ticket=`).
+//! WebSocket tickets: browsers cannot set headers on a WebSocket, so an area hands out a
+//! short-lived, single-use ticket that stands in for the caller's credential on one WebSocket
+//! (`?ticket=`): VM consoles (`POST /vms/{id}/console`) today, container exec, LXC consoles and
+//! host terminals next.
 //!
-//! A ticket remembers who asked (user, role, scopes) and for which VM; it is valid for
-//! [`TICKET_TTL`], for one `GET` of `/api/v1/vms/<that vm>/serial` or `/vnc`, and is removed on
-//! first use (also when that use is refused). Only a SHA-256 of the ticket is kept. The auth
-//! layer calls [`Tickets::redeem`] when a request carries `?ticket=`.
+//! A ticket remembers who asked (user, role, scopes) and the exact paths it opens; it is valid
+//! for [`TICKET_TTL`], for one `GET` of one of those paths, and is removed on first use (also
+//! when that use is refused). Only a SHA-256 of the ticket is kept. The auth layer calls
+//! [`Tickets::redeem`] when a request carries `?ticket=`; the role and scope declared for the
+//! path are still checked against the principal the ticket carries.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,11 +22,8 @@ use crate::platform::auth::{Principal, sha256_hex};
 pub const TICKET_TTL: Duration = Duration::from_secs(60);
 /// Outstanding tickets at most (oldest dropped beyond).
 const MAX_TICKETS: usize = 4096;
-/// The console paths a ticket opens, under `/api/v1/vms/<id>/`.
-const CONSOLE_PATHS: &[&str] = &["serial", "vnc"];
-
 struct Entry {
-    vm_id: String,
+    paths: Vec<String>,
     principal: Principal,
     expires: Instant,
 }
@@ -35,8 +34,9 @@ pub struct Tickets {
 }
 
 impl Tickets {
-    /// A new ticket for `principal` on VM `vm_id`; returns the ticket value.
-    pub fn issue(&self, vm_id: &str, principal: &Principal) -> String {
+    /// A new ticket for `principal`, good for one `GET` of one of `paths` (exact request
+    /// paths, e.g. `/api/v1/vms/<id>/serial`); returns the ticket value.
+    pub fn issue(&self, paths: Vec<String>, principal: &Principal) -> String {
         let mut raw = [0u8; 24];
         getrandom::fill(&mut raw).expect("the OS random source works");
         let ticket = format!("hpt_{}", hex::encode(raw));
@@ -56,7 +56,7 @@ impl Tickets {
         map.insert(
             sha256_hex(ticket.as_bytes()),
             Entry {
-                vm_id: vm_id.to_string(),
+                paths,
                 principal,
                 expires: now + TICKET_TTL,
             },
@@ -65,8 +65,8 @@ impl Tickets {
     }
 
     /// Consumes `ticket` for a request `method path`. Some(principal) only when the ticket
-    /// exists, has not expired, and the request is a GET of one of its VM's consoles. The
-    /// ticket is gone afterwards either way.
+    /// exists, has not expired, and the request is a GET of one of its paths. The ticket is
+    /// gone afterwards either way.
     pub fn redeem(&self, ticket: &str, method: &Method, path: &str) -> Option<Principal> {
         let entry = self
             .inner
@@ -76,11 +76,11 @@ impl Tickets {
         if entry.expires <= Instant::now() || method != Method::GET {
             return None;
         }
-        let rest = path
-            .strip_prefix("/api/v1/vms/")?
-            .strip_prefix(entry.vm_id.as_str())?
-            .strip_prefix('/')?;
-        CONSOLE_PATHS.contains(&rest).then_some(entry.principal)
+        entry
+            .paths
+            .iter()
+            .any(|p| p == path)
+            .then_some(entry.principal)
     }
 
     /// Tickets outstanding (tests, metrics).
@@ -108,10 +108,17 @@ mod tests {
         }
     }
 
+    fn consoles(vm: &str) -> Vec<String> {
+        ["serial", "vnc"]
+            .iter()
+            .map(|c| format!("/api/v1/vms/{vm}/{c}"))
+            .collect()
+    }
+
     #[test]
-    fn single_use_and_bound_to_the_vm_console() {
+    fn single_use_and_bound_to_its_paths() {
         let t = Tickets::default();
-        let a = t.issue("vm1", &who());
+        let a = t.issue(consoles("vm1"), &who());
         let p = t
             .redeem(&a, &Method::GET, "/api/v1/vms/vm1/serial")
             .unwrap();
@@ -123,17 +130,17 @@ mod tests {
                 .is_none()
         );
 
-        let b = t.issue("vm1", &who());
+        let b = t.issue(consoles("vm1"), &who());
         assert!(t.redeem(&b, &Method::GET, "/api/v1/vms/vm2/vnc").is_none());
         assert!(
             t.redeem(&b, &Method::GET, "/api/v1/vms/vm1/vnc").is_none(),
             "a refused use still consumes the ticket"
         );
-        let c = t.issue("vm1", &who());
+        let c = t.issue(consoles("vm1"), &who());
         assert!(t.redeem(&c, &Method::DELETE, "/api/v1/vms/vm1").is_none());
-        let d = t.issue("vm1", &who());
+        let d = t.issue(consoles("vm1"), &who());
         assert!(t.redeem(&d, &Method::GET, "/api/v1/vms/vm1").is_none());
-        let e = t.issue("vm1", &who());
+        let e = t.issue(consoles("vm1"), &who());
         assert!(t.redeem(&e, &Method::GET, "/api/v1/vms/vm1/vnc").is_some());
         assert!(
             t.redeem("hpt_nonsense", &Method::GET, "/api/v1/vms/vm1/vnc")
@@ -145,7 +152,7 @@ mod tests {
     #[test]
     fn expired_tickets_fail() {
         let t = Tickets::default();
-        let a = t.issue("vm1", &who());
+        let a = t.issue(consoles("vm1"), &who());
         for e in t.inner.lock().unwrap().values_mut() {
             e.expires = Instant::now() - Duration::from_secs(1);
         }
