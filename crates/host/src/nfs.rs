@@ -7,7 +7,7 @@
 //! client specs on a strict pattern ([`check_client`]).
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use hostplane_types::shares::{NfsAccess, NfsSquash};
@@ -192,8 +192,9 @@ pub enum GaneshaReload {
     Unconfirmed,
 }
 
-/// Makes ganesha reread its exports (SIGHUP) and waits, up to `timeout`, for its log (`-L
-/// FILE`) to say the reread is complete ([`GANESHA_REREAD_DONE`] written after the signal):
+/// Makes ganesha reread its exports (SIGHUP) and waits, up to `timeout`, for its log to say
+/// the reread is complete. The log is the one the running ganesha names with `-L` in its
+/// command line; `log` (the configured path) only when it names none ([`GANESHA_REREAD_DONE`] written after the signal):
 /// ganesha rereads asynchronously, and a caller that changes the exports again at once would
 /// otherwise race it.
 pub async fn reload_ganesha_and_wait(
@@ -201,6 +202,16 @@ pub async fn reload_ganesha_and_wait(
     log: &Path,
     timeout: Duration,
 ) -> Result<GaneshaReload, CommandError> {
+    // The log the running ganesha really writes (its `-L`), else the configured one.
+    let from_cmdline = ganesha_pid(pid_file).and_then(|pid| {
+        let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+        let file = log_file_arg(&argv)?;
+        Some(match file.is_relative() {
+            true => std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?.join(file),
+            false => file,
+        })
+    });
+    let log = from_cmdline.as_deref().unwrap_or(log);
     // Where the log ends now: only lines after the signal count.
     let start = std::fs::metadata(log).ok().map(|m| m.len());
     if !reload_ganesha(pid_file)? {
@@ -219,6 +230,22 @@ pub async fn reload_ganesha_and_wait(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// ganesha's log file from its NUL-separated command line (`-L FILE` or `-LFILE`); `None` when
+/// it has none or names a stream (`SYSLOG`, `STDERR`, `STDOUT`), which cannot be watched.
+fn log_file_arg(cmdline: &[u8]) -> Option<PathBuf> {
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let value = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix(b"-L") {
+        Some([]) => args.get(i + 1).copied(),
+        Some(rest) => Some(rest),
+        None => None,
+    })?;
+    let value = std::str::from_utf8(value).ok()?;
+    if value.is_empty() || ["SYSLOG", "STDERR", "STDOUT"].contains(&value) {
+        return None;
+    }
+    Some(PathBuf::from(value))
 }
 
 /// Whether `needle` occurs in `file` after byte `offset` (a log rotated or truncated since
@@ -250,6 +277,22 @@ pub async fn reload_kernel() -> Result<(), CommandError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn log_file_from_the_command_line() {
+        let argv = |a: &[&str]| a.join("\0").into_bytes();
+        assert_eq!(
+            log_file_arg(&argv(&["ganesha.nfsd", "-F", "-L", "/var/log/g.log", "-f", "x"])),
+            Some(PathBuf::from("/var/log/g.log"))
+        );
+        assert_eq!(
+            log_file_arg(&argv(&["ganesha.nfsd", "-Lrel.log"])),
+            Some(PathBuf::from("rel.log"))
+        );
+        assert_eq!(log_file_arg(&argv(&["ganesha.nfsd", "-L", "SYSLOG"])), None);
+        assert_eq!(log_file_arg(&argv(&["ganesha.nfsd", "-F"])), None);
+        assert_eq!(log_file_arg(&argv(&["ganesha.nfsd", "-L"])), None);
+    }
 
     fn export() -> ExportSpec {
         ExportSpec {

@@ -105,8 +105,9 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   nfs_exports = ""                     # the NFS file hostplane owns; empty = SYSTEM_ROOT/etc/exports.d/hostplane.exports (kernel)
                                        #   or SYSTEM_ROOT/etc/ganesha/hostplane-exports.conf (ganesha: %include it in ganesha.conf)
   ganesha_pid_file = "/run/ganesha/ganesha.pid"  # ganesha rereads its exports on SIGHUP to this pid
-  ganesha_log = "/var/log/ganesha/ganesha.log"   # ganesha's log (its -L): a change waits for "Reread exports
-                                       #   complete" there (up to 10 s); unreadable = not confirmed (logged)
+  ganesha_log = "/var/log/ganesha/ganesha.log"   # a change waits (up to 10 s) for "Reread exports complete" in
+                                       #   the log the running ganesha names with -L; this path only when it
+                                       #   names none; unreadable or SYSLOG = not confirmed (logged)
 
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
