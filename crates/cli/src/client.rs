@@ -203,6 +203,13 @@ enum Transport {
     Unix(PathBuf),
 }
 
+/// The byte stream under a WebSocket, whichever transport carried the upgrade.
+pub trait UpgradedIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> UpgradedIo for T {}
+
+/// A client WebSocket over either transport.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn UpgradedIo>>;
+
 /// One client for both transports.
 pub struct Client {
     transport: Transport,
@@ -354,6 +361,29 @@ impl Client {
         self.send_with(method, path, body, None).await
     }
 
+    /// Sends a body of another type (an update package, a backup archive).
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: Vec<u8>,
+        content_type: &'static str,
+    ) -> anyhow::Result<Response> {
+        let mut headers = self.auth_headers(self.token.as_deref())?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.send_headers(method, path, Some(body), headers).await
+    }
+
+    fn auth_headers(&self, token: Option<&str>) -> anyhow::Result<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        if let Some(t) = token {
+            let v = HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("the token holds characters a header cannot carry")?;
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        Ok(headers)
+    }
+
     async fn send_with(
         &self,
         method: Method,
@@ -361,18 +391,23 @@ impl Client {
         body: Option<Vec<u8>>,
         token: Option<&str>,
     ) -> anyhow::Result<Response> {
-        let mut headers = HeaderMap::new();
-        if let Some(t) = token {
-            let v = HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("the token holds characters a header cannot carry")?;
-            headers.insert(header::AUTHORIZATION, v);
-        }
+        let mut headers = self.auth_headers(token)?;
         if body.is_some() {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
         }
+        self.send_headers(method, path, body, headers).await
+    }
+
+    async fn send_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        headers: HeaderMap,
+    ) -> anyhow::Result<Response> {
         match &self.transport {
             Transport::Http { base, http } => {
                 let mut req = http
@@ -422,6 +457,86 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// Opens a WebSocket on `path` (HTTP/1.1 upgrade, authenticated like any request) over
+    /// either transport.
+    pub async fn websocket(&self, path: &str) -> anyhow::Result<WebSocket> {
+        let mut headers = self.auth_headers(self.token.as_deref())?;
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_str(&key).context("websocket key")?,
+        );
+        let io: Box<dyn UpgradedIo> = match &self.transport {
+            Transport::Http { base, http } => {
+                let resp = http
+                    .get(format!("{base}{path}"))
+                    .headers(headers)
+                    .send()
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
+                if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    let status = resp.status();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    return Err(ApiFailure::from_body(status, &body).into());
+                }
+                Box::new(resp.upgrade().await.context("upgrading to a WebSocket")?)
+            }
+            Transport::Unix(sock) => {
+                let stream = tokio::net::UnixStream::connect(sock)
+                    .await
+                    .map_err(|e| unix_connect_error(sock, e))?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .with_context(|| format!("talking to {}", self.target))?;
+                tokio::spawn(async move {
+                    let _ = conn.with_upgrades().await;
+                });
+                let mut req = hyper::Request::builder()
+                    .method(Method::GET)
+                    .uri(path)
+                    .header(header::HOST, "localhost")
+                    .header(header::USER_AGENT, USER_AGENT);
+                if let Some(h) = req.headers_mut() {
+                    h.extend(headers);
+                }
+                let req = req
+                    .body(Full::new(Bytes::new()))
+                    .with_context(|| format!("bad request path {path:?}"))?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .with_context(|| format!("talking to {}", self.target))?;
+                if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    let status = resp.status();
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    return Err(ApiFailure::from_body(status, &body).into());
+                }
+                let upgraded = hyper::upgrade::on(resp)
+                    .await
+                    .context("upgrading to a WebSocket")?;
+                Box::new(TokioIo::new(upgraded))
+            }
+        };
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await)
     }
 
     fn connect_error(&self, e: reqwest::Error) -> anyhow::Error {
