@@ -447,3 +447,145 @@ fn vms_update_backup_and_certs() {
     let r = cli(&d, &["certs", "show"]).ok();
     assert!(r.stdout.contains(&c.sha256), "{}", r.stdout);
 }
+
+/// The tiny test guest (scripts/guest-kit, cached; `HOSTPLANE_GUEST_KIT` names a built one).
+fn guest_kit() -> std::path::PathBuf {
+    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
+        return d.into();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
+    let out = Command::new(&script)
+        .output()
+        .expect("run scripts/guest-kit");
+    assert!(
+        out.status.success(),
+        "scripts/guest-kit: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().into()
+}
+
+/// Kills the QEMUs of the daemon's run directory on drop (QEMU outlives the daemon by design),
+/// also on panic.
+struct Qemus(std::path::PathBuf);
+
+impl Drop for Qemus {
+    fn drop(&mut self) {
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            let Ok(pid) = std::fs::read_to_string(e.path().join("qemu.pid")) else {
+                continue;
+            };
+            let Ok(pid) = pid.trim().parse::<i32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(self.0.to_str().unwrap()) {
+                // SAFETY: kill(2) on a pid whose command line names our run directory.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        }
+    }
+}
+
+#[test]
+fn vm_start_console_stop_and_export() {
+    let kit = guest_kit();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[vms]\nallowed_paths = [{:?}]\n",
+            kit.to_str().unwrap()
+        )),
+        ..Default::default()
+    });
+    let _qemus = Qemus(d.data_dir().join("run/vms"));
+    // No `vms create` command: the raw `api` command makes the VM.
+    let def = serde_json::json!({
+        "name": "tiny",
+        "memory_mib": 256,
+        "accelerator": "tcg",
+        "kernel": kit.join("vmlinuz").to_str().unwrap(),
+        "initrd": kit.join("initrd.gz").to_str().unwrap(),
+        "cmdline": "console=ttyS0 quiet panic=-1 mode=serve",
+    })
+    .to_string();
+    cli(&d, &["api", "POST", "/api/v1/vms", "--data", &def]).ok();
+    let r = cli(&d, &["vms", "start", "tiny"]).ok();
+    assert!(r.stdout.contains("VM tiny is running"), "{}", r.stdout);
+    let vm: Vm = cli(&d, &["vms", "show", "tiny", "--json"]).ok().parse();
+    assert!(vm.pid.is_some(), "{vm:?}");
+
+    // The console from a pipe: type into the guest's shell until it answers.
+    let home = d.data_dir().join("cli-home");
+    let mut child = Command::new(BIN)
+        .args(["--url", &d.base, "--token", &d.token])
+        .args(["vms", "console", "tiny", "--linger", "1"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
+    while !text().contains("CLI-42") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest never answered on the console; saw:\n{}",
+            text()
+        );
+        if text().contains("HOSTPLANE-GUEST-READY") {
+            use std::io::Write;
+            stdin.write_all(b"echo CLI-$((6*7))\n").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    drop(stdin);
+    let status = child.wait().unwrap();
+    reader.join().unwrap();
+    assert!(status.success(), "console exited {status}:\n{}", text());
+
+    // A graceful stop, followed: the guest powers off on the ACPI button.
+    let job: Job = cli(
+        &d,
+        &[
+            "vms",
+            "stop",
+            "tiny",
+            "--wait",
+            "--timeout",
+            "120",
+            "--json",
+        ],
+    )
+    .ok()
+    .parse();
+    assert_eq!(job.status, JobStatus::Success, "{job:?}");
+    let vm: Vm = cli(&d, &["vms", "show", "tiny", "--json"]).ok().parse();
+    assert_eq!(vm.pid, None, "{vm:?}");
+
+    // Export streams the archive to a file.
+    let out = d.data_dir().join("tiny.tar.zst");
+    let r = cli(&d, &["vms", "export", "tiny", "-o", out.to_str().unwrap()]).ok();
+    assert!(r.stdout.contains("Wrote"), "{}", r.stdout);
+    let archive = std::fs::read(&out).unwrap();
+    // zstd frame magic.
+    assert_eq!(&archive[..4], [0x28, 0xb5, 0x2f, 0xfd]);
+    cli(&d, &["vms", "delete", "tiny", "--yes"]).ok();
+}
