@@ -30,6 +30,7 @@ pub enum DisksCmd {
     },
     /// The disk's SMART report.
     Smart {
+        /// Disk id or kernel name (`sda`, `loop3`).
         disk: String,
         /// Read it even if the disk is in standby (spins it up).
         #[arg(long)]
@@ -37,6 +38,7 @@ pub enum DisksCmd {
     },
     /// Erase every signature and partition table on a disk (a job).
     Wipe {
+        /// Disk id or kernel name (`sda`, `loop3`).
         disk: String,
         #[command(flatten)]
         yes: YesArg,
@@ -45,6 +47,7 @@ pub enum DisksCmd {
     },
     /// Make a filesystem on a disk or one of its partitions (a job).
     Format {
+        /// Disk id or kernel name (`sda`, `loop3`).
         disk: String,
         /// ext4, xfs or btrfs.
         #[arg(long = "fs", value_parser = parse_fs)]
@@ -60,9 +63,15 @@ pub enum DisksCmd {
         wait: WaitArgs,
     },
     /// Spin a disk down.
-    Standby { disk: String },
+    Standby {
+        /// Disk id or kernel name (`sda`, `loop3`).
+        disk: String,
+    },
     /// Spin a disk up.
-    Wake { disk: String },
+    Wake {
+        /// Disk id or kernel name (`sda`, `loop3`).
+        disk: String,
+    },
 }
 
 fn parse_fs(s: &str) -> Result<FormatType, String> {

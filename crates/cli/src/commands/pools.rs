@@ -22,9 +22,13 @@ pub enum PoolsCmd {
         list: ListArgs,
     },
     /// Show one pool and its members.
-    Show { name: String },
+    Show {
+        /// Pool name.
+        name: String,
+    },
     /// Create a pool on disks, erasing them (a job).
     Create {
+        /// Pool name.
         name: String,
         /// Disks (id, kernel name or /dev path).
         #[arg(required = true, value_name = "DISK")]
@@ -57,6 +61,7 @@ pub enum PoolsCmd {
     },
     /// Start a scrub (a job), or show the last one's result with --status.
     Scrub {
+        /// Pool name.
         name: String,
         /// Show the last scrub's result instead of starting one.
         #[arg(long, conflicts_with_all = ["wait", "timeout"])]
@@ -66,15 +71,20 @@ pub enum PoolsCmd {
     },
     /// Mount a pool (and remount it at daemon start from now on).
     Mount {
+        /// Pool name.
         name: String,
         /// btrfs: mount with a member missing.
         #[arg(long)]
         degraded: bool,
     },
     /// Unmount a pool.
-    Unmount { name: String },
+    Unmount {
+        /// Pool name.
+        name: String,
+    },
     /// Destroy a pool and erase its disks (a job).
     Destroy {
+        /// Pool name.
         name: String,
         #[command(flatten)]
         yes: YesArg,
@@ -87,6 +97,7 @@ pub enum PoolsCmd {
 pub enum DatasetsCmd {
     /// List the datasets of a pool.
     List {
+        /// Pool name.
         pool: String,
         #[command(flatten)]
         list: ListArgs,

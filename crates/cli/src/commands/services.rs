@@ -16,29 +16,41 @@ pub enum ServicesCmd {
         list: ListArgs,
     },
     /// Show one service.
-    Show { name: String },
+    Show {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
+        name: String,
+    },
     /// Start a service (a job).
     Start {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Stop a service (a job).
     Stop {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Restart a service (a job).
     Restart {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Start a service at boot.
-    Enable { name: String },
+    Enable {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
+        name: String,
+    },
     /// Do not start a service at boot.
-    Disable { name: String },
+    Disable {
+        /// Unit name, e.g. `ssh` or `ssh.service`.
+        name: String,
+    },
 }
 
 fn service_path(name: &str) -> String {

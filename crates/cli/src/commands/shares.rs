@@ -57,9 +57,13 @@ pub enum SmbCmd {
         list: ListArgs,
     },
     /// Show one SMB share.
-    Show { name: String },
+    Show {
+        /// Share name (SMB share name or NFS export name).
+        name: String,
+    },
     /// Share a dataset over SMB.
     Create {
+        /// Share name (SMB share name or NFS export name).
         name: String,
         #[command(flatten)]
         target: ShareTarget,
@@ -86,7 +90,10 @@ pub enum SmbCmd {
         time_machine: bool,
     },
     /// Stop sharing (the files stay).
-    Delete { name: String },
+    Delete {
+        /// Share name (SMB share name or NFS export name).
+        name: String,
+    },
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -97,9 +104,13 @@ pub enum NfsCmd {
         list: ListArgs,
     },
     /// Show one NFS export.
-    Show { name: String },
+    Show {
+        /// Share name (SMB share name or NFS export name).
+        name: String,
+    },
     /// Export a dataset over NFS.
     Create {
+        /// Share name (SMB share name or NFS export name).
         name: String,
         #[command(flatten)]
         target: ShareTarget,
@@ -111,7 +122,10 @@ pub enum NfsCmd {
         squash: Option<NfsSquash>,
     },
     /// Stop exporting (the files stay).
-    Delete { name: String },
+    Delete {
+        /// Share name (SMB share name or NFS export name).
+        name: String,
+    },
 }
 
 fn parse_client(s: &str) -> Result<NfsClientRule, String> {

@@ -38,7 +38,10 @@ pub enum BackupCmd {
         list: ListArgs,
     },
     /// Show one backup.
-    Show { id: String },
+    Show {
+        /// Backup id.
+        id: String,
+    },
     /// Make a backup of the appliance state (a job).
     Create {
         #[command(flatten)]
@@ -46,6 +49,7 @@ pub enum BackupCmd {
     },
     /// Download a backup archive.
     Download {
+        /// Backup id.
         id: String,
         /// Write to FILE (`-` for stdout) [default: the archive's name].
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -55,6 +59,7 @@ pub enum BackupCmd {
     Upload { archive: PathBuf },
     /// Restore a backup over the current state (a job).
     Restore {
+        /// Backup id.
         id: String,
         #[command(flatten)]
         yes: YesArg,
@@ -63,6 +68,7 @@ pub enum BackupCmd {
     },
     /// Delete a backup.
     Delete {
+        /// Backup id.
         id: String,
         #[command(flatten)]
         yes: YesArg,

@@ -34,11 +34,18 @@ pub enum VmsCmd {
         list: ListArgs,
     },
     /// Show one VM (id or name).
-    Show { vm: String },
+    Show {
+        /// VM id or name.
+        vm: String,
+    },
     /// Start a VM.
-    Start { vm: String },
+    Start {
+        /// VM id or name.
+        vm: String,
+    },
     /// Shut a VM down: ACPI power-off, forced after --grace seconds (a job); --force stops at once.
     Stop {
+        /// VM id or name.
         vm: String,
         /// Stop QEMU at once, without asking the guest.
         #[arg(long, conflicts_with_all = ["grace", "wait", "timeout"])]
@@ -51,6 +58,7 @@ pub enum VmsCmd {
     },
     /// Attach to the VM's serial console (Ctrl-] leaves).
     Console {
+        /// VM id or name.
         vm: String,
         /// With stdin from a pipe: seconds to keep showing output after the input ends.
         #[arg(long, value_name = "SECS", default_value_t = 1)]
@@ -61,6 +69,7 @@ pub enum VmsCmd {
     Snapshot(VmSnapshotCmd),
     /// Download the VM (definition and disks) as a .tar.zst archive.
     Export {
+        /// VM id or name.
         vm: String,
         /// Write to FILE (`-` for stdout) [default: VM.tar.zst].
         #[arg(long, short = 'o', value_name = "FILE")]
@@ -68,6 +77,7 @@ pub enum VmsCmd {
     },
     /// Delete a VM and the disk images it owns.
     Delete {
+        /// VM id or name.
         vm: String,
         /// Keep the disk images.
         #[arg(long)]
@@ -80,17 +90,24 @@ pub enum VmsCmd {
 #[derive(Debug, clap::Subcommand)]
 pub enum VmSnapshotCmd {
     /// List a VM's snapshots.
-    List { vm: String },
+    List {
+        /// VM id or name.
+        vm: String,
+    },
     /// Take a snapshot (a job; live when the VM runs).
     Create {
+        /// VM id or name.
         vm: String,
+        /// Snapshot name.
         name: String,
         #[command(flatten)]
         wait: WaitArgs,
     },
     /// Revert the VM to a snapshot (a job).
     Revert {
+        /// VM id or name.
         vm: String,
+        /// Snapshot name.
         name: String,
         #[command(flatten)]
         yes: YesArg,
@@ -99,7 +116,9 @@ pub enum VmSnapshotCmd {
     },
     /// Delete a snapshot.
     Delete {
+        /// VM id or name.
         vm: String,
+        /// Snapshot name.
         name: String,
         #[command(flatten)]
         yes: YesArg,
