@@ -55,14 +55,18 @@ impl Run {
     }
 }
 
-/// Runs the CLI against `d` (over `url`, with the bootstrap token unless it is the socket),
-/// stdin from /dev/null, with a private HOME and no HOSTPLANE_* from the outside.
+/// Runs the CLI against `d` over `url` (with the bootstrap token unless it is the socket, and
+/// the daemon's certificate as the CA over HTTPS), stdin from /dev/null, with a private HOME
+/// and no HOSTPLANE_* from the outside.
 fn cli_at(d: &Daemon, url: &str, args: &[&str]) -> Run {
     let home = d.data_dir().join("cli-home");
     let mut cmd = Command::new(BIN);
     cmd.args(["--url", url]);
     if !url.starts_with("unix:") {
         cmd.args(["--token", &d.token]);
+    }
+    if url.starts_with("https:") {
+        cmd.arg("--ca").arg(d.data_dir().join("tls/cert.pem"));
     }
     cmd.args(args)
         .env("HOME", &home)
@@ -495,6 +499,8 @@ fn vm_start_console_stop_and_export() {
             "[vms]\nallowed_paths = [{:?}]\n",
             kit.to_str().unwrap()
         )),
+        // HTTPS: the console's WebSocket upgrade runs over TLS.
+        https: true,
         ..Default::default()
     });
     let _qemus = Qemus(d.data_dir().join("run/vms"));
@@ -517,7 +523,8 @@ fn vm_start_console_stop_and_export() {
     // The console from a pipe: type into the guest's shell until it answers.
     let home = d.data_dir().join("cli-home");
     let mut child = Command::new(BIN)
-        .args(["--url", &d.base, "--token", &d.token])
+        .args(["--url", &d.base, "--token", &d.token, "--ca"])
+        .arg(d.data_dir().join("tls/cert.pem"))
         .args(["vms", "console", "tiny", "--linger", "1"])
         .env("HOME", &home)
         .env("XDG_CONFIG_HOME", home.join(".config"))
