@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
 use hostplane_types::problem::Problem;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -210,6 +213,50 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> UpgradedIo 
 /// A client WebSocket over either transport.
 pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn UpgradedIo>>;
 
+/// A request body: bytes in memory, or a stream of known length (a file read as it is sent).
+pub enum ReqBody {
+    Bytes(Vec<u8>),
+    Stream {
+        stream: BoxStream<'static, std::io::Result<Bytes>>,
+        len: u64,
+    },
+}
+
+impl ReqBody {
+    /// The file at `path`, read in 256 KiB pieces as they are sent; `sent` is told the bytes
+    /// sent so far (a progress bar).
+    pub fn file(
+        path: &Path,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> anyhow::Result<ReqBody> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        let state = (tokio::fs::File::from_std(file), 0u64, sent);
+        let stream = futures_util::stream::try_unfold(state, |(mut f, done, sent)| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.truncate(n);
+            let done = done + n as u64;
+            sent(done);
+            Ok(Some((Bytes::from(buf), (f, done, sent))))
+        });
+        Ok(ReqBody::Stream {
+            stream: Box::pin(stream),
+            len,
+        })
+    }
+}
+
+type HyperBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
 /// One client for both transports.
 pub struct Client {
     transport: Transport,
@@ -361,12 +408,13 @@ impl Client {
         self.send_with(method, path, body, None).await
     }
 
-    /// Sends a body of another type (an update package, a backup archive).
+    /// Sends a body of another type (an update package, a backup archive), typically a file
+    /// streamed from disk (`ReqBody::file`).
     pub async fn send_body(
         &self,
         method: Method,
         path: &str,
-        body: Vec<u8>,
+        body: ReqBody,
         content_type: &'static str,
     ) -> anyhow::Result<Response> {
         let mut headers = self.auth_headers(self.token.as_deref())?;
@@ -398,23 +446,32 @@ impl Client {
                 HeaderValue::from_static("application/json"),
             );
         }
-        self.send_headers(method, path, body, headers).await
+        self.send_headers(method, path, body.map(ReqBody::Bytes), headers)
+            .await
     }
 
     async fn send_headers(
         &self,
         method: Method,
         path: &str,
-        body: Option<Vec<u8>>,
-        headers: HeaderMap,
+        body: Option<ReqBody>,
+        mut headers: HeaderMap,
     ) -> anyhow::Result<Response> {
+        if let Some(ReqBody::Stream { len, .. }) = &body {
+            // Announced, so the daemon refuses an upload over its limit before reading it.
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*len));
+        }
         match &self.transport {
             Transport::Http { base, http } => {
                 let mut req = http
                     .request(method, format!("{base}{path}"))
                     .headers(headers);
-                if let Some(b) = body {
-                    req = req.body(b);
+                match body {
+                    Some(ReqBody::Bytes(b)) => req = req.body(b),
+                    Some(ReqBody::Stream { stream, .. }) => {
+                        req = req.body(reqwest::Body::wrap_stream(stream))
+                    }
+                    None => {}
                 }
                 let resp = req.send().await.map_err(|e| self.connect_error(e))?;
                 Ok(Response {
@@ -428,7 +485,7 @@ impl Client {
                     .await
                     .map_err(|e| unix_connect_error(sock, e))?;
                 let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    hyper::client::conn::http1::handshake::<_, HyperBody>(TokioIo::new(stream))
                         .await
                         .with_context(|| format!("talking to {}", self.target))?;
                 tokio::spawn(async move {
@@ -442,8 +499,19 @@ impl Client {
                 if let Some(h) = req.headers_mut() {
                     h.extend(headers);
                 }
+                let body: HyperBody = match body {
+                    None => Full::new(Bytes::new())
+                        .map_err(|n| match n {})
+                        .boxed_unsync(),
+                    Some(ReqBody::Bytes(b)) => Full::new(Bytes::from(b))
+                        .map_err(|n| match n {})
+                        .boxed_unsync(),
+                    Some(ReqBody::Stream { stream, .. }) => {
+                        StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+                    }
+                };
                 let req = req
-                    .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                    .body(body)
                     .with_context(|| format!("bad request path {path:?}"))?;
                 let resp = sender
                     .send_request(req)

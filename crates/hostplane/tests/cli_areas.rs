@@ -14,7 +14,7 @@ use hostplane_types::disks::Disk;
 use hostplane_types::jobs::{Job, JobStatus};
 use hostplane_types::pools::{Dataset, Pool, Snapshot};
 use hostplane_types::shares::{NfsShare, ShareSummary, SmbShare};
-use hostplane_types::system::backup::Backup;
+use hostplane_types::system::backup::{Backup, BackupOrigin};
 use hostplane_types::system::certificate::Certificate;
 use hostplane_types::system::update::UpdateStatus;
 use hostplane_types::vms::Vm;
@@ -396,6 +396,17 @@ fn vms_update_backup_and_certs() {
     .ok();
     assert!(r.stdout.contains("Wrote"), "{}", r.stdout);
     assert_eq!(std::fs::metadata(&file).unwrap().len(), b.size.unwrap());
+    // Uploaded back, streamed from the file, over the socket this time.
+    let up: Backup = cli_at(
+        &d,
+        &sock,
+        &["backup", "upload", file.to_str().unwrap(), "--json"],
+    )
+    .ok()
+    .parse();
+    assert_eq!(up.origin, BackupOrigin::Uploaded);
+    assert_eq!((up.size, &up.sha256), (b.size, &b.sha256));
+    cli(&d, &["backup", "delete", &up.id, "--yes"]).ok();
     cli(&d, &["backup", "delete", &b.id]).expect(1);
     cli(&d, &["backup", "delete", &b.id, "--yes"]).ok();
     let list: Vec<Backup> = cli(&d, &["backup", "list", "--json"]).ok().parse();

@@ -18,7 +18,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::de::DeserializeOwned;
 
 use super::{Ctx, api, jobs};
-use crate::client::{JsonAnswer, with_query};
+use crate::client::{JsonAnswer, ReqBody, json_answer, with_query};
 use crate::output::{self, fields, print_json, print_table, table};
 use crate::prompt;
 
@@ -314,6 +314,41 @@ pub async fn download(ctx: &Ctx, path: &str, out: &Path) -> anyhow::Result<u64> 
         std::fs::rename(&part, out).with_context(|| format!("renaming to {}", out.display()))?;
     }
     Ok(written)
+}
+
+/// Streams the file at `file` as the body of a request (a byte progress bar on a terminal) and
+/// returns the JSON answer; a non-2xx answer is an error.
+pub async fn upload(
+    ctx: &Ctx,
+    method: Method,
+    path: &str,
+    file: &Path,
+    content_type: &'static str,
+) -> anyhow::Result<JsonAnswer> {
+    let bar = std::io::IsTerminal::is_terminal(&std::io::stderr()).then(|| {
+        let len = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+        let b = ProgressBar::new(len);
+        let style = ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        b.set_style(style);
+        b.set_message(format!("sending {}", file.display()));
+        b
+    });
+    let progress = bar.clone();
+    let body = ReqBody::file(file, move |n| {
+        if let Some(b) = &progress {
+            b.set_position(n);
+        }
+    })?;
+    let sent = ctx.client.send_body(method, path, body, content_type).await;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    let (_, headers, bytes) = sent?.ok_bytes().await?;
+    json_answer(headers, bytes)
 }
 
 /// Reads a file to upload.

@@ -10,7 +10,7 @@ use hyper::Method;
 
 use super::common::{self, ListArgs, WaitArgs, YesArg};
 use super::{Ctx, api};
-use crate::client::{json_answer, seg};
+use crate::client::seg;
 use crate::output::{self, bytes, opt, yes_no};
 
 #[derive(Debug, clap::Subcommand)]
@@ -148,19 +148,14 @@ pub async fn update(ctx: &Ctx, cmd: UpdateCmd) -> anyhow::Result<i32> {
             .await
         }
         UpdateCmd::Apply { package, wait } => {
-            let body = common::read_file(&package, "update package")?;
-            let (_, headers, bytes) = ctx
-                .client
-                .send_body(
-                    Method::POST,
-                    &api("/system/update"),
-                    body,
-                    "application/octet-stream",
-                )
-                .await?
-                .ok_bytes()
-                .await?;
-            let started = json_answer(headers, bytes)?;
+            let started = common::upload(
+                ctx,
+                Method::POST,
+                &api("/system/update"),
+                &package,
+                "application/octet-stream",
+            )
+            .await?;
             Ok(common::job(ctx, started, &wait, "update").await?.code)
         }
     }
@@ -222,19 +217,14 @@ pub async fn backup(ctx: &Ctx, cmd: BackupCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         BackupCmd::Upload { archive } => {
-            let body = common::read_file(&archive, "backup archive")?;
-            let (_, headers, bytes) = ctx
-                .client
-                .send_body(
-                    Method::POST,
-                    &api("/system/backups/upload"),
-                    body,
-                    "application/x-tar",
-                )
-                .await?
-                .ok_bytes()
-                .await?;
-            let answer = json_answer(headers, bytes)?;
+            let answer = common::upload(
+                ctx,
+                Method::POST,
+                &api("/system/backups/upload"),
+                &archive,
+                "application/x-tar",
+            )
+            .await?;
             common::print_answer(ctx, &answer, |b: Backup| {
                 Ok(output::println(&format!(
                     "Uploaded backup {} (restore it with: hostplane backup restore {})",
