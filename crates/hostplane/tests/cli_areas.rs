@@ -579,6 +579,65 @@ fn vm_start_console_stop_and_export() {
     reader.join().unwrap();
     assert!(status.success(), "console exited {status}:\n{}", text());
 
+    // The console on a terminal (script(1) gives it a pty): raw mode, so a carriage return
+    // goes to the guest as typed, and Ctrl-] leaves.
+    let console = format!(
+        "{BIN} --url {} --token {} --ca {} vms console tiny",
+        d.base,
+        d.token,
+        d.data_dir().join("tls/cert.pem").display()
+    );
+    let mut child = Command::new("script")
+        .args(["-q", "-e", "-c", &console, "/dev/null"])
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (bsdutils) is installed");
+    let mut stdout = child.stdout.take().unwrap();
+    seen.lock().unwrap().clear();
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            use std::io::Read;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let mut stdin = child.stdin.take().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !text().contains("TTY-42") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no answer through the terminal; saw:\n{}",
+            text()
+        );
+        if text().contains("Ctrl-] leaves") {
+            use std::io::Write;
+            stdin.write_all(b"echo TTY-$((7*6))\r").unwrap();
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    {
+        use std::io::Write;
+        stdin.write_all(&[0x1d]).unwrap();
+    }
+    let status = child.wait().unwrap();
+    drop(stdin);
+    reader.join().unwrap();
+    assert!(
+        status.success(),
+        "console on a pty exited {status}:\n{}",
+        text()
+    );
+
     // A graceful stop, followed: the guest powers off on the ACPI button.
     let job: Job = cli(
         &d,
