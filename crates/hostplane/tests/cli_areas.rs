@@ -1,7 +1,8 @@
 //! The area commands of the CLI end to end: the real `hostplane` binary as a client of a real
-//! daemon (the harness in `common`), on loop devices this test makes (`storage_util`). Output
-//! with `--json` is parsed back into the shared API types; jobs are followed with `--wait`;
-//! destructive commands refuse without `--yes` when stdin is not a terminal.
+//! daemon (the harness in `common`), on loop devices this test makes (`storage_util`) and with
+//! the tiny TCG guest of `scripts/guest-kit` (its serial console from a pipe and from a pty).
+//! Output with `--json` is parsed back into the shared API types; jobs are followed with
+//! `--wait`; destructive commands refuse without `--yes` when stdin is not a terminal.
 
 mod common;
 mod storage_util;
@@ -502,6 +503,22 @@ impl Drop for Qemus {
     }
 }
 
+/// Appends what `from` yields to `into` until its end, on a thread.
+fn collect(
+    mut from: impl std::io::Read + Send + 'static,
+    into: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = from.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
 #[test]
 fn vm_start_console_stop_and_export() {
     let kit = guest_kit();
@@ -544,21 +561,9 @@ fn vm_start_console_stop_and_export() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
+    let reader = collect(stdout, seen.clone());
     let text = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
     let mut stdin = child.stdin.take().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(180);
@@ -596,21 +601,9 @@ fn vm_start_console_stop_and_export() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("script (bsdutils) is installed");
-    let mut stdout = child.stdout.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
     seen.lock().unwrap().clear();
-    let reader = {
-        let seen = seen.clone();
-        std::thread::spawn(move || {
-            use std::io::Read;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stdout.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
-            }
-        })
-    };
+    let reader = collect(stdout, seen.clone());
     let mut stdin = child.stdin.take().unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     while !text().contains("TTY-42") {
