@@ -6,9 +6,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use futures_util::TryStreamExt;
+use futures_util::stream::BoxStream;
 use hostplane_types::problem::Problem;
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::{Bytes, Frame, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, StatusCode};
 use hyper_util::rt::TokioIo;
@@ -203,6 +206,57 @@ enum Transport {
     Unix(PathBuf),
 }
 
+/// The byte stream under a WebSocket, whichever transport carried the upgrade.
+pub trait UpgradedIo: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> UpgradedIo for T {}
+
+/// A client WebSocket over either transport.
+pub type WebSocket = tokio_tungstenite::WebSocketStream<Box<dyn UpgradedIo>>;
+
+/// A request body: bytes in memory, or a stream of known length (a file read as it is sent).
+pub enum ReqBody {
+    Bytes(Vec<u8>),
+    Stream {
+        stream: BoxStream<'static, std::io::Result<Bytes>>,
+        len: u64,
+    },
+}
+
+impl ReqBody {
+    /// The file at `path`, read in 256 KiB pieces as they are sent; `sent` is told the bytes
+    /// sent so far (a progress bar).
+    pub fn file(
+        path: &Path,
+        sent: impl Fn(u64) + Send + Sync + 'static,
+    ) -> anyhow::Result<ReqBody> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let len = file
+            .metadata()
+            .with_context(|| format!("reading {}", path.display()))?
+            .len();
+        let state = (tokio::fs::File::from_std(file), 0u64, sent);
+        let stream = futures_util::stream::try_unfold(state, |(mut f, done, sent)| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 256 * 1024];
+            let n = f.read(&mut buf).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            buf.truncate(n);
+            let done = done + n as u64;
+            sent(done);
+            Ok(Some((Bytes::from(buf), (f, done, sent))))
+        });
+        Ok(ReqBody::Stream {
+            stream: Box::pin(stream),
+            len,
+        })
+    }
+}
+
+type HyperBody = UnsyncBoxBody<Bytes, std::io::Error>;
+
 /// One client for both transports.
 pub struct Client {
     transport: Transport,
@@ -354,6 +408,30 @@ impl Client {
         self.send_with(method, path, body, None).await
     }
 
+    /// Sends a body of another type (an update package, a backup archive), typically a file
+    /// streamed from disk (`ReqBody::file`).
+    pub async fn send_body(
+        &self,
+        method: Method,
+        path: &str,
+        body: ReqBody,
+        content_type: &'static str,
+    ) -> anyhow::Result<Response> {
+        let mut headers = self.auth_headers(self.token.as_deref())?;
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        self.send_headers(method, path, Some(body), headers).await
+    }
+
+    fn auth_headers(&self, token: Option<&str>) -> anyhow::Result<HeaderMap> {
+        let mut headers = HeaderMap::new();
+        if let Some(t) = token {
+            let v = HeaderValue::from_str(&format!("Bearer {t}"))
+                .context("the token holds characters a header cannot carry")?;
+            headers.insert(header::AUTHORIZATION, v);
+        }
+        Ok(headers)
+    }
+
     async fn send_with(
         &self,
         method: Method,
@@ -361,25 +439,39 @@ impl Client {
         body: Option<Vec<u8>>,
         token: Option<&str>,
     ) -> anyhow::Result<Response> {
-        let mut headers = HeaderMap::new();
-        if let Some(t) = token {
-            let v = HeaderValue::from_str(&format!("Bearer {t}"))
-                .context("the token holds characters a header cannot carry")?;
-            headers.insert(header::AUTHORIZATION, v);
-        }
+        let mut headers = self.auth_headers(token)?;
         if body.is_some() {
             headers.insert(
                 header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
         }
+        self.send_headers(method, path, body.map(ReqBody::Bytes), headers)
+            .await
+    }
+
+    async fn send_headers(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<ReqBody>,
+        mut headers: HeaderMap,
+    ) -> anyhow::Result<Response> {
+        if let Some(ReqBody::Stream { len, .. }) = &body {
+            // Announced, so the daemon refuses an upload over its limit before reading it.
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(*len));
+        }
         match &self.transport {
             Transport::Http { base, http } => {
                 let mut req = http
                     .request(method, format!("{base}{path}"))
                     .headers(headers);
-                if let Some(b) = body {
-                    req = req.body(b);
+                match body {
+                    Some(ReqBody::Bytes(b)) => req = req.body(b),
+                    Some(ReqBody::Stream { stream, .. }) => {
+                        req = req.body(reqwest::Body::wrap_stream(stream))
+                    }
+                    None => {}
                 }
                 let resp = req.send().await.map_err(|e| self.connect_error(e))?;
                 Ok(Response {
@@ -393,7 +485,7 @@ impl Client {
                     .await
                     .map_err(|e| unix_connect_error(sock, e))?;
                 let (mut sender, conn) =
-                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                    hyper::client::conn::http1::handshake::<_, HyperBody>(TokioIo::new(stream))
                         .await
                         .with_context(|| format!("talking to {}", self.target))?;
                 tokio::spawn(async move {
@@ -407,8 +499,19 @@ impl Client {
                 if let Some(h) = req.headers_mut() {
                     h.extend(headers);
                 }
+                let body: HyperBody = match body {
+                    None => Full::new(Bytes::new())
+                        .map_err(|n| match n {})
+                        .boxed_unsync(),
+                    Some(ReqBody::Bytes(b)) => Full::new(Bytes::from(b))
+                        .map_err(|n| match n {})
+                        .boxed_unsync(),
+                    Some(ReqBody::Stream { stream, .. }) => {
+                        StreamBody::new(stream.map_ok(Frame::data)).boxed_unsync()
+                    }
+                };
                 let req = req
-                    .body(Full::new(Bytes::from(body.unwrap_or_default())))
+                    .body(body)
                     .with_context(|| format!("bad request path {path:?}"))?;
                 let resp = sender
                     .send_request(req)
@@ -422,6 +525,86 @@ impl Client {
                 })
             }
         }
+    }
+
+    /// Opens a WebSocket on `path` (HTTP/1.1 upgrade, authenticated like any request) over
+    /// either transport.
+    pub async fn websocket(&self, path: &str) -> anyhow::Result<WebSocket> {
+        let mut headers = self.auth_headers(self.token.as_deref())?;
+        let key = tokio_tungstenite::tungstenite::handshake::client::generate_key();
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        headers.insert(
+            header::SEC_WEBSOCKET_KEY,
+            HeaderValue::from_str(&key).context("websocket key")?,
+        );
+        let io: Box<dyn UpgradedIo> = match &self.transport {
+            Transport::Http { base, http } => {
+                let resp = http
+                    .get(format!("{base}{path}"))
+                    .headers(headers)
+                    .send()
+                    .await
+                    .map_err(|e| self.connect_error(e))?;
+                if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    let status = resp.status();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    return Err(ApiFailure::from_body(status, &body).into());
+                }
+                Box::new(resp.upgrade().await.context("upgrading to a WebSocket")?)
+            }
+            Transport::Unix(sock) => {
+                let stream = tokio::net::UnixStream::connect(sock)
+                    .await
+                    .map_err(|e| unix_connect_error(sock, e))?;
+                let (mut sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                        .await
+                        .with_context(|| format!("talking to {}", self.target))?;
+                tokio::spawn(async move {
+                    let _ = conn.with_upgrades().await;
+                });
+                let mut req = hyper::Request::builder()
+                    .method(Method::GET)
+                    .uri(path)
+                    .header(header::HOST, "localhost")
+                    .header(header::USER_AGENT, USER_AGENT);
+                if let Some(h) = req.headers_mut() {
+                    h.extend(headers);
+                }
+                let req = req
+                    .body(Full::new(Bytes::new()))
+                    .with_context(|| format!("bad request path {path:?}"))?;
+                let resp = sender
+                    .send_request(req)
+                    .await
+                    .with_context(|| format!("talking to {}", self.target))?;
+                if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+                    let status = resp.status();
+                    let body = resp
+                        .into_body()
+                        .collect()
+                        .await
+                        .map(|b| b.to_bytes())
+                        .unwrap_or_default();
+                    return Err(ApiFailure::from_body(status, &body).into());
+                }
+                let upgraded = hyper::upgrade::on(resp)
+                    .await
+                    .context("upgrading to a WebSocket")?;
+                Box::new(TokioIo::new(upgraded))
+            }
+        };
+        Ok(tokio_tungstenite::WebSocketStream::from_raw_socket(
+            io,
+            tokio_tungstenite::tungstenite::protocol::Role::Client,
+            None,
+        )
+        .await)
     }
 
     fn connect_error(&self, e: reqwest::Error) -> anyhow::Error {

@@ -12,6 +12,8 @@
 //! 4. The command (`commands::*`) calls the API and prints a table, or the API's JSON as is with
 //!    `--json`. A non-2xx answer becomes `client::ApiFailure`, printed as
 //!    `error: <detail> (<code>, HTTP <status>)`; every error exits 1, `jobs wait` timing out 2.
+//!    Commands that start a job share `commands::common` (`--wait` follows the job with a
+//!    progress bar; its outcome is the exit code), as do list tables and `--yes` prompts.
 
 mod client;
 mod commands;
@@ -73,6 +75,36 @@ pub enum Command {
     Selftest(commands::jobs::SelftestArgs),
     /// Call any API path: `hostplane api GET /api/v1/auth/whoami`.
     Api(commands::api::ApiArgs),
+    /// Disks: list, show, SMART, wipe, format, standby, wake.
+    #[command(subcommand, visible_alias = "disk")]
+    Disks(commands::disks::DisksCmd),
+    /// Storage pools: list, show, create, scrub, mount, unmount, destroy.
+    #[command(subcommand, visible_alias = "pool")]
+    Pools(commands::pools::PoolsCmd),
+    /// Datasets of a pool (POOL/DATASET): list, show, create, set, delete.
+    #[command(subcommand, visible_alias = "dataset")]
+    Datasets(commands::pools::DatasetsCmd),
+    /// Dataset snapshots (POOL/DATASET@NAME): list, show, create, delete, rollback.
+    #[command(subcommand, visible_alias = "snapshot")]
+    Snapshots(commands::pools::SnapshotsCmd),
+    /// SMB and NFS shares: `shares smb|nfs list|show|create|delete`.
+    #[command(subcommand, visible_alias = "share")]
+    Shares(commands::shares::SharesCmd),
+    /// Virtual machines: list, show, start, stop, console, snapshot, export, delete.
+    #[command(subcommand, visible_alias = "vm")]
+    Vms(commands::vms::VmsCmd),
+    /// systemd services: list, show, start, stop, restart, enable, disable.
+    #[command(subcommand, visible_alias = "service")]
+    Services(commands::services::ServicesCmd),
+    /// Software updates: status, version, keys, apply.
+    #[command(subcommand)]
+    Update(commands::system::UpdateCmd),
+    /// Backups of the appliance state: list, show, create, download, upload, restore, delete.
+    #[command(subcommand, visible_alias = "backups")]
+    Backup(commands::system::BackupCmd),
+    /// The HTTPS certificate: show, set.
+    #[command(subcommand, visible_alias = "cert")]
+    Certs(commands::system::CertsCmd),
 }
 
 /// Runs one client command; returns the exit code.
@@ -121,6 +153,16 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Jobs(c) => commands::jobs::run(&ctx, c).await,
         Command::Selftest(a) => commands::jobs::selftest(&ctx, a).await,
         Command::Api(a) => commands::api::run(&ctx, a).await,
+        Command::Disks(c) => commands::disks::run(&ctx, c).await,
+        Command::Pools(c) => commands::pools::run(&ctx, c).await,
+        Command::Datasets(c) => commands::pools::datasets(&ctx, c).await,
+        Command::Snapshots(c) => commands::pools::snapshots(&ctx, c).await,
+        Command::Shares(c) => commands::shares::run(&ctx, c).await,
+        Command::Vms(c) => commands::vms::run(&ctx, c).await,
+        Command::Services(c) => commands::services::run(&ctx, c).await,
+        Command::Update(c) => commands::system::update(&ctx, c).await,
+        Command::Backup(c) => commands::system::backup(&ctx, c).await,
+        Command::Certs(c) => commands::system::certs(&ctx, c).await,
     }
 }
 

@@ -147,6 +147,40 @@ pub fn name(v: &impl Serialize) -> String {
     }
 }
 
+/// Bytes for people, binary units: `512 B`, `1.5 KiB`, `256.0 MiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut v = n as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    format!("{v:.1} {}", UNITS[unit])
+}
+
+/// An optional value, `-` when absent.
+pub fn opt(v: Option<impl std::fmt::Display>) -> String {
+    v.map_or_else(|| "-".into(), |v| v.to_string())
+}
+
+/// `yes` / `no`.
+pub fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.into()
+}
+
+/// A list joined with commas, `-` when empty.
+pub fn list(items: &[String]) -> String {
+    if items.is_empty() {
+        "-".into()
+    } else {
+        items.join(",")
+    }
+}
+
 /// Scopes as shown: empty means all areas.
 pub fn scopes(s: &[String]) -> String {
     if s.is_empty() {
@@ -197,6 +231,14 @@ mod tests {
         assert_eq!(super::pretty_json(b"[ ]").unwrap(), "[]");
         assert_eq!(super::pretty_json(b" 42 ").unwrap(), "42");
         assert!(super::pretty_json(b"{nope").is_none());
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(super::bytes(512), "512 B");
+        assert_eq!(super::bytes(1536), "1.5 KiB");
+        assert_eq!(super::bytes(256 << 20), "256.0 MiB");
+        assert_eq!(super::bytes(3 << 40), "3.0 TiB");
     }
 
     #[test]

@@ -120,7 +120,8 @@ pub async fn run(ctx: &Ctx, cmd: JobsCmd) -> anyhow::Result<i32> {
             Ok(0)
         }
         JobsCmd::Wait { id, timeout } => {
-            let (answer, timed_out) = wait(ctx, &id, timeout.map(Duration::from_secs)).await?;
+            let (answer, timed_out) =
+                wait(ctx, &job_path(&id), timeout.map(Duration::from_secs)).await?;
             show(ctx, &answer)?;
             exit_code(&answer, timed_out)
         }
@@ -165,7 +166,12 @@ pub async fn selftest(ctx: &Ctx, args: SelftestArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let (answer, timed_out) = wait(ctx, &job.id, args.timeout.map(Duration::from_secs)).await?;
+    let (answer, timed_out) = wait(
+        ctx,
+        &job_path(&job.id),
+        args.timeout.map(Duration::from_secs),
+    )
+    .await?;
     if ctx.json {
         print_json(&answer)?;
         return exit_code(&answer, timed_out);
@@ -205,7 +211,7 @@ pub async fn selftest(ctx: &Ctx, args: SelftestArgs) -> anyhow::Result<i32> {
     exit_code(&answer, timed_out)
 }
 
-fn exit_code(answer: &JsonAnswer, timed_out: bool) -> anyhow::Result<i32> {
+pub(crate) fn exit_code(answer: &JsonAnswer, timed_out: bool) -> anyhow::Result<i32> {
     let job: Job = answer.parse()?;
     Ok(match job.status {
         JobStatus::Success => 0,
@@ -214,11 +220,11 @@ fn exit_code(answer: &JsonAnswer, timed_out: bool) -> anyhow::Result<i32> {
     })
 }
 
-/// Polls `GET /jobs/{id}/wait` until the job ends or `timeout` passes (then `true`), with a
-/// progress bar on a terminal.
-async fn wait(
+/// Polls `GET <job>/wait` (`job` is its path, `/api/v1/jobs/<id>`) until the job ends or
+/// `timeout` passes (then `true`), with a progress bar on a terminal.
+pub(crate) async fn wait(
     ctx: &Ctx,
-    id: &str,
+    job: &str,
     timeout: Option<Duration>,
 ) -> anyhow::Result<(JsonAnswer, bool)> {
     let deadline = timeout.map(|t| Instant::now() + t);
@@ -234,7 +240,7 @@ async fn wait(
     let mut secs = 0;
     let outcome = loop {
         let path = with_query(
-            &format!("{}/wait", job_path(id)),
+            &format!("{job}/wait"),
             &[("timeout", Some(secs.to_string()))],
         );
         let answer = ctx.client.get(&path).await?;

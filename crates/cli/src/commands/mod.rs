@@ -2,9 +2,16 @@
 
 pub mod api;
 pub mod auth;
+pub mod common;
+pub mod disks;
 pub mod jobs;
+pub mod pools;
+pub mod services;
+pub mod shares;
+pub mod system;
 pub mod tokens;
 pub mod users;
+pub mod vms;
 
 use std::path::PathBuf;
 
