@@ -1,4 +1,5 @@
 // Users (admin) and API tokens (the caller's own, or everyone's for an admin).
+import { useState } from 'preact/hooks';
 import { api } from '../api/client';
 import { act, useApi, when } from '../hooks';
 import { session, useStore } from '../store';
@@ -10,6 +11,7 @@ export function Users() {
     <>
       {admin && <UserList />}
       <TokenList />
+      <CreateToken />
     </>
   );
 }
@@ -81,6 +83,35 @@ function TokenList() {
         </table>
       ) : (
         <p class="muted">Loading…</p>
+      )}
+    </section>
+  );
+}
+
+/** A new token for the caller; its value is shown once (only its hash is stored). */
+function CreateToken() {
+  const [value, setValue] = useState<string | null>(null);
+  async function submit(e: Event): Promise<void> {
+    e.preventDefault();
+    const form = e.target as HTMLFormElement;
+    const name = String(new FormData(form).get('name'));
+    const r = api.POST('/api/v1/tokens', { body: { name } });
+    if (await act(r, 'Token created.')) {
+      setValue((await r).data?.value ?? null);
+      form.reset();
+    }
+  }
+  return (
+    <section class="card form" aria-labelledby="create-token-h">
+      <h2 id="create-token-h">Create a token</h2>
+      <form onSubmit={submit}>
+        <label>Token name<input name="name" required maxLength={64} /></label>
+        <button type="submit">Create token</button>
+      </form>
+      {value && (
+        <p role="status">
+          Copy it now, it is shown only once: <code class="secret">{value}</code>
+        </p>
       )}
     </section>
   );
