@@ -157,6 +157,13 @@ try {
     await page.getByRole('button', { name: 'Create share' }).click();
     await page.getByRole('rowheader', { name: 'webshare', exact: true }).waitFor();
     await second.page.getByRole('rowheader', { name: 'webshare', exact: true }).waitFor();
+    // The same dataset over NFS, for everyone, read-only.
+    await page.getByRole('radio', { name: 'NFS' }).check();
+    await page.getByLabel('Name', { exact: true }).fill('webexport');
+    await page.getByLabel('Dataset', { exact: true }).fill('media');
+    await page.getByLabel('Read-only').check();
+    await page.getByRole('button', { name: 'Create share' }).click();
+    await second.page.getByRole('rowheader', { name: 'webexport', exact: true }).waitFor();
     await second.context.close();
   });
   for (const [route, heading] of [['shares', 'Shares'], ['vms', 'Virtual machines'], ['audit', 'Audit log']]) {

@@ -1,4 +1,4 @@
-// Shares: SMB and NFS lists, and creating an SMB share on a pool's dataset.
+// Shares: SMB and NFS lists, and creating either on a pool's dataset.
 import { useState } from 'preact/hooks';
 import { api } from '../api/client';
 import { act, useApi } from '../hooks';
@@ -66,37 +66,44 @@ export function Shares() {
           <p class="muted">Loading…</p>
         )}
       </section>
-      <CreateSmb />
+      <CreateShare />
     </>
   );
 }
 
-function CreateSmb() {
+function CreateShare() {
   const pools = useApi(() => api.GET('/api/v1/pools', {}), ['/api/v1/pools']);
+  const [protocol, setProtocol] = useState<'smb' | 'nfs'>('smb');
   const [busy, setBusy] = useState(false);
   async function submit(e: Event): Promise<void> {
     e.preventDefault();
     const form = e.target as HTMLFormElement;
     const f = new FormData(form);
+    const common = {
+      name: String(f.get('name')),
+      pool: String(f.get('pool')),
+      dataset: String(f.get('dataset')),
+      read_only: f.get('read_only') === 'on',
+    };
     setBusy(true);
     const ok = await act(
-      api.POST('/api/v1/shares/smb', {
-        body: {
-          name: String(f.get('name')),
-          pool: String(f.get('pool')),
-          dataset: String(f.get('dataset')),
-          read_only: f.get('read_only') === 'on',
-        },
-      }),
-      'SMB share created.',
+      protocol === 'smb'
+        ? api.POST('/api/v1/shares/smb', { body: common })
+        : api.POST('/api/v1/shares/nfs', { body: { ...common, clients: [{ host: String(f.get('clients')) }] } }),
+      `${protocol.toUpperCase()} share created.`,
     );
     setBusy(false);
     if (ok) form.reset();
   }
   return (
-    <section class="card form" aria-labelledby="create-smb-h">
-      <h2 id="create-smb-h">Create an SMB share</h2>
+    <section class="card form" aria-labelledby="create-share-h">
+      <h2 id="create-share-h">Create a share</h2>
       <form onSubmit={submit}>
+        <fieldset class="tabs">
+          <legend>Protocol</legend>
+          <label><input type="radio" name="protocol" checked={protocol === 'smb'} onChange={() => setProtocol('smb')} /> SMB</label>
+          <label><input type="radio" name="protocol" checked={protocol === 'nfs'} onChange={() => setProtocol('nfs')} /> NFS</label>
+        </fieldset>
         <label>Name<input name="name" required maxLength={64} /></label>
         <label>
           Pool
@@ -107,6 +114,9 @@ function CreateSmb() {
           </select>
         </label>
         <label>Dataset<input name="dataset" required maxLength={64} /></label>
+        {protocol === 'nfs' && (
+          <label>Clients (host, network or <code>*</code>)<input name="clients" required defaultValue="*" /></label>
+        )}
         <label class="check"><input type="checkbox" name="read_only" /> Read-only</label>
         <button type="submit" disabled={busy || !pools.data?.length}>Create share</button>
       </form>
