@@ -135,6 +135,21 @@ try {
     await page.getByRole('rowheader', { name: 'webpool', exact: true }).waitFor();
     await shot(page, 'pools');
   });
+  await step('a running job is cancelled from the jobs panel, its log shown', async () => {
+    // A slow self-test started through the API: the panel learns of it from the event stream.
+    const r = await fetch(`${base}/api/v1/system/selftest`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${env('HP_TOKEN')}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ step_delay_ms: 5000 }),
+    });
+    if (r.status !== 202) throw new Error(`selftest: ${r.status} ${await r.text()}`);
+    const { id } = await r.json();
+    const row = page.locator(`.jobs li[data-job="${id}"]`);
+    await row.getByRole('button', { name: 'Cancel' }).click();
+    await page.locator(`.jobs li[data-job="${id}"][data-status=cancelled]`).waitFor();
+    await row.getByRole('button', { name: 'Log' }).click();
+    await row.locator('pre.log').waitFor();
+  });
   await step('an SMB share created in the UI appears in a second tab without reload', async () => {
     // The dataset comes from the API (the UI has no dataset page yet).
     const r = await fetch(`${base}/api/v1/pools/webpool/datasets`, {
