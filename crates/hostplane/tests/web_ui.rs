@@ -1,7 +1,8 @@
 //! The web UI against the real daemon: its static files (types, caching, CSP, public), CSRF
 //! protection of the session cookie, and Debian's Chromium driven by playwright-core
-//! (`web/test/ui.mjs`: login, pages, a pool made in the UI on loop disks finishing in the jobs
-//! panel, axe WCAG 2 A/AA on every page, no page error, no request to another host).
+//! (`web/test/ui.mjs`: login, pages, a pool made, scrubbed and destroyed in the UI on loop disks
+//! with its jobs followed in the jobs panel, shares seen live in a second browser context, job
+//! cancel, axe WCAG 2 A/AA on every page, no page error, no request to another host).
 //!
 //! Needs node, npm (`scripts/web deps` installs the driver's packages into a cache outside the
 //! clone) and /usr/bin/chromium: the test fails without them. Screenshots are kept in
@@ -227,7 +228,11 @@ async fn chromium_drives_the_ui() {
         status.success(),
         "the browser driver failed (its output is above)"
     );
-    // What the UI did went through the API: the pool exists and is healthy.
-    let p = d.get_json("/api/v1/pools/webpool").await;
-    assert_eq!(p["health"], "online", "{p}");
+    // What the UI did went through the API: the pool it made and destroyed is gone, its disks
+    // are free again.
+    assert_eq!(d.get("/api/v1/pools/webpool").await.status(), 404);
+    for name in &names {
+        let disk = d.get_json(&format!("/api/v1/disks/{name}")).await;
+        assert!(disk["pool"].is_null(), "{disk}");
+    }
 }

@@ -21,6 +21,7 @@ export function Pools() {
               <th scope="col">Devices</th>
               <th scope="col">Used</th>
               <th scope="col">Mount point</th>
+              <th scope="col">Actions</th>
             </tr>
           </thead>
           <tbody>
@@ -34,6 +35,9 @@ export function Pools() {
                 <td>{p.members?.length ?? 0}</td>
                 <td>{p.usage ? `${bytes(p.usage.used)} of ${bytes(p.usage.size)}` : '–'}</td>
                 <td>{p.mountpoint}</td>
+                <td>
+                  <PoolActions name={p.name!} />
+                </td>
               </tr>
             ))}
           </tbody>
@@ -42,6 +46,43 @@ export function Pools() {
         <p class="muted">{pools.failed ? 'Could not load the pools.' : 'Loading…'}</p>
       )}
       <CreatePool />
+    </>
+  );
+}
+
+/** Scrub (a job), and destroy after typing the pool's name (the API's `confirm`). */
+function PoolActions({ name }: { name: string }) {
+  const [confirming, setConfirming] = useState(false);
+  const path = { params: { path: { name } } };
+  async function destroy(e: Event): Promise<void> {
+    e.preventDefault();
+    const confirm = String(new FormData(e.target as HTMLFormElement).get('confirm'));
+    const ok = await act(
+      api.DELETE('/api/v1/pools/{name}', { params: { path: { name }, query: { confirm } } }),
+      `Destroying ${name}: see the jobs panel.`,
+    );
+    if (ok) setConfirming(false);
+  }
+  if (confirming) {
+    return (
+      <form class="inline" onSubmit={destroy}>
+        <label>
+          Type {name} to erase its disks
+          <input name="confirm" required autoFocus autocomplete="off" />
+        </label>
+        <button type="submit" class="danger">Destroy</button>{' '}
+        <button type="button" onClick={() => setConfirming(false)}>Keep</button>
+      </form>
+    );
+  }
+  return (
+    <>
+      <button type="button" aria-label={`Scrub ${name}`} onClick={() => act(api.POST('/api/v1/pools/{name}/scrub', path), `Scrub of ${name} started.`)}>
+        Scrub
+      </button>{' '}
+      <button type="button" class="danger" aria-label={`Destroy ${name}`} onClick={() => setConfirming(true)}>
+        Destroy…
+      </button>
     </>
   );
 }
