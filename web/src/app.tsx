@@ -9,6 +9,7 @@ import { JobsPanel } from './jobs';
 import { Dashboard } from './pages/dashboard';
 import { Disks } from './pages/disks';
 import { Pools } from './pages/pools';
+import { Datasets } from './pages/datasets';
 import { Shares } from './pages/shares';
 import { Vms } from './pages/vms';
 import { Users } from './pages/users';
@@ -18,6 +19,7 @@ const PAGES: { path: string; title: string; page: () => preact.JSX.Element }[] =
   { path: 'dashboard', title: 'Dashboard', page: Dashboard },
   { path: 'disks', title: 'Disks', page: Disks },
   { path: 'pools', title: 'Pools', page: Pools },
+  { path: 'datasets', title: 'Datasets', page: Datasets },
   { path: 'shares', title: 'Shares', page: Shares },
   { path: 'vms', title: 'Virtual machines', page: Vms },
   { path: 'users', title: 'Users and tokens', page: Users },

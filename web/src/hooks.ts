@@ -29,7 +29,6 @@ export function useApi<T>(load: () => Promise<Result<T>>, watch?: string[]): { d
         toast(String(e));
       },
     );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, []);
   useEffect(() => {
     reload();

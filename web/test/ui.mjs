@@ -150,14 +150,13 @@ try {
     await row.getByRole('button', { name: 'Log' }).click();
     await row.locator('pre.log').waitFor();
   });
-  await step('an SMB share created in the UI appears in a second tab without reload', async () => {
-    // The dataset comes from the API (the UI has no dataset page yet).
-    const r = await fetch(`${base}/api/v1/pools/webpool/datasets`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${env('HP_TOKEN')}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'media' }),
-    });
-    if (r.status !== 201) throw new Error(`dataset: ${r.status} ${await r.text()}`);
+  await step('a dataset, then an SMB share and an NFS export created in the UI appear in a second tab without reload', async () => {
+    await visit(page, 'datasets', 'Datasets');
+    await page.getByLabel('Name', { exact: true }).fill('media');
+    await page.getByRole('button', { name: 'Create dataset' }).click();
+    await page.getByRole('rowheader', { name: 'media', exact: true }).waitFor();
+    await axe(page, 'datasets');
+    await shot(page, 'datasets');
     const second = await newPage();
     await second.page.goto(base + '/#/shares');
     await second.page.getByLabel('API token', { exact: true }).check();
