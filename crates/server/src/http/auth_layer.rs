@@ -43,6 +43,32 @@ fn cookie_token(req: &Request) -> Option<&str> {
         .find_map(|kv| kv.trim().strip_prefix(COOKIE_NAME)?.strip_prefix('='))
 }
 
+/// CSRF: a browser attaches the session cookie on its own, so a mutating request authenticated
+/// by it must come from a page of this origin. Browsers say where a request comes from
+/// (`Sec-Fetch-Site`; older ones only `Origin`, which they send on every cross-origin and
+/// every non-GET request); a client that sends neither is not a browser and cannot be
+/// tricked into sending the cookie. `SameSite=Strict` alone would still let a page of the same
+/// site (another port, a sibling subdomain) post with it.
+fn cross_origin(req: &Request) -> bool {
+    let h = req.headers();
+    if let Some(site) = h.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = h.get(header::ORIGIN) else {
+        return false;
+    };
+    let host = h
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .or_else(|| req.uri().authority().map(|a| a.as_str()));
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, rest)| rest);
+    origin_host.is_none() || origin_host != host
+}
+
 fn query_param(req: &Request, name: &str) -> Option<String> {
     let q = req.uri().query()?;
     serde_urlencoded::from_str::<Vec<(String, String)>>(q)
@@ -76,6 +102,11 @@ fn authenticate(
             .ok_or_else(|| bad("bearer token"));
     }
     if let Some(token) = cookie_token(req) {
+        if is_mutating(req.method()) && cross_origin(req) {
+            return Err(ApiError::Forbidden(
+                "cross-origin request with the session cookie refused (CSRF): send it from the UI's own origin, or use Authorization: Bearer".into(),
+            ));
+        }
         return auth
             .authenticate_token(token, AuthMethod::Cookie)
             .map(Some)

@@ -37,6 +37,7 @@ pub mod fields;
 pub mod links;
 pub mod peer;
 pub mod ratelimit;
+pub mod ui;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -509,8 +510,8 @@ fn document_streams(op: &mut utoipa::openapi::path::Operation) {
     }
 }
 
-/// The whole application: API routes behind auth and metrics, plus the public docs and
-/// `/metrics`.
+/// The whole application: API routes behind auth and metrics, plus the public docs, the web
+/// UI's static files (`/`, `/assets/*`: [`ui`]) and `/metrics`.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = openapi_and_router();
     let api = api
@@ -527,6 +528,7 @@ pub fn app(state: AppState) -> Router {
         .with_state(state.clone());
     Router::new()
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
+        .merge(ui::router())
         .merge(api)
 }
 

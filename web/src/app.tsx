@@ -1,0 +1,127 @@
+// The shell: login gate, navigation (hash routes: the daemon serves one page), the page, the
+// always-visible jobs panel and the toasts.
+import { useEffect, useRef, useState } from 'preact/hooks';
+import { api, handleUnauthorized, setApiToken, apiToken } from './api/client';
+import { openEvents, resetEvents } from './events';
+import { session, useStore, toasts, dismiss } from './store';
+import { Login } from './login';
+import { JobsPanel } from './jobs';
+import { Dashboard } from './pages/dashboard';
+import { Disks } from './pages/disks';
+import { Pools } from './pages/pools';
+import { Datasets } from './pages/datasets';
+import { Shares } from './pages/shares';
+import { Vms } from './pages/vms';
+import { Users } from './pages/users';
+import { Audit } from './pages/audit';
+
+const PAGES: { path: string; title: string; page: () => preact.JSX.Element }[] = [
+  { path: 'dashboard', title: 'Dashboard', page: Dashboard },
+  { path: 'disks', title: 'Disks', page: Disks },
+  { path: 'pools', title: 'Pools', page: Pools },
+  { path: 'datasets', title: 'Datasets', page: Datasets },
+  { path: 'shares', title: 'Shares', page: Shares },
+  { path: 'vms', title: 'Virtual machines', page: Vms },
+  { path: 'users', title: 'Users and tokens', page: Users },
+  { path: 'audit', title: 'Audit log', page: Audit },
+];
+
+function route(): string {
+  return location.hash.replace(/^#\/?/, '') || 'dashboard';
+}
+
+async function checkSession(): Promise<void> {
+  const { data, response } = await api.GET('/api/v1/auth/whoami', {});
+  session.set(response.ok && data ? data : null);
+}
+
+export function loggedOut(): void {
+  resetEvents();
+  setApiToken(null);
+  session.set(null);
+}
+
+handleUnauthorized(() => {
+  if (session.get()) loggedOut();
+});
+
+export function App() {
+  const me = useStore(session);
+  const [path, setPath] = useState(route());
+  useEffect(() => {
+    const f = () => setPath(route());
+    addEventListener('hashchange', f);
+    void checkSession();
+    return () => removeEventListener('hashchange', f);
+  }, []);
+  useEffect(() => {
+    if (me) openEvents();
+  }, [me]);
+  const current = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
+  useEffect(() => {
+    document.title = me ? `${current.title} – hostplane` : 'Log in – hostplane';
+  }, [me, current]);
+  // After navigating, the keyboard and screen readers continue in the new page.
+  const first = useRef(true);
+  useEffect(() => {
+    if (first.current) first.current = false;
+    else document.getElementById('content')?.focus();
+  }, [path]);
+  if (me === undefined) return <main class="loading" aria-busy="true">Loading…</main>;
+  return (
+    <>
+      {me === null ? (
+        <Login done={checkSession} />
+      ) : (
+        <div class="shell">
+          <a class="skip" href="#content">Skip to content</a>
+          <header class="top">
+            <span class="brand">hostplane</span>
+            <span class="who">
+              {me.user} ({me.role})
+              <button type="button" onClick={logout}>Log out</button>
+            </span>
+          </header>
+          <nav aria-label="Main">
+            <ul>
+              {PAGES.map((p) => (
+                <li key={p.path}>
+                  <a href={`#/${p.path}`} aria-current={p.path === current.path ? 'page' : undefined}>{p.title}</a>
+                </li>
+              ))}
+              <li>
+                <a href="/api-docs/">API documentation</a>
+              </li>
+            </ul>
+          </nav>
+          <main id="content" tabIndex={-1}>
+            <h1>{current.title}</h1>
+            <current.page key={current.path} />
+          </main>
+          <JobsPanel />
+        </div>
+      )}
+      <Toasts />
+    </>
+  );
+}
+
+async function logout(): Promise<void> {
+  // An API token is not a session: forgetting it is the logout (it stays valid until revoked).
+  if (!apiToken()) await api.POST('/api/v1/auth/logout', {});
+  loggedOut();
+}
+
+function Toasts() {
+  const list = useStore(toasts);
+  return (
+    <div class="toasts" role="status" aria-live="polite">
+      {list.map((t) => (
+        <div key={t.id} class={`toast ${t.kind}`}>
+          <span>{t.text}</span>
+          <button type="button" aria-label="Dismiss" onClick={() => dismiss(t.id)}>×</button>
+        </div>
+      ))}
+    </div>
+  );
+}

@@ -1,0 +1,79 @@
+// Dashboard: host health (CPU, load, memory, uptime), version, pools with health, running jobs.
+import { api } from '../api/client';
+import { bytes, useApi } from '../hooks';
+import { jobs, useStore } from '../store';
+
+export function Dashboard() {
+  const health = useApi(() => api.GET('/api/v1/system/health', {}));
+  const version = useApi(() => api.GET('/api/v1/system/version', {}));
+  const pools = useApi(() => api.GET('/api/v1/pools', {}), ['/api/v1/pools']);
+  const running = [...useStore(jobs).values()].filter((j) => j.status === 'running' || j.status === 'queued');
+  const h = health.data;
+  const m = h?.memory;
+  return (
+    <div class="cards">
+      <section class="card" aria-labelledby="host-h">
+        <h2 id="host-h">Host</h2>
+        {h ? (
+          <dl>
+            <dt>Version</dt>
+            <dd>{version.data?.hostplane_version ?? '–'}</dd>
+            <dt>CPUs</dt>
+            <dd>{h.cpu_count}</dd>
+            <dt>Load (1/5/15 min)</dt>
+            <dd>{h.load ? `${h.load.one.toFixed(2)} / ${h.load.five.toFixed(2)} / ${h.load.fifteen.toFixed(2)}` : '–'}</dd>
+            <dt>Memory</dt>
+            <dd>
+              {m ? (
+                <>
+                  {bytes(m.used_bytes)} of {bytes(m.total_bytes)}
+                  <meter min={0} max={100} value={m.used_percent} aria-label="Memory used" />
+                </>
+              ) : '–'}
+            </dd>
+            <dt>Up for</dt>
+            <dd>{h.uptime_secs != null ? duration(h.uptime_secs) : '–'}</dd>
+          </dl>
+        ) : (
+          <p class="muted">Loading…</p>
+        )}
+      </section>
+      <section class="card" aria-labelledby="pools-h">
+        <h2 id="pools-h">Pools</h2>
+        {pools.data?.length ? (
+          <ul class="plain">
+            {pools.data.map((p) => (
+              <li key={p.name}>
+                <a href="#/pools">{p.name}</a> <span class={`badge ${p.health}`}>{p.health}</span>{' '}
+                {p.usage && <small>{bytes(p.usage.used)} of {bytes(p.usage.size)} used</small>}
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p class="muted">{pools.data ? 'No pools.' : 'Loading…'}</p>
+        )}
+      </section>
+      <section class="card" aria-labelledby="running-h">
+        <h2 id="running-h">Running jobs</h2>
+        {running.length ? (
+          <ul class="plain">
+            {running.map((j) => (
+              <li key={j.id}>
+                {j.kind} {j.target} – {j.progress}%
+              </li>
+            ))}
+          </ul>
+        ) : (
+          <p class="muted">Nothing running.</p>
+        )}
+      </section>
+    </div>
+  );
+}
+
+function duration(s: number): string {
+  const d = Math.floor(s / 86400);
+  const h = Math.floor((s % 86400) / 3600);
+  const m = Math.floor((s % 3600) / 60);
+  return d ? `${d} d ${h} h` : h ? `${h} h ${m} min` : `${m} min`;
+}
