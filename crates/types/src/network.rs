@@ -182,7 +182,7 @@ pub struct NatRuleCreate {
 }
 
 /// Transport protocol of a forwarded port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ForwardProtocol {
     Tcp,
@@ -249,6 +249,4 @@ pub struct BondCreate {
     /// `balance-rr`, `active-backup`, `balance-xor`, `broadcast`, `802.3ad`, `balance-tlb`,
     /// `balance-alb`.
     pub mode: String,
-    #[serde(default)]
-    pub ports: Vec<String>,
 }

@@ -13,9 +13,9 @@ use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+pub use rtnetlink::packet_route::link::LinkMessage;
 use rtnetlink::packet_route::link::{
-    BondMode, BridgeStpState, InfoData, InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-    State,
+    BondMode, BridgeStpState, InfoData, LinkAttribute, LinkFlags, LinkInfo, State,
 };
 use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
 
@@ -395,19 +395,25 @@ impl Netlink {
     }
 }
 
-/// Whether this process runs in a network namespace other than PID 1's (the host's). `false`
-/// when that cannot be read (then the caller must assume the host's).
-pub fn in_private_netns() -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let ino = |p: &str| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
-    match (ino("/proc/self/ns/net"), ino("/proc/1/ns/net")) {
-        (Some(me), Some(init)) => me != init,
-        _ => false,
-    }
+/// Whether this process runs in a network namespace that `ip netns` named (one bound under
+/// `/run/netns`): a namespace made on purpose, never the host's own. (PID 1's namespace cannot
+/// be the reference: `/proc/1/ns/net` may be unreadable even for root.)
+pub fn in_named_netns() -> bool {
+    in_named_netns_under(std::path::Path::new("/run/netns"))
 }
 
-/// `InfoKind` re-exported for callers that match kinds.
-pub type Kind = InfoKind;
+fn in_named_netns_under(dir: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let id = |p: &std::path::Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+    let Some(me) = id(std::path::Path::new("/proc/self/ns/net")) else {
+        return false;
+    };
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .any(|e| id(&e.path()) == Some(me))
+}
 
 #[cfg(test)]
 mod tests {
@@ -422,6 +428,13 @@ mod tests {
         assert_eq!(l.stp, Some(true));
         assert!(l.up);
         assert_eq!(parse_link(&bridge_message("b", false)).stp, Some(false));
+    }
+
+    #[test]
+    fn a_plain_directory_names_no_namespace() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("x"), "").unwrap();
+        assert!(!in_named_netns_under(d.path()));
     }
 
     #[test]
