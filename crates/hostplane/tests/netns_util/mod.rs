@@ -15,11 +15,10 @@ pub struct NetNs {
 }
 
 fn run(program: &str, args: &[&str]) -> std::process::Output {
-    let out = Command::new(program)
+    Command::new(program)
         .args(args)
         .output()
-        .unwrap_or_else(|e| panic!("{program} (package iproute2/nftables) must be installed: {e}"));
-    out
+        .unwrap_or_else(|e| panic!("{program} (package iproute2/nftables) must be installed: {e}"))
 }
 
 impl NetNs {

@@ -455,7 +455,9 @@ async fn delete_port_forward(
 #[utoipa::path(post, path = "/api/v1/network/vlans",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network", request_body = VlanCreate,
-    responses((status = 201, description = "Created", body = Interface)))]
+    responses((status = 201, description = "Created", body = Interface),
+        (status = 501, description = "The kernel lacks the driver (`network_kind_unsupported`)",
+            body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn create_vlan(
     State(state): State<AppState>,
     Json(req): Json<VlanCreate>,
@@ -487,7 +489,9 @@ async fn create_vlan(
 #[utoipa::path(post, path = "/api/v1/network/bonds",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network", request_body = BondCreate,
-    responses((status = 201, description = "Created", body = Interface)))]
+    responses((status = 201, description = "Created", body = Interface),
+        (status = 501, description = "The kernel lacks the driver (`network_kind_unsupported`)",
+            body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn create_bond(
     State(state): State<AppState>,
     Json(req): Json<BondCreate>,

@@ -247,6 +247,42 @@ mod tests {
         }
     }
 
+    /// The schemas' pattern (a literal copy of `NAME_PATTERN`) with maxLength 15 accepts exactly
+    /// what [`check_ifname`] accepts.
+    #[test]
+    fn schema_pattern_matches_check_ifname() {
+        let re = regex::Regex::new(hostplane_types::NAME_PATTERN).unwrap();
+        let alphabet = ['a', 'Z', '0', '_', '.', '-', ':', ' ', '/', 'é', '\n'];
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        words.extend(["a".repeat(15), "a".repeat(16)]);
+        for w in &words {
+            let schema_ok = re.is_match(w) && w.len() <= IFNAME_MAX_LEN;
+            assert_eq!(schema_ok, check_ifname("x", w).is_ok(), "{w:?}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        for (schema, field) in [
+            ("BridgeCreate", "name"),
+            ("BridgePortAdd", "interface"),
+            ("AddressCreate", "interface"),
+            ("NatRuleCreate", "out_interface"),
+            ("VlanCreate", "name"),
+            ("VlanCreate", "parent"),
+            ("BondCreate", "name"),
+        ] {
+            let f = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(f["pattern"], hostplane_types::NAME_PATTERN, "{schema}.{field}");
+            assert_eq!(f["maxLength"], 15, "{schema}.{field}");
+        }
+    }
+
     #[test]
     fn cidrs() {
         assert_eq!(
