@@ -17,6 +17,7 @@ pub mod command;
 pub mod disks;
 pub mod fsutil;
 pub mod health;
+pub mod network;
 pub mod nfs;
 pub mod persistent_storage;
 pub mod qemu;

@@ -7,6 +7,7 @@ pub mod disks;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod network;
 pub mod pools;
 pub mod problem;
 pub mod services;

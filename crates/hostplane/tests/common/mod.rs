@@ -19,6 +19,9 @@ pub struct Opts {
     pub extra_args: Vec<String>,
     /// Extra environment variables of the daemon.
     pub env: Vec<(String, String)>,
+    /// Run the daemon inside this network namespace (`ip netns exec NS hostplane serve ...`);
+    /// the test then talks to it over its unix socket, which the namespace does not fence.
+    pub netns: Option<String>,
 }
 
 pub struct Daemon {
@@ -40,6 +43,15 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A client that sends every request over the daemon's unix socket (`http://localhost/...`).
+fn unix_client(socket: &Path) -> reqwest::Client {
+    reqwest::Client::builder()
+        .unix_socket(socket.to_path_buf())
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap()
 }
 
 fn client() -> reqwest::Client {
@@ -88,7 +100,14 @@ impl Daemon {
 
     /// Starts the process (again) on the same port and data dir and waits until it answers.
     pub fn spawn(&mut self) {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = match &self.opts.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns.as_str(), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
         cmd.arg("serve")
             .arg("--data-dir")
             .arg(self.dir.path())
@@ -131,6 +150,10 @@ impl Daemon {
                 self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
                 let scheme = if self.opts.https { "https" } else { "http" };
                 self.base = format!("{scheme}://127.0.0.1:{}", self.port);
+                if self.opts.netns.is_some() {
+                    // The TCP listener is on the namespace's loopback, out of reach here.
+                    self.base = "http://localhost".into();
+                }
                 break;
             }
             if let Some(status) = child.try_wait().unwrap() {
@@ -155,7 +178,10 @@ impl Daemon {
         });
         self.child = Some(child);
         // Pooled connections to a previous process are dead.
-        self.client = client();
+        self.client = match self.opts.netns {
+            Some(_) => unix_client(&self.socket),
+            None => client(),
+        };
     }
 
     /// What the daemon logged to stderr so far (level `warn` and above).

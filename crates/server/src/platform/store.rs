@@ -130,6 +130,19 @@ fn migrations() -> Migrations<'static> {
         CREATE INDEX audit_time ON audit(time);
         "#,
         ),
+        // Network (areas::network): what hostplane manages (bridges, addresses, NAT rules, port
+        // forwards), one JSON spec per object; the source of truth re-applied at start.
+        M::up(
+            r#"
+        CREATE TABLE network_objects (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            PRIMARY KEY (kind, id)
+        );
+        "#,
+        ),
     ])
 }
 

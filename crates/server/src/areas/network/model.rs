@@ -1,0 +1,322 @@
+//! What hostplane manages, as stored (`network_objects`: kind, id, JSON spec), and the checks
+//! every request passes before anything is touched: interface names, CIDRs, ports.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use hostplane_types::network::{ForwardPort, IFNAME_MAX_LEN};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::error::{ApiError, ApiResult};
+use crate::platform::store::Store;
+use crate::platform::time;
+
+pub const KIND_BRIDGE: &str = "bridge";
+pub const KIND_ADDRESS: &str = "address";
+pub const KIND_NAT: &str = "nat";
+pub const KIND_FORWARD: &str = "forward";
+pub const KIND_LINK: &str = "link";
+
+/// A bridge hostplane created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BridgeRec {
+    pub name: String,
+    pub ports: Vec<String>,
+    pub stp: bool,
+    #[serde(default)]
+    pub mtu: Option<u32>,
+    /// Administratively down when false (PATCH `up`).
+    #[serde(default = "yes")]
+    pub up: bool,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A VLAN or bond hostplane created (only where the kernel has them).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinkRec {
+    pub name: String,
+    /// `vlan` or `bond`.
+    pub kind: String,
+    #[serde(default)]
+    pub parent: Option<String>,
+    #[serde(default)]
+    pub vlan_id: Option<u16>,
+    #[serde(default)]
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// An address hostplane added.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AddressRec {
+    pub interface: String,
+    pub address: IpAddr,
+    pub prefix_len: u8,
+}
+
+impl AddressRec {
+    pub fn id(&self) -> String {
+        address_id(&self.interface, self.address, self.prefix_len)
+    }
+}
+
+/// An address's opaque id: interface, address and prefix joined by `~` (no slashes, so it is
+/// one path segment; clients treat it as opaque).
+pub fn address_id(interface: &str, address: IpAddr, prefix_len: u8) -> String {
+    format!("{interface}~{address}~{prefix_len}")
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NatRec {
+    pub id: String,
+    /// Network address (host bits cleared).
+    pub source: Ipv4Addr,
+    pub prefix_len: u8,
+    pub out_interface: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardRec {
+    pub id: String,
+    pub listen_address: Ipv4Addr,
+    pub ports: Vec<ForwardPort>,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// All stored objects of one kind, oldest first.
+pub fn load<T: DeserializeOwned>(store: &Store, kind: &str) -> ApiResult<Vec<T>> {
+    let specs: Vec<String> = store.read(|c| {
+        let mut st = c.prepare(
+            "SELECT spec FROM network_objects WHERE kind = ?1 ORDER BY created_at, id",
+        )?;
+        st.query_map([kind], |r| r.get(0))?.collect()
+    })?;
+    specs
+        .iter()
+        .map(|s| serde_json::from_str(s).map_err(ApiError::internal))
+        .collect()
+}
+
+/// Inserts or replaces one object.
+pub fn put<T: Serialize>(store: &Store, kind: &str, id: &str, spec: &T) -> ApiResult<()> {
+    let spec = serde_json::to_string(spec).map_err(ApiError::internal)?;
+    store.write(|tx| {
+        tx.execute(
+            "INSERT INTO network_objects (kind, id, spec, created_at) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (kind, id) DO UPDATE SET spec = excluded.spec",
+            rusqlite::params![kind, id, spec, time::now_string()],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+pub fn remove(store: &Store, kind: &str, id: &str) -> ApiResult<()> {
+    store.write(|tx| {
+        tx.execute(
+            "DELETE FROM network_objects WHERE kind = ?1 AND id = ?2",
+            [kind, id],
+        )?;
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// A Linux interface name hostplane will name: 1–15 of A-Z a-z 0-9 `_` `.` `-`, starting with a
+/// letter or digit, never `..` (so never `.`/`..`, nothing a path or an option could be made of).
+pub fn check_ifname(field: &str, name: &str) -> ApiResult<()> {
+    let bad = |why: &str| {
+        ApiError::invalid_field(
+            "invalid_interface_name",
+            field,
+            format!("{name:?} is not a valid interface name: {why}"),
+        )
+    };
+    if name.is_empty() {
+        return Err(bad("empty"));
+    }
+    if name.len() > IFNAME_MAX_LEN {
+        return Err(bad("longer than 15 bytes"));
+    }
+    if !name.as_bytes()[0].is_ascii_alphanumeric() {
+        return Err(bad("must start with a letter or digit"));
+    }
+    if name.contains("..") {
+        return Err(bad("contains `..`"));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(bad("only A-Z a-z 0-9 _ . - are allowed"));
+    }
+    Ok(())
+}
+
+/// Parses `ADDRESS/PREFIX` (IPv4 or IPv6) strictly.
+pub fn parse_cidr(field: &str, s: &str) -> ApiResult<(IpAddr, u8)> {
+    let bad = || {
+        ApiError::invalid_field(
+            "invalid_cidr",
+            field,
+            format!("{s:?} is not an address in CIDR notation (e.g. 192.0.2.1/24, 2001:db8::1/64)"),
+        )
+    };
+    let (ip, len) = s.split_once('/').ok_or_else(bad)?;
+    let ip: IpAddr = ip.parse().map_err(|_| bad())?;
+    // Digits only: `+24`, ` 24` and `024`-style surprises are refused.
+    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    let len: u8 = len.parse().map_err(|_| bad())?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    if len > max {
+        return Err(bad());
+    }
+    Ok((ip, len))
+}
+
+/// An IPv4 CIDR, returned as its network (host bits cleared).
+pub fn parse_ipv4_network(field: &str, s: &str) -> ApiResult<(Ipv4Addr, u8)> {
+    match parse_cidr(field, s)? {
+        (IpAddr::V4(ip), len) => {
+            let mask = if len == 0 { 0 } else { u32::MAX << (32 - len) };
+            Ok((Ipv4Addr::from(u32::from(ip) & mask), len))
+        }
+        (IpAddr::V6(_), _) => Err(ApiError::invalid_field(
+            "ipv6_nat_unsupported",
+            field,
+            "NAT rules and port forwards are IPv4 only",
+        )),
+    }
+}
+
+pub fn parse_ipv4(field: &str, s: &str) -> ApiResult<Ipv4Addr> {
+    s.parse().map_err(|_| {
+        ApiError::invalid_field(
+            "invalid_address",
+            field,
+            format!("{s:?} is not an IPv4 address"),
+        )
+    })
+}
+
+/// Free text kept by hostplane: at most 256 characters, no control characters.
+pub fn check_description(field: &str, s: &str) -> ApiResult<()> {
+    if s.chars().count() > 256 || s.chars().any(char::is_control) {
+        return Err(ApiError::invalid_field(
+            "invalid_description",
+            field,
+            "at most 256 characters, no control characters",
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interface_names() {
+        for ok in ["br0", "hp-br.1", "a", "eth0_x", "123456789012345"] {
+            check_ifname("name", ok).unwrap();
+        }
+        for bad in [
+            "",
+            "..",
+            ".",
+            "a..b",
+            "-br",
+            ".br",
+            "1234567890123456",
+            "br/0",
+            "br 0",
+            "br:0",
+            "bré",
+            "br\n",
+        ] {
+            let e = check_ifname("name", bad).unwrap_err();
+            assert_eq!(e.code(), "invalid_interface_name", "{bad:?}");
+        }
+    }
+
+    /// The schemas' pattern (a literal copy of `NAME_PATTERN`) with maxLength 15 accepts exactly
+    /// what [`check_ifname`] accepts.
+    #[test]
+    fn schema_pattern_matches_check_ifname() {
+        let re = regex::Regex::new(hostplane_types::NAME_PATTERN).unwrap();
+        let alphabet = ['a', 'Z', '0', '_', '.', '-', ':', ' ', '/', 'é', '\n'];
+        let mut words = vec![String::new()];
+        let mut last = vec![String::new()];
+        for _ in 0..4 {
+            last = last
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(last.iter().cloned());
+        }
+        words.extend(["a".repeat(15), "a".repeat(16)]);
+        for w in &words {
+            let schema_ok = re.is_match(w) && w.len() <= IFNAME_MAX_LEN;
+            assert_eq!(schema_ok, check_ifname("x", w).is_ok(), "{w:?}");
+        }
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        for (schema, field) in [
+            ("BridgeCreate", "name"),
+            ("BridgePortAdd", "interface"),
+            ("AddressCreate", "interface"),
+            ("NatRuleCreate", "out_interface"),
+            ("VlanCreate", "name"),
+            ("VlanCreate", "parent"),
+            ("BondCreate", "name"),
+        ] {
+            let f = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(f["pattern"], hostplane_types::NAME_PATTERN, "{schema}.{field}");
+            assert_eq!(f["maxLength"], 15, "{schema}.{field}");
+        }
+    }
+
+    #[test]
+    fn cidrs() {
+        assert_eq!(
+            parse_cidr("a", "10.0.0.1/24").unwrap(),
+            ("10.0.0.1".parse().unwrap(), 24)
+        );
+        assert_eq!(
+            parse_cidr("a", "2001:db8::1/64").unwrap(),
+            ("2001:db8::1".parse().unwrap(), 64)
+        );
+        for bad in [
+            "10.0.0.1", "10.0.0.1/33", "10.0.0/24", "x/24", "10.0.0.1/+4", "10.0.0.1/", "::1/129",
+            "10.0.0.1/24/1", "10.0.0.1/ 24", "10.0.0.1/0024",
+        ] {
+            assert_eq!(parse_cidr("a", bad).unwrap_err().code(), "invalid_cidr", "{bad}");
+        }
+        assert_eq!(
+            parse_ipv4_network("s", "10.1.2.3/16").unwrap(),
+            (Ipv4Addr::new(10, 1, 0, 0), 16)
+        );
+        assert_eq!(
+            parse_ipv4_network("s", "0.0.0.0/0").unwrap(),
+            (Ipv4Addr::UNSPECIFIED, 0)
+        );
+        assert_eq!(
+            parse_ipv4_network("s", "fd00::/8").unwrap_err().code(),
+            "ipv6_nat_unsupported"
+        );
+    }
+
+    #[test]
+    fn address_ids_have_no_slash() {
+        let id = address_id("br0", "2001:db8::1".parse().unwrap(), 64);
+        assert!(!id.contains('/'));
+        assert_eq!(id, "br0~2001:db8::1~64");
+    }
+}
