@@ -40,6 +40,7 @@ use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::platform::pool_users::PoolOp;
 use crate::platform::time;
 use crate::areas::{Area, HookFuture};
 use crate::state::AppState;
@@ -657,8 +658,8 @@ async fn mount_pool(
             .map(axum::Json)
             .ok_or_else(|| ApiError::internal("pool view failed"));
     }
-    // Its shares come back.
-    crate::areas::shares::sync(&state).await;
+    // What lives on it comes back (shares are served again).
+    state.pool_users.storage_changed(&state).await;
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
         .await
         .ok_or_else(|| ApiError::internal("pool view failed"))?;
@@ -677,7 +678,9 @@ async fn unmount_pool(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Pool>> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::UnmountPool, &name, None)?;
     ops::unmount(&state, &rec).await?;
     let rec = registry::update(&state.store, &name, |r| r.auto_mount = false)?.unwrap_or(rec);
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
@@ -698,7 +701,9 @@ async fn export_pool(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::ExportPool, &name, None)?;
     ops::unmount(&state, &rec).await?;
     registry::delete(&state.store, &name)?;
     let _ = std::fs::remove_dir(ops::mountpoint(&state, &name));
@@ -732,7 +737,9 @@ async fn destroy_pool(
     Query(q): Query<DestroyParams>,
 ) -> ApiResult<Response> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::DestroyPool, &name, None)?;
     if q.confirm.as_deref() != Some(name.as_str()) {
         return Err(ApiError::invalid_field(
             "confirm_mismatch",
@@ -831,7 +838,7 @@ pub fn spawn_remount(state: AppState) {
             }
         }
         // Shares are rendered once the pools they live on are back.
-        crate::areas::shares::sync(&state).await;
+        state.pool_users.storage_changed(&state).await;
     });
 }
 
