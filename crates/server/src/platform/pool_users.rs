@@ -200,11 +200,7 @@ mod tests {
             .unwrap_err();
             assert_eq!(e.to_problem().users, vec![user("vm", true)]);
         }
-        for op in [
-            PoolOp::DestroyPool,
-            PoolOp::ExportPool,
-            PoolOp::UnmountPool,
-        ] {
+        for op in [PoolOp::DestroyPool, PoolOp::ExportPool, PoolOp::UnmountPool] {
             let e = refusal(op, "tank", None, vec![user("vm", false)]).unwrap_err();
             assert!(e.to_string().contains("pool \"tank\""), "{e}");
         }
