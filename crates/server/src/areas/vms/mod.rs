@@ -353,11 +353,14 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
     for (i, d) in req.disks.iter().enumerate() {
         let field = format!("disks[{i}]");
         let plan = disks::plan_disk(mgr, &limits, &field, d).await?;
-        let at = match &d.storage {
-            Some(s) => Storage::chosen(state, &format!("{field}.storage"), Some(s))?,
-            None => vm_storage.clone(),
+        let (at, at_field) = match &d.storage {
+            Some(s) => {
+                let f = format!("{field}.storage");
+                (Storage::chosen(state, &f, Some(s))?, f)
+            }
+            None => (vm_storage.clone(), "storage".to_string()),
         };
-        planned.push((plan, at, format!("{field}.storage")));
+        planned.push((plan, at, at_field));
     }
     let mut nics = Vec::new();
     for (i, n) in req.nics.iter().enumerate() {

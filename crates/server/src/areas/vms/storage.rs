@@ -78,7 +78,9 @@ pub fn dir_for(state: &AppState, field: &str, storage: &Storage, id: &str) -> Ap
         Storage::Images => state.vms().vm_dir(id),
         Storage::Dataset { pool, dataset } => {
             let unknown = |e: ApiError| match e {
-                ApiError::NotFound(m) => ApiError::invalid_field("unknown_storage", field, m),
+                ApiError::NotFound(m) => {
+                    ApiError::invalid_field("unknown_storage", field, format!("no {m}"))
+                }
                 other => other,
             };
             let c = pools::datasets::ctx(state, pool).map_err(unknown)?;
@@ -136,13 +138,13 @@ fn files_of(def: &VmDef) -> Vec<String> {
     out
 }
 
-/// A pool's mountpoint, as configured and with symlinks resolved (paths of images used in
+/// The pools' mount root, as configured and with symlinks resolved (paths of images used in
 /// place are canonical).
-fn mount_roots(state: &AppState, pool: &str) -> Vec<PathBuf> {
-    let mp = pools::ops::mountpoint(state, pool);
-    let mut roots = vec![mp.clone()];
-    if let Ok(c) = std::fs::canonicalize(&mp)
-        && c != mp
+fn mount_roots(state: &AppState) -> Vec<PathBuf> {
+    let root = state.config.pools.mount_root.clone();
+    let mut roots = vec![root.clone()];
+    if let Ok(c) = std::fs::canonicalize(&root)
+        && c != root
     {
         roots.push(c);
     }
@@ -181,7 +183,7 @@ pub struct VmsOnPools;
 impl PoolUser for VmsOnPools {
     fn uses(&self, state: &AppState, pool: &str, dataset: Option<&str>) -> ApiResult<Vec<UsedBy>> {
         let mgr = state.vms();
-        let roots = mount_roots(state, pool);
+        let roots = mount_roots(state);
         let mut out = Vec::new();
         for rec in model::load_all(&state.store)? {
             let rt = mgr.runtime(&rec.id);
@@ -197,6 +199,7 @@ impl PoolUser for VmsOnPools {
                     roots
                         .iter()
                         .find_map(|r| dataset_under(r, Path::new(f)))
+                        .filter(|(p, _)| p == pool)
                         .map(|(_, ds)| ds)
                 })
                 .filter(|ds| dataset.is_none_or(|d| d == ds))
@@ -220,8 +223,7 @@ impl PoolUser for VmsOnPools {
         to: &'a str,
     ) -> Notified<'a> {
         Box::pin(async move {
-            // The old name no longer resolves: the canonical root is the pool's mountpoint.
-            let roots = mount_roots(state, pool);
+            let roots = mount_roots(state);
             let Ok(recs) = model::load_all(&state.store) else {
                 tracing::warn!(pool, from, to, "VMs of a renamed dataset not updated");
                 return;
@@ -234,7 +236,7 @@ impl PoolUser for VmsOnPools {
                 let mut def = rec.def.clone();
                 let mut changed = false;
                 for r in &roots {
-                    changed |= rewrite(&mut def, &r.join(from), &r.join(to));
+                    changed |= rewrite(&mut def, &r.join(pool).join(from), &r.join(pool).join(to));
                 }
                 if !changed {
                     continue;
