@@ -9,7 +9,10 @@
 //! records the pool and mounts it at `<pools.mount_root>/<name>`. Maintenance (scrub, balance,
 //! device add/remove/replace) is in [`maintenance`], datasets and snapshots in [`datasets`]
 //! and [`snapshots`]. At daemon start [`spawn_remount`] mounts every pool marked `auto_mount`
-//! in a background task, so readiness does not wait for it.
+//! in a background task, so readiness does not wait for it. What other areas keep on a pool
+//! (shares, VM disks) is asked through `state.pool_users` (`platform::pool_users`) before a
+//! pool or dataset goes away or moves (409 `in_use` naming it) and told after; this area
+//! imports none of them.
 
 pub mod datasets;
 pub mod maintenance;

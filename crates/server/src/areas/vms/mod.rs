@@ -8,9 +8,11 @@
 //! qemu-img). Slow work (ACPI shutdown with its timeout, clones, snapshots with memory,
 //! imports) runs as jobs locked per VM (`vms/<id>`).
 //!
-//! Files: disks in `vms.images_dir/<vm id>/`, templates in `images_dir/templates/`, shared
-//! bases of thin clones in `images_dir/bases/`; sockets, pidfile and QEMU's log in
-//! `vms.run_dir/<vm id>/`. QEMU outlives the daemon; at start the daemon re-attaches.
+//! Files: disks in `vms.images_dir/<vm id>/` or on a pool dataset (`<dataset>/<vm id>/`, see
+//! [`storage`], which also answers the pools' registry of users), templates in
+//! `images_dir/templates/`, shared bases of thin clones in `images_dir/bases/`; sockets,
+//! pidfile and QEMU's log in `vms.run_dir/<vm id>/`. QEMU outlives the daemon; at start the
+//! daemon re-attaches.
 //!
 //! Modules: [`lifecycle`] (start/stop/re-attach), [`consoles`] (serial, VNC, screenshot),
 //! [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
