@@ -403,6 +403,42 @@ async fn vm_disk_and_share_on_pool_datasets() {
         "the SMB file still points at the old dataset"
     );
 
+    // A full clone can go to a dataset; a thin one stays with its bases in the images directory.
+    assert_problem(
+        d.post(
+            &format!("/api/v1/vms/{id}/clone"),
+            json!({"name": "thin", "strategy": "thin"}),
+        )
+        .await,
+        409,
+        "thin_clone_unsupported",
+    )
+    .await;
+    let j = job_ok(
+        d,
+        d.post(
+            &format!("/api/v1/vms/{id}/clone"),
+            json!({"name": "copy", "strategy": "full", "storage": "tank/films"}),
+        )
+        .await,
+    )
+    .await;
+    let copy = j["result"]["id"].as_str().unwrap().to_string();
+    assert_eq!(j["result"]["disks"][0]["storage"], "tank/films", "{j}");
+    let p = in_use(
+        send(d, "DELETE", "/api/v1/pools/tank/datasets/films", None).await,
+        &[("vm", "copy", false), ("share", "smb/media", false)],
+    )
+    .await;
+    assert!(p["detail"].as_str().unwrap().contains("films"), "{p}");
+    assert_eq!(
+        send(d, "DELETE", &format!("/api/v1/vms/{copy}"), None)
+            .await
+            .status(),
+        204
+    );
+    assert!(!root.join("films").join(&copy).exists());
+
     // Users gone: the pool goes.
     assert_eq!(
         send(d, "DELETE", "/api/v1/shares/smb/media", None)
