@@ -726,7 +726,7 @@ async fn smb_and_nfs_shares_of_a_dataset_end_to_end() {
         )
         .await,
         409,
-        "in_use_by_share",
+        "in_use",
     )
     .await;
     assert_problem(
@@ -1003,7 +1003,7 @@ async fn shares_of_a_mergerfs_folder_and_an_unavailable_share() {
     assert_problem(
         d.post("/api/v1/pools/merged/unmount", json!({})).await,
         409,
-        "in_use_by_share",
+        "in_use",
     )
     .await;
     for h in [

@@ -86,7 +86,7 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   job_timeout_secs = 120               # a start/stop/restart job gives up waiting for systemd after this (1 .. 3600)
 
   [vms]                                # QEMU virtual machines (/api/v1/vms)
-  images_dir = ""                      # disks, templates, thin-clone bases; empty = DATA_DIR/vms (until pools hold VM disks)
+  images_dir = ""                      # disks (unless on a pool), templates, thin-clone bases; empty = DATA_DIR/vms
   run_dir = ""                         # QMP/serial/VNC sockets, pidfiles, QEMU logs (at most 58 bytes); empty = DATA_DIR/run/vms if short enough
   allowed_paths = []                   # more directories whose files (ISOs, kernels, images) a VM definition may name
   max_disk_bytes = 4398046511104       # largest disk a request may create, grow or import (4 TiB)
@@ -95,6 +95,8 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   url_allow = []                       # addresses Vagrant box URLs may reach although not public (loopback,
                                        #   private, link-local, ...): IPs or CIDRs, e.g. ["10.0.0.0/8", "127.0.0.1"]
   max_running = 32                     # VMs running at once, at most (1 .. 1024)
+  default_storage = "images"           # where new VM disks go unless a request names its storage: "images" (images_dir)
+                                       #   or "<pool>/<dataset>" (a dataset of a mounted pool; docs/vms.md)
 
   [shares]                             # SMB shares and NFS exports (/api/v1/shares); share users are users with role "share"
   group = "hostplane-share"            # Unix group of every share user; files written through SMB get it
@@ -342,6 +344,8 @@ pub struct VmsConfig {
     pub max_running: u32,
     pub max_upload_bytes: u64,
     pub url_allow: Vec<String>,
+    /// Where new VM disks go unless a request says: `images` or `<pool>/<dataset>`.
+    pub default_storage: String,
 }
 
 impl Default for VmsConfig {
@@ -354,6 +358,7 @@ impl Default for VmsConfig {
             max_running: 32,
             max_upload_bytes: 64 << 30,
             url_allow: Vec::new(),
+            default_storage: "images".into(),
         }
     }
 }
@@ -805,6 +810,9 @@ impl Config {
             if let Err(e) = crate::areas::vms::fetch::parse_net(n) {
                 return Err(invalid("vms.url_allow", &e));
             }
+        }
+        if let Err(e) = crate::areas::vms::storage::Storage::parse(&self.vms.default_storage) {
+            return Err(invalid("vms.default_storage", &e));
         }
         if !(1..=1024).contains(&self.vms.max_running) {
             return Err(invalid("vms.max_running", "must be 1 .. 1024"));

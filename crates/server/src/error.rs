@@ -7,7 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_types::problem::{FieldError, Problem};
+use hostplane_types::problem::{FieldError, Problem, UsedBy};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
@@ -27,6 +27,9 @@ pub enum ApiError {
     /// The request conflicts with the current state (exists, busy, lock held, If-Match).
     #[error("{detail}")]
     Conflict { code: &'static str, detail: String },
+    /// 409 `in_use`: a pool or dataset other areas' objects use (`users` names them).
+    #[error("{detail}")]
+    InUse { detail: String, users: Vec<UsedBy> },
     /// `If-Match` given and stale.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -107,7 +110,7 @@ impl ApiError {
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::InUse { .. } => StatusCode::CONFLICT,
             ApiError::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
@@ -128,6 +131,7 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed => "method_not_allowed",
             ApiError::Conflict { code, .. } => code,
+            ApiError::InUse { .. } => "in_use",
             ApiError::PreconditionFailed(_) => "precondition_failed",
             ApiError::Invalid { code, .. } => code,
             ApiError::BadRequest { code, .. } => code,
@@ -165,6 +169,10 @@ impl ApiError {
             detail,
             code: self.code().to_string(),
             errors,
+            users: match self {
+                ApiError::InUse { users, .. } => users.clone(),
+                _ => Vec::new(),
+            },
         }
     }
 }

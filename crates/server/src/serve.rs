@@ -202,6 +202,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         metrics,
         started: t0,
         tickets: Default::default(),
+        pool_users: Default::default(),
         areas: Default::default(),
     };
     // Each area prepares itself and its own state (areas::Area::init).

@@ -19,6 +19,23 @@ pub struct Problem {
     /// Which inputs were invalid, when known.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
+    /// What uses the pool or dataset (409 `in_use`): delete or move these first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UsedBy>,
+}
+
+/// An object of another area that lives on a pool's dataset (a share, a VM's disk).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct UsedBy {
+    /// The using area's kind of object: `share`, `vm` (`container` and `lxc` later).
+    pub kind: String,
+    pub name: String,
+    pub href: String,
+    /// The pool's dataset it uses.
+    pub dataset: String,
+    /// It holds files open (a running VM): it blocks renames and rollbacks too, not only
+    /// what makes the dataset go away.
+    pub busy: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]

@@ -213,6 +213,14 @@ pub struct DiskRequest {
     pub format: Option<DiskFormat>,
     #[serde(default)]
     pub bus: Option<DiskBus>,
+    /// Where a new disk's file goes (the rule of [`VmCreate::storage`]); default: the VM's
+    /// `storage` when creating a VM, `[vms] default_storage` when adding a disk.
+    #[serde(default)]
+    #[schema(
+        pattern = "^(images|[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?/[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?)$",
+        max_length = 129
+    )]
+    pub storage: Option<String>,
 }
 
 /// A CD-ROM drive; `iso` empty means an empty tray.
@@ -312,6 +320,15 @@ pub struct VmCreate {
     /// How the template's disk is copied; default `full`.
     #[serde(default)]
     pub clone: Option<CloneStrategy>,
+    /// Where the new disks' files go: `images` (the images directory) or `<pool>/<dataset>`
+    /// (a dataset of a mounted pool, which then refuses to go away while the VM exists: 409
+    /// `in_use`). Default `[vms] default_storage`.
+    #[serde(default)]
+    #[schema(
+        pattern = "^(images|[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?/[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?)$",
+        max_length = 129
+    )]
+    pub storage: Option<String>,
 }
 
 /// `PATCH /api/v1/vms/{id}`: settings applied at the next boot (and stored at once).
@@ -359,6 +376,10 @@ pub struct VmDisk {
     /// Whether deleting the VM deletes this file (false for images used in place).
     #[serde(default)]
     pub owned: bool,
+    /// Where the file is: `images` (the images directory) or `<pool>/<dataset>`; absent for
+    /// a file elsewhere (an image used in place under an allowed path). Derived from `path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<String>,
 }
 
 /// A CD-ROM drive of a VM.
@@ -474,6 +495,15 @@ pub struct CloneRequest {
     pub name: String,
     #[serde(default)]
     pub strategy: CloneStrategy,
+    /// Where the clone's disks go (the rule of [`VmCreate::storage`]); default `[vms]
+    /// default_storage`. A `thin` clone keeps its disks next to their bases in the images
+    /// directory: `images` only.
+    #[serde(default)]
+    #[schema(
+        pattern = "^(images|[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?/[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?)$",
+        max_length = 129
+    )]
+    pub storage: Option<String>,
 }
 
 /// `POST /vms/{id}/snapshots`.

@@ -568,6 +568,7 @@ async fn problem_fallback(req: Request, next: Next) -> Response {
         detail: String::from_utf8_lossy(&bytes).trim().to_string(),
         code: code.to_string(),
         errors: Vec::new(),
+        users: Vec::new(),
     };
     parts.headers.remove(header::CONTENT_LENGTH);
     parts

@@ -33,6 +33,7 @@ pub fn as_400(e: ApiError) -> ApiError {
         | ApiError::Conflict { code, detail }
         | ApiError::Unavailable { code, detail }
         | ApiError::NotSupported { code, detail } => ApiError::BadRequest { code, detail },
+        ApiError::InUse { detail, .. } => bad_request("in_use", detail),
         ApiError::PreconditionFailed(detail) => bad_request("precondition_failed", detail),
         ApiError::UnsupportedMediaType(detail) => bad_request("unsupported_media_type", detail),
         other => other,

@@ -25,6 +25,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
+use crate::platform::pool_users::PoolOp;
 use crate::platform::time;
 use crate::state::AppState;
 
@@ -432,6 +433,9 @@ async fn update_dataset(
         && new != &ds
     {
         check_name("dataset", new, "name")?;
+        state
+            .pool_users
+            .refuse(&state, PoolOp::RenameDataset, &pool, Some(&ds))?;
         let to = c.path(new);
         if std::fs::symlink_metadata(&to).is_ok()
             || std::fs::symlink_metadata(c.snap_dir(new)).is_ok()
@@ -469,7 +473,10 @@ async fn update_dataset(
     let q = c.qgroups().await;
     let v = view(&c, &q, &name);
     if name != ds {
-        crate::areas::shares::dataset_renamed(&state, &pool, &ds, &name).await;
+        state
+            .pool_users
+            .dataset_renamed(&state, &pool, &ds, &name)
+            .await;
         state.events.publish(
             "resource.deleted",
             &href(&pool, &ds),
@@ -515,7 +522,9 @@ async fn delete_dataset(
 ) -> ApiResult<StatusCode> {
     let c = ctx(&state, &pool)?;
     let path = c.require(&ds)?;
-    crate::areas::shares::refuse_if_shared(&state, &pool, Some(&ds))?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::DeleteDataset, &pool, Some(&ds))?;
     if c.btrfs() {
         let snaps = super::snapshots::names(&c, &ds);
         if !snaps.is_empty() && !q.recursive.unwrap_or(false) {

@@ -9,7 +9,10 @@
 //! records the pool and mounts it at `<pools.mount_root>/<name>`. Maintenance (scrub, balance,
 //! device add/remove/replace) is in [`maintenance`], datasets and snapshots in [`datasets`]
 //! and [`snapshots`]. At daemon start [`spawn_remount`] mounts every pool marked `auto_mount`
-//! in a background task, so readiness does not wait for it.
+//! in a background task, so readiness does not wait for it. What other areas keep on a pool
+//! (shares, VM disks) is asked through `state.pool_users` (`platform::pool_users`) before a
+//! pool or dataset goes away or moves (409 `in_use` naming it) and told after; this area
+//! imports none of them.
 
 pub mod datasets;
 pub mod maintenance;
@@ -40,6 +43,7 @@ use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::platform::pool_users::PoolOp;
 use crate::platform::time;
 use crate::areas::{Area, HookFuture};
 use crate::state::AppState;
@@ -657,8 +661,8 @@ async fn mount_pool(
             .map(axum::Json)
             .ok_or_else(|| ApiError::internal("pool view failed"));
     }
-    // Its shares come back.
-    crate::areas::shares::sync(&state).await;
+    // What lives on it comes back (shares are served again).
+    state.pool_users.storage_changed(&state).await;
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
         .await
         .ok_or_else(|| ApiError::internal("pool view failed"))?;
@@ -677,7 +681,9 @@ async fn unmount_pool(
     Path(name): Path<String>,
 ) -> ApiResult<axum::Json<Pool>> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::UnmountPool, &name, None)?;
     ops::unmount(&state, &rec).await?;
     let rec = registry::update(&state.store, &name, |r| r.auto_mount = false)?.unwrap_or(rec);
     let pool = publish_record(&state, "resource.updated", &p.user, &rec)
@@ -698,7 +704,9 @@ async fn export_pool(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::ExportPool, &name, None)?;
     ops::unmount(&state, &rec).await?;
     registry::delete(&state.store, &name)?;
     let _ = std::fs::remove_dir(ops::mountpoint(&state, &name));
@@ -732,7 +740,9 @@ async fn destroy_pool(
     Query(q): Query<DestroyParams>,
 ) -> ApiResult<Response> {
     let rec = find_record(&state, &name)?;
-    crate::areas::shares::refuse_if_shared(&state, &name, None)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::DestroyPool, &name, None)?;
     if q.confirm.as_deref() != Some(name.as_str()) {
         return Err(ApiError::invalid_field(
             "confirm_mismatch",
@@ -831,7 +841,7 @@ pub fn spawn_remount(state: AppState) {
             }
         }
         // Shares are rendered once the pools they live on are back.
-        crate::areas::shares::sync(&state).await;
+        state.pool_users.storage_changed(&state).await;
     });
 }
 

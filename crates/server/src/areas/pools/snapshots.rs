@@ -13,6 +13,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::datasets::{self, Ctx, check_name, ctx, unix_to_string, usage_of};
 use super::registry;
+use crate::platform::pool_users::PoolOp;
 use crate::http::answer::created;
 use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
@@ -271,6 +272,9 @@ async fn rollback(
     need_btrfs(&c)?;
     let live = c.require(&ds)?;
     let snap_path = require_snapshot(&c, &ds, &snap)?;
+    state
+        .pool_users
+        .refuse(&state, PoolOp::RollbackDataset, &pool, Some(&ds))?;
     let q = c.qgroups().await;
     let old_quota = usage_of(&q, btrfs::subvol_info(&live).ok().map(|i| i.id)).1;
     // The new subvolume's creation time is the snapshot's: the dataset's own is kept.
@@ -296,7 +300,7 @@ async fn rollback(
     }
     // `tmp` now holds the state before the rollback. Shares are pointed at the new subvolume
     // first (ganesha exports from a bind mount of the old one, which would keep it busy).
-    crate::areas::shares::sync(&state).await;
+    state.pool_users.storage_changed(&state).await;
     if let Some(qb) = old_quota
         && let Ok(info) = btrfs::subvol_info(&live)
         && let Err(e) = btrfs::qgroup_limit(&c.mp.to_string_lossy(), info.id, Some(qb)).await

@@ -28,7 +28,7 @@ pub mod registry;
 pub mod smb;
 
 use std::path::{Path, PathBuf};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use axum::extract::State;
 use axum::http::HeaderMap;
@@ -44,12 +44,16 @@ use crate::config::NfsBackendConfig;
 use crate::error::{ApiError, ApiResult};
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::Query;
-use crate::areas::Area;
-use crate::state::AppState;
+use crate::areas::{AnyState, Area};
+use crate::platform::pool_users::{Notified, PoolUser, UsedBy};
+use crate::state::{AppState, Services};
 use paths::{Resolver, Unresolved};
 use registry::{Options, ShareRecord};
 
-pub const AREA: Area = Area::new("shares", "SMB shares (Samba) and NFS exports (kernel nfsd or nfs-ganesha) of pool datasets; share users are users with role share", router);
+pub const AREA: Area = Area {
+    init: Some(init),
+    ..Area::new("shares", "SMB shares (Samba) and NFS exports (kernel nfsd or nfs-ganesha) of pool datasets; share users are users with role share", router)
+};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -373,36 +377,49 @@ pub async fn sync(state: &AppState) {
     }
 }
 
-/// Shares on a pool (or one of its datasets), for the pools area's refusals.
-pub fn shares_on(state: &AppState, pool: &str, dataset: Option<&str>) -> ApiResult<Vec<String>> {
-    Ok(registry::load_all(&state.store)?
-        .into_iter()
-        .filter(|r| r.pool == pool && dataset.is_none_or(|d| r.dataset == d))
-        .map(|r| r.href())
-        .collect())
+/// Shares are users of pool datasets: a shared dataset stays (409 `in_use` naming the
+/// shares), a renamed one takes its shares along, and the files are rendered again when pools
+/// come and go.
+struct SharesOnPools;
+
+impl PoolUser for SharesOnPools {
+    fn uses(&self, state: &AppState, pool: &str, dataset: Option<&str>) -> ApiResult<Vec<UsedBy>> {
+        Ok(registry::load_all(&state.store)?
+            .into_iter()
+            .filter(|r| r.pool == pool && dataset.is_none_or(|d| r.dataset == d))
+            .map(|r| UsedBy {
+                kind: "share".into(),
+                name: format!("{}/{}", r.protocol().as_str(), r.name),
+                href: r.href(),
+                dataset: r.dataset.clone(),
+                busy: false,
+            })
+            .collect())
+    }
+
+    fn dataset_renamed<'a>(
+        &'a self,
+        state: &'a AppState,
+        pool: &'a str,
+        from: &'a str,
+        to: &'a str,
+    ) -> Notified<'a> {
+        Box::pin(dataset_renamed(state, pool, from, to))
+    }
+
+    fn storage_changed<'a>(&'a self, state: &'a AppState) -> Notified<'a> {
+        Box::pin(sync(state))
+    }
 }
 
-/// 409 when shares use the pool or dataset about to go away.
-pub fn refuse_if_shared(state: &AppState, pool: &str, dataset: Option<&str>) -> ApiResult<()> {
-    let used = shares_on(state, pool, dataset)?;
-    if used.is_empty() {
-        return Ok(());
-    }
-    let what = match dataset {
-        Some(d) => format!("dataset {d:?}"),
-        None => format!("pool {pool:?}"),
-    };
-    Err(ApiError::conflict(
-        "in_use_by_share",
-        format!(
-            "{what} is shared by {}; delete those shares first",
-            used.join(", ")
-        ),
-    ))
+/// Registers the shares with the pools' users.
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    services.pool_users.register(Arc::new(SharesOnPools));
+    Ok(None)
 }
 
 /// A dataset was renamed: its shares follow it.
-pub async fn dataset_renamed(state: &AppState, pool: &str, from: &str, to: &str) {
+async fn dataset_renamed(state: &AppState, pool: &str, from: &str, to: &str) {
     let now = crate::platform::time::now_string();
     let res = apply(state, |recs| {
         for r in recs

@@ -20,6 +20,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::lifecycle::VmManager;
 use super::lock_key;
 use super::model::{self, VmRecord};
+use super::storage::{self, Storage};
 use crate::http::answer::accepted;
 use crate::error::ApiResult;
 use crate::http::caller::Caller;
@@ -60,6 +61,21 @@ async fn clone_vm(
             "a thin clone needs disks hostplane owns (not images used in place)",
         ));
     }
+    let at = Storage::chosen(&state, "storage", req.storage.as_deref())?;
+    // Bases are in the images directory, and a disk becomes one by a rename: a thin clone
+    // keeps both VMs' disks there.
+    let images = &state.vms().images_dir;
+    if req.strategy == CloneStrategy::Thin
+        && (at != Storage::Images || rec.def.disks.iter().any(|d| !Path::new(&d.path).starts_with(images)))
+    {
+        return Err(crate::error::ApiError::conflict(
+            "thin_clone_unsupported",
+            "a thin clone keeps its disks in the images directory: the source's disks must be \
+             there and storage must be images (or make a full clone)",
+        ));
+    }
+    let id = uuid::Uuid::now_v7().to_string();
+    let disk_dir = storage::dir_for(&state, "storage", &at, &id)?;
     let st = state.clone();
     let (src_id, actor) = (rec.id.clone(), p.user.clone());
     let job = state.jobs.spawn(
@@ -80,7 +96,7 @@ async fn clone_vm(
                 "{:?} clone of {} as {}",
                 req.strategy, src.name, req.name
             ));
-            let rec = clone(&st, &src, &req.name, req.strategy)
+            let rec = clone(&st, &src, &req.name, req.strategy, &id, &disk_dir)
                 .await
                 .map_err(|e| JobFailure::new("clone_failed", e))?;
             let vm = st.vms().view(&rec);
@@ -123,11 +139,13 @@ pub async fn clone(
     src: &VmRecord,
     name: &str,
     strategy: CloneStrategy,
+    id: &str,
+    disk_dir: &Path,
 ) -> Result<VmRecord, String> {
     let mgr = state.vms();
-    let id = uuid::Uuid::now_v7().to_string();
-    let dir = mgr.vm_dir(&id);
+    let dir = mgr.vm_dir(id);
     std::fs::create_dir_all(&dir).map_err(io)?;
+    std::fs::create_dir_all(disk_dir).map_err(io)?;
     let result = async {
         let mut src_def = src.def.clone();
         let mut def = src.def.clone();
@@ -142,7 +160,8 @@ pub async fn clone(
                             .await
                             .map_err(|e| format!("disk {}: {e}", sd.index))?;
                     }
-                    let dest = dir.join(format!("disk{}.{}", sd.index, sd.format.as_str()));
+                    let dest =
+                        disk_dir.join(format!("disk{}.{}", sd.index, sd.format.as_str()));
                     img::copy_flat(
                         Path::new(&sd.path),
                         sd.format.as_str(),
@@ -201,7 +220,7 @@ pub async fn clone(
         }
         let now = crate::platform::time::now_string();
         let rec = VmRecord {
-            id: id.clone(),
+            id: id.to_string(),
             name: name.to_string(),
             def,
             created_at: now.clone(),
@@ -213,6 +232,8 @@ pub async fn clone(
     .await;
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
+        // A directory on a dataset named by the new id: only this clone's files are in it.
+        let _ = std::fs::remove_dir_all(disk_dir);
     }
     result
 }

@@ -28,6 +28,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::lifecycle::{Runtime, VmManager, bus_of, host_error, qmp_error};
 use super::model::{self, HostLimits, VmRecord};
+use super::storage::{self, Storage};
 use super::{cdrom_entry, export};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
@@ -273,6 +274,10 @@ pub struct DiskAddParams {
     pub compress: Option<String>,
     /// Import: bus of the new disk (default virtio).
     pub bus: Option<DiskBus>,
+    /// Import: where the new disk's file goes, `images` or `<pool>/<dataset>` (default `[vms]
+    /// default_storage`).
+    #[param(pattern = "^(images|[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?/[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?)$", max_length = 129)]
+    pub storage: Option<String>,
 }
 
 impl DiskAddParams {
@@ -374,8 +379,13 @@ async fn add_disk(
         ));
     }
     let plan = plan_disk(state.vms(), &state.vms().limits(), "disk", &req).await?;
-    let dir = state.vms().vm_dir(&rec.id);
-    std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    let dir = match plan {
+        Plan::New { .. } => {
+            let at = Storage::chosen(&state, "storage", req.storage.as_deref())?;
+            storage::disk_dir(&state, "storage", &at, &rec.id)?
+        }
+        Plan::Existing { .. } => state.vms().vm_dir(&rec.id),
+    };
     let index = rec
         .def
         .next
@@ -425,7 +435,7 @@ async fn get_disk(
     }
     export::want_zstd(&q)?; // documented (for exports): a bad value is refused here too
     let rec = model::find(&state.store, &id)?;
-    Ok(axum::Json(find_disk(&rec, &n)?.clone()).into_response())
+    Ok(axum::Json(state.vms().disk_view(find_disk(&rec, &n)?)).into_response())
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

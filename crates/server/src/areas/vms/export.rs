@@ -32,6 +32,7 @@ use super::disks::DiskAddParams;
 use super::intake::{self, TempPath};
 use super::lifecycle::{VmManager, host_error};
 use super::model::{self, VmDef, VmRecord};
+use super::storage::{self, Storage};
 use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::auth::Principal;
@@ -422,6 +423,12 @@ pub async fn import_disk(
     if let Err(e) = precheck_upload(state.vms(), &headers) {
         return super::refuse(body, e).await;
     }
+    let dir = match Storage::chosen(&state, "storage", q.storage.as_deref())
+        .and_then(|at| storage::disk_dir(&state, "storage", &at, &rec.id))
+    {
+        Ok(d) => d,
+        Err(e) => return super::refuse(body, e).await,
+    };
     // Removed on every error path, and by the job when it ends.
     let tmp = TempPath::new(scratch_path(state.vms(), "upload")?);
     let max_disk = state.vms().max_disk_bytes;
@@ -450,7 +457,7 @@ pub async fn import_disk(
     )
     .await?;
     let info = intake::check_image(tmp.path(), Some(format), max_disk, None).await?;
-    intake::ensure_space(&state.vms().images_dir, info.actual_size)?;
+    intake::ensure_space(&dir, info.actual_size)?;
     let st = state.clone();
     let vm_id = rec.id.clone();
     let actor = p.user.clone();
@@ -463,7 +470,7 @@ pub async fn import_disk(
                 actor: p.user.clone(),
             },
             move |ctx| async move {
-                import_disk_job(st, ctx, vm_id, tmp, info, format, bus, actor).await
+                import_disk_job(st, ctx, vm_id, tmp, info, format, bus, dir, actor).await
             },
         )?;
     Ok(accepted(&job))
@@ -478,6 +485,7 @@ async fn import_disk_job(
     info: img::ImageInfo,
     format: &'static str,
     bus: DiskBus,
+    dir: PathBuf,
     actor: String,
 ) -> Result<serde_json::Value, JobFailure> {
     ctx.log(format!(
@@ -492,7 +500,6 @@ async fn import_disk_job(
         .next
         .disk
         .max(rec.def.disks.iter().map(|d| d.index + 1).max().unwrap_or(0));
-    let dir = state.vms().vm_dir(&vm_id);
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let dest = dir.join(format!("disk{index}.qcow2"));
     let c = ctx.clone();
@@ -525,6 +532,23 @@ async fn import_disk_job(
     Ok(serde_json::json!({"disk": disk, "applied": applied, "reason": reason}))
 }
 
+/// Moves a checked image from the scratch space to `dest`: a rename on the same file system,
+/// else a sparse copy (`qemu-img convert`) to a pool dataset and the scratch file removed.
+async fn move_image(from: &Path, format: &str, dest: &Path) -> Result<(), String> {
+    match std::fs::rename(from, dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+            img::copy_flat(from, format, dest, format).await.map_err(|e| {
+                let _ = std::fs::remove_file(dest);
+                e.to_string()
+            })?;
+            let _ = std::fs::remove_file(from);
+            Ok(())
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// What an archive unpacked to.
 struct Unpacked {
     manifest: Manifest,
@@ -540,6 +564,7 @@ pub async fn import_archive(
     state: AppState,
     p: Principal,
     name: Option<String>,
+    storage: Option<String>,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
@@ -549,6 +574,16 @@ pub async fn import_archive(
     if let Err(e) = precheck_upload(state.vms(), &headers) {
         return super::refuse(body, e).await;
     }
+    // The new VM's id names its directory on the chosen storage, which is checked now.
+    let id = uuid::Uuid::now_v7().to_string();
+    let disk_dir = match Storage::chosen(&state, "storage", storage.as_deref())
+        .and_then(|at| storage::disk_dir(&state, "storage", &at, &id))
+    {
+        Ok(d) => d,
+        Err(e) => return super::refuse(body, e).await,
+    };
+    // Until the job owns it: every refusal below leaves nothing behind.
+    let made = TempPath::new(disk_dir.clone());
     let staging = TempPath::new(scratch_path(state.vms(), "import")?);
     std::fs::create_dir_all(staging.path()).map_err(ApiError::internal)?;
     let max_disk = state.vms().max_disk_bytes;
@@ -633,12 +668,22 @@ pub async fn import_archive(
                 actor: p.user.clone(),
             },
             move |ctx| async move {
-                import_archive_job(st, ctx, staging, checked, def, name, actor).await
+                let target = Target { id, disk_dir, made };
+                import_archive_job(st, ctx, staging, checked, def, name, target, actor).await
             },
         )?;
     Ok(accepted(&job))
 }
 
+/// Where an imported VM goes: its id and the directory of its disks (on a dataset: removed
+/// with `made` unless the import succeeds).
+struct Target {
+    id: String,
+    disk_dir: PathBuf,
+    made: TempPath,
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn import_archive_job(
     state: AppState,
     ctx: Arc<JobCtx>,
@@ -646,19 +691,20 @@ async fn import_archive_job(
     checked: Vec<(VmDisk, PathBuf, u64)>,
     mut def: VmDef,
     name: String,
+    target: Target,
     actor: String,
 ) -> Result<serde_json::Value, JobFailure> {
-    let id = uuid::Uuid::now_v7().to_string();
+    let Target { id, disk_dir, made } = target;
     let dir = state.vms().vm_dir(&id);
     let internal = |e: String| JobFailure::new("internal", e);
     // Only the disks the definition names move along; the rest goes with the staging dir.
     std::fs::create_dir_all(&dir).map_err(|e| internal(e.to_string()))?;
     let mut disks = Vec::new();
     for (old, file, virtual_size) in &checked {
-        let dest = dir.join(file.file_name().unwrap_or_default());
-        if let Err(e) = std::fs::rename(file, &dest) {
+        let dest = disk_dir.join(file.file_name().unwrap_or_default());
+        if let Err(e) = move_image(file, old.format.as_str(), &dest).await {
             let _ = std::fs::remove_dir_all(&dir);
-            return Err(internal(e.to_string()));
+            return Err(internal(e));
         }
         disks.push(model::disk_entry(
             old.index,
@@ -684,6 +730,7 @@ async fn import_archive_job(
         let _ = std::fs::remove_dir_all(&dir);
         return Err(JobFailure::new("vm_exists", e.to_string()));
     }
+    let _ = made.keep();
     let vm = state.vms().view(&rec);
     state.events.publish(
         "resource.created",

@@ -23,7 +23,7 @@ use hostplane_host::qemu::argv::{
 use hostplane_host::qemu::process::{self, RunFiles};
 use hostplane_host::qemu::qmp::{self, Qmp};
 use hostplane_types::vms::{
-    Accelerator, BootDevice, DiskBus, Firmware, MachineType, NicMode, Vm, VmStatus,
+    Accelerator, BootDevice, DiskBus, Firmware, MachineType, NicMode, Vm, VmDisk, VmStatus,
 };
 use tokio::sync::{OwnedMutexGuard, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -120,6 +120,8 @@ pub struct VmManager {
     pub run_dir: PathBuf,
     /// Where request paths may point: the images directory and `vms.allowed_paths`.
     pub roots: Vec<PathBuf>,
+    /// `pools.mount_root`: disks below it are on a pool dataset (`VmDisk::storage`).
+    pub pools_root: PathBuf,
     pub max_disk_bytes: u64,
     pub max_running: u32,
     /// `[vms] max_upload_bytes`: an upload or download as sent, and unpacked.
@@ -179,6 +181,7 @@ impl VmManager {
             images_dir,
             run_dir,
             roots,
+            pools_root: cfg.pools.mount_root.clone(),
             max_disk_bytes: cfg.vms.max_disk_bytes,
             max_running: cfg.vms.max_running,
             max_upload_bytes: cfg.vms.max_upload_bytes,
@@ -242,6 +245,15 @@ impl VmManager {
         m.lock_owned().await
     }
 
+    /// Whether an operation holds the VM's lock now (a clone, an export, a snapshot job).
+    pub fn is_locked(&self, id: &str) -> bool {
+        self.locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .is_some_and(|m| m.try_lock().is_err())
+    }
+
     /// [`lock`](Self::lock) for a request: 409 `vm_busy` when another operation on the VM
     /// (a clone, an import, a snapshot) holds it for more than a few seconds.
     pub async fn lock_req(&self, id: &str) -> ApiResult<OwnedMutexGuard<()>> {
@@ -294,7 +306,7 @@ impl VmManager {
             firmware: d.firmware,
             accelerator: d.accelerator,
             accelerator_in_use: rt.as_ref().map(|r| r.accel.clone()),
-            disks: d.disks.clone(),
+            disks: d.disks.iter().map(|x| self.disk_view(x)).collect(),
             cdroms: d.cdroms.clone(),
             nics: d.nics.clone(),
             boot: d.boot.clone(),
@@ -309,6 +321,14 @@ impl VmManager {
                 .is_some_and(|r| !r.launched().boot_relevant_eq(d)),
             created_at: rec.created_at.clone(),
             updated_at: rec.updated_at.clone(),
+        }
+    }
+
+    /// A disk as the API shows it: with the storage it is on.
+    pub fn disk_view(&self, d: &VmDisk) -> VmDisk {
+        VmDisk {
+            storage: super::storage::label(&self.images_dir, &self.pools_root, &d.path),
+            ..d.clone()
         }
     }
 

@@ -8,9 +8,11 @@
 //! qemu-img). Slow work (ACPI shutdown with its timeout, clones, snapshots with memory,
 //! imports) runs as jobs locked per VM (`vms/<id>`).
 //!
-//! Files: disks in `vms.images_dir/<vm id>/`, templates in `images_dir/templates/`, shared
-//! bases of thin clones in `images_dir/bases/`; sockets, pidfile and QEMU's log in
-//! `vms.run_dir/<vm id>/`. QEMU outlives the daemon; at start the daemon re-attaches.
+//! Files: disks in `vms.images_dir/<vm id>/` or on a pool dataset (`<dataset>/<vm id>/`, see
+//! [`storage`], which also answers the pools' registry of users), templates in
+//! `images_dir/templates/`, shared bases of thin clones in `images_dir/bases/`; sockets,
+//! pidfile and QEMU's log in `vms.run_dir/<vm id>/`. QEMU outlives the daemon; at start the
+//! daemon re-attaches.
 //!
 //! Modules: [`lifecycle`] (start/stop/re-attach), [`consoles`] (serial, VNC, screenshot),
 //! [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
@@ -52,10 +54,12 @@ pub mod intake;
 pub mod lifecycle;
 pub mod model;
 pub mod snapshots;
+pub mod storage;
 pub mod templates;
 
 pub use lifecycle::VmManager;
 use model::VmRecord;
+use storage::Storage;
 
 pub const AREA: Area = Area {
     init: Some(init),
@@ -76,6 +80,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
         services.events.clone(),
     )
     .context("preparing the VM directories")?;
+    storage::register(services);
     Ok(Some(Arc::new(Arc::new(mgr))))
 }
 
@@ -215,7 +220,10 @@ struct CreateParams {
     /// With `import`: the new VM's name (default: the name in the archive); the rule of
     /// `VmCreate.name`.
     #[param(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
-    name: Option<String>,
+    name: Option<String>,    /// With `import`: where the disks go, `images` or `<pool>/<dataset>` (default `[vms]
+    /// default_storage`).
+    #[param(pattern = "^(images|[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?/[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?)$", max_length = 129)]
+    storage: Option<String>,
 }
 
 /// Define a VM; or, with `?import`, create one from a `.tar.zst` archive (a job).
@@ -247,7 +255,8 @@ async fn create_vm(
         if let Some(Err(e)) = params.name.as_deref().map(|n| model::check_name("name", n)) {
             return refuse(body, e).await;
         }
-        return export::import_archive(state, p, params.name, headers, body).await;
+        return export::import_archive(state, p, params.name, params.storage, headers, body)
+            .await;
     }
     let bytes = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -341,9 +350,19 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
         None => None,
     };
     // Check every disk before creating any file.
+    let vm_storage = Storage::chosen(state, "storage", req.storage.as_deref())?;
     let mut planned = Vec::new();
     for (i, d) in req.disks.iter().enumerate() {
-        planned.push(disks::plan_disk(mgr, &limits, &format!("disks[{i}]"), d).await?);
+        let field = format!("disks[{i}]");
+        let plan = disks::plan_disk(mgr, &limits, &field, d).await?;
+        let (at, at_field) = match &d.storage {
+            Some(s) => {
+                let f = format!("{field}.storage");
+                (Storage::chosen(state, &f, Some(s))?, f)
+            }
+            None => (vm_storage.clone(), "storage".to_string()),
+        };
+        planned.push((plan, at, at_field));
     }
     let mut nics = Vec::new();
     for (i, n) in req.nics.iter().enumerate() {
@@ -357,7 +376,16 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
     let id = uuid::Uuid::now_v7().to_string();
     let dir = mgr.vm_dir(&id);
     std::fs::create_dir_all(&dir).map_err(ApiError::internal)?;
+    // The VM's directories on datasets, made on the way (removed again on failure).
+    let mut made: Vec<std::path::PathBuf> = Vec::new();
     let result = async {
+        let mut disk_dir = |s: &Storage, field: &str| {
+            let d = storage::disk_dir(state, field, s, &id)?;
+            if d != dir && !made.contains(&d) {
+                made.push(d.clone());
+            }
+            Ok::<_, ApiError>(d)
+        };
         let mut def = model::new_def(
             vcpus,
             memory,
@@ -367,13 +395,19 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
         );
         if let Some(t) = &template {
             let strategy = req.clone.unwrap_or_default();
-            let disk = templates::disk_from_template(state, t, &dir, 0, strategy).await?;
+            let at = disk_dir(&vm_storage, "storage")?;
+            let disk = templates::disk_from_template(state, t, &at, 0, strategy).await?;
             def.disks.push(disk);
             def.template = Some(t.name.clone());
         }
-        for plan in planned {
+        for (plan, at, field) in planned {
             let index = def.disks.len() as u32;
-            def.disks.push(disks::materialize(&dir, index, plan).await?);
+            // An image used in place stays where it is.
+            let at = match plan {
+                disks::Plan::New { .. } => disk_dir(&at, &field)?,
+                disks::Plan::Existing { .. } => dir.clone(),
+            };
+            def.disks.push(disks::materialize(&at, index, plan).await?);
         }
         def.next.disk = def.disks.len() as u32;
         def.nics = nics;
@@ -406,6 +440,10 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
     .await;
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&dir);
+        // Directories this request made, named by the new VM's id: nothing else is in them.
+        for d in &made {
+            let _ = std::fs::remove_dir_all(d);
+        }
     }
     if let Ok(rec) = &result {
         tracing::info!(vm = rec.id, name = rec.name, by = actor, "VM defined");
@@ -569,6 +607,7 @@ async fn delete_vm(
         for d in rec.def.disks.iter().filter(|d| d.owned) {
             let _ = std::fs::remove_file(&d.path);
         }
+        storage::remove_empty_dirs(&state, &rec.id, &rec.def);
         let _ = std::fs::remove_dir_all(&dir);
         clone::prune_bases(state.vms());
     }

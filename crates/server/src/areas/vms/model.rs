@@ -456,6 +456,7 @@ pub fn disk_entry(
         size_bytes,
         backing,
         owned,
+        storage: None,
     }
 }
 
