@@ -1,5 +1,6 @@
-//! Cross-cutting platform behaviour: the audit log, /metrics, problem+json for unknown routes
-//! and methods, the OpenAPI document (served, committed, in sync) and the Swagger UI.
+//! Cross-cutting platform behaviour: the audit log, /metrics (also scraped by a real
+//! Prometheus), problem+json for unknown routes and methods, the OpenAPI document (served,
+//! committed, in sync), the Swagger UI and the redirect of `/` to it.
 
 mod common;
 
@@ -281,4 +282,40 @@ fn redirected_log_has_no_colour_codes() {
         !text.contains('\u{1b}'),
         "colour codes in a redirected log: {text:?}"
     );
+}
+
+/// `GET /` on the HTTPS and the plain HTTP port, with no credential, is a temporary redirect to
+/// the Swagger UI (until the web UI is served there), which answers; other methods are a 405.
+#[tokio::test]
+async fn root_redirects_to_the_api_docs_without_credentials() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let no_redirects = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_danger_accept_invalid_certs(true)
+        .build()
+        .unwrap();
+    for https in [true, false] {
+        let d = Daemon::start_with(Opts {
+            https,
+            ..Default::default()
+        });
+        assert!(
+            d.base
+                .starts_with(if https { "https://" } else { "http://" })
+        );
+        let r = no_redirects.get(d.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 307, "https={https}");
+        assert_eq!(r.headers()["location"], "/api-docs/");
+        // A browser follows it to the documentation.
+        let ui = d.client.get(d.url("/")).send().await.unwrap();
+        assert_eq!(ui.status(), 200);
+        assert!(ui.url().path().starts_with("/api-docs/"), "{}", ui.url());
+        assert!(ui.text().await.unwrap().contains("swagger-ui"));
+        assert_problem(
+            d.send("POST", "/", Some(&d.token), None).await,
+            405,
+            "method_not_allowed",
+        )
+        .await;
+    }
 }

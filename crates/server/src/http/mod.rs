@@ -508,8 +508,16 @@ fn document_streams(op: &mut utoipa::openapi::path::Operation) {
     }
 }
 
-/// The whole application: API routes behind auth and metrics, plus the public docs and
-/// `/metrics`.
+/// `GET /` for a person with a browser: until the web UI is served there, a temporary redirect
+/// to the API documentation (307, so nothing caches it). Public like `/api-docs` itself: both
+/// are routed outside the auth layer. Other methods on `/` are a 405 problem.
+fn root_redirect() -> axum::routing::MethodRouter {
+    axum::routing::get(|| async { axum::response::Redirect::temporary("/api-docs/") })
+        .fallback(|| async { ApiError::MethodNotAllowed })
+}
+
+/// The whole application: API routes behind auth and metrics, plus the public docs, the
+/// redirect of `/` to them, and `/metrics`.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = openapi_and_router();
     let api = api
@@ -525,6 +533,7 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(drain::drain_unread_body))
         .with_state(state.clone());
     Router::new()
+        .route("/", root_redirect())
         .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
         .merge(api)
 }
