@@ -2,7 +2,8 @@
 //! debug one nextest built: no release build in CI), dpkg installs it in a booted container
 //! (tests/nspawn_util), the package's unit is enabled and running, is restarted and reaches
 //! ready, the installed CLI calls the API over the unix socket and over HTTPS, a change to the
-//! conffile takes effect, and `dpkg --purge` leaves no file, unit, state or process behind.
+//! conffile takes effect and survives a reinstall, and `dpkg --purge` leaves no file, unit,
+//! state or process behind.
 //! The container and the temp dir go away when their guards drop, also on panic.
 //!
 //! Needs root, systemd-nspawn and debootstrap (as tests/services.rs), dpkg-dev
@@ -208,6 +209,22 @@ fn the_deb_installs_runs_and_purges_on_a_booted_systemd() {
         String::from_utf8_lossy(&open.stderr)
     );
     assert!(String::from_utf8_lossy(&open.stdout).contains("hostplane_uptime_seconds"));
+
+    // Installed again over itself (dpkg's upgrade path): the edited conffile and the data stay,
+    // and the service runs again.
+    let edited = std::fs::read_to_string(&config).unwrap();
+    let since = Instant::now();
+    c.exec_ok(&["dpkg", "-i", "/root/hostplane.deb"]);
+    wait_ready(&c, since);
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), edited);
+    assert_eq!(
+        std::fs::read_to_string(data.join("bootstrap-token")).unwrap(),
+        token
+    );
+    assert!(
+        metrics(&c).status.success(),
+        "the edited config still applies"
+    );
 
     // Purge: the edited conffile, the data, the unit and its links, and the daemon are gone.
     c.exec_ok(&["dpkg", "--purge", "hostplane"]);
