@@ -1,8 +1,12 @@
 //! `hostplane`: the daemon (`hostplane serve`), the OpenAPI printer, and the CLI client.
+//! `completions` and `man` print what the Debian package ships (scripts/build-deb), generated
+//! from this command tree, so every subcommand is covered whoever adds it.
 
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use hostplane_server::config::{Config, ServeArgs};
 
 #[derive(Debug, Parser)]
@@ -25,11 +29,28 @@ enum Command {
     Serve(ServeArgs),
     /// Print the OpenAPI 3.1 document.
     Openapi,
+    /// Print a shell completion script (bash: /usr/share/bash-completion/completions/hostplane).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages (section 1), one per subcommand, into a directory.
+    Man {
+        /// Directory to write hostplane.1, hostplane-serve.1, ... into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+    },
     #[command(flatten)]
     Client(hostplane_cli::Command),
     /// Vendor tooling (no daemon needed): keys, update packages, licences.
     #[command(flatten)]
     Vendor(hostplane_package::cli::VendorCommand),
+}
+
+/// Writes one roff page per (visible) command of the tree: `hostplane-jobs-list.1`.
+fn write_man_pages(out: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(out)?;
+    clap_mangen::generate_to(Cli::command(), out)
 }
 
 fn main() -> ExitCode {
@@ -66,6 +87,29 @@ fn main() -> ExitCode {
             println!("{}", hostplane_server::openapi_json());
             ExitCode::SUCCESS
         }
+        Command::Completions { shell } => {
+            // Buffered: clap_complete panics on a write error (`| head` closes the pipe).
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "hostplane", &mut script);
+            match std::io::stdout().write_all(&script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("hostplane: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Man { out } => match write_man_pages(&out) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!(
+                    "hostplane: cannot write man pages to {}: {e}",
+                    out.display()
+                );
+                ExitCode::FAILURE
+            }
+        },
         Command::Vendor(cmd) => ExitCode::from(hostplane_package::cli::run(cmd)),
         Command::Client(cmd) => match runtime.block_on(hostplane_cli::run(cli.connect, cmd)) {
             Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

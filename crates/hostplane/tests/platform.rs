@@ -1,5 +1,6 @@
-//! Cross-cutting platform behaviour: the audit log, /metrics, problem+json for unknown routes
-//! and methods, the OpenAPI document (served, committed, in sync) and the Swagger UI.
+//! Cross-cutting platform behaviour: the audit log, /metrics (also scraped by a real
+//! Prometheus), problem+json for unknown routes and methods, the OpenAPI document (served,
+//! committed, in sync), the Swagger UI and the web UI's page at `/`.
 
 mod common;
 
@@ -281,4 +282,154 @@ fn redirected_log_has_no_colour_codes() {
         !text.contains('\u{1b}'),
         "colour codes in a redirected log: {text:?}"
     );
+}
+
+/// `GET /` on the HTTPS and the plain HTTP port, with no credential, is the web UI's page
+/// (a person with a browser gets something usable, not a 401); other methods are a 405 problem.
+#[tokio::test]
+async fn root_serves_the_web_ui_without_credentials() {
+    for https in [true, false] {
+        let d = Daemon::start_with(Opts {
+            https,
+            ..Default::default()
+        });
+        assert!(
+            d.base
+                .starts_with(if https { "https://" } else { "http://" })
+        );
+        let r = d.client.get(d.url("/")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "https={https}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        assert!(r.text().await.unwrap().contains("<title>hostplane</title>"));
+        assert_problem(
+            d.send("POST", "/", Some(&d.token), None).await,
+            405,
+            "method_not_allowed",
+        )
+        .await;
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A Prometheus server (killed and reaped on drop, also on panic).
+struct Prometheus(std::process::Child);
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `/metrics` scraped by a real Prometheus (Debian's package, run directly on a loopback port
+/// with its own config and storage) the way docs/auth.md says to: HTTPS verified against the
+/// daemon's certificate, a viewer token scoped to `system:read` in a credentials file. The
+/// target is up, and hostplane's metrics have values in Prometheus's query API.
+#[tokio::test]
+async fn metrics_are_scraped_by_a_real_prometheus() {
+    let d = Daemon::start_with(Opts {
+        https: true,
+        ..Default::default()
+    });
+    let token = d
+        .create_token(json!({"name": "prometheus", "role": "viewer", "scopes": ["system:read"]}))
+        .await;
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, &token).unwrap();
+    let config = dir.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: hostplane\n    scheme: https\n    authorization:\n      type: Bearer\n      credentials_file: {}\n    tls_config:\n      ca_file: {}\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
+            token_file.display(),
+            d.data_dir().join("tls/cert.pem").display(),
+            d.port
+        ),
+    )
+    .unwrap();
+    let port = common::free_port();
+    let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+    let _prometheus = Prometheus(
+        std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prometheus (Debian package prometheus) is needed: scripts/test installs it"),
+    );
+    let plain = reqwest::Client::new();
+    let query = |q: &'static str| {
+        let plain = plain.clone();
+        async move {
+            let r = plain
+                .get(format!(
+                    "http://127.0.0.1:{port}/api/v1/query?query={}",
+                    percent_encode(q)
+                ))
+                .send()
+                .await
+                .ok()?;
+            let v: Value = r.json().await.ok()?;
+            let value = v["data"]["result"][0]["value"][1].as_str()?;
+            value.parse::<f64>().ok()
+        }
+    };
+    // Each value as soon as Prometheus has it (the first scrape happens within a second or so
+    // of its start; a scrape counts in the daemon's metrics from the next one on).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    for (q, ok) in [
+        (r#"up{job="hostplane"}"#, (|v| v == 1.0) as fn(f64) -> bool),
+        (r#"hostplane_uptime_seconds{job="hostplane"}"#, |v| v > 0.0),
+        // Prometheus's own scrapes, counted by the daemon and authorised (200).
+        (
+            r#"hostplane_http_requests_total{job="hostplane",route="/metrics",method="GET",status="200"}"#,
+            |v| v >= 1.0,
+        ),
+    ] {
+        loop {
+            let v = query(q).await;
+            if v.is_some_and(ok) {
+                break;
+            }
+            if std::time::Instant::now() > deadline {
+                let targets = match plain
+                    .get(format!("http://127.0.0.1:{port}/api/v1/targets"))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.text().await.unwrap_or_default(),
+                    Err(e) => e.to_string(),
+                };
+                panic!(
+                    "{q} is {v:?} after 60 s; targets: {targets}\n{}",
+                    std::fs::read_to_string(dir.path().join("prometheus.log")).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
 }

@@ -919,6 +919,39 @@ impl Config {
     }
 }
 
+/// `/etc/hostplane/config.toml` as the Debian package ships it (`dist/etc/hostplane/config.toml`,
+/// kept equal by a test): [`SAMPLE_CONFIG`] with every key commented out, so the file means the
+/// defaults and a key is changed by uncommenting it under its `[section]`.
+pub fn default_config_file() -> String {
+    let mut out = String::from(
+        "# hostplane's settings (TOML). The hostplane service reads this file through\n\
+         # HOSTPLANE_CONFIG in /etc/default/hostplane; after a change: systemctl restart hostplane.\n\
+         # Every key is optional: the commented lines show the defaults. Uncomment a key under its\n\
+         # [section] to change it. `hostplane serve --help` (or man hostplane-serve) documents the\n\
+         # flags and HOSTPLANE_* environment variables, which win over this file.\n",
+    );
+    let body = SAMPLE_CONFIG
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("ENVIRONMENT"));
+    for line in body {
+        let trimmed = line.strip_prefix("  ").unwrap_or(line);
+        let text = if trimmed.is_empty() {
+            String::new()
+        } else if trimmed.starts_with(' ') {
+            // A continued comment, aligned under the `#` of the key line above it.
+            line.to_string()
+        } else if trimmed.starts_with('[') || trimmed.starts_with('#') {
+            trimmed.to_string()
+        } else {
+            format!("# {trimmed}")
+        };
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1021,5 +1054,25 @@ mod tests {
                 .to_string()
                 .contains("disks.allow")
         );
+    }
+
+    /// The conffile of the Debian package is the sample, commented out, and means the defaults.
+    /// `HOSTPLANE_UPDATE_DOCS=1 cargo test -p hostplane-server shipped_config` rewrites it.
+    #[test]
+    fn shipped_config_is_the_commented_sample() {
+        let path =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dist/etc/hostplane/config.toml");
+        let text = default_config_file();
+        if std::env::var_os("HOSTPLANE_UPDATE_DOCS").is_some() {
+            std::fs::write(&path, &text).unwrap();
+        }
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            text,
+            "dist/etc/hostplane/config.toml is out of date: HOSTPLANE_UPDATE_DOCS=1 cargo test -p hostplane-server shipped_config"
+        );
+        let cfg = Config::from_toml(&text).expect("the shipped config parses");
+        cfg.validate().expect("the shipped config is valid");
+        assert_eq!(format!("{cfg:?}"), format!("{:?}", Config::default()));
     }
 }

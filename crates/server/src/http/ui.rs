@@ -28,8 +28,13 @@ const INDEX: &str = "index.html";
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
-        .route("/", get(index))
-        .route("/assets/{*path}", get(asset))
+        .route("/", get(index).fallback(method_not_allowed))
+        .route("/assets/{*path}", get(asset).fallback(method_not_allowed))
+}
+
+/// Another method on a page or an asset: the API's 405 problem.
+async fn method_not_allowed() -> crate::error::ApiError {
+    crate::error::ApiError::MethodNotAllowed
 }
 
 async fn index(headers: HeaderMap) -> Response {
