@@ -538,7 +538,7 @@ async fn replace_device(
     let new = new_device(&state, &req.device).await?;
     if let Some(c) = &cur {
         ops::check_member_online(&state, c, &rec)?;
-        if new.disk.size < c.disk.size {
+        if new.disk.size_bytes < c.disk.size_bytes {
             return Err(ApiError::invalid_field(
                 "device_too_small",
                 "device",
@@ -673,7 +673,7 @@ async fn mergerfs_add(
     } else {
         hostplane_types::disks::FormatType::Ext4
     };
-    if fs == hostplane_types::disks::FormatType::Xfs && d.disk.size < 300_000_000 {
+    if fs == hostplane_types::disks::FormatType::Xfs && d.disk.size_bytes < 300_000_000 {
         return Err(ApiError::invalid_field(
             "device_too_small",
             "device",

@@ -286,7 +286,7 @@ fn new_backup(id: &str, origin: BackupOrigin, actor: &str, created_at: String) -
         created_at,
         created_by: actor.to_string(),
         finished_at: None,
-        size: None,
+        size_bytes: None,
         filesize: None,
         sha256: None,
         files: None,
@@ -299,7 +299,7 @@ fn new_backup(id: &str, origin: BackupOrigin, actor: &str, created_at: String) -
 fn finish_success(b: &mut Backup, size: u64, sha256: String, files: u32) {
     b.status = BackupStatus::Success;
     b.finished_at = Some(time::now_string());
-    b.size = Some(size);
+    b.size_bytes = Some(size);
     b.filesize = Some(human_size(size));
     b.sha256 = Some(sha256);
     b.files = Some(files);
