@@ -316,6 +316,20 @@ pub async fn scrub_start(mnt: &str) -> Result<(), CommandError> {
         .map(|_| ())
 }
 
+/// `btrfs scrub start -B -R`: scrubs in the foreground (up to [`LONG`]) and returns the
+/// statistics it prints at the end. Exit 3 (uncorrectable errors found) is not a failure: the
+/// statistics say so.
+pub async fn scrub_foreground(mnt: &str) -> Result<ScrubStatus, CommandError> {
+    check_paths([mnt])?;
+    let t = btrfs()
+        .args(["scrub", "start", "-B", "-R", mnt])
+        .ok_codes(&[0, 3])
+        .timeout(LONG)
+        .run_text()
+        .await?;
+    Ok(parse_scrub_status(&t))
+}
+
 pub async fn scrub_status(mnt: &str) -> Result<ScrubStatus, CommandError> {
     check_paths([mnt])?;
     let t = btrfs()

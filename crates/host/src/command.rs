@@ -17,6 +17,11 @@
 //! * **Stable output**: children run with `LC_ALL=C.UTF-8` (overridable with [`Cmd::env`]) so
 //!   parsers and error messages do not depend on the daemon's locale.
 //!
+//! * **Supervised children** ([`Cmd::spawn`] → [`Supervised`]) for a program the caller
+//!   follows while it runs (`qemu-img convert` progress) or that lives on (QEMU): the same argv
+//!   rules and process group, stderr kept for the error or appended to a log file, killed
+//!   (the whole group) on drop or explicitly.
+//!
 //! Each run is logged at debug level (program, args, elapsed, status). stdin data is never
 //! logged.
 
@@ -267,11 +272,8 @@ impl Cmd {
             }
         })?;
 
-        let mut command = Command::new(&path);
+        let mut command = self.command(&path);
         command
-            .args(&self.args)
-            .envs(DEFAULT_ENV.iter().copied())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(if self.stdin.is_some() {
                 Stdio::piped()
             } else {
@@ -279,26 +281,10 @@ impl Cmd {
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .process_group(0)
             .kill_on_drop(true);
-        if let Some(dir) = &self.cwd {
-            command.current_dir(dir);
-        }
 
         let start = Instant::now();
-        let mut child = command.spawn().map_err(|e| {
-            tracing::debug!(program, error = %e, "spawn failed");
-            if e.kind() == io::ErrorKind::NotFound {
-                CommandError::NotFound {
-                    program: program.to_string(),
-                }
-            } else {
-                CommandError::Io {
-                    program: program.to_string(),
-                    source: e,
-                }
-            }
-        })?;
+        let mut child = command.spawn().map_err(|e| spawn_error(program, e))?;
         // The child is the leader of its own process group (process_group(0)), so its pid is
         // the group id. Declared after `child` so it drops first: on cancellation the group
         // is killed while the child is still unreaped (its pid cannot have been reused).
@@ -408,6 +394,86 @@ impl Cmd {
         })
     }
 
+    /// Start the program as a supervised child and return at once: for a program that runs
+    /// while the caller reads its output as it comes (progress lines), or one that lives on
+    /// (QEMU). The same rules as [`run`](Cmd::run): argv only, the program looked up with
+    /// [`which`], `LC_ALL=C.UTF-8`, stdin `/dev/null` (giving [`Cmd::stdin`] data is refused),
+    /// its own process group. `output` says where stdout and stderr go, `on_drop` what dropping
+    /// the handle does; the timeout counts from now and applies to
+    /// [`finish`](Supervised::finish).
+    pub fn spawn(&self, output: ChildOutput, on_drop: OnDrop) -> Result<Supervised, CommandError> {
+        let program = self.program.as_str();
+        self.check()?;
+        if self.stdin.is_some() {
+            return Err(CommandError::invalid(format!(
+                "`{program}`: a supervised child gets no stdin data"
+            )));
+        }
+        let path = which(program).ok_or_else(|| CommandError::NotFound {
+            program: program.to_string(),
+        })?;
+        let io_err = |source| CommandError::Io {
+            program: program.to_string(),
+            source,
+        };
+        let mut command = self.command(&path);
+        command
+            .stdin(Stdio::null())
+            .kill_on_drop(on_drop == OnDrop::Kill);
+        match &output {
+            ChildOutput::Piped => {
+                command.stdout(Stdio::piped()).stderr(Stdio::piped());
+            }
+            ChildOutput::AppendTo(log) => {
+                let out = std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log)
+                    .map_err(io_err)?;
+                let err = out.try_clone().map_err(io_err)?;
+                command.stdout(Stdio::from(out)).stderr(Stdio::from(err));
+            }
+        }
+        let start = Instant::now();
+        let mut child = command.spawn().map_err(|e| spawn_error(program, e))?;
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!(program, args = ?self.args, pid, "spawned a supervised child");
+        let stdout = child.stdout.take();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr_task = child.stderr.take().map(|pipe| {
+            let buf = stderr.clone();
+            tokio::spawn(keep_stderr(pipe, buf))
+        });
+        Ok(Supervised {
+            program: self.program.clone(),
+            child,
+            pid,
+            stdout,
+            stderr,
+            stderr_task,
+            ok_codes: self.ok_codes.clone(),
+            start,
+            timeout: self.timeout,
+            on_drop,
+            reaped: false,
+        })
+    }
+
+    /// The command with program, arguments, environment, working directory and its own
+    /// process group; stdio is up to the caller.
+    fn command(&self, path: &Path) -> Command {
+        let mut command = Command::new(path);
+        command
+            .args(&self.args)
+            .envs(DEFAULT_ENV.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .process_group(0);
+        if let Some(dir) = &self.cwd {
+            command.current_dir(dir);
+        }
+        command
+    }
+
     fn check(&self) -> Result<(), CommandError> {
         let p = &self.program;
         if p.is_empty() {
@@ -444,6 +510,200 @@ impl fmt::Display for Cmd {
             write!(f, " {}", a.to_string_lossy())?;
         }
         Ok(())
+    }
+}
+
+fn spawn_error(program: &str, e: io::Error) -> CommandError {
+    tracing::debug!(program, error = %e, "spawn failed");
+    if e.kind() == io::ErrorKind::NotFound {
+        CommandError::NotFound {
+            program: program.to_string(),
+        }
+    } else {
+        CommandError::Io {
+            program: program.to_string(),
+            source: e,
+        }
+    }
+}
+
+/// Where the output of a [`Supervised`] child goes.
+#[derive(Debug, Clone)]
+pub enum ChildOutput {
+    /// stdout is a pipe for the caller ([`Supervised::take_stdout`]; read it, or the child
+    /// blocks once the pipe is full); stderr is kept (up to 1 MiB, drained beyond) for
+    /// [`Supervised::finish`]'s error.
+    Piped,
+    /// stdout and stderr are appended to this file (created when missing). For a child that
+    /// may outlive the daemon: a pipe would break when the daemon exits.
+    AppendTo(PathBuf),
+}
+
+/// What dropping a [`Supervised`] handle before the child was reaped does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDrop {
+    /// SIGKILL the child's process group (its result is no longer wanted).
+    Kill,
+    /// Leave it running (QEMU: it outlives the request that started it, and the daemon);
+    /// stop it explicitly with [`Supervised::kill`] or by its own protocol.
+    Leave,
+}
+
+/// A child started by [`Cmd::spawn`]: the leader of its own process group.
+pub struct Supervised {
+    program: String,
+    child: Child,
+    pid: u32,
+    stdout: Option<tokio::process::ChildStdout>,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
+    ok_codes: Vec<i32>,
+    start: Instant,
+    timeout: Duration,
+    on_drop: OnDrop,
+    reaped: bool,
+}
+
+impl fmt::Debug for Supervised {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Supervised")
+            .field("program", &self.program)
+            .field("pid", &self.pid)
+            .field("on_drop", &self.on_drop)
+            .field("reaped", &self.reaped)
+            .finish()
+    }
+}
+
+impl Supervised {
+    /// The child's pid (also its process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The program as given to [`Cmd::new`].
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// stdout of a [`ChildOutput::Piped`] child (once).
+    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.stdout.take()
+    }
+
+    fn io_error(&self, source: io::Error) -> CommandError {
+        CommandError::Io {
+            program: self.program.clone(),
+            source,
+        }
+    }
+
+    /// The exit status when the child has exited (it is reaped then), else `None`.
+    pub fn try_wait(&mut self) -> Result<Option<ExitStatus>, CommandError> {
+        let r = self.child.try_wait().map_err(|e| self.io_error(e))?;
+        if r.is_some() {
+            self.reaped = true;
+        }
+        Ok(r)
+    }
+
+    /// Waits for the exit (no timeout) and reaps the child.
+    pub async fn wait(&mut self) -> Result<ExitStatus, CommandError> {
+        let r = self.child.wait().await;
+        let status = r.map_err(|e| self.io_error(e))?;
+        self.reaped = true;
+        Ok(status)
+    }
+
+    /// SIGKILL to the child's process group (while the child is not reaped, so the group
+    /// id is still ours), then waits for the exit.
+    pub async fn kill(&mut self) -> Result<ExitStatus, CommandError> {
+        if !self.reaped {
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+        self.wait().await
+    }
+
+    /// Waits for the exit until the command's timeout (counted from the spawn) and checks
+    /// the status against its `ok_codes`, like [`Cmd::run`]: a failure carries the kept
+    /// stderr; on timeout the process group is killed ([`CommandError::Timeout`]). The
+    /// [`Output`] has no stdout (the caller read it).
+    pub async fn finish(mut self) -> Result<Output, CommandError> {
+        let deadline = self.start + self.timeout;
+        let status = match tokio::time::timeout_at(deadline, self.child.wait()).await {
+            Ok(r) => {
+                let status = r.map_err(|e| self.io_error(e))?;
+                self.reaped = true;
+                status
+            }
+            Err(_) => {
+                tracing::warn!(
+                    program = self.program,
+                    "supervised child timed out, process group killed"
+                );
+                let _ = tokio::time::timeout(Duration::from_secs(5), self.kill()).await;
+                return Err(CommandError::Timeout {
+                    program: self.program.clone(),
+                    after: self.timeout,
+                });
+            }
+        };
+        let elapsed = self.start.elapsed();
+        if let Some(task) = self.stderr_task.take() {
+            // A background process the child started may hold stderr open.
+            let _ = tokio::time::timeout(EXIT_GRACE, task).await;
+        }
+        let stderr = {
+            let buf = self.stderr.lock().unwrap_or_else(|p| p.into_inner());
+            String::from_utf8_lossy(&buf).into_owned()
+        };
+        let code = status.code();
+        tracing::debug!(
+            program = self.program,
+            pid = self.pid,
+            elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+            status = code,
+            signal = status.signal(),
+            "supervised child finished"
+        );
+        match code {
+            Some(code) if self.ok_codes.contains(&code) => Ok(Output {
+                status: code,
+                stdout: Vec::new(),
+                stderr,
+                elapsed,
+            }),
+            _ => Err(CommandError::Failed {
+                program: self.program.clone(),
+                status: code,
+                stderr: cap_text(stderr.trim(), ERROR_TEXT_LIMIT),
+            }),
+        }
+    }
+}
+
+impl Drop for Supervised {
+    fn drop(&mut self) {
+        if self.on_drop == OnDrop::Kill && !self.reaped {
+            // Not yet reaped: the group id cannot have been reused.
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+    }
+}
+
+/// Reads a supervised child's stderr into `buf`, keeping at most 1 MiB.
+async fn keep_stderr(
+    mut pipe: tokio::process::ChildStderr,
+    buf: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) {
+    let mut chunk = vec![0u8; 16 * 1024];
+    while let Ok(n) = pipe.read(&mut chunk).await {
+        if n == 0 {
+            break;
+        }
+        let mut b = buf.lock().unwrap_or_else(|p| p.into_inner());
+        let room = MAX_STDERR.saturating_sub(b.len());
+        b.extend_from_slice(&chunk[..n.min(room)]);
     }
 }
 

@@ -479,7 +479,7 @@ fn filesystem_from(
         label: p("ID_FS_LABEL").or_else(|| btrfs.and_then(|b| b.label.clone())),
         uuid: p("ID_FS_UUID").or_else(|| btrfs.map(|b| b.uuid.clone())),
         mountpoints: mountpoints.to_vec(),
-        size: usage.map(|u| u.0),
+        size_bytes: usage.map(|u| u.0),
         used: usage.map(|u| u.1),
         available: usage.map(|u| u.2),
     })
@@ -573,7 +573,7 @@ pub fn scan(paths: &SysPaths) -> io::Result<Vec<ScannedDisk>> {
                     path: format!("/dev/{pname}"),
                     number,
                     start: read_u64(&pdir.join("start")).unwrap_or(0) * 512,
-                    size: read_u64(&pdir.join("size")).unwrap_or(0) * 512,
+                    size_bytes: read_u64(&pdir.join("size")).unwrap_or(0) * 512,
                     part_label: pp("ID_PART_ENTRY_NAME"),
                     part_uuid: pp("ID_PART_ENTRY_UUID"),
                     part_type: pp("ID_PART_ENTRY_TYPE"),
@@ -614,7 +614,7 @@ pub fn scan(paths: &SysPaths) -> io::Result<Vec<ScannedDisk>> {
             vendor,
             serial,
             wwn,
-            size: sectors * 512,
+            size_bytes: sectors * 512,
             logical_sector_size: read_u64(&dir.join("queue/logical_block_size")).unwrap_or(512)
                 as u32,
             physical_sector_size: read_u64(&dir.join("queue/physical_block_size")).unwrap_or(512)
@@ -1199,7 +1199,7 @@ mod tests {
             vendor: None,
             serial: None,
             wwn: None,
-            size: 1,
+            size_bytes: 1,
             logical_sector_size: 512,
             physical_sector_size: 512,
             rotational: true,
@@ -1214,7 +1214,7 @@ mod tests {
                 path: "/dev/loop2p1".into(),
                 number: 1,
                 start: 0,
-                size: 1,
+                size_bytes: 1,
                 part_label: None,
                 part_uuid: None,
                 part_type: None,
@@ -1377,7 +1377,10 @@ mod tests {
         let l2 = &disks[2];
         assert_eq!(l2.disk.partitions.len(), 1);
         let p = &l2.disk.partitions[0];
-        assert_eq!((p.number, p.start, p.size), (1, 2048 * 512, 102400 * 512));
+        assert_eq!(
+            (p.number, p.start, p.size_bytes),
+            (1, 2048 * 512, 102400 * 512)
+        );
         assert_eq!(p.part_label.as_deref(), Some("data"));
         assert_eq!(p.filesystem.as_ref().unwrap().label.as_deref(), Some("e4"));
         assert_eq!(l2.disk.mountpoints, ["/mnt/e4"]);

@@ -20,11 +20,18 @@ pub mod health;
 pub mod network;
 pub mod nfs;
 pub mod persistent_storage;
+pub mod power;
 pub mod qemu;
 pub mod samba;
 pub mod smart;
+pub mod snapraid;
+pub mod support;
 pub mod systemd;
 pub mod uevent;
+pub mod update;
 
 pub use capabilities::{disk_free, kvm_decision, probe};
-pub use command::{Cmd, CommandError, Output, validate_name, validate_path_arg, which};
+pub use command::{
+    ChildOutput, Cmd, CommandError, OnDrop, Output, Supervised, validate_name, validate_path_arg,
+    which,
+};

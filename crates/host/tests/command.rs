@@ -430,3 +430,150 @@ fn sbin_tools_are_found() {
     let p = hostplane_host::which("blkid").expect("blkid");
     assert!(p.is_absolute() && p.ends_with("blkid"));
 }
+
+// ---- supervised children (Cmd::spawn) ----
+
+#[tokio::test]
+async fn supervised_stdout_streams_and_stderr_is_kept_for_the_error() {
+    use hostplane_host::command::{ChildOutput, OnDrop};
+    use tokio::io::AsyncReadExt;
+    let mut child = Cmd::new("sh")
+        .args(["-c", "echo one; echo two; echo broken >&2; exit 3"])
+        .spawn(ChildOutput::Piped, OnDrop::Kill)
+        .unwrap();
+    assert!(child.pid() > 1);
+    let mut out = String::new();
+    child
+        .take_stdout()
+        .unwrap()
+        .read_to_string(&mut out)
+        .await
+        .unwrap();
+    assert_eq!(out, "one\ntwo\n");
+    assert!(child.take_stdout().is_none());
+    match child.finish().await.unwrap_err() {
+        CommandError::Failed {
+            program,
+            status,
+            stderr,
+        } => {
+            assert_eq!(program, "sh");
+            assert_eq!(status, Some(3));
+            assert_eq!(stderr, "broken");
+        }
+        other => panic!("{other:?}"),
+    }
+    let ok = Cmd::new("sh")
+        .args(["-c", "echo fine >&2; exit 1"])
+        .ok_codes(&[0, 1])
+        .spawn(ChildOutput::Piped, OnDrop::Kill)
+        .unwrap()
+        .finish()
+        .await
+        .unwrap();
+    assert_eq!((ok.status, ok.stderr.as_str()), (1, "fine\n"));
+}
+
+#[tokio::test]
+async fn supervised_output_appends_to_a_log() {
+    use hostplane_host::command::{ChildOutput, OnDrop};
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("child.log");
+    std::fs::write(&log, "before\n").unwrap();
+    let mut child = Cmd::new("sh")
+        .args(["-c", "echo out; echo err >&2"])
+        .spawn(ChildOutput::AppendTo(log.clone()), OnDrop::Leave)
+        .unwrap();
+    assert!(child.take_stdout().is_none());
+    assert!(child.wait().await.unwrap().success());
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "before\nout\nerr\n");
+}
+
+#[tokio::test]
+async fn supervised_drop_kills_the_group_or_leaves_it() {
+    use hostplane_host::command::{ChildOutput, OnDrop};
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let bg = dir.path().join("bg");
+    let script = format!(
+        "sleep 30 & echo $! > {b}.tmp && mv {b}.tmp {b}; wait",
+        b = bg.display()
+    );
+    let child = Cmd::new("sh")
+        .args(["-c", &script])
+        .spawn(ChildOutput::Piped, OnDrop::Kill)
+        .unwrap();
+    let bg_pid = read_pid(&bg).await;
+    drop(child);
+    assert!(
+        wait_dead(bg_pid).await,
+        "grandchild {bg_pid} survived the drop"
+    );
+
+    let left = Cmd::new("sleep")
+        .arg("30")
+        .spawn(ChildOutput::AppendTo(dir.path().join("log")), OnDrop::Leave)
+        .unwrap();
+    let pid = left.pid() as i32;
+    drop(left);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!wait_dead_now(pid), "a Leave child must survive its handle");
+    // SAFETY: kill(2) on the `sleep` this test started.
+    unsafe {
+        libc::kill(pid, libc::SIGKILL);
+    }
+    assert!(wait_dead(pid).await);
+}
+
+/// Whether `pid` is gone or a zombie right now.
+fn wait_dead_now(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").map(|(_, r)| r.starts_with('Z')) == Some(true),
+    }
+}
+
+#[tokio::test]
+async fn supervised_kill_and_timeout() {
+    use hostplane_host::command::{ChildOutput, OnDrop};
+    let mut child = Cmd::new("sleep")
+        .arg("30")
+        .spawn(ChildOutput::Piped, OnDrop::Leave)
+        .unwrap();
+    assert!(child.try_wait().unwrap().is_none());
+    let status = child.kill().await.unwrap();
+    assert!(!status.success());
+    assert!(child.try_wait().unwrap().is_some());
+
+    let start = Instant::now();
+    let err = Cmd::new("sleep")
+        .arg("30")
+        .timeout(Duration::from_millis(200))
+        .spawn(ChildOutput::Piped, OnDrop::Kill)
+        .unwrap()
+        .finish()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommandError::Timeout { .. }), "{err:?}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[tokio::test]
+async fn supervised_refuses_what_run_refuses() {
+    use hostplane_host::command::{ChildOutput, OnDrop};
+    let spawn = |c: Cmd| c.spawn(ChildOutput::Piped, OnDrop::Kill).unwrap_err();
+    assert!(matches!(
+        spawn(Cmd::new("cat").stdin("x")),
+        CommandError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        spawn(Cmd::new("bin/sh")),
+        CommandError::InvalidArgument { .. }
+    ));
+    assert!(matches!(
+        spawn(Cmd::new("no-such-program-hp")),
+        CommandError::NotFound { .. }
+    ));
+}

@@ -446,7 +446,7 @@ async fn backup_and_restore_of_a_large_state_file_do_not_grow_memory() {
     let after_backup = vm_hwm(d.pid());
     let id = job["id"].as_str().unwrap();
     let b = d.get_json(&format!("/api/v1/system/backups/{id}")).await;
-    assert!(b["size"].as_u64().unwrap() > BIG, "{b}");
+    assert!(b["size_bytes"].as_u64().unwrap() > BIG, "{b}");
     std::fs::remove_file(&big).unwrap();
     let job = restore(&d, &format!("/api/v1/system/backups/{id}")).await;
     assert_eq!(job["status"], "success", "{job}");

@@ -41,7 +41,7 @@ async fn list_get_performance_and_skip_standby_without_io() {
     assert!(da["id"].as_str().unwrap().starts_with("loop-"), "{da}");
     assert_ne!(da["id"], db["id"]);
     assert_eq!(da["kind"], "loop");
-    assert_eq!(da["size"], 64 << 20);
+    assert_eq!(da["size_bytes"], 64 << 20);
     assert_eq!(da["logical_sector_size"], 512);
     assert_eq!(da["backing_file"], loops.images[0].to_str().unwrap());
     assert_eq!(da["allowed"], true);
@@ -359,7 +359,7 @@ async fn destructive_jobs_follow_the_refusal_rules() {
     let da = disk(&d, &a).await;
     assert_eq!(da["mountpoints"][0], mnt.to_str().unwrap());
     assert_eq!(da["in_use"], true);
-    assert!(da["filesystem"]["size"].as_u64().unwrap() > 0, "{da}");
+    assert!(da["filesystem"]["size_bytes"].as_u64().unwrap() > 0, "{da}");
     assert_problem(
         d.post(&format!("/api/v1/disks/{ida}/wipe"), json!({}))
             .await,
@@ -374,7 +374,7 @@ async fn destructive_jobs_follow_the_refusal_rules() {
     assert_problem(
         d.post(
             &format!("/api/v1/disks/{idb}/partition"),
-            json!({"partitions": [{}, {"size": 1048576}]}),
+            json!({"partitions": [{}, {"size_bytes": 1048576}]}),
         )
         .await,
         422,
@@ -384,7 +384,7 @@ async fn destructive_jobs_follow_the_refusal_rules() {
     assert_problem(
         d.post(
             &format!("/api/v1/disks/{idb}/partition"),
-            json!({"partitions": [{"size": 1u64 << 40}]}),
+            json!({"partitions": [{"size_bytes": 1u64 << 40}]}),
         )
         .await,
         422,
@@ -395,7 +395,7 @@ async fn destructive_jobs_follow_the_refusal_rules() {
         &d,
         d.post(
             &format!("/api/v1/disks/{idb}/partition"),
-            json!({"partitions": [{"size": 16u64 << 20, "name": "data1"}, {"type": "linux"}]}),
+            json!({"partitions": [{"size_bytes": 16u64 << 20, "name": "data1"}, {"type": "linux"}]}),
         )
         .await,
     )
@@ -404,7 +404,7 @@ async fn destructive_jobs_follow_the_refusal_rules() {
     let parts = db["partitions"].as_array().unwrap();
     assert_eq!(parts.len(), 2, "{db}");
     assert_eq!(parts[0]["number"], 1);
-    assert_eq!(parts[0]["size"], 16 << 20);
+    assert_eq!(parts[0]["size_bytes"], 16 << 20);
     assert_eq!(parts[0]["start"], 1 << 20);
     assert_eq!(parts[0]["part_label"], "data1");
     assert_eq!(db["partition_table"], "gpt");
@@ -515,7 +515,7 @@ async fn loop_attach_and_detach_are_disk_events() {
     // The href answers, and the event's data is the disk in the shape that GET shows.
     let got = d.get_json(&href).await;
     assert_eq!(got["path"], dev);
-    for k in ["id", "href", "name", "path", "size", "id_source"] {
+    for k in ["id", "href", "name", "path", "size_bytes", "id_source"] {
         assert_eq!(ev["data"][k], got[k], "{k}: {ev}");
     }
 
@@ -527,6 +527,6 @@ async fn loop_attach_and_detach_are_disk_events() {
     .await;
     assert_eq!(ev["href"], href);
     assert_eq!(ev["data"]["href"], href, "{ev}");
-    assert_eq!(ev["data"]["size"], got["size"], "{ev}");
+    assert_eq!(ev["data"]["size_bytes"], got["size_bytes"], "{ev}");
     assert_problem(d.get(&href).await, 404, "not_found").await;
 }

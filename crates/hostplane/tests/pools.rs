@@ -144,7 +144,7 @@ async fn btrfs_raid1_pool_with_datasets_snapshots_and_restart() {
     assert_eq!(p["metadata_profile"], "raid1");
     assert_eq!(p["quotas"], true);
     assert_eq!(p["auto_mount"], true);
-    assert!(p["usage"]["size"].as_u64().unwrap() > 0);
+    assert!(p["usage"]["size_bytes"].as_u64().unwrap() > 0);
     let members = p["members"].as_array().unwrap();
     assert_eq!(members.len(), 2);
     for m in members {

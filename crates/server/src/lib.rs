@@ -7,6 +7,8 @@ pub mod config;
 mod conventions;
 pub mod error;
 pub mod fsutil;
+#[cfg(test)]
+mod host_adapters;
 pub mod http;
 pub mod logfile;
 pub mod platform;

@@ -55,7 +55,7 @@ pub struct Filesystem {
     /// Where it is mounted (all mount points, bind mounts included).
     pub mountpoints: Vec<String>,
     /// Size in bytes as the mounted filesystem reports it (statvfs); null when not mounted.
-    pub size: Option<u64>,
+    pub size_bytes: Option<u64>,
     /// Bytes used (statvfs); null when not mounted.
     pub used: Option<u64>,
     /// Bytes available to unprivileged users (statvfs); null when not mounted.
@@ -73,7 +73,7 @@ pub struct Partition {
     /// Start offset in bytes.
     pub start: u64,
     /// Size in bytes.
-    pub size: u64,
+    pub size_bytes: u64,
     /// GPT partition name, when known.
     pub part_label: Option<String>,
     pub part_uuid: Option<String>,
@@ -115,7 +115,7 @@ pub struct Disk {
     pub serial: Option<String>,
     pub wwn: Option<String>,
     /// Size in bytes.
-    pub size: u64,
+    pub size_bytes: u64,
     pub logical_sector_size: u32,
     pub physical_sector_size: u32,
     /// Spinning disk (the kernel reports loop devices as rotational).
@@ -240,7 +240,7 @@ pub struct PartitionSpec {
     /// (only for the last partition).
     #[serde(default)]
     #[schema(minimum = 1048576)]
-    pub size: Option<u64>,
+    pub size_bytes: Option<u64>,
     /// GPT partition name (1–36 of A-Z a-z 0-9 _ . -).
     #[serde(default)]
     #[schema(pattern = "^[A-Za-z0-9_.-]+$", max_length = 36)]

@@ -243,7 +243,7 @@ pub struct PoolMember {
     /// btrfs device id.
     pub devid: Option<u64>,
     /// Size the pool uses on this member, in bytes.
-    pub size: Option<u64>,
+    pub size_bytes: Option<u64>,
     /// Where a mergerfs member filesystem is mounted.
     pub mountpoint: Option<String>,
     pub errors: MemberErrors,
@@ -252,7 +252,8 @@ pub struct PoolMember {
 /// Space of a mounted pool (statvfs of its mount point).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PoolUsage {
-    pub size: u64,
+    /// Size in bytes.
+    pub size_bytes: u64,
     pub used: u64,
     pub available: u64,
 }

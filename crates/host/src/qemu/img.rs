@@ -1,15 +1,15 @@
 //! `qemu-img`: create, inspect, convert, resize and snapshot disk images, through the command
 //! runner (argv only; paths after `--` where qemu-img reads positional file names). `info`
-//! output is JSON and parsed; `convert -p` progress is read line by line for job progress.
+//! output is JSON and parsed; `convert -p` runs as a supervised child whose progress is read
+//! line by line for job progress.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 use tokio::io::AsyncReadExt;
 
-use crate::command::{Cmd, CommandError, validate_path_arg, which};
+use crate::command::{ChildOutput, Cmd, CommandError, OnDrop, validate_path_arg};
 
 pub const QEMU_IMG: &str = "qemu-img";
 /// Long operations (convert, copy of big images).
@@ -199,37 +199,20 @@ pub async fn convert(
 ) -> Result<(), CommandError> {
     check(src)?;
     check(dst)?;
-    let program = which(QEMU_IMG).ok_or_else(|| CommandError::NotFound {
-        program: QEMU_IMG.into(),
-    })?;
-    let mut child = tokio::process::Command::new(program)
+    let mut child = Cmd::new(QEMU_IMG)
         .args(["convert", "-p", "-f", src_format, "-O", dst_format, "--"])
         .arg(src)
         .arg(dst)
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| CommandError::Io {
-            program: QEMU_IMG.into(),
-            source,
-        })?;
-    let mut out = child.stdout.take().expect("piped");
-    let mut err = child.stderr.take().expect("piped");
-    let errs = tokio::spawn(async move {
-        let mut s = Vec::new();
-        let _ = (&mut err).take(64 * 1024).read_to_end(&mut s).await;
-        String::from_utf8_lossy(&s).trim().to_string()
-    });
+        .timeout(LONG)
+        .spawn(ChildOutput::Piped, OnDrop::Kill)?;
+    let mut out = child.take_stdout().expect("piped");
     let mut buf = [0u8; 4096];
     let mut pending = String::new();
-    let run = async {
+    let read = async {
         loop {
             let n = out.read(&mut buf).await?;
             if n == 0 {
-                break;
+                return Ok(());
             }
             pending.push_str(&String::from_utf8_lossy(&buf[..n]));
             // Progress lines end with \r: "    (12.34/100%)\r".
@@ -240,28 +223,19 @@ pub async fn convert(
                 pending.drain(..=i);
             }
         }
-        child.wait().await
     };
-    let status = tokio::time::timeout(LONG, run)
+    // Dropping `child` (timeout, read error) kills qemu-img.
+    tokio::time::timeout(LONG, read)
         .await
         .map_err(|_| CommandError::Timeout {
             program: QEMU_IMG.into(),
             after: LONG,
         })?
-        .map_err(|source| CommandError::Io {
+        .map_err(|source: std::io::Error| CommandError::Io {
             program: QEMU_IMG.into(),
             source,
         })?;
-    let stderr = errs.await.unwrap_or_default();
-    if status.success() {
-        Ok(())
-    } else {
-        Err(CommandError::Failed {
-            program: QEMU_IMG.into(),
-            status: status.code(),
-            stderr,
-        })
-    }
+    child.finish().await.map(|_| ())
 }
 
 /// `(12.34/100%)` → 12.

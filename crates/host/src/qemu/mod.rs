@@ -1,12 +1,13 @@
 //! QEMU, driven directly (no libvirt): the command line ([`argv`]), the long-lived process
-//! ([`process`]), the QMP client ([`qmp`]), disk images ([`img`]) and the PPM-to-PNG fallback
-//! for screenshots on old QEMU ([`png`]). No HTTP here; the `vms` area composes these.
+//! ([`process`]), the QMP client ([`qmp`]), disk images ([`img`]), the cloud-init seed ISO
+//! ([`seed`]) and the PPM-to-PNG fallback for screenshots on old QEMU ([`png`]). No HTTP here; the `vms` area composes these.
 
 pub mod argv;
 pub mod img;
 pub mod png;
 pub mod process;
 pub mod qmp;
+pub mod seed;
 
 /// Where OVMF (UEFI) lives on Debian: (code, vars template), 4M variant first.
 pub fn ovmf_files() -> Option<(std::path::PathBuf, std::path::PathBuf)> {

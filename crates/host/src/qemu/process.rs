@@ -1,49 +1,28 @@
 //! The QEMU process: spawned once, long-lived, and independent of the daemon.
 //!
-//! The command runner runs programs to completion; QEMU must outlive the request that started
-//! it and even the daemon (a daemon restart must not touch running guests). So QEMU is spawned
-//! here as a child in its own process group (a signal to the daemon's group does not reach it),
-//! with stdin from `/dev/null` and stdout/stderr appended to a log file (a pipe would break when
-//! the daemon exits). The caller reaps the child while it lives; after a daemon restart the
-//! process is found again by its `-pidfile`, checked against its command line (the QMP socket
-//! path must appear in it, so a recycled pid is never taken for our QEMU).
+//! QEMU must outlive the request that started it and even the daemon (a daemon restart must
+//! not touch running guests). So it is a supervised child of the command runner
+//! ([`Cmd::spawn`]) that is left running when its handle is dropped, in its own process group
+//! (a signal to the daemon's group does not reach it), with stdin from `/dev/null` and
+//! stdout/stderr appended to a log file (a pipe would break when the daemon exits). The caller
+//! reaps the child while it lives; after a daemon restart the process is found again by its
+//! `-pidfile`, checked against its command line (the QMP socket path must appear in it, so a
+//! recycled pid is never taken for our QEMU).
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
-use tokio::process::{Child, Command};
-
-use crate::command::{CommandError, which};
+use crate::command::{ChildOutput, Cmd, CommandError, OnDrop, Supervised};
 
 /// The QEMU binary for x86-64 guests.
 pub const QEMU: &str = "qemu-system-x86_64";
 
-/// Starts `qemu-system-x86_64 argv...` detached from the daemon's process group.
-pub fn spawn(argv: &[String], log: &Path) -> Result<Child, CommandError> {
-    let program = which(QEMU).ok_or_else(|| CommandError::NotFound {
-        program: QEMU.to_string(),
-    })?;
-    let io_err = |source| CommandError::Io {
-        program: QEMU.to_string(),
-        source,
-    };
-    let out = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .map_err(io_err)?;
-    let err = out.try_clone().map_err(io_err)?;
+/// Starts `qemu-system-x86_64 argv...` detached from the daemon's process group, its output
+/// appended to `log`.
+pub fn spawn(argv: &[String], log: &Path) -> Result<Supervised, CommandError> {
     tracing::debug!(args = ?argv, "spawning QEMU");
-    Command::new(program)
+    Cmd::new(QEMU)
         .args(argv)
-        .env("LC_ALL", "C.UTF-8")
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(io_err)
+        .spawn(ChildOutput::AppendTo(log.to_path_buf()), OnDrop::Leave)
 }
 
 /// The last `max` bytes of QEMU's log, for error messages.

@@ -745,7 +745,7 @@ mod tests {
         let t = table();
         let post = Method::POST;
         let path = "/api/v1/disks/loop1/partition";
-        let ok = serde_json::json!({"partitions": [{"size": 1048576}]});
+        let ok = serde_json::json!({"partitions": [{"size_bytes": 1048576}]});
         assert!(t.check_body_shape(&post, path, &ok).is_ok());
         let bad = serde_json::json!({"partitions": [[null, null]]});
         let e = t.check_body_shape(&post, path, &bad).unwrap_err();

@@ -32,7 +32,7 @@ pub struct Backup {
     pub created_by: String,
     pub finished_at: Option<String>,
     /// Archive size in bytes (when finished).
-    pub size: Option<u64>,
+    pub size_bytes: Option<u64>,
     /// Archive size for humans, e.g. `128.0K` (Jidoteki's `filesize`).
     pub filesize: Option<String>,
     /// SHA-256 of the archive, lowercase hex.

@@ -568,7 +568,7 @@ async fn wake(
 ) -> ApiResult<axum::Json<PowerStateResult>> {
     let d = resolve(&state, &id).await?;
     power_target(&d, "standby to wake from")?;
-    let (path, size) = (d.disk.path.clone(), d.disk.size);
+    let (path, size) = (d.disk.path.clone(), d.disk.size_bytes);
     tokio::task::spawn_blocking(move || hd::wake_read(std::path::Path::new(&path), size))
         .await
         .map_err(ApiError::internal)?
@@ -668,11 +668,11 @@ async fn partition(
                 "1 to 36 of A-Z a-z 0-9 _ . -",
             ));
         }
-        let size_mib = match s.size {
+        let size_mib = match s.size_bytes {
             Some(b) if b < 1 << 20 => {
                 return Err(ApiError::invalid_field(
                     "invalid_size",
-                    format!("{field}.size"),
+                    format!("{field}.size_bytes"),
                     "at least 1 MiB",
                 ));
             }
@@ -680,7 +680,7 @@ async fn partition(
             None if i + 1 < specs.len() => {
                 return Err(ApiError::invalid_field(
                     "invalid_size",
-                    format!("{field}.size"),
+                    format!("{field}.size_bytes"),
                     "only the last partition may omit its size",
                 ));
             }
@@ -697,13 +697,13 @@ async fn partition(
     // Whether the disk may be touched comes before whether the layout fits it.
     check_destructive(&d, None)?;
     // 1 MiB at the start for alignment, 1 MiB at the end for the backup GPT.
-    if (total_mib + 2) << 20 > d.disk.size {
+    if (total_mib + 2) << 20 > d.disk.size_bytes {
         return Err(ApiError::invalid_field(
             "invalid_size",
             "partitions",
             format!(
                 "the partitions need more than the disk's {} bytes",
-                d.disk.size
+                d.disk.size_bytes
             ),
         ));
     }
@@ -821,8 +821,8 @@ async fn format(
                 .partitions
                 .iter()
                 .find(|p| &p.path == t)
-                .map_or(0, |p| p.size),
-            None => d.disk.size,
+                .map_or(0, |p| p.size_bytes),
+            None => d.disk.size_bytes,
         };
         if size < 300_000_000 {
             return Err(ApiError::invalid_field(

@@ -8,7 +8,7 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::response::Response;
 use hostplane_host::btrfs;
-use hostplane_host::command::Cmd;
+use hostplane_host::snapraid::{self, Step};
 use hostplane_host::disks::ScannedDisk;
 use hostplane_types::pools::{
     AddDeviceRequest, BalanceRequest, MemberRole, PoolKind, ReplaceDeviceRequest, ScrubResult,
@@ -104,12 +104,7 @@ async fn start_scrub(
             .unwrap_or(0);
         ctx.log(format!("scrubbing {mps} (~{} MiB allocated)", total >> 20));
         let mut guard = ScrubGuard(Some(mps.clone()));
-        // Exit 3: uncorrectable errors were found (the statistics still follow).
-        let cmd = Cmd::new("btrfs")
-            .args(["scrub", "start", "-B", "-R", &mps])
-            .ok_codes(&[0, 3])
-            .timeout(btrfs::LONG);
-        let run = cmd.run_text();
+        let run = btrfs::scrub_foreground(&mps);
         tokio::pin!(run);
         let out = loop {
             tokio::select! {
@@ -127,8 +122,7 @@ async fn start_scrub(
             }
         };
         guard.0 = None;
-        let text = out.map_err(|e| job_err("scrub_failed", e))?;
-        let result: ScrubResult = btrfs::parse_scrub_status(&text).result();
+        let result: ScrubResult = out.map_err(|e| job_err("scrub_failed", e))?.result();
         ctx.log(format!(
             "{}: {} errors found ({} checksum, {} read, {} verify, {} super), {} corrected, {} uncorrectable",
             result.status,
@@ -227,7 +221,7 @@ fn snapraid_job(
     actor: &str,
     what: &'static str,
 ) -> ApiResult<Response> {
-    if hostplane_host::which("snapraid").is_none() {
+    if hostplane_host::which(snapraid::SNAPRAID).is_none() {
         return Err(ApiError::Unavailable {
             code: "tool_missing",
             detail: "snapraid is not installed".into(),
@@ -242,33 +236,17 @@ fn snapraid_job(
         move |ctx| async move {
             write_snapraid_conf(&st, &rec)
                 .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
-            let conf = conf.to_string_lossy().into_owned();
             // A scrub needs parity: sync first (quick when nothing changed).
-            let steps: Vec<Vec<String>> = match what {
-                "scrub" => vec![
-                    vec!["-c".into(), conf.clone(), "sync".into()],
-                    vec![
-                        "-c".into(),
-                        conf.clone(),
-                        "scrub".into(),
-                        "-p".into(),
-                        "100".into(),
-                        "-o".into(),
-                        "0".into(),
-                    ],
-                ],
-                _ => vec![vec!["-c".into(), conf.clone(), "sync".into()]],
+            let steps: &[Step] = match what {
+                "scrub" => &[Step::Sync, Step::ScrubAll],
+                _ => &[Step::Sync],
             };
             let mut log = String::new();
-            for args in steps {
-                ctx.log(format!("snapraid {}", args[2..].join(" ")));
-                let out = Cmd::new("snapraid")
-                    .args(&args)
-                    .timeout(btrfs::LONG)
-                    .run()
+            for &step in steps {
+                ctx.log(format!("snapraid {}", step.describe()));
+                let text = snapraid::run(&conf, step)
                     .await
                     .map_err(|e| job_err("snapraid_failed", e))?;
-                let text = out.stdout_lossy().into_owned();
                 for l in text.lines().filter(|l| !l.trim().is_empty()).take(40) {
                     ctx.log(l);
                 }
@@ -560,7 +538,7 @@ async fn replace_device(
     let new = new_device(&state, &req.device).await?;
     if let Some(c) = &cur {
         ops::check_member_online(&state, c, &rec)?;
-        if new.disk.size < c.disk.size {
+        if new.disk.size_bytes < c.disk.size_bytes {
             return Err(ApiError::invalid_field(
                 "device_too_small",
                 "device",
@@ -695,7 +673,7 @@ async fn mergerfs_add(
     } else {
         hostplane_types::disks::FormatType::Ext4
     };
-    if fs == hostplane_types::disks::FormatType::Xfs && d.disk.size < 300_000_000 {
+    if fs == hostplane_types::disks::FormatType::Xfs && d.disk.size_bytes < 300_000_000 {
         return Err(ApiError::invalid_field(
             "device_too_small",
             "device",

@@ -284,7 +284,7 @@ async fn create_pool(
     for d in devs.iter().chain(parity.iter()) {
         check_destructive(d, None)?;
         let needs_xfs = req.kind == PoolKind::Xfs || member_fs.as_deref() == Some("xfs");
-        if needs_xfs && d.disk.size < 300_000_000 {
+        if needs_xfs && d.disk.size_bytes < 300_000_000 {
             return Err(ApiError::invalid_field(
                 "device_too_small",
                 "devices",
@@ -292,8 +292,8 @@ async fn create_pool(
             ));
         }
     }
-    if let Some(max) = devs.iter().map(|d| d.disk.size).max()
-        && let Some(small) = parity.iter().find(|p| p.disk.size < max)
+    if let Some(max) = devs.iter().map(|d| d.disk.size_bytes).max()
+        && let Some(small) = parity.iter().find(|p| p.disk.size_bytes < max)
     {
         return Err(ApiError::invalid_field(
             "device_too_small",

@@ -232,7 +232,7 @@ pub async fn view(
                 present: d.is_some(),
                 role: m.role,
                 devid: None,
-                size: None,
+                size_bytes: None,
                 mountpoint: (rec.kind == PoolKind::Mergerfs).then(|| {
                     member_mountpoint(state, &rec.name, m)
                         .to_string_lossy()
@@ -257,7 +257,7 @@ pub async fn view(
                     .find(|m| m.path.is_some() && m.path == dev.path)
                 {
                     m.devid = Some(dev.devid);
-                    m.size = Some(dev.size);
+                    m.size_bytes = Some(dev.size);
                 }
             }
             if show.some_missing {
@@ -359,7 +359,7 @@ fn statvfs(path: &str) -> Option<PoolUsage> {
         st.f_bavail as u64,
     );
     Some(PoolUsage {
-        size: blocks * fr,
+        size_bytes: blocks * fr,
         used: blocks.saturating_sub(free) * fr,
         available: avail * fr,
     })

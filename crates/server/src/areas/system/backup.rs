@@ -1,4 +1,6 @@
-//! `/api/v1/system/backups`: archives of the whole appliance state, and restoring one.
+//! `/api/v1/system/backups`: archives of the whole appliance state, and restoring one. The
+//! archive format (manifest, entries, limits, packing, unpacking and its checks) is
+//! `hostplane_package::backup`; this module is the HTTP and job layer over it.
 //!
 //! Flow of a backup: `POST /system/backups` → a `system.backup` job (lock `system.backup`,
 //! shared with restores) → under `STATE_FILES` (platform::state_files) (no certificate or storage change meanwhile):
@@ -30,11 +32,8 @@
 //! layer over [`start_backup`], [`stop_latest`], [`import`] and [`start_restore`]; the reboot
 //! endpoint calls [`take_backup`].
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::path::{Component, Path, PathBuf};
-use std::rc::Rc;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,10 +44,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
 use hostplane_types::jobs::{Job, JobStatus};
+use hostplane_package::backup::{
+    self as pkg, DATA_PATHS, MAX_MANIFEST, Manifest, Origin, Refusal, STORE_ENTRY, Source,
+    file_mode, install, read_small, restored_mode, sha256_file,
+};
 use hostplane_types::system::backup::{Backup, BackupOrigin, BackupStatus, RestoreResult};
-
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::areas::system::{storage, uploads};
@@ -70,18 +70,8 @@ pub const JOB_KIND: &str = "system.backup";
 pub const RESTORE_KIND: &str = "system.restore";
 /// Backups and restores never overlap.
 pub const LOCK: &str = "system/backup";
-/// State files under the data dir that backups carry (a file or a directory). An area that
-/// keeps state in files there adds its path here; everything else in the data dir (logs,
-/// temp files, the backups themselves) is not state.
-pub const DATA_PATHS: &[&str] = &["bootstrap-token", "keys", "tls", "license", "licence"];
 /// Tables a restore keeps from the live store, parents first: history, not state.
 const HISTORY_TABLES: &[&str] = &["jobs", "job_log", "events", "audit"];
-const FORMAT: &str = "hostplane-backup";
-const FORMAT_VERSION: u32 = 1;
-const MANIFEST: &str = "manifest.json";
-const STORE_ENTRY: &str = "store/hostplane.sqlite";
-const MAX_MANIFEST: u64 = 16 << 20;
-const MAX_ENTRIES: usize = 100_000;
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -296,7 +286,7 @@ fn new_backup(id: &str, origin: BackupOrigin, actor: &str, created_at: String) -
         created_at,
         created_by: actor.to_string(),
         finished_at: None,
-        size: None,
+        size_bytes: None,
         filesize: None,
         sha256: None,
         files: None,
@@ -309,7 +299,7 @@ fn new_backup(id: &str, origin: BackupOrigin, actor: &str, created_at: String) -
 fn finish_success(b: &mut Backup, size: u64, sha256: String, files: u32) {
     b.status = BackupStatus::Success;
     b.finished_at = Some(time::now_string());
-    b.size = Some(size);
+    b.size_bytes = Some(size);
     b.filesize = Some(human_size(size));
     b.sha256 = Some(sha256);
     b.files = Some(files);
@@ -317,28 +307,6 @@ fn finish_success(b: &mut Backup, size: u64, sha256: String, files: u32) {
 }
 
 // ---- making a backup ----
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Manifest {
-    format: String,
-    version: u32,
-    hostplane_version: String,
-    created_at: String,
-    created_by: String,
-    hostname: String,
-    schema_version: i64,
-    files: Vec<ManifestFile>,
-}
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestFile {
-    path: String,
-    size: u64,
-    sha256: String,
-    mode: u32,
-}
 
 /// Files the config names, by role, as (archive name, live path). Restoring writes each to
 /// where the config in force then says.
@@ -358,13 +326,6 @@ fn role_files(cfg: &Config) -> Vec<(&'static str, PathBuf)> {
     }
     out
 }
-
-const ROLE_NAMES: &[&str] = &[
-    "tls-cert.pem",
-    "tls-key.pem",
-    "config.toml",
-    "appliance-identity",
-];
 
 /// State files under the data dir now, relative (sorted), role files left out.
 fn data_files(cfg: &Config) -> std::io::Result<Vec<String>> {
@@ -402,68 +363,9 @@ fn data_files(cfg: &Config) -> std::io::Result<Vec<String>> {
     Ok(out)
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<(u64, String)> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 << 10];
-    let mut n = 0u64;
-    loop {
-        let k = f.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
-    }
-    Ok((n, hex::encode(h.finalize())))
-}
-
-fn file_mode(path: &Path) -> u32 {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.permissions().mode() & 0o777)
-        .unwrap_or(0o600)
-}
-
-/// Reads a state file into the archive: counts and hashes what passes, and stops with an
-/// error as soon as the backup is cancelled. Nothing is buffered beyond one read.
-struct Checked<'a, R> {
-    inner: R,
-    hash: Sha256,
-    n: u64,
-    cancelled: &'a AtomicBool,
-}
-
-impl<R: Read> Read for Checked<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if self.cancelled.load(Ordering::Relaxed) {
-            return Err(std::io::Error::other("cancelled"));
-        }
-        let k = self.inner.read(buf)?;
-        self.hash.update(&buf[..k]);
-        self.n += k as u64;
-        Ok(k)
-    }
-}
-
-fn append<W: Write>(
-    builder: &mut tar::Builder<W>,
-    name: &str,
-    data: &mut dyn Read,
-    size: u64,
-    mode: u32,
-) -> std::io::Result<()> {
-    let mut h = tar::Header::new_gnu();
-    h.set_size(size);
-    h.set_mode(mode);
-    h.set_mtime(time::now().unix_timestamp().max(0) as u64);
-    h.set_entry_type(tar::EntryType::Regular);
-    builder.append_data(&mut h, name, data)
-}
-
-/// Writes the archive to `partial`; returns the manifest. Runs on a blocking thread. Every
-/// file is streamed (hashed once for the manifest, then copied into the tar through a hashing
-/// reader that must see the same bytes): memory use does not grow with the file sizes.
+/// Writes the archive to `partial`; returns the manifest. Runs on a blocking thread: takes the
+/// store's online backup into `work`, lists the role and state files, checks free space, then
+/// packs them ([`pkg::pack`] streams every file).
 fn build_archive(
     cfg: &Config,
     store: &Store,
@@ -472,7 +374,7 @@ fn build_archive(
     created_by: &str,
     cancelled: &AtomicBool,
 ) -> Result<Manifest, String> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    use std::os::unix::fs::DirBuilderExt;
     let stop = || {
         if cancelled.load(Ordering::Relaxed) {
             Err("cancelled".to_string())
@@ -490,42 +392,41 @@ fn build_archive(
         .backup_to(&db)
         .map_err(|e| format!("SQLite online backup: {e}"))?;
     stop()?;
-    let mut sources: Vec<(String, PathBuf, u32)> = vec![(STORE_ENTRY.into(), db, 0o600)];
+    let mut sources = vec![Source {
+        name: STORE_ENTRY.into(),
+        path: db,
+        mode: 0o600,
+    }];
     for (role, path) in role_files(cfg) {
         if path.is_file() {
             let mode = file_mode(&path);
-            sources.push((format!("roles/{role}"), path, mode));
+            sources.push(Source {
+                name: format!("roles/{role}"),
+                path,
+                mode,
+            });
         }
     }
     for rel in data_files(cfg).map_err(|e| format!("listing state files: {e}"))? {
-        let p = cfg.data_dir.join(&rel);
-        let mode = file_mode(&p);
-        sources.push((format!("data/{rel}"), p, mode));
+        let path = cfg.data_dir.join(&rel);
+        let mode = file_mode(&path);
+        sources.push(Source {
+            name: format!("data/{rel}"),
+            path,
+            mode,
+        });
     }
     // The archive is about the files plus a header block each: refuse before reading or
     // writing anything when the backup dir's filesystem cannot hold it.
     let need = sources
         .iter()
-        .map(|(_, p, _)| std::fs::metadata(p).map_or(0, |m| m.len()) + 1024)
+        .map(|s| std::fs::metadata(&s.path).map_or(0, |m| m.len()) + 1024)
         .sum::<u64>()
         + MAX_MANIFEST;
     if let Some(dir) = partial.parent() {
         crate::areas::system::uploads::check_space(dir, need)?;
     }
-    let mut files = Vec::new();
-    for (name, path, mode) in &sources {
-        stop()?;
-        let (size, sha256) = sha256_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        files.push(ManifestFile {
-            path: name.clone(),
-            size,
-            sha256,
-            mode: *mode,
-        });
-    }
-    let manifest = Manifest {
-        format: FORMAT.into(),
-        version: FORMAT_VERSION,
+    let origin = Origin {
         hostplane_version: env!("CARGO_PKG_VERSION").into(),
         created_at: time::now_string(),
         created_by: created_by.into(),
@@ -533,50 +434,8 @@ fn build_archive(
             .map(|h| h.trim().to_string())
             .unwrap_or_default(),
         schema_version: crate::platform::store::schema_version(),
-        files,
     };
-    let json = serde_json::to_vec_pretty(&manifest).map_err(|e| e.to_string())?;
-    let out = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(partial)
-        .map_err(|e| format!("{}: {e}", partial.display()))?;
-    let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, out));
-    let io = |e: std::io::Error| format!("writing the archive: {e}");
-    append(
-        &mut builder,
-        MANIFEST,
-        &mut json.as_slice(),
-        json.len() as u64,
-        0o600,
-    )
-    .map_err(io)?;
-    for ((name, path, mode), listed) in sources.iter().zip(&manifest.files) {
-        stop()?;
-        // Streamed from the file; what went in must be what the manifest says.
-        let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut reader = Checked {
-            inner: f.take(listed.size),
-            hash: Sha256::new(),
-            n: 0,
-            cancelled,
-        };
-        let written = append(&mut builder, name, &mut reader, listed.size, *mode);
-        stop()?;
-        written.map_err(|e| format!("{}: {e}", path.display()))?;
-        if reader.n != listed.size || hex::encode(reader.hash.finalize()) != listed.sha256 {
-            return Err(format!(
-                "{} changed while the backup was made; try again",
-                path.display()
-            ));
-        }
-    }
-    let buffered = builder.into_inner().map_err(io)?;
-    let f = buffered.into_inner().map_err(|e| io(e.into_error()))?;
-    f.sync_all().map_err(io)?;
-    Ok(manifest)
+    pkg::pack(&sources, origin, partial, cancelled)
 }
 
 /// What a backup, restore or upload creates in the backup dir while it works, by exact
@@ -900,324 +759,34 @@ pub async fn stop_latest(state: &AppState, actor: &str) -> ApiResult<()> {
 
 // ---- checking and restoring an archive ----
 
-fn safe_rel(path: &Path) -> Option<String> {
-    let s = path.to_str()?;
-    let ok = !s.is_empty()
-        && s.len() <= 4096
-        && path.components().all(|c| matches!(c, Component::Normal(_)));
-    ok.then(|| s.to_string())
-}
-
-fn allowed_entry(name: &str) -> bool {
-    if name == STORE_ENTRY {
-        return true;
-    }
-    if let Some(role) = name.strip_prefix("roles/") {
-        return ROLE_NAMES.contains(&role);
-    }
-    if let Some(rel) = name.strip_prefix("data/") {
-        let top = rel.split('/').next().unwrap_or("");
-        return DATA_PATHS.contains(&top) && !rel.split('/').any(|c| c.starts_with('.'));
-    }
-    false
-}
-
-/// Why an archive was refused.
-#[derive(Debug)]
-enum Refusal {
-    /// Not a sound hostplane backup (422 `invalid_archive`).
-    Invalid(String),
-    /// It unpacks to more than `[admin] backup_unpacked_max_bytes` (413).
-    TooLarge(String),
-    /// The filesystem has no room for it (409 `insufficient_space`).
-    NoSpace(String),
-}
-
-impl Refusal {
-    fn message(&self) -> &str {
-        match self {
-            Refusal::Invalid(m) | Refusal::TooLarge(m) | Refusal::NoSpace(m) => m,
-        }
-    }
-
-    fn job_code(&self) -> &'static str {
-        match self {
-            Refusal::Invalid(_) | Refusal::TooLarge(_) => "invalid_archive",
-            Refusal::NoSpace(_) => "insufficient_space",
-        }
-    }
-
-    fn api_error(self) -> ApiError {
-        match self {
-            Refusal::Invalid(m) => ApiError::invalid_field("invalid_archive", "archive", m),
-            Refusal::TooLarge(m) => ApiError::PayloadTooLarge(m),
-            Refusal::NoSpace(m) => crate::areas::system::uploads::no_space(m),
-        }
+/// The job error code of a refused archive.
+fn refusal_code(r: &Refusal) -> &'static str {
+    match r {
+        Refusal::Invalid(_) | Refusal::TooLarge(_) => "invalid_archive",
+        Refusal::NoSpace(_) => "insufficient_space",
     }
 }
 
-impl From<String> for Refusal {
-    fn from(m: String) -> Self {
-        Refusal::Invalid(m)
+/// A refused archive as an answer: 422 `invalid_archive`, 413, or 409 `insufficient_space`.
+fn refusal_error(r: Refusal) -> ApiError {
+    match r {
+        Refusal::Invalid(m) => ApiError::invalid_field("invalid_archive", "archive", m),
+        Refusal::TooLarge(m) => ApiError::PayloadTooLarge(m),
+        Refusal::NoSpace(m) => crate::areas::system::uploads::no_space(m),
     }
 }
 
-impl From<&str> for Refusal {
-    fn from(m: &str) -> Self {
-        Refusal::Invalid(m.to_string())
-    }
-}
-
-/// A local write failed: ENOSPC/EDQUOT is [`Refusal::NoSpace`], anything else is reported
-/// as it is.
-fn local(path: &Path, e: std::io::Error) -> Refusal {
-    match e.raw_os_error() {
-        Some(libc::ENOSPC) | Some(libc::EDQUOT) => {
-            Refusal::NoSpace(format!("{}: the filesystem is full", path.display()))
-        }
-        _ => Refusal::Invalid(format!("{}: {e}", path.display())),
-    }
-}
-
-/// The unpacked stream of an archive: counts every byte after decompression and fails once
-/// more than `limit` went through (`over` says so, whatever error the tar reader makes of
-/// it); optionally copies what it reads to `tee` (the plain tar of a compressed upload).
-struct Unpacked<R> {
-    inner: R,
-    n: u64,
-    limit: u64,
-    tee: Option<std::io::BufWriter<std::fs::File>>,
-    /// Why reading stopped, seen by the caller whatever the tar reader made of the error.
-    stopped: Rc<RefCell<Option<Stopped>>>,
-}
-
-enum Stopped {
-    Over,
-    Tee(std::io::Error),
-}
-
-impl<R: Read> Read for Unpacked<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let k = self.inner.read(buf)?;
-        self.n += k as u64;
-        if self.n > self.limit {
-            *self.stopped.borrow_mut() = Some(Stopped::Over);
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::FileTooLarge,
-                "the archive unpacks to too much data",
-            ));
-        }
-        if let Some(t) = &mut self.tee
-            && let Err(e) = t.write_all(&buf[..k])
-        {
-            let msg = e.to_string();
-            *self.stopped.borrow_mut() = Some(Stopped::Tee(e));
-            return Err(std::io::Error::other(msg));
-        }
-        Ok(k)
-    }
-}
-
-const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-/// Opens an archive: a tar, or a gzip- or zstd-compressed tar (by its magic bytes). Returns
-/// the decompressed stream and whether it was compressed.
-fn open_archive(archive: &Path) -> Result<(Box<dyn Read>, bool), Refusal> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = std::fs::File::open(archive)
-        .map_err(|e| Refusal::Invalid(format!("cannot open the archive: {e}")))?;
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match f.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(k) => got += k,
-            Err(e) => return Err(Refusal::Invalid(format!("reading the archive: {e}"))),
-        }
-    }
-    f.seek(SeekFrom::Start(0))
-        .map_err(|e| Refusal::Invalid(format!("reading the archive: {e}")))?;
-    if got == 4 && magic == ZSTD_MAGIC {
-        let d = zstd::stream::read::Decoder::new(f)
-            .map_err(|e| Refusal::Invalid(format!("not a zstd stream: {e}")))?;
-        Ok((Box::new(d), true))
-    } else if got >= 2 && magic[..2] == GZIP_MAGIC {
-        let d = flate2::read::MultiGzDecoder::new(std::io::BufReader::new(f));
-        Ok((Box::new(d), true))
-    } else {
-        Ok((Box::new(f), false))
-    }
-}
-
-/// Unpacks `archive` (a tar, or a gzip/zstd-compressed tar) into `staging` and checks all of
-/// it. Nothing live is touched. At most `limit` bytes are unpacked (counted after
-/// decompression, as they come): past that it stops, and the caller removes `staging`.
-/// Only regular files are written, each created new with mode 0600 (the archive's modes,
-/// owners and setuid bits are never used); links, devices, FIFOs, absolute names and `..`
-/// are refused. A compressed archive's plain tar is written to `plain` when given.
+/// Unpacks `archive` into `staging` and checks all of it ([`pkg::unpack`]: the format,
+/// every checksum, at most `limit` bytes unpacked), then what only the daemon can check: an
+/// intact SQLite file of a schema this version reads, a TLS key that matches its certificate,
+/// a config that parses. Nothing live is touched; on failure the caller removes `staging`.
 fn unpack_and_check(
     archive: &Path,
     staging: &Path,
     limit: u64,
     plain: Option<&Path>,
 ) -> Result<Manifest, Refusal> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let (reader, compressed) = open_archive(archive)?;
-    let tee = match plain {
-        Some(p) if compressed => Some(std::io::BufWriter::with_capacity(
-            1 << 20,
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(p)
-                .map_err(|e| local(p, e))?,
-        )),
-        _ => None,
-    };
-    let stopped = Rc::new(RefCell::new(None));
-    let mut ar = tar::Archive::new(Unpacked {
-        inner: reader,
-        n: 0,
-        limit,
-        tee,
-        stopped: stopped.clone(),
-    });
-    // A read error caused by the limit or by the tee file, as what it is.
-    let why = |fallback: String| -> Refusal {
-        match stopped.borrow_mut().take() {
-            Some(Stopped::Over) => Refusal::TooLarge(format!(
-                "the archive unpacks to more than {limit} bytes (config: [admin] backup_unpacked_max_bytes)"
-            )),
-            Some(Stopped::Tee(e)) => local(plain.unwrap_or(archive), e),
-            None => Refusal::Invalid(fallback),
-        }
-    };
-    let mut seen: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut manifest: Option<Vec<u8>> = None;
-    let dirs = |d: &Path| {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(d)
-            .map_err(|e| local(d, e))
-    };
-    dirs(staging)?;
-    {
-        let entries = ar
-            .entries()
-            .map_err(|e| Refusal::Invalid(format!("not a tar archive: {e}")))?;
-        for entry in entries {
-            let mut e = entry.map_err(|e| why(format!("not a tar archive: {e}")))?;
-            let ty = e.header().entry_type();
-            let path = e
-                .path()
-                .map_err(|e| Refusal::Invalid(format!("bad entry name: {e}")))?;
-            let Some(name) = safe_rel(&path) else {
-                return Err(Refusal::Invalid(format!(
-                    "unsafe entry name {:?}",
-                    path.display().to_string()
-                )));
-            };
-            if ty.is_dir() {
-                // Directories are made as files need them (0700), never from the archive.
-                continue;
-            }
-            if !ty.is_file() {
-                return Err(Refusal::Invalid(format!(
-                    "{name} is not a regular file (links, devices and FIFOs are refused)"
-                )));
-            }
-            if seen.len() >= MAX_ENTRIES {
-                return Err("too many entries".into());
-            }
-            if seen.contains_key(&name) || (name == MANIFEST && manifest.is_some()) {
-                return Err(format!("{name} appears twice").into());
-            }
-            if name == MANIFEST {
-                let mut buf = Vec::new();
-                (&mut e)
-                    .take(MAX_MANIFEST + 1)
-                    .read_to_end(&mut buf)
-                    .map_err(|e| why(format!("reading the manifest: {e}")))?;
-                if buf.len() as u64 > MAX_MANIFEST {
-                    return Err("the manifest is too large".into());
-                }
-                manifest = Some(buf);
-                continue;
-            }
-            if !allowed_entry(&name) {
-                return Err(format!("{name} is not part of a hostplane backup").into());
-            }
-            let dest = staging.join(&name);
-            if let Some(dir) = dest.parent() {
-                dirs(dir)?;
-            }
-            let mut out = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&dest)
-                .map_err(|e| local(&dest, e))?;
-            let mut h = Sha256::new();
-            let mut buf = vec![0u8; 64 << 10];
-            let mut n = 0u64;
-            loop {
-                let k = e
-                    .read(&mut buf)
-                    .map_err(|err| why(format!("reading {name}: {err}")))?;
-                if k == 0 {
-                    break;
-                }
-                h.update(&buf[..k]);
-                out.write_all(&buf[..k]).map_err(|e| local(&dest, e))?;
-                n += k as u64;
-            }
-            out.sync_all().map_err(|e| local(&dest, e))?;
-            seen.insert(name, (n, hex::encode(h.finalize())));
-        }
-    }
-    // Read to the end: the whole (decompressed) stream counts, is valid, and is in `plain`.
-    let mut rest = ar.into_inner();
-    std::io::copy(&mut rest, &mut std::io::sink())
-        .map_err(|e| why(format!("the archive is damaged after its last entry: {e}")))?;
-    if let Some(mut t) = rest.tee.take() {
-        let p = plain.unwrap_or(archive);
-        t.flush().map_err(|e| local(p, e))?;
-        t.get_ref().sync_all().map_err(|e| local(p, e))?;
-    }
-    let manifest = manifest.ok_or("the archive has no manifest.json")?;
-    let manifest: Manifest = serde_json::from_slice(&manifest)
-        .map_err(|e| format!("manifest.json is not a hostplane backup manifest: {e}"))?;
-    if manifest.format != FORMAT || manifest.version != FORMAT_VERSION {
-        return Err(format!(
-            "unknown backup format {:?} version {} (this hostplane reads {FORMAT} {FORMAT_VERSION})",
-            manifest.format, manifest.version
-        )
-        .into());
-    }
-    for f in &manifest.files {
-        match seen.get(&f.path) {
-            None => return Err(format!("{} is listed but missing", f.path).into()),
-            Some((size, sha)) if *size != f.size || *sha != f.sha256 => {
-                return Err(format!("{} does not match its checksum", f.path).into());
-            }
-            _ => {}
-        }
-    }
-    if seen.len() != manifest.files.len() {
-        let listed: Vec<&str> = manifest.files.iter().map(|f| f.path.as_str()).collect();
-        let extra = seen
-            .keys()
-            .find(|k| !listed.contains(&k.as_str()))
-            .cloned()
-            .unwrap_or_default();
-        return Err(format!("{extra} is in the archive but not in its manifest").into());
-    }
-    if !seen.contains_key(STORE_ENTRY) {
-        return Err(format!("the archive has no {STORE_ENTRY}").into());
-    }
+    let manifest = pkg::unpack(archive, staging, limit, plain)?;
     Store::check_candidate(&staging.join(STORE_ENTRY))
         .map_err(|e| format!("{STORE_ENTRY}: {e}"))?;
     let role = |r: &str| {
@@ -1245,72 +814,6 @@ fn unpack_and_check(
             .map_err(|e| format!("config.toml: {e}"))?;
     }
     Ok(manifest)
-}
-
-/// Certificates, keys and config files are small; a larger one is not one.
-fn read_small(path: &Path) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    std::fs::File::open(path)?
-        .take(MAX_MANIFEST + 1)
-        .read_to_end(&mut buf)?;
-    if buf.len() as u64 > MAX_MANIFEST {
-        return Err(std::io::Error::other(format!(
-            "{} is larger than {MAX_MANIFEST} bytes",
-            path.display()
-        )));
-    }
-    Ok(buf)
-}
-
-/// The mode a restored file gets, from hostplane's own rules (never from the archive):
-/// certificates, the licence and the config file 0644, everything else (keys, the bootstrap
-/// token, the appliance identity, anything unknown) 0600. Nothing is executable or setuid.
-fn restored_mode(name: &str) -> u32 {
-    let public =
-        matches!(
-            name,
-            "roles/tls-cert.pem" | "roles/config.toml" | "data/license" | "data/licence"
-        ) || (name.starts_with("data/tls/") && name.ends_with(".pem") && !name.contains("key"));
-    if public { 0o644 } else { 0o600 }
-}
-
-/// Puts a staged (checked) file in place atomically with `mode`: the staged file is given the
-/// mode and renamed over `live`; across filesystems it is streamed to a temp file next to
-/// `live` (created with the mode), synced and renamed. The directory is synced after.
-fn install(staged: &Path, live: &Path, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
-    let dir = live.parent().unwrap_or(Path::new("."));
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    std::fs::set_permissions(staged, std::fs::Permissions::from_mode(mode))?;
-    match std::fs::rename(staged, live) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-            let name = live.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-            let tmp = dir.join(format!(".{name}.restore-{}", std::process::id()));
-            let r = (|| {
-                let mut out = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create(true)
-                    .truncate(true)
-                    .mode(mode)
-                    .open(&tmp)?;
-                // An existing temp file keeps its mode under O_CREAT: set it.
-                out.set_permissions(std::fs::Permissions::from_mode(mode))?;
-                std::io::copy(&mut std::fs::File::open(staged)?, &mut out)?;
-                out.sync_all()?;
-                std::fs::rename(&tmp, live)
-            })();
-            if r.is_err() {
-                let _ = std::fs::remove_file(&tmp);
-            }
-            r?;
-        }
-        Err(e) => return Err(e),
-    }
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What swapping the files did.
@@ -1414,7 +917,7 @@ pub async fn import(state: &AppState, actor: &str, upload: Upload) -> ApiResult<
             &cfg,
             &format!("Refused an uploaded backup archive: {}", r.message()),
         );
-        r.api_error()
+        refusal_error(r)
     })?;
     let dest = tar_path(&cfg, &id);
     let persisted = if plain.exists() {
@@ -1495,7 +998,7 @@ async fn run_restore(
         let r = crate::areas::system::uploads::check_space(st.parent().unwrap_or(&st), size)
             .map_err(Refusal::NoSpace)
             .and_then(|()| unpack_and_check(&archive, &st, limit, None))
-            .map_err(|r| (r.job_code(), r.message().to_string()));
+            .map_err(|r| (refusal_code(&r), r.message().to_string()));
         let r = r.and_then(|m| {
             swap_in(&c2, &store, &st, &m)
                 .map(|s| (m, s))
@@ -1854,108 +1357,5 @@ mod tests {
         ] {
             assert_eq!(leftover(&name), None, "{name}");
         }
-    }
-
-    #[test]
-    fn restored_modes_follow_hostplanes_rules() {
-        for (name, mode) in [
-            ("data/bootstrap-token", 0o600),
-            ("data/keys/appliance.key", 0o600),
-            ("roles/tls-key.pem", 0o600),
-            ("roles/appliance-identity", 0o600),
-            ("data/tls/key.pem", 0o600),
-            ("data/other", 0o600),
-            ("roles/tls-cert.pem", 0o644),
-            ("roles/config.toml", 0o644),
-            ("data/tls/cert.pem", 0o644),
-            ("data/license", 0o644),
-            ("data/licence", 0o644),
-        ] {
-            assert_eq!(restored_mode(name), mode, "{name}");
-        }
-    }
-
-    /// A tar of `entries` (name, data), optionally compressed.
-    fn tar_of(entries: &[(&str, Vec<u8>)]) -> Vec<u8> {
-        let mut b = tar::Builder::new(Vec::new());
-        for (name, data) in entries {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(data.len() as u64);
-            h.set_mode(0o600);
-            h.set_cksum();
-            b.append_data(&mut h, name, data.as_slice()).unwrap();
-        }
-        b.into_inner().unwrap()
-    }
-
-    #[test]
-    fn unpacking_stops_at_the_limit_after_decompression() {
-        let dir = tempfile::tempdir().unwrap();
-        let tar = tar_of(&[
-            ("manifest.json", b"{}".to_vec()),
-            ("data/keys/zeros", vec![0u8; 8 << 20]),
-        ]);
-        let zst = zstd::stream::encode_all(tar.as_slice(), 3).unwrap();
-        let archive = dir.path().join("a.tar.zst");
-        std::fs::write(&archive, &zst).unwrap();
-        let staging = dir.path().join("staging");
-        let plain = dir.path().join("plain.tar");
-        let r = unpack_and_check(&archive, &staging, 1 << 20, Some(&plain));
-        assert!(matches!(r, Err(Refusal::TooLarge(_))), "{r:?}");
-        // What was unpacked stays below the limit (the caller removes it).
-        let unpacked = std::fs::metadata(staging.join("data/keys/zeros")).map_or(0, |m| m.len());
-        assert!(unpacked <= 1 << 20, "{unpacked}");
-        assert!(std::fs::metadata(&plain).unwrap().len() <= 1 << 20);
-    }
-
-    #[test]
-    fn staged_files_are_private_whatever_the_archive_says() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(1);
-        h.set_mode(0o4777);
-        h.set_cksum();
-        b.append_data(&mut h, "data/bootstrap-token", &b"x"[..])
-            .unwrap();
-        let archive = dir.path().join("a.tar");
-        std::fs::write(&archive, b.into_inner().unwrap()).unwrap();
-        let staging = dir.path().join("staging");
-        // Refused later (no manifest), but what was staged is 0600.
-        assert!(unpack_and_check(&archive, &staging, 1 << 20, None).is_err());
-        let m = std::fs::metadata(staging.join("data/bootstrap-token")).unwrap();
-        assert_eq!(m.permissions().mode() & 0o7777, 0o600);
-    }
-
-    #[test]
-    fn install_replaces_atomically_with_the_given_mode() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let staged = dir.path().join("staged");
-        std::fs::write(&staged, b"new").unwrap();
-        std::fs::set_permissions(&staged, std::fs::Permissions::from_mode(0o6777)).unwrap();
-        let live = dir.path().join("sub/live");
-        std::fs::create_dir_all(live.parent().unwrap()).unwrap();
-        std::fs::write(&live, b"old").unwrap();
-        install(&staged, &live, 0o600).unwrap();
-        assert_eq!(std::fs::read(&live).unwrap(), b"new");
-        assert_eq!(
-            std::fs::metadata(&live).unwrap().permissions().mode() & 0o7777,
-            0o600
-        );
-        assert!(!staged.exists());
-    }
-
-    #[test]
-    fn only_known_entries_are_allowed() {
-        assert!(allowed_entry("store/hostplane.sqlite"));
-        assert!(allowed_entry("roles/tls-key.pem"));
-        assert!(allowed_entry("data/keys/appliance.key"));
-        assert!(!allowed_entry("data/logs/x"));
-        assert!(!allowed_entry("data/keys/.hidden"));
-        assert!(!allowed_entry("roles/other"));
-        assert!(safe_rel(Path::new("../etc/passwd")).is_none());
-        assert!(safe_rel(Path::new("/etc/passwd")).is_none());
     }
 }

@@ -8,7 +8,8 @@
 //!    the host is not rebooted;
 //! 2. runs the reboot action: `admin.reboot_command` (argv, no shell) when set; otherwise
 //!    systemd over D-Bus (`StartUnit reboot.target replace-irreversibly`, what
-//!    `systemctl reboot` does), else the `reboot` program when systemd is not reachable.
+//!    `systemctl reboot` does), else the `reboot` program when systemd is not reachable (the
+//!    programs through the host adapter `hostplane_host::power`).
 //!
 //! Safety: with no `reboot_command`, a daemon with `sandbox` on (tests and fuzzing set it; it is
 //! on by default when not root) refuses to reboot the machine (`reboot_not_configured`)
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::Response;
+use hostplane_host::power::RebootCommand;
 use hostplane_types::jobs::Job;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -29,8 +31,6 @@ use crate::platform::jobs::{JobCtx, JobFailure, JobSpec};
 use crate::state::AppState;
 
 pub const REBOOT_LOCK: &str = "system/reboot";
-/// Longest a configured reboot command may run.
-const COMMAND_TIMEOUT: Duration = Duration::from_secs(60);
 /// Pause before the reboot action, so the 202 and the job's last state reach clients.
 const GRACE: Duration = Duration::from_millis(300);
 
@@ -109,14 +109,10 @@ pub fn reboot_mode(config: &crate::config::Config) -> &'static str {
 }
 
 async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFailure> {
-    let argv = &state.config.admin.reboot_command;
-    if let Some((program, args)) = argv.split_first() {
-        let shown = argv.join(" ");
+    if let Some(cmd) = RebootCommand::from_argv(&state.config.admin.reboot_command) {
+        let shown = cmd.shown();
         ctx.log(format!("running admin.reboot_command: {shown}"));
-        hostplane_host::Cmd::new(program)
-            .args(args)
-            .timeout(COMMAND_TIMEOUT)
-            .run()
+        cmd.run()
             .await
             .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
         return Ok(format!("command: {shown}"));
@@ -143,9 +139,7 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
         }
         Err(e) => {
             ctx.log(format!("{e}; running `reboot`"));
-            hostplane_host::Cmd::new("reboot")
-                .timeout(COMMAND_TIMEOUT)
-                .run()
+            hostplane_host::power::reboot_program()
                 .await
                 .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
             Ok("command: reboot".into())

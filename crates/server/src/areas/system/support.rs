@@ -22,12 +22,12 @@ use std::fs::File;
 use std::io::{self, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
+use hostplane_host::support::{self, HostFact};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
@@ -35,8 +35,6 @@ use crate::state::AppState;
 
 /// Jobs the debug bundle includes (newest first).
 const RECENT_JOBS: usize = 100;
-/// Time each fact-gathering command may take.
-const FACT_TIMEOUT: Duration = Duration::from_secs(15);
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -327,15 +325,10 @@ fn walk<W: Write>(
 }
 
 /// Runs a fact-gathering command; its error text stands in for the output on failure.
-async fn fact_cmd(program: &str, args: &[&str]) -> String {
-    match hostplane_host::Cmd::new(program)
-        .args(args)
-        .timeout(FACT_TIMEOUT)
-        .run_text()
-        .await
-    {
+async fn fact_cmd(fact: HostFact) -> String {
+    match support::collect(fact).await {
         Ok(out) => out,
-        Err(e) => format!("({program} {}: {e})\n", args.join(" ")),
+        Err(e) => format!("({}: {e})\n", fact.shown()),
     }
 }
 
@@ -352,18 +345,18 @@ async fn gather_facts(state: &AppState) -> Vec<(String, String)> {
             env!("CARGO_PKG_VERSION")
         ),
     )];
-    out.push(("system/uname.txt".into(), fact_cmd("uname", &["-a"]).await));
+    out.push(("system/uname.txt".into(), fact_cmd(HostFact::Uname).await));
     out.push((
         "system/lsblk.json".into(),
-        fact_cmd("lsblk", &["-J", "-O"]).await,
+        fact_cmd(HostFact::Lsblk).await,
     ));
     out.push((
         "system/ip-addr.json".into(),
-        fact_cmd("ip", &["-j", "addr", "show"]).await,
+        fact_cmd(HostFact::IpAddr).await,
     ));
     out.push((
         "system/ip-route.json".into(),
-        fact_cmd("ip", &["-j", "route", "show"]).await,
+        fact_cmd(HostFact::IpRoute).await,
     ));
     out.push((
         "system/mounts.txt".into(),

@@ -7,10 +7,11 @@
 //! `DATA_DIR/tmp/update-*/package.enc` (never into memory) → [`start`] a `system.update` job
 //! holding the lock → in the job: decrypt with the appliance identity, check the vendor
 //! signature, extract the files the signed manifest lists and check their hashes (E1005) →
-//! check the version against the installed one (E1001) → run `update.sh` through the command
-//! runner with `[admin] update_timeout_secs` (E1000) → record version, changelog and build
-//! info in the store (E1002 on failure). The job log is the update log; the Jidoteki view shows
-//! it as `[unixtime][SYSTEM] message` lines. Every failure's job `error_code` is its E-code.
+//! check the version against the installed one (E1001) → run `update.sh` through the host
+//! adapter `hostplane_host::update` with `[admin] update_timeout_secs` (E1000) → record
+//! version, changelog and build info in the store (E1002 on failure). The job log is the update
+//! log; the Jidoteki view shows it as `[unixtime][SYSTEM] message` lines. Every failure's job
+//! `error_code` is its E-code.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,7 +21,8 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::header;
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
-use hostplane_host::command::{Cmd, CommandError};
+use hostplane_host::command::CommandError;
+use hostplane_host::update::{UpdateScript, run_script};
 use hostplane_package::update::{self as pkg, Manifest, OpenError};
 use hostplane_types::jobs::{Job, JobStatus};
 use hostplane_types::system::update::{
@@ -42,8 +44,6 @@ pub const JOB_KIND: &str = "system.update";
 pub const LOCK: &str = "system/update";
 /// Lines of the update log `GET /update` shows.
 pub const LOG_TAIL: usize = 10;
-/// Cap on the script's captured stdout.
-const MAX_SCRIPT_OUTPUT: usize = 16 << 20;
 /// Lines of each of the script's output streams kept in the update log.
 const MAX_SCRIPT_LOG_LINES: usize = 5000;
 
@@ -627,19 +627,16 @@ async fn run(
         timeout.as_secs()
     ));
     ctx.progress(40);
-    let all_codes: Vec<i32> = (0..=255).collect();
-    let out = Cmd::new(&script.to_string_lossy())
-        .cwd(&dest)
-        .env("HOSTPLANE_UPDATE_VERSION", &manifest.version)
-        .env("HOSTPLANE_INSTALLED_VERSION", &installed)
-        .env("HOSTPLANE_UPDATE_DIR", &dest)
-        .env("HOSTPLANE_UPDATE_PAYLOAD", &payload)
-        .env("HOSTPLANE_DATA_DIR", &state.config.data_dir)
-        .timeout(timeout)
-        .ok_codes(&all_codes)
-        .max_stdout(MAX_SCRIPT_OUTPUT)
-        .run()
-        .await;
+    let out = run_script(&UpdateScript {
+        script: &script,
+        dir: &dest,
+        payload: &payload,
+        version: &manifest.version,
+        installed_version: &installed,
+        data_dir: &state.config.data_dir,
+        timeout,
+    })
+    .await;
     let out = match out {
         Ok(o) => o,
         Err(CommandError::Timeout { after, .. }) => {
@@ -667,7 +664,7 @@ async fn run(
             ));
         }
     };
-    log_output(&ctx, "update.sh", &out.stdout_lossy());
+    log_output(&ctx, "update.sh", &out.stdout);
     log_output(&ctx, "update.sh (stderr)", &out.stderr);
     if out.status != 0 {
         return Err(fail(

@@ -524,7 +524,7 @@ impl VmManager {
         let launch = self.launch_of(rec, &files).await?;
         let args = argv::argv(&launch);
         let mut child = process::spawn(&args, &files.log).map_err(host_error)?;
-        let pid = child.id().unwrap_or(0);
+        let pid = child.pid();
         // Wait for the QMP socket (or an early exit: bad arguments, locked image, …).
         let deadline = tokio::time::Instant::now() + QMP_READY;
         loop {
@@ -577,7 +577,7 @@ impl VmManager {
         self: &Arc<Self>,
         rec: &VmRecord,
         pid: u32,
-        child: Option<tokio::process::Child>,
+        child: Option<hostplane_host::Supervised>,
     ) -> ApiResult<Arc<Runtime>> {
         let files = self.run_files(&rec.id);
         let (qmp, rx) = Qmp::connect(&files.qmp).await.map_err(qmp_error)?;
@@ -732,7 +732,7 @@ async fn monitor(
     mgr: Arc<VmManager>,
     rt: Arc<Runtime>,
     mut rx: mpsc::UnboundedReceiver<qmp::Event>,
-    child: Option<tokio::process::Child>,
+    child: Option<hostplane_host::Supervised>,
 ) {
     while let Some(ev) = rx.recv().await {
         let new = match ev.name.as_str() {

@@ -25,8 +25,8 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use futures_util::StreamExt;
-use hostplane_host::Cmd;
 use hostplane_host::qemu::img;
+use hostplane_host::qemu::seed::{self, IsoTool, SeedFile};
 use hostplane_types::vms::{
     CloneStrategy, CloudInit, DiskBus, DiskFormat, Template, TemplateFromUrl, VmCdrom, VmDisk,
 };
@@ -555,32 +555,23 @@ pub async fn cloud_init_seed(
         .meta_data
         .clone()
         .unwrap_or_else(|| format!("instance-id: {id}\nlocal-hostname: {name}\n"));
-    let mut files = vec![("user-data", c.user_data.clone()), ("meta-data", meta)];
+    let mut files = vec![
+        (SeedFile::UserData, c.user_data.clone()),
+        (SeedFile::MetaData, meta),
+    ];
     if let Some(n) = &c.network_config {
-        files.push(("network-config", n.clone()));
+        files.push((SeedFile::NetworkConfig, n.clone()));
     }
     for (f, text) in &files {
-        std::fs::write(src.join(f), text).map_err(ApiError::internal)?;
+        std::fs::write(src.join(f.name()), text).map_err(ApiError::internal)?;
     }
     let iso = dir.join("seed.iso");
-    let names: Vec<&str> = files.iter().map(|(f, _)| *f).collect();
-    let tool = ["genisoimage", "mkisofs", "xorriso"]
-        .into_iter()
-        .find(|t| hostplane_host::which(t).is_some())
-        .ok_or_else(|| ApiError::Unavailable {
-            code: "tool_missing",
-            detail: "cloud-init needs genisoimage (or xorriso) to write the seed ISO".into(),
-        })?;
-    let mut cmd = Cmd::new(tool);
-    if tool == "xorriso" {
-        cmd = cmd.args(["-as", "mkisofs"]);
-    }
-    cmd.args(["-quiet", "-output"])
-        .arg(&iso)
-        .args(["-volid", "cidata", "-joliet", "-rock"])
-        .args(&names)
-        .cwd(&src)
-        .run()
+    let names: Vec<SeedFile> = files.iter().map(|(f, _)| *f).collect();
+    let tool = IsoTool::find().ok_or_else(|| ApiError::Unavailable {
+        code: "tool_missing",
+        detail: "cloud-init needs genisoimage (or xorriso) to write the seed ISO".into(),
+    })?;
+    seed::write_iso(tool, &src, &names, &iso)
         .await
         .map_err(host_error)?;
     let _ = std::fs::remove_dir_all(&src);
