@@ -13,6 +13,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use hostplane_host::command::CommandError;
 use hostplane_types::jobs::{Job, JobStatus};
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::watch;
@@ -48,6 +49,28 @@ impl JobFailure {
             message: message.into(),
             result: None,
         }
+    }
+
+    /// The one mapping of a host command's failure inside a job (docs/errors.md, "Host
+    /// commands"): a missing tool, a timeout and a refused argument have their own codes
+    /// whatever the step; the tool failing is the step's `code` (`wipe_failed`, …).
+    pub fn command(code: &'static str, e: CommandError) -> Self {
+        let code = match &e {
+            CommandError::NotFound { .. } => "tool_missing",
+            CommandError::Timeout { .. } => "command_timeout",
+            CommandError::InvalidArgument { .. } => "invalid_argument",
+            CommandError::Failed { .. }
+            | CommandError::Io { .. }
+            | CommandError::Parse { .. }
+            | CommandError::OutputTooLarge { .. } => code,
+        };
+        let message = match e {
+            CommandError::NotFound { program } => {
+                format!("`{program}` is not installed on this host")
+            }
+            other => other.to_string(),
+        };
+        JobFailure::new(code, message)
     }
 
     pub fn with_result(mut self, result: serde_json::Value) -> Self {

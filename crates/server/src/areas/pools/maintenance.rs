@@ -18,7 +18,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::registry::{self, MemberRecord, PoolRecord};
 use super::{find_record, ops, publish_record};
 use crate::http::answer::accepted;
-use crate::areas::disks::{self, check_destructive, claim, cmd_err, job_err, wipe_disk};
+use crate::areas::disks::{self, check_destructive, claim, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::extract::Json;
@@ -127,7 +127,7 @@ async fn start_scrub(
             }
         };
         guard.0 = None;
-        let text = out.map_err(|e| job_err("scrub_failed", e))?;
+        let text = out.map_err(|e| JobFailure::command("scrub_failed", e))?;
         let result: ScrubResult = btrfs::parse_scrub_status(&text).result();
         ctx.log(format!(
             "{}: {} errors found ({} checksum, {} read, {} verify, {} super), {} corrected, {} uncorrectable",
@@ -179,7 +179,7 @@ async fn scrub_status(
     let mp = ops::require_mounted(&state, &rec)?;
     let st = btrfs::scrub_status(&ops::path_str(&mp)?)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     Ok(axum::Json(st.result()))
 }
 
@@ -228,10 +228,7 @@ fn snapraid_job(
     what: &'static str,
 ) -> ApiResult<Response> {
     if hostplane_host::which("snapraid").is_none() {
-        return Err(ApiError::Unavailable {
-            code: "tool_missing",
-            detail: "snapraid is not installed".into(),
-        });
+        return Err(ApiError::tool_missing("snapraid is not installed"));
     }
     let conf = snapraid_conf_path(state, &rec.name);
     let rec = rec.clone();
@@ -267,7 +264,7 @@ fn snapraid_job(
                     .timeout(btrfs::LONG)
                     .run()
                     .await
-                    .map_err(|e| job_err("snapraid_failed", e))?;
+                    .map_err(|e| JobFailure::command("snapraid_failed", e))?;
                 let text = out.stdout_lossy().into_owned();
                 for l in text.lines().filter(|l| !l.trim().is_empty()).take(40) {
                     ctx.log(l);
@@ -302,7 +299,7 @@ async fn balance(
     let mps = ops::path_str(&mp)?;
     let devices = btrfs::fi_show(&mps)
         .await
-        .map_err(cmd_err)?
+        .map_err(ApiError::from)?
         .map_or(0, |s| s.devices.iter().filter(|d| d.path.is_some()).count());
     for (prof, field) in [
         (req.data_profile, "data_profile"),
@@ -350,7 +347,7 @@ async fn balance(
                     }
                 }
             };
-            res.map_err(|e| job_err("balance_failed", e))?;
+            res.map_err(|e| JobFailure::command("balance_failed", e))?;
             let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
             Ok(serde_json::to_value(pool).unwrap_or_default())
         },
@@ -391,11 +388,11 @@ async fn add_device(
             let _claim = claim;
             wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.log(format!("btrfs device add {} {mps}", d.disk.path));
             btrfs::device_add(&d.disk.path, &mps)
                 .await
-                .map_err(|e| job_err("device_add_failed", e))?;
+                .map_err(|e| JobFailure::command("device_add_failed", e))?;
             let rec = registry::update(&st.store, &rec.name, |r| {
                 r.members.push(MemberRecord {
                     disk: d.disk.id.clone(),
@@ -440,7 +437,7 @@ async fn member_of(
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("member {disk:?} of pool {:?}", rec.name)))?;
     let cur = scanned.iter().find(|d| d.disk.id == m.disk).cloned();
-    let show = btrfs::fi_show(mps).await.map_err(cmd_err)?;
+    let show = btrfs::fi_show(mps).await.map_err(ApiError::from)?;
     let devid = show.as_ref().and_then(|s| {
         match &cur {
             Some(c) => s
@@ -489,7 +486,7 @@ async fn remove_device(
             "a pool's last disk cannot be removed; destroy the pool",
         ));
     }
-    let (data, meta) = btrfs::df_profiles(&mps).await.map_err(cmd_err)?;
+    let (data, meta) = btrfs::df_profiles(&mps).await.map_err(ApiError::from)?;
     let remaining = rec.members.len() - 1;
     for pr in [data, meta].into_iter().flatten() {
         if remaining < pr.min_devices() {
@@ -523,7 +520,7 @@ async fn remove_device(
             ));
             btrfs::device_remove(&target, &mps)
                 .await
-                .map_err(|e| job_err("device_remove_failed", e))?;
+                .map_err(|e| JobFailure::command("device_remove_failed", e))?;
             let rec = registry::update(&st.store, &rec.name, |r| {
                 r.members.retain(|x| x.disk != m.disk);
                 if let Some(id) = devid {
@@ -585,7 +582,7 @@ async fn replace_device(
             let _claim = claim;
             wipe_disk(&new.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.progress(5);
             ctx.log(format!(
                 "btrfs replace start {devid} {} {mps}",
@@ -593,7 +590,7 @@ async fn replace_device(
             ));
             btrfs::replace(&devid.to_string(), &new.disk.path, &mps)
                 .await
-                .map_err(|e| job_err("replace_failed", e))?;
+                .map_err(|e| JobFailure::command("replace_failed", e))?;
             ctx.progress(90);
             if let Err(e) = btrfs::resize_max(devid, &mps).await {
                 ctx.log(format!("resize to the new disk's size failed: {e}"));
@@ -644,14 +641,14 @@ async fn reset_errors(
     };
     let before = btrfs::device_stats(&mps)
         .await
-        .map_err(cmd_err)?
+        .map_err(ApiError::from)?
         .into_iter()
         .find(|s| s.devid == devid)
         .map(|s| s.errors)
         .unwrap_or_default();
     btrfs::device_stats_reset(&cur.disk.path)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     let rec = registry::update(&state.store, &rec.name, |r| {
         r.error_baseline.remove(&devid);
     })?
@@ -711,11 +708,11 @@ async fn mergerfs_add(
             let _claim = claim;
             wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
             hostplane_host::blockdev::mkfs(fs, &d.disk.path, None)
                 .await
-                .map_err(|e| job_err("mkfs_failed", e))?;
+                .map_err(|e| JobFailure::command("mkfs_failed", e))?;
             let uuid = hostplane_host::disks::probe_blkid(std::slice::from_ref(&d.disk.path))
                 .await
                 .ok()
@@ -743,7 +740,7 @@ async fn mergerfs_add(
             let dirs = dir.to_string_lossy().into_owned();
             hostplane_host::blockdev::mount(Some(fs.as_str()), &[], &d.disk.path, &dirs)
                 .await
-                .map_err(|e| job_err("mount_failed", e))?;
+                .map_err(|e| JobFailure::command("mount_failed", e))?;
             ctx.log(format!("adding branch {dirs} to {mps}"));
             hostplane_host::blockdev::mergerfs_branches(&mps, &format!("+>{dirs}")).map_err(
                 |e| JobFailure::new("device_add_failed", format!("mergerfs branch change: {e}")),
@@ -829,7 +826,7 @@ async fn mergerfs_remove(
             if hostplane_host::disks::is_mountpoint(&dir) {
                 hostplane_host::blockdev::umount(&dirs)
                     .await
-                    .map_err(|e| job_err("unmount_failed", e))?;
+                    .map_err(|e| JobFailure::command("unmount_failed", e))?;
             }
             let _ = std::fs::remove_dir(&dir);
             let rec = registry::update(&st.store, &rec.name, |r| {

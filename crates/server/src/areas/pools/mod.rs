@@ -34,7 +34,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::answer::accepted;
-use crate::areas::disks::{self, check_destructive, claim, job_err, wipe_disk};
+use crate::areas::disks::{self, check_destructive, claim, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -242,10 +242,9 @@ async fn create_pool(
             }
             member_fs = Some(fs.to_string());
             if !req.parity_devices.is_empty() && hostplane_host::which("snapraid").is_none() {
-                return Err(ApiError::Unavailable {
-                    code: "tool_missing",
-                    detail: "snapraid is not installed: parity is not available".into(),
-                });
+                return Err(ApiError::tool_missing(
+                    "snapraid is not installed: parity is not available",
+                ));
             }
         }
     }
@@ -320,7 +319,7 @@ async fn create_pool(
                 ctx.log(format!("wiping {}", d.disk.path));
                 wipe_disk(&d.disk)
                     .await
-                    .map_err(|e| job_err("wipe_failed", e))?;
+                    .map_err(|e| JobFailure::command("wipe_failed", e))?;
                 ctx.progress(((i as u8 + 1) * 30 / total.max(1)).min(30));
             }
             let mut rec = PoolRecord {
@@ -364,7 +363,7 @@ async fn create_pool(
                     ));
                     hostplane_host::btrfs::mkfs(&paths, &req.name, d, m)
                         .await
-                        .map_err(|e| job_err("mkfs_failed", e))?;
+                        .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                     rec.uuid = Some(uuid_of(paths[0].clone()).await?);
                 }
                 PoolKind::Ext4 | PoolKind::Xfs => {
@@ -378,7 +377,7 @@ async fn create_pool(
                     ctx.log(format!("mkfs.{} {}", fs.as_str(), paths[0]));
                     hostplane_host::blockdev::mkfs(fs, &paths[0], label)
                         .await
-                        .map_err(|e| job_err("mkfs_failed", e))?;
+                        .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                     rec.uuid = Some(uuid_of(paths[0].clone()).await?);
                 }
                 PoolKind::Mergerfs => {
@@ -395,7 +394,7 @@ async fn create_pool(
                         ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
                         hostplane_host::blockdev::mkfs(fs, &d.disk.path, None)
                             .await
-                            .map_err(|e| job_err("mkfs_failed", e))?;
+                            .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                         let uuid = uuid_of(d.disk.path.clone()).await?;
                         rec.members.push(MemberRecord {
                             disk: d.disk.id.clone(),
@@ -438,7 +437,7 @@ async fn create_pool(
                 ctx.log("enabling quotas (qgroups)");
                 hostplane_host::btrfs::quota_enable(&mp.to_string_lossy())
                     .await
-                    .map_err(|e| job_err("quota_failed", e))?;
+                    .map_err(|e| JobFailure::command("quota_failed", e))?;
             }
             if rec.parity_members().next().is_some() {
                 maintenance::write_snapraid_conf(&st, &rec)
@@ -482,7 +481,7 @@ async fn find_importable(state: &AppState) -> ApiResult<Vec<ImportablePool>> {
         }
     }
     let paths: Vec<String> = candidates.iter().map(|c| c.0.clone()).collect();
-    let found = hd::probe_blkid(&paths).await.map_err(disks::cmd_err)?;
+    let found = hd::probe_blkid(&paths).await.map_err(ApiError::from)?;
     let mut by_uuid: BTreeMap<String, ImportablePool> = BTreeMap::new();
     for info in found {
         let (Some(t), Some(uuid)) = (info.get("TYPE"), info.get("UUID")) else {
@@ -783,7 +782,7 @@ async fn destroy_pool(
                 ctx.log(format!("wiping {}", d.disk.path));
                 wipe_disk(&d.disk)
                     .await
-                    .map_err(|e| job_err("wipe_failed", e))?;
+                    .map_err(|e| JobFailure::command("wipe_failed", e))?;
                 ctx.progress(((i + 1) * 90 / members.len().max(1)) as u8);
             }
             let _ = std::fs::remove_dir(ops::mountpoint(&st, &rec.name));

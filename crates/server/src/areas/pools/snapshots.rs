@@ -14,7 +14,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::datasets::{self, Ctx, check_name, ctx, unix_to_string, usage_of};
 use super::registry;
 use crate::http::answer::created;
-use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -198,7 +197,7 @@ async fn create_snapshot(
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     btrfs::snapshot(&src.to_string_lossy(), &dest.to_string_lossy(), true)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     // Retention: keep the newest N (the one just taken included).
     if let Some(keep) = c.rec.datasets.get(&ds).and_then(|s| s.snapshot_retention) {
         let all = names(&c, &ds);
@@ -244,7 +243,7 @@ async fn delete_snapshot(
     let path = require_snapshot(&c, &ds, &snap)?;
     btrfs::subvolume_delete(&path.to_string_lossy())
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     state.events.publish(
         "resource.deleted",
         &href(&pool, &ds, &snap),
@@ -286,7 +285,7 @@ async fn rollback(
         c.mp.join(format!(".rollback-{ds}-{}", uuid::Uuid::now_v7().simple()));
     btrfs::snapshot(&snap_path.to_string_lossy(), &tmp.to_string_lossy(), false)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     if let Err(e) = btrfs::rename_exchange(&tmp, &live) {
         let _ = btrfs::subvolume_delete(&tmp.to_string_lossy()).await;
         return Err(ApiError::conflict(
@@ -317,12 +316,12 @@ async fn rollback(
         })?;
         btrfs::set_read_only(&dest.to_string_lossy(), true)
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
         kept = Some(href(&pool, &ds, &name));
     } else {
         btrfs::subvolume_delete(&tmp.to_string_lossy())
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
     }
     let q = c.qgroups().await;
     let mut v = datasets::view(&c, &q, &ds);

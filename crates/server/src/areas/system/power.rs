@@ -118,7 +118,7 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
             .timeout(COMMAND_TIMEOUT)
             .run()
             .await
-            .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
+            .map_err(|e| JobFailure::command("reboot_failed", e))?;
         return Ok(format!("command: {shown}"));
     }
     if state.config.sandbox() {
@@ -147,7 +147,7 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
                 .timeout(COMMAND_TIMEOUT)
                 .run()
                 .await
-                .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
+                .map_err(|e| JobFailure::command("reboot_failed", e))?;
             Ok("command: reboot".into())
         }
     }

@@ -30,7 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::disks::DiskAddParams;
 use super::intake::{self, TempPath};
-use super::lifecycle::{VmManager, host_error};
+use super::lifecycle::VmManager;
 use super::model::{self, VmDef, VmRecord};
 use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
@@ -259,7 +259,7 @@ pub async fn export_disk(
         let scratch = Scratch(vec![tmp.clone()]);
         img::convert(&src, disk.format.as_str(), &tmp, format, |_| {})
             .await
-            .map_err(host_error)?;
+            .map_err(ApiError::from)?;
         (tmp, scratch)
     };
     let len = std::fs::metadata(&path).map_err(ApiError::internal)?.len();
@@ -307,7 +307,7 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
                 d.format.as_str(),
             )
             .await
-            .map_err(host_error)?;
+            .map_err(ApiError::from)?;
             files.push((name, tmp));
         } else {
             files.push((name, PathBuf::from(&d.path)));
@@ -503,7 +503,7 @@ async fn import_disk_job(
     drop(tmp);
     if let Err(e) = converted {
         let _ = std::fs::remove_file(&dest);
-        return Err(JobFailure::new("convert_failed", e.to_string()));
+        return Err(JobFailure::command("convert_failed", e));
     }
     let disk = model::disk_entry(
         index,

@@ -37,7 +37,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::fetch;
 use super::intake::{self, TempPath};
-use super::lifecycle::host_error;
 use super::model;
 use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
@@ -513,7 +512,7 @@ pub async fn disk_from_template(
         CloneStrategy::Full => {
             img::copy_flat(&base, t.format.as_str(), &dest, "qcow2")
                 .await
-                .map_err(host_error)?;
+                .map_err(ApiError::from)?;
             Ok(model::disk_entry(
                 index,
                 &dest,
@@ -527,7 +526,7 @@ pub async fn disk_from_template(
         CloneStrategy::Thin => {
             img::create(&dest, "qcow2", None, Some((&base, t.format.as_str())))
                 .await
-                .map_err(host_error)?;
+                .map_err(ApiError::from)?;
             Ok(model::disk_entry(
                 index,
                 &dest,
@@ -567,9 +566,8 @@ pub async fn cloud_init_seed(
     let tool = ["genisoimage", "mkisofs", "xorriso"]
         .into_iter()
         .find(|t| hostplane_host::which(t).is_some())
-        .ok_or_else(|| ApiError::Unavailable {
-            code: "tool_missing",
-            detail: "cloud-init needs genisoimage (or xorriso) to write the seed ISO".into(),
+        .ok_or_else(|| {
+            ApiError::tool_missing("cloud-init needs genisoimage (or xorriso) to write the seed ISO")
         })?;
     let mut cmd = Cmd::new(tool);
     if tool == "xorriso" {
@@ -582,7 +580,7 @@ pub async fn cloud_init_seed(
         .cwd(&src)
         .run()
         .await
-        .map_err(host_error)?;
+        .map_err(ApiError::from)?;
     let _ = std::fs::remove_dir_all(&src);
     Ok(VmCdrom {
         index,
