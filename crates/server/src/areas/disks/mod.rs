@@ -590,7 +590,10 @@ async fn wipe(
                 .await
                 .map_err(|e| JobFailure::command("wipe_failed", e))?;
             publish_disk(&st, &actor, &d.disk);
-            Ok(serde_json::json!({"disk": d.disk.href, "wiped": wiped}))
+            Ok(hostplane_types::jobs::DiskWipeResult {
+                disk: d.disk.href,
+                wiped,
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -716,7 +719,10 @@ async fn partition(
                 .iter()
                 .map(|p| p.path.as_str())
                 .collect();
-            Ok(serde_json::json!({"disk": now.disk.href, "partitions": paths}))
+            Ok(hostplane_types::jobs::DiskPartitionResult {
+                disk: now.disk.href,
+                partitions: paths.into_iter().map(String::from).collect(),
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -840,10 +846,13 @@ async fn format(
                 .and_then(|v| v.into_iter().next())
                 .and_then(|i| i.get("UUID"));
             publish_disk(&st, &actor, &d.disk);
-            Ok(serde_json::json!({
-                "disk": d.disk.href, "device": dev, "filesystem": req.filesystem.as_str(),
-                "label": req.label, "uuid": uuid,
-            }))
+            Ok(hostplane_types::jobs::DiskFormatResult {
+                disk: d.disk.href,
+                device: dev,
+                filesystem: req.filesystem.as_str().to_string(),
+                label: req.label,
+                uuid,
+            })
         },
     )?;
     Ok(accepted(&job))

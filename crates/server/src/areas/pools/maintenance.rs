@@ -16,7 +16,7 @@ use hostplane_types::pools::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{self, MemberRecord, PoolRecord};
-use super::{find_record, ops, publish_record};
+use super::{find_record, job_result, ops, publish_record};
 use crate::http::answer::accepted;
 use crate::areas::disks::{self, check_destructive, claim, wipe_disk};
 use crate::error::{ApiError, ApiResult};
@@ -159,7 +159,7 @@ async fn start_scrub(
         if result.status != "finished" {
             return Err(JobFailure::new("scrub_aborted", format!("scrub ended as {}", result.status)));
         }
-        Ok(serde_json::to_value(result).unwrap_or_default())
+        Ok(result)
     })?;
     Ok(accepted(&job))
 }
@@ -272,7 +272,10 @@ fn snapraid_job(
                 log.push_str(&text);
             }
             let _ = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::json!({"status": "finished", "output": log}))
+            Ok(hostplane_types::jobs::SnapraidResult {
+                status: "finished".into(),
+                output: log,
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -348,8 +351,7 @@ async fn balance(
                 }
             };
             res.map_err(|e| JobFailure::command("balance_failed", e))?;
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -403,8 +405,7 @@ async fn add_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -529,8 +530,7 @@ async fn remove_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -605,8 +605,7 @@ async fn replace_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -749,8 +748,7 @@ async fn mergerfs_add(
                 write_snapraid_conf(&st, &rec)
                     .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
             }
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -840,8 +838,7 @@ async fn mergerfs_remove(
             } else {
                 remove_snapraid_conf(&st, &rec.name);
             }
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))

@@ -99,6 +99,22 @@ async fn publish_record(state: &AppState, ty: &str, actor: &str, rec: &PoolRecor
     Some(pool)
 }
 
+/// A pool job's result: the pool as it now is. One the listing cannot show fails the job
+/// (`internal`) instead of succeeding with a `null` result.
+async fn job_result(
+    state: &AppState,
+    ty: &str,
+    actor: &str,
+    rec: &PoolRecord,
+) -> Result<Pool, JobFailure> {
+    publish_record(state, ty, actor, rec).await.ok_or_else(|| {
+        JobFailure::new(
+            "internal",
+            format!("pool {:?} could not be read back after the job", rec.name),
+        )
+    })
+}
+
 /// List pools with health, usage and members.
 #[utoipa::path(get, path = "/api/v1/pools",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("pools:read"))),
@@ -444,8 +460,7 @@ async fn create_pool(
                     .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
             }
             ctx.progress(100);
-            let pool = publish_record(&st, "resource.created", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.created", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -617,8 +632,7 @@ async fn import_pool(
                 let _ = registry::delete(&st.store, &rec.name);
                 return Err(JobFailure::new("mount_failed", e.to_string()));
             }
-            let pool = publish_record(&st, "resource.created", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.created", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -798,8 +812,11 @@ async fn destroy_pool(
                 &actor,
                 serde_json::json!({"name": rec.name}),
             );
-            let wiped: Vec<&str> = members.iter().map(|d| d.disk.path.as_str()).collect();
-            Ok(serde_json::json!({"pool": rec.name, "wiped": wiped}))
+            let wiped = members.iter().map(|d| d.disk.path.clone()).collect();
+            Ok(hostplane_types::jobs::PoolDestroyResult {
+                pool: rec.name,
+                wiped,
+            })
         },
     )?;
     Ok(accepted(&job))

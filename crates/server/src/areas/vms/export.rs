@@ -479,7 +479,7 @@ async fn import_disk_job(
     format: &'static str,
     bus: DiskBus,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::jobs::VmDiskImportResult, JobFailure> {
     ctx.log(format!(
         "uploaded a {format} image of {} bytes (virtual)",
         info.virtual_size
@@ -522,7 +522,11 @@ async fn import_disk_job(
         .map_err(|e| JobFailure::new("internal", e.to_string()))?;
     state.vms().publish(&vm_id, &actor);
     ctx.log(format!("disk {index} added ({applied:?})"));
-    Ok(serde_json::json!({"disk": disk, "applied": applied, "reason": reason}))
+    Ok(hostplane_types::jobs::VmDiskImportResult {
+        disk,
+        applied,
+        reason,
+    })
 }
 
 /// What an archive unpacked to.
@@ -647,7 +651,7 @@ async fn import_archive_job(
     mut def: VmDef,
     name: String,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::vms::Vm, JobFailure> {
     let id = uuid::Uuid::now_v7().to_string();
     let dir = state.vms().vm_dir(&id);
     let internal = |e: String| JobFailure::new("internal", e);
@@ -693,7 +697,7 @@ async fn import_archive_job(
     );
     ctx.progress(99);
     ctx.log(format!("created VM {} ({})", rec.name, rec.id));
-    Ok(serde_json::to_value(&vm).unwrap_or_default())
+    Ok(vm)
 }
 
 /// Unpacks a VM archive (zstd-compressed tar) from `r` into `dir`: at most `total` bytes out of

@@ -115,7 +115,9 @@ fn spawn_job<F, Fut>(
 ) -> ApiResult<Response>
 where
     F: FnOnce(Arc<JobCtx>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<serde_json::Value, JobFailure>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<hostplane_types::jobs::VmSnapshotResult, JobFailure>>
+        + Send
+        + 'static,
 {
     let job = state.jobs.spawn(
         JobSpec {
@@ -182,9 +184,10 @@ async fn create_snapshot(
                 }
             }
             st.vms().publish(&vm_id, &actor);
-            Ok(
-                serde_json::json!({"name": name, "href": format!("/api/v1/vms/{vm_id}/snapshots/{name}")}),
-            )
+            Ok(hostplane_types::jobs::VmSnapshotResult {
+                href: Some(format!("/api/v1/vms/{vm_id}/snapshots/{name}")),
+                name,
+            })
         },
     )
 }
@@ -237,7 +240,7 @@ async fn revert_snapshot(
                 None => each_disk(&rec, SnapshotOp::Apply, &name).await?,
             }
             st.vms().publish(&vm_id, &actor);
-            Ok(serde_json::json!({"name": name}))
+            Ok(hostplane_types::jobs::VmSnapshotResult { name, href: None })
         },
     )
 }

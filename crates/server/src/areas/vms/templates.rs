@@ -378,7 +378,7 @@ fn finish_template(
     info: img::ImageInfo,
     metadata: serde_json::Value,
     actor: &str,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<Template, JobFailure> {
     let dir = state.vms().templates_dir();
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let path = dir.join(format!("{name}.{}", fmt.as_str()));
@@ -424,7 +424,7 @@ fn finish_template(
         t.size_bytes,
         fmt.as_str()
     ));
-    Ok(serde_json::to_value(&t).unwrap_or_default())
+    Ok(t)
 }
 
 /// Reads a `.box` (tar, gzipped or not) from `r`: writes `box.img` to `dest`, returns
