@@ -79,8 +79,8 @@ pub struct Job {
     pub error_code: Option<String>,
     pub error_message: Option<String>,
     /// Job-specific result when it succeeded (some failed jobs keep what they found, e.g. the
-    /// self-test's steps). Its schema is the one of the job's `kind`: see [`JobResultSchema`]
-    /// and its `x-result-schemas` map (kind → schema).
+    /// self-test's steps). Its schema is the one `JobResult`'s `x-result-schemas` names for the
+    /// job's `kind`.
     #[schema(value_type = Option<JobResultSchema>)]
     pub result: Option<serde_json::Value>,
     pub href: String,
