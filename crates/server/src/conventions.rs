@@ -115,3 +115,33 @@ fn lock_keys_are_area_slash_id() {
     }
     assert!(n >= 10, "only {n} lock keys found");
 }
+
+#[test]
+fn every_job_kind_has_a_result_schema() {
+    // The kinds as `job_kinds_are_area_dot_action` finds them; each has its result type in
+    // hostplane_types::jobs (the OpenAPI document's `x-result-schemas`).
+    let finders = [
+        regex::Regex::new(r#"\bkind: "([^"]+)""#).unwrap(),
+        regex::Regex::new(r#"KIND: &str = "([^"]+)""#).unwrap(),
+        regex::Regex::new(r#"\bspec\("([^"]+)""#).unwrap(),
+        regex::Regex::new(r#"UnitAction::\w+ => "([^"]+)""#).unwrap(),
+        regex::Regex::new(r#"spawn_job\(\s*&state,\s*&p\.user,\s*"([^"]+)""#).unwrap(),
+    ];
+    let mut n = 0;
+    for (file, src) in sources() {
+        for f in &finders {
+            for c in f.captures_iter(&src) {
+                let k = &c[1];
+                if !k.contains('.') {
+                    continue;
+                }
+                assert!(
+                    hostplane_types::jobs::result_schema_of(k).is_some(),
+                    "{file}: job kind {k:?} has no result type in hostplane_types::jobs"
+                );
+                n += 1;
+            }
+        }
+    }
+    assert!(n >= 20, "only {n} job kinds found");
+}

@@ -7,6 +7,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hostplane_host::command::CommandError;
 use hostplane_types::problem::{FieldError, Problem, UsedBy};
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -94,6 +95,15 @@ impl ApiError {
     /// One code and status for every area (uploads, images, backups, restores).
     pub fn insufficient_space(detail: impl Into<String>) -> Self {
         ApiError::conflict("insufficient_space", detail)
+    }
+
+    /// 503 `tool_missing`: a program the operation needs is not installed. For checks made
+    /// before anything runs (`which`); a run that finds no program maps through `From`.
+    pub fn tool_missing(detail: impl Into<String>) -> Self {
+        ApiError::Unavailable {
+            code: "tool_missing",
+            detail: detail.into(),
+        }
     }
 
     pub fn not_found(what: impl Into<String>) -> Self {
@@ -204,6 +214,33 @@ impl IntoResponse for ApiError {
 impl From<rusqlite::Error> for ApiError {
     fn from(e: rusqlite::Error) -> Self {
         ApiError::Internal(format!("store: {e}"))
+    }
+}
+
+/// The one mapping of a host command's failure to the API (docs/errors.md, "Host commands").
+/// Areas that know more (a parsed stderr meaning "busy", "not supported") match those cases
+/// first and hand the rest here.
+impl From<CommandError> for ApiError {
+    fn from(e: CommandError) -> Self {
+        match e {
+            CommandError::NotFound { program } => {
+                ApiError::tool_missing(format!("`{program}` is not installed on this host"))
+            }
+            // Retryable, not the caller's fault: the host did not answer in time.
+            CommandError::Timeout { .. } => ApiError::Unavailable {
+                code: "command_timeout",
+                detail: e.to_string(),
+            },
+            // The tool refused on the host's current state; its message is the detail.
+            CommandError::Failed { .. } => ApiError::conflict("command_failed", e.to_string()),
+            CommandError::InvalidArgument { message } => {
+                ApiError::invalid("invalid_argument", message)
+            }
+            // Spawning failed, output we cannot parse or too much of it: our side.
+            CommandError::Io { .. }
+            | CommandError::Parse { .. }
+            | CommandError::OutputTooLarge { .. } => ApiError::internal(e),
+        }
     }
 }
 

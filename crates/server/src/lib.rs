@@ -6,6 +6,8 @@ pub mod config;
 #[cfg(test)]
 mod conventions;
 pub mod error;
+#[cfg(test)]
+mod error_codes;
 pub mod fsutil;
 #[cfg(test)]
 mod host_adapters;

@@ -13,7 +13,8 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use hostplane_types::jobs::{Job, JobStatus};
+use hostplane_host::command::CommandError;
+use hostplane_types::jobs::{Job, JobResult, JobStatus};
 use rusqlite::{OptionalExtension, params};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -50,9 +51,52 @@ impl JobFailure {
         }
     }
 
-    pub fn with_result(mut self, result: serde_json::Value) -> Self {
-        self.result = Some(result);
+    /// The one mapping of a host command's failure inside a job (docs/errors.md, "Host
+    /// commands"): a missing tool, a timeout and a refused argument have their own codes
+    /// whatever the step; the tool failing is the step's `code` (`wipe_failed`, …).
+    pub fn command(code: &'static str, e: CommandError) -> Self {
+        let code = match &e {
+            CommandError::NotFound { .. } => "tool_missing",
+            CommandError::Timeout { .. } => "command_timeout",
+            CommandError::InvalidArgument { .. } => "invalid_argument",
+            CommandError::Failed { .. }
+            | CommandError::Io { .. }
+            | CommandError::Parse { .. }
+            | CommandError::OutputTooLarge { .. } => code,
+        };
+        let message = match e {
+            CommandError::NotFound { program } => {
+                format!("`{program}` is not installed on this host")
+            }
+            other => other.to_string(),
+        };
+        JobFailure::new(code, message)
+    }
+
+    /// Keeps what the job found as its result; a result that cannot be encoded is said in
+    /// the message instead.
+    pub fn with_result<R: JobResult>(mut self, result: &R) -> Self {
+        match encode_result(result) {
+            Ok(v) => self.result = Some(v),
+            Err(f) => self.message = format!("{}; {}", self.message, f.message),
+        }
         self
+    }
+}
+
+/// The one way a job's result becomes JSON. Encoding cannot silently give `null`: an error, or
+/// a value that encodes as `null`, fails the job (`internal`).
+pub fn encode_result<R: JobResult>(result: &R) -> Result<serde_json::Value, JobFailure> {
+    match serde_json::to_value(result) {
+        Ok(serde_json::Value::Null) => Err(JobFailure::new(
+            "internal",
+            "the job's result encoded as null",
+        )),
+        Ok(v) => Ok(v),
+        Err(e) => Err(JobFailure::new(
+            "internal",
+            format!("the job's result could not be encoded: {e}"),
+        )),
     }
 }
 
@@ -241,11 +285,21 @@ impl Jobs {
     }
 
     /// Starts a job. Returns it as first stored (status `running`), or 409 when its lock is held.
-    pub fn spawn<F, Fut>(&self, spec: JobSpec, work: F) -> Result<Job, ApiError>
+    ///
+    /// The work's result type is the one `hostplane_types::jobs` lists for `spec.kind` (the
+    /// schema the OpenAPI document gives for it).
+    pub fn spawn<F, Fut, R>(&self, spec: JobSpec, work: F) -> Result<Job, ApiError>
     where
         F: FnOnce(Arc<JobCtx>) -> Fut + Send + 'static,
-        Fut: Future<Output = Result<serde_json::Value, JobFailure>> + Send + 'static,
+        Fut: Future<Output = Result<R, JobFailure>> + Send + 'static,
+        R: JobResult,
     {
+        debug_assert_eq!(
+            hostplane_types::jobs::result_schema_of(spec.kind).as_deref(),
+            Some(R::name().as_ref()),
+            "job kind {} has another result type in hostplane_types::jobs",
+            spec.kind
+        );
         let id = uuid::Uuid::now_v7().to_string();
         if let Some(key) = &spec.lock_key {
             let mut locks = self.inner.locks.lock().unwrap_or_else(|p| p.into_inner());
@@ -307,7 +361,7 @@ impl Jobs {
             let mut handle = tokio::spawn(fut);
             let outcome = tokio::select! {
                 r = &mut handle => match r {
-                    Ok(r) => r,
+                    Ok(r) => r.and_then(|r| encode_result(&r)),
                     Err(e) => Err(JobFailure::new("internal", format!("job crashed: {e}"))),
                 },
                 _ = cancel.cancelled() => {

@@ -81,35 +81,6 @@ pub fn href(id: &str) -> String {
     format!("/api/v1/disks/{id}")
 }
 
-/// Maps a command error of a synchronous operation: missing tool 503, bad argument 422, the
-/// tool refused 409 with its message.
-pub fn cmd_err(e: CommandError) -> ApiError {
-    match e {
-        CommandError::NotFound { program } => ApiError::Unavailable {
-            code: "tool_missing",
-            detail: format!("`{program}` is not installed on this host"),
-        },
-        CommandError::InvalidArgument { message } => ApiError::invalid("invalid_argument", message),
-        CommandError::Timeout { .. } => ApiError::Unavailable {
-            code: "tool_timeout",
-            detail: e.to_string(),
-        },
-        CommandError::Failed { .. } => ApiError::conflict("command_failed", e.to_string()),
-        other => ApiError::internal(other),
-    }
-}
-
-/// A command error inside a job.
-pub fn job_err(code: &'static str, e: CommandError) -> JobFailure {
-    match e {
-        CommandError::NotFound { program } => JobFailure::new(
-            "tool_missing",
-            format!("`{program}` is not installed on this host"),
-        ),
-        other => JobFailure::new(code, other.to_string()),
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // inventory
 
@@ -498,7 +469,7 @@ async fn get_smart(
     }
     match smart::smartctl(&d.disk.path, true, q.wake.unwrap_or(false))
         .await
-        .map_err(cmd_err)?
+        .map_err(ApiError::from)?
     {
         SmartOutcome::Report(r) => Ok(axum::Json(*r)),
         SmartOutcome::Standby => Err(ApiError::conflict(
@@ -548,7 +519,7 @@ async fn standby(
 ) -> ApiResult<axum::Json<PowerStateResult>> {
     let d = resolve(&state, &id).await?;
     power_target(&d, "standby")?;
-    smart::standby(&d.disk.path).await.map_err(cmd_err)?;
+    smart::standby(&d.disk.path).await.map_err(ApiError::from)?;
     Ok(axum::Json(PowerStateResult {
         disk: d.disk.href.clone(),
         power_state: smart::power_state(&d.disk.path).await,
@@ -617,9 +588,12 @@ async fn wipe(
             ctx.log(format!("wiping signatures on {}", d.disk.path));
             let wiped = wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             publish_disk(&st, &actor, &d.disk);
-            Ok(serde_json::json!({"disk": d.disk.href, "wiped": wiped}))
+            Ok(hostplane_types::jobs::DiskWipeResult {
+                disk: d.disk.href,
+                wiped,
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -722,12 +696,12 @@ async fn partition(
             ctx.log(format!("erasing old signatures on {}", d.disk.path));
             wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.progress(30);
             ctx.log(format!("writing a GPT with {} partition(s)", parts.len()));
             hostplane_host::blockdev::partition_gpt(&d.disk.path, &parts)
                 .await
-                .map_err(|e| job_err("partition_failed", e))?;
+                .map_err(|e| JobFailure::command("partition_failed", e))?;
             ctx.progress(70);
             // Old filesystems may start where a new partition starts: erase them too.
             let now = resolve(&st, &d.disk.name)
@@ -736,7 +710,7 @@ async fn partition(
             for part in &now.disk.partitions {
                 hostplane_host::blockdev::wipefs(&part.path)
                     .await
-                    .map_err(|e| job_err("wipe_failed", e))?;
+                    .map_err(|e| JobFailure::command("wipe_failed", e))?;
             }
             publish_disk(&st, &actor, &now.disk);
             let paths: Vec<&str> = now
@@ -745,7 +719,10 @@ async fn partition(
                 .iter()
                 .map(|p| p.path.as_str())
                 .collect();
-            Ok(serde_json::json!({"disk": now.disk.href, "partitions": paths}))
+            Ok(hostplane_types::jobs::DiskPartitionResult {
+                disk: now.disk.href,
+                partitions: paths.into_iter().map(String::from).collect(),
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -848,13 +825,13 @@ async fn format(
                 Some(t) => {
                     hostplane_host::blockdev::wipefs(t)
                         .await
-                        .map_err(|e| job_err("wipe_failed", e))?;
+                        .map_err(|e| JobFailure::command("wipe_failed", e))?;
                     t.clone()
                 }
                 None => {
                     wipe_disk(&d.disk)
                         .await
-                        .map_err(|e| job_err("wipe_failed", e))?;
+                        .map_err(|e| JobFailure::command("wipe_failed", e))?;
                     d.disk.path.clone()
                 }
             };
@@ -862,17 +839,20 @@ async fn format(
             ctx.log(format!("mkfs.{} on {dev}", req.filesystem.as_str()));
             hostplane_host::blockdev::mkfs(req.filesystem, &dev, req.label.as_deref())
                 .await
-                .map_err(|e| job_err("mkfs_failed", e))?;
+                .map_err(|e| JobFailure::command("mkfs_failed", e))?;
             let uuid = hd::probe_blkid(std::slice::from_ref(&dev))
                 .await
                 .ok()
                 .and_then(|v| v.into_iter().next())
                 .and_then(|i| i.get("UUID"));
             publish_disk(&st, &actor, &d.disk);
-            Ok(serde_json::json!({
-                "disk": d.disk.href, "device": dev, "filesystem": req.filesystem.as_str(),
-                "label": req.label, "uuid": uuid,
-            }))
+            Ok(hostplane_types::jobs::DiskFormatResult {
+                disk: d.disk.href,
+                device: dev,
+                filesystem: req.filesystem.as_str().to_string(),
+                label: req.label,
+                uuid,
+            })
         },
     )?;
     Ok(accepted(&job))

@@ -20,7 +20,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::registry::{self, DatasetSettings, PoolRecord};
 use super::{find_record, ops};
 use crate::http::answer::created;
-use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -263,7 +262,7 @@ async fn set_quota(c: &Ctx, path: &FsPath, bytes: Option<u64>) -> ApiResult<()> 
                     detail: stderr,
                 }
             }
-            other => cmd_err(other),
+            other => ApiError::from(other),
         })?;
         let _ = btrfs::quota_rescan_wait(&mps).await;
     }
@@ -291,7 +290,7 @@ async fn set_quota(c: &Ctx, path: &FsPath, bytes: Option<u64>) -> ApiResult<()> 
         }
     }
     // By quota group id: removing or raising works also on a dataset over its limit.
-    btrfs::qgroup_limit(&mps, id, bytes).await.map_err(cmd_err)
+    btrfs::qgroup_limit(&mps, id, bytes).await.map_err(ApiError::from)
 }
 
 /// `62.3 MiB`.
@@ -358,7 +357,7 @@ async fn create_dataset(
     if c.btrfs() {
         btrfs::subvolume_create(&path.to_string_lossy())
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
         if let Some(q) = quota
             && let Err(e) = set_quota(&c, &path, Some(q)).await
         {
@@ -539,12 +538,12 @@ async fn delete_dataset(
         for s in &snaps {
             btrfs::subvolume_delete(&c.snap_dir(&ds).join(s).to_string_lossy())
                 .await
-                .map_err(cmd_err)?;
+                .map_err(ApiError::from)?;
         }
         let _ = std::fs::remove_dir(c.snap_dir(&ds));
         btrfs::subvolume_delete(&path.to_string_lossy())
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
     } else {
         // Never descend into something mounted inside the dataset.
         let mounts = hostplane_host::disks::mounts().map_err(ApiError::internal)?;

@@ -16,9 +16,9 @@ use hostplane_types::pools::{
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::registry::{self, MemberRecord, PoolRecord};
-use super::{find_record, ops, publish_record};
+use super::{find_record, job_result, ops, publish_record};
 use crate::http::answer::accepted;
-use crate::areas::disks::{self, check_destructive, claim, cmd_err, job_err, wipe_disk};
+use crate::areas::disks::{self, check_destructive, claim, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::extract::Json;
@@ -122,7 +122,9 @@ async fn start_scrub(
             }
         };
         guard.0 = None;
-        let result: ScrubResult = out.map_err(|e| job_err("scrub_failed", e))?.result();
+        let result: ScrubResult = out
+            .map_err(|e| JobFailure::command("scrub_failed", e))?
+            .result();
         ctx.log(format!(
             "{}: {} errors found ({} checksum, {} read, {} verify, {} super), {} corrected, {} uncorrectable",
             result.status,
@@ -153,7 +155,7 @@ async fn start_scrub(
         if result.status != "finished" {
             return Err(JobFailure::new("scrub_aborted", format!("scrub ended as {}", result.status)));
         }
-        Ok(serde_json::to_value(result).unwrap_or_default())
+        Ok(result)
     })?;
     Ok(accepted(&job))
 }
@@ -173,7 +175,7 @@ async fn scrub_status(
     let mp = ops::require_mounted(&state, &rec)?;
     let st = btrfs::scrub_status(&ops::path_str(&mp)?)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     Ok(axum::Json(st.result()))
 }
 
@@ -222,10 +224,7 @@ fn snapraid_job(
     what: &'static str,
 ) -> ApiResult<Response> {
     if hostplane_host::which(snapraid::SNAPRAID).is_none() {
-        return Err(ApiError::Unavailable {
-            code: "tool_missing",
-            detail: "snapraid is not installed".into(),
-        });
+        return Err(ApiError::tool_missing("snapraid is not installed"));
     }
     let conf = snapraid_conf_path(state, &rec.name);
     let rec = rec.clone();
@@ -246,14 +245,17 @@ fn snapraid_job(
                 ctx.log(format!("snapraid {}", step.describe()));
                 let text = snapraid::run(&conf, step)
                     .await
-                    .map_err(|e| job_err("snapraid_failed", e))?;
+                    .map_err(|e| JobFailure::command("snapraid_failed", e))?;
                 for l in text.lines().filter(|l| !l.trim().is_empty()).take(40) {
                     ctx.log(l);
                 }
                 log.push_str(&text);
             }
             let _ = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::json!({"status": "finished", "output": log}))
+            Ok(hostplane_types::jobs::SnapraidResult {
+                status: "finished".into(),
+                output: log,
+            })
         },
     )?;
     Ok(accepted(&job))
@@ -280,7 +282,7 @@ async fn balance(
     let mps = ops::path_str(&mp)?;
     let devices = btrfs::fi_show(&mps)
         .await
-        .map_err(cmd_err)?
+        .map_err(ApiError::from)?
         .map_or(0, |s| s.devices.iter().filter(|d| d.path.is_some()).count());
     for (prof, field) in [
         (req.data_profile, "data_profile"),
@@ -328,9 +330,8 @@ async fn balance(
                     }
                 }
             };
-            res.map_err(|e| job_err("balance_failed", e))?;
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            res.map_err(|e| JobFailure::command("balance_failed", e))?;
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -369,11 +370,11 @@ async fn add_device(
             let _claim = claim;
             wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.log(format!("btrfs device add {} {mps}", d.disk.path));
             btrfs::device_add(&d.disk.path, &mps)
                 .await
-                .map_err(|e| job_err("device_add_failed", e))?;
+                .map_err(|e| JobFailure::command("device_add_failed", e))?;
             let rec = registry::update(&st.store, &rec.name, |r| {
                 r.members.push(MemberRecord {
                     disk: d.disk.id.clone(),
@@ -384,8 +385,7 @@ async fn add_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -418,7 +418,7 @@ async fn member_of(
         .cloned()
         .ok_or_else(|| ApiError::not_found(format!("member {disk:?} of pool {:?}", rec.name)))?;
     let cur = scanned.iter().find(|d| d.disk.id == m.disk).cloned();
-    let show = btrfs::fi_show(mps).await.map_err(cmd_err)?;
+    let show = btrfs::fi_show(mps).await.map_err(ApiError::from)?;
     let devid = show.as_ref().and_then(|s| {
         match &cur {
             Some(c) => s
@@ -467,7 +467,7 @@ async fn remove_device(
             "a pool's last disk cannot be removed; destroy the pool",
         ));
     }
-    let (data, meta) = btrfs::df_profiles(&mps).await.map_err(cmd_err)?;
+    let (data, meta) = btrfs::df_profiles(&mps).await.map_err(ApiError::from)?;
     let remaining = rec.members.len() - 1;
     for pr in [data, meta].into_iter().flatten() {
         if remaining < pr.min_devices() {
@@ -501,7 +501,7 @@ async fn remove_device(
             ));
             btrfs::device_remove(&target, &mps)
                 .await
-                .map_err(|e| job_err("device_remove_failed", e))?;
+                .map_err(|e| JobFailure::command("device_remove_failed", e))?;
             let rec = registry::update(&st.store, &rec.name, |r| {
                 r.members.retain(|x| x.disk != m.disk);
                 if let Some(id) = devid {
@@ -510,8 +510,7 @@ async fn remove_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -563,7 +562,7 @@ async fn replace_device(
             let _claim = claim;
             wipe_disk(&new.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.progress(5);
             ctx.log(format!(
                 "btrfs replace start {devid} {} {mps}",
@@ -571,7 +570,7 @@ async fn replace_device(
             ));
             btrfs::replace(&devid.to_string(), &new.disk.path, &mps)
                 .await
-                .map_err(|e| job_err("replace_failed", e))?;
+                .map_err(|e| JobFailure::command("replace_failed", e))?;
             ctx.progress(90);
             if let Err(e) = btrfs::resize_max(devid, &mps).await {
                 ctx.log(format!("resize to the new disk's size failed: {e}"));
@@ -586,8 +585,7 @@ async fn replace_device(
             })
             .map_err(|e| JobFailure::new("internal", e.to_string()))?
             .unwrap_or(rec);
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -622,14 +620,14 @@ async fn reset_errors(
     };
     let before = btrfs::device_stats(&mps)
         .await
-        .map_err(cmd_err)?
+        .map_err(ApiError::from)?
         .into_iter()
         .find(|s| s.devid == devid)
         .map(|s| s.errors)
         .unwrap_or_default();
     btrfs::device_stats_reset(&cur.disk.path)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     let rec = registry::update(&state.store, &rec.name, |r| {
         r.error_baseline.remove(&devid);
     })?
@@ -689,11 +687,11 @@ async fn mergerfs_add(
             let _claim = claim;
             wipe_disk(&d.disk)
                 .await
-                .map_err(|e| job_err("wipe_failed", e))?;
+                .map_err(|e| JobFailure::command("wipe_failed", e))?;
             ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
             hostplane_host::blockdev::mkfs(fs, &d.disk.path, None)
                 .await
-                .map_err(|e| job_err("mkfs_failed", e))?;
+                .map_err(|e| JobFailure::command("mkfs_failed", e))?;
             let uuid = hostplane_host::disks::probe_blkid(std::slice::from_ref(&d.disk.path))
                 .await
                 .ok()
@@ -721,7 +719,7 @@ async fn mergerfs_add(
             let dirs = dir.to_string_lossy().into_owned();
             hostplane_host::blockdev::mount(Some(fs.as_str()), &[], &d.disk.path, &dirs)
                 .await
-                .map_err(|e| job_err("mount_failed", e))?;
+                .map_err(|e| JobFailure::command("mount_failed", e))?;
             ctx.log(format!("adding branch {dirs} to {mps}"));
             hostplane_host::blockdev::mergerfs_branches(&mps, &format!("+>{dirs}")).map_err(
                 |e| JobFailure::new("device_add_failed", format!("mergerfs branch change: {e}")),
@@ -730,8 +728,7 @@ async fn mergerfs_add(
                 write_snapraid_conf(&st, &rec)
                     .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
             }
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -807,7 +804,7 @@ async fn mergerfs_remove(
             if hostplane_host::disks::is_mountpoint(&dir) {
                 hostplane_host::blockdev::umount(&dirs)
                     .await
-                    .map_err(|e| job_err("unmount_failed", e))?;
+                    .map_err(|e| JobFailure::command("unmount_failed", e))?;
             }
             let _ = std::fs::remove_dir(&dir);
             let rec = registry::update(&st.store, &rec.name, |r| {
@@ -821,8 +818,7 @@ async fn mergerfs_remove(
             } else {
                 remove_snapraid_conf(&st, &rec.name);
             }
-            let pool = publish_record(&st, "resource.updated", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.updated", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))

@@ -37,7 +37,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::http::answer::accepted;
-use crate::areas::disks::{self, check_destructive, claim, job_err, wipe_disk};
+use crate::areas::disks::{self, check_destructive, claim, wipe_disk};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -101,6 +101,22 @@ async fn publish_record(state: &AppState, ty: &str, actor: &str, rec: &PoolRecor
     let pool = pools.into_iter().next()?;
     publish(state, ty, actor, &pool);
     Some(pool)
+}
+
+/// A pool job's result: the pool as it now is. One the listing cannot show fails the job
+/// (`internal`) instead of succeeding with a `null` result.
+async fn job_result(
+    state: &AppState,
+    ty: &str,
+    actor: &str,
+    rec: &PoolRecord,
+) -> Result<Pool, JobFailure> {
+    publish_record(state, ty, actor, rec).await.ok_or_else(|| {
+        JobFailure::new(
+            "internal",
+            format!("pool {:?} could not be read back after the job", rec.name),
+        )
+    })
 }
 
 /// List pools with health, usage and members.
@@ -246,10 +262,9 @@ async fn create_pool(
             }
             member_fs = Some(fs.to_string());
             if !req.parity_devices.is_empty() && hostplane_host::which("snapraid").is_none() {
-                return Err(ApiError::Unavailable {
-                    code: "tool_missing",
-                    detail: "snapraid is not installed: parity is not available".into(),
-                });
+                return Err(ApiError::tool_missing(
+                    "snapraid is not installed: parity is not available",
+                ));
             }
         }
     }
@@ -324,7 +339,7 @@ async fn create_pool(
                 ctx.log(format!("wiping {}", d.disk.path));
                 wipe_disk(&d.disk)
                     .await
-                    .map_err(|e| job_err("wipe_failed", e))?;
+                    .map_err(|e| JobFailure::command("wipe_failed", e))?;
                 ctx.progress(((i as u8 + 1) * 30 / total.max(1)).min(30));
             }
             let mut rec = PoolRecord {
@@ -368,7 +383,7 @@ async fn create_pool(
                     ));
                     hostplane_host::btrfs::mkfs(&paths, &req.name, d, m)
                         .await
-                        .map_err(|e| job_err("mkfs_failed", e))?;
+                        .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                     rec.uuid = Some(uuid_of(paths[0].clone()).await?);
                 }
                 PoolKind::Ext4 | PoolKind::Xfs => {
@@ -382,7 +397,7 @@ async fn create_pool(
                     ctx.log(format!("mkfs.{} {}", fs.as_str(), paths[0]));
                     hostplane_host::blockdev::mkfs(fs, &paths[0], label)
                         .await
-                        .map_err(|e| job_err("mkfs_failed", e))?;
+                        .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                     rec.uuid = Some(uuid_of(paths[0].clone()).await?);
                 }
                 PoolKind::Mergerfs => {
@@ -399,7 +414,7 @@ async fn create_pool(
                         ctx.log(format!("mkfs.{} {}", fs.as_str(), d.disk.path));
                         hostplane_host::blockdev::mkfs(fs, &d.disk.path, None)
                             .await
-                            .map_err(|e| job_err("mkfs_failed", e))?;
+                            .map_err(|e| JobFailure::command("mkfs_failed", e))?;
                         let uuid = uuid_of(d.disk.path.clone()).await?;
                         rec.members.push(MemberRecord {
                             disk: d.disk.id.clone(),
@@ -442,15 +457,14 @@ async fn create_pool(
                 ctx.log("enabling quotas (qgroups)");
                 hostplane_host::btrfs::quota_enable(&mp.to_string_lossy())
                     .await
-                    .map_err(|e| job_err("quota_failed", e))?;
+                    .map_err(|e| JobFailure::command("quota_failed", e))?;
             }
             if rec.parity_members().next().is_some() {
                 maintenance::write_snapraid_conf(&st, &rec)
                     .map_err(|e| JobFailure::new("snapraid_config_failed", e.to_string()))?;
             }
             ctx.progress(100);
-            let pool = publish_record(&st, "resource.created", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.created", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -486,7 +500,7 @@ async fn find_importable(state: &AppState) -> ApiResult<Vec<ImportablePool>> {
         }
     }
     let paths: Vec<String> = candidates.iter().map(|c| c.0.clone()).collect();
-    let found = hd::probe_blkid(&paths).await.map_err(disks::cmd_err)?;
+    let found = hd::probe_blkid(&paths).await.map_err(ApiError::from)?;
     let mut by_uuid: BTreeMap<String, ImportablePool> = BTreeMap::new();
     for info in found {
         let (Some(t), Some(uuid)) = (info.get("TYPE"), info.get("UUID")) else {
@@ -622,8 +636,7 @@ async fn import_pool(
                 let _ = registry::delete(&st.store, &rec.name);
                 return Err(JobFailure::new("mount_failed", e.to_string()));
             }
-            let pool = publish_record(&st, "resource.created", &actor, &rec).await;
-            Ok(serde_json::to_value(pool).unwrap_or_default())
+            job_result(&st, "resource.created", &actor, &rec).await
         },
     )?;
     Ok(accepted(&job))
@@ -793,7 +806,7 @@ async fn destroy_pool(
                 ctx.log(format!("wiping {}", d.disk.path));
                 wipe_disk(&d.disk)
                     .await
-                    .map_err(|e| job_err("wipe_failed", e))?;
+                    .map_err(|e| JobFailure::command("wipe_failed", e))?;
                 ctx.progress(((i + 1) * 90 / members.len().max(1)) as u8);
             }
             let _ = std::fs::remove_dir(ops::mountpoint(&st, &rec.name));
@@ -809,8 +822,11 @@ async fn destroy_pool(
                 &actor,
                 serde_json::json!({"name": rec.name}),
             );
-            let wiped: Vec<&str> = members.iter().map(|d| d.disk.path.as_str()).collect();
-            Ok(serde_json::json!({"pool": rec.name, "wiped": wiped}))
+            let wiped = members.iter().map(|d| d.disk.path.clone()).collect();
+            Ok(hostplane_types::jobs::PoolDestroyResult {
+                pool: rec.name,
+                wiped,
+            })
         },
     )?;
     Ok(accepted(&job))

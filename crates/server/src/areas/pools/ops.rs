@@ -12,7 +12,7 @@ use hostplane_types::pools::{
 };
 
 use super::registry::{MemberRecord, PoolRecord};
-use crate::areas::disks::{self, ScanOpts, cmd_err};
+use crate::areas::disks::{self, ScanOpts};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -56,7 +56,7 @@ pub async fn devices_with_uuid(state: &AppState, uuid: &str) -> ApiResult<Vec<St
         candidates.push(d.disk.path.clone());
         candidates.extend(d.disk.partitions.iter().map(|p| p.path.clone()));
     }
-    let found = hd::probe_blkid(&candidates).await.map_err(cmd_err)?;
+    let found = hd::probe_blkid(&candidates).await.map_err(ApiError::from)?;
     Ok(found
         .into_iter()
         .filter(|i| i.get("UUID").as_deref() == Some(uuid))
@@ -87,7 +87,7 @@ pub async fn mount(state: &AppState, rec: &PoolRecord, degraded: bool) -> ApiRes
         hostplane_host::CommandError::Failed { .. } => {
             ApiError::conflict("mount_failed", e.to_string())
         }
-        other => cmd_err(other),
+        other => ApiError::from(other),
     };
     match rec.kind {
         PoolKind::Btrfs | PoolKind::Ext4 | PoolKind::Xfs => {
@@ -167,7 +167,7 @@ pub async fn unmount(state: &AppState, rec: &PoolRecord) -> ApiResult<()> {
                 ),
             )
         } else {
-            cmd_err(e)
+            ApiError::from(e)
         }
     };
     let mounts = hd::mounts().map_err(ApiError::internal)?;

@@ -15,7 +15,6 @@ use super::datasets::{self, Ctx, check_name, ctx, unix_to_string, usage_of};
 use super::registry;
 use crate::platform::pool_users::PoolOp;
 use crate::http::answer::created;
-use crate::areas::disks::cmd_err;
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -199,7 +198,7 @@ async fn create_snapshot(
         .map_err(|e| ApiError::internal(format!("creating {}: {e}", dir.display())))?;
     btrfs::snapshot(&src.to_string_lossy(), &dest.to_string_lossy(), true)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     // Retention: keep the newest N (the one just taken included).
     if let Some(keep) = c.rec.datasets.get(&ds).and_then(|s| s.snapshot_retention) {
         let all = names(&c, &ds);
@@ -245,7 +244,7 @@ async fn delete_snapshot(
     let path = require_snapshot(&c, &ds, &snap)?;
     btrfs::subvolume_delete(&path.to_string_lossy())
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     state.events.publish(
         "resource.deleted",
         &href(&pool, &ds, &snap),
@@ -290,7 +289,7 @@ async fn rollback(
         c.mp.join(format!(".rollback-{ds}-{}", uuid::Uuid::now_v7().simple()));
     btrfs::snapshot(&snap_path.to_string_lossy(), &tmp.to_string_lossy(), false)
         .await
-        .map_err(cmd_err)?;
+        .map_err(ApiError::from)?;
     if let Err(e) = btrfs::rename_exchange(&tmp, &live) {
         let _ = btrfs::subvolume_delete(&tmp.to_string_lossy()).await;
         return Err(ApiError::conflict(
@@ -321,12 +320,12 @@ async fn rollback(
         })?;
         btrfs::set_read_only(&dest.to_string_lossy(), true)
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
         kept = Some(href(&pool, &ds, &name));
     } else {
         btrfs::subvolume_delete(&tmp.to_string_lossy())
             .await
-            .map_err(cmd_err)?;
+            .map_err(ApiError::from)?;
     }
     let q = c.qgroups().await;
     let mut v = datasets::view(&c, &q, &ds);

@@ -272,7 +272,6 @@ async fn spawn_action(
                 result: result.clone(),
                 service: svc,
             };
-            let value = serde_json::to_value(&out).unwrap_or_default();
             if result != "done" {
                 return Err(JobFailure::new(
                     "unit_job_failed",
@@ -283,9 +282,9 @@ async fn spawn_action(
                         out.service.sub_state
                     ),
                 )
-                .with_result(value));
+                .with_result(&out));
             }
-            Ok(value)
+            Ok(out)
         },
     )
 }

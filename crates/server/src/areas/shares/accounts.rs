@@ -18,10 +18,6 @@ use crate::state::AppState;
 const FIRST_REGULAR_UID: u32 = 1000;
 const NOBODY_UID: u32 = 65534;
 
-fn unix_err(e: hostplane_host::CommandError) -> ApiError {
-    crate::areas::disks::cmd_err(e)
-}
-
 /// Checks before a share user is stored: a Unix-compatible name, a password, Samba present,
 /// and no foreign Unix account of that name.
 pub async fn before_create(state: &AppState, name: &str, password: Option<&str>) -> ApiResult<()> {
@@ -40,7 +36,7 @@ pub async fn before_create(state: &AppState, name: &str, password: Option<&str>)
     if !super::smb_available() {
         return Err(super::smb_unavailable());
     }
-    let exists = unix::user_exists(name).await.map_err(unix_err)?;
+    let exists = unix::user_exists(name).await.map_err(ApiError::from)?;
     if state.config.shares.unix_accounts {
         if exists && !registry::account_created(&state.store, name)? {
             return Err(ApiError::conflict(
@@ -61,7 +57,7 @@ pub async fn before_create(state: &AppState, name: &str, password: Option<&str>)
     } else {
         // An existing account is used as it is, but never a system account (root, daemons):
         // a share password must not open those.
-        let uid = unix::uid_of(name).await.map_err(unix_err)?.unwrap_or(0);
+        let uid = unix::uid_of(name).await.map_err(ApiError::from)?.unwrap_or(0);
         if !(FIRST_REGULAR_UID..NOBODY_UID).contains(&uid) {
             return Err(ApiError::conflict(
                 "unix_account_reserved",
@@ -87,20 +83,20 @@ fn check_password(pw: &str) -> ApiResult<()> {
 /// Gives a stored share user their Unix account and Samba password.
 pub async fn after_create(state: &AppState, name: &str, password: &str) -> ApiResult<()> {
     let cfg = &state.config.shares;
-    if cfg.unix_accounts && !unix::user_exists(name).await.map_err(unix_err)? {
-        if unix::ensure_group(&cfg.group).await.map_err(unix_err)? {
+    if cfg.unix_accounts && !unix::user_exists(name).await.map_err(ApiError::from)? {
+        if unix::ensure_group(&cfg.group).await.map_err(ApiError::from)? {
             // Made here: removed again when the last share user goes.
             state
                 .store
                 .set_setting(registry::GROUP_CREATED, &cfg.group)
                 .map_err(ApiError::internal)?;
         }
-        unix::add_user(name, &cfg.group).await.map_err(unix_err)?;
+        unix::add_user(name, &cfg.group).await.map_err(ApiError::from)?;
         registry::record_account(&state.store, name, &crate::platform::time::now_string())?;
     }
     samba::set_password(&cfg.smb_config, name, password)
         .await
-        .map_err(unix_err)?;
+        .map_err(ApiError::from)?;
     // Shares created before the first share user could not hand their folders to the group.
     super::sync(state).await;
     Ok(())
@@ -110,10 +106,10 @@ pub async fn after_create(state: &AppState, name: &str, password: &str) -> ApiRe
 async fn remove(state: &AppState, name: &str) -> ApiResult<()> {
     samba::remove_user(&state.config.shares.smb_config, name)
         .await
-        .map_err(unix_err)?;
+        .map_err(ApiError::from)?;
     if registry::account_created(&state.store, name)? {
-        if unix::user_exists(name).await.map_err(unix_err)? {
-            unix::delete_user(name).await.map_err(unix_err)?;
+        if unix::user_exists(name).await.map_err(ApiError::from)? {
+            unix::delete_user(name).await.map_err(ApiError::from)?;
         }
         registry::forget_account(&state.store, name)?;
         remove_group_if_unused(state).await?;
@@ -131,7 +127,7 @@ async fn remove_group_if_unused(state: &AppState) -> ApiResult<()> {
     if created.as_deref() != Some(group.as_str()) || registry::account_count(&state.store)? > 0 {
         return Ok(());
     }
-    if unix::group_exists(group).await.map_err(unix_err)?
+    if unix::group_exists(group).await.map_err(ApiError::from)?
         && let Err(e) = unix::delete_group(group).await
     {
         // Someone else's account uses it as its primary group: it stays, and is theirs.
@@ -205,7 +201,7 @@ pub async fn after_update(
         (false, true, Some(pw)) => after_create(state, name, pw).await,
         (true, true, Some(pw)) => samba::set_password(&state.config.shares.smb_config, name, pw)
             .await
-            .map_err(unix_err),
+            .map_err(ApiError::from),
         (true, false, _) => remove(state, name).await,
         _ => Ok(()),
     }

@@ -226,7 +226,7 @@ async fn check_smb(include: &Path, text: &str) -> ApiResult<()> {
             "invalid_share_config",
             format!("testparm refused the generated configuration: {stderr}"),
         ),
-        other => crate::areas::disks::cmd_err(other),
+        other => ApiError::from(other),
     })
 }
 
@@ -237,7 +237,7 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
         if write_if_changed(&include, text)? {
             samba::reload(&state.config.shares.smb_config)
                 .await
-                .map_err(crate::areas::disks::cmd_err)?;
+                .map_err(ApiError::from)?;
         }
     }
     if let Some(text) = &p.nfs {
@@ -266,7 +266,7 @@ pub async fn commit(state: &AppState, p: Prepared) -> ApiResult<()> {
             match nfs_backend(state) {
                 NfsBackend::Kernel => host_nfs::reload_kernel()
                     .await
-                    .map_err(crate::areas::disks::cmd_err)?,
+                    .map_err(ApiError::from)?,
                 NfsBackend::Ganesha => reload_ganesha(state).await?,
                 NfsBackend::Off => {}
             }
@@ -294,7 +294,7 @@ async fn reload_ganesha(state: &AppState) -> ApiResult<()> {
         GANESHA_REREAD_TIMEOUT,
     )
     .await
-    .map_err(crate::areas::disks::cmd_err)?;
+    .map_err(ApiError::from)?;
     if outcome == host_nfs::GaneshaReload::Unconfirmed {
         tracing::warn!(
             log = %c.ganesha_log.display(),

@@ -305,7 +305,7 @@ pub async fn ensure_binds(
             &dst.to_string_lossy(),
         )
         .await
-        .map_err(crate::areas::disks::cmd_err)?;
+        .map_err(ApiError::from)?;
         made = true;
     }
     Ok((made, replaced))

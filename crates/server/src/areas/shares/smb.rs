@@ -222,7 +222,7 @@ async fn sessions(
     }
     let list = samba::sessions(&state.config.shares.smb_config)
         .await
-        .map_err(crate::areas::disks::cmd_err)?;
+        .map_err(ApiError::from)?;
     collection::respond(list, &params, &headers)
 }
 

@@ -613,7 +613,7 @@ async fn run_backup(
     state: AppState,
     ctx: Arc<JobCtx>,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<Backup, JobFailure> {
     let cfg = state.config.clone();
     let dir = backup_dir(&cfg);
     let id = ctx.id().to_string();
@@ -696,7 +696,7 @@ async fn run_backup(
         serde_json::to_value(&b).unwrap_or_default(),
     );
     prune(&state);
-    serde_json::to_value(&b).map_err(|e| JobFailure::new("internal", e.to_string()))
+    Ok(b)
 }
 
 /// Takes a backup and waits until it is done (the reboot endpoint calls this before
@@ -980,7 +980,7 @@ async fn run_restore(
     actor: String,
     id: String,
     archive: PathBuf,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<RestoreResult, JobFailure> {
     let cfg = state.config.clone();
     sweep_leftovers(&cfg);
     say(&cfg, &ctx, &format!("Restoring backup {id}"));
@@ -1105,9 +1105,9 @@ async fn run_restore(
         "resource.updated",
         &format!("{HREF}/{id}"),
         &actor,
-        data.clone(),
+        data,
     );
-    Ok(data)
+    Ok(result)
 }
 
 // ---- uploads ----

@@ -547,7 +547,7 @@ async fn install(
     public: Vec<u8>,
     private: Vec<u8>,
     ca: Option<Vec<u8>>,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<Certificate, JobFailure> {
     ctx.log("Validating and adding TLS certificates");
     let v = validate(&public, &private, ca.as_deref(), ptime::now())
         .map_err(|e| JobFailure::new(e.code, e.message))?;
@@ -609,10 +609,8 @@ async fn install(
     drop(_guard);
     let cert = current(&state).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let data = serde_json::to_value(&cert).unwrap_or_default();
-    state
-        .events
-        .publish("resource.updated", HREF, &actor, data.clone());
-    Ok(data)
+    state.events.publish("resource.updated", HREF, &actor, data);
+    Ok(cert)
 }
 
 #[cfg(test)]

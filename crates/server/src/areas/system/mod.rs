@@ -122,7 +122,7 @@ async fn run_selftest(
     state: AppState,
     ctx: std::sync::Arc<JobCtx>,
     delay: Duration,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<SelftestResult, JobFailure> {
     let mut steps = Vec::new();
     let total = 4u8;
     let mut record = |ctx: &JobCtx, n: u8, step: SelftestStep| {
@@ -229,12 +229,9 @@ async fn run_selftest(
             .collect::<Vec<_>>()
             .join("; ");
         let failure = JobFailure::new("selftest_failed", message);
-        return Err(match serde_json::to_value(&result) {
-            Ok(v) => failure.with_result(v),
-            Err(_) => failure,
-        });
+        return Err(failure.with_result(&result));
     }
-    serde_json::to_value(result).map_err(|e| JobFailure::new("internal", e.to_string()))
+    Ok(result)
 }
 
 /// Step 4 of the self-test: the daemon's own tools (area `system`: backups, debug bundles,

@@ -67,7 +67,7 @@ async fn run_reboot(
     state: AppState,
     ctx: Arc<JobCtx>,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::jobs::RebootResult, JobFailure> {
     ctx.log("step 1/2: backup before the reboot");
     let backup = backup_first(&state, &ctx, &actor).await?;
     ctx.progress(50);
@@ -75,7 +75,7 @@ async fn run_reboot(
     tokio::time::sleep(GRACE).await;
     let action = reboot_action(&state, &ctx).await?;
     ctx.log(format!("reboot requested ({action})"));
-    Ok(serde_json::json!({ "backup": backup, "action": action }))
+    Ok(hostplane_types::jobs::RebootResult { backup, action })
 }
 
 /// Takes the pre-reboot backup with the backup service (a `system.backup` job; when one is
@@ -84,17 +84,13 @@ async fn backup_first(
     state: &AppState,
     ctx: &JobCtx,
     actor: &str,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::system::backup::Backup, JobFailure> {
     ctx.log("taking a backup (system.backup job)");
     let b = crate::areas::system::backup::take_backup(state, actor)
         .await
         .map_err(|e| JobFailure::new("backup_failed", format!("no reboot: {e}")))?;
-    let v = serde_json::to_value(&b).unwrap_or_default();
-    ctx.log(format!(
-        "backup done: {}",
-        v["href"].as_str().unwrap_or("(no href)")
-    ));
-    Ok(v)
+    ctx.log(format!("backup done: {}", b.href));
+    Ok(b)
 }
 
 /// How the reboot action would act: `command`, `systemd` or `refused` (GET /system/capabilities).
@@ -114,7 +110,7 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
         ctx.log(format!("running admin.reboot_command: {shown}"));
         cmd.run()
             .await
-            .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
+            .map_err(|e| JobFailure::command("reboot_failed", e))?;
         return Ok(format!("command: {shown}"));
     }
     if state.config.sandbox() {
@@ -141,7 +137,7 @@ async fn reboot_action(state: &AppState, ctx: &JobCtx) -> Result<String, JobFail
             ctx.log(format!("{e}; running `reboot`"));
             hostplane_host::power::reboot_program()
                 .await
-                .map_err(|e| JobFailure::new("reboot_failed", e.to_string()))?;
+                .map_err(|e| JobFailure::command("reboot_failed", e))?;
             Ok("command: reboot".into())
         }
     }

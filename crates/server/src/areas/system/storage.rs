@@ -124,10 +124,7 @@ pub fn map_error(e: StorageError) -> ApiError {
         StorageError::Invalid { field, message } => {
             ApiError::invalid_field("invalid_storage", field, message)
         }
-        StorageError::ToolMissing { .. } => ApiError::Unavailable {
-            code: "tool_missing",
-            detail: e.to_string(),
-        },
+        StorageError::ToolMissing { .. } => ApiError::tool_missing(e.to_string()),
         StorageError::Verify(_) => ApiError::invalid("invalid_storage_units", e.to_string()),
         StorageError::Io(_) | StorageError::Command(_) => ApiError::internal(e),
     }

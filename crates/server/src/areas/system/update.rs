@@ -522,7 +522,7 @@ pub async fn record_refused(state: &AppState, actor: &str, code: &'static str, m
         },
         move |ctx| async move {
             ctx.log(format!("Failed updating: {message}"));
-            Err(JobFailure::new(code, message))
+            Err::<hostplane_types::jobs::UpdateResult, _>(JobFailure::new(code, message))
         },
     );
     match res {
@@ -558,7 +558,7 @@ async fn run(
     upload: Upload,
     keys: UpdateKeys,
     timeout: Duration,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::jobs::UpdateResult, JobFailure> {
     ctx.log("Updating system. Please wait..");
     ctx.log(format!(
         "Decrypting and verifying the update package ({} bytes)",
@@ -691,11 +691,11 @@ async fn run(
     ctx.log(format!("Installed version {}", manifest.version));
     ctx.log("Updating system successful");
     drop(upload);
-    Ok(serde_json::json!({
-        "version": manifest.version,
-        "previous_version": installed,
-        "min_version": manifest.min_version,
-    }))
+    Ok(hostplane_types::jobs::UpdateResult {
+        version: manifest.version,
+        previous_version: installed,
+        min_version: manifest.min_version,
+    })
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ async fn clone_vm(
                 serde_json::to_value(&vm).unwrap_or_default(),
             );
             st.vms().publish(&src_id, &actor);
-            Ok(serde_json::to_value(&vm).unwrap_or_default())
+            Ok(vm)
         },
     )?;
     Ok(accepted(&job))

@@ -26,7 +26,7 @@ use serde_json::json;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::lifecycle::{Runtime, VmManager, bus_of, host_error, qmp_error};
+use super::lifecycle::{Runtime, VmManager, bus_of, qmp_error};
 use super::model::{self, HostLimits, VmRecord};
 use super::storage::{self, Storage};
 use super::{cdrom_entry, export};
@@ -126,7 +126,7 @@ pub async fn materialize(dir: &Path, index: u32, plan: Plan) -> ApiResult<VmDisk
             let path = dir.join(format!("disk{index}.{}", format.as_str()));
             img::create(&path, format.as_str(), Some(size), None)
                 .await
-                .map_err(host_error)?;
+                .map_err(ApiError::from)?;
             Ok(model::disk_entry(
                 index, &path, format, bus, size, None, true,
             ))
@@ -522,7 +522,7 @@ async fn resize_disk(
         .check_disk_size("size_bytes", req.size_bytes)?;
     let current = img::info(Path::new(&disk.path), Some(disk.format.as_str()))
         .await
-        .map_err(host_error)?
+        .map_err(ApiError::from)?
         .virtual_size;
     if req.size_bytes < current {
         return Err(ApiError::invalid_field(
@@ -547,7 +547,7 @@ async fn resize_disk(
         }
         None => img::resize(Path::new(&disk.path), disk.format.as_str(), req.size_bytes)
             .await
-            .map_err(host_error)?,
+            .map_err(ApiError::from)?,
     }
     let live = state.vms().runtime(&rec.id).is_some();
     let mut def = rec.def.clone();

@@ -30,7 +30,7 @@ use utoipa_axum::router::OpenApiRouter;
 
 use super::disks::DiskAddParams;
 use super::intake::{self, TempPath};
-use super::lifecycle::{VmManager, host_error};
+use super::lifecycle::VmManager;
 use super::model::{self, VmDef, VmRecord};
 use super::storage::{self, Storage};
 use crate::http::answer::accepted;
@@ -260,7 +260,7 @@ pub async fn export_disk(
         let scratch = Scratch(vec![tmp.clone()]);
         img::convert(&src, disk.format.as_str(), &tmp, format, |_| {})
             .await
-            .map_err(host_error)?;
+            .map_err(ApiError::from)?;
         (tmp, scratch)
     };
     let len = std::fs::metadata(&path).map_err(ApiError::internal)?.len();
@@ -308,7 +308,7 @@ pub async fn export_archive(state: AppState, id: String, q: ExportParams) -> Api
                 d.format.as_str(),
             )
             .await
-            .map_err(host_error)?;
+            .map_err(ApiError::from)?;
             files.push((name, tmp));
         } else {
             files.push((name, PathBuf::from(&d.path)));
@@ -487,7 +487,7 @@ async fn import_disk_job(
     bus: DiskBus,
     dir: PathBuf,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::jobs::VmDiskImportResult, JobFailure> {
     ctx.log(format!(
         "uploaded a {format} image of {} bytes (virtual)",
         info.virtual_size
@@ -510,7 +510,7 @@ async fn import_disk_job(
     drop(tmp);
     if let Err(e) = converted {
         let _ = std::fs::remove_file(&dest);
-        return Err(JobFailure::new("convert_failed", e.to_string()));
+        return Err(JobFailure::command("convert_failed", e));
     }
     let disk = model::disk_entry(
         index,
@@ -529,7 +529,11 @@ async fn import_disk_job(
         .map_err(|e| JobFailure::new("internal", e.to_string()))?;
     state.vms().publish(&vm_id, &actor);
     ctx.log(format!("disk {index} added ({applied:?})"));
-    Ok(serde_json::json!({"disk": disk, "applied": applied, "reason": reason}))
+    Ok(hostplane_types::jobs::VmDiskImportResult {
+        disk,
+        applied,
+        reason,
+    })
 }
 
 /// Moves a checked image from the scratch space to `dest`: a rename on the same file system,
@@ -693,7 +697,7 @@ async fn import_archive_job(
     name: String,
     target: Target,
     actor: String,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<hostplane_types::vms::Vm, JobFailure> {
     let Target { id, disk_dir, made } = target;
     let dir = state.vms().vm_dir(&id);
     let internal = |e: String| JobFailure::new("internal", e);
@@ -740,7 +744,7 @@ async fn import_archive_job(
     );
     ctx.progress(99);
     ctx.log(format!("created VM {} ({})", rec.name, rec.id));
-    Ok(serde_json::to_value(&vm).unwrap_or_default())
+    Ok(vm)
 }
 
 /// Unpacks a VM archive (zstd-compressed tar) from `r` into `dir`: at most `total` bytes out of

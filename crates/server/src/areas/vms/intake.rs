@@ -381,12 +381,9 @@ pub async fn check_image(
     let info = img::info_standalone(path, format)
         .await
         .map_err(|e| match e {
-            img::ImageCheckError::Unreadable(hostplane_host::CommandError::NotFound {
-                program,
-            }) => ApiError::Unavailable {
-                code: "tool_missing",
-                detail: format!("{program} is not installed"),
-            },
+            img::ImageCheckError::Unreadable(
+                c @ hostplane_host::CommandError::NotFound { .. },
+            ) => ApiError::from(c),
             img::ImageCheckError::Unreadable(c) => invalid(match format {
                 Some(f) => format!("not a {f} image: {c}"),
                 None => format!("not a disk image: {c}"),

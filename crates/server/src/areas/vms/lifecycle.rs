@@ -143,19 +143,6 @@ pub fn qmp_error(e: qmp::QmpError) -> ApiError {
     }
 }
 
-pub fn host_error(e: hostplane_host::CommandError) -> ApiError {
-    use hostplane_host::CommandError as C;
-    match e {
-        C::NotFound { program } => ApiError::Unavailable {
-            code: "tool_missing",
-            detail: format!("{program} is not installed"),
-        },
-        C::InvalidArgument { message } => ApiError::invalid("invalid_argument", message),
-        C::Failed { .. } | C::Timeout { .. } => ApiError::conflict("tool_failed", e.to_string()),
-        other => ApiError::internal(other),
-    }
-}
-
 impl VmManager {
     pub fn new(cfg: &Config, store: Arc<Store>, events: Arc<Events>) -> std::io::Result<VmManager> {
         let images_dir = cfg.vms_images_dir();
@@ -523,7 +510,7 @@ impl VmManager {
         let _ = std::fs::remove_file(&files.log);
         let launch = self.launch_of(rec, &files).await?;
         let args = argv::argv(&launch);
-        let mut child = process::spawn(&args, &files.log).map_err(host_error)?;
+        let mut child = process::spawn(&args, &files.log).map_err(ApiError::from)?;
         let pid = child.pid();
         // Wait for the QMP socket (or an early exit: bad arguments, locked image, …).
         let deadline = tokio::time::Instant::now() + QMP_READY;

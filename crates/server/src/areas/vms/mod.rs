@@ -712,7 +712,7 @@ async fn shutdown_vm(
             } else {
                 "the guest did not power off in time; stopped by force"
             });
-            Ok(serde_json::json!({"clean": clean}))
+            Ok(hostplane_types::jobs::VmShutdownResult { clean })
         },
     )?;
     Ok(accepted(&job))

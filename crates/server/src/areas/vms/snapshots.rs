@@ -15,7 +15,7 @@ use hostplane_host::qemu::img::{self, SnapshotOp};
 use hostplane_types::vms::{Snapshot, SnapshotCreate};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::lifecycle::{host_error, qmp_error};
+use super::lifecycle::qmp_error;
 use super::model::{self, VmRecord};
 use super::{all_qcow2, lock_key};
 use crate::http::answer::accepted;
@@ -55,7 +55,7 @@ async fn snapshots_of(rec: &VmRecord) -> ApiResult<Vec<Snapshot>> {
     }
     let info = img::info(Path::new(&first.path), Some("qcow2"))
         .await
-        .map_err(host_error)?;
+        .map_err(ApiError::from)?;
     Ok(info
         .snapshots
         .into_iter()
@@ -101,7 +101,7 @@ async fn each_disk(rec: &VmRecord, op: SnapshotOp, name: &str) -> Result<(), Job
     for d in &rec.def.disks {
         img::snapshot(Path::new(&d.path), op, name)
             .await
-            .map_err(|e| JobFailure::new("snapshot_failed", e.to_string()))?;
+            .map_err(|e| JobFailure::command("snapshot_failed", e))?;
     }
     Ok(())
 }
@@ -115,7 +115,9 @@ fn spawn_job<F, Fut>(
 ) -> ApiResult<Response>
 where
     F: FnOnce(Arc<JobCtx>) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = Result<serde_json::Value, JobFailure>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<hostplane_types::jobs::VmSnapshotResult, JobFailure>>
+        + Send
+        + 'static,
 {
     let job = state.jobs.spawn(
         JobSpec {
@@ -182,9 +184,10 @@ async fn create_snapshot(
                 }
             }
             st.vms().publish(&vm_id, &actor);
-            Ok(
-                serde_json::json!({"name": name, "href": format!("/api/v1/vms/{vm_id}/snapshots/{name}")}),
-            )
+            Ok(hostplane_types::jobs::VmSnapshotResult {
+                href: Some(format!("/api/v1/vms/{vm_id}/snapshots/{name}")),
+                name,
+            })
         },
     )
 }
@@ -237,7 +240,7 @@ async fn revert_snapshot(
                 None => each_disk(&rec, SnapshotOp::Apply, &name).await?,
             }
             st.vms().publish(&vm_id, &actor);
-            Ok(serde_json::json!({"name": name}))
+            Ok(hostplane_types::jobs::VmSnapshotResult { name, href: None })
         },
     )
 }
@@ -275,7 +278,7 @@ async fn delete_snapshot(
             for d in &rec.def.disks {
                 img::snapshot(Path::new(&d.path), SnapshotOp::Delete, &name)
                     .await
-                    .map_err(host_error)?;
+                    .map_err(ApiError::from)?;
             }
         }
     }

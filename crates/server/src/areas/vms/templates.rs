@@ -37,7 +37,6 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::fetch;
 use super::intake::{self, TempPath};
-use super::lifecycle::host_error;
 use super::model;
 use crate::http::answer::accepted;
 use crate::error::{ApiError, ApiResult};
@@ -379,7 +378,7 @@ fn finish_template(
     info: img::ImageInfo,
     metadata: serde_json::Value,
     actor: &str,
-) -> Result<serde_json::Value, JobFailure> {
+) -> Result<Template, JobFailure> {
     let dir = state.vms().templates_dir();
     std::fs::create_dir_all(&dir).map_err(|e| JobFailure::new("internal", e.to_string()))?;
     let path = dir.join(format!("{name}.{}", fmt.as_str()));
@@ -425,7 +424,7 @@ fn finish_template(
         t.size_bytes,
         fmt.as_str()
     ));
-    Ok(serde_json::to_value(&t).unwrap_or_default())
+    Ok(t)
 }
 
 /// Reads a `.box` (tar, gzipped or not) from `r`: writes `box.img` to `dest`, returns
@@ -513,7 +512,7 @@ pub async fn disk_from_template(
         CloneStrategy::Full => {
             img::copy_flat(&base, t.format.as_str(), &dest, "qcow2")
                 .await
-                .map_err(host_error)?;
+                .map_err(ApiError::from)?;
             Ok(model::disk_entry(
                 index,
                 &dest,
@@ -527,7 +526,7 @@ pub async fn disk_from_template(
         CloneStrategy::Thin => {
             img::create(&dest, "qcow2", None, Some((&base, t.format.as_str())))
                 .await
-                .map_err(host_error)?;
+                .map_err(ApiError::from)?;
             Ok(model::disk_entry(
                 index,
                 &dest,
@@ -567,13 +566,12 @@ pub async fn cloud_init_seed(
     }
     let iso = dir.join("seed.iso");
     let names: Vec<SeedFile> = files.iter().map(|(f, _)| *f).collect();
-    let tool = IsoTool::find().ok_or_else(|| ApiError::Unavailable {
-        code: "tool_missing",
-        detail: "cloud-init needs genisoimage (or xorriso) to write the seed ISO".into(),
+    let tool = IsoTool::find().ok_or_else(|| {
+        ApiError::tool_missing("cloud-init needs genisoimage (or xorriso) to write the seed ISO")
     })?;
     seed::write_iso(tool, &src, &names, &iso)
         .await
-        .map_err(host_error)?;
+        .map_err(ApiError::from)?;
     let _ = std::fs::remove_dir_all(&src);
     Ok(VmCdrom {
         index,
