@@ -78,6 +78,7 @@ macro_rules! areas {
 
 areas!(
     auth, users, tokens, jobs, events, audit, system, admin, disks, pools, services, vms, shares,
+    containers,
 );
 
 /// All routes of all areas.
