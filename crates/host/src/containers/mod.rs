@@ -150,13 +150,14 @@ impl Engine {
 
     /// The client, version-negotiated; connects on first use (and again after a failure).
     pub async fn client(&self) -> EngineResult<Docker> {
-        let mut guard = self.client.lock().await;
-        if let Some((d, _)) = guard.as_ref() {
+        if let Some((d, _)) = self.client.lock().await.as_ref() {
             return Ok(d.clone());
         }
+        // Not under the lock: callers of a silent engine wait out their own deadline in
+        // parallel, not one after another.
         let (docker, _) = self.connect().await?;
         let version = docker.client_version().to_string();
-        *guard = Some((docker.clone(), version));
+        *self.client.lock().await = Some((docker.clone(), version));
         Ok(docker)
     }
 
