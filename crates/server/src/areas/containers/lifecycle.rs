@@ -425,3 +425,25 @@ async fn exec_container(
     model::check_exec(&req)?;
     Ok(axum::Json(e.exec(&name, &req).await.map_err(engine_error)?))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_that_do_not_apply_are_409() {
+        use ContainerState as S;
+        assert!(check_state("c", S::Running, Action::Pause).is_ok());
+        assert!(check_state("c", S::Paused, Action::Unpause).is_ok());
+        assert!(check_state("c", S::Exited, Action::Stop(1)).is_ok());
+        for (state, action) in [
+            (S::Exited, Action::Pause),
+            (S::Running, Action::Unpause),
+            (S::Created, Action::Kill),
+            (S::Paused, Action::Start),
+        ] {
+            let e = check_state("c", state, action).unwrap_err();
+            assert_eq!(e.code(), "container_state", "{state:?} {action:?}");
+        }
+    }
+}
