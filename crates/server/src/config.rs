@@ -111,6 +111,13 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
                                        #   the log the running ganesha names with -L; this path only when it
                                        #   names none; unreadable or SYSLOG = not confirmed (logged)
 
+  [containers]                         # container engines speaking the Docker Engine API (/api/v1/containers, docs/containers.md)
+  timeout_secs = 30                    # deadline of one engine request (not log streams); a silent engine answers 503 (1 .. 3600)
+  import_max_bytes = 4294967296        # largest rootfs tarball an image import may upload (4 GiB; 1 MiB ..); more: 413
+  # [[containers.engines]]             # absent = the usual sockets that exist at start: docker = /run/docker.sock,
+  # name = "docker"                    #   podman = /run/podman/podman.sock (none with sandbox = true); engines = [] = none
+  # socket = "unix:///run/docker.sock" # unix:///path or /path; name: A-Z a-z 0-9 _ . -, unique
+
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
   format = "text"                      # text | json | journald
@@ -138,6 +145,7 @@ pub struct Config {
     pub services: ServicesConfig,
     pub vms: VmsConfig,
     pub shares: SharesConfig,
+    pub containers: ContainersConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub connections: ConnectionsConfig,
@@ -393,6 +401,108 @@ impl Default for SharesConfig {
     }
 }
 
+/// Container engines (`[containers]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ContainersConfig {
+    /// None = the default sockets that exist ([`ContainersConfig::engines`]).
+    pub engines: Option<Vec<EngineConfig>>,
+    pub timeout_secs: u64,
+    pub import_max_bytes: u64,
+}
+
+impl Default for ContainersConfig {
+    fn default() -> Self {
+        ContainersConfig {
+            engines: None,
+            timeout_secs: 30,
+            import_max_bytes: 4 << 30,
+        }
+    }
+}
+
+/// One `[[containers.engines]]` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineConfig {
+    pub name: String,
+    pub socket: String,
+}
+
+impl EngineConfig {
+    /// The socket's path (`unix://` taken off).
+    pub fn socket_path(&self) -> PathBuf {
+        PathBuf::from(self.socket.strip_prefix("unix://").unwrap_or(&self.socket))
+    }
+}
+
+impl ContainersConfig {
+    /// The engines to use: the configured ones, or the default sockets that exist now (none
+    /// in a sandbox: a test daemon never reaches the host's own engines unless told to).
+    pub fn engines(&self, sandbox: bool) -> Vec<EngineConfig> {
+        match &self.engines {
+            Some(e) => e.clone(),
+            None if sandbox => Vec::new(),
+            None => hostplane_host::containers::DEFAULT_SOCKETS
+                .iter()
+                .filter(|(_, path)| Path::new(path).exists())
+                .map(|(name, path)| EngineConfig {
+                    name: name.to_string(),
+                    socket: format!("unix://{path}"),
+                })
+                .collect(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), (&'static str, String)> {
+        if !(1..=3600).contains(&self.timeout_secs) {
+            return Err(("containers.timeout_secs", "must be 1 .. 3600".into()));
+        }
+        if self.import_max_bytes < 1 << 20 {
+            return Err((
+                "containers.import_max_bytes",
+                "must be at least 1048576".into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for e in self.engines.iter().flatten() {
+            if let Err(err) = hostplane_host::command::validate_name("engine", &e.name) {
+                return Err(("containers.engines", err.to_string()));
+            }
+            if !seen.insert(e.name.as_str()) {
+                return Err((
+                    "containers.engines",
+                    format!("engine {:?} is named twice", e.name),
+                ));
+            }
+            let path = e.socket_path();
+            let plain = path.components().all(|c| {
+                matches!(
+                    c,
+                    std::path::Component::RootDir | std::path::Component::Normal(_)
+                )
+            });
+            if !path.is_absolute() || !plain || e.socket.contains('\0') {
+                return Err((
+                    "containers.engines",
+                    format!(
+                        "engine {:?}: socket must be unix:///absolute/path (no . or ..), not {:?}",
+                        e.name, e.socket
+                    ),
+                ));
+            }
+            // sun_path holds 107 bytes and a NUL.
+            if path.as_os_str().len() > 107 {
+                return Err((
+                    "containers.engines",
+                    format!("engine {:?}: socket path longer than 107 bytes", e.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// `[shares] nfs_backend`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -468,6 +578,7 @@ impl Default for Config {
             services: ServicesConfig::default(),
             vms: VmsConfig::default(),
             shares: SharesConfig::default(),
+            containers: ContainersConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -817,6 +928,9 @@ impl Config {
         if !(1..=1024).contains(&self.vms.max_running) {
             return Err(invalid("vms.max_running", "must be 1 .. 1024"));
         }
+        if let Err((key, message)) = self.containers.validate() {
+            return Err(ConfigError::Invalid { key, message });
+        }
         for p in &self.vms.allowed_paths {
             if !p.is_absolute() {
                 return Err(invalid(
@@ -1074,5 +1188,44 @@ mod tests {
         let cfg = Config::from_toml(&text).expect("the shipped config parses");
         cfg.validate().expect("the shipped config is valid");
         assert_eq!(format!("{cfg:?}"), format!("{:?}", Config::default()));
+    }
+
+    #[test]
+    fn container_engines_are_validated() {
+        let ok = Config::from_toml(
+            "[[containers.engines]]\nname = \"d1\"\nsocket = \"unix:///run/d1.sock\"\n\
+             [[containers.engines]]\nname = \"p\"\nsocket = \"/run/p.sock\"\n",
+        )
+        .unwrap();
+        ok.validate().unwrap();
+        let e = ok.containers.engines(true);
+        assert_eq!(e[1].socket_path(), PathBuf::from("/run/p.sock"));
+        assert_eq!(e[0].socket_path(), PathBuf::from("/run/d1.sock"));
+        for (name, socket) in [
+            ("-x", "/run/a.sock"),
+            ("a..b", "/run/a.sock"),
+            ("a", "relative.sock"),
+            ("a", "unix:///run/../etc/x.sock"),
+            ("a", "tcp://127.0.0.1:2375"),
+        ] {
+            let mut c = Config::default();
+            c.containers.engines = Some(vec![EngineConfig {
+                name: name.into(),
+                socket: socket.into(),
+            }]);
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("containers.engines"), "{name} {socket}: {err}");
+        }
+        let mut c = Config::default();
+        let one = EngineConfig {
+            name: "a".into(),
+            socket: "/run/a.sock".into(),
+        };
+        c.containers.engines = Some(vec![one.clone(), one]);
+        assert!(c.validate().is_err());
+        c.containers.engines = Some(vec![]);
+        assert!(c.containers.engines(false).is_empty());
+        c.containers.engines = None;
+        assert!(c.containers.engines(true).is_empty());
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod containers;
 pub mod disks;
 pub mod events;
 pub mod health;

@@ -1,0 +1,683 @@
+//! Containers on real engines: dockerd and podman, each started by the test on a private
+//! socket in its own temp dir (no network: `--bridge=none`, containers on network `none`),
+//! with an image imported through the API from a busybox rootfs tarball made here (nothing
+//! from the internet). Guards stop the engines and remove what they made, also on panic.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Opts, assert_problem};
+use serde_json::{Value, json};
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum Kind {
+    Docker,
+    Podman,
+}
+
+fn need(tool: &str) -> PathBuf {
+    for dir in [
+        "/usr/local/sbin",
+        "/usr/local/bin",
+        "/usr/sbin",
+        "/usr/bin",
+        "/sbin",
+        "/bin",
+    ] {
+        let p = Path::new(dir).join(tool);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!(
+        "{tool} is missing: scripts/test installs it (apt: docker.io, podman, runc, busybox-static)"
+    );
+}
+
+/// One HTTP/1.1 request over a unix socket (the guard's own client: no hostplane involved).
+fn raw(sock: &Path, method: &str, path: &str) -> Option<(u16, String)> {
+    let mut s = UnixStream::connect(sock).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(30))).ok()?;
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).ok()?;
+    let text = String::from_utf8_lossy(&out).into_owned();
+    let status = text.split(' ').nth(1)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n").map(|x| x.1.to_string())?;
+    Some((status, body))
+}
+
+/// A private dockerd or podman service; `Drop` removes its containers, stops it and
+/// everything it started, and unmounts what is mounted below its dir.
+struct Engine {
+    dir: tempfile::TempDir,
+    sock: PathBuf,
+    child: Option<Child>,
+}
+
+impl Engine {
+    fn start(kind: Kind) -> Engine {
+        let dir = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        let sock = d.join("engine.sock");
+        let log = std::fs::File::create(d.join("engine.log")).unwrap();
+        let mut cmd = match kind {
+            Kind::Docker => {
+                let mut c = Command::new(need("dockerd"));
+                c.arg("--data-root")
+                    .arg(d.join("data"))
+                    .arg("--exec-root")
+                    .arg(d.join("exec"))
+                    .arg("--pidfile")
+                    .arg(d.join("dockerd.pid"))
+                    .arg("-H")
+                    .arg(format!("unix://{}", sock.display()))
+                    // The host's network stays untouched: no bridge, no iptables rules.
+                    .args([
+                        "--iptables=false",
+                        "--ip6tables=false",
+                        "--bridge=none",
+                        "--ip-masq=false",
+                        "--userland-proxy=false",
+                    ]);
+                c
+            }
+            Kind::Podman => {
+                need("runc");
+                // host-vms-containers.md: runc (crun fails on this cgroup layout), ulimits
+                // below the hard limits, cgroupfs and the file events logger (no systemd);
+                // network none by default (no CNI bridge on the host).
+                let conf = d.join("containers.conf");
+                std::fs::write(
+                    &conf,
+                    "[containers]\ndefault_ulimits = [\"nofile=16384:16384\", \"nproc=8192:8192\"]\n\
+                     netns = \"none\"\n\
+                     [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+                )
+                .unwrap();
+                let mut c = Command::new(need("podman"));
+                c.env("CONTAINERS_CONF", &conf)
+                    .arg("--root")
+                    .arg(d.join("store"))
+                    .arg("--runroot")
+                    .arg(d.join("run"))
+                    .arg("--tmpdir")
+                    .arg(d.join("tmp"))
+                    .args(["system", "service", "--time=0"])
+                    .arg(format!("unix://{}", sock.display()));
+                c
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the engine");
+        let e = Engine {
+            dir,
+            sock,
+            child: Some(child),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while raw(&e.sock, "GET", "/_ping").map(|r| r.0) != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not answer: {}",
+                std::fs::read_to_string(e.dir.path().join("engine.log")).unwrap_or_default()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        e
+    }
+
+    fn socket_url(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// Stops the engine: its containers are removed first (podman's outlive the service).
+    fn stop(&mut self) {
+        if let Some((200, body)) = raw(&self.sock, "GET", "/containers/json?all=1")
+            && let Ok(list) = serde_json::from_str::<Vec<Value>>(&body)
+        {
+            for c in list {
+                if let Some(id) = c["Id"].as_str() {
+                    raw(
+                        &self.sock,
+                        "DELETE",
+                        &format!("/containers/{id}?force=1&v=1"),
+                    );
+                }
+            }
+        }
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id() as i32;
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            for p in common::descendants(pid) {
+                // SAFETY: processes this engine started.
+                unsafe { libc::kill(p, libc::SIGKILL) };
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for p in common::naming_dir(self.dir.path()) {
+            // SAFETY: processes of this engine (containerd, shims, conmon) by their arguments.
+            unsafe { libc::kill(p, libc::SIGKILL) };
+        }
+        self.unmount_all();
+    }
+
+    /// Unmounts everything below the engine's dir (overlay layers, shm), deepest first.
+    fn unmount_all(&self) {
+        let dir = self.dir.path().to_string_lossy().into_owned();
+        for _ in 0..3 {
+            let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            let mut points: Vec<String> = info
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .filter(|p| p.starts_with(&format!("{dir}/")))
+                .map(str::to_string)
+                .collect();
+            if points.is_empty() {
+                return;
+            }
+            points.sort_by_key(|p| std::cmp::Reverse(p.len()));
+            for p in points {
+                let _ = Command::new("umount").arg("-l").arg(&p).output();
+            }
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A root filesystem with the static busybox and a few applets, as a tar.
+fn busybox_rootfs() -> Vec<u8> {
+    let bb = std::fs::read(need("busybox")).unwrap();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_mode(0o755);
+    h.set_size(0);
+    b.append_data(&mut h, "bin/", std::io::empty()).unwrap();
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o755);
+    h.set_size(bb.len() as u64);
+    b.append_data(&mut h, "bin/busybox", &bb[..]).unwrap();
+    for applet in ["sh", "echo", "cat", "sleep", "ls", "env", "true", "false"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Symlink);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_link(&mut h, format!("bin/{applet}"), "busybox")
+            .unwrap();
+    }
+    for d in ["tmp", "data", "proc", "sys", "dev", "etc"] {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, format!("{d}/"), std::io::empty())
+            .unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+fn daemon_for(engines: &[(&str, String)], timeout_secs: u64) -> Daemon {
+    let mut cfg = format!("[containers]\ntimeout_secs = {timeout_secs}\n");
+    for (name, socket) in engines {
+        cfg.push_str(&format!(
+            "[[containers.engines]]\nname = \"{name}\"\nsocket = \"{socket}\"\n"
+        ));
+    }
+    Daemon::start_with(Opts {
+        config: Some(cfg),
+        ..Default::default()
+    })
+}
+
+/// The `docker` CLI pointed at the engine's socket.
+fn docker_cli(sock: &str, args: &[&str]) -> String {
+    let out = Command::new(need("docker"))
+        .env("DOCKER_HOST", sock)
+        .env(
+            "DOCKER_CONFIG",
+            std::env::temp_dir().join("hp-test-docker-cli"),
+        )
+        .args(args)
+        .output()
+        .expect("run docker");
+    assert!(
+        out.status.success(),
+        "docker {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn send(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+    d.send(method, path, Some(&d.token.clone()), body).await
+}
+
+async fn ok_json(r: reqwest::Response, status: u16) -> Value {
+    let st = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    assert_eq!(st, status, "{text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+async fn scenario(kind: Kind) {
+    let t0 = Instant::now();
+    let mut engine = Engine::start(kind);
+    let name = match kind {
+        Kind::Docker => "docker",
+        Kind::Podman => "podman",
+    };
+    let d = daemon_for(&[(name, engine.socket_url())], 10);
+
+    // The engine as hostplane sees it.
+    let engines = d.get_json("/api/v1/container-engines").await;
+    let e = &engines.as_array().unwrap()[0];
+    assert_eq!(e["name"], name);
+    assert_eq!(e["reachable"], true, "{e}");
+    assert_eq!(e["driver"], name);
+    assert_eq!(e["negotiated_api_version"], "1.41", "{e}");
+    assert!(e["server_version"].as_str().is_some_and(|v| !v.is_empty()));
+
+    // The image, imported from a rootfs tarball.
+    let r = d
+        .client
+        .post(d.url(&format!(
+            "/api/v1/container-engines/{name}/images/import?repo=localhost/hp-bb&tag=t1"
+        )))
+        .bearer_auth(&d.token)
+        .header("content-type", "application/x-tar")
+        .body(busybox_rootfs())
+        .send()
+        .await
+        .unwrap();
+    let image = ok_json(r, 201).await;
+    assert_eq!(image["tags"], json!(["localhost/hp-bb:t1"]), "{image}");
+    let images = d
+        .get_json(&format!("/api/v1/container-engines/{name}/images"))
+        .await;
+    assert!(
+        images
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == image["id"])
+    );
+
+    // Bad input: 422 and nothing created.
+    for body in [
+        json!({"name": "-bad", "image": "localhost/hp-bb:t1"}),
+        json!({"name": "a..b", "image": "localhost/hp-bb:t1"}),
+        json!({"name": "ok1", "image": "../hp-bb"}),
+        json!({"name": "ok1", "image": "-hp-bb"}),
+        json!({"name": "ok1", "image": "localhost/hp-bb:t1", "env": {"1X": "y"}}),
+        json!({"name": "ok1", "image": "localhost/hp-bb:t1", "volumes": [{"name": "v", "target": "/a/../b"}]}),
+        json!({"name": "ok1", "image": "localhost/hp-bb:t1", "limits": {"memory_bytes": 10}}),
+    ] {
+        let r = send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{name}"),
+            Some(body.clone()),
+        )
+        .await;
+        assert_eq!(r.status(), 422, "{body}: {}", r.text().await.unwrap());
+    }
+    let r = send(&d, "GET", &format!("/api/v1/containers/{name}/a..b"), None).await;
+    assert_problem(r, 422, "invalid_name").await;
+    // Bind mounts of host paths: admin only.
+    let op = d.token_for_role("ctrop", "operator").await;
+    let r = d
+        .send(
+            "POST",
+            &format!("/api/v1/containers/{name}"),
+            Some(&op),
+            Some(json!({"name": "ok1", "image": "localhost/hp-bb:t1",
+                        "mounts": [{"source": "/tmp", "target": "/mnt"}]})),
+        )
+        .await;
+    assert_problem(r, 403, "forbidden").await;
+    assert_eq!(
+        d.get_json("/api/v1/containers").await,
+        json!([]),
+        "bad input created something"
+    );
+    assert_eq!(docker_cli(&engine.socket_url(), &["ps", "-aq"]).trim(), "");
+
+    // Create, start, exec, logs.
+    let t_create = Instant::now();
+    let c = ok_json(
+        send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{name}"),
+            Some(json!({
+                "name": "web1", "image": "localhost/hp-bb:t1",
+                "cmd": ["sh", "-c", "echo hello-$GREETING; echo to-stderr >&2; exec sleep 600"],
+                "env": {"GREETING": "world"}, "network": "none",
+                "labels": {"hp.test": "yes"}, "restart": {"name": "no"},
+                "limits": {"memory_bytes": 67108864, "pids": 50},
+                "volumes": [{"name": "hp-vol1", "target": "/data"}],
+            })),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(c["href"], format!("/api/v1/containers/{name}/web1"));
+    assert_eq!(c["state"], "created");
+    assert_eq!(c["labels"]["hp.test"], "yes");
+    assert_eq!(c["limits"]["memory_bytes"], 67108864);
+    assert_eq!(c["limits"]["pids"], 50);
+    let c = ok_json(
+        send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{name}/web1/start"),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(c["state"], "running", "{c}");
+    let create_start = t_create.elapsed();
+
+    // The docker CLI on the same socket sees it, with its label.
+    let ps = docker_cli(
+        &engine.socket_url(),
+        &["ps", "--format", "{{.Names}} {{.Label \"hp.test\"}}"],
+    );
+    assert!(ps.lines().any(|l| l.trim() == "web1 yes"), "{ps}");
+
+    let listed = d
+        .get_json("/api/v1/containers?filter=name:web1&fields=engine,name,state")
+        .await;
+    assert_eq!(
+        listed,
+        json!([{"href": format!("/api/v1/containers/{name}/web1"), "engine": name, "name": "web1",
+                "state": "running"}])
+    );
+
+    let t_exec = Instant::now();
+    let x = ok_json(
+        send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{name}/web1/exec"),
+            Some(json!({"cmd": ["sh", "-c", "echo out-$A; echo err >&2; exit 7"], "env": {"A": "b"}})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let exec_time = t_exec.elapsed();
+    assert_eq!(x["stdout"], "out-b\n");
+    assert_eq!(x["stderr"], "err\n");
+    assert_eq!(x["exit_code"], 7);
+    // Operators may not exec (admin only).
+    let r = d
+        .send(
+            "POST",
+            &format!("/api/v1/containers/{name}/web1/exec"),
+            Some(&op),
+            Some(json!({"cmd": ["true"]})),
+        )
+        .await;
+    assert_eq!(r.status(), 403);
+
+    // Logs: the line may take a moment to be written.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let logs = loop {
+        let r = send(
+            &d,
+            "GET",
+            &format!("/api/v1/containers/{name}/web1/logs?tail=10"),
+            None,
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/plain")
+        );
+        let t = r.text().await.unwrap();
+        if t.contains("hello-world") || Instant::now() > deadline {
+            break t;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(
+        logs.contains("hello-world") && logs.contains("to-stderr"),
+        "{logs:?}"
+    );
+    let r = send(
+        &d,
+        "GET",
+        &format!("/api/v1/containers/{name}/web1/logs?timestamps=true&tail=1"),
+        None,
+    )
+    .await;
+    let t = r.text().await.unwrap();
+    assert!(t.starts_with("20"), "a timestamp first: {t:?}");
+
+    // Follow streams: the first chunk arrives while the response stays open.
+    let r = send(
+        &d,
+        "GET",
+        &format!("/api/v1/containers/{name}/web1/logs?follow=true"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .expect("a followed log sends what is there")
+        .unwrap()
+        .unwrap();
+    assert!(!first.is_empty());
+    drop(body);
+
+    // Pause, unpause, stop, delete.
+    for (action, state) in [("pause", "paused"), ("unpause", "running")] {
+        let c = ok_json(
+            send(
+                &d,
+                "POST",
+                &format!("/api/v1/containers/{name}/web1/{action}"),
+                None,
+            )
+            .await,
+            200,
+        )
+        .await;
+        assert_eq!(c["state"], state, "{action}: {c}");
+    }
+    let r = send(
+        &d,
+        "DELETE",
+        &format!("/api/v1/containers/{name}/web1"),
+        None,
+    )
+    .await;
+    assert_problem(r, 409, "container_running").await;
+    // An action that does not apply to the state (unpause a running container).
+    let r = send(
+        &d,
+        "POST",
+        &format!("/api/v1/containers/{name}/web1/unpause"),
+        None,
+    )
+    .await;
+    assert_problem(r, 409, "container_state").await;
+    let t_stop = Instant::now();
+    let c = ok_json(
+        send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{name}/web1/stop?timeout=1"),
+            None,
+        )
+        .await,
+        200,
+    )
+    .await;
+    let stop_time = t_stop.elapsed();
+    assert_eq!(c["state"], "exited", "{c}");
+    let r = send(
+        &d,
+        "DELETE",
+        &format!("/api/v1/containers/{name}/web1?volumes=true"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+    let r = send(&d, "GET", &format!("/api/v1/containers/{name}/web1"), None).await;
+    assert_problem(r, 404, "not_found").await;
+    assert!(
+        !docker_cli(
+            &engine.socket_url(),
+            &["ps", "-a", "--format", "{{.Names}}"]
+        )
+        .contains("web1")
+    );
+
+    // The image goes too.
+    let id = image["id"].as_str().unwrap();
+    let r = send(
+        &d,
+        "DELETE",
+        &format!("/api/v1/container-engines/{name}/images/{id}"),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 204, "{}", r.text().await.unwrap());
+
+    // The engine goes down: 503, promptly, never a hang or a 500.
+    engine.stop();
+    let t_down = Instant::now();
+    for (method, path) in [
+        ("GET", format!("/api/v1/containers/{name}/web1")),
+        ("POST", format!("/api/v1/containers/{name}/web1/start")),
+        ("GET", format!("/api/v1/container-engines/{name}/images")),
+    ] {
+        let r = send(&d, method, &path, None).await;
+        assert_problem(r, 503, "engine_unavailable").await;
+    }
+    let r = send(&d, "GET", "/api/v1/containers", None).await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-unreachable-engines"], name);
+    let e = d
+        .get_json(&format!("/api/v1/container-engines/{name}"))
+        .await;
+    assert_eq!(e["reachable"], false);
+    assert!(
+        t_down.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        t_down.elapsed()
+    );
+    eprintln!(
+        "{name}: create+start {create_start:?}, exec {exec_time:?}, stop(1 s grace) {stop_time:?}, \
+         whole scenario {:?}",
+        t0.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dockerd_end_to_end() {
+    scenario(Kind::Docker).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_end_to_end() {
+    scenario(Kind::Podman).await;
+}
+
+/// An engine that accepts connections and never answers: 503 within the timeout, not a hang.
+#[tokio::test]
+async fn silent_and_missing_engines_answer_503() {
+    let dir = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let sock = dir.path().join("silent.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
+    let hold = std::thread::spawn(move || {
+        let mut conns = Vec::new();
+        for c in listener.incoming().take(16) {
+            conns.push(c);
+        }
+    });
+    let d = daemon_for(
+        &[
+            ("silent", format!("unix://{}", sock.display())),
+            (
+                "gone",
+                format!("unix://{}", dir.path().join("none.sock").display()),
+            ),
+        ],
+        1,
+    );
+    for engine in ["silent", "gone"] {
+        let t = Instant::now();
+        let r = send(&d, "GET", &format!("/api/v1/containers/{engine}/x"), None).await;
+        assert_problem(r, 503, "engine_unavailable").await;
+        let r = send(
+            &d,
+            "POST",
+            &format!("/api/v1/containers/{engine}"),
+            Some(json!({"name": "x", "image": "busybox"})),
+        )
+        .await;
+        assert_problem(r, 503, "engine_unavailable").await;
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{engine}: {:?}",
+            t.elapsed()
+        );
+    }
+    let engines = d.get_json("/api/v1/container-engines").await;
+    assert!(
+        engines
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["reachable"] == false)
+    );
+    let r = send(&d, "GET", "/api/v1/containers/nope/x", None).await;
+    assert_problem(r, 404, "not_found").await;
+    let r = send(&d, "GET", "/api/v1/containers/-x/x", None).await;
+    assert_problem(r, 422, "invalid_name").await;
+    drop(d);
+    drop(hold);
+}

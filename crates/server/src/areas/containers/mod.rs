@@ -1,0 +1,112 @@
+//! `/api/v1/containers` and `/api/v1/container-engines`: containers and images on the Docker
+//! Engine API compatible engines the host runs (dockerd; podman's Docker-compatible service).
+//!
+//! Request flow: auth layer (viewer reads; operator changes; admin for bind mounts of host
+//! paths and exec) → a handler here parses path, query and body into typed values →
+//! [`model`] validates every name, image reference, path and limit (422 before an engine is
+//! asked, so bad input changes nothing) → the named engine from this area's state
+//! ([`Engines`], made by the `init` hook from `[containers]`) → `hostplane_host::containers`
+//! (bollard, each request under a deadline) → [`engine_error`] maps the engine's answer
+//! (unreachable or silent → 503 `engine_unavailable`, never a hang or a 500).
+//!
+//! Modules: [`model`] (validation), [`engines`] (engine list, images), [`lifecycle`]
+//! (containers: list, create, actions, delete, logs, exec).
+
+pub mod engines;
+pub mod lifecycle;
+pub mod model;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use hostplane_host::containers::{Engine, EngineError};
+use utoipa_axum::router::OpenApiRouter;
+
+use crate::areas::{AnyState, Area};
+use crate::error::{ApiError, ApiResult};
+use crate::state::{AppState, Services};
+
+pub const AREA: Area = Area {
+    init: Some(init),
+    ..Area::new(
+        "containers",
+        "Containers on Docker Engine API engines (dockerd, podman): engines, containers, \
+         lifecycle, logs, exec, images",
+        router,
+    )
+};
+
+/// The configured engines; this area's state.
+pub struct Engines {
+    list: Vec<Arc<Engine>>,
+    import_max_bytes: u64,
+}
+
+impl Engines {
+    pub fn from_config(cfg: &crate::config::ContainersConfig, sandbox: bool) -> Engines {
+        let timeout = Duration::from_secs(cfg.timeout_secs);
+        Engines {
+            list: cfg
+                .engines(sandbox)
+                .iter()
+                .map(|e| Arc::new(Engine::new(&e.name, &e.socket_path(), timeout)))
+                .collect(),
+            import_max_bytes: cfg.import_max_bytes,
+        }
+    }
+
+    pub fn all(&self) -> &[Arc<Engine>] {
+        &self.list
+    }
+
+    /// The engine named `name`: 422 for a malformed name, 404 for an unknown one.
+    pub fn get(&self, name: &str) -> ApiResult<&Arc<Engine>> {
+        model::check_name("engine", name)?;
+        self.list
+            .iter()
+            .find(|e| e.name() == name)
+            .ok_or_else(|| ApiError::not_found(format!("no container engine named {name:?}")))
+    }
+}
+
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    let engines = Engines::from_config(&services.config.containers, services.config.sandbox());
+    for e in engines.all() {
+        tracing::info!(engine = e.name(), socket = %e.socket().display(), "container engine");
+    }
+    Ok(Some(Arc::new(engines)))
+}
+
+/// This area's state from the shared state.
+pub(crate) trait ContainersState {
+    fn engines(&self) -> &Engines;
+}
+
+impl ContainersState for AppState {
+    fn engines(&self) -> &Engines {
+        self.area::<Engines>()
+    }
+}
+
+/// The one mapping of an engine's failure to the API's answer.
+pub fn engine_error(e: EngineError) -> ApiError {
+    match e {
+        EngineError::Unavailable { .. } => ApiError::Unavailable {
+            code: "engine_unavailable",
+            detail: e.to_string(),
+        },
+        EngineError::NotFound(m) => ApiError::NotFound(m),
+        EngineError::Conflict(m) => ApiError::conflict("engine_conflict", m),
+        EngineError::Rejected(m) => ApiError::invalid("engine_rejected", m),
+        EngineError::Failed(m) => ApiError::Unavailable {
+            code: "engine_error",
+            detail: m,
+        },
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(engines::router())
+        .merge(lifecycle::router())
+}
