@@ -207,7 +207,9 @@ pub async fn reload_ganesha_and_wait(
         let argv = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
         let file = log_file_arg(&argv)?;
         Some(match file.is_relative() {
-            true => std::fs::read_link(format!("/proc/{pid}/cwd")).ok()?.join(file),
+            true => std::fs::read_link(format!("/proc/{pid}/cwd"))
+                .ok()?
+                .join(file),
             false => file,
         })
     });
@@ -236,11 +238,14 @@ pub async fn reload_ganesha_and_wait(
 /// it has none or names a stream (`SYSLOG`, `STDERR`, `STDOUT`), which cannot be watched.
 fn log_file_arg(cmdline: &[u8]) -> Option<PathBuf> {
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let value = args.iter().enumerate().find_map(|(i, a)| match a.strip_prefix(b"-L") {
-        Some([]) => args.get(i + 1).copied(),
-        Some(rest) => Some(rest),
-        None => None,
-    })?;
+    let value = args
+        .iter()
+        .enumerate()
+        .find_map(|(i, a)| match a.strip_prefix(b"-L") {
+            Some([]) => args.get(i + 1).copied(),
+            Some(rest) => Some(rest),
+            None => None,
+        })?;
     let value = std::str::from_utf8(value).ok()?;
     if value.is_empty() || ["SYSLOG", "STDERR", "STDOUT"].contains(&value) {
         return None;
@@ -282,7 +287,14 @@ mod tests {
     fn log_file_from_the_command_line() {
         let argv = |a: &[&str]| a.join("\0").into_bytes();
         assert_eq!(
-            log_file_arg(&argv(&["ganesha.nfsd", "-F", "-L", "/var/log/g.log", "-f", "x"])),
+            log_file_arg(&argv(&[
+                "ganesha.nfsd",
+                "-F",
+                "-L",
+                "/var/log/g.log",
+                "-f",
+                "x"
+            ])),
             Some(PathBuf::from("/var/log/g.log"))
         );
         assert_eq!(

@@ -396,7 +396,7 @@ fn vms_update_backup_and_certs() {
     )
     .ok();
     assert!(r.stdout.contains("Wrote"), "{}", r.stdout);
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), b.size.unwrap());
+    assert_eq!(std::fs::metadata(&file).unwrap().len(), b.size_bytes.unwrap());
     // Uploaded back, streamed from the file, over the socket this time.
     let up: Backup = cli_at(
         &d,
@@ -406,7 +406,7 @@ fn vms_update_backup_and_certs() {
     .ok()
     .parse();
     assert_eq!(up.origin, BackupOrigin::Uploaded);
-    assert_eq!((up.size, &up.sha256), (b.size, &b.sha256));
+    assert_eq!((up.size_bytes, &up.sha256), (b.size_bytes, &b.sha256));
     cli(&d, &["backup", "delete", &up.id, "--yes"]).ok();
     cli(&d, &["backup", "delete", &b.id]).expect(1);
     cli(&d, &["backup", "delete", &b.id, "--yes"]).ok();

@@ -438,6 +438,292 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/container-engines": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List the container engines with their reachability, driver and API versions. */
+        get: operations["container_engines_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/container-engines/{engine}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One container engine as it answers now (an unreachable one says so; it is not an error). */
+        get: operations["container_engines_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/container-engines/{engine}/images": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List an engine's images. */
+        get: operations["container_engines_images_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/container-engines/{engine}/images/import": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Import a root filesystem tarball (`application/x-tar`, optionally gzip-compressed) as an
+         *     image `repo:tag`; answers the new image.
+         */
+        post: operations["container_engines_images_import"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/container-engines/{engine}/images/{image}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Delete an image by id (`sha256:...`). */
+        delete: operations["container_engines_images_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the containers of every engine (running or not). An engine that does not answer is
+         *     left out and named in `X-Unreachable-Engines`.
+         */
+        get: operations["containers_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create a container (not started) from an image the engine has.
+         * @description Bind mounts of host paths (`mounts`) need role admin; named `volumes` are created by the
+         *     engine when missing.
+         */
+        post: operations["containers"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One container. */
+        get: operations["containers_get"];
+        put?: never;
+        post?: never;
+        /** Delete a container (a running one only with `force=true`). */
+        delete: operations["containers_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/exec": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Run a command in a running container to completion (no terminal); answers its output and
+         *     exit code. Admin only: a container may see host paths.
+         */
+        post: operations["containers_exec"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/kill": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Kill a running container (SIGKILL). */
+        post: operations["containers_kill"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A container's log (stdout and stderr as written), as plain text; `follow` streams. */
+        get: operations["containers_logs_get"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/pause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Pause (freeze) a running container. */
+        post: operations["containers_pause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/restart": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Restart a container (stop with `timeout`, then start). */
+        post: operations["containers_restart"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/start": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Start a container. */
+        post: operations["containers_start"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/stop": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Stop a container: SIGTERM, then SIGKILL after `timeout` seconds. */
+        post: operations["containers_stop"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/containers/{engine}/{name}/unpause": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Unpause a paused container. */
+        post: operations["containers_unpause"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/disks": {
         parameters: {
             query?: never;
@@ -675,6 +961,260 @@ export interface paths {
         get: operations["jobs_wait"];
         put?: never;
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/addresses": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List every address on every link (managed and foreign). */
+        get: operations["network_addresses_list"];
+        put?: never;
+        /** Add an address (CIDR) to a link. */
+        post: operations["network_addresses_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/addresses/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One address. */
+        get: operations["network_addresses_get"];
+        put?: never;
+        post?: never;
+        /** Remove an address hostplane added (others: 409 `address_foreign`). */
+        delete: operations["network_addresses_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/bonds": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a bond link; 501 `network_kind_unsupported` where the kernel has no bonding driver. */
+        post: operations["network_bonds"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/bridges": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List bridges (managed and foreign). */
+        get: operations["network_bridges_list"];
+        put?: never;
+        /** Create a bridge (up at once) and attach its ports; no ports makes an etherstub. */
+        post: operations["network_bridges_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/bridges/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One bridge. */
+        get: operations["network_bridges_get"];
+        put?: never;
+        post?: never;
+        /** Delete a bridge hostplane manages; its ports are released, its addresses go with it. */
+        delete: operations["network_bridges_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/bridges/{name}/ports": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Attach a link to a managed bridge. */
+        post: operations["network_bridges_ports_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/bridges/{name}/ports/{port}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post?: never;
+        /** Release a port from a managed bridge. */
+        delete: operations["network_bridges_ports_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/interfaces": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List every link: kind, state, MTU, MAC, addresses, statistics, master and ports, owner. */
+        get: operations["network_interfaces_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/interfaces/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One link. */
+        get: operations["network_interfaces_get"];
+        put?: never;
+        post?: never;
+        /** Delete a link hostplane manages (a bridge, VLAN or bond); others: 409. */
+        delete: operations["network_interfaces_delete"];
+        options?: never;
+        head?: never;
+        /** Change the MTU, state or description of a link hostplane manages (others: 409). */
+        patch: operations["network_interfaces_update"];
+        trace?: never;
+    };
+    "/api/v1/network/nat-rules": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List NAT rules. */
+        get: operations["network_nat_rules_list"];
+        put?: never;
+        /** Add a masquerade rule (source network out of an interface) to hostplane's table. */
+        post: operations["network_nat_rules_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/nat-rules/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One NAT rule. */
+        get: operations["network_nat_rules_get"];
+        put?: never;
+        post?: never;
+        /** Remove a NAT rule. */
+        delete: operations["network_nat_rules_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/port-forwards": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List port forwards. */
+        get: operations["network_port_forwards_list"];
+        put?: never;
+        /**
+         * Forward ports of a listen address to targets (DNAT), applied with the other rules as one
+         *     nftables batch.
+         */
+        post: operations["network_port_forwards_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/port-forwards/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One port forward. */
+        get: operations["network_port_forwards_get"];
+        put?: never;
+        post?: never;
+        /** Remove a port forward. */
+        delete: operations["network_port_forwards_delete"];
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/network/vlans": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Create an 802.1Q VLAN link on a parent; 501 `network_kind_unsupported` where the kernel has
+         *     no 8021q support.
+         */
+        post: operations["network_vlans"];
         delete?: never;
         options?: never;
         head?: never;
@@ -2251,6 +2791,39 @@ export interface components {
             /** @description Disk id, kernel name or /dev path (same rules as pool creation). */
             device: string;
         };
+        /** @description An IP address on a link. */
+        Address: {
+            /** @description CIDR. */
+            address: string;
+            /** @description `inet` or `inet6`. */
+            family: string;
+            href: string;
+            /** @description Opaque id (no slashes). */
+            id: string;
+            interface: string;
+            managed_by: components["schemas"]["ManagedBy"];
+        };
+        /** @description Body of `POST /network/addresses`. */
+        AddressCreate: {
+            /**
+             * @description CIDR, e.g. `192.0.2.1/24` or `2001:db8::1/64`.
+             * @example 192.0.2.1/24
+             */
+            address: string;
+            interface: string;
+        };
+        /** @description A Address as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        AddressFields: {
+            /** @description CIDR. */
+            address?: string;
+            /** @description `inet` or `inet6`. */
+            family?: string;
+            href?: string;
+            /** @description Opaque id (no slashes). */
+            id?: string;
+            interface?: string;
+            managed_by?: components["schemas"]["ManagedBy"];
+        };
         /** @description A ApplianceKeys as it is answered: every property unless `fields` names some (`href` is always kept). */
         ApplianceKeysFields: {
             /** @description Where the appliance identity is read from. */
@@ -2334,7 +2907,7 @@ export interface components {
              * Format: int64
              * @description Archive size in bytes (when finished).
              */
-            size?: number | null;
+            size_bytes?: number | null;
             status: components["schemas"]["BackupStatus"];
         };
         /** @description A Backup as a collection returns it: every property unless `fields` names some (`href` is always kept). */
@@ -2365,7 +2938,7 @@ export interface components {
              * Format: int64
              * @description Archive size in bytes (when finished).
              */
-            size?: number | null;
+            size_bytes?: number | null;
             status?: components["schemas"]["BackupStatus"];
         };
         /** @description `multipart/form-data` body of `POST /admin/backup`. */
@@ -2385,6 +2958,17 @@ export interface components {
             data_profile?: components["schemas"]["BtrfsProfile"] | null;
             metadata_profile?: components["schemas"]["BtrfsProfile"] | null;
         };
+        /**
+         * @description A bind mount to create: a host directory inside the container (admin only, see
+         *     docs/containers.md).
+         */
+        BindMount: {
+            read_only?: boolean;
+            /** @description Absolute host path that exists; no `..`. */
+            source: string;
+            /** @description Absolute path inside the container; no `..`. */
+            target: string;
+        };
         /** @description Block device counters of one disk (QMP `query-blockstats`). */
         BlockCounters: {
             device: string;
@@ -2397,11 +2981,69 @@ export interface components {
             /** Format: int64 */
             wr_operations: number;
         };
+        /** @description Body of `POST /network/bonds`. */
+        BondCreate: {
+            /**
+             * @description `balance-rr`, `active-backup`, `balance-xor`, `broadcast`, `802.3ad`, `balance-tlb`,
+             *     `balance-alb`.
+             */
+            mode: string;
+            name: string;
+        };
         /**
          * @description A boot device class, in boot order.
          * @enum {string}
          */
         BootDevice: "disk" | "cdrom" | "network";
+        /** @description A Linux bridge (a bridge with no ports is ZoneweaverAPI's etherstub). */
+        Bridge: {
+            href: string;
+            managed_by: components["schemas"]["ManagedBy"];
+            /**
+             * @description Ports stored for a managed bridge that do not exist now (attached again when they
+             *     reappear and the daemon starts).
+             */
+            missing_ports: string[];
+            /** Format: int32 */
+            mtu: number;
+            name: string;
+            ports: string[];
+            /** @description Operational state of the bridge link (`up`, `down`, …). */
+            state: string;
+            /** @description Spanning tree protocol on. */
+            stp: boolean;
+        };
+        /** @description Body of `POST /network/bridges`. */
+        BridgeCreate: {
+            /** @description 1–15 of A-Z a-z 0-9 _ . -, starting with a letter or digit, never `..`. */
+            name: string;
+            /** @description Existing links to attach (none: an etherstub). */
+            ports?: string[];
+            stp?: boolean;
+        };
+        /** @description A Bridge as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        BridgeFields: {
+            href?: string;
+            managed_by?: components["schemas"]["ManagedBy"];
+            /**
+             * @description Ports stored for a managed bridge that do not exist now (attached again when they
+             *     reappear and the daemon starts).
+             */
+            missing_ports?: string[];
+            /** Format: int32 */
+            mtu?: number;
+            name?: string;
+            ports?: string[];
+            /** @description Operational state of the bridge link (`up`, `down`, …). */
+            state?: string;
+            /** @description Spanning tree protocol on. */
+            stp?: boolean;
+        };
+        /** @description Body of `POST /network/bridges/{name}/ports`. */
+        BridgePortAdd: {
+            /** @description An existing link that is no other link's port. */
+            interface: string;
+        };
         /**
          * @description btrfs block group profile.
          * @enum {string}
@@ -2442,6 +3084,39 @@ export interface components {
         CdromRequest: {
             /** @description Path of an ISO image in the images directory or an allowed path. */
             iso?: string | null;
+        };
+        /** @description The certificate the HTTPS listener serves now, read from its file. */
+        Certificate: {
+            /** @description Certificate file (leaf + chain, PEM). */
+            cert_file: string;
+            /** @description The certificates sent after it (intermediates, root), issuer first. */
+            chain: components["schemas"]["CertificateSummary"][];
+            /** @description DNS names of the subjectAltName extension. */
+            dns_names: string[];
+            href: string;
+            /** @description IP addresses of the subjectAltName extension. */
+            ip_addresses: string[];
+            issuer: string;
+            /** @description Private key file (mode 0600). */
+            key_file: string;
+            /** @description Public key, e.g. `RSA 2048`, `ECDSA P-256`, `Ed25519`. */
+            key_type: string;
+            /** @description The last certificate update job, if any. */
+            last_update?: string | null;
+            /**
+             * @description `https`, or `http` when the daemon runs with `--http` (the certificate is stored and is
+             *     served once HTTPS is enabled).
+             */
+            listener: string;
+            not_after: string;
+            not_before: string;
+            /** @description Issuer and subject are the same. */
+            self_signed: boolean;
+            /** @description Serial number, lowercase hex. */
+            serial: string;
+            /** @description SHA-256 of the DER encoding, lowercase hex. */
+            sha256: string;
+            subject: string;
         };
         /** @description A Certificate as it is answered: every property unless `fields` names some (`href` is always kept). */
         CertificateFields: {
@@ -2522,6 +3197,12 @@ export interface components {
         CloneRequest: {
             /** @description Name of the new VM (the rule of [`VmCreate::name`]). */
             name: string;
+            /**
+             * @description Where the clone's disks go (the rule of [`VmCreate::storage`]); default `[vms]
+             *     default_storage`. A `thin` clone keeps its disks next to their bases in the images
+             *     directory: `images` only.
+             */
+            storage?: string | null;
             strategy?: components["schemas"]["CloneStrategy"];
         };
         /**
@@ -2549,6 +3230,175 @@ export interface components {
             /** @description VNC WebSocket URL (path and query) with the ticket. */
             vnc_url: string;
         };
+        /** @description A container on an engine. */
+        Container: {
+            cmd: string[];
+            created_at: string;
+            engine: string;
+            /**
+             * Format: int64
+             * @description Exit code of the last run (0 when never run).
+             */
+            exit_code: number;
+            finished_at?: string | null;
+            href: string;
+            id: string;
+            /** @description The image reference it was created from. */
+            image: string;
+            /** @description The image's id (`sha256:...`). */
+            image_id: string;
+            labels: {
+                [key: string]: string;
+            };
+            limits: components["schemas"]["ContainerLimits"];
+            mounts: components["schemas"]["ContainerMount"][];
+            name: string;
+            /** @description Networks it is attached to (or its network mode: `none`, `host`, `default`). */
+            networks: string[];
+            ports: components["schemas"]["PortMapping"][];
+            restart: components["schemas"]["RestartPolicy"];
+            /** @description Its compose project (`com.docker.compose.project` label), if any. */
+            stack?: string | null;
+            started_at?: string | null;
+            state: components["schemas"]["ContainerState"];
+        };
+        /** @description `POST /containers/{engine}`: a container to create (not started). */
+        ContainerCreate: {
+            /** @description Command and arguments; absent = the image's. */
+            cmd?: string[] | null;
+            /** @description Environment: names `[A-Za-z_][A-Za-z0-9_]*`. */
+            env?: {
+                [key: string]: string;
+            };
+            /** @description An image the engine has (`GET /container-engines/{engine}/images`). */
+            image: string;
+            labels?: {
+                [key: string]: string;
+            };
+            limits?: components["schemas"]["ContainerLimits"];
+            /** @description Bind mounts (admin only). */
+            mounts?: components["schemas"]["BindMount"][];
+            name: string;
+            /**
+             * @description Network to attach (`none`, `host`, `bridge` or a network's name); absent = the engine's
+             *     default.
+             */
+            network?: string | null;
+            ports?: components["schemas"]["PortMapping"][];
+            restart?: components["schemas"]["RestartPolicy"];
+            /** @description Named volumes. */
+            volumes?: components["schemas"]["VolumeMount"][];
+        };
+        /** @description A ContainerEngine as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        ContainerEngineFields: {
+            /** @description The highest API version the engine speaks (`1.41`). */
+            api_version?: string | null;
+            driver?: components["schemas"]["EngineDriver"] | null;
+            /** @description Why it is unreachable. */
+            error?: string | null;
+            href?: string;
+            name?: string;
+            /** @description The API version hostplane talks to it with (the lower of the engine's and bollard's). */
+            negotiated_api_version?: string | null;
+            /** @description Whether the engine answered `/version` within the timeout. */
+            reachable?: boolean;
+            /** @description The engine's own version (`20.10.24+dfsg1`, `4.3.1`). */
+            server_version?: string | null;
+            /** @description The engine's socket, `unix:///path`. */
+            socket?: string;
+        };
+        /** @description A Container as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        ContainerFields: {
+            cmd?: string[];
+            created_at?: string;
+            engine?: string;
+            /**
+             * Format: int64
+             * @description Exit code of the last run (0 when never run).
+             */
+            exit_code?: number;
+            finished_at?: string | null;
+            href?: string;
+            id?: string;
+            /** @description The image reference it was created from. */
+            image?: string;
+            /** @description The image's id (`sha256:...`). */
+            image_id?: string;
+            labels?: {
+                [key: string]: string;
+            };
+            limits?: components["schemas"]["ContainerLimits"];
+            mounts?: components["schemas"]["ContainerMount"][];
+            name?: string;
+            /** @description Networks it is attached to (or its network mode: `none`, `host`, `default`). */
+            networks?: string[];
+            ports?: components["schemas"]["PortMapping"][];
+            restart?: components["schemas"]["RestartPolicy"];
+            /** @description Its compose project (`com.docker.compose.project` label), if any. */
+            stack?: string | null;
+            started_at?: string | null;
+            state?: components["schemas"]["ContainerState"];
+        };
+        /** @description An image on an engine. */
+        ContainerImage: {
+            created_at: string;
+            /** @description Registry digests (`repo@sha256:...`); empty for local imports. */
+            digests: string[];
+            engine: string;
+            href: string;
+            /** @description `sha256:...` */
+            id: string;
+            /** Format: int64 */
+            size: number;
+            /** @description Its tags (`repo:tag`). */
+            tags: string[];
+        };
+        /** @description A ContainerImage as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        ContainerImageFields: {
+            created_at?: string;
+            /** @description Registry digests (`repo@sha256:...`); empty for local imports. */
+            digests?: string[];
+            engine?: string;
+            href?: string;
+            /** @description `sha256:...` */
+            id?: string;
+            /** Format: int64 */
+            size?: number;
+            /** @description Its tags (`repo:tag`). */
+            tags?: string[];
+        };
+        /** @description Resource limits; absent = none. */
+        ContainerLimits: {
+            /**
+             * Format: double
+             * @description CPUs (fractions allowed: 0.5 = half a CPU).
+             */
+            cpus?: number | null;
+            /**
+             * Format: int64
+             * @description Memory limit in bytes (at least 6 MiB).
+             */
+            memory_bytes?: number | null;
+            /**
+             * Format: int64
+             * @description Most processes at once.
+             */
+            pids?: number | null;
+        };
+        /** @description A mount as a container has it. */
+        ContainerMount: {
+            kind: components["schemas"]["MountKind"];
+            read_only: boolean;
+            /** @description Host path (bind) or volume name (volume). */
+            source: string;
+            /** @description Path inside the container. */
+            target: string;
+        };
+        /**
+         * @description A container's state as its engine says it.
+         * @enum {string}
+         */
+        ContainerState: "created" | "running" | "paused" | "restarting" | "removing" | "exited" | "dead" | "stopping" | "unknown";
         CpuHealth: {
             /**
              * Format: int64
@@ -2827,7 +3677,7 @@ export interface components {
              * Format: int64
              * @description Size in bytes.
              */
-            size?: number;
+            size_bytes?: number;
             smart_health?: components["schemas"]["SmartHealth"] | null;
             /**
              * Format: int64
@@ -2844,11 +3694,27 @@ export interface components {
          * @enum {string}
          */
         DiskFormat: "qcow2" | "raw";
+        /** @description `disks.format`. */
+        DiskFormatResult: {
+            /** @description The device formatted (the disk or one partition). */
+            device: string;
+            disk: string;
+            filesystem: string;
+            label?: string | null;
+            /** @description The new filesystem's UUID, when blkid saw it. */
+            uuid?: string | null;
+        };
         /**
          * @description How a disk's `id` was derived, best first.
          * @enum {string}
          */
         DiskIdSource: "wwn" | "serial" | "backing_file" | "kernel_name";
+        /** @description `disks.partition`. */
+        DiskPartitionResult: {
+            disk: string;
+            /** @description The new partitions' device paths. */
+            partitions: string[];
+        };
         /** @description Live throughput, sampled from `/proc/diskstats` over `interval_ms`. */
         DiskPerformance: {
             /**
@@ -2903,10 +3769,59 @@ export interface components {
              *     409 `exceeds_host`).
              */
             size_bytes?: number | null;
+            /**
+             * @description Where a new disk's file goes (the rule of [`VmCreate::storage`]); default: the VM's
+             *     `storage` when creating a VM, `[vms] default_storage` when adding a disk.
+             */
+            storage?: string | null;
+        };
+        /** @description `disks.wipe`. */
+        DiskWipeResult: {
+            /** @description The disk's href. */
+            disk: string;
+            /** @description Devices whose signatures were erased (the disk and its partitions). */
+            wiped: string[];
         };
         EndpointList: {
             /** @description Sorted paths, e.g. `/api/v1/admin/health`. */
             endpoints: string[];
+        };
+        /**
+         * @description Which engine answers on a socket.
+         * @enum {string}
+         */
+        EngineDriver: "docker" | "podman";
+        /** @description `POST .../exec`: a command run to completion inside a running container. */
+        ExecRequest: {
+            cmd: string[];
+            env?: {
+                [key: string]: string;
+            };
+            /**
+             * Format: int64
+             * @description Gives up waiting after this many seconds (1 .. 3600; default 60); the command may go on.
+             */
+            timeout_secs?: number | null;
+            /** @description Only `false` for now: a terminal needs the WebSocket (not yet served). */
+            tty?: boolean;
+            /** @description `user`, `user:group`, or numeric ids. */
+            user?: string | null;
+            /** @description Absolute working directory inside the container. */
+            workdir?: string | null;
+        };
+        /** @description What an exec printed and how it ended. */
+        ExecResult: {
+            /**
+             * Format: int64
+             * @description Null when it had not ended within the timeout.
+             */
+            exit_code?: number | null;
+            stderr: string;
+            /** @description Standard output (lossy UTF-8; at most 1 MiB kept). */
+            stdout: string;
+            timed_out: boolean;
+            /** @description More than 1 MiB on a stream: the rest was dropped. */
+            truncated: boolean;
         };
         FieldError: {
             /** @description The offending input: a body field, a query parameter or a path segment. */
@@ -2929,7 +3844,7 @@ export interface components {
              * Format: int64
              * @description Size in bytes as the mounted filesystem reports it (statvfs); null when not mounted.
              */
-            size?: number | null;
+            size_bytes?: number | null;
             /**
              * Format: int64
              * @description Bytes used (statvfs); null when not mounted.
@@ -2985,6 +3900,24 @@ export interface components {
          * @enum {string}
          */
         FormatType: "ext4" | "xfs" | "btrfs";
+        /** @description One forwarded port (Incus's shape). */
+        ForwardPort: {
+            /** Format: int32 */
+            listen_port: number;
+            protocol: components["schemas"]["ForwardProtocol"];
+            /** @description IPv4 address traffic is sent to. */
+            target_address: string;
+            /**
+             * Format: int32
+             * @description Absent: the listen port.
+             */
+            target_port?: number | null;
+        };
+        /**
+         * @description Transport protocol of a forwarded port.
+         * @enum {string}
+         */
+        ForwardProtocol: "tcp" | "udp";
         /**
          * @description What the daemon's settings let it do to the host it runs on: the top-level `sandbox`
          *     setting and `[services] change_units` (docs/testing.md, `hostplane serve --help`).
@@ -3026,6 +3959,77 @@ export interface components {
             /** @description Filesystem UUID: pass it to `POST /pools/import`. */
             uuid?: string;
         };
+        /** @description A network link (`ip link`). */
+        Interface: {
+            addresses: components["schemas"]["InterfaceAddress"][];
+            /** @description Free text kept by hostplane (managed links only). */
+            description?: string | null;
+            href: string;
+            /**
+             * Format: int32
+             * @description Kernel interface index.
+             */
+            index: number;
+            /**
+             * @description `bridge`, `veth`, `macvlan`, `tun`, `vlan`, … or `device` for a link with no kind
+             *     (a physical NIC, `lo`).
+             */
+            kind: string;
+            /** @description Hardware address, `aa:bb:cc:dd:ee:ff`; absent for links without one. */
+            mac?: string | null;
+            managed_by: components["schemas"]["ManagedBy"];
+            /** @description The bridge (or bond) this link is a port of. */
+            master?: string | null;
+            /** Format: int32 */
+            mtu: number;
+            name: string;
+            /** @description The ports of this link when it is a bridge or bond. */
+            ports: string[];
+            /** @description Operational state: `up`, `down`, `lowerlayerdown`, `dormant`, `unknown`, … */
+            state: string;
+            stats: components["schemas"]["InterfaceStats"];
+            /** @description Administratively up (IFF_UP). */
+            up: boolean;
+        };
+        /** @description An address on a link, as it appears in `interfaces[].addresses`. */
+        InterfaceAddress: {
+            /** @description CIDR, e.g. `192.0.2.1/24` or `2001:db8::1/64`. */
+            address: string;
+            /** @description Opaque id: `/api/v1/network/addresses/{id}`. */
+            id: string;
+        };
+        /** @description A Interface as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        InterfaceFields: {
+            addresses?: components["schemas"]["InterfaceAddress"][];
+            /** @description Free text kept by hostplane (managed links only). */
+            description?: string | null;
+            href?: string;
+            /**
+             * Format: int32
+             * @description Kernel interface index.
+             */
+            index?: number;
+            /**
+             * @description `bridge`, `veth`, `macvlan`, `tun`, `vlan`, … or `device` for a link with no kind
+             *     (a physical NIC, `lo`).
+             */
+            kind?: string;
+            /** @description Hardware address, `aa:bb:cc:dd:ee:ff`; absent for links without one. */
+            mac?: string | null;
+            managed_by?: components["schemas"]["ManagedBy"];
+            /** @description The bridge (or bond) this link is a port of. */
+            master?: string | null;
+            /** Format: int32 */
+            mtu?: number;
+            name?: string;
+            /** @description The ports of this link when it is a bridge or bond. */
+            ports?: string[];
+            /** @description Operational state: `up`, `down`, `lowerlayerdown`, `dormant`, `unknown`, … */
+            state?: string;
+            stats?: components["schemas"]["InterfaceStats"];
+            /** @description Administratively up (IFF_UP). */
+            up?: boolean;
+        };
         /** @description Per-interface traffic rates, plus the counters at the end of the interval. */
         InterfaceRates: {
             name: string;
@@ -3049,6 +4053,36 @@ export interface components {
             tx_errors: number;
             /** Format: double */
             tx_packets_per_sec: number;
+        };
+        /** @description Traffic counters of a link (the kernel's 64-bit statistics). */
+        InterfaceStats: {
+            /** Format: int64 */
+            rx_bytes: number;
+            /** Format: int64 */
+            rx_dropped: number;
+            /** Format: int64 */
+            rx_errors: number;
+            /** Format: int64 */
+            rx_packets: number;
+            /** Format: int64 */
+            tx_bytes: number;
+            /** Format: int64 */
+            tx_dropped: number;
+            /** Format: int64 */
+            tx_errors: number;
+            /** Format: int64 */
+            tx_packets: number;
+        };
+        /** @description Body of `PATCH /network/interfaces/{name}` (hostplane-managed links only). */
+        InterfaceUpdate: {
+            /** @description At most 256 characters, no control characters; empty clears it. */
+            description?: string | null;
+            /**
+             * Format: int32
+             * @description 68–65535.
+             */
+            mtu?: number | null;
+            up?: boolean | null;
         };
         /** @description Jidoteki `GET /admin/backup`: the newest backup's status; size and hash once it succeeded. */
         JidotekiBackupStatus: {
@@ -3127,8 +4161,7 @@ export interface components {
              * @description 0–100.
              */
             progress: number;
-            /** @description Job-specific result when it succeeded. */
-            result?: unknown;
+            result?: components["schemas"]["JobResult"] | null;
             started_at?: string | null;
             status: components["schemas"]["JobStatus"];
             /** @description The resource the job acts on, when there is one. */
@@ -3155,13 +4188,14 @@ export interface components {
              * @description 0–100.
              */
             progress?: number;
-            /** @description Job-specific result when it succeeded. */
-            result?: unknown;
+            result?: components["schemas"]["JobResult"] | null;
             started_at?: string | null;
             status?: components["schemas"]["JobStatus"];
             /** @description The resource the job acts on, when there is one. */
             target?: string | null;
         };
+        /** @description The job's result; its schema depends on the job's `kind` (`x-result-schemas`). */
+        JobResult: components["schemas"]["Backup"] | components["schemas"]["Certificate"] | components["schemas"]["DiskFormatResult"] | components["schemas"]["DiskPartitionResult"] | components["schemas"]["DiskWipeResult"] | components["schemas"]["Pool"] | components["schemas"]["PoolDestroyResult"] | components["schemas"]["RebootResult"] | components["schemas"]["RestoreResult"] | components["schemas"]["ScrubResult"] | components["schemas"]["SelftestResult"] | components["schemas"]["ServiceActionResult"] | components["schemas"]["SnapraidResult"] | components["schemas"]["Template"] | components["schemas"]["UpdateResult"] | components["schemas"]["Vm"] | components["schemas"]["VmDiskImportResult"] | components["schemas"]["VmShutdownResult"] | components["schemas"]["VmSnapshotResult"];
         /** @enum {string} */
         JobStatus: "queued" | "running" | "success" | "failed" | "cancelled" | "interrupted";
         /** @description The installed licence, verified against the vendor key now. */
@@ -3264,6 +4298,11 @@ export interface components {
          * @enum {string}
          */
         MachineType: "pc" | "q35";
+        /**
+         * @description Who owns a link or an address.
+         * @enum {string}
+         */
+        ManagedBy: "hostplane" | "foreign";
         /** @description Error counters of a pool member (btrfs `device stats`; zero elsewhere). */
         MemberErrors: {
             /** Format: int64 */
@@ -3309,11 +4348,52 @@ export interface components {
              */
             used_percent: number;
         };
+        /**
+         * @description What a mount of a container is.
+         * @enum {string}
+         */
+        MountKind: "bind" | "volume" | "tmpfs" | "other";
         /** @description Body of `POST /pools/{name}/mount`. */
         MountRequest: {
             /** @description btrfs: mount with a member missing (`-o degraded`), to replace or remove it. */
             degraded?: boolean;
         };
+        /** @description A NAT rule in hostplane's nftables table. */
+        NatRule: {
+            href: string;
+            id: string;
+            /** @description Link the traffic leaves through. */
+            out_interface: string;
+            /** @description IPv4 network whose traffic is translated (CIDR). */
+            source: string;
+            type: components["schemas"]["NatType"];
+        };
+        /** @description Body of `POST /network/nat-rules`. */
+        NatRuleCreate: {
+            /** @description The link traffic leaves through (need not exist yet). */
+            out_interface: string;
+            /**
+             * @description IPv4 CIDR, e.g. `10.10.0.0/24`.
+             * @example 10.10.0.0/24
+             */
+            source: string;
+            type: components["schemas"]["NatType"];
+        };
+        /** @description A NatRule as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        NatRuleFields: {
+            href?: string;
+            id?: string;
+            /** @description Link the traffic leaves through. */
+            out_interface?: string;
+            /** @description IPv4 network whose traffic is translated (CIDR). */
+            source?: string;
+            type?: components["schemas"]["NatType"];
+        };
+        /**
+         * @description Kind of NAT rule.
+         * @enum {string}
+         */
+        NatType: "masquerade";
         /** @description Network counters of one NIC (host side of a tap device; none for user-mode networking). */
         NetCounters: {
             ifname?: string | null;
@@ -3476,7 +4556,7 @@ export interface components {
              * Format: int64
              * @description Size in bytes.
              */
-            size: number;
+            size_bytes: number;
             /**
              * Format: int64
              * @description Start offset in bytes.
@@ -3497,7 +4577,7 @@ export interface components {
              * @description Size in bytes (rounded down to MiB, at least 1 MiB); absent = the rest of the disk
              *     (only for the last partition).
              */
-            size?: number | null;
+            size_bytes?: number | null;
             type?: components["schemas"]["PartitionType"];
         };
         /**
@@ -3532,6 +4612,12 @@ export interface components {
             usage?: components["schemas"]["PoolUsage"] | null;
             /** @description Filesystem UUID (btrfs, ext4, xfs). */
             uuid?: string | null;
+        };
+        /** @description `pools.destroy`. */
+        PoolDestroyResult: {
+            pool: string;
+            /** @description Member devices whose signatures were erased. */
+            wiped: string[];
         };
         /** @description A Pool as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         PoolFields: {
@@ -3592,17 +4678,64 @@ export interface components {
              * Format: int64
              * @description Size the pool uses on this member, in bytes.
              */
-            size?: number | null;
+            size_bytes?: number | null;
         };
         /** @description Space of a mounted pool (statvfs of its mount point). */
         PoolUsage: {
             /** Format: int64 */
             available: number;
-            /** Format: int64 */
-            size: number;
+            /**
+             * Format: int64
+             * @description Size in bytes.
+             */
+            size_bytes: number;
             /** Format: int64 */
             used: number;
         };
+        /** @description A port forward (DNAT) in hostplane's nftables table. */
+        PortForward: {
+            description?: string | null;
+            href: string;
+            id: string;
+            /** @description IPv4 address the ports are reached on. */
+            listen_address: string;
+            ports: components["schemas"]["ForwardPort"][];
+        };
+        /** @description Body of `POST /network/port-forwards`. */
+        PortForwardCreate: {
+            description?: string | null;
+            /** @example 192.0.2.10 */
+            listen_address: string;
+            /** @description 1–256 ports. */
+            ports: components["schemas"]["ForwardPort"][];
+        };
+        /** @description A PortForward as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        PortForwardFields: {
+            description?: string | null;
+            href?: string;
+            id?: string;
+            /** @description IPv4 address the ports are reached on. */
+            listen_address?: string;
+            ports?: components["schemas"]["ForwardPort"][];
+        };
+        /** @description A container port, published on the host when `host_port` is set. */
+        PortMapping: {
+            /** Format: int32 */
+            container_port: number;
+            /** @description Host address to bind; absent = all. */
+            host_ip?: string | null;
+            /**
+             * Format: int32
+             * @description Host port; 0 = any free port; absent = not published.
+             */
+            host_port?: number | null;
+            protocol?: components["schemas"]["PortProtocol"];
+        };
+        /**
+         * @description Transport protocol of a published port.
+         * @enum {string}
+         */
+        PortProtocol: "tcp" | "udp";
         /**
          * @description Power state as the drive reports it.
          * @enum {string}
@@ -3630,6 +4763,15 @@ export interface components {
             title: string;
             /** @description URI naming the problem type (derived from `code`). */
             type: string;
+            /** @description What uses the pool or dataset (409 `in_use`): delete or move these first. */
+            users?: components["schemas"]["UsedBy"][];
+        };
+        /** @description `system.reboot`. */
+        RebootResult: {
+            /** @description How the reboot was asked for (`command: …`, `systemd: reboot.target`). */
+            action: string;
+            /** @description The backup taken before the reboot. */
+            backup: components["schemas"]["Backup"];
         };
         /** @description Body of `POST /pools/{name}/devices/{disk}/replace`. */
         ReplaceDeviceRequest: {
@@ -3645,6 +4787,19 @@ export interface components {
              */
             size_bytes: number;
         };
+        RestartPolicy: {
+            /**
+             * Format: int32
+             * @description With `on-failure`: restarts at most this often (0 = no limit).
+             */
+            max_retries?: number;
+            name?: components["schemas"]["RestartPolicyName"];
+        };
+        /**
+         * @description When the engine restarts a container.
+         * @enum {string}
+         */
+        RestartPolicyName: "no" | "always" | "unless-stopped" | "on-failure";
         /** @description `multipart/form-data` body of `POST /admin/backup/restore`. */
         RestoreForm: {
             /**
@@ -3652,6 +4807,27 @@ export interface components {
              * @description tar backup archive, e.g. `backup.tar`.
              */
             archive: string;
+        };
+        /** @description What a restore did (the result of a `system.restore` job). */
+        RestoreResult: {
+            /** @description The backup restored. */
+            backup: string;
+            /** @description The configuration file was restored (it applies at the next start). */
+            config_restored: boolean;
+            /**
+             * Format: int32
+             * @description Data files removed because the backup does not have them.
+             */
+            files_removed: number;
+            /**
+             * Format: int32
+             * @description Data files written (certificates, licence, keys, ... under the data dir).
+             */
+            files_restored: number;
+            /** @description The persistent storage units were regenerated from the restored settings. */
+            storage_reapplied: boolean;
+            /** @description The HTTPS listener now serves the restored certificate. */
+            tls_reloaded: boolean;
         };
         /**
          * @description Roles, ordered: a share user reaches file shares only (SMB) and never the API, a viewer
@@ -3670,6 +4846,42 @@ export interface components {
         };
         /** @description A scope: an area (or `*`), optionally `:read` or `:write` (the default). */
         ScopeString: string;
+        /** @description Result of a scrub job. */
+        ScrubResult: {
+            /**
+             * Format: int64
+             * @description Errors repaired from a good copy.
+             */
+            corrected_errors: number;
+            /** Format: int64 */
+            csum_errors: number;
+            /** Format: int64 */
+            data_bytes_scrubbed: number;
+            /** Format: int64 */
+            duration_secs: number;
+            /**
+             * Format: int64
+             * @description Errors found (read + csum + verify + super).
+             */
+            errors_found: number;
+            /** Format: int64 */
+            read_errors: number;
+            /** @description `finished`, `aborted`, `interrupted`. */
+            status: string;
+            /** Format: int64 */
+            super_errors: number;
+            /** Format: int64 */
+            tree_bytes_scrubbed: number;
+            /**
+             * Format: int64
+             * @description Errors with no good copy left (data lost).
+             */
+            uncorrectable_errors: number;
+            /** Format: int64 */
+            unverified_errors: number;
+            /** Format: int64 */
+            verify_errors: number;
+        };
         /** @description A ScrubResult as it is answered: every property unless `fields` names some (`href` is always kept). */
         ScrubResultFields: {
             /**
@@ -3715,6 +4927,22 @@ export interface components {
              */
             step_delay_ms?: number | null;
         };
+        /** @description Result of the self-test job. */
+        SelftestResult: {
+            /** @description `true` when every step passed. */
+            ok: boolean;
+            /** @description Steps in the order they ran. */
+            steps: components["schemas"]["SelftestStep"][];
+        };
+        /** @description One step of the self-test. */
+        SelftestStep: {
+            /** @description What was checked and what was seen. */
+            detail: string;
+            /** @description Step name, e.g. `store`, `disk_free`, `command_runner`. */
+            name: string;
+            /** @description Whether the step passed. */
+            ok: boolean;
+        };
         /** @description A systemd service unit as the system manager reports it now. */
         Service: {
             /** @description `active`, `inactive`, `failed`, `activating`, `deactivating` or `reloading`. */
@@ -3739,6 +4967,14 @@ export interface components {
              *     has no unit file.
              */
             unit_file_state: string;
+        };
+        /** @description What a start/stop/restart job returns: the systemd job's result and the unit afterwards. */
+        ServiceActionResult: {
+            /** @description `start`, `stop` or `restart`. */
+            action: string;
+            /** @description systemd's job result: `done`, `failed`, `canceled`, `timeout`, `dependency`, `skipped`. */
+            result: string;
+            service: components["schemas"]["Service"];
         };
         /** @description A Service as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         ServiceFields: {
@@ -4024,6 +5260,13 @@ export interface components {
             running: boolean;
             shares: number;
         };
+        /** @description `pools.snapraid` (sync or scrub of the parity). */
+        SnapraidResult: {
+            /** @description What snapraid printed. */
+            output: string;
+            /** @description `finished`. */
+            status: string;
+        };
         /** @description A read-only snapshot of a dataset. */
         Snapshot: {
             created_at?: string | null;
@@ -4193,6 +5436,21 @@ export interface components {
             /** @description End of the interval (RFC 3339, UTC). */
             sampled_at?: string;
         };
+        /** @description A VM template (a base image, e.g. imported from a Vagrant box). */
+        Template: {
+            created_at: string;
+            format: components["schemas"]["DiskFormat"];
+            href: string;
+            /** @description The box's metadata.json, when it came from a Vagrant box. */
+            metadata?: unknown;
+            name: string;
+            /** @description The read-only base image. */
+            path: string;
+            /** Format: int64 */
+            size_bytes: number;
+            /** @description Where it came from (`upload` or the URL). */
+            source: string;
+        };
         /** @description A Template as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         TemplateFields: {
             created_at?: string;
@@ -4305,6 +5563,12 @@ export interface components {
             squash?: components["schemas"]["NfsSquash"] | null;
             subpath?: string | null;
         };
+        /** @description `system.update`. */
+        UpdateResult: {
+            min_version: string;
+            previous_version: string;
+            version: string;
+        };
         /** @description Body of `PATCH /shares/smb/{name}`: what changes; `name` renames the share. */
         UpdateSmbShareRequest: {
             browseable?: boolean | null;
@@ -4367,6 +5631,20 @@ export interface components {
             password?: string | null;
             role?: components["schemas"]["Role"] | null;
         };
+        /** @description An object of another area that lives on a pool's dataset (a share, a VM's disk). */
+        UsedBy: {
+            /**
+             * @description It holds files open (a running VM): it blocks renames and rollbacks too, not only
+             *     what makes the dataset go away.
+             */
+            busy: boolean;
+            /** @description The pool's dataset it uses. */
+            dataset: string;
+            href: string;
+            /** @description The using area's kind of object: `share`, `vm` (`container` and `lxc` later). */
+            kind: string;
+            name: string;
+        };
         /** @description A user account. */
         User: {
             created_at: string;
@@ -4421,6 +5699,17 @@ export interface components {
             pvm: boolean;
             /** @description Human explanation of the decision. */
             reason: string;
+        };
+        /** @description Body of `POST /network/vlans`. */
+        VlanCreate: {
+            name: string;
+            /** @description The link the VLAN rides on. */
+            parent: string;
+            /**
+             * Format: int32
+             * @description 1–4094.
+             */
+            vlan_id: number;
         };
         /** @description A virtual machine. */
         Vm: {
@@ -4508,6 +5797,12 @@ export interface components {
              */
             name: string;
             nics?: components["schemas"]["NicRequest"][];
+            /**
+             * @description Where the new disks' files go: `images` (the images directory) or `<pool>/<dataset>`
+             *     (a dataset of a mounted pool, which then refuses to go away while the VM exists: 409
+             *     `in_use`). Default `[vms] default_storage`.
+             */
+            storage?: string | null;
             /** @description Create the first disk from this template (`GET /vms/templates`). */
             template?: string | null;
             /**
@@ -4535,6 +5830,11 @@ export interface components {
              * @description Virtual size in bytes (as last seen).
              */
             size_bytes: number;
+            /**
+             * @description Where the file is: `images` (the images directory) or `<pool>/<dataset>`; absent for
+             *     a file elsewhere (an image used in place under an allowed path). Derived from `path`.
+             */
+            storage?: string | null;
         };
         /** @description A VmDisk as it is answered: every property unless `fields` names some (`href` is always kept). */
         VmDiskFields: {
@@ -4555,6 +5855,18 @@ export interface components {
              * @description Virtual size in bytes (as last seen).
              */
             size_bytes?: number;
+            /**
+             * @description Where the file is: `images` (the images directory) or `<pool>/<dataset>`; absent for
+             *     a file elsewhere (an image used in place under an allowed path). Derived from `path`.
+             */
+            storage?: string | null;
+        };
+        /** @description `vms.disk_import`. */
+        VmDiskImportResult: {
+            applied: components["schemas"]["Applied"];
+            disk: components["schemas"]["VmDisk"];
+            /** @description Why it waits for the next boot, when it does. */
+            reason?: string | null;
         };
         /** @description A Vm as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         VmFields: {
@@ -4626,6 +5938,11 @@ export interface components {
             mode: components["schemas"]["NicMode"];
             model: components["schemas"]["NicModel"];
         };
+        /** @description `vms.shutdown`. */
+        VmShutdownResult: {
+            /** @description The guest powered off by itself (false: stopped by force after the timeout). */
+            clean: boolean;
+        };
         /** @description A VmSnapshot as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         VmSnapshotFields: {
             /** @description Creation time (RFC 3339, UTC). */
@@ -4637,6 +5954,12 @@ export interface components {
              * @description Saved guest memory size (live snapshots), in bytes.
              */
             vm_state_bytes?: number;
+        };
+        /** @description `vms.snapshot`, `vms.snapshot_revert`. */
+        VmSnapshotResult: {
+            /** @description The snapshot (`vms.snapshot` only). */
+            href?: string | null;
+            name: string;
         };
         /**
          * @description Run state, from QMP events and the QEMU process.
@@ -4663,6 +5986,13 @@ export interface components {
              * @description Virtual CPUs. More than the host's CPUs: 409 `exceeds_host`.
              */
             vcpus?: number | null;
+        };
+        /** @description A named volume to mount (created by the engine when missing). */
+        VolumeMount: {
+            name: string;
+            read_only?: boolean;
+            /** @description Absolute path inside the container; no `..`. */
+            target: string;
         };
         /** @description A Whoami as it is answered: every property unless `fields` names some (`href` is always kept). */
         WhoamiFields: {
@@ -8203,6 +9533,2189 @@ export interface operations {
             };
         };
     };
+    container_engines_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Engines */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerEngineFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    container_engines_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the ContainerEngine to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The engine */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerEngineFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    container_engines_images_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Images */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerImageFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    container_engines_images_import: {
+        parameters: {
+            query: {
+                /** @description Repository of the new image (`localhost/busybox`). */
+                repo: string;
+                /** @description Its tag (default `latest`). */
+                tag?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+            };
+            cookie?: never;
+        };
+        /** @description A tar of the root filesystem (at most `containers.import_max_bytes`) */
+        requestBody: {
+            content: {
+                "application/x-tar": string;
+            };
+        };
+        responses: {
+            /** @description Imported */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerImage"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    container_engines_images_delete: {
+        parameters: {
+            query?: {
+                /** @description Remove it although containers use it (their image then shows as an id only). */
+                force?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Image id (`sha256:...`) */
+                image: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Containers */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    /** @description Comma-separated engines that did not answer */
+                    "x-unreachable-engines"?: string;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ContainerCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the Container to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ContainerFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_delete: {
+        parameters: {
+            query?: {
+                /** @description Remove it although it runs (killed first). */
+                force?: boolean;
+                /** @description Remove its anonymous volumes too. */
+                volumes?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_exec: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["ExecRequest"];
+            };
+        };
+        responses: {
+            /** @description Output and exit code */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ExecResult"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_kill: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_logs_get: {
+        parameters: {
+            query?: {
+                /** @description Keep the response open and send new lines as they are written. */
+                follow?: boolean;
+                /** @description Only the last N lines (default: all). */
+                tail?: number;
+                /** @description Only lines written at or after this Unix time (seconds). */
+                since?: number;
+                /** @description Prefix each line with its RFC 3339 timestamp. */
+                timestamps?: boolean;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The log */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/plain": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_pause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_restart: {
+        parameters: {
+            query?: {
+                /** @description Seconds between SIGTERM and SIGKILL (0 .. 3600; default 10). */
+                timeout?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_start: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_stop: {
+        parameters: {
+            query?: {
+                /** @description Seconds between SIGTERM and SIGKILL (0 .. 3600; default 10). */
+                timeout?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    containers_unpause: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Engine name */
+                engine: string;
+                /** @description Container name or id */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The container afterwards */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Container"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     disks_list: {
         parameters: {
             query?: {
@@ -10125,6 +13638,3036 @@ export interface operations {
             };
             /** @description Too many requests; see Retry-After */
             429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_addresses_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Addresses */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddressFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_addresses_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AddressCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Address"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_addresses_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the Address to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Address id (opaque) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The address */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AddressFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_addresses_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Address id (opaque) */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bonds: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BondCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Interface"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The kernel lacks the driver (`network_kind_unsupported`) */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Bridges */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BridgeFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BridgeCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bridge"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the Bridge to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Bridge name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The bridge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BridgeFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Bridge name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_ports_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Bridge name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BridgePortAdd"];
+            };
+        };
+        responses: {
+            /** @description The bridge */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Bridge"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_bridges_ports_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Bridge name */
+                name: string;
+                /** @description Port (interface) name */
+                port: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Released */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_interfaces_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Links */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InterfaceFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_interfaces_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the Interface to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Interface name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The link */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["InterfaceFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_interfaces_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Interface name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_interfaces_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Interface name */
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["InterfaceUpdate"];
+            };
+        };
+        responses: {
+            /** @description The link */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Interface"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_nat_rules_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description NAT rules */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NatRuleFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_nat_rules_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["NatRuleCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NatRule"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_nat_rules_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the NatRule to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Rule id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The rule */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["NatRuleFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_nat_rules_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Rule id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_port_forwards_list: {
+        parameters: {
+            query?: {
+                /** @description At most this many items (1–10000). Absent: all. */
+                limit?: number | string;
+                /** @description Skip this many items first (0–1000000000). */
+                offset?: number | string;
+                /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
+                fields?: string;
+                /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
+                filter?: string;
+                /** @description Comma-separated sort keys, `-` for descending, e.g. `-created_at,name`. */
+                sort?: string;
+                /** @description Present (and not `false`/`0`): stream NDJSON, one item per line. */
+                ndjson?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Port forwards */
+            200: {
+                headers: {
+                    /** @description Items before limit/offset */
+                    "x-total-count"?: number;
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortForwardFields"][];
+                    "application/x-ndjson": string;
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_port_forwards_create: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PortForwardCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortForward"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_port_forwards_get: {
+        parameters: {
+            query?: {
+                /** @description Comma-separated properties of the PortForward to answer with (`href` is always kept) */
+                fields?: string;
+            };
+            header?: never;
+            path: {
+                /** @description Forward id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The port forward */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["PortForwardFields"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_port_forwards_delete: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Forward id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description A subsystem this needs is not available on this host */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    network_vlans: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["VlanCreate"];
+            };
+        };
+        responses: {
+            /** @description Created */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Interface"];
+                };
+            };
+            /** @description Malformed request (Jidoteki-compatible routes) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No valid credentials */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Authenticated but not allowed (role or scope) */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description No such resource */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Method not allowed on this path */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state (exists, busy, lock held) */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Invalid input; `errors` names the fields */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too many requests; see Retry-After */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description The kernel lacks the driver (`network_kind_unsupported`) */
+            501: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -20559,6 +27102,11 @@ export interface operations {
                  *     `VmCreate.name`.
                  */
                 name?: string;
+                /**
+                 * @description With `import`: where the disks go, `images` or `<pool>/<dataset>` (default `[vms]
+                 *     default_storage`).
+                 */
+                storage?: string;
             };
             header?: never;
             path?: never;
@@ -22209,6 +28757,11 @@ export interface operations {
                 compress?: string;
                 /** @description Import: bus of the new disk (default virtio). */
                 bus?: components["schemas"]["DiskBus"];
+                /**
+                 * @description Import: where the new disk's file goes, `images` or `<pool>/<dataset>` (default `[vms]
+                 *     default_storage`).
+                 */
+                storage?: string;
             };
             header?: never;
             path: {

@@ -45,7 +45,7 @@ export function Dashboard() {
             {pools.data.map((p) => (
               <li key={p.name}>
                 <a href="#/pools">{p.name}</a> <span class={`badge ${p.health}`}>{p.health}</span>{' '}
-                {p.usage && <small>{bytes(p.usage.used)} of {bytes(p.usage.size)} used</small>}
+                {p.usage && <small>{bytes(p.usage.used)} of {bytes(p.usage.size_bytes)} used</small>}
               </li>
             ))}
           </ul>

@@ -23,7 +23,7 @@ export function Disks() {
           <tr key={d.id}>
             <th scope="row">{d.name}</th>
             <td>{d.path}</td>
-            <td>{bytes(d.size)}</td>
+            <td>{bytes(d.size_bytes)}</td>
             <td>{d.model ?? d.kind}</td>
             <td>{d.pool ?? '–'}</td>
             <td>{d.holds_root ? 'system' : d.in_use ? 'in use' : d.allowed ? 'free' : 'not allowed'}</td>

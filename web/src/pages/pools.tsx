@@ -33,7 +33,7 @@ export function Pools() {
                   <span class={`badge ${p.health}`}>{p.health}</span>
                 </td>
                 <td>{p.members?.length ?? 0}</td>
-                <td>{p.usage ? `${bytes(p.usage.used)} of ${bytes(p.usage.size)}` : '–'}</td>
+                <td>{p.usage ? `${bytes(p.usage.used)} of ${bytes(p.usage.size_bytes)}` : '–'}</td>
                 <td>{p.mountpoint}</td>
                 <td>
                   <PoolActions name={p.name!} />
@@ -126,7 +126,7 @@ function CreatePool() {
           {free.map((d) => (
             <label key={d.id} class="check">
               <input type={kind === 'ext4' || kind === 'xfs' ? 'radio' : 'checkbox'} name="devices" value={d.id} />
-              {d.name} ({bytes(d.size)}, {d.model ?? d.kind})
+              {d.name} ({bytes(d.size_bytes)}, {d.model ?? d.kind})
             </label>
           ))}
         </fieldset>

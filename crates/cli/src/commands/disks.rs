@@ -129,7 +129,7 @@ pub async fn run(ctx: &Ctx, cmd: DisksCmd) -> anyhow::Result<i32> {
                 let mut row = vec![
                     d.name.clone(),
                     d.id.clone(),
-                    bytes(d.size),
+                    bytes(d.size_bytes),
                     opt(d.model.as_deref()),
                     usage(&d),
                     yes_no(d.allowed),
@@ -156,7 +156,7 @@ pub async fn run(ctx: &Ctx, cmd: DisksCmd) -> anyhow::Result<i32> {
                     ("ID", format!("{} ({})", d.id, output::name(&d.id_source))),
                     ("PATH", d.path.clone()),
                     ("KIND", d.kind.clone()),
-                    ("SIZE", format!("{} ({} bytes)", bytes(d.size), d.size)),
+                    ("SIZE", format!("{} ({} bytes)", bytes(d.size_bytes), d.size_bytes)),
                     ("MODEL", opt(d.model.as_deref())),
                     ("SERIAL", opt(d.serial.as_deref())),
                     ("TRANSPORT", opt(d.transport.as_deref())),
@@ -182,7 +182,7 @@ pub async fn run(ctx: &Ctx, cmd: DisksCmd) -> anyhow::Result<i32> {
                         t.add_row(vec![
                             p.name,
                             p.number.to_string(),
-                            bytes(p.size),
+                            bytes(p.size_bytes),
                             opt(fs.map(|f| f.fstype.clone())),
                             opt(fs.and_then(|f| f.label.clone()).or(p.part_label)),
                         ]);

@@ -243,7 +243,7 @@ fn snapshot_path(pool: &str, dataset: &str, snap: &str) -> String {
 
 fn usage_cells(p: &Pool) -> [String; 3] {
     match &p.usage {
-        Some(u) => [bytes(u.size), bytes(u.used), bytes(u.available)],
+        Some(u) => [bytes(u.size_bytes), bytes(u.used), bytes(u.available)],
         None => ["-".into(), "-".into(), "-".into()],
     }
 }
@@ -311,7 +311,7 @@ pub async fn run(ctx: &Ctx, cmd: PoolsCmd) -> anyhow::Result<i32> {
                         opt(m.path),
                         output::name(&m.role),
                         yes_no(m.present),
-                        opt(m.size.map(bytes)),
+                        opt(m.size_bytes.map(bytes)),
                         m.errors.total().to_string(),
                     ]);
                 }

@@ -170,7 +170,7 @@ fn backup_rows(b: Backup) -> Vec<(&'static str, String)> {
         ("ID", b.id),
         ("STATUS", output::name(&b.status)),
         ("ORIGIN", output::name(&b.origin)),
-        ("SIZE", opt(b.size.map(bytes))),
+        ("SIZE", opt(b.size_bytes.map(bytes))),
         ("FILES", opt(b.files)),
         ("SHA256", opt(b.sha256)),
         ("CREATED", output::time(Some(&b.created_at))),
@@ -192,7 +192,7 @@ pub async fn backup(ctx: &Ctx, cmd: BackupCmd) -> anyhow::Result<i32> {
                         b.id,
                         output::name(&b.status),
                         output::name(&b.origin),
-                        opt(b.size.map(bytes)),
+                        opt(b.size_bytes.map(bytes)),
                         output::time(Some(&b.created_at)),
                         b.created_by,
                     ]
