@@ -396,7 +396,10 @@ fn vms_update_backup_and_certs() {
     )
     .ok();
     assert!(r.stdout.contains("Wrote"), "{}", r.stdout);
-    assert_eq!(std::fs::metadata(&file).unwrap().len(), b.size_bytes.unwrap());
+    assert_eq!(
+        std::fs::metadata(&file).unwrap().len(),
+        b.size_bytes.unwrap()
+    );
     // Uploaded back, streamed from the file, over the socket this time.
     let up: Backup = cli_at(
         &d,

@@ -349,8 +349,9 @@ async fn scenario(kind: Kind) {
         .await;
         assert_eq!(r.status(), 422, "{body}: {}", r.text().await.unwrap());
     }
+    // A malformed name in the path names nothing (404); it never reaches the engine.
     let r = send(&d, "GET", &format!("/api/v1/containers/{name}/a..b"), None).await;
-    assert_problem(r, 422, "invalid_name").await;
+    assert_problem(r, 404, "not_found").await;
     // Bind mounts of host paths: admin only.
     let op = d.token_for_role("ctrop", "operator").await;
     let r = d
@@ -677,7 +678,7 @@ async fn silent_and_missing_engines_answer_503() {
     let r = send(&d, "GET", "/api/v1/containers/nope/x", None).await;
     assert_problem(r, 404, "not_found").await;
     let r = send(&d, "GET", "/api/v1/containers/-x/x", None).await;
-    assert_problem(r, 422, "invalid_name").await;
+    assert_problem(r, 404, "not_found").await;
     drop(d);
     drop(hold);
 }

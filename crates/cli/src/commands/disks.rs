@@ -156,7 +156,10 @@ pub async fn run(ctx: &Ctx, cmd: DisksCmd) -> anyhow::Result<i32> {
                     ("ID", format!("{} ({})", d.id, output::name(&d.id_source))),
                     ("PATH", d.path.clone()),
                     ("KIND", d.kind.clone()),
-                    ("SIZE", format!("{} ({} bytes)", bytes(d.size_bytes), d.size_bytes)),
+                    (
+                        "SIZE",
+                        format!("{} ({} bytes)", bytes(d.size_bytes), d.size_bytes),
+                    ),
                     ("MODEL", opt(d.model.as_deref())),
                     ("SERIAL", opt(d.serial.as_deref())),
                     ("TRANSPORT", opt(d.transport.as_deref())),

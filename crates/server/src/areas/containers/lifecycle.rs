@@ -111,14 +111,14 @@ fn publish(state: &AppState, kind: &str, c: &Container, actor: &str) {
     );
 }
 
-/// Finds the engine and checks the container name: 422 or 404 before the engine is asked.
+/// Finds the engine and checks the container name: 404 before the engine is asked.
 fn target<'a>(
     state: &'a AppState,
     engine: &str,
     name: &str,
 ) -> ApiResult<&'a std::sync::Arc<hostplane_host::containers::Engine>> {
     let e = state.engines().get(engine)?;
-    model::check_name("name", name)?;
+    model::check_path_name("container", name)?;
     Ok(e)
 }
 

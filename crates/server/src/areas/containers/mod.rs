@@ -59,9 +59,10 @@ impl Engines {
         &self.list
     }
 
-    /// The engine named `name`: 422 for a malformed name, 404 for an unknown one.
+    /// The engine named `name`, else 404 (a malformed name names no engine either: engine names
+    /// are checked when the configuration loads).
     pub fn get(&self, name: &str) -> ApiResult<&Arc<Engine>> {
-        model::check_name("engine", name)?;
+        model::check_path_name("engine", name)?;
         self.list
             .iter()
             .find(|e| e.name() == name)

@@ -16,6 +16,14 @@ pub fn check_name(field: &str, s: &str) -> ApiResult<()> {
         .map_err(|e| ApiError::invalid_field("invalid_name", field, e.to_string()))
 }
 
+/// A name in a URL path: one that is not a valid name cannot exist, so 404 (a body's name that
+/// is malformed is 422, [`check_name`]). It never reaches an engine either way.
+pub fn check_path_name(what: &str, s: &str) -> ApiResult<()> {
+    hostplane_host::command::validate_name(what, s).map_err(|e| {
+        ApiError::not_found(format!("no {what} named {:?}: {e}", truncate(s)))
+    })
+}
+
 /// Image references: `[registry[:port]/]path[:tag][@digest]`, no `..`, no leading `-`.
 pub fn check_image(field: &str, s: &str) -> ApiResult<()> {
     let b = s.as_bytes();

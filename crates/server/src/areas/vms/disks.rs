@@ -361,6 +361,12 @@ async fn add_disk(
     }) {
         return super::refuse(body, e).await;
     }
+    // `?storage=` is checked in both modes; for a JSON disk it is the default of the body's.
+    if let Some(s) = &q.storage
+        && let Err(e) = Storage::chosen(&state, "storage", Some(s))
+    {
+        return super::refuse(body, e).await;
+    }
     if json == Some(false) {
         let msg =
             "expected a JSON disk (Content-Type: application/json), or ?format= with an image";
@@ -381,7 +387,8 @@ async fn add_disk(
     let plan = plan_disk(state.vms(), &state.vms().limits(), "disk", &req).await?;
     let dir = match plan {
         Plan::New { .. } => {
-            let at = Storage::chosen(&state, "storage", req.storage.as_deref())?;
+            let wanted = req.storage.as_deref().or(q.storage.as_deref());
+            let at = Storage::chosen(&state, "storage", wanted)?;
             storage::disk_dir(&state, "storage", &at, &rec.id)?
         }
         Plan::Existing { .. } => state.vms().vm_dir(&rec.id),
