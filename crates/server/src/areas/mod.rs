@@ -1,7 +1,8 @@
 //! The API areas, one folder each, mirroring the URL tree under `/api/v1`.
 //!
 //! An area is its folder plus one line in [`areas!`] below. Its `mod.rs` exports
-//! `pub const AREA: Area`: the name (URL subtree, OpenAPI tag and token scope all use it), the tag
+//! `pub const AREA: Area`: the name (the OpenAPI tag and the token scope; usually also the URL subtree, though an area may
+//! serve several: `containers` has `/containers` and `/container-engines`), the tag
 //! description, `router()` (routes together with their OpenAPI operations, so the served routes
 //! and the published document cannot drift apart), and optional hooks:
 //!
@@ -36,7 +37,7 @@ pub type HookFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
 /// One API area: what the router, the document, the scopes and `serve` need to know.
 pub struct Area {
-    /// The URL subtree under `/api/v1`, the OpenAPI tag, and the scope name (`<name>:read|write`).
+    /// The OpenAPI tag and the scope name (`<name>:read|write`); usually the URL subtree too.
     pub name: &'static str,
     /// The OpenAPI tag's description.
     pub description: &'static str,
