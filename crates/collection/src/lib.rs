@@ -124,8 +124,10 @@ use serde_json::{Map, Value};
 
 mod filter;
 mod order;
+mod project;
 
 pub use filter::Filter;
+pub use project::Projected;
 
 /// Largest accepted `limit`.
 pub const MAX_LIMIT: usize = 10_000;

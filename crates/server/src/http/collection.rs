@@ -9,7 +9,7 @@ use std::sync::{Mutex, OnceLock};
 use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use hostplane_collection::{Query, QueryError, RawParams};
+use hostplane_collection::{Projected, Query, QueryError, RawParams};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
@@ -63,15 +63,6 @@ fn known_fields<T: ToSchema + 'static>() -> &'static [&'static str] {
         };
         Box::leak(names.into_boxed_slice())
     })
-}
-
-/// What a collection's source is asked for.
-pub enum Fetch {
-    /// Every item: the query filters or sorts, so it needs the whole set.
-    All,
-    /// Only this page, in the natural order, plus the total count (a source can answer
-    /// this with `LIMIT/OFFSET` and `COUNT(*)` instead of reading everything).
-    Page { offset: usize, limit: Option<usize> },
 }
 
 /// Characters that never occur unquoted inside a term: controls and every character Rust and
@@ -181,68 +172,168 @@ pub fn respond<T: Serialize + ToSchema + 'static>(
     params: &CollectionParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
-    respond_with(params, headers, |_| Ok((items, None)))
+    let query = params.parse::<T>()?;
+    let ndjson = params.wants_ndjson(headers);
+    if !(query.filter.is_empty() && query.sort.is_empty()) {
+        return respond_query(items, query, ndjson);
+    }
+    // No filter or sort needs the items as JSON values: the page is serialized straight from
+    // the typed items, projected while it is written.
+    let total = items.len();
+    let end = query
+        .offset
+        .saturating_add(query.limit.unwrap_or(usize::MAX));
+    let page = &items[query.offset.min(total)..end.min(total)];
+    match &query.fields {
+        None => render(page, total, ndjson),
+        Some(f) => render(&projected(page, f), total, ndjson),
+    }
 }
 
-/// Like [`respond`], for sources that can serve one page cheaply (large, growing tables):
-/// `fetch` gets [`Fetch::Page`] when the query neither filters nor sorts, and answers that
-/// page with the total; otherwise [`Fetch::All`] and answers every item (total `None`).
-pub fn respond_with<T, F>(
+/// A large, growing table (jobs, the audit log) read newest first. The collection asks it for
+/// one page when the query neither filters nor sorts, so `?limit=1` reads one row and a row
+/// count whatever the table holds; and it streams a whole listing (`?ndjson`, or no `limit`)
+/// a chunk at a time by key, so memory stays constant however long the table is.
+pub trait Table: Send + 'static {
+    type Item: Serialize + ToSchema + Send + 'static;
+    /// Every item: the query filters or sorts, so it needs the whole set.
+    fn all(&self) -> Result<Vec<Self::Item>, ApiError>;
+    /// Items `offset..offset+limit` in the natural order, and the total count.
+    fn page(&self, offset: usize, limit: usize) -> Result<(Vec<Self::Item>, usize), ApiError>;
+    /// Up to `n` items that follow `last` in the natural order.
+    fn after(&self, last: &Self::Item, n: usize) -> Result<Vec<Self::Item>, ApiError>;
+}
+
+/// Items per chunk when a listing is streamed.
+const CHUNK: usize = 256;
+
+/// Like [`respond`], for a [`Table`]: pages and streams instead of reading everything when the
+/// query allows it (no `filter`, no `sort`).
+pub fn respond_table<S: Table>(
+    source: S,
     params: &CollectionParams,
     headers: &HeaderMap,
-    fetch: F,
-) -> Result<Response, ApiError>
-where
-    T: Serialize + ToSchema + 'static,
-    F: FnOnce(Fetch) -> Result<(Vec<T>, Option<usize>), ApiError>,
-{
-    let query = params.parse::<T>()?;
-    let paged = query.filter.is_empty() && query.sort.is_empty();
-    let (items, total) = if paged {
-        fetch(Fetch::Page {
-            offset: query.offset,
-            limit: query.limit,
-        })?
-    } else {
-        fetch(Fetch::All)?
-    };
-    // Fast path: no filter, sort or projection needs the items as JSON values, so the page is
-    // serialized straight from the typed items (the common `?limit=N` listing).
-    if paged && query.fields.is_none() {
-        let (page, total) = match total {
-            Some(total) => (items, total),
-            None => {
-                let total = items.len();
-                let page = items
-                    .into_iter()
-                    .skip(query.offset)
-                    .take(query.limit.unwrap_or(usize::MAX))
-                    .collect();
-                (page, total)
-            }
-        };
-        return render(&page, total, params.wants_ndjson(headers));
+) -> Result<Response, ApiError> {
+    let query = params.parse::<S::Item>()?;
+    let ndjson = params.wants_ndjson(headers);
+    if !(query.filter.is_empty() && query.sort.is_empty()) {
+        return respond_query(source.all()?, query, ndjson);
     }
+    let fields = query.fields.clone();
+    let limit = query.limit.unwrap_or(usize::MAX);
+    if limit <= CHUNK {
+        let (items, total) = source.page(query.offset, limit)?;
+        return match &fields {
+            None => render(&items, total, ndjson),
+            Some(f) => render(&projected(&items, f), total, ndjson),
+        };
+    }
+    // A long listing: the first chunk tells the total, the rest follows by key as the client
+    // reads (the stream is pulled by the connection, so a slow reader holds one chunk).
+    let (first, total) = source.page(query.offset, CHUNK.min(limit))?;
+    let stream = Streamed {
+        source,
+        fields,
+        ndjson,
+        pending: first,
+        left: limit,
+        started: false,
+        done: false,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(stream, |mut s| async move {
+        s.next_chunk().map(|chunk| (chunk, s))
+    }));
+    let mut resp = body.into_response();
+    let ct = if ndjson { NDJSON } else { "application/json" };
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert("x-total-count", HeaderValue::from(total));
+    Ok(resp)
+}
+
+/// The state of a streamed listing.
+struct Streamed<S: Table> {
+    source: S,
+    fields: Option<Vec<String>>,
+    ndjson: bool,
+    /// The chunk to write next (read ahead, so the end is known before `]` is due).
+    pending: Vec<S::Item>,
+    /// Items the `limit` still allows.
+    left: usize,
+    started: bool,
+    done: bool,
+}
+
+impl<S: Table> Streamed<S> {
+    /// The next piece of the body, or `None` after the last.
+    fn next_chunk(&mut self) -> Option<Result<Vec<u8>, std::io::Error>> {
+        if self.done {
+            return None;
+        }
+        let mut out = Vec::with_capacity(self.pending.len() * 256 + 2);
+        if !self.started && !self.ndjson {
+            out.push(b'[');
+        }
+        let take = self.pending.len().min(self.left);
+        for (i, item) in self.pending[..take].iter().enumerate() {
+            if !self.ndjson && (self.started || i > 0) {
+                out.push(b',');
+            }
+            let written = match &self.fields {
+                None => serde_json::to_writer(&mut out, item),
+                Some(f) => serde_json::to_writer(&mut out, &Projected { item, fields: f }),
+            };
+            if let Err(e) = written {
+                return Some(Err(std::io::Error::other(e)));
+            }
+            if self.ndjson {
+                out.push(b'\n');
+            }
+        }
+        self.started = true;
+        self.left -= take;
+        let next = match self.pending[..take].last() {
+            Some(last) if self.left > 0 && take == self.pending.len() => {
+                match self.source.after(last, CHUNK.min(self.left)) {
+                    Ok(next) => next,
+                    // The answer has begun: all that is left is to cut it short.
+                    Err(e) => return Some(Err(std::io::Error::other(e.to_string()))),
+                }
+            }
+            _ => Vec::new(),
+        };
+        if next.is_empty() {
+            self.done = true;
+            if !self.ndjson {
+                out.push(b']');
+            }
+        }
+        self.pending = next;
+        Some(Ok(out))
+    }
+}
+
+fn projected<'a, T>(items: &'a [T], fields: &'a [String]) -> Vec<Projected<'a, T>> {
+    items
+        .iter()
+        .map(|item| Projected { item, fields })
+        .collect()
+}
+
+/// Filters, sorts, pages and projects `items` as JSON values (the general path).
+fn respond_query<T: Serialize>(
+    items: Vec<T>,
+    query: Query,
+    ndjson: bool,
+) -> Result<Response, ApiError> {
     let values = items
         .into_iter()
         .map(serde_json::to_value)
         .collect::<Result<Vec<_>, _>>()
         .map_err(ApiError::internal)?;
-    let page = match total {
-        // The source paged already: only project the fields.
-        Some(total) => {
-            let project = hostplane_collection::Query {
-                limit: None,
-                offset: 0,
-                ..query
-            };
-            let mut page = project.apply(values);
-            page.total = total;
-            page
-        }
-        None => query.apply(values),
-    };
-    render(&page.items, page.total, params.wants_ndjson(headers))
+    let page = query.apply(values);
+    render(&page.items, page.total, ndjson)
 }
 
 /// A page as a JSON array or NDJSON, with `X-Total-Count`.

@@ -253,9 +253,7 @@ impl Audit {
         limit: Option<usize>,
     ) -> rusqlite::Result<(Vec<AuditEntry>, usize)> {
         self.store.read(|c| {
-            let total: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM audit")?
-                .query_row([], |r| r.get(0))?;
+            let total = Store::row_count(c, "audit")?;
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2"
             ))?;
@@ -263,7 +261,19 @@ impl Audit {
             let entries = stmt
                 .query_map([limit, offset as i64], entry_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((entries, total as usize))
+            Ok((entries, total))
+        })
+    }
+
+    /// Up to `n` entries older than entry `before` (newest first): the next chunk of a listing
+    /// that streams the whole log without holding it (keyset paging, no `OFFSET` walk).
+    pub fn older_than(&self, before: i64, n: usize) -> rusqlite::Result<Vec<AuditEntry>> {
+        self.store.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM audit WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            stmt.query_map([before, n as i64], entry_from_row)?
+                .collect()
         })
     }
 

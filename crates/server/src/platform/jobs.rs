@@ -469,9 +469,7 @@ impl Jobs {
     /// One page of jobs, newest first, and how many there are in all.
     pub fn page(&self, offset: usize, limit: Option<usize>) -> rusqlite::Result<(Vec<Job>, usize)> {
         self.inner.store.read(|c| {
-            let total: i64 = c
-                .prepare_cached("SELECT COUNT(*) FROM jobs")?
-                .query_row([], |r| r.get(0))?;
+            let total = Store::row_count(c, "jobs")?;
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2"
             ))?;
@@ -479,7 +477,19 @@ impl Jobs {
             let jobs = stmt
                 .query_map([limit, offset as i64], job_from_row)?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok((jobs, total as usize))
+            Ok((jobs, total))
+        })
+    }
+
+    /// Up to `n` jobs older than job `before` (newest first): the next chunk of a listing that
+    /// streams the whole table without holding it (keyset paging, no `OFFSET` walk).
+    pub fn older_than(&self, before: &str, n: usize) -> rusqlite::Result<Vec<Job>> {
+        self.inner.store.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+            ))?;
+            stmt.query_map(params![before, n as i64], job_from_row)?
+                .collect()
         })
     }
 

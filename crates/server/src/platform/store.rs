@@ -143,6 +143,28 @@ fn migrations() -> Migrations<'static> {
         );
         "#,
         ),
+        // Row counts of the growing tables (jobs, audit), kept by triggers, so a collection's
+        // `X-Total-Count` is one row read instead of a `COUNT(*)` that walks the whole table
+        // (docs/benchmarks.md: `?limit=1` costs the same on 100,000 rows as on 20).
+        M::up(
+            r#"
+        CREATE TABLE row_counts (
+            name TEXT PRIMARY KEY,
+            n INTEGER NOT NULL
+        ) WITHOUT ROWID;
+        INSERT INTO row_counts(name, n) VALUES
+            ('jobs', (SELECT COUNT(*) FROM jobs)),
+            ('audit', (SELECT COUNT(*) FROM audit));
+        CREATE TRIGGER jobs_count_insert AFTER INSERT ON jobs
+            BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'jobs'; END;
+        CREATE TRIGGER jobs_count_delete AFTER DELETE ON jobs
+            BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'jobs'; END;
+        CREATE TRIGGER audit_count_insert AFTER INSERT ON audit
+            BEGIN UPDATE row_counts SET n = n + 1 WHERE name = 'audit'; END;
+        CREATE TRIGGER audit_count_delete AFTER DELETE ON audit
+            BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'audit'; END;
+        "#,
+        ),
     ])
 }
 
@@ -217,6 +239,14 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The row count of a table the `row_counts` triggers keep (`jobs`, `audit`), read on `c`.
+    pub fn row_count(c: &Connection, table: &str) -> rusqlite::Result<usize> {
+        let n: i64 = c
+            .prepare_cached("SELECT n FROM row_counts WHERE name = ?1")?
+            .query_row([table], |r| r.get(0))?;
+        Ok(n.max(0) as usize)
     }
 
     /// Runs a read on one of the reader connections (they see committed data only).

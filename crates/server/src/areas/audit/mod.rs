@@ -7,7 +7,7 @@ use hostplane_types::audit::AuditEntry;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::error::{ApiError, ApiResult};
-use crate::http::collection::{self, CollectionParams, Fetch};
+use crate::http::collection::{self, CollectionParams, Table};
 use crate::http::extract::Query;
 use crate::areas::Area;
 use crate::state::AppState;
@@ -31,13 +31,23 @@ async fn list_audit(
     Query(params): Query<CollectionParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    collection::respond_with(&params, &headers, |fetch| match fetch {
-        Fetch::All => Ok((state.audit.list()?, None)),
-        Fetch::Page { offset, limit } => {
-            let (items, total) = state.audit.page(offset, limit)?;
-            Ok((items, Some(total)))
-        }
-    })
+    collection::respond_table(AuditTable(state.clone()), &params, &headers)
+}
+
+/// The audit log, for the collection layer (paged and streamed by id, newest first).
+struct AuditTable(AppState);
+
+impl Table for AuditTable {
+    type Item = AuditEntry;
+    fn all(&self) -> ApiResult<Vec<AuditEntry>> {
+        Ok(self.0.audit.list()?)
+    }
+    fn page(&self, offset: usize, limit: usize) -> ApiResult<(Vec<AuditEntry>, usize)> {
+        Ok(self.0.audit.page(offset, Some(limit))?)
+    }
+    fn after(&self, last: &AuditEntry, n: usize) -> ApiResult<Vec<AuditEntry>> {
+        Ok(self.0.audit.older_than(last.id, n)?)
+    }
 }
 
 /// One audit entry.

@@ -15,7 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::http::access;
 use crate::http::caller::Caller;
-use crate::http::collection::{self, CollectionParams, Fetch};
+use crate::http::collection::{self, CollectionParams, Table};
 use crate::http::extract::Query;
 use crate::platform::auth::Principal;
 use crate::platform::jobs::Jobs;
@@ -54,13 +54,23 @@ async fn list_jobs(
             .collect();
         return collection::respond(jobs, &params, &headers);
     }
-    collection::respond_with(&params, &headers, |fetch| match fetch {
-        Fetch::All => Ok((state.jobs.list()?, None)),
-        Fetch::Page { offset, limit } => {
-            let (items, total) = state.jobs.page(offset, limit)?;
-            Ok((items, Some(total)))
-        }
-    })
+    collection::respond_table(JobTable(state.jobs.clone()), &params, &headers)
+}
+
+/// The jobs table, for the collection layer (paged and streamed by id, newest first).
+struct JobTable(Jobs);
+
+impl Table for JobTable {
+    type Item = Job;
+    fn all(&self) -> ApiResult<Vec<Job>> {
+        Ok(self.0.list()?)
+    }
+    fn page(&self, offset: usize, limit: usize) -> ApiResult<(Vec<Job>, usize)> {
+        Ok(self.0.page(offset, Some(limit))?)
+    }
+    fn after(&self, last: &Job, n: usize) -> ApiResult<Vec<Job>> {
+        Ok(self.0.older_than(&last.id, n)?)
+    }
 }
 
 /// Get one job.
