@@ -295,6 +295,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     spawn_housekeeping(state.clone());
+    crate::platform::memory::spawn_trimmer();
     if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
         spawn_tls_reloader(files, live);
     }

@@ -221,16 +221,16 @@ pub fn respond_table<S: Table>(
     }
     let fields = query.fields.clone();
     let limit = query.limit.unwrap_or(usize::MAX);
-    if limit <= CHUNK {
-        let (items, total) = source.page(query.offset, limit)?;
+    let (first, total) = source.page(query.offset, CHUNK.min(limit))?;
+    if limit <= CHUNK || first.len() < CHUNK || total <= query.offset + CHUNK {
+        // One chunk holds the whole answer.
         return match &fields {
-            None => render(&items, total, ndjson),
-            Some(f) => render(&projected(&items, f), total, ndjson),
+            None => render(&first, total, ndjson),
+            Some(f) => render(&projected(&first, f), total, ndjson),
         };
     }
-    // A long listing: the first chunk tells the total, the rest follows by key as the client
+    // A long listing: the first chunk told the total, the rest follows by key as the client
     // reads (the stream is pulled by the connection, so a slow reader holds one chunk).
-    let (first, total) = source.page(query.offset, CHUNK.min(limit))?;
     let stream = Streamed {
         source,
         fields,

@@ -166,6 +166,7 @@ pub struct ConnGuard {
 
 impl Drop for ConnGuard {
     fn drop(&mut self) {
+        crate::platform::memory::note_activity();
         self.tracker.release(self.key);
     }
 }

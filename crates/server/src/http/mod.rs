@@ -527,9 +527,33 @@ pub fn app(state: AppState) -> Router {
         .layer(middleware::from_fn(drain::drain_unread_body))
         .with_state(state.clone());
     Router::new()
-        .merge(SwaggerUi::new("/api-docs").url("/api-docs/openapi.json", doc))
+        .merge(
+            SwaggerUi::new("/api-docs")
+                .config(utoipa_swagger_ui::Config::new(["/api-docs/openapi.json"])),
+        )
+        .route("/api-docs/openapi.json", axum::routing::get(document(&doc)))
         .merge(ui::router())
         .merge(api)
+}
+
+/// `GET /api-docs/openapi.json`: the document serialized once at start. Only these bytes stay
+/// in memory, not the document's tree (several MiB of the idle daemon's heap).
+fn document(
+    doc: &utoipa::openapi::OpenApi,
+) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
+    let bytes = axum::body::Bytes::from(serde_json::to_vec(doc).expect("the document serializes"));
+    move || {
+        std::future::ready(
+            (
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                bytes.clone(),
+            )
+                .into_response(),
+        )
+    }
 }
 
 /// A safety net for error answers made outside `ApiError` (axum's own rejections, e.g. a path
@@ -582,6 +606,7 @@ async fn problem_fallback(req: Request, next: Next) -> Response {
 
 /// Request count and latency per matched route, method and status.
 async fn metrics_layer(req: Request, next: Next) -> Response {
+    crate::platform::memory::note_activity();
     let start = Instant::now();
     let method = req.method().as_str().to_owned();
     let route = req
