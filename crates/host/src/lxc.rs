@@ -668,6 +668,19 @@ impl Config {
         }
     }
 
+    /// Rewrites every value naming a path under `from` to the same path under `to` (a
+    /// restored container's own directory).
+    pub fn replace_prefix(&mut self, from: &str, to: &str) {
+        let (from, to) = (format!("{from}/"), format!("{to}/"));
+        for l in &mut self.lines {
+            if let Some((k, v)) = key_value(l)
+                && v.contains(&from)
+            {
+                *l = format!("{k} = {}", v.replace(&from, &to));
+            }
+        }
+    }
+
     /// The rootfs directory (`lxc.rootfs.path`, `dir:` taken off).
     pub fn rootfs(&self) -> Option<PathBuf> {
         let v = self.get("lxc.rootfs.path")?;
