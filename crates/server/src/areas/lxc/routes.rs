@@ -194,7 +194,7 @@ fn plan_create(state: &AppState, req: LxcCreate, admin: bool) -> ApiResult<Creat
         }
     }
     model::check_limits("limits", &req.limits)?;
-    let settings = settings_with(state, hl::Settings::default(), &req.into_update(), admin)?;
+    let settings = settings_with(state, hl::Settings::default(), &update_of(&req), admin)?;
     let rootfs = match &req.storage {
         None => None,
         Some(s) => {
@@ -224,19 +224,14 @@ fn plan_create(state: &AppState, req: LxcCreate, admin: bool) -> ApiResult<Creat
     })
 }
 
-trait IntoUpdate {
-    fn into_update(&self) -> LxcUpdate;
-}
-
-impl IntoUpdate for LxcCreate {
-    fn into_update(&self) -> LxcUpdate {
-        LxcUpdate {
-            autostart: Some(self.autostart),
-            start_order: None,
-            start_delay_secs: None,
-            limits: Some(self.limits.clone()),
-            mounts: Some(self.mounts.clone()),
-        }
+/// A create request's settings as an update of a new container's (none) settings.
+fn update_of(req: &LxcCreate) -> LxcUpdate {
+    LxcUpdate {
+        autostart: Some(req.autostart),
+        start_order: None,
+        start_delay_secs: None,
+        limits: Some(req.limits.clone()),
+        mounts: Some(req.mounts.clone()),
     }
 }
 
