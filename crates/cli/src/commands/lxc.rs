@@ -5,7 +5,8 @@
 //! terminal both ways, text frames JSON control (`resize` sent with the terminal's size at the
 //! start, `exit` received with the shell's exit code, which becomes this command's). On a
 //! terminal stdin is raw (restored on exit) and Ctrl-] leaves; from a pipe, the input is sent
-//! and the output shown until the shell exits.
+//! once the shell is ready (its output pauses), its end as Ctrl-D, and the output is shown
+//! until the shell exits.
 
 use std::io::Write;
 use std::os::fd::AsRawFd;
@@ -430,6 +431,11 @@ async fn snapshot(ctx: &Ctx, cmd: LxcSnapshotCmd) -> anyhow::Result<i32> {
     }
 }
 
+/// Ctrl-D: the end of piped input, for the shell.
+const EOT: u8 = 0x04;
+/// Output quiet this long means the shell waits for input.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+
 /// The terminal's size (columns, rows), when stdout is one.
 fn terminal_size() -> Option<(u16, u16)> {
     let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
@@ -453,14 +459,28 @@ async fn console(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
     let mut input = stdin_pump();
     let mut input_open = true;
     let mut code = 0;
+    // From a pipe, input is held until the shell is ready (its output paused for a moment:
+    // busybox ash flushes what was typed before its prompt), and its end is sent as Ctrl-D.
+    let mut held: Vec<u8> = Vec::new();
+    let mut released = tty;
+    let mut quiet_at: Option<tokio::time::Instant> = None;
     let outcome: anyhow::Result<()> = async {
         loop {
+            let quiet = async {
+                match quiet_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Binary(b))) => {
                         let mut out = std::io::stdout().lock();
                         out.write_all(&b)?;
                         out.flush()?;
+                        if !released {
+                            quiet_at = Some(tokio::time::Instant::now() + QUIET);
+                        }
                     }
                     Some(Ok(Message::Text(t))) => {
                         let v: serde_json::Value =
@@ -473,7 +493,19 @@ async fn console(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow::Error::new(e).context("console connection")),
                 },
+                _ = quiet, if !released => {
+                    released = true;
+                    quiet_at = None;
+                    if !input_open {
+                        held.push(EOT);
+                    }
+                    if !held.is_empty() {
+                        sink.send(Message::Binary(std::mem::take(&mut held).into())).await
+                            .context("sending to the console")?;
+                    }
+                }
                 data = input.recv(), if input_open => match data {
+                    Some(d) if !released => held.extend_from_slice(&d),
                     Some(mut d) => {
                         let leave = tty && d.contains(&ESCAPE);
                         if let Some(i) = d.iter().position(|&b| b == ESCAPE).filter(|_| tty) {
@@ -487,7 +519,13 @@ async fn console(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
                             return Ok(());
                         }
                     }
-                    None => input_open = false,
+                    None => {
+                        input_open = false;
+                        if released && !tty {
+                            sink.send(Message::Binary(vec![EOT].into())).await
+                                .context("sending to the console")?;
+                        }
+                    }
                 },
             }
         }
