@@ -93,6 +93,10 @@ pub enum Command {
     /// Virtual machines: list, show, start, stop, console, snapshot, export, delete.
     #[command(subcommand, visible_alias = "vm")]
     Vms(commands::vms::VmsCmd),
+    /// LXC containers: list, show, create, start, stop, kill, freeze, unfreeze, snapshot,
+    /// restore, clone, backup, restore-backup, rm, console.
+    #[command(subcommand)]
+    Lxc(commands::lxc::LxcCmd),
     /// systemd services: list, show, start, stop, restart, enable, disable.
     #[command(subcommand, visible_alias = "service")]
     Services(commands::services::ServicesCmd),
@@ -159,6 +163,7 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Snapshots(c) => commands::pools::snapshots(&ctx, c).await,
         Command::Shares(c) => commands::shares::run(&ctx, c).await,
         Command::Vms(c) => commands::vms::run(&ctx, c).await,
+        Command::Lxc(c) => commands::lxc::run(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,

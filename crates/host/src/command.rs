@@ -462,12 +462,19 @@ impl Cmd {
     /// The command with program, arguments, environment, working directory and its own
     /// process group; stdio is up to the caller.
     fn command(&self, path: &Path) -> Command {
+        let mut command = self.session_command(path);
+        command.process_group(0);
+        command
+    }
+
+    /// The command with program, arguments, environment and working directory, without its
+    /// own process group (a PTY child makes its own session instead: [`Cmd::spawn_pty`]).
+    fn session_command(&self, path: &Path) -> Command {
         let mut command = Command::new(path);
         command
             .args(&self.args)
             .envs(DEFAULT_ENV.iter().copied())
-            .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .process_group(0);
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         if let Some(dir) = &self.cwd {
             command.current_dir(dir);
         }
@@ -685,6 +692,217 @@ impl Supervised {
 impl Drop for Supervised {
     fn drop(&mut self) {
         if self.on_drop == OnDrop::Kill && !self.reaped {
+            // Not yet reaped: the group id cannot have been reused.
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+    }
+}
+
+/// A child on a pseudo-terminal ([`Cmd::spawn_pty`]): an interactive program (`lxc-attach`,
+/// a shell) whose terminal is forwarded to a client (a console WebSocket).
+///
+/// The child is the leader of a new session with the PTY as its controlling terminal, so its
+/// process group id is its pid: dropping the handle before the child was reaped kills that
+/// group, as [`Supervised`] does.
+pub struct PtyChild {
+    program: String,
+    child: Child,
+    pid: u32,
+    master: std::sync::Arc<PtyMaster>,
+    reaped: bool,
+}
+
+/// The master side of a [`PtyChild`]'s terminal: bytes the child writes are read here, bytes
+/// written here are its input. Shared (`Arc`) so one task reads while another writes.
+pub struct PtyMaster {
+    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
+}
+
+impl PtyMaster {
+    /// Reads what the child wrote; `Ok(0)` once every process on the terminal has closed it
+    /// (the kernel answers `EIO` then).
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut guard = self.fd.readable().await?;
+            // SAFETY: `buf` is valid for `buf.len()` bytes; the fd is open while `self` lives.
+            let r = guard.try_io(|fd| {
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match r {
+                Ok(Ok(n)) => return Ok(n),
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Writes all of `data` as the child's input.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while !data.is_empty() {
+            let mut guard = self.fd.writable().await?;
+            // SAFETY: `data` is valid for `data.len()` bytes; the fd is open while `self` lives.
+            let r = guard.try_io(|fd| {
+                let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            });
+            match r {
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the terminal's size (the child gets `SIGWINCH`).
+    pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let ws = libc::winsize {
+            ws_row: rows,
+            ws_col: cols,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid.
+        let r = unsafe { libc::ioctl(self.fd.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+        if r < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl Cmd {
+    /// Starts the program on a new pseudo-terminal of `cols` × `rows`: stdin, stdout and
+    /// stderr are the terminal, the child leads a new session whose controlling terminal it
+    /// is. The same rules as [`Cmd::spawn`] (argv only, [`which`], `LC_ALL=C.UTF-8` unless
+    /// overridden, no stdin data); no timeout applies (an interactive session lasts as long as
+    /// its user). Read and write through [`PtyChild::master`].
+    pub fn spawn_pty(&self, cols: u16, rows: u16) -> Result<PtyChild, CommandError> {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let program = self.program.as_str();
+        self.check()?;
+        if self.stdin.is_some() {
+            return Err(CommandError::invalid(format!(
+                "`{program}`: a terminal child gets no stdin data"
+            )));
+        }
+        let path = which(program).ok_or_else(|| CommandError::NotFound {
+            program: program.to_string(),
+        })?;
+        let io_err = |source| CommandError::Io {
+            program: program.to_string(),
+            source,
+        };
+        let ws = libc::winsize {
+            ws_row: rows.max(1),
+            ws_col: cols.max(1),
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
+        let (mut m, mut s) = (-1, -1);
+        // SAFETY: openpty writes two fds into the given ints; name and termios may be null and
+        // `ws` is a valid winsize.
+        let r =
+            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
+        if r < 0 {
+            return Err(io_err(io::Error::last_os_error()));
+        }
+        // SAFETY: openpty succeeded: both fds are open and owned by nobody else.
+        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
+        for fd in [&master, &slave] {
+            // SAFETY: fcntl on an fd we own.
+            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
+        }
+        // SAFETY: as above.
+        unsafe {
+            let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
+            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
+        }
+        let mut command = self.session_command(&path);
+        command
+            .stdin(Stdio::from(slave.try_clone().map_err(io_err)?))
+            .stdout(Stdio::from(slave.try_clone().map_err(io_err)?))
+            .stderr(Stdio::from(slave))
+            .kill_on_drop(true);
+        // SAFETY: between fork and exec only async-signal-safe calls: setsid makes the child a
+        // session (and process group) leader without a terminal, TIOCSCTTY makes its stdin (the
+        // PTY's slave, set up before this runs) the controlling terminal.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| spawn_error(program, e))?;
+        // The parent's copies of the slave were moved into `command` and closed with it.
+        drop(command);
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!(program, args = ?self.args, pid, "spawned a child on a pty");
+        // SAFETY: `master` is an OwnedFd this handle alone owns; it stays open (and is not
+        // closed or reused behind the registration's back) until the AsyncFd drops it.
+        let fd = unsafe { tokio::io::unix::AsyncFd::register(master) }
+            .map_err(|e| io_err(io::Error::other(e.to_string())))?;
+        Ok(PtyChild {
+            program: self.program.clone(),
+            child,
+            pid,
+            master: std::sync::Arc::new(PtyMaster { fd }),
+            reaped: false,
+        })
+    }
+}
+
+impl PtyChild {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The terminal's master side.
+    pub fn master(&self) -> std::sync::Arc<PtyMaster> {
+        self.master.clone()
+    }
+
+    /// Waits for the exit (no timeout) and reaps the child.
+    pub async fn wait(&mut self) -> Result<ExitStatus, CommandError> {
+        let status = self.child.wait().await.map_err(|e| CommandError::Io {
+            program: self.program.clone(),
+            source: e,
+        })?;
+        self.reaped = true;
+        Ok(status)
+    }
+
+    /// SIGKILL to the child's session (its process group), then waits for the exit.
+    pub async fn kill(&mut self) -> Result<ExitStatus, CommandError> {
+        if !self.reaped {
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+        self.wait().await
+    }
+}
+
+impl Drop for PtyChild {
+    fn drop(&mut self) {
+        if !self.reaped {
             // Not yet reaped: the group id cannot have been reused.
             GroupKiller(i32::try_from(self.pid).ok()).kill();
         }
@@ -1031,5 +1249,35 @@ mod tests {
             stderr: String::new(),
         };
         assert_eq!(e.to_string(), "`x` failed (killed by a signal)");
+    }
+
+    #[tokio::test]
+    async fn pty_child_sees_a_terminal_and_its_size() {
+        let mut c = Cmd::new("sh")
+            .args([
+                "-c",
+                "stty size; test -t 0 && echo tty; read x; echo got:$x",
+            ])
+            .spawn_pty(100, 30)
+            .unwrap();
+        let m = c.master();
+        m.write_all(b"hello\n").await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(10), m.read(&mut buf))
+                .await
+                .unwrap()
+                .unwrap();
+            if n == 0 {
+                break;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&out);
+        assert!(text.contains("30 100"), "{text}");
+        assert!(text.contains("tty"), "{text}");
+        assert!(text.contains("got:hello"), "{text}");
+        assert!(c.wait().await.unwrap().success());
     }
 }

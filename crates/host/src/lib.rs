@@ -4,6 +4,7 @@
 //! * [`command`]: the one command runner ([`Cmd`]) every external program goes through, plus
 //!   the argument validators ([`validate_name`], [`validate_path_arg`]) and [`which`].
 //! * [`capabilities`]: the host capability probe ([`probe`]) and [`disk_free`].
+//! * [`lxc`]: LXC containers through the `lxc-*` tools (parsers, config file editing).
 //! * [`health`]: load, memory, CPU, filesystems and sampled rates from `/proc` and `statvfs`.
 //! * [`persistent_storage`]: mount units that attach the persistent storage at boot.
 //! * [`qemu`]: QEMU for the `vms` area: argv builder, process supervision, QMP client, qemu-img.
@@ -18,6 +19,7 @@ pub mod containers;
 pub mod disks;
 pub mod fsutil;
 pub mod health;
+pub mod lxc;
 pub mod network;
 pub mod nfs;
 pub mod persistent_storage;
@@ -33,6 +35,6 @@ pub mod update;
 
 pub use capabilities::{disk_free, kvm_decision, probe};
 pub use command::{
-    ChildOutput, Cmd, CommandError, OnDrop, Output, Supervised, validate_name, validate_path_arg,
-    which,
+    ChildOutput, Cmd, CommandError, OnDrop, Output, PtyChild, PtyMaster, Supervised, validate_name,
+    validate_path_arg, which,
 };

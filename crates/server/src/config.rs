@@ -118,6 +118,10 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   # name = "docker"                    #   podman = /run/podman/podman.sock (none with sandbox = true); engines = [] = none
   # socket = "unix:///run/docker.sock" # unix:///path or /path; name: A-Z a-z 0-9 _ . -, unique
 
+  [lxc]                                # LXC system containers (/api/v1/lxc, docs/lxc.md); every lxc-* gets -P path
+  path = ""                            # the lxcpath (container configs, default rootfs dirs, snapshots); empty =
+                                       #   /var/lib/lxc, or DATA_DIR/lxc with sandbox = true
+
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
   format = "text"                      # text | json | journald
@@ -146,6 +150,7 @@ pub struct Config {
     pub vms: VmsConfig,
     pub shares: SharesConfig,
     pub containers: ContainersConfig,
+    pub lxc: LxcConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub connections: ConnectionsConfig,
@@ -401,6 +406,14 @@ impl Default for SharesConfig {
     }
 }
 
+/// LXC (`[lxc]`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LxcConfig {
+    /// The lxcpath; None or empty = [`Config::lxc_path`]'s default.
+    pub path: Option<PathBuf>,
+}
+
 /// Container engines (`[containers]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -579,6 +592,7 @@ impl Default for Config {
             vms: VmsConfig::default(),
             shares: SharesConfig::default(),
             containers: ContainersConfig::default(),
+            lxc: LxcConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -931,6 +945,12 @@ impl Config {
         if let Err((key, message)) = self.containers.validate() {
             return Err(ConfigError::Invalid { key, message });
         }
+        if let Some(p) = &self.lxc.path
+            && !p.as_os_str().is_empty()
+            && !p.is_absolute()
+        {
+            return Err(invalid("lxc.path", "must be absolute"));
+        }
         for p in &self.vms.allowed_paths {
             if !p.is_absolute() {
                 return Err(invalid(
@@ -940,6 +960,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The lxcpath (`[lxc] path`): default `/var/lib/lxc` (LXC's own, so `lxc-ls` on the host
+    /// sees the same containers), `DATA_DIR/lxc` in a sandbox (a test daemon never reaches the
+    /// host's containers).
+    pub fn lxc_path(&self) -> PathBuf {
+        match &self.lxc.path {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ if self.sandbox() => self.data_dir.join("lxc"),
+            _ => PathBuf::from("/var/lib/lxc"),
+        }
     }
 
     /// Where VM disks live (`[vms] images_dir`, default DATA_DIR/vms).

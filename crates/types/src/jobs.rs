@@ -8,6 +8,7 @@ use utoipa::openapi::schema::{AnyOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::system::SelftestResult;
@@ -234,6 +235,9 @@ job_results! {
     RestoreResult => ["system.restore"],
     Certificate => ["system.certificate"],
     UpdateResult => ["system.update"],
+    LxcContainer => ["lxc.create", "lxc.clone", "lxc.restore", "lxc.snapshot_restore"],
+    LxcSnapshot => ["lxc.snapshot"],
+    LxcBackup => ["lxc.backup"],
 }
 
 impl PartialSchema for JobResultSchema {

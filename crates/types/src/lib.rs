@@ -8,6 +8,7 @@ pub mod disks;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod lxc;
 pub mod network;
 pub mod pools;
 pub mod problem;

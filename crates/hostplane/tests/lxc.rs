@@ -1,0 +1,627 @@
+//! LXC (`/api/v1/lxc`) against the real `lxc-*` tools: a busybox container is created,
+//! started, attached to over the console WebSocket (a command's output read back), frozen and
+//! thawed, snapshotted and restored (a file written after the snapshot is gone), cloned and
+//! destroyed; a rootfs on a btrfs pool dataset blocks the pool's destruction (409 `in_use`),
+//! and a backup into a dataset comes back as a new container after the original is gone. Bad
+//! names are 422 and change nothing.
+//!
+//! The daemon runs in the test's network namespace (the host's), and so does the [`Lxcs`]
+//! guard: LXC's command socket is netns-scoped, and an `lxc-destroy` from another netns would
+//! delete a running container's rootfs. The guard kills and destroys every container of the
+//! daemon's lxcpath before the daemon goes (also on panic); scripts/cleanup-tests does the same
+//! for a killed run.
+
+mod common;
+mod storage_util;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::{Daemon, Opts, assert_problem};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use storage_util::{Loops, job_done, job_ok};
+use tokio_tungstenite::tungstenite::Message;
+
+const MIB: u64 = 1 << 20;
+
+fn tools_present() {
+    for (tool, arg) in [
+        ("lxc-create", "--version"),
+        ("rsync", "--version"),
+        ("zstd", "--version"),
+        ("xz", "--version"),
+        ("busybox", "--help"),
+    ] {
+        let ok = Command::new(tool).arg(arg).output().is_ok();
+        assert!(
+            ok,
+            "{tool} is missing: install lxc, lxc-templates, busybox-static, rsync, xz-utils and \
+             zstd (scripts/test does)"
+        );
+    }
+}
+
+/// The daemon, and the containers of its lxcpath stopped and destroyed before it goes (the
+/// daemon's guard kills processes naming its data dir, the LXC monitors, which would leave
+/// the containers' init processes running).
+struct Lxcs {
+    path: PathBuf,
+}
+
+impl Lxcs {
+    fn names(&self) -> Vec<String> {
+        std::fs::read_dir(&self.path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.path().join("config").is_file())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .collect()
+    }
+}
+
+impl Drop for Lxcs {
+    fn drop(&mut self) {
+        for n in self.names() {
+            let p = self.path.to_str().unwrap();
+            let _ = Command::new("lxc-unfreeze")
+                .args(["-P", p, "-n", &n])
+                .output();
+            let _ = Command::new("lxc-stop")
+                .args(["-P", p, "-n", &n, "-k"])
+                .output();
+            let _ = Command::new("lxc-destroy")
+                .args(["-P", p, "-n", &n, "-s"])
+                .output();
+        }
+    }
+}
+
+/// The guard first, then the daemon (fields drop in order).
+struct T {
+    _lxcs: Lxcs,
+    d: Daemon,
+}
+
+fn start(config: String, extra_args: Vec<String>) -> T {
+    let d = Daemon::start_with(Opts {
+        config: Some(config),
+        extra_args,
+        ..Default::default()
+    });
+    T {
+        _lxcs: Lxcs {
+            path: d.data_dir().join("lxc"),
+        },
+        d,
+    }
+}
+
+async fn send(d: &Daemon, method: &str, path: &str, body: Option<Value>) -> reqwest::Response {
+    d.send(method, path, Some(&d.token), body).await
+}
+
+async fn ok_json(r: reqwest::Response, status: u16) -> Value {
+    let s = r.status().as_u16();
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    assert_eq!(s, status, "{v}");
+    v
+}
+
+async fn act(d: &Daemon, name: &str, action: &str) -> Value {
+    ok_json(
+        d.post(&format!("/api/v1/lxc/{name}/{action}"), json!({}))
+            .await,
+        200,
+    )
+    .await
+}
+
+/// Creates a busybox container through the API (a job) and returns it.
+async fn create(d: &Daemon, body: Value) -> Value {
+    let j = job_ok(d, d.post("/api/v1/lxc", body).await).await;
+    j["result"].clone()
+}
+
+/// An attach console session: sends `input`, reads until `want` shows up, then sends `exit` and
+/// waits for the `exit` control message.
+async fn console_roundtrip(d: &Daemon, name: &str, input: &str, want: &str) -> (String, Value) {
+    let r = d
+        .post(&format!("/api/v1/lxc/{name}/console"), json!({}))
+        .await;
+    let t = ok_json(r, 201).await;
+    let url = format!(
+        "ws://127.0.0.1:{}{}&cols=100&rows=30",
+        d.port,
+        t["url"].as_str().unwrap()
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    ws.send(Message::Text(
+        json!({"type": "resize", "cols": 120, "rows": 40})
+            .to_string()
+            .into(),
+    ))
+    .await
+    .unwrap();
+    let mut out = String::new();
+    let mut exit = Value::Null;
+    let mut sent_input = false;
+    let mut sent_exit = false;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("console: no exit in 30 s; output so far: {out:?}"));
+        match msg {
+            Some(Ok(Message::Binary(b))) => {
+                let text = String::from_utf8_lossy(&b);
+                // busybox ash asks the terminal where the cursor is; answer as a terminal does.
+                if text.contains("\x1b[6n") {
+                    ws.send(Message::Binary(b"\x1b[1;1R".to_vec().into()))
+                        .await
+                        .unwrap();
+                }
+                out.push_str(&text);
+            }
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(t.as_str()).unwrap();
+                if v["type"] == "exit" {
+                    exit = v;
+                }
+            }
+            Some(Ok(Message::Close(_))) | None => break,
+            Some(Ok(_)) => {}
+            Some(Err(e)) => panic!("console: {e}"),
+        }
+        // Input typed before the shell is up may be flushed by it: wait for its prompt.
+        if !sent_input && out.contains("# ") {
+            ws.send(Message::Binary(input.as_bytes().to_vec().into()))
+                .await
+                .unwrap();
+            sent_input = true;
+        }
+        if !sent_exit && out.contains(want) {
+            ws.send(Message::Binary(b"exit\n".to_vec().into()))
+                .await
+                .unwrap();
+            sent_exit = true;
+        }
+    }
+    (out, exit)
+}
+
+#[tokio::test]
+async fn busybox_lifecycle_console_snapshot_clone() {
+    tools_present();
+    let t = start(String::new(), Vec::new());
+    let d = &t.d;
+    let lxcpath = d.data_dir().join("lxc");
+
+    // Bad names: 422 and nothing made.
+    for bad in ["-rf", "a..b", "../x", "a/b", &"x".repeat(65)] {
+        let p = assert_problem(
+            d.post("/api/v1/lxc", json!({"name": bad, "template": "busybox"}))
+                .await,
+            422,
+            "invalid_name",
+        )
+        .await;
+        assert_eq!(p["errors"][0]["field"], "name", "{p}");
+    }
+    for body in [
+        json!({"name": "ok1", "template": "local"}),
+        json!({"name": "ok1", "template": "busybox", "rootfs_archive": "tank/a/b.tar.xz"}),
+        json!({"name": "ok1", "template": "busybox", "mounts": [{"source": "/srv/../etc", "target": "mnt"}]}),
+        json!({"name": "ok1", "template": "busybox", "limits": {"memory_bytes": 1}}),
+        json!({"name": "ok1", "template": "busybox", "storage": "nopool/ds"}),
+    ] {
+        let r = d.post("/api/v1/lxc", body.clone()).await;
+        assert_eq!(r.status(), 422, "{body}: {}", r.text().await.unwrap());
+    }
+    assert!(
+        !lxcpath.exists() || std::fs::read_dir(&lxcpath).unwrap().count() == 0,
+        "a refused create left files"
+    );
+    assert_eq!(d.get_json("/api/v1/lxc").await, json!([]));
+
+    // Create with limits and autostart, then start.
+    let c = create(
+        d,
+        json!({"name": "bb1", "template": "busybox", "autostart": true,
+               "limits": {"memory_bytes": 64 * MIB, "cpus": 0.5}}),
+    )
+    .await;
+    assert_eq!(c["name"], "bb1");
+    assert_eq!(c["state"], "stopped", "{c}");
+    assert_eq!(c["storage"], "lxcpath", "{c}");
+    assert_eq!(c["autostart"], true);
+    assert_eq!(c["limits"]["memory_bytes"], 64 * MIB);
+    let config = std::fs::read_to_string(lxcpath.join("bb1/config")).unwrap();
+    assert!(config.contains("lxc.net.0.type = empty"), "{config}");
+    assert!(
+        config.contains("lxc.apparmor.profile = unconfined"),
+        "{config}"
+    );
+    assert!(config.contains("lxc.start.auto = 1"), "{config}");
+    // The host's own lxc-ls sees it.
+    let ls = Command::new("lxc-ls")
+        .args(["-P", lxcpath.to_str().unwrap(), "-1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&ls.stdout).trim(), "bb1");
+    // The same name again: 409.
+    assert_problem(
+        d.post("/api/v1/lxc", json!({"name": "bb1", "template": "busybox"}))
+            .await,
+        409,
+        "lxc_exists",
+    )
+    .await;
+
+    let c = act(d, "bb1", "start").await;
+    assert_eq!(c["state"], "running", "{c}");
+    assert!(c["pid"].as_u64().is_some(), "{c}");
+    let list = d.get_json("/api/v1/lxc").await;
+    assert_eq!(list[0]["state"], "running", "{list}");
+    assert!(list[0]["memory_bytes"].as_u64().unwrap() > 0, "{list}");
+
+    // Attach: a command's output comes back, and the shell's exit code.
+    let (out, exit) = console_roundtrip(d, "bb1", "echo hello-$((40+2))\n", "hello-42").await;
+    assert!(out.contains("hello-42"), "{out:?}");
+    assert_eq!(exit["code"], 0, "{exit} {out:?}");
+    // A ticket is single-use.
+    let r = d.post("/api/v1/lxc/bb1/console", json!({})).await;
+    let tk = ok_json(r, 201).await;
+    let url = tk["url"].as_str().unwrap().to_string();
+    let _ = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}{url}", d.port)).await;
+    let again = d.client.get(d.url(&url)).send().await.unwrap();
+    assert_eq!(again.status(), 401, "a used ticket is refused");
+
+    // Freeze and thaw.
+    assert_eq!(act(d, "bb1", "freeze").await["state"], "frozen");
+    assert_problem(
+        d.post("/api/v1/lxc/bb1/snapshots", json!({})).await,
+        409,
+        "lxc_running",
+    )
+    .await;
+    assert_eq!(act(d, "bb1", "unfreeze").await["state"], "running");
+    // Already running: unfreeze and start change nothing.
+    assert_eq!(act(d, "bb1", "unfreeze").await["state"], "running");
+    assert_eq!(act(d, "bb1", "start").await["state"], "running");
+
+    // A running one is not deleted without force.
+    assert_problem(
+        send(d, "DELETE", "/api/v1/lxc/bb1", None).await,
+        409,
+        "lxc_running",
+    )
+    .await;
+    let c = ok_json(
+        d.post("/api/v1/lxc/bb1/stop?timeout=2", json!({})).await,
+        200,
+    )
+    .await;
+    assert_eq!(c["state"], "stopped", "{c}");
+    assert_problem(
+        d.post("/api/v1/lxc/bb1/freeze", json!({})).await,
+        409,
+        "lxc_state",
+    )
+    .await;
+
+    // PATCH: autostart off, a mount (admin: any directory), limits.
+    let shared = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let c = ok_json(
+        send(
+            d,
+            "PATCH",
+            "/api/v1/lxc/bb1",
+            Some(json!({"autostart": false, "limits": {"memory_bytes": 32 * MIB},
+                        "mounts": [{"source": shared.path().to_str().unwrap(), "target": "mnt/shared", "read_only": true}]})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(c["autostart"], false, "{c}");
+    assert_eq!(c["limits"]["memory_bytes"], 32 * MIB);
+    assert_eq!(c["mounts"][0]["target"], "mnt/shared", "{c}");
+    let p = assert_problem(
+        send(
+            d,
+            "PATCH",
+            "/api/v1/lxc/bb1",
+            Some(json!({"mounts": [{"source": "/nonexistent-hp", "target": "mnt"}]})),
+        )
+        .await,
+        422,
+        "invalid_mount",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "mounts[0].source", "{p}");
+    // The mount works: the container sees the host's file.
+    std::fs::write(shared.path().join("from-host"), "hi").unwrap();
+    act(d, "bb1", "start").await;
+    let (out, _) = console_roundtrip(
+        d,
+        "bb1",
+        "cat /mnt/shared/from-host; echo :done\n",
+        "hi:done",
+    )
+    .await;
+    assert!(out.contains("hi:done"), "{out:?}");
+    act(d, "bb1", "kill").await;
+
+    // Snapshot, a file written afterwards, restore: the file is gone.
+    let j = job_ok(d, d.post("/api/v1/lxc/bb1/snapshots", json!({})).await).await;
+    assert_eq!(j["result"]["name"], "snap0", "{j}");
+    let snaps = d.get_json("/api/v1/lxc/bb1/snapshots").await;
+    assert_eq!(snaps[0]["name"], "snap0", "{snaps}");
+    let rootfs = PathBuf::from(c["rootfs"].as_str().unwrap());
+    let later = rootfs.join("root/written-after-snapshot");
+    std::fs::write(&later, "x").unwrap();
+    job_ok(
+        d,
+        d.post("/api/v1/lxc/bb1/snapshots/snap0/restore", json!({}))
+            .await,
+    )
+    .await;
+    assert!(
+        !later.exists(),
+        "the file written after the snapshot is still there"
+    );
+    assert!(rootfs.join("bin/busybox").exists() || rootfs.join("bin").exists());
+    assert_problem(
+        d.post("/api/v1/lxc/bb1/snapshots/snap9/restore", json!({}))
+            .await,
+        404,
+        "not_found",
+    )
+    .await;
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/bb1/snapshots/snap0", None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(d.get_json("/api/v1/lxc/bb1/snapshots").await, json!([]));
+
+    // Clone: bad name 422; then a copy that starts on its own.
+    assert_problem(
+        d.post("/api/v1/lxc/bb1/clone", json!({"name": "-x"})).await,
+        422,
+        "invalid_name",
+    )
+    .await;
+    let j = job_ok(
+        d,
+        d.post("/api/v1/lxc/bb1/clone", json!({"name": "bb2"}))
+            .await,
+    )
+    .await;
+    assert_eq!(j["result"]["name"], "bb2", "{j}");
+    assert_eq!(act(d, "bb2", "start").await["state"], "running");
+
+    // Delete: a running one with force; the stopped one plainly.
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/bb2?force=true", None)
+            .await
+            .status(),
+        204
+    );
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/bb1", None).await.status(),
+        204
+    );
+    assert!(!lxcpath.join("bb1").exists() && !lxcpath.join("bb2").exists());
+    assert_eq!(d.get_json("/api/v1/lxc").await, json!([]));
+    assert_eq!(d.get("/api/v1/lxc/bb1").await.status(), 404);
+}
+
+#[tokio::test]
+async fn rootfs_and_backup_on_a_btrfs_pool() {
+    tools_present();
+    let loops = Loops::new(1, 512 * MIB);
+    let dev = loops.devs[0].clone();
+    let t = start(
+        loops.config(),
+        vec!["--disks-allow".into(), Loops::allow(&[&dev])],
+    );
+    let d = &t.d;
+    job_ok(
+        d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "tank", "kind": "btrfs", "devices": [dev]}),
+        )
+        .await,
+    )
+    .await;
+    for ds in ["ct", "backups"] {
+        ok_json(
+            d.post("/api/v1/pools/tank/datasets", json!({"name": ds}))
+                .await,
+            201,
+        )
+        .await;
+    }
+    let root = loops.mount_root().join("tank");
+
+    // A storage that is not there: 422 before anything is made.
+    let p = assert_problem(
+        d.post(
+            "/api/v1/lxc",
+            json!({"name": "web", "template": "busybox", "storage": "tank/nothere"}),
+        )
+        .await,
+        422,
+        "unknown_storage",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "storage", "{p}");
+
+    // The rootfs is a btrfs subvolume in the dataset.
+    let c = create(
+        d,
+        json!({"name": "web", "template": "busybox", "storage": "tank/ct", "start": true}),
+    )
+    .await;
+    assert_eq!(c["storage"], "tank/ct", "{c}");
+    assert_eq!(c["state"], "running", "{c}");
+    let rootfs = root.join("ct/web");
+    assert_eq!(Path::new(c["rootfs"].as_str().unwrap()), rootfs);
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&rootfs).unwrap().ino(),
+        256,
+        "not a subvolume"
+    );
+
+    // The pool and the dataset know: 409 in_use naming the container.
+    for (method, path) in [
+        ("DELETE", "/api/v1/pools/tank?confirm=tank"),
+        ("DELETE", "/api/v1/pools/tank/datasets/ct"),
+    ] {
+        let p = assert_problem(send(d, method, path, None).await, 409, "in_use").await;
+        assert_eq!(p["users"][0]["kind"], "lxc", "{p}");
+        assert_eq!(p["users"][0]["name"], "web", "{p}");
+    }
+    // A non-admin may mount only inside pool datasets.
+    let op = d.token_for_role("lxcop", "operator").await;
+    let p = assert_problem(
+        d.send(
+            "PATCH",
+            "/api/v1/lxc/web",
+            Some(&op),
+            Some(json!({"mounts": [{"source": "/tmp", "target": "mnt/tmp"}]})),
+        )
+        .await,
+        422,
+        "mount_outside_pools",
+    )
+    .await;
+    assert_eq!(p["errors"][0]["field"], "mounts[0].source", "{p}");
+    let shared = root.join("backups");
+    let c = ok_json(
+        d.send(
+            "PATCH",
+            "/api/v1/lxc/web",
+            Some(&op),
+            Some(json!({"mounts": [{"source": shared.to_str().unwrap(), "target": "mnt/b"}]})),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(c["mounts"][0]["source"], shared.to_str().unwrap(), "{c}");
+
+    // Backup of a stopped container into a dataset; a running one is refused.
+    assert_problem(
+        d.post("/api/v1/lxc/web/backup", json!({"storage": "tank/backups"}))
+            .await,
+        409,
+        "lxc_running",
+    )
+    .await;
+    std::fs::write(rootfs.join("root/marker"), "before-backup").unwrap();
+    act(d, "web", "stop?timeout=1").await;
+    let j = job_ok(
+        d,
+        d.post(
+            "/api/v1/lxc/web/backup",
+            json!({"storage": "tank/backups", "file": "web.tar.zst"}),
+        )
+        .await,
+    )
+    .await;
+    let archive = root.join("backups/web.tar.zst");
+    assert_eq!(j["result"]["path"], archive.to_str().unwrap(), "{j}");
+    assert!(j["result"]["size_bytes"].as_u64().unwrap() > 0);
+    assert_problem(
+        d.post(
+            "/api/v1/lxc/web/backup",
+            json!({"storage": "tank/backups", "file": "web.tar.zst"}),
+        )
+        .await,
+        409,
+        "backup_exists",
+    )
+    .await;
+
+    // Destroy; the subvolume goes with it, and the pool no longer counts it.
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/web", None).await.status(),
+        204
+    );
+    assert!(!rootfs.exists(), "the rootfs subvolume is still there");
+
+    // Restore as a new container (rootfs in the lxcpath): the marker is back, and it runs.
+    assert_problem(
+        d.post(
+            "/api/v1/lxc/web2/restore",
+            json!({"storage": "tank/backups", "file": "../x.tar.zst"}),
+        )
+        .await,
+        422,
+        "invalid_file",
+    )
+    .await;
+    let j = job_ok(
+        d,
+        d.post(
+            "/api/v1/lxc/web2/restore",
+            json!({"storage": "tank/backups", "file": "web.tar.zst"}),
+        )
+        .await,
+    )
+    .await;
+    let c = &j["result"];
+    assert_eq!(c["name"], "web2", "{c}");
+    assert_eq!(c["storage"], "lxcpath", "{c}");
+    let r2 = PathBuf::from(c["rootfs"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(r2.join("root/marker")).unwrap(),
+        "before-backup"
+    );
+    let config = std::fs::read_to_string(d.data_dir().join("lxc/web2/config")).unwrap();
+    assert!(config.contains("lxc.uts.name = \"web2\""), "{config}");
+    // The mount on tank/backups came along: web2 uses the pool.
+    let p = assert_problem(
+        send(d, "DELETE", "/api/v1/pools/tank?confirm=tank", None).await,
+        409,
+        "in_use",
+    )
+    .await;
+    assert_eq!(p["users"][0]["name"], "web2", "{p}");
+    let (out, exit) = {
+        act(d, "web2", "start").await;
+        console_roundtrip(
+            d,
+            "web2",
+            "cat /root/marker; echo :end\n",
+            "before-backup:end",
+        )
+        .await
+    };
+    assert!(out.contains("before-backup:end"), "{out:?}");
+    assert_eq!(exit["code"], 0);
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/web2?force=true", None)
+            .await
+            .status(),
+        204
+    );
+    // Nothing uses the pool now.
+    let j = job_done(
+        d,
+        send(d, "DELETE", "/api/v1/pools/tank?confirm=tank", None).await,
+    )
+    .await;
+    assert_eq!(j["status"], "success", "{j}");
+}
