@@ -10,10 +10,12 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
+use crate::stacks::StackActionResult;
 use crate::system::SelftestResult;
 use crate::system::backup::{Backup, RestoreResult};
 use crate::system::certificate::Certificate;
 use crate::vms::{Applied, Template, Vm, VmDisk};
+use crate::workloads::AutostartResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -234,6 +236,8 @@ job_results! {
     RestoreResult => ["system.restore"],
     Certificate => ["system.certificate"],
     UpdateResult => ["system.update"],
+    StackActionResult => ["stacks.up", "stacks.down", "stacks.restart", "stacks.pull"],
+    AutostartResult => ["workloads.autostart"],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod pools;
 pub mod services;
 pub mod shares;
+pub mod stacks;
 pub mod system;
 pub mod tokens;
 pub mod users;
