@@ -124,7 +124,10 @@ async fn autostart_order_across_a_container_and_a_vm_after_a_restart() {
     let only_vms = d
         .get_json("/api/v1/workloads?filter=kind:vm&fields=kind,name")
         .await;
-    assert_eq!(only_vms, json!([{"kind": "vm", "name": "autovm"}]));
+    assert_eq!(
+        only_vms,
+        json!([{"kind": "vm", "name": "autovm", "href": vm["href"]}])
+    );
 
     // The order: bad ones are refused and change nothing.
     assert_eq!(d.get_json("/api/v1/autostart").await, json!({"items": []}));
