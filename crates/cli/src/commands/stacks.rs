@@ -89,7 +89,7 @@ fn stack_path(name: &str) -> String {
     api(&format!("/stacks/{}", seg(name)))
 }
 
-fn read_text(p: &PathBuf, what: &str) -> anyhow::Result<String> {
+fn read_text(p: &std::path::Path, what: &str) -> anyhow::Result<String> {
     let bytes = common::read_file(p, what)?;
     String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{what} {} is not UTF-8", p.display()))
 }
