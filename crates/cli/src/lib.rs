@@ -100,6 +100,14 @@ pub enum Command {
     /// systemd services: list, show, start, stop, restart, enable, disable.
     #[command(subcommand, visible_alias = "service")]
     Services(commands::services::ServicesCmd),
+    /// Compose stacks: list, show, create, files, set, up, down, restart, pull, logs, rm.
+    #[command(subcommand, visible_alias = "stack")]
+    Stacks(commands::stacks::StacksCmd),
+    /// Containers, LXC containers and VMs together.
+    Workloads(commands::common::ListArgs),
+    /// The start order across containers, LXC and VMs: show, set.
+    #[command(subcommand)]
+    Autostart(commands::stacks::AutostartCmd),
     /// Software updates: status, version, keys, apply.
     #[command(subcommand)]
     Update(commands::system::UpdateCmd),
@@ -165,6 +173,9 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Vms(c) => commands::vms::run(&ctx, c).await,
         Command::Lxc(c) => commands::lxc::run(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
+        Command::Stacks(c) => commands::stacks::run(&ctx, c).await,
+        Command::Workloads(l) => commands::stacks::workloads(&ctx, l).await,
+        Command::Autostart(c) => commands::stacks::autostart(&ctx, c).await,
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,
         Command::Certs(c) => commands::system::certs(&ctx, c).await,

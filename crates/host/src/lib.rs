@@ -15,6 +15,7 @@ pub mod blockdev;
 pub mod btrfs;
 pub mod capabilities;
 pub mod command;
+pub mod compose;
 pub mod containers;
 pub mod disks;
 pub mod fsutil;

@@ -16,6 +16,7 @@ use crate::platform::jobs::Jobs;
 use crate::platform::pool_users::PoolUsers;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
+use crate::platform::workloads::Workloads;
 
 pub struct Services {
     pub config: Config,
@@ -35,6 +36,9 @@ pub struct Services {
     pub tickets: Tickets,
     /// Who uses which pool or dataset: areas register in their `init` hook, pools ask.
     pub pool_users: PoolUsers,
+    /// Containers, LXC containers and VMs behind one trait: areas register in their `init`
+    /// hook, `/workloads` and the autostart order ask.
+    pub workloads: Workloads,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

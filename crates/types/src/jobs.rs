@@ -11,10 +11,12 @@ use utoipa::{PartialSchema, ToSchema};
 use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
+use crate::stacks::StackActionResult;
 use crate::system::SelftestResult;
 use crate::system::backup::{Backup, RestoreResult};
 use crate::system::certificate::Certificate;
 use crate::vms::{Applied, Template, Vm, VmDisk};
+use crate::workloads::AutostartResult;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -238,6 +240,8 @@ job_results! {
     LxcContainer => ["lxc.create", "lxc.clone", "lxc.restore", "lxc.snapshot_restore"],
     LxcSnapshot => ["lxc.snapshot"],
     LxcBackup => ["lxc.backup"],
+    StackActionResult => ["stacks.up", "stacks.down", "stacks.restart", "stacks.pull"],
+    AutostartResult => ["workloads.autostart"],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -14,8 +14,10 @@ pub mod pools;
 pub mod problem;
 pub mod services;
 pub mod shares;
+pub mod stacks;
 pub mod system;
 pub mod vms;
+pub mod workloads;
 
 /// Base path of the native API.
 pub const API_BASE: &str = "/api/v1";

@@ -9,6 +9,7 @@ pub mod lxc;
 pub mod pools;
 pub mod services;
 pub mod shares;
+pub mod stacks;
 pub mod system;
 pub mod tokens;
 pub mod users;

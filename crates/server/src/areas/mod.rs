@@ -79,7 +79,7 @@ macro_rules! areas {
 
 areas!(
     auth, users, tokens, jobs, events, audit, system, admin, disks, pools, services, vms, shares,
-    network, containers, lxc,
+    network, containers, lxc, stacks, workloads,
 );
 
 /// All routes of all areas.

@@ -10,3 +10,4 @@ pub mod state_files;
 pub mod store;
 pub mod tickets;
 pub mod time;
+pub mod workloads;

@@ -165,6 +165,19 @@ fn migrations() -> Migrations<'static> {
             BEGIN UPDATE row_counts SET n = n - 1 WHERE name = 'audit'; END;
         "#,
         ),
+        // Compose stacks (areas::stacks): the files live in DATA_DIR/stacks/<name>/, the row
+        // says which engine runs them and which services the file has.
+        M::up(
+            r#"
+        CREATE TABLE stacks (
+            name TEXT PRIMARY KEY,
+            engine TEXT NOT NULL,
+            services TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+        "#,
+        ),
     ])
 }
 

@@ -75,6 +75,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     for e in engines.all() {
         tracing::info!(engine = e.name(), socket = %e.socket().display(), "container engine");
     }
+    services.workloads.register(Arc::new(
+        crate::platform::workloads::ContainerWorkloads::new(engines.all().to_vec()),
+    ));
     Ok(Some(Arc::new(engines)))
 }
 

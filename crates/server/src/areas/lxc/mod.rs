@@ -25,6 +25,7 @@ pub mod console;
 pub mod model;
 pub mod routes;
 pub mod storage;
+pub mod workloads;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -96,6 +97,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     let path = services.config.lxc_path();
     tracing::info!(lxcpath = %path.display(), "LXC");
     storage::register(services);
+    services
+        .workloads
+        .register(Arc::new(workloads::LxcWorkloads));
     Ok(Some(Arc::new(LxcArea::new(path))))
 }
 
@@ -117,17 +121,6 @@ pub fn lxc_error(e: CommandError) -> ApiError {
         CommandError::Failed { .. } => ApiError::conflict("lxc_failed", e.to_string()),
         other => other.into(),
     }
-}
-
-/// Every LXC container with its state (for the platform's workload list).
-pub async fn workloads(state: &AppState) -> ApiResult<Vec<LxcContainer>> {
-    routes::list_all(state).await
-}
-
-/// Starts a container by name (for the platform's autostart order); a running one is left
-/// as it is.
-pub async fn start_by_name(state: &AppState, name: &str) -> ApiResult<LxcContainer> {
-    routes::act(state, "system", name, routes::Action::Start).await
 }
 
 pub fn router() -> OpenApiRouter<AppState> {

@@ -56,6 +56,7 @@ pub mod model;
 pub mod snapshots;
 pub mod storage;
 pub mod templates;
+pub mod workloads;
 
 pub use lifecycle::VmManager;
 use model::VmRecord;
@@ -81,6 +82,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     )
     .context("preparing the VM directories")?;
     storage::register(services);
+    services
+        .workloads
+        .register(Arc::new(workloads::VmWorkloads));
     Ok(Some(Arc::new(Arc::new(mgr))))
 }
 
