@@ -234,6 +234,10 @@ job_results! {
     RestoreResult => ["system.restore"],
     Certificate => ["system.certificate"],
     UpdateResult => ["system.update"],
+    crate::network::ProvisioningNetwork => [
+        "network.provisioning",
+        "network.provisioning_teardown",
+    ],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -4,6 +4,7 @@ pub mod audit;
 pub mod auth;
 pub mod events;
 pub mod jobs;
+pub mod link_users;
 pub mod pool_users;
 pub mod state_files;
 pub mod store;
