@@ -96,6 +96,9 @@ pub enum Command {
     /// systemd services: list, show, start, stop, restart, enable, disable.
     #[command(subcommand, visible_alias = "service")]
     Services(commands::services::ServicesCmd),
+    /// Host network: `net interfaces|bridges|addresses|routes|nat|forwards|dhcp ...`.
+    #[command(subcommand, visible_alias = "network")]
+    Net(commands::net::NetCmd),
     /// Software updates: status, version, keys, apply.
     #[command(subcommand)]
     Update(commands::system::UpdateCmd),
@@ -160,6 +163,7 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Shares(c) => commands::shares::run(&ctx, c).await,
         Command::Vms(c) => commands::vms::run(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
+        Command::Net(c) => commands::net::run(&ctx, c).await,
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,
         Command::Certs(c) => commands::system::certs(&ctx, c).await,

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod common;
 pub mod disks;
 pub mod jobs;
+pub mod net;
 pub mod pools;
 pub mod services;
 pub mod shares;
