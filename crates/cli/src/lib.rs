@@ -108,6 +108,9 @@ pub enum Command {
     /// The start order across containers, LXC and VMs: show, set.
     #[command(subcommand)]
     Autostart(commands::stacks::AutostartCmd),
+    /// Host network: `net interfaces|bridges|addresses|routes|nat|forwards|dhcp ...`.
+    #[command(subcommand, visible_alias = "network")]
+    Net(commands::net::NetCmd),
     /// Software updates: status, version, keys, apply.
     #[command(subcommand)]
     Update(commands::system::UpdateCmd),
@@ -176,6 +179,7 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Stacks(c) => commands::stacks::run(&ctx, c).await,
         Command::Workloads(l) => commands::stacks::workloads(&ctx, l).await,
         Command::Autostart(c) => commands::stacks::autostart(&ctx, c).await,
+        Command::Net(c) => commands::net::run(&ctx, c).await,
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,
         Command::Certs(c) => commands::system::certs(&ctx, c).await,

@@ -204,6 +204,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tickets: Default::default(),
         pool_users: Default::default(),
         workloads: Default::default(),
+        link_users: Default::default(),
         areas: Default::default(),
     };
     // Each area prepares itself and its own state (areas::Area::init).

@@ -13,6 +13,7 @@ use crate::platform::audit::Audit;
 use crate::platform::auth::Auth;
 use crate::platform::events::Events;
 use crate::platform::jobs::Jobs;
+use crate::platform::link_users::LinkUsers;
 use crate::platform::pool_users::PoolUsers;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
@@ -39,6 +40,8 @@ pub struct Services {
     /// Containers, LXC containers and VMs behind one trait: areas register in their `init`
     /// hook, `/workloads` and the autostart order ask.
     pub workloads: Workloads,
+    /// Who attaches to network links (asked before a bridge is deleted).
+    pub link_users: LinkUsers,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

@@ -242,6 +242,10 @@ job_results! {
     LxcBackup => ["lxc.backup"],
     StackActionResult => ["stacks.up", "stacks.down", "stacks.restart", "stacks.pull"],
     AutostartResult => ["workloads.autostart"],
+    crate::network::ProvisioningNetwork => [
+        "network.provisioning",
+        "network.provisioning_teardown",
+    ],
 }
 
 impl PartialSchema for JobResultSchema {

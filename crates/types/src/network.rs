@@ -250,3 +250,255 @@ pub struct BondCreate {
     /// `balance-alb`.
     pub mode: String,
 }
+
+/// A route in the main table (`ip route`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Route {
+    pub href: String,
+    /// Opaque id (no slashes; today `network~prefix~metric`, do not parse it).
+    pub id: String,
+    /// Destination CIDR (`0.0.0.0/0` is the default route).
+    pub destination: String,
+    pub gateway: Option<String>,
+    pub interface: Option<String>,
+    pub metric: u32,
+    /// `inet` or `inet6`.
+    pub family: String,
+    /// How the kernel got it: `kernel`, `boot`, `static`, `dhcp`, …
+    pub protocol: String,
+    pub managed_by: ManagedBy,
+}
+
+/// Body of `POST /network/routes`: a gateway, an interface, or both.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCreate {
+    /// CIDR (host bits are cleared); `0.0.0.0/0` or `::/0` for a default route.
+    #[schema(
+        example = "10.20.0.0/16",
+        pattern = r"^[0-9A-Fa-f.:]{2,39}/[0-9]{1,3}$",
+        max_length = 43
+    )]
+    pub destination: String,
+    /// Next hop, same family as the destination.
+    #[schema(
+        example = "192.0.2.1",
+        pattern = r"^[0-9A-Fa-f.:]{2,39}$",
+        max_length = 39
+    )]
+    pub gateway: Option<String>,
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub interface: Option<String>,
+    /// 0–4294967295 (default 0).
+    #[serde(default)]
+    pub metric: u32,
+}
+
+/// IP forwarding, globally and per interface (`/proc/sys/net/*/forwarding`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Forwarding {
+    pub ipv4: bool,
+    pub ipv6: bool,
+    /// Per interface, for every link.
+    pub interfaces: Vec<InterfaceForwarding>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InterfaceForwarding {
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub name: String,
+    pub ipv4: Option<bool>,
+    pub ipv6: Option<bool>,
+}
+
+/// Body of `PUT /network/forwarding`: what is absent stays as it is.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ForwardingUpdate {
+    pub ipv4: Option<bool>,
+    pub ipv6: Option<bool>,
+    /// At most 64 entries.
+    #[serde(default)]
+    pub interfaces: Vec<InterfaceForwarding>,
+}
+
+/// Kind of virtual NIC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum VnicKind {
+    /// A veth pair: `name` and `peer`.
+    Veth,
+    /// A macvlan on `parent` (bridge mode).
+    Macvlan,
+    /// A persistent tap device.
+    Tap,
+}
+
+/// A virtual NIC hostplane created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Vnic {
+    pub href: String,
+    pub name: String,
+    pub kind: VnicKind,
+    /// veth: the other end.
+    pub peer: Option<String>,
+    /// macvlan: the link it rides on.
+    pub parent: Option<String>,
+    /// Operational state, or `missing` when the stored link does not exist now.
+    pub state: String,
+    pub mac: Option<String>,
+    pub managed_by: ManagedBy,
+}
+
+/// Body of `POST /network/vnics`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VnicCreate {
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub name: String,
+    pub kind: VnicKind,
+    /// veth only: the peer's name.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub peer: Option<String>,
+    /// macvlan only: the parent link.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub parent: Option<String>,
+    /// Optional managed bridge to attach `name` to at once.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub bridge: Option<String>,
+}
+
+/// A DHCP server (dnsmasq) on a managed bridge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DhcpServer {
+    pub href: String,
+    pub interface: String,
+    pub range_start: String,
+    pub range_end: String,
+    pub router: Option<String>,
+    pub dns: Vec<String>,
+    pub lease_time_s: u32,
+    pub hosts: Vec<DhcpHost>,
+    /// `running`, `starting` (restarting after a crash) or `stopped`.
+    pub state: String,
+    pub pid: Option<u32>,
+}
+
+/// Body of `POST /network/dhcp-servers`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpServerCreate {
+    /// A bridge hostplane manages, with an IPv4 address whose subnet holds the range.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub interface: String,
+    #[schema(
+        example = "10.77.0.100",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        max_length = 15
+    )]
+    pub range_start: String,
+    #[schema(
+        example = "10.77.0.200",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        max_length = 15
+    )]
+    pub range_end: String,
+    /// Default gateway handed out (inside the subnet).
+    #[schema(
+        example = "10.77.0.1",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        max_length = 15
+    )]
+    pub router: Option<String>,
+    /// DNS servers handed out (IPv4, at most 8).
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub dns: Vec<String>,
+    /// 120–31536000 s (default 3600).
+    #[schema(minimum = 120, maximum = 31536000)]
+    pub lease_time_s: Option<u32>,
+}
+
+/// A static DHCP host: this MAC always gets this address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DhcpHost {
+    /// `aa:bb:cc:dd:ee:ff`.
+    #[schema(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$", max_length = 17)]
+    pub mac: String,
+    /// Inside the server's subnet.
+    #[schema(pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$", max_length = 15)]
+    pub ip: String,
+    /// 1–63 of a-z A-Z 0-9 `-`, not starting or ending with `-`.
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$",
+        max_length = 63
+    )]
+    pub hostname: Option<String>,
+}
+
+/// A lease as dnsmasq recorded it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DhcpLease {
+    pub mac: String,
+    pub ip: String,
+    pub hostname: Option<String>,
+    /// Unix time the lease ends (0: never).
+    pub expires_unix: u64,
+    pub client_id: Option<String>,
+    /// The MAC is one of the server's static hosts.
+    #[serde(rename = "static")]
+    pub is_static: bool,
+}
+
+/// The provisioning network (ZoneweaverAPI's): a bridge with an address, NAT out of the
+/// default route's interface, forwarding on, and a DHCP server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ProvisioningNetwork {
+    pub bridge: String,
+    pub address: String,
+    pub range_start: String,
+    pub range_end: String,
+    pub nat: bool,
+    /// The interface NAT leaves through (the default route's when it was built).
+    pub out_interface: Option<String>,
+}
+
+/// Body of `POST /network/provisioning-network`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisioningNetworkCreate {
+    /// A new bridge's name.
+    #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
+    pub bridge: String,
+    /// The bridge's IPv4 address, CIDR.
+    #[schema(
+        example = "10.99.0.1/24",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$",
+        max_length = 18
+    )]
+    pub address: String,
+    #[schema(
+        example = "10.99.0.100",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        max_length = 15
+    )]
+    pub range_start: String,
+    #[schema(
+        example = "10.99.0.200",
+        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        max_length = 15
+    )]
+    pub range_end: String,
+    #[serde(default = "yes")]
+    pub nat: bool,
+    /// DNS servers handed out (default: none).
+    #[serde(default)]
+    #[schema(max_items = 8)]
+    pub dns: Vec<String>,
+}
+
+fn yes() -> bool {
+    true
+}

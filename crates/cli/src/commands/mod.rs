@@ -6,6 +6,7 @@ pub mod common;
 pub mod disks;
 pub mod jobs;
 pub mod lxc;
+pub mod net;
 pub mod pools;
 pub mod services;
 pub mod shares;

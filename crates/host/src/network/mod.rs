@@ -7,17 +7,21 @@
 //! its connection task is aborted when the value drops. Kernel errors keep their errno
 //! ([`NetError::Kernel`]) so the area maps "exists", "not supported" and "invalid" to 4xx/501.
 
+pub mod dnsmasq;
 pub mod nft;
+pub mod route;
+pub mod sysctl;
 
 use std::net::IpAddr;
 
 use futures_util::TryStreamExt;
 use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
 pub use rtnetlink::packet_route::link::LinkMessage;
+use rtnetlink::packet_route::link::MacVlanMode;
 use rtnetlink::packet_route::link::{
     BondMode, BridgeStpState, InfoData, LinkAttribute, LinkFlags, LinkInfo, State,
 };
-use rtnetlink::{Handle, LinkBond, LinkBridge, LinkUnspec, LinkVlan};
+use rtnetlink::{Handle, LinkBond, LinkBridge, LinkMacVlan, LinkUnspec, LinkVeth, LinkVlan};
 
 /// Why a netlink call failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,6 +255,42 @@ pub fn vlan_message(name: &str, parent_index: u32, vlan_id: u16) -> LinkMessage 
 /// The link message `ip link add NAME type bond mode MODE` sends.
 pub fn bond_message(name: &str, mode: BondMode) -> LinkMessage {
     LinkBond::new(name).mode(mode).build()
+}
+
+/// The link message `ip link add NAME type veth peer name PEER` sends.
+pub fn veth_message(name: &str, peer: &str) -> LinkMessage {
+    LinkVeth::new(name, peer).up().build()
+}
+
+/// The link message `ip link add NAME link PARENT type macvlan mode bridge` sends.
+pub fn macvlan_message(name: &str, parent_index: u32) -> LinkMessage {
+    LinkMacVlan::new(name, parent_index, MacVlanMode::Bridge)
+        .up()
+        .build()
+}
+
+/// Creates a persistent tap device (`ip tuntap add dev NAME mode tap`): a tap is made with an
+/// ioctl on /dev/net/tun, which netlink cannot do.
+pub async fn create_tap(name: &str) -> Result<(), NetError> {
+    let out = crate::command::Cmd::new("ip")
+        .args(["tuntap", "add", "dev", name, "mode", "tap"])
+        .timeout(std::time::Duration::from_secs(10))
+        .run()
+        .await;
+    match out {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let text = e.to_string();
+            if text.contains("File exists") || text.contains("Device or resource busy") {
+                Err(NetError::Kernel {
+                    errno: EEXIST,
+                    message: text,
+                })
+            } else {
+                Err(NetError::Other(text))
+            }
+        }
+    }
 }
 
 impl Netlink {

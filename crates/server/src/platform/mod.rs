@@ -5,6 +5,7 @@ pub mod auth;
 pub mod events;
 pub mod jobs;
 pub mod memory;
+pub mod link_users;
 pub mod pool_users;
 pub mod state_files;
 pub mod store;

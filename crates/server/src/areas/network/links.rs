@@ -70,6 +70,9 @@ fn managed(store: &Store) -> ApiResult<HashMap<String, Option<String>>> {
     for l in model::load::<LinkRec>(store, KIND_LINK)? {
         m.insert(l.name, l.description);
     }
+    for v in super::vnics::names(store)? {
+        m.entry(v).or_insert(None);
+    }
     Ok(m)
 }
 

@@ -13,9 +13,14 @@
 //! Safety: with `sandbox` on (tests, fuzzing) the daemon changes the network only when it runs
 //! in a namespace that `ip netns` named (tests start it with `ip netns exec`); anywhere else every change answers 503 `network_sandboxed` and the start hook does nothing.
 
+mod api;
+pub mod dhcp;
 pub mod firewall;
 pub mod links;
 pub mod model;
+pub mod provisioning;
+pub mod routes;
+pub mod vnics;
 
 use std::sync::Arc;
 
@@ -39,6 +44,7 @@ use crate::state::{AppState, Services};
 pub const AREA: Area = Area {
     init: Some(init),
     start: Some(start),
+    shutdown: Some(shutdown),
     ..Area::new(
         "network",
         "Host network: links, bridges, addresses, NAT rules and port forwards (nftables); hostplane changes only what it created",
@@ -50,6 +56,8 @@ pub const AREA: Area = Area {
 pub struct NetworkState {
     lock: tokio::sync::Mutex<()>,
     writable: bool,
+    /// The supervised dnsmasq of each DHCP server.
+    dhcp: dhcp::Dhcp,
 }
 
 impl NetworkState {
@@ -72,6 +80,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     Ok(Some(Arc::new(NetworkState {
         lock: tokio::sync::Mutex::new(()),
         writable,
+        dhcp: dhcp::Dhcp::new(services.config.data_dir.join("network/dhcp")),
     })))
 }
 
@@ -82,13 +91,44 @@ fn start(state: AppState) -> HookFuture {
             return;
         }
         let _g = state.network().lock.lock().await;
+        // vNICs first: the bridges take them back as ports.
+        if let Err(e) = vnics::reconcile(&state.store).await {
+            tracing::warn!(error = %e, "network: re-creating vNICs failed");
+        }
         if let Err(e) = links::reconcile(&state.store).await {
             tracing::warn!(error = %e, "network: re-creating managed links failed");
+        }
+        if let Err(e) = routes::reconcile(&state.store).await {
+            tracing::warn!(error = %e, "network: re-adding routes and forwarding failed");
         }
         if let Err(e) = firewall::reconcile(&state.store).await {
             tracing::warn!(error = %e, "network: re-applying the nftables table failed");
         }
+        if let Err(e) = dhcp::reconcile(&state.network().dhcp, &state.store).await {
+            tracing::warn!(error = %e, "network: starting the DHCP servers failed");
+        }
     })
+}
+
+/// Stops the DHCP servers (their dnsmasq processes).
+fn shutdown(state: AppState) -> HookFuture {
+    Box::pin(async move {
+        state.network().dhcp.stop_all().await;
+    })
+}
+
+/// 409 `bridge_in_use` when anything attaches to the bridge: another area's objects (the
+/// links' registry) or a DHCP server of this area.
+fn check_bridge_unused(state: &AppState, name: &str) -> ApiResult<()> {
+    let mut uses = state.link_users.uses(state, name)?;
+    if dhcp::interfaces(&state.store)?.iter().any(|i| i == name) {
+        uses.push(crate::platform::link_users::LinkUse {
+            kind: "dhcp-server".into(),
+            name: name.to_string(),
+            href: dhcp::server_href(name),
+        });
+    }
+    crate::platform::link_users::refusal(name, uses)
 }
 
 trait NetworkAccess {
@@ -117,6 +157,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_port_forward, delete_port_forward))
         .routes(routes!(create_vlan))
         .routes(routes!(create_bond))
+        .merge(api::router())
 }
 
 /// Runs a change: writable check, then `f` under the area's lock.
@@ -183,7 +224,14 @@ async fn delete_interface(
 ) -> ApiResult<StatusCode> {
     model::check_ifname("name", &name)?;
     let s = &state.store;
-    changing(&state, async || links::delete_link(s, &name).await).await?;
+    changing(&state, async || {
+        check_bridge_unused(&state, &name)?;
+        if vnics::names(s)?.contains(&name) {
+            return vnics::delete(s, &name).await;
+        }
+        links::delete_link(s, &name).await
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -239,7 +287,11 @@ async fn delete_bridge(
 ) -> ApiResult<StatusCode> {
     model::check_ifname("name", &name)?;
     let s = &state.store;
-    changing(&state, async || links::delete_bridge(s, &name).await).await?;
+    changing(&state, async || {
+        check_bridge_unused(&state, &name)?;
+        links::delete_bridge(s, &name).await
+    })
+    .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

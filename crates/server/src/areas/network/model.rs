@@ -15,6 +15,98 @@ pub const KIND_ADDRESS: &str = "address";
 pub const KIND_NAT: &str = "nat";
 pub const KIND_FORWARD: &str = "forward";
 pub const KIND_LINK: &str = "link";
+pub const KIND_ROUTE: &str = "route";
+pub const KIND_VNIC: &str = "vnic";
+pub const KIND_DHCP: &str = "dhcp";
+pub const KIND_FORWARDING: &str = "forwarding";
+pub const KIND_PROVISIONING: &str = "provisioning";
+
+/// A route hostplane added (main table).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouteRec {
+    /// Network address (host bits cleared).
+    pub destination: IpAddr,
+    pub prefix_len: u8,
+    #[serde(default)]
+    pub gateway: Option<IpAddr>,
+    #[serde(default)]
+    pub interface: Option<String>,
+    #[serde(default)]
+    pub metric: u32,
+}
+
+impl RouteRec {
+    pub fn id(&self) -> String {
+        route_id(self.destination, self.prefix_len, self.metric)
+    }
+}
+
+/// A route's opaque id: destination, prefix and metric joined by `~` (what tells routes of the
+/// main table apart; the interface may be the kernel's choice).
+pub fn route_id(dest: IpAddr, prefix_len: u8, metric: u32) -> String {
+    format!("{dest}~{prefix_len}~{metric}")
+}
+
+/// A virtual NIC hostplane created.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VnicRec {
+    pub name: String,
+    pub kind: hostplane_types::network::VnicKind,
+    #[serde(default)]
+    pub peer: Option<String>,
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// A static DHCP host as stored (MAC lower-case).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpHostRec {
+    pub mac: String,
+    pub ip: Ipv4Addr,
+    #[serde(default)]
+    pub hostname: Option<String>,
+}
+
+/// A DHCP server on a managed bridge (keyed by the bridge's name).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DhcpRec {
+    pub interface: String,
+    pub range_start: Ipv4Addr,
+    pub range_end: Ipv4Addr,
+    /// The subnet's prefix (from the bridge address that holds the range).
+    pub prefix_len: u8,
+    #[serde(default)]
+    pub router: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub dns: Vec<Ipv4Addr>,
+    pub lease_time_s: u32,
+    #[serde(default)]
+    pub hosts: Vec<DhcpHostRec>,
+}
+
+/// Forwarding switches set through `PUT /network/forwarding` (re-applied at start); key
+/// `global` or an interface name.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ForwardingRec {
+    #[serde(default)]
+    pub ipv4: Option<bool>,
+    #[serde(default)]
+    pub ipv6: Option<bool>,
+}
+
+/// What the provisioning-network job built, so the teardown removes exactly that.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProvisioningRec {
+    pub bridge: String,
+    pub address: String,
+    pub range_start: Ipv4Addr,
+    pub range_end: Ipv4Addr,
+    pub nat: bool,
+    #[serde(default)]
+    pub nat_id: Option<String>,
+    #[serde(default)]
+    pub out_interface: Option<String>,
+}
 
 /// A bridge hostplane created.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -100,6 +192,20 @@ pub fn load<T: DeserializeOwned>(store: &Store, kind: &str) -> ApiResult<Vec<T>>
     specs
         .iter()
         .map(|s| serde_json::from_str(s).map_err(ApiError::internal))
+        .collect()
+}
+
+/// All stored objects of one kind by id.
+pub fn load_keyed<T: DeserializeOwned>(
+    store: &Store,
+    kind: &str,
+) -> ApiResult<std::collections::BTreeMap<String, T>> {
+    let rows: Vec<(String, String)> = store.read(|c| {
+        let mut st = c.prepare("SELECT id, spec FROM network_objects WHERE kind = ?1")?;
+        st.query_map([kind], |r| Ok((r.get(0)?, r.get(1)?)))?.collect()
+    })?;
+    rows.into_iter()
+        .map(|(id, s)| Ok((id, serde_json::from_str(&s).map_err(ApiError::internal)?)))
         .collect()
 }
 
@@ -195,6 +301,47 @@ pub fn parse_ipv4_network(field: &str, s: &str) -> ApiResult<(Ipv4Addr, u8)> {
             "NAT rules and port forwards are IPv4 only",
         )),
     }
+}
+
+/// The network of `ip/len` (host bits cleared).
+pub fn network_of(ip: Ipv4Addr, len: u8) -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(ip) & mask_bits(len))
+}
+
+pub fn mask_bits(len: u8) -> u32 {
+    if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len.min(32))) }
+}
+
+/// A MAC address `aa:bb:cc:dd:ee:ff` (any case), returned lower-case.
+pub fn parse_mac(field: &str, s: &str) -> ApiResult<String> {
+    let ok = s.len() == 17
+        && s.split(':').count() == 6
+        && s.split(':').all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !ok {
+        return Err(ApiError::invalid_field(
+            "invalid_mac",
+            field,
+            format!("{s:?} is not a MAC address like 02:00:00:aa:bb:cc"),
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
+}
+
+/// A host name label: 1–63 of a-z A-Z 0-9 `-`, not starting or ending with `-`.
+pub fn check_hostname(field: &str, s: &str) -> ApiResult<()> {
+    let ok = !s.is_empty()
+        && s.len() <= 63
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if !ok {
+        return Err(ApiError::invalid_field(
+            "invalid_hostname",
+            field,
+            "1–63 of a-z A-Z 0-9 and -, not starting or ending with -",
+        ));
+    }
+    Ok(())
 }
 
 pub fn parse_ipv4(field: &str, s: &str) -> ApiResult<Ipv4Addr> {
@@ -311,6 +458,21 @@ mod tests {
             parse_ipv4_network("s", "fd00::/8").unwrap_err().code(),
             "ipv6_nat_unsupported"
         );
+    }
+
+    #[test]
+    fn macs_hostnames_networks() {
+        assert_eq!(parse_mac("m", "02:AA:00:00:00:01").unwrap(), "02:aa:00:00:00:01");
+        for bad in ["", "02:aa:00:00:00", "02-aa-00-00-00-01", "02:aa:00:00:00:0g", "02:aa:00:00:00:001"] {
+            assert_eq!(parse_mac("m", bad).unwrap_err().code(), "invalid_mac", "{bad}");
+        }
+        check_hostname("h", "client-1").unwrap();
+        for bad in ["", "-a", "a-", "a.b", "a b", &"a".repeat(64)] {
+            assert!(check_hostname("h", bad).is_err(), "{bad}");
+        }
+        assert_eq!(network_of(Ipv4Addr::new(10, 1, 2, 3), 24), Ipv4Addr::new(10, 1, 2, 0));
+        assert_eq!(network_of(Ipv4Addr::new(10, 1, 2, 3), 0), Ipv4Addr::UNSPECIFIED);
+        assert!(!route_id("10.0.0.0".parse().unwrap(), 8, 0).contains('/'));
     }
 
     #[test]

@@ -255,9 +255,37 @@ impl PoolUser for VmsOnPools {
     }
 }
 
-/// Registers the VMs with the pools' users.
+/// Registers the VMs with the pools' users and the links' users.
 pub fn register(services: &crate::state::Services) {
     services.pool_users.register(Arc::new(VmsOnPools));
+    services.link_users.register(Arc::new(VmsOnLinks));
+}
+
+/// The VMs' answers to the links' registry: a NIC in bridge mode names its bridge (also a
+/// running VM's NICs as launched, which may differ from the next boot's).
+pub struct VmsOnLinks;
+
+impl crate::platform::link_users::LinkUser for VmsOnLinks {
+    fn uses(
+        &self,
+        state: &AppState,
+        link: &str,
+    ) -> ApiResult<Vec<crate::platform::link_users::LinkUse>> {
+        let mgr = state.vms();
+        let mut out = Vec::new();
+        for rec in model::load_all(&state.store)? {
+            let launched = mgr.runtime(&rec.id).map(|rt| rt.launched());
+            let names = |d: &VmDef| d.nics.iter().any(|n| n.bridge.as_deref() == Some(link));
+            if names(&rec.def) || launched.as_ref().is_some_and(names) {
+                out.push(crate::platform::link_users::LinkUse {
+                    kind: "vm".into(),
+                    name: rec.name.clone(),
+                    href: format!("/api/v1/vms/{}", rec.id),
+                });
+            }
+        }
+        Ok(out)
+    }
 }
 
 #[cfg(test)]
