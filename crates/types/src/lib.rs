@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod network;
+pub mod network_host;
 pub mod pools;
 pub mod problem;
 pub mod services;

@@ -7,6 +7,8 @@
 //! its connection task is aborted when the value drops. Kernel errors keep their errno
 //! ([`NetError::Kernel`]) so the area maps "exists", "not supported" and "invalid" to 4xx/501.
 
+pub mod host_config;
+pub mod networkd;
 pub mod nft;
 
 use std::net::IpAddr;
