@@ -48,12 +48,17 @@ pub struct LinkSnapshot {
 
 /// True when `ip` is inside `net/len`.
 pub fn in_subnet(ip: Ipv4Addr, net: Ipv4Addr, len: u8) -> bool {
-    let mask = if len == 0 { 0 } else { u32::MAX << (32 - u32::from(len)) };
+    let mask = if len == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(len))
+    };
     u32::from(ip) & mask == u32::from(net) & mask
 }
 
 fn parse_route4(m: &RouteMessage) -> Option<Route4> {
-    if m.header.address_family != AddressFamily::Inet || m.header.table != RouteHeader::RT_TABLE_MAIN
+    if m.header.address_family != AddressFamily::Inet
+        || m.header.table != RouteHeader::RT_TABLE_MAIN
     {
         return None;
     }
@@ -167,22 +172,39 @@ impl Netlink {
         }
     }
 
-    /// Makes `want` the interface's only IPv4 addresses (added first, so an address kept
-    /// across the change never disappears).
+    /// Makes `want` the interface's only IPv4 addresses. The others go first: removing a
+    /// primary address takes the secondaries of its network with it (unless the host sets
+    /// `promote_secondaries`), so an address added before would vanish with the old one.
     async fn set_ipv4(&self, interface: &str, want: &[(Ipv4Addr, u8)]) -> Result<(), NetError> {
         let index = self.index_of(interface).await?;
+        for (a, l, m) in self.ipv4_on(index).await? {
+            if !want.contains(&(a, l)) {
+                match self.handle.address().del(m).execute().await {
+                    Ok(()) => {}
+                    // Already gone with its primary.
+                    Err(e) => match NetError::from(e) {
+                        NetError::Kernel {
+                            errno: super::EADDRNOTAVAIL,
+                            ..
+                        } => {}
+                        other => return Err(other),
+                    },
+                }
+            }
+        }
         for (a, l) in want {
-            match self.handle.address().add(index, IpAddr::V4(*a), *l).execute().await {
+            match self
+                .handle
+                .address()
+                .add(index, IpAddr::V4(*a), *l)
+                .execute()
+                .await
+            {
                 Ok(()) => {}
                 Err(e) => match NetError::from(e) {
                     NetError::Kernel { errno: EEXIST, .. } => {}
                     other => return Err(other),
                 },
-            }
-        }
-        for (a, l, m) in self.ipv4_on(index).await? {
-            if !want.contains(&(a, l)) {
-                self.handle.address().del(m).execute().await?;
             }
         }
         Ok(())
@@ -276,13 +298,12 @@ impl Netlink {
             }
         }
         if let Some(gw) = gateway {
-            let ok = self.routes4().await?.iter().any(|r| {
-                r.prefix_len == 0 && r.gateway == Some(gw) && r.oif == Some(link.index)
-            });
+            let ok =
+                self.routes4().await?.iter().any(|r| {
+                    r.prefix_len == 0 && r.gateway == Some(gw) && r.oif == Some(link.index)
+                });
             if !ok {
-                return Ok(Err(format!(
-                    "no default route via {gw} on {interface}"
-                )));
+                return Ok(Err(format!("no default route via {gw} on {interface}")));
             }
         }
         Ok(Ok(()))

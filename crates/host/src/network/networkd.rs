@@ -101,7 +101,10 @@ pub fn render(host: Option<&HostSettings>, bridges: &[BootBridge]) -> Vec<BootFi
         for p in &b.ports {
             out.push(BootFile {
                 name: format!("21-hostplane-{}-port-{p}.network", b.name),
-                text: format!("{HEADER}\n[Match]\nName={p}\n\n[Network]\nBridge={}\n", b.name),
+                text: format!(
+                    "{HEADER}\n[Match]\nName={p}\n\n[Network]\nBridge={}\n",
+                    b.name
+                ),
             });
         }
     }
@@ -201,7 +204,9 @@ mod tests {
         );
         assert_eq!(
             f[0].text,
-            format!("{HEADER}\n[NetDev]\nName=br0\nKind=bridge\nMTUBytes=9000\n\n[Bridge]\nSTP=yes\n")
+            format!(
+                "{HEADER}\n[NetDev]\nName=br0\nKind=bridge\nMTUBytes=9000\n\n[Bridge]\nSTP=yes\n"
+            )
         );
         assert_eq!(
             f[1].text,

@@ -13,7 +13,9 @@
 //! Safety: with `sandbox` on (tests, fuzzing) the daemon changes the network only when it runs
 //! in a namespace that `ip netns` named (tests start it with `ip netns exec`); anywhere else every change answers 503 `network_sandboxed` and the start hook does nothing.
 
+pub mod changes;
 pub mod firewall;
+pub mod host_settings;
 pub mod links;
 pub mod model;
 
@@ -50,6 +52,8 @@ pub const AREA: Area = Area {
 pub struct NetworkState {
     lock: tokio::sync::Mutex<()>,
     writable: bool,
+    /// The open host-settings change (confirm-or-rollback).
+    host: changes::HostChanges,
 }
 
 impl NetworkState {
@@ -72,6 +76,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     Ok(Some(Arc::new(NetworkState {
         lock: tokio::sync::Mutex::new(()),
         writable,
+        host: Default::default(),
     })))
 }
 
@@ -81,6 +86,8 @@ fn start(state: AppState) -> HookFuture {
         if !state.network().writable {
             return;
         }
+        // A host change left open by a daemon that died: its prior config comes back first.
+        changes::recover(&state).await;
         let _g = state.network().lock.lock().await;
         if let Err(e) = links::reconcile(&state.store).await {
             tracing::warn!(error = %e, "network: re-creating managed links failed");
@@ -117,6 +124,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(get_port_forward, delete_port_forward))
         .routes(routes!(create_vlan))
         .routes(routes!(create_bond))
+        .merge(host_settings::router())
 }
 
 /// Runs a change: writable check, then `f` under the area's lock.
