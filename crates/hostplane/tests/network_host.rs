@@ -475,3 +475,129 @@ async fn a_daemon_killed_in_the_window_restores_the_prior_config_at_start() {
     .unwrap();
     assert_eq!(st, 200);
 }
+
+async fn post_settings(d: &Daemon, json_text: &str) -> reqwest::Response {
+    let part = reqwest::multipart::Part::bytes(json_text.as_bytes().to_vec())
+        .file_name("settings.json")
+        .mime_str("application/json")
+        .unwrap();
+    d.client
+        .post(d.url("/api/v1/admin/settings"))
+        .bearer_auth(&d.token)
+        .multipart(reqwest::multipart::Form::new().part("settings", part))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The newest change, once it left `applying`.
+async fn newest_change(d: &Daemon) -> Value {
+    let list = d.get_json("/api/v1/network/changes").await;
+    let href = list[0]["href"].as_str().unwrap().to_string();
+    wait_state(d, &href, &["applying"], 20).await
+}
+
+/// Jidoteki section 8 with the document's examples (interface and addresses adapted to the
+/// rig): STATIC applied, confirmed by the client's next poll over the new address; then DHCP.
+#[tokio::test]
+async fn jidoteki_settings_examples() {
+    let r = rig();
+    let d = daemon_in(&r.host);
+    let e = d.get_json("/api/v1/admin/endpoints").await;
+    assert!(
+        e["endpoints"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("/api/v1/admin/settings")),
+        "{e}"
+    );
+
+    let static_json = r#"{
+    "network": {
+        "interface": "hpv0",
+        "hostname": "test.host",
+        "ip_address": "192.0.2.100",
+        "netmask": "255.255.255.0",
+        "gateway": "192.0.2.1",
+        "dns1": "192.0.2.2",
+        "dns2": "192.0.2.3",
+        "ntpserver": "pool.ntp.org"
+    },
+    "app": {
+        "name": "testapp"
+    }
+}"#;
+    let resp = post_settings(&d, static_json).await;
+    assert_eq!(resp.status(), 202);
+    assert_eq!(resp.headers()["location"], "/api/v1/admin/settings");
+    assert_eq!(
+        resp.text().await.unwrap(),
+        r#"{"Status":"202 Accepted","Location":"/api/v1/admin/settings"}"#
+    );
+    let c = newest_change(&d).await;
+    assert_eq!(c["state"], "awaiting_confirmation", "{c}");
+    // One update at a time.
+    let resp = post_settings(&d, static_json).await;
+    assert_eq!(resp.status(), 400);
+    // A poll on a connection that predates the change reads, and confirms nothing.
+    let g = d.get_json("/api/v1/admin/settings").await;
+    assert_eq!(g["network"]["interface"], "");
+    // The client's poll from the new address confirms.
+    let (st, text) = tcp_from(
+        &r.client,
+        "192.0.2.100",
+        "GET",
+        "/api/v1/admin/settings",
+        &d.token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    let sent: Value = serde_json::from_str(static_json).unwrap();
+    assert_eq!(got, sent);
+    assert_eq!(
+        d.get_json(c["href"].as_str().unwrap()).await["state"],
+        "confirmed"
+    );
+    assert_eq!(v4_on_hpv0(&r.host), ["192.0.2.100/24"]);
+
+    let dhcp_json = r#"{
+    "network": {
+        "interface": "hpv0",
+        "hostname": "test.host",
+        "ntpserver": "pool.ntp.org"
+    },
+    "app": {
+        "name": "testapp"
+    }
+}"#;
+    assert_eq!(post_settings(&d, dhcp_json).await.status(), 202);
+    let c = newest_change(&d).await;
+    assert_eq!(c["state"], "awaiting_confirmation", "{c}");
+    assert_eq!(c["settings"]["mode"], "dhcp");
+    // The static address is gone (a lease would bring one); the local admin confirms over a new
+    // unix-socket connection.
+    assert!(v4_on_hpv0(&r.host).is_empty());
+    let (st, text) = d.unix_request("GET", "/api/v1/admin/settings");
+    assert_eq!(st, 200, "{text}");
+    let got: Value = serde_json::from_str(&text).unwrap();
+    let sent: Value = serde_json::from_str(dhcp_json).unwrap();
+    assert_eq!(got, sent);
+    let boot = std::fs::read_to_string(
+        d.data_dir()
+            .join("root/etc/systemd/network/10-hostplane-hpv0.network"),
+    )
+    .unwrap();
+    assert!(boot.contains("DHCP=ipv4\n"), "{boot}");
+
+    // Bad files: 400.
+    for bad in [
+        "not json",
+        r#"{"network": {"interface": "hpv0", "ip_address": "192.0.2.5"}}"#,
+        r#"{"network": {"interface": "hpv0", "ip_address": "192.0.2.5", "netmask": "255.0.255.0", "gateway": "192.0.2.1"}}"#,
+        r#"{"network": {"interface": "no such", "hostname": "x"}}"#,
+    ] {
+        assert_eq!(post_settings(&d, bad).await.status(), 400, "{bad}");
+    }
+}

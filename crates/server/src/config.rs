@@ -62,7 +62,7 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   mount_root = "/mnt/pools"            # pools are mounted at MOUNT_ROOT/<name>, mergerfs members under MOUNT_ROOT/.members
 
   [admin]                              # the Jidoteki-compatible admin API (/api/v1/admin)
-  # endpoints = ["certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
+  # endpoints = ["settings", "certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
   vendor_public_key = ""               # vendor's ed25519 public key (base64): verifies update packages and licences
   appliance_identity = ""              # age identity file that decrypts update packages; empty = DATA_DIR/keys/appliance.key
   vendor_recipient = ""                # age recipient (age1...) debug bundles are encrypted to

@@ -33,7 +33,7 @@ use crate::areas::network::changes;
 use crate::areas::network::host_settings::{self as svc, Conn};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
-use crate::platform::auth::Role;
+use hostplane_types::auth::Role;
 use crate::state::AppState;
 
 const HREF: &str = "/api/v1/admin/settings";
