@@ -62,7 +62,7 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   mount_root = "/mnt/pools"            # pools are mounted at MOUNT_ROOT/<name>, mergerfs members under MOUNT_ROOT/.members
 
   [admin]                              # the Jidoteki-compatible admin API (/api/v1/admin)
-  # endpoints = ["certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
+  # endpoints = ["settings", "certs", "license", "storage", "backup"]  # optional endpoints; absent = all implemented
   vendor_public_key = ""               # vendor's ed25519 public key (base64): verifies update packages and licences
   appliance_identity = ""              # age identity file that decrypts update packages; empty = DATA_DIR/keys/appliance.key
   vendor_recipient = ""                # age recipient (age1...) debug bundles are encrypted to
@@ -121,6 +121,12 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   [lxc]                                # LXC system containers (/api/v1/lxc, docs/lxc.md); every lxc-* gets -P path
   path = ""                            # the lxcpath (container configs, default rootfs dirs, snapshots); empty =
                                        #   /var/lib/lxc, or DATA_DIR/lxc with sandbox = true
+  [network]                            # host network (/api/v1/network, docs/network.md)
+  networkd_dir = ""                    # where boot files (NN-hostplane-*.network|.netdev) are written after a
+                                       #   confirmed change; empty = SYSTEM_ROOT/etc/systemd/network
+  resolv_conf = ""                     # the resolver file host settings write (DNS); empty = SYSTEM_ROOT/etc/resolv.conf
+  hostname_file = ""                   # the file host settings write the host name to; empty = SYSTEM_ROOT/etc/hostname
+  # set_hostname = true                # also set the running kernel's host name (sethostname); absent = not sandbox
 
   [log]
   level = "info"                       # tracing filter (RUST_LOG syntax), e.g. "info,hostplane_server=debug"
@@ -151,6 +157,7 @@ pub struct Config {
     pub shares: SharesConfig,
     pub containers: ContainersConfig,
     pub lxc: LxcConfig,
+    pub network: NetworkConfig,
     pub log: LogConfig,
     pub audit: AuditConfig,
     pub connections: ConnectionsConfig,
@@ -434,6 +441,20 @@ impl Default for ContainersConfig {
     }
 }
 
+/// The host network (`[network]`): where host settings and boot files go.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// systemd-networkd files; None/empty = SYSTEM_ROOT/etc/systemd/network.
+    pub networkd_dir: Option<PathBuf>,
+    /// The resolver file hostplane writes; None/empty = SYSTEM_ROOT/etc/resolv.conf.
+    pub resolv_conf: Option<PathBuf>,
+    /// The host name file; None/empty = SYSTEM_ROOT/etc/hostname.
+    pub hostname_file: Option<PathBuf>,
+    /// Also set the kernel's host name; None = not [`Config::sandbox`].
+    pub set_hostname: Option<bool>,
+}
+
 /// One `[[containers.engines]]` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -593,6 +614,7 @@ impl Default for Config {
             shares: SharesConfig::default(),
             containers: ContainersConfig::default(),
             lxc: LxcConfig::default(),
+            network: NetworkConfig::default(),
             log: LogConfig::default(),
             audit: AuditConfig::default(),
             connections: ConnectionsConfig::default(),
@@ -877,6 +899,18 @@ impl Config {
                 "must be an absolute path other than / of [A-Za-z0-9/_.-], without ..",
             ));
         }
+        for (key, p) in [
+            ("network.networkd_dir", &self.network.networkd_dir),
+            ("network.resolv_conf", &self.network.resolv_conf),
+            ("network.hostname_file", &self.network.hostname_file),
+        ] {
+            if let Some(p) = p
+                && !p.as_os_str().is_empty()
+                && !p.is_absolute()
+            {
+                return Err(invalid(key, "must be an absolute path"));
+            }
+        }
         if let Some(r) = &self.admin.system_root
             && !r.as_os_str().is_empty()
             && !r.is_absolute()
@@ -1042,6 +1076,36 @@ impl Config {
             _ if self.sandbox() => self.data_dir.join("root"),
             _ => PathBuf::from("/"),
         }
+    }
+
+    /// `[network] networkd_dir`, else SYSTEM_ROOT/etc/systemd/network.
+    pub fn networkd_dir(&self) -> PathBuf {
+        match &self.network.networkd_dir {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.system_root().join("etc/systemd/network"),
+        }
+    }
+
+    /// `[network] resolv_conf`, else SYSTEM_ROOT/etc/resolv.conf.
+    pub fn resolv_conf(&self) -> PathBuf {
+        match &self.network.resolv_conf {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.system_root().join("etc/resolv.conf"),
+        }
+    }
+
+    /// `[network] hostname_file`, else SYSTEM_ROOT/etc/hostname.
+    pub fn hostname_file(&self) -> PathBuf {
+        match &self.network.hostname_file {
+            Some(p) if !p.as_os_str().is_empty() => p.clone(),
+            _ => self.system_root().join("etc/hostname"),
+        }
+    }
+
+    /// `[network] set_hostname`: may call sethostname. Absent: not in a sandbox (a test daemon
+    /// shares the host's UTS namespace).
+    pub fn set_hostname(&self) -> bool {
+        self.network.set_hostname.unwrap_or(!self.sandbox())
     }
 
     /// The SMB include file hostplane owns (`[shares] smb_include`).

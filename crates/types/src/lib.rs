@@ -10,6 +10,7 @@ pub mod health;
 pub mod jobs;
 pub mod lxc;
 pub mod network;
+pub mod network_host;
 pub mod pools;
 pub mod problem;
 pub mod services;

@@ -8,6 +8,8 @@
 //! ([`NetError::Kernel`]) so the area maps "exists", "not supported" and "invalid" to 4xx/501.
 
 pub mod dnsmasq;
+pub mod host_config;
+pub mod networkd;
 pub mod nft;
 pub mod route;
 pub mod sysctl;

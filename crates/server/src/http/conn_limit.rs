@@ -205,6 +205,10 @@ impl<S> Accept<TcpStream, S> for LimitAcceptor {
             }
         };
         let activity = Arc::new(Activity::default());
+        let conn = crate::http::peer::TcpConn {
+            id: crate::http::peer::next_conn_id(),
+            local: stream.local_addr().ok(),
+        };
         let idle = self.tracker.limits.idle_timeout.map(|timeout| IdleTimer {
             timeout,
             last: Instant::now(),
@@ -220,6 +224,7 @@ impl<S> Accept<TcpStream, S> for LimitAcceptor {
             ActivityService {
                 inner: service,
                 activity,
+                conn,
             },
         )))
     }
@@ -370,6 +375,8 @@ impl AsyncWrite for LimitedStream {
 pub struct ActivityService<S> {
     inner: S,
     activity: Arc<Activity>,
+    /// Added to every request: the connection's number and local address.
+    conn: crate::http::peer::TcpConn,
 }
 
 impl<S, B> tower::Service<Request<B>> for ActivityService<S>
@@ -386,7 +393,8 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        req.extensions_mut().insert(self.conn);
         let guard = InFlight::new(self.activity.clone());
         let fut = self.inner.call(req);
         Box::pin(async move {

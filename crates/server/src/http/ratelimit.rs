@@ -148,6 +148,7 @@ mod tests {
         let unix = Peer::Unix {
             uid: Some(1000),
             pid: None,
+            conn: 0,
         };
         for _ in 0..10 {
             assert_eq!(l.limit(&unix, unauth()).code(), "unauthenticated");

@@ -3,8 +3,7 @@
 //!
 //! The list is derived from the routes this build serves under `/api/v1/admin` (so it cannot
 //! list what does not exist), minus the optional endpoints `[admin] endpoints` disables.
-//! `settings` and `cluster` are not implemented yet (network and fleet issues): they answer
-//! 404 and are never listed. Jidoteki's `/docs` is not listed either: hostplane's API docs are
+//! `cluster` is not implemented yet (fleet issue): it answers 404 and is never listed. Jidoteki's `/docs` is not listed either: hostplane's API docs are
 //! at `/api-docs/`, outside the admin prefix.
 
 use std::sync::OnceLock;

@@ -26,13 +26,14 @@ pub mod license;
 pub mod logs;
 pub mod reboot;
 pub mod services;
+pub mod settings;
 pub mod setup;
 pub mod storage;
 pub mod update;
 
 /// Optional endpoints hostplane implements (Jidoteki: enabled by configuration).
-/// `settings` and `cluster` stay disabled until the network and fleet issues.
-pub const OPTIONAL_IMPLEMENTED: &[&str] = &["license", "certs", "storage", "backup"];
+/// `cluster` stays disabled until the fleet issue.
+pub const OPTIONAL_IMPLEMENTED: &[&str] = &["settings", "license", "certs", "storage", "backup"];
 
 pub const AREA: Area = Area::new("admin", "Jidoteki-compatible admin API", router);
 
@@ -51,6 +52,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(certs::router())
         .merge(storage::router())
         .merge(backup::router())
+        .merge(settings::router())
 }
 
 /// Jidoteki status answer, e.g. `{"Status":"200 OK"}`.

@@ -15,7 +15,9 @@
 
 mod api;
 pub mod dhcp;
+pub mod changes;
 pub mod firewall;
+pub mod host_settings;
 pub mod links;
 pub mod model;
 pub mod provisioning;
@@ -58,6 +60,8 @@ pub struct NetworkState {
     writable: bool,
     /// The supervised dnsmasq of each DHCP server.
     dhcp: dhcp::Dhcp,
+    /// The open host-settings change (confirm-or-rollback).
+    host: changes::HostChanges,
 }
 
 impl NetworkState {
@@ -81,6 +85,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
         lock: tokio::sync::Mutex::new(()),
         writable,
         dhcp: dhcp::Dhcp::new(services.config.data_dir.join("network/dhcp")),
+        host: Default::default(),
     })))
 }
 
@@ -90,6 +95,8 @@ fn start(state: AppState) -> HookFuture {
         if !state.network().writable {
             return;
         }
+        // A host change left open by a daemon that died: its prior config comes back first.
+        changes::recover(&state).await;
         let _g = state.network().lock.lock().await;
         // vNICs first: the bridges take them back as ports.
         if let Err(e) = vnics::reconcile(&state.store).await {
@@ -158,6 +165,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(create_vlan))
         .routes(routes!(create_bond))
         .merge(api::router())
+        .merge(host_settings::router())
 }
 
 /// Runs a change: writable check, then `f` under the area's lock.
