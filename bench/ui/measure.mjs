@@ -1,6 +1,10 @@
 // bench/ui/run's browser side: navigation to / → login form usable → logged in → dashboard
 // rendered, cold (new context) and warm (assets cached), BENCH_ROUNDS each; medians and p90.
-import { chromium } from 'playwright-core';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+
+// playwright-core from web/node_modules (bench/ui/run starts this in web/).
+const { chromium } = createRequire(path.join(process.cwd(), 'package.json'))('playwright-core');
 
 const base = process.env.HP_URL;
 const rounds = Number(process.env.BENCH_ROUNDS ?? 15);
@@ -10,6 +14,7 @@ const browser = await chromium.launch({
 });
 
 async function once(page) {
+  page.setDefaultTimeout(60000);
   const t0 = performance.now();
   await page.goto(base + '/', { waitUntil: 'commit' });
   await page.getByLabel('Username', { exact: true }).waitFor();
@@ -19,7 +24,10 @@ async function once(page) {
   await page.getByLabel('Password', { exact: true }).fill(process.env.HP_PASS);
   const t1 = performance.now();
   await page.getByRole('button', { name: 'Log in' }).click();
-  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+  await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor().catch(async (e) => {
+    console.error((await page.locator('body').innerText()).slice(0, 400));
+    throw e;
+  });
   await page.getByText('CPUs').waitFor();
   const dash = performance.now() - t1;
   await page.getByRole('button', { name: 'Log out' }).click();
