@@ -14,20 +14,36 @@ import { Shares } from './pages/shares';
 import { Vms } from './pages/vms';
 import { Users } from './pages/users';
 import { Audit } from './pages/audit';
+import { Containers } from './pages/containers';
+import { Network } from './pages/network';
+import { Services } from './pages/services';
+import { System } from './pages/system';
 
-const PAGES: { path: string; title: string; page: () => preact.JSX.Element }[] = [
+/** A page gets the route's further segments (`#/vms/<id>` → `['<id>']`), decoded. */
+export type PageProps = { args: string[] };
+
+const PAGES: { path: string; title: string; page: (p: PageProps) => preact.JSX.Element }[] = [
   { path: 'dashboard', title: 'Dashboard', page: Dashboard },
   { path: 'disks', title: 'Disks', page: Disks },
   { path: 'pools', title: 'Pools', page: Pools },
   { path: 'datasets', title: 'Datasets', page: Datasets },
   { path: 'shares', title: 'Shares', page: Shares },
   { path: 'vms', title: 'Virtual machines', page: Vms },
+  { path: 'containers', title: 'Containers', page: Containers },
+  { path: 'network', title: 'Network', page: Network },
+  { path: 'services', title: 'Services', page: Services },
+  { path: 'system', title: 'System', page: System },
   { path: 'users', title: 'Users and tokens', page: Users },
   { path: 'audit', title: 'Audit log', page: Audit },
 ];
 
 function route(): string {
   return location.hash.replace(/^#\/?/, '') || 'dashboard';
+}
+
+function splitRoute(r: string): [string, string[]] {
+  const [head, ...rest] = r.split('/');
+  return [head ?? '', rest.filter(Boolean).map(decodeURIComponent)];
 }
 
 async function checkSession(): Promise<void> {
@@ -57,7 +73,8 @@ export function App() {
   useEffect(() => {
     if (me) openEvents();
   }, [me]);
-  const current = PAGES.find((p) => p.path === path) ?? PAGES[0]!;
+  const [page, args] = splitRoute(path);
+  const current = PAGES.find((p) => p.path === page) ?? PAGES[0]!;
   useEffect(() => {
     document.title = me ? `${current.title} – hostplane` : 'Log in – hostplane';
   }, [me, current]);
@@ -96,7 +113,7 @@ export function App() {
           </nav>
           <main id="content" tabIndex={-1}>
             <h1>{current.title}</h1>
-            <current.page key={current.path} />
+            <current.page key={path} args={args} />
           </main>
           <JobsPanel />
         </div>

@@ -10,7 +10,8 @@ interface Result<T> {
   response: Response;
 }
 
-export function useApi<T>(load: () => Promise<Result<T>>, watch?: string[]): { data?: T; failed: boolean; reload: () => void } {
+/** `quiet`: a 404 is an expected state (no licence, no update yet): no toast. */
+export function useApi<T>(load: () => Promise<Result<T>>, watch?: string[], quiet = false): { data?: T; failed: boolean; reload: () => void } {
   const [data, setData] = useState<T | undefined>(undefined);
   const [failed, setFailed] = useState(false);
   const reload = useCallback(() => {
@@ -21,7 +22,7 @@ export function useApi<T>(load: () => Promise<Result<T>>, watch?: string[]): { d
           setFailed(false);
         } else {
           setFailed(true);
-          if (r.response.status !== 401) toast(problemText(r.error, r.response));
+          if (r.response.status !== 401 && !(quiet && r.response.status === 404)) toast(problemText(r.error, r.response));
         }
       },
       (e: unknown) => {

@@ -54,6 +54,8 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
 
   [events]
   replay_window = 10000                # events kept for Last-Event-ID replay (100 .. 1000000)
+  max_stream_secs = 0                  # end each event stream after this long (0 = never .. 86400); clients
+                                       #   reconnect with Last-Event-ID (tests use it to prove resume)
 
   [disks]
   allow = []                           # globs of devices destructive operations may touch, e.g. ["/dev/loop*"]
@@ -243,12 +245,16 @@ pub struct MetricsConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct EventsConfig {
     pub replay_window: usize,
+    /// End every event stream (SSE and WebSocket) after this many seconds; 0: never. Clients
+    /// reconnect and resume with `Last-Event-ID`, so this only bounds a connection's life.
+    pub max_stream_secs: u64,
 }
 
 impl Default for EventsConfig {
     fn default() -> Self {
         EventsConfig {
             replay_window: 10_000,
+            max_stream_secs: 0,
         }
     }
 }
@@ -806,6 +812,12 @@ impl Config {
         }
         if !(100..=1_000_000).contains(&self.events.replay_window) {
             return Err(invalid("events.replay_window", "must be 100 .. 1000000"));
+        }
+        if self.events.max_stream_secs > 86_400 {
+            return Err(invalid(
+                "events.max_stream_secs",
+                "must be 0 (never) .. 86400",
+            ));
         }
         for g in &self.disks.allow {
             if !g.starts_with("/dev/") {

@@ -1,4 +1,7 @@
-// Dashboard: host health (CPU, load, memory, uptime), version, pools with health, running jobs.
+// Dashboard: host health (CPU, load, memory, uptime), version, pools with health, running
+// jobs, and the host charts (their own chunk, loaded after the page renders).
+import { useEffect, useState } from 'preact/hooks';
+import type { ComponentType } from 'preact';
 import { api } from '../api/client';
 import { bytes, useApi } from '../hooks';
 import { jobs, useStore } from '../store';
@@ -11,6 +14,8 @@ export function Dashboard() {
   const h = health.data;
   const m = h?.memory;
   return (
+    <>
+    <Charts memTotal={m?.total_bytes} />
     <div class="cards">
       <section class="card" aria-labelledby="host-h">
         <h2 id="host-h">Host</h2>
@@ -68,6 +73,20 @@ export function Dashboard() {
         )}
       </section>
     </div>
+    </>
+  );
+}
+
+function Charts({ memTotal }: { memTotal?: number }) {
+  const [C, setC] = useState<ComponentType<{ memTotal?: number }> | null>(null);
+  useEffect(() => {
+    void import('../charts').then((m) => setC(() => m.default));
+  }, []);
+  return (
+    <section aria-labelledby="charts-h">
+      <h2 id="charts-h">Host activity</h2>
+      {C ? <C memTotal={memTotal} /> : <p class="muted">Loading the charts…</p>}
+    </section>
   );
 }
 

@@ -181,7 +181,17 @@ fn event_stream(
             }
         },
     );
-    Ok(futures_util::stream::iter(head).chain(live))
+    // `events.max_stream_secs`: the stream ends; the client resumes with Last-Event-ID.
+    let limit = state.config.events.max_stream_secs;
+    let deadline = async move {
+        match limit {
+            0 => std::future::pending::<()>().await,
+            s => tokio::time::sleep(Duration::from_secs(s)).await,
+        }
+    };
+    Ok(futures_util::stream::iter(head)
+        .chain(live)
+        .take_until(deadline))
 }
 
 fn last_event_id(v: Option<i64>) -> ApiResult<Option<u64>> {
