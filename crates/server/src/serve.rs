@@ -203,6 +203,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         started: t0,
         tickets: Default::default(),
         pool_users: Default::default(),
+        processes: Default::default(),
         areas: Default::default(),
     };
     // Each area prepares itself and its own state (areas::Area::init).

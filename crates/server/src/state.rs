@@ -14,6 +14,7 @@ use crate::platform::auth::Auth;
 use crate::platform::events::Events;
 use crate::platform::jobs::Jobs;
 use crate::platform::pool_users::PoolUsers;
+use crate::platform::processes::Processes;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
 
@@ -35,6 +36,8 @@ pub struct Services {
     pub tickets: Tickets,
     /// Who uses which pool or dataset: areas register in their `init` hook, pools ask.
     pub pool_users: PoolUsers,
+    /// Which host processes belong to which object (VMs register; metrics reads).
+    pub processes: Processes,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

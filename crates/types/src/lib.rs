@@ -8,12 +8,14 @@ pub mod disks;
 pub mod events;
 pub mod health;
 pub mod jobs;
+pub mod metrics;
 pub mod network;
 pub mod pools;
 pub mod problem;
 pub mod services;
 pub mod shares;
 pub mod system;
+pub mod terminal;
 pub mod vms;
 
 /// Base path of the native API.

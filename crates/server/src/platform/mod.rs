@@ -5,6 +5,7 @@ pub mod auth;
 pub mod events;
 pub mod jobs;
 pub mod pool_users;
+pub mod processes;
 pub mod state_files;
 pub mod store;
 pub mod tickets;
