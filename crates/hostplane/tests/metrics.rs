@@ -149,3 +149,52 @@ async fn live_samples_on_the_event_stream() {
     assert_eq!(ev["href"], "/api/v1/metrics/host");
     assert!(ev["data"]["values"].as_array().unwrap().len() > 3);
 }
+
+#[tokio::test]
+async fn cli_metrics_show_draws_a_sparkline() {
+    let d = start();
+    // Wait for a few CPU points.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = d
+            .get_json("/api/v1/metrics/query_range?metric=cpu_busy_percent&step=1")
+            .await;
+        if v["data"]["result"][0]["values"]
+            .as_array()
+            .is_some_and(|a| a.len() >= 3)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no CPU points: {v}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let home = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", d.port);
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args([
+        "--url", &url, "--token", &d.token, "metrics", "show", "cpu", "--since", "1h",
+    ])
+    .env("HOME", home.path())
+    .env("XDG_CONFIG_HOME", home.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("cpu_busy_percent"), "{text}");
+    assert!(text.contains('%'), "{text}");
+    assert!(
+        text.chars().any(|c| ('▁'..='█').contains(&c)),
+        "no sparkline: {text}"
+    );
+}

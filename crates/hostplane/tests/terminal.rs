@@ -278,3 +278,58 @@ async fn only_admins_with_the_terminal_scope() {
         "the refused use consumed the ticket"
     );
 }
+
+/// Runs the CLI against `d` with `stdin` piped in; (exit code, stdout, stderr).
+fn cli(d: &Daemon, args: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let home = tempfile::Builder::new()
+        .prefix("hp-test-")
+        .tempdir()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{}", d.port);
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["--url", &url, "--token", &d.token])
+        .args(args)
+        .env("HOME", home.path())
+        .env("XDG_CONFIG_HOME", home.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn cli_terminal_from_a_pipe() {
+    let d = Daemon::start();
+    let (code, out, err) = cli(
+        &d,
+        &["terminal", "--shell", "/bin/sh"],
+        "echo CLI-$((5*5)); stty size\nexit 3\n",
+    );
+    assert!(out.contains("CLI-25"), "stdout: {out}\nstderr: {err}");
+    assert!(
+        out.contains("24 80"),
+        "not a tty on stdout: 80x24 expected: {out}"
+    );
+    assert_eq!(code, 3, "the shell's exit code; stderr: {err}");
+    // The session is gone once the shell exited.
+    let list = d.get_json("/api/v1/system/terminals").await;
+    assert_eq!(list, json!([]));
+}
