@@ -575,6 +575,6 @@ mod tests {
         assert_eq!(q.len(), 1);
         assert_eq!(q[0].points.len(), 124);
         assert!((45.0..56.0).contains(&q[0].points[5].1), "{:?}", q[0].points[5]);
-        assert_eq!(q[0].points[5].2, 100.0);
+        assert!((95.0..=100.0).contains(&q[0].points[5].2), "{:?}", q[0].points[5]);
     }
 }
