@@ -120,6 +120,11 @@ pub enum Command {
     /// The HTTPS certificate: show, set.
     #[command(subcommand, visible_alias = "cert")]
     Certs(commands::system::CertsCmd),
+    /// An interactive shell on the host (admin; Ctrl-] leaves).
+    Terminal(commands::terminal::TerminalArgs),
+    /// Metrics history: `metrics show cpu --since 1h`, `metrics series`.
+    #[command(subcommand)]
+    Metrics(commands::metrics::MetricsCmd),
 }
 
 /// Runs one client command; returns the exit code.
@@ -183,6 +188,8 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,
         Command::Certs(c) => commands::system::certs(&ctx, c).await,
+        Command::Terminal(a) => commands::terminal::run(&ctx, a).await,
+        Command::Metrics(c) => commands::metrics::run(&ctx, c).await,
     }
 }
 

@@ -698,216 +698,6 @@ impl Drop for Supervised {
     }
 }
 
-/// A child on a pseudo-terminal ([`Cmd::spawn_pty`]): an interactive program (`lxc-attach`,
-/// a shell) whose terminal is forwarded to a client (a console WebSocket).
-///
-/// The child is the leader of a new session with the PTY as its controlling terminal, so its
-/// process group id is its pid: dropping the handle before the child was reaped kills that
-/// group, as [`Supervised`] does.
-pub struct PtyChild {
-    program: String,
-    child: Child,
-    pid: u32,
-    master: std::sync::Arc<PtyMaster>,
-    reaped: bool,
-}
-
-/// The master side of a [`PtyChild`]'s terminal: bytes the child writes are read here, bytes
-/// written here are its input. Shared (`Arc`) so one task reads while another writes.
-pub struct PtyMaster {
-    fd: tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>,
-}
-
-impl PtyMaster {
-    /// Reads what the child wrote; `Ok(0)` once every process on the terminal has closed it
-    /// (the kernel answers `EIO` then).
-    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        use std::os::fd::AsRawFd;
-        loop {
-            let mut guard = self.fd.readable().await?;
-            // SAFETY: `buf` is valid for `buf.len()` bytes; the fd is open while `self` lives.
-            let r = guard.try_io(|fd| {
-                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match r {
-                Ok(Ok(n)) => return Ok(n),
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
-    }
-
-    /// Writes all of `data` as the child's input.
-    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        while !data.is_empty() {
-            let mut guard = self.fd.writable().await?;
-            // SAFETY: `data` is valid for `data.len()` bytes; the fd is open while `self` lives.
-            let r = guard.try_io(|fd| {
-                let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(n as usize)
-                }
-            });
-            match r {
-                Ok(Ok(n)) => data = &data[n..],
-                Ok(Err(e)) => return Err(e),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
-    }
-
-    /// Sets the terminal's size (the child gets `SIGWINCH`).
-    pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let ws = libc::winsize {
-            ws_row: rows,
-            ws_col: cols,
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which is valid.
-        let r = unsafe { libc::ioctl(self.fd.get_ref().as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-        if r < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl Cmd {
-    /// Starts the program on a new pseudo-terminal of `cols` × `rows`: stdin, stdout and
-    /// stderr are the terminal, the child leads a new session whose controlling terminal it
-    /// is. The same rules as [`Cmd::spawn`] (argv only, [`which`], `LC_ALL=C.UTF-8` unless
-    /// overridden, no stdin data); no timeout applies (an interactive session lasts as long as
-    /// its user). Read and write through [`PtyChild::master`].
-    pub fn spawn_pty(&self, cols: u16, rows: u16) -> Result<PtyChild, CommandError> {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-        let program = self.program.as_str();
-        self.check()?;
-        if self.stdin.is_some() {
-            return Err(CommandError::invalid(format!(
-                "`{program}`: a terminal child gets no stdin data"
-            )));
-        }
-        let path = which(program).ok_or_else(|| CommandError::NotFound {
-            program: program.to_string(),
-        })?;
-        let io_err = |source| CommandError::Io {
-            program: program.to_string(),
-            source,
-        };
-        let ws = libc::winsize {
-            ws_row: rows.max(1),
-            ws_col: cols.max(1),
-            ws_xpixel: 0,
-            ws_ypixel: 0,
-        };
-        let (mut m, mut s) = (-1, -1);
-        // SAFETY: openpty writes two fds into the given ints; name and termios may be null and
-        // `ws` is a valid winsize.
-        let r =
-            unsafe { libc::openpty(&mut m, &mut s, std::ptr::null_mut(), std::ptr::null(), &ws) };
-        if r < 0 {
-            return Err(io_err(io::Error::last_os_error()));
-        }
-        // SAFETY: openpty succeeded: both fds are open and owned by nobody else.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(m), OwnedFd::from_raw_fd(s)) };
-        for fd in [&master, &slave] {
-            // SAFETY: fcntl on an fd we own.
-            unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) };
-        }
-        // SAFETY: as above.
-        unsafe {
-            let fl = libc::fcntl(master.as_raw_fd(), libc::F_GETFL);
-            libc::fcntl(master.as_raw_fd(), libc::F_SETFL, fl | libc::O_NONBLOCK);
-        }
-        let mut command = self.session_command(&path);
-        command
-            .stdin(Stdio::from(slave.try_clone().map_err(io_err)?))
-            .stdout(Stdio::from(slave.try_clone().map_err(io_err)?))
-            .stderr(Stdio::from(slave))
-            .kill_on_drop(true);
-        // SAFETY: between fork and exec only async-signal-safe calls: setsid makes the child a
-        // session (and process group) leader without a terminal, TIOCSCTTY makes its stdin (the
-        // PTY's slave, set up before this runs) the controlling terminal.
-        unsafe {
-            command.pre_exec(|| {
-                if libc::setsid() < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
-        let child = command.spawn().map_err(|e| spawn_error(program, e))?;
-        // The parent's copies of the slave were moved into `command` and closed with it.
-        drop(command);
-        let pid = child.id().unwrap_or(0);
-        tracing::debug!(program, args = ?self.args, pid, "spawned a child on a pty");
-        // SAFETY: `master` is an OwnedFd this handle alone owns; it stays open (and is not
-        // closed or reused behind the registration's back) until the AsyncFd drops it.
-        let fd = unsafe { tokio::io::unix::AsyncFd::register(master) }
-            .map_err(|e| io_err(io::Error::other(e.to_string())))?;
-        Ok(PtyChild {
-            program: self.program.clone(),
-            child,
-            pid,
-            master: std::sync::Arc::new(PtyMaster { fd }),
-            reaped: false,
-        })
-    }
-}
-
-impl PtyChild {
-    pub fn pid(&self) -> u32 {
-        self.pid
-    }
-
-    /// The terminal's master side.
-    pub fn master(&self) -> std::sync::Arc<PtyMaster> {
-        self.master.clone()
-    }
-
-    /// Waits for the exit (no timeout) and reaps the child.
-    pub async fn wait(&mut self) -> Result<ExitStatus, CommandError> {
-        let status = self.child.wait().await.map_err(|e| CommandError::Io {
-            program: self.program.clone(),
-            source: e,
-        })?;
-        self.reaped = true;
-        Ok(status)
-    }
-
-    /// SIGKILL to the child's session (its process group), then waits for the exit.
-    pub async fn kill(&mut self) -> Result<ExitStatus, CommandError> {
-        if !self.reaped {
-            GroupKiller(i32::try_from(self.pid).ok()).kill();
-        }
-        self.wait().await
-    }
-}
-
-impl Drop for PtyChild {
-    fn drop(&mut self) {
-        if !self.reaped {
-            // Not yet reaped: the group id cannot have been reused.
-            GroupKiller(i32::try_from(self.pid).ok()).kill();
-        }
-    }
-}
 
 /// Reads a supervised child's stderr into `buf`, keeping at most 1 MiB.
 async fn keep_stderr(
@@ -1141,6 +931,243 @@ fn is_executable(path: &Path) -> bool {
     std::fs::metadata(path)
         .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
         .unwrap_or(false)
+}
+
+// ---- pseudo-terminals ----
+
+/// A child on its own pseudo-terminal ([`Cmd::spawn_pty`]): the host terminal's shell, an
+/// LXC attach console.
+///
+/// The child is a session leader with the PTY as its controlling terminal; its environment is
+/// exactly what [`Cmd::env`] gave (nothing inherited from the daemon, not even `LC_ALL`). The
+/// PTY master is shared through [`PtyIo`] handles (read, write, resize). Dropping the
+/// [`PtyChild`] before it was reaped kills the child's process group (its session).
+pub struct PtyChild {
+    program: String,
+    child: Child,
+    pid: u32,
+    io: PtyIo,
+    reaped: bool,
+}
+
+/// The master side of a [`PtyChild`]'s terminal; cheap to clone.
+#[derive(Clone)]
+pub struct PtyIo {
+    master: std::sync::Arc<tokio::io::unix::AsyncFd<std::os::fd::OwnedFd>>,
+}
+
+impl fmt::Debug for PtyChild {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PtyChild")
+            .field("program", &self.program)
+            .field("pid", &self.pid)
+            .finish()
+    }
+}
+
+fn set_winsize(fd: std::os::fd::RawFd, cols: u16, rows: u16) -> io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from the pointer, which lives for the call.
+    if unsafe { libc::ioctl(fd, libc::TIOCSWINSZ, &ws) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// Opens a PTY pair: (master, non-blocking; slave).
+fn open_pty() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    // SAFETY: plain libc calls on a descriptor we own; each result is checked.
+    unsafe {
+        let m = libc::posix_openpt(libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC);
+        if m < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let master = OwnedFd::from_raw_fd(m);
+        if libc::grantpt(m) != 0 || libc::unlockpt(m) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut name = [0 as libc::c_char; 128];
+        if libc::ptsname_r(m, name.as_mut_ptr(), name.len()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let s = libc::open(
+            name.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        );
+        if s < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let slave = OwnedFd::from_raw_fd(s);
+        let flags = libc::fcntl(m, libc::F_GETFL);
+        if flags < 0 || libc::fcntl(m, libc::F_SETFL, flags | libc::O_NONBLOCK) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok((master, slave))
+    }
+}
+
+impl Cmd {
+    /// Starts the program on a new pseudo-terminal of `cols`×`rows`: a session leader whose
+    /// stdin, stdout and stderr are the terminal. argv only, as every run; the environment
+    /// is cleared and holds only what [`Cmd::env`] set; the working directory is
+    /// [`Cmd::cwd`] or `/`. No timeout: the caller ends it ([`PtyChild::kill`]).
+    pub fn spawn_pty(&self, cols: u16, rows: u16) -> Result<PtyChild, CommandError> {
+        use std::os::fd::AsRawFd;
+        let program = self.program.as_str();
+        self.check()?;
+        if self.stdin.is_some() {
+            return Err(CommandError::invalid(format!(
+                "`{program}`: a terminal child gets no stdin data"
+            )));
+        }
+        let path = which(program).ok_or_else(|| CommandError::NotFound {
+            program: program.to_string(),
+        })?;
+        let io_err = |source| CommandError::Io {
+            program: program.to_string(),
+            source,
+        };
+        let (master, slave) = open_pty().map_err(io_err)?;
+        set_winsize(master.as_raw_fd(), cols, rows).map_err(io_err)?;
+        let stdio = |fd: &std::os::fd::OwnedFd| fd.try_clone().map(Stdio::from);
+        let mut command = Command::new(&path);
+        command
+            .args(&self.args)
+            .env_clear()
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(self.cwd.as_deref().unwrap_or(Path::new("/")))
+            .stdin(stdio(&slave).map_err(io_err)?)
+            .stdout(stdio(&slave).map_err(io_err)?)
+            .stderr(stdio(&slave).map_err(io_err)?)
+            .kill_on_drop(true);
+        // SAFETY: only async-signal-safe calls (setsid, ioctl) between fork and exec.
+        unsafe {
+            command.pre_exec(|| {
+                if libc::setsid() < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                // stdin is the slave: make it the controlling terminal of the new session.
+                if libc::ioctl(0, libc::TIOCSCTTY as _, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command.spawn().map_err(|e| spawn_error(program, e))?;
+        drop(slave);
+        let pid = child.id().unwrap_or(0);
+        tracing::debug!(program, args = ?self.args, pid, "spawned a child on a PTY");
+        // SAFETY: `master` owns its descriptor, which nothing else closes or replaces while
+        // the AsyncFd holds it.
+        let master =
+            unsafe { tokio::io::unix::AsyncFd::register(master) }.map_err(|e| io_err(e.into()))?;
+        Ok(PtyChild {
+            program: self.program.clone(),
+            child,
+            pid,
+            io: PtyIo {
+                master: std::sync::Arc::new(master),
+            },
+            reaped: false,
+        })
+    }
+}
+
+impl PtyChild {
+    /// The child's pid (also its session and process group id).
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// A handle on the terminal's master side.
+    pub fn io(&self) -> PtyIo {
+        self.io.clone()
+    }
+
+    /// Waits for the exit and reaps the child.
+    pub async fn wait(&mut self) -> Result<ExitStatus, CommandError> {
+        let status = self.child.wait().await.map_err(|e| CommandError::Io {
+            program: self.program.clone(),
+            source: e,
+        })?;
+        self.reaped = true;
+        Ok(status)
+    }
+
+    /// SIGKILL to the child's process group (what it started on the terminal too), then
+    /// waits for the exit.
+    pub async fn kill(&mut self) -> Result<ExitStatus, CommandError> {
+        if !self.reaped {
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+        self.wait().await
+    }
+}
+
+impl Drop for PtyChild {
+    fn drop(&mut self) {
+        if !self.reaped {
+            GroupKiller(i32::try_from(self.pid).ok()).kill();
+        }
+    }
+}
+
+impl PtyIo {
+    /// Reads what the terminal printed; `Ok(0)` once the child side is closed (Linux reports
+    /// EIO on the master then).
+    pub async fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        loop {
+            let mut guard = self.master.readable().await?;
+            match guard.try_io(|fd| {
+                // SAFETY: reads at most buf.len() bytes into buf.
+                let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }) {
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EIO) => return Ok(0),
+                Ok(r) => return r,
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Types `data` into the terminal.
+    pub async fn write_all(&self, mut data: &[u8]) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        while !data.is_empty() {
+            let mut guard = self.master.writable().await?;
+            match guard.try_io(|fd| {
+                // SAFETY: writes at most data.len() bytes from data.
+                let n = unsafe { libc::write(fd.as_raw_fd(), data.as_ptr().cast(), data.len()) };
+                if n < 0 {
+                    Err(io::Error::last_os_error())
+                } else {
+                    Ok(n as usize)
+                }
+            }) {
+                Ok(Ok(n)) => data = &data[n..],
+                Ok(Err(e)) => return Err(e),
+                Err(_would_block) => continue,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets the terminal size (the child gets SIGWINCH).
+    pub fn resize(&self, cols: u16, rows: u16) -> io::Result<()> {
+        use std::os::fd::AsRawFd;
+        set_winsize(self.master.get_ref().as_raw_fd(), cols, rows)
+    }
 }
 
 #[cfg(test)]

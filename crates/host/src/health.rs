@@ -208,6 +208,116 @@ fn bad(what: &str) -> io::Error {
 
 // ---- parsers ----
 
+/// One line of `/proc/pressure/{cpu,memory,io}` (PSI): the share of time stalled.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct PressureLine {
+    /// Percent over the last 10 s.
+    pub avg10: f64,
+    /// Total stall time, microseconds.
+    pub total_us: u64,
+}
+
+/// A PSI file: `some` always, `full` for memory and io (and cpu on newer kernels).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Pressure {
+    pub some: PressureLine,
+    pub full: Option<PressureLine>,
+}
+
+/// Parses a PSI file (`some avg10=0.00 avg60=0.00 avg300=0.00 total=0`).
+pub fn parse_pressure(s: &str) -> io::Result<Pressure> {
+    let mut out = Pressure::default();
+    let mut seen = false;
+    for line in s.lines() {
+        let mut f = line.split_whitespace();
+        let kind = f.next();
+        let mut p = PressureLine::default();
+        for kv in f {
+            match kv.split_once('=') {
+                Some(("avg10", v)) => p.avg10 = v.parse().map_err(|_| bad("pressure"))?,
+                Some(("total", v)) => p.total_us = v.parse().map_err(|_| bad("pressure"))?,
+                _ => {}
+            }
+        }
+        match kind {
+            Some("some") => {
+                out.some = p;
+                seen = true;
+            }
+            Some("full") => out.full = Some(p),
+            _ => {}
+        }
+    }
+    if !seen {
+        return Err(bad("pressure"));
+    }
+    Ok(out)
+}
+
+/// `/proc/pressure/<what>` (cpu, memory, io); None when the kernel has no PSI.
+pub fn pressure(what: &str) -> Option<Pressure> {
+    parse_pressure(&std::fs::read_to_string(format!("/proc/pressure/{what}")).ok()?).ok()
+}
+
+/// A process's CPU time and resident memory.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProcessStat {
+    /// utime + stime, in clock ticks ([`clock_ticks`] per second).
+    pub cpu_ticks: u64,
+    pub rss_bytes: u64,
+}
+
+/// Parses `/proc/<pid>/stat` (the fields after the parenthesised command name).
+pub fn parse_process_stat(stat: &str, page_size: u64) -> io::Result<ProcessStat> {
+    let rest = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r)
+        .ok_or_else(|| bad("stat"))?;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state): utime is field 14, stime 15, rss (pages) 24.
+    let num = |i: usize| -> io::Result<u64> {
+        f.get(i - 3)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| bad("stat"))
+    };
+    Ok(ProcessStat {
+        cpu_ticks: num(14)? + num(15)?,
+        rss_bytes: num(24)?.saturating_mul(page_size),
+    })
+}
+
+/// CPU time and RSS of `pid` now.
+pub fn process_stat(pid: u32) -> io::Result<ProcessStat> {
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+    parse_process_stat(&read(&format!("/proc/{pid}/stat"))?, page)
+}
+
+/// Clock ticks per second (`USER_HZ`) of `/proc/stat` and `/proc/<pid>/stat`.
+pub fn clock_ticks() -> u64 {
+    // SAFETY: sysconf has no preconditions.
+    (unsafe { libc::sysconf(libc::_SC_CLK_TCK) }).max(1) as u64
+}
+
+/// The whole disks (`/sys/block`'s entries), as [`rates`] wants them.
+pub fn whole_disks() -> Vec<String> {
+    match std::fs::read_dir("/sys/block") {
+        Ok(rd) => rd
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// The current memory and load (`/proc/meminfo`, `/proc/loadavg`).
+pub fn memory_and_load() -> io::Result<(Memory, LoadAverage)> {
+    Ok((
+        parse_meminfo(&read("/proc/meminfo")?)?,
+        parse_loadavg(&read("/proc/loadavg")?)?,
+    ))
+}
+
 /// `/proc/uptime`: seconds since boot.
 pub fn parse_uptime(s: &str) -> io::Result<f64> {
     s.split_whitespace()
@@ -505,6 +615,23 @@ fn now_rfc3339() -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn pressure_and_process_stat() {
+        let p = super::parse_pressure(
+            "some avg10=1.50 avg60=0.00 avg300=0.00 total=12345\nfull avg10=0.25 avg60=0.00 avg300=0.00 total=678\n",
+        )
+        .unwrap();
+        assert_eq!(p.some.avg10, 1.5);
+        assert_eq!(p.some.total_us, 12345);
+        assert_eq!(p.full.unwrap().total_us, 678);
+        assert!(super::parse_pressure("").is_err());
+        let stat = "4242 (qemu-system-x86 (x)) S 1 4242 4242 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 99 1234567 1000 18446744073709551615";
+        let ps = super::parse_process_stat(stat, 4096).unwrap();
+        assert_eq!(ps.cpu_ticks, 300);
+        assert_eq!(ps.rss_bytes, 1000 * 4096);
+    }
+
     use super::*;
 
     // Saved from a 2-vCPU Debian 12 Firecracker VM (kernel 6.18).

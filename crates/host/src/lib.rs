@@ -36,6 +36,6 @@ pub mod update;
 
 pub use capabilities::{disk_free, kvm_decision, probe};
 pub use command::{
-    ChildOutput, Cmd, CommandError, OnDrop, Output, PtyChild, PtyMaster, Supervised, validate_name,
+    ChildOutput, Cmd, CommandError, OnDrop, Output, PtyChild, PtyIo, Supervised, validate_name,
     validate_path_arg, which,
 };

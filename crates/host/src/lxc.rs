@@ -397,7 +397,14 @@ impl Lxc {
         cols: u16,
         rows: u16,
     ) -> Result<PtyChild, CommandError> {
-        let mut c = self.cmd("lxc-attach", name)?;
+        // The terminal child's environment is only what is set here (`spawn_pty` clears it);
+        // lxc-attach hands it on to the container's shell.
+        let mut c = self
+            .cmd("lxc-attach", name)?
+            .env("TERM", "xterm-256color")
+            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env("LANG", "C.UTF-8")
+            .env("HOME", "/root");
         if !command.is_empty() {
             c = c.arg("--").args(command);
         }

@@ -51,6 +51,16 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
 
   [metrics]
   public = false                       # serve /metrics without authentication
+  interval_secs = 10                   # metrics history: seconds between samples (1 .. 300; docs/metrics.md)
+  history = true                       # keep the metrics history (DATA_DIR/metrics.db)
+
+  [terminal]
+  shells = ["/bin/bash", "/bin/sh"]    # shells a host terminal may run (absolute paths)
+  idle_timeout_secs = 900              # a terminal with no input or output for this long ends
+  max_session_secs = 28800             # a terminal ends this long after it started
+  detach_grace_secs = 300              # a terminal nobody is attached to ends after this
+  max_sessions = 8                     # terminals open at once
+  replay_bytes = 65536                 # recent output replayed to a reattaching client
 
   [events]
   replay_window = 10000                # events kept for Last-Event-ID replay (100 .. 1000000)
@@ -150,6 +160,7 @@ pub struct Config {
     pub tls: TlsConfig,
     pub auth: AuthConfig,
     pub metrics: MetricsConfig,
+    pub terminal: TerminalConfig,
     pub events: EventsConfig,
     pub disks: DisksConfig,
     pub pools: PoolsConfig,
@@ -235,10 +246,49 @@ impl Default for ConnectionsConfig {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     pub public: bool,
+    /// Seconds between metrics-history samples.
+    pub interval_secs: u64,
+    /// Whether the metrics history is kept at all.
+    pub history: bool,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            public: false,
+            interval_secs: 10,
+            history: true,
+        }
+    }
+}
+
+/// The host terminal (`/api/v1/system/terminals`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TerminalConfig {
+    pub shells: Vec<PathBuf>,
+    pub idle_timeout_secs: u64,
+    pub max_session_secs: u64,
+    pub detach_grace_secs: u64,
+    pub max_sessions: usize,
+    pub replay_bytes: usize,
+}
+
+impl Default for TerminalConfig {
+    fn default() -> Self {
+        TerminalConfig {
+            shells: vec!["/bin/bash".into(), "/bin/sh".into()],
+            idle_timeout_secs: 900,
+            max_session_secs: 28_800,
+            detach_grace_secs: 300,
+            max_sessions: 8,
+            replay_bytes: 65_536,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -611,6 +661,7 @@ impl Default for Config {
             tls: TlsConfig::default(),
             auth: AuthConfig::default(),
             metrics: MetricsConfig::default(),
+            terminal: TerminalConfig::default(),
             events: EventsConfig::default(),
             disks: DisksConfig::default(),
             pools: PoolsConfig::default(),
@@ -809,6 +860,22 @@ impl Config {
                 "connections.idle_timeout_secs",
                 "must be 0 .. 86400",
             ));
+        }
+        if !(1..=300).contains(&self.metrics.interval_secs) {
+            return Err(invalid("metrics.interval_secs", "must be 1 .. 300"));
+        }
+        if self.terminal.shells.iter().any(|s| !s.is_absolute()) {
+            return Err(invalid("terminal.shells", "must be absolute paths"));
+        }
+        let t = &self.terminal;
+        if t.idle_timeout_secs == 0 || t.max_session_secs == 0 || t.detach_grace_secs == 0 {
+            return Err(invalid(
+                "terminal",
+                "idle_timeout_secs, max_session_secs and detach_grace_secs must be > 0",
+            ));
+        }
+        if !(1024..=16 << 20).contains(&t.replay_bytes) {
+            return Err(invalid("terminal.replay_bytes", "must be 1024 .. 16777216"));
         }
         if !(100..=1_000_000).contains(&self.events.replay_window) {
             return Err(invalid("events.replay_window", "must be 100 .. 1000000"));

@@ -205,6 +205,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         pool_users: Default::default(),
         workloads: Default::default(),
         link_users: Default::default(),
+        processes: Default::default(),
         areas: Default::default(),
     };
     // Each area prepares itself and its own state (areas::Area::init).

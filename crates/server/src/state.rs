@@ -15,6 +15,7 @@ use crate::platform::events::Events;
 use crate::platform::jobs::Jobs;
 use crate::platform::link_users::LinkUsers;
 use crate::platform::pool_users::PoolUsers;
+use crate::platform::processes::Processes;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
 use crate::platform::workloads::Workloads;
@@ -42,6 +43,8 @@ pub struct Services {
     pub workloads: Workloads,
     /// Who attaches to network links (asked before a bridge is deleted).
     pub link_users: LinkUsers,
+    /// Which host processes belong to which object (VMs register; metrics reads).
+    pub processes: Processes,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

@@ -9,6 +9,7 @@ pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod lxc;
+pub mod metrics;
 pub mod network;
 pub mod network_host;
 pub mod pools;
@@ -17,6 +18,7 @@ pub mod services;
 pub mod shares;
 pub mod stacks;
 pub mod system;
+pub mod terminal;
 pub mod vms;
 pub mod workloads;
 

@@ -79,7 +79,7 @@ macro_rules! areas {
 
 areas!(
     auth, users, tokens, jobs, events, audit, system, admin, disks, pools, services, vms, shares,
-    network, containers, lxc, stacks, workloads,
+    network, containers, lxc, stacks, workloads, terminal, metrics,
 );
 
 /// All routes of all areas.

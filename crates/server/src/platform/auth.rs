@@ -54,14 +54,16 @@ impl Principal {
         }
     }
 
-    /// Whether the credential's scopes allow `area` for reading or writing.
+    /// Whether the credential's scopes allow `area` for reading or writing. A scoped
+    /// credential reaches an area of [`EXPLICIT_SCOPES`] only when it names that area.
     pub fn scope_allows(&self, area: &str, write: bool) -> bool {
         if self.scopes.is_empty() {
             return true;
         }
         self.scopes.iter().any(|s| {
             let (a, access) = s.split_once(':').unwrap_or((s.as_str(), "write"));
-            (a == "*" || a == area) && (access == "write" || !write)
+            let wildcard = a == "*" && !EXPLICIT_SCOPES.contains(&area);
+            (wildcard || a == area) && (access == "write" || !write)
         })
     }
 
@@ -126,6 +128,10 @@ fn check_admin_api_token_strength(token: &str) -> Result<(), ApiError> {
     }
     Ok(())
 }
+
+/// Areas a scoped token must name itself: `*` does not reach them (a shell on the host is
+/// more than a token made for "everything the API manages" was meant to give).
+pub const EXPLICIT_SCOPES: &[&str] = &["terminal"];
 
 /// `(area, write)` of a scope string (`vms` alone means `vms:write`).
 fn parse_scope(s: &str) -> (&str, bool) {

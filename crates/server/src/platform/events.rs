@@ -85,6 +85,21 @@ impl Events {
         let _ = self.tx.send(Arc::new(event));
     }
 
+    /// Broadcasts a live-only event (`metrics.sample`): not stored, never replayed, `seq` 0
+    /// (no SSE id), so frequent samples neither fill the replay window nor move
+    /// `Last-Event-ID`.
+    pub fn publish_live(&self, r#type: &str, href: &str, actor: &str, data: serde_json::Value) {
+        let event = Event {
+            seq: 0,
+            time: time::now_string(),
+            r#type: r#type.to_string(),
+            href: href.to_string(),
+            actor: actor.to_string(),
+            data,
+        };
+        let _ = self.tx.send(Arc::new(event));
+    }
+
     /// Events after `seq` still in the replay window, oldest first, and whether some were
     /// already pruned (the client missed more than the window holds).
     pub fn since(&self, seq: u64) -> rusqlite::Result<(Vec<Event>, bool)> {

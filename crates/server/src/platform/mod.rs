@@ -7,6 +7,7 @@ pub mod jobs;
 pub mod memory;
 pub mod link_users;
 pub mod pool_users;
+pub mod processes;
 pub mod state_files;
 pub mod store;
 pub mod tickets;

@@ -109,9 +109,10 @@ impl Subscription {
 }
 
 fn sse(e: &Event) -> SseEvent {
-    SseEvent::default()
-        .id(e.seq.to_string())
-        .event(e.r#type.clone())
+    let ev = SseEvent::default();
+    // A live-only event (seq 0) has no id, so it does not move the client's Last-Event-ID.
+    let ev = if e.seq == 0 { ev } else { ev.id(e.seq.to_string()) };
+    ev.event(e.r#type.clone())
         .data(serde_json::to_string(e).unwrap_or_default())
 }
 
@@ -164,6 +165,12 @@ fn event_stream(
                 }
                 loop {
                     match rx.next().await? {
+                        // Live-only (seq 0, `Events::publish_live`): never replayed.
+                        Ok(e) if e.seq == 0 => {
+                            if filter.matches(&e) {
+                                return Some((Item::Event(e), (rx, last, false)));
+                            }
+                        }
                         // Already sent from the replay.
                         Ok(e) if e.seq <= last => continue,
                         Ok(e) => {

@@ -124,7 +124,7 @@ fn control(v: serde_json::Value) -> Message {
 }
 
 async fn session(socket: WebSocket, mut child: PtyChild) {
-    let master = child.master();
+    let master = child.io();
     let (mut tx, mut inbound) = socket.split();
     // A reader task, so a large paste being written never waits on output being read.
     let (out_tx, mut out_rx) = tokio::sync::mpsc::channel::<Bytes>(64);

@@ -40,6 +40,25 @@ pub const HOTPLUG_PORTS: u32 = 4;
 /// Longest wait for QEMU's QMP socket after spawning.
 const QMP_READY: Duration = Duration::from_secs(15);
 
+/// The running QEMUs, for the metrics collector (`platform::processes`).
+pub struct QemuProcesses(pub Arc<VmManager>);
+
+impl crate::platform::processes::ProcessSource for QemuProcesses {
+    fn processes(&self) -> Vec<crate::platform::processes::Monitored> {
+        self.0
+            .runtimes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|rt| crate::platform::processes::Monitored {
+                kind: "vm",
+                name: rt.id.clone(),
+                pid: rt.pid,
+            })
+            .collect()
+    }
+}
+
 /// A running (or re-attached) QEMU.
 pub struct Runtime {
     pub id: String,

@@ -85,7 +85,11 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services
         .workloads
         .register(Arc::new(workloads::VmWorkloads));
-    Ok(Some(Arc::new(Arc::new(mgr))))
+    let mgr = Arc::new(mgr);
+    services
+        .processes
+        .register(Arc::new(lifecycle::QemuProcesses(mgr.clone())));
+    Ok(Some(Arc::new(mgr)))
 }
 
 /// Re-attaches to QEMUs that outlived the last run, then autostarts VMs, in the background.

@@ -1,0 +1,235 @@
+//! One sample of the host and its VMs: what the collector records each interval, and the
+//! node_exporter-named gauges and counters it sets for `GET /metrics`.
+//!
+//! Flow: [`Collector::sample`] reads `/proc/stat`, `/proc/net/dev`, `/proc/diskstats`,
+//! `/proc/meminfo`, `/proc/loadavg`, `/proc/pressure/*` (when the kernel has PSI), statvfs of
+//! each mounted pool under `pools.mount_root`, and `/proc/<pid>/stat` of every process the
+//! `platform::processes` registry lists; rates are the difference to the previous sample.
+//! No HTTP, no database: the area records what this returns.
+
+use std::collections::HashMap;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use hostplane_host::health::{self, Readings};
+
+use super::history::SeriesKey;
+use crate::platform::processes::Monitored;
+
+/// Network devices whose series are not kept: loopback, and the per-guest/per-container
+/// links that come and go with every VM and container start (their traffic shows on the
+/// bridge they are attached to).
+fn skip_interface(name: &str) -> bool {
+    name == "lo"
+        || ["veth", "tap", "vnet", "fwpr", "fwln", "fwbr"]
+            .iter()
+            .any(|p| name.starts_with(p))
+}
+
+/// Block devices whose series are not kept: loop and RAM devices (test images, snaps).
+fn skip_disk(name: &str) -> bool {
+    ["loop", "ram", "zram", "nbd"]
+        .iter()
+        .any(|p| name.starts_with(p))
+}
+
+pub struct Collector {
+    pools_root: PathBuf,
+    prev: Option<(Readings, Instant)>,
+    prev_procs: HashMap<(String, String, u32), (u64, Instant)>,
+    ticks: f64,
+}
+
+fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
+    SeriesKey::new(name, labels)
+}
+
+/// Mounted filesystems directly under `root` (each a pool's mount point).
+fn mounted_pools(root: &Path) -> Vec<(String, PathBuf)> {
+    let Ok(root_dev) = std::fs::metadata(root).map(|m| m.dev()) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir(root) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(String, PathBuf)> = rd
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .filter(|e| std::fs::metadata(e.path()).is_ok_and(|m| m.dev() != root_dev))
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    out.sort();
+    out
+}
+
+impl Collector {
+    pub fn new(pools_root: PathBuf) -> Collector {
+        Collector {
+            pools_root,
+            prev: None,
+            prev_procs: HashMap::new(),
+            ticks: health::clock_ticks() as f64,
+        }
+    }
+
+    /// Reads everything now; rates need a previous sample (the first sample has none).
+    pub fn sample(&mut self, procs: &[Monitored]) -> std::io::Result<Vec<(SeriesKey, f64)>> {
+        let now = Instant::now();
+        let mut out = Vec::with_capacity(64 + procs.len() * 2);
+        let readings = Readings::now()?;
+        let (memory, load) = health::memory_and_load()?;
+        out.push((key("memory_total_bytes", &[]), memory.total_bytes as f64));
+        out.push((key("memory_available_bytes", &[]), memory.available_bytes as f64));
+        out.push((key("memory_used_bytes", &[]), memory.used_bytes as f64));
+        out.push((
+            key("swap_used_bytes", &[]),
+            memory.swap_total_bytes.saturating_sub(memory.swap_free_bytes) as f64,
+        ));
+        out.push((key("load1", &[]), load.one));
+        out.push((key("load5", &[]), load.five));
+        out.push((key("load15", &[]), load.fifteen));
+        export::memory_and_load(&memory, &load);
+        for what in ["cpu", "memory", "io"] {
+            if let Some(p) = health::pressure(what) {
+                out.push((
+                    key(&format!("pressure_{what}_some_percent"), &[]),
+                    p.some.avg10,
+                ));
+                if let Some(full) = p.full.filter(|_| what != "cpu") {
+                    out.push((key(&format!("pressure_{what}_full_percent"), &[]), full.avg10));
+                }
+                export::pressure(what, &p);
+            }
+        }
+        for (pool, path) in mounted_pools(&self.pools_root) {
+            if let Ok(u) = health::fs_usage(&path) {
+                out.push((key("pool_size_bytes", &[("pool", &pool)]), u.total_bytes as f64));
+                out.push((key("pool_used_bytes", &[("pool", &pool)]), u.used_bytes as f64));
+                export::filesystem(&path, &u);
+            }
+        }
+        export::counters(&readings, self.ticks);
+        if let Some((prev, at)) = &self.prev {
+            let whole = health::whole_disks();
+            let r = health::rates(prev, &readings, now - *at, memory, load, &whole);
+            out.push((key("cpu_busy_percent", &[]), r.cpu.busy_percent));
+            out.push((key("cpu_iowait_percent", &[]), r.cpu.iowait_percent));
+            for i in r.interfaces.iter().filter(|i| !skip_interface(&i.name)) {
+                let l = [("device", i.name.as_str())];
+                out.push((key("network_receive_bytes_per_second", &l), i.rx_bytes_per_sec));
+                out.push((key("network_transmit_bytes_per_second", &l), i.tx_bytes_per_sec));
+            }
+            for d in r.disks.iter().filter(|d| !skip_disk(&d.name)) {
+                let l = [("device", d.name.as_str())];
+                out.push((key("disk_read_bytes_per_second", &l), d.read_bytes_per_sec));
+                out.push((key("disk_write_bytes_per_second", &l), d.write_bytes_per_sec));
+                out.push((key("disk_busy_percent", &l), d.busy_percent));
+            }
+        }
+        self.prev = Some((readings, now));
+
+        let mut seen = HashMap::with_capacity(procs.len());
+        for p in procs {
+            let Ok(st) = health::process_stat(p.pid) else {
+                continue;
+            };
+            let l = [("kind", p.kind), ("name", p.name.as_str())];
+            out.push((key("process_memory_rss_bytes", &l), st.rss_bytes as f64));
+            let id = (p.kind.to_string(), p.name.clone(), p.pid);
+            if let Some((ticks, at)) = self.prev_procs.get(&id) {
+                let secs = (now - *at).as_secs_f64().max(1e-3);
+                let pct = st.cpu_ticks.saturating_sub(*ticks) as f64 / self.ticks / secs * 100.0;
+                out.push((key("process_cpu_percent", &l), (pct * 100.0).round() / 100.0));
+            }
+            seen.insert(id, (st.cpu_ticks, now));
+        }
+        self.prev_procs = seen;
+        Ok(out)
+    }
+}
+
+/// The same readings under node_exporter's names, for `GET /metrics`.
+mod export {
+    use hostplane_host::health::{Pressure, Readings};
+    use hostplane_types::health::{FilesystemUsage, LoadAverage, Memory};
+
+    pub fn memory_and_load(m: &Memory, l: &LoadAverage) {
+        metrics::gauge!("node_memory_MemTotal_bytes").set(m.total_bytes as f64);
+        metrics::gauge!("node_memory_MemFree_bytes").set(m.free_bytes as f64);
+        metrics::gauge!("node_memory_MemAvailable_bytes").set(m.available_bytes as f64);
+        metrics::gauge!("node_memory_Buffers_bytes").set(m.buffers_bytes as f64);
+        metrics::gauge!("node_memory_Cached_bytes").set(m.cached_bytes as f64);
+        metrics::gauge!("node_memory_SwapTotal_bytes").set(m.swap_total_bytes as f64);
+        metrics::gauge!("node_memory_SwapFree_bytes").set(m.swap_free_bytes as f64);
+        metrics::gauge!("node_load1").set(l.one);
+        metrics::gauge!("node_load5").set(l.five);
+        metrics::gauge!("node_load15").set(l.fifteen);
+    }
+
+    pub fn pressure(what: &'static str, p: &Pressure) {
+        let secs = |us: u64| us as f64 / 1e6;
+        match what {
+            "cpu" => {
+                metrics::gauge!("node_pressure_cpu_waiting_seconds_total").set(secs(p.some.total_us))
+            }
+            "memory" => {
+                metrics::gauge!("node_pressure_memory_waiting_seconds_total")
+                    .set(secs(p.some.total_us));
+                if let Some(f) = p.full {
+                    metrics::gauge!("node_pressure_memory_stalled_seconds_total")
+                        .set(secs(f.total_us));
+                }
+            }
+            _ => {
+                metrics::gauge!("node_pressure_io_waiting_seconds_total").set(secs(p.some.total_us));
+                if let Some(f) = p.full {
+                    metrics::gauge!("node_pressure_io_stalled_seconds_total").set(secs(f.total_us));
+                }
+            }
+        }
+    }
+
+    pub fn filesystem(path: &std::path::Path, u: &FilesystemUsage) {
+        let mp = path.display().to_string();
+        metrics::gauge!("node_filesystem_size_bytes", "mountpoint" => mp.clone())
+            .set(u.total_bytes as f64);
+        metrics::gauge!("node_filesystem_avail_bytes", "mountpoint" => mp)
+            .set(u.available_bytes as f64);
+    }
+
+    pub fn counters(r: &Readings, ticks: f64) {
+        for (cpu, t) in &r.stat.cores {
+            for (mode, v) in [
+                ("user", t.user),
+                ("nice", t.nice),
+                ("system", t.system),
+                ("idle", t.idle),
+                ("iowait", t.iowait),
+                ("irq", t.irq),
+                ("softirq", t.softirq),
+                ("steal", t.steal),
+            ] {
+                metrics::gauge!("node_cpu_seconds_total", "cpu" => cpu.to_string(), "mode" => mode)
+                    .set(v as f64 / ticks);
+            }
+        }
+        for n in &r.net {
+            metrics::counter!("node_network_receive_bytes_total", "device" => n.name.clone())
+                .absolute(n.rx_bytes);
+            metrics::counter!("node_network_transmit_bytes_total", "device" => n.name.clone())
+                .absolute(n.tx_bytes);
+        }
+        for d in r.disks.iter().filter(|d| d.reads + d.writes > 0) {
+            if super::skip_disk(&d.name) {
+                continue;
+            }
+            metrics::counter!("node_disk_read_bytes_total", "device" => d.name.clone())
+                .absolute(d.sectors_read * 512);
+            metrics::counter!("node_disk_written_bytes_total", "device" => d.name.clone())
+                .absolute(d.sectors_written * 512);
+            metrics::gauge!("node_disk_io_time_seconds_total", "device" => d.name.clone())
+                .set(d.io_ms as f64 / 1000.0);
+        }
+    }
+}
