@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 
 use hostplane_host::command::CommandError;
 use hostplane_host::lxc::{Cgroup, Lxc};
-use hostplane_types::lxc::LxcContainer;
 use utoipa_axum::router::OpenApiRouter;
 
 use crate::areas::{AnyState, Area};
