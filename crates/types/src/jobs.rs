@@ -8,6 +8,7 @@ use utoipa::openapi::schema::{AnyOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::container_io::VolumeBackupResult;
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::system::SelftestResult;
@@ -234,6 +235,7 @@ job_results! {
     RestoreResult => ["system.restore"],
     Certificate => ["system.certificate"],
     UpdateResult => ["system.update"],
+    VolumeBackupResult => ["containers.volume_backup", "containers.volume_restore"],
 }
 
 impl PartialSchema for JobResultSchema {

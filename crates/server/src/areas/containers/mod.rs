@@ -13,8 +13,12 @@
 //! (containers: list, create, actions, delete, logs, exec).
 
 pub mod engines;
+pub mod exec_ws;
+pub mod files;
 pub mod lifecycle;
 pub mod model;
+pub mod networks;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -75,6 +79,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     for e in engines.all() {
         tracing::info!(engine = e.name(), socket = %e.socket().display(), "container engine");
     }
+    volumes::register(services);
     Ok(Some(Arc::new(engines)))
 }
 
@@ -110,4 +115,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(engines::router())
         .merge(lifecycle::router())
+        .merge(exec_ws::router())
+        .merge(files::router())
+        .merge(volumes::router())
+        .merge(networks::router())
 }
