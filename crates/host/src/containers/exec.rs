@@ -58,7 +58,9 @@ impl Engine {
                 "no exec {id:?} in container {name:?}"
             )));
         }
-        if info.running == Some(true) || info.exit_code.is_some() {
+        // A started exec has a process id (kept after it ends); podman reports exit code 0
+        // for one never started, so the exit code does not tell.
+        if info.running == Some(true) || info.pid.is_some_and(|p| p > 0) {
             return Err(EngineError::Conflict(format!("exec {id:?} already ran")));
         }
         let started = self

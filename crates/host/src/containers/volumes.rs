@@ -176,7 +176,8 @@ impl Engine {
             .await
     }
 
-    /// The helper's volume as a tar (entries under `volume/`).
+    /// The helper's volume as the engine's tar: dockerd names entries `volume/...`, podman 4.3
+    /// `/...` (see [`volume_entry`]).
     pub async fn volume_tar(
         &self,
         h: &Helper,
@@ -184,13 +185,29 @@ impl Engine {
         self.download(&h.id, HELPER_MOUNT).await
     }
 
-    /// Extracts a tar with entries under `volume/` into the helper's volume.
+    /// Extracts a tar with entries relative to the volume's root into the helper's volume.
     pub async fn volume_untar(
         &self,
         h: &Helper,
         body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
     ) -> EngineResult<()> {
-        self.upload(&h.id, "/", body).await
+        self.upload(&h.id, HELPER_MOUNT, body).await
+    }
+}
+
+/// An entry of the engine's tar of [`HELPER_MOUNT`] as a path relative to the volume's root
+/// ("" for the root itself): podman's names start with `/`, dockerd's with `volume/`.
+pub fn volume_entry(name: &str) -> &str {
+    match name.strip_prefix('/') {
+        Some(rest) => rest,
+        None => {
+            let rest = name.strip_prefix("volume").unwrap_or(name);
+            if rest.is_empty() {
+                ""
+            } else {
+                rest.strip_prefix('/').unwrap_or(name)
+            }
+        }
     }
 }
 
@@ -235,6 +252,17 @@ fn hex(b: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn entries_of_both_engines_become_relative() {
+        use super::volume_entry as v;
+        assert_eq!(v("volume/"), "");
+        assert_eq!(v("volume"), "");
+        assert_eq!(v("volume/a/b"), "a/b");
+        assert_eq!(v("/"), "");
+        assert_eq!(v("/a/b"), "a/b");
+        assert_eq!(v("volumes/x"), "volumes/x");
+    }
+
     #[test]
     fn the_helper_rootfs_is_a_tar_with_one_directory() {
         let t = super::helper_rootfs();

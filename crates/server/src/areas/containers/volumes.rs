@@ -5,10 +5,11 @@
 //! (a mounted pool's, resolved by the pools area) and the archive name are checked first (404,
 //! 422, 409 `file_exists`); a job then creates a helper container with the volume mounted
 //! read-only (never started, see `hostplane_host::containers::volumes` for why not the
-//! volume's mount point), streams the engine's tar of it through zstd into
+//! volume's mount point), streams the engine's tar of it — entries rewritten relative to the
+//! volume's root (the engines name them differently) — through zstd into
 //! `<dataset>/.<file>.partial`, and renames that to `<file>` once complete. A restore
-//! (`.../restore {dataset, file}`) reads the archive once to check it (every entry below
-//! `volume/`, relative, no `..`), then streams it decompressed into a writable helper; the
+//! (`.../restore {dataset, file}`) reads the archive once to check it (every entry relative,
+//! no `..`), then streams it decompressed into a writable helper's mount point; the
 //! engine creates the volume when it does not exist and extracts over what it holds. While a
 //! backup or restore runs, its dataset is in use (`platform::pool_users`, busy); so is every
 //! dataset a container bind-mounts ([`ContainersOnPools`]).
@@ -23,6 +24,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use hostplane_host::command::validate_name;
+use hostplane_host::containers::volumes::volume_entry;
 use hostplane_host::containers::{Engine, EngineError};
 use hostplane_types::container_io::{
     ContainerVolume, VolumeBackupRequest, VolumeBackupResult, VolumeCreate, VolumeRestoreRequest,
@@ -236,7 +238,7 @@ fn dataset_dir(state: &AppState, field: &str, pool: &str, ds: &str) -> ApiResult
 }
 
 /// Back a volume up into a pool dataset as `<file>.tar.zst` (a job; its result names the
-/// archive). Entries are the volume's contents below `volume/`.
+/// archive). Entries are named relative to the volume's root.
 #[utoipa::path(post, path = "/api/v1/container-engines/{engine}/volumes/{name}/backup",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("containers:write"))),
     tag = "containers",
@@ -328,10 +330,8 @@ async fn backup(
         let target = partial.clone();
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let f = std::fs::File::create(&target)?;
-            let mut enc = zstd::Encoder::new(f, 3)?;
-            while let Some(b) = rx.blocking_recv() {
-                enc.write_all(&b)?;
-            }
+            let enc = zstd::Encoder::new(f, 3)?;
+            let enc = rewrite_entries(ChannelReader { rx, cur: Default::default() }, enc)?;
             let f = enc.finish()?;
             f.sync_all()?;
             Ok(f.metadata()?.len())
@@ -510,28 +510,65 @@ async fn restore(
     Ok(res)
 }
 
-/// A volume backup's tar: entries relative, without `..`, all below `volume/`.
+/// A volume backup's tar: entries relative to the volume's root, without `..`.
 pub fn check_volume_tar(r: impl Read) -> Result<usize, String> {
-    let mut a = tar::Archive::new(r);
-    let mut n = 0;
-    for entry in a.entries().map_err(|e| format!("not a tar: {e}"))? {
-        let entry = entry.map_err(|e| format!("not a tar: {e}"))?;
-        n += 1;
-        let p = entry.path().map_err(|e| e.to_string())?.into_owned();
-        let mut comps = p.components();
-        let first_ok = matches!(comps.next(), Some(std::path::Component::Normal(c)) if c == "volume");
-        let rest_ok = comps.all(|c| matches!(c, std::path::Component::Normal(_)));
-        if !first_ok || !rest_ok {
-            return Err(format!(
-                "entry {:?} is not below volume/ (not a volume backup)",
-                p.display()
-            ));
+    super::files::check_tar(r)
+}
+
+/// The engine's tar of the helper's mount point, written again with entries relative to the
+/// volume's root (the engines name them differently, see `volume_entry`) into `out`.
+/// Extended (pax) attributes are not carried over.
+fn rewrite_entries<W: Write>(input: impl Read, out: W) -> std::io::Result<W> {
+    let mut a = tar::Archive::new(input);
+    let mut b = tar::Builder::new(out);
+    for entry in a.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let Some(name) = path.to_str() else {
+            return Err(std::io::Error::other(format!(
+                "{path:?}: a file name that is not UTF-8 cannot be backed up"
+            )));
+        };
+        let rel = volume_entry(name).to_string();
+        if rel.is_empty() {
+            continue;
+        }
+        let mut h = entry.header().clone();
+        match h.entry_type() {
+            tar::EntryType::Symlink => {
+                let target = entry.link_name()?.unwrap_or_default().into_owned();
+                b.append_link(&mut h, &rel, target)?;
+            }
+            tar::EntryType::Link => {
+                let target = entry.link_name()?.unwrap_or_default().into_owned();
+                let t = volume_entry(target.to_str().unwrap_or_default()).to_string();
+                b.append_link(&mut h, &rel, t)?;
+            }
+            _ => b.append_data(&mut h, &rel, &mut entry)?,
         }
     }
-    if n == 0 {
-        return Err("an empty archive".into());
+    b.into_inner()
+}
+
+/// Blocking reads from the chunks an async task sends.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<bytes_of::Bytes>,
+    cur: bytes_of::Bytes,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.cur.is_empty() {
+            match self.rx.blocking_recv() {
+                Some(b) => self.cur = b,
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.cur.len());
+        buf[..n].copy_from_slice(&self.cur[..n]);
+        self.cur = self.cur.slice(n..);
+        Ok(n)
     }
-    Ok(n)
 }
 
 /// Containers on pools: a dataset is used by every container that bind-mounts a path in it
@@ -669,23 +706,28 @@ mod tests {
     }
 
     #[test]
-    fn volume_archives_hold_only_volume_entries() {
-        let mut b = tar::Builder::new(Vec::new());
-        for n in ["volume/", "volume/a"] {
-            let mut h = tar::Header::new_gnu();
-            h.set_size(0);
-            h.set_path(n).unwrap();
-            h.set_cksum();
-            b.append(&h, std::io::empty()).unwrap();
+    fn backups_are_rewritten_relative_to_the_volume() {
+        // dockerd's shape (`volume/...`) and podman's (`/...`) give the same archive.
+        for (root, prefix) in [("volume/", "volume/"), ("/", "/")] {
+            let mut b = tar::Builder::new(Vec::new());
+            for n in [root.to_string(), format!("{prefix}a"), format!("{prefix}d/b")] {
+                let mut h = tar::Header::new_gnu();
+                h.set_size(1);
+                let bytes = n.as_bytes();
+                h.as_old_mut().name[..bytes.len()].copy_from_slice(bytes);
+                h.set_cksum();
+                b.append(&h, &b"x"[..]).unwrap();
+            }
+            let t = b.into_inner().unwrap();
+            let out = rewrite_entries(&t[..], Vec::new()).unwrap();
+            let mut a = tar::Archive::new(&out[..]);
+            let names: Vec<String> = a
+                .entries()
+                .unwrap()
+                .map(|e| e.unwrap().path().unwrap().display().to_string())
+                .collect();
+            assert_eq!(names, ["a", "d/b"], "{root}");
+            assert_eq!(check_volume_tar(&out[..]), Ok(2));
         }
-        let ok = b.into_inner().unwrap();
-        assert_eq!(check_volume_tar(&ok[..]), Ok(2));
-        let mut b = tar::Builder::new(Vec::new());
-        let mut h = tar::Header::new_gnu();
-        h.set_size(0);
-        h.set_path("etc/passwd").unwrap();
-        h.set_cksum();
-        b.append(&h, std::io::empty()).unwrap();
-        assert!(check_volume_tar(&b.into_inner().unwrap()[..]).is_err());
     }
 }
