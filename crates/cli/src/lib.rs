@@ -93,6 +93,13 @@ pub enum Command {
     /// Virtual machines: list, show, start, stop, console, snapshot, export, delete.
     #[command(subcommand, visible_alias = "vm")]
     Vms(commands::vms::VmsCmd),
+    /// Containers on dockerd and podman (ENGINE/NAME): list, show, create, start, stop,
+    /// restart, kill, rm, logs, exec.
+    #[command(subcommand, visible_alias = "container")]
+    Containers(commands::containers::ContainersCmd),
+    /// Container images of an engine: list, import, rm.
+    #[command(subcommand, visible_alias = "image")]
+    Images(commands::containers::ImagesCmd),
     /// systemd services: list, show, start, stop, restart, enable, disable.
     #[command(subcommand, visible_alias = "service")]
     Services(commands::services::ServicesCmd),
@@ -159,6 +166,8 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Snapshots(c) => commands::pools::snapshots(&ctx, c).await,
         Command::Shares(c) => commands::shares::run(&ctx, c).await,
         Command::Vms(c) => commands::vms::run(&ctx, c).await,
+        Command::Containers(c) => commands::containers::run(&ctx, c).await,
+        Command::Images(c) => commands::containers::images(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
         Command::Update(c) => commands::system::update(&ctx, c).await,
         Command::Backup(c) => commands::system::backup(&ctx, c).await,

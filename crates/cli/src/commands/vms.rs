@@ -353,13 +353,13 @@ async fn snapshot(ctx: &Ctx, cmd: VmSnapshotCmd) -> anyhow::Result<i32> {
 }
 
 /// The terminal in raw mode while this lives (keys go to the guest as typed, no echo).
-struct RawMode {
+pub(crate) struct RawMode {
     fd: i32,
     saved: libc::termios,
 }
 
 impl RawMode {
-    fn enable() -> anyhow::Result<RawMode> {
+    pub(crate) fn enable() -> anyhow::Result<RawMode> {
         let fd = std::io::stdin().as_raw_fd();
         // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
         let mut term: libc::termios = unsafe { std::mem::zeroed() };
@@ -385,7 +385,7 @@ impl Drop for RawMode {
 }
 
 /// Reads stdin on a thread (std's stdin blocks) and hands the pieces over; closes at its end.
-fn stdin_pump() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
+pub(crate) fn stdin_pump() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     std::thread::spawn(move || {
         let mut stdin = std::io::stdin();

@@ -326,7 +326,7 @@ async fn backup(
             .volume_tar(&helper)
             .await
             .map_err(|err| fail(err.to_string()))?;
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes_of::Bytes>(16);
+        let (tx, rx) = tokio::sync::mpsc::channel::<bytes_of::Bytes>(16);
         let target = partial.clone();
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
             let f = std::fs::File::create(&target)?;
