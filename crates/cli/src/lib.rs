@@ -97,6 +97,13 @@ pub enum Command {
     /// restore, clone, backup, restore-backup, rm, console.
     #[command(subcommand)]
     Lxc(commands::lxc::LxcCmd),
+    /// Containers on dockerd and podman (ENGINE/NAME): list, show, create, start, stop,
+    /// restart, kill, rm, logs, exec.
+    #[command(subcommand, visible_alias = "container")]
+    Containers(commands::containers::ContainersCmd),
+    /// Container images of an engine: list, import, rm.
+    #[command(subcommand, visible_alias = "image")]
+    Images(commands::containers::ImagesCmd),
     /// systemd services: list, show, start, stop, restart, enable, disable.
     #[command(subcommand, visible_alias = "service")]
     Services(commands::services::ServicesCmd),
@@ -180,6 +187,8 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Shares(c) => commands::shares::run(&ctx, c).await,
         Command::Vms(c) => commands::vms::run(&ctx, c).await,
         Command::Lxc(c) => commands::lxc::run(&ctx, c).await,
+        Command::Containers(c) => commands::containers::run(&ctx, c).await,
+        Command::Images(c) => commands::containers::images(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
         Command::Stacks(c) => commands::stacks::run(&ctx, c).await,
         Command::Workloads(l) => commands::stacks::workloads(&ctx, l).await,

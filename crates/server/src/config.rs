@@ -126,6 +126,7 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   [containers]                         # container engines speaking the Docker Engine API (/api/v1/containers, docs/containers.md)
   timeout_secs = 30                    # deadline of one engine request (not log streams); a silent engine answers 503 (1 .. 3600)
   import_max_bytes = 4294967296        # largest rootfs tarball an image import may upload (4 GiB; 1 MiB ..); more: 413
+  files_max_bytes = 1073741824         # largest tar a PUT .../files may upload (1 GiB; 1 MiB ..); spooled to a temp file, more: 413
   # [[containers.engines]]             # absent = the usual sockets that exist at start: docker = /run/docker.sock,
   # name = "docker"                    #   podman = /run/podman/podman.sock (none with sandbox = true); engines = [] = none
   # socket = "unix:///run/docker.sock" # unix:///path or /path; name: A-Z a-z 0-9 _ . -, unique
@@ -485,6 +486,8 @@ pub struct ContainersConfig {
     pub engines: Option<Vec<EngineConfig>>,
     pub timeout_secs: u64,
     pub import_max_bytes: u64,
+    /// Largest tar a `PUT /containers/{engine}/{name}/files` may upload.
+    pub files_max_bytes: u64,
 }
 
 impl Default for ContainersConfig {
@@ -493,6 +496,7 @@ impl Default for ContainersConfig {
             engines: None,
             timeout_secs: 30,
             import_max_bytes: 4 << 30,
+            files_max_bytes: 1 << 30,
         }
     }
 }
@@ -551,6 +555,12 @@ impl ContainersConfig {
         if self.import_max_bytes < 1 << 20 {
             return Err((
                 "containers.import_max_bytes",
+                "must be at least 1048576".into(),
+            ));
+        }
+        if self.files_max_bytes < 1 << 20 {
+            return Err((
+                "containers.files_max_bytes",
                 "must be at least 1048576".into(),
             ));
         }

@@ -249,7 +249,7 @@ pub struct ContainerCreate {
 pub struct ExecRequest {
     #[schema(min_items = 1, max_items = 256)]
     pub cmd: Vec<String>,
-    /// Only `false` for now: a terminal needs the WebSocket (not yet served).
+    /// With a terminal: the answer is a ticket for the exec's WebSocket (`ExecTicket`).
     #[serde(default)]
     pub tty: bool,
     #[serde(default)]

@@ -9,6 +9,7 @@ use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
 use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
+use crate::container_io::VolumeBackupResult;
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::stacks::StackActionResult;
@@ -246,6 +247,7 @@ job_results! {
         "network.provisioning",
         "network.provisioning_teardown",
     ],
+    VolumeBackupResult => ["containers.volume_backup", "containers.volume_restore"],
 }
 
 impl PartialSchema for JobResultSchema {

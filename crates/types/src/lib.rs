@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod container_io;
 pub mod containers;
 pub mod disks;
 pub mod events;

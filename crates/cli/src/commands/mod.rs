@@ -3,6 +3,7 @@
 pub mod api;
 pub mod auth;
 pub mod common;
+pub mod containers;
 pub mod disks;
 pub mod jobs;
 pub mod lxc;

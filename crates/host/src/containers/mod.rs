@@ -9,7 +9,11 @@
 //! and references were validated by the caller and travel as URL path segments or JSON.
 
 pub mod convert;
+pub mod exec;
+pub mod files;
+pub mod networks;
 pub mod ops;
+pub mod volumes;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -101,11 +101,17 @@ impl Engine {
                 // below the hard limits, cgroupfs and the file events logger (no systemd);
                 // network none by default (no CNI bridge on the host).
                 let conf = d.join("containers.conf");
+                // Networks hostplane creates are written below the temp dir, never to
+                // /etc/cni/net.d.
                 std::fs::write(
                     &conf,
-                    "[containers]\ndefault_ulimits = [\"nofile=16384:16384\", \"nproc=8192:8192\"]\n\
-                     netns = \"none\"\n\
-                     [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
+                    format!(
+                        "[containers]\ndefault_ulimits = [\"nofile=16384:16384\", \"nproc=8192:8192\"]\n\
+                         netns = \"none\"\n\
+                         [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+                         [network]\nnetwork_config_dir = \"{}\"\n",
+                        d.join("cni").display()
+                    ),
                 )
                 .unwrap();
                 let mut c = Command::new(need("podman"));
@@ -226,7 +232,9 @@ pub fn busybox_rootfs() -> Vec<u8> {
     h.set_mode(0o755);
     h.set_size(bb.len() as u64);
     b.append_data(&mut h, "bin/busybox", &bb[..]).unwrap();
-    for applet in ["sh", "echo", "cat", "sleep", "ls", "env", "true", "false"] {
+    for applet in [
+        "sh", "echo", "cat", "sleep", "ls", "env", "true", "false", "stty", "mkdir",
+    ] {
         let mut h = tar::Header::new_gnu();
         h.set_entry_type(tar::EntryType::Symlink);
         h.set_mode(0o777);

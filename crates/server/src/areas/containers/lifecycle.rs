@@ -407,23 +407,31 @@ async fn container_logs(
         .into_response())
 }
 
-/// Run a command in a running container to completion (no terminal); answers its output and
-/// exit code. Admin only: a container may see host paths.
+/// Run a command in a running container. Without `tty`: to completion, answering its output
+/// and exit code (200). With `tty: true`: the exec is created and 201 answers a single-use
+/// ticket for its terminal WebSocket (`GET .../exec/{id}/ws`). Admin only: a container may see
+/// host paths.
 #[utoipa::path(post, path = "/api/v1/containers/{engine}/{name}/exec",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("containers:write"))),
     tag = "containers",
     params(("engine" = String, Path, description = "Engine name"),
         ("name" = String, Path, description = "Container name or id")),
     request_body = ExecRequest,
-    responses((status = 200, description = "Output and exit code", body = ExecResult)))]
+    responses((status = 200, description = "Output and exit code", body = ExecResult),
+        (status = 201, description = "`tty: true`: the terminal's ticket", body = hostplane_types::container_io::ExecTicket)))]
 async fn exec_container(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Path((engine, name)): Path<(String, String)>,
     Json(req): Json<ExecRequest>,
-) -> ApiResult<axum::Json<ExecResult>> {
+) -> ApiResult<Response> {
     let e = target(&state, &engine, &name)?;
     model::check_exec(&req)?;
-    Ok(axum::Json(e.exec(&name, &req).await.map_err(engine_error)?))
+    if req.tty {
+        let t = super::exec_ws::open(&state, &p, e, &name, &req).await?;
+        return Ok(super::exec_ws::ticket_response(t));
+    }
+    Ok(axum::Json(e.exec(&name, &req).await.map_err(engine_error)?).into_response())
 }
 
 #[cfg(test)]

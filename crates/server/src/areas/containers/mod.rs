@@ -13,8 +13,12 @@
 //! (containers: list, create, actions, delete, logs, exec).
 
 pub mod engines;
+pub mod exec_ws;
+pub mod files;
 pub mod lifecycle;
 pub mod model;
+pub mod networks;
+pub mod volumes;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -78,6 +82,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services.workloads.register(Arc::new(
         crate::platform::workloads::ContainerWorkloads::new(engines.all().to_vec()),
     ));
+    volumes::register(services);
     Ok(Some(Arc::new(engines)))
 }
 
@@ -113,4 +118,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(engines::router())
         .merge(lifecycle::router())
+        .merge(exec_ws::router())
+        .merge(files::router())
+        .merge(volumes::router())
+        .merge(networks::router())
 }

@@ -64,7 +64,9 @@ pub fn check_abs_path(field: &str, s: &str) -> ApiResult<()> {
     let plain = p
         .components()
         .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
-    if s.len() <= 4096 && p.is_absolute() && plain && !s.contains('\0') && !s.contains(':') {
+    // `components()` drops a `.` inside a path (`/a/./b`): look at the text too.
+    let dots = s.split('/').any(|c| c == "." || c == "..");
+    if s.len() <= 4096 && p.is_absolute() && plain && !dots && !s.contains('\0') && !s.contains(':') {
         Ok(())
     } else {
         Err(ApiError::invalid_field(
@@ -218,14 +220,19 @@ pub fn check_create(req: &ContainerCreate, may_bind: bool) -> ApiResult<()> {
     if let Some(n) = &req.network {
         check_name("network", n)?;
     }
-    if req.labels.len() > 256 {
+    check_labels(&req.labels)
+}
+
+/// Labels: at most 256; keys `A-Z a-z 0-9 . _ - /`, values without NUL.
+pub fn check_labels(labels: &std::collections::BTreeMap<String, String>) -> ApiResult<()> {
+    if labels.len() > 256 {
         return Err(ApiError::invalid_field(
             "invalid_label",
             "labels",
             "at most 256 labels",
         ));
     }
-    for (k, v) in &req.labels {
+    for (k, v) in labels {
         let ok_key = !k.is_empty()
             && k.len() <= 256
             && k.bytes()
@@ -242,13 +249,6 @@ pub fn check_create(req: &ContainerCreate, may_bind: bool) -> ApiResult<()> {
 }
 
 pub fn check_exec(req: &ExecRequest) -> ApiResult<()> {
-    if req.tty {
-        return Err(ApiError::invalid_field(
-            "tty_not_supported",
-            "tty",
-            "an exec with a terminal needs the WebSocket, which is not served yet; use tty: false",
-        ));
-    }
     check_args("cmd", &req.cmd, 1)?;
     check_env("env", &req.env)?;
     if let Some(u) = &req.user {
