@@ -8,6 +8,8 @@ use utoipa::openapi::schema::{AnyOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
+use crate::containers::{Container, ContainerImage};
+use crate::containers_ops::UpdateCheckResult;
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::system::SelftestResult;
@@ -234,6 +236,9 @@ job_results! {
     RestoreResult => ["system.restore"],
     Certificate => ["system.certificate"],
     UpdateResult => ["system.update"],
+    Container => ["containers.recreate", "containers.create"],
+    ContainerImage => ["containers.image_pull"],
+    UpdateCheckResult => ["containers.update_check"],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -9,7 +9,12 @@
 //! and references were validated by the caller and travel as URL path segments or JSON.
 
 pub mod convert;
+pub mod events;
+pub mod images;
 pub mod ops;
+pub mod registry;
+pub mod stats;
+pub mod update;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

@@ -13,8 +13,13 @@
 //! (containers: list, create, actions, delete, logs, exec).
 
 pub mod engines;
+pub mod events;
+pub mod images_pull;
 pub mod lifecycle;
+pub mod limits;
 pub mod model;
+pub mod stats;
+pub mod updates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +33,7 @@ use crate::state::{AppState, Services};
 
 pub const AREA: Area = Area {
     init: Some(init),
+    start: Some(events::start),
     ..Area::new(
         "containers",
         "Containers on Docker Engine API engines (dockerd, podman): engines, containers, \
@@ -40,6 +46,8 @@ pub const AREA: Area = Area {
 pub struct Engines {
     list: Vec<Arc<Engine>>,
     import_max_bytes: u64,
+    /// Who acted on which container lately (for the engine events, [`events`]).
+    pub(crate) actors: events::Actors,
 }
 
 impl Engines {
@@ -52,6 +60,7 @@ impl Engines {
                 .map(|e| Arc::new(Engine::new(&e.name, &e.socket_path(), timeout)))
                 .collect(),
             import_max_bytes: cfg.import_max_bytes,
+            actors: events::Actors::default(),
         }
     }
 
@@ -110,4 +119,8 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(engines::router())
         .merge(lifecycle::router())
+        .merge(limits::router())
+        .merge(stats::router())
+        .merge(images_pull::router())
+        .merge(updates::router())
 }
