@@ -25,7 +25,7 @@ impl Registry {
             "docker-registry is missing: scripts/test installs it (apt: docker-registry)"
         );
         let dir = tempfile::Builder::new()
-            .prefix("hp-test-registry-")
+            .prefix("hp-test-")
             .tempdir()
             .unwrap();
         let port = common::free_port();

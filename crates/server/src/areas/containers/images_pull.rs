@@ -73,7 +73,7 @@ async fn pull_image(
         JobSpec {
             kind: "containers.image_pull",
             target: Some(format!("/api/v1/container-engines/{engine}/images")),
-            lock_key: Some(format!("image-pull:{engine}/{}", req.image)),
+            lock_key: Some(format!("containers/image-pull/{engine}/{}", req.image)),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -121,7 +121,7 @@ pub async fn create_after_pull(
                 e.name(),
                 &req.name,
             )),
-            lock_key: Some(format!("container:{}/{}", e.name(), req.name)),
+            lock_key: Some(format!("containers/{}/{}", e.name(), req.name)),
             actor: actor.to_string(),
         },
         move |ctx| async move {

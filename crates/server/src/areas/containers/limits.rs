@@ -189,7 +189,7 @@ async fn recreate_container(
         JobSpec {
             kind: "containers.recreate",
             target: Some(current.href.clone()),
-            lock_key: Some(format!("container:{engine}/{}", current.name)),
+            lock_key: Some(format!("containers/{engine}/{}", current.name)),
             actor: p.user.clone(),
         },
         move |ctx| async move { recreate_job(st, e, ctx, current, req.pull, actor).await },

@@ -57,7 +57,7 @@ async fn check_updates(State(state): State<AppState>, Caller(p): Caller) -> ApiR
         JobSpec {
             kind: "containers.update_check",
             target: Some("/api/v1/container-updates".into()),
-            lock_key: Some("container-updates".into()),
+            lock_key: Some("containers/updates".into()),
             actor: p.user.clone(),
         },
         move |ctx| async move {
