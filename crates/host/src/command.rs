@@ -1277,34 +1277,4 @@ mod tests {
         };
         assert_eq!(e.to_string(), "`x` failed (killed by a signal)");
     }
-
-    #[tokio::test]
-    async fn pty_child_sees_a_terminal_and_its_size() {
-        let mut c = Cmd::new("sh")
-            .args([
-                "-c",
-                "stty size; test -t 0 && echo tty; read x; echo got:$x",
-            ])
-            .spawn_pty(100, 30)
-            .unwrap();
-        let m = c.master();
-        m.write_all(b"hello\n").await.unwrap();
-        let mut out = Vec::new();
-        let mut buf = [0u8; 1024];
-        loop {
-            let n = tokio::time::timeout(Duration::from_secs(10), m.read(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            if n == 0 {
-                break;
-            }
-            out.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&out);
-        assert!(text.contains("30 100"), "{text}");
-        assert!(text.contains("tty"), "{text}");
-        assert!(text.contains("got:hello"), "{text}");
-        assert!(c.wait().await.unwrap().success());
-    }
 }

@@ -10,6 +10,8 @@ use utoipa::{PartialSchema, ToSchema};
 
 use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
 use crate::container_io::VolumeBackupResult;
+use crate::containers::{Container, ContainerImage};
+use crate::containers_ops::UpdateCheckResult;
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::stacks::StackActionResult;
@@ -248,6 +250,9 @@ job_results! {
         "network.provisioning_teardown",
     ],
     VolumeBackupResult => ["containers.volume_backup", "containers.volume_restore"],
+    Container => ["containers.recreate", "containers.create"],
+    ContainerImage => ["containers.image_pull"],
+    UpdateCheckResult => ["containers.update_check"],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -5,6 +5,7 @@ pub mod audit;
 pub mod auth;
 pub mod container_io;
 pub mod containers;
+pub mod containers_ops;
 pub mod disks;
 pub mod events;
 pub mod health;

@@ -14,6 +14,12 @@ pub mod files;
 pub mod networks;
 pub mod ops;
 pub mod volumes;
+pub mod events;
+pub mod images;
+pub mod ops;
+pub mod registry;
+pub mod stats;
+pub mod update;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};

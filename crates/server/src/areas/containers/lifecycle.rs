@@ -79,7 +79,8 @@ async fn list_containers(
     Ok(resp)
 }
 
-/// Create a container (not started) from an image the engine has.
+/// Create a container (not started). When the engine lacks the image, a job pulls it first
+/// and then creates the container (202 with the job).
 ///
 /// Bind mounts of host paths (`mounts`) need role admin; named `volumes` are created by the
 /// engine when missing.
@@ -88,7 +89,8 @@ async fn list_containers(
     tag = "containers",
     params(("engine" = String, Path, description = "Engine name")),
     request_body = ContainerCreate,
-    responses((status = 201, description = "Created", body = Container)))]
+    responses((status = 201, description = "Created", body = Container),
+        (status = 202, description = "The image is missing: a job pulls it, then creates the container (its result)", body = hostplane_types::jobs::Job)))]
 async fn create_container(
     State(state): State<AppState>,
     Caller(p): Caller,
@@ -97,6 +99,11 @@ async fn create_container(
 ) -> ApiResult<Response> {
     let e = state.engines().get(&engine)?;
     model::check_create(&req, p.role >= Role::Admin)?;
+    // A missing image is pulled first, as a job (202).
+    if let Some(job) = super::images_pull::create_after_pull(&state, e, &req, &p.user).await? {
+        return Ok(job);
+    }
+    state.engines().actors.note(&engine, &req.name, &p.user);
     let c = e.create(&req).await.map_err(engine_error)?;
     publish(&state, "resource.created", &c, &p.user);
     Ok(crate::http::answer::created(&c.href, &c))
@@ -161,6 +168,7 @@ async fn delete_container(
 ) -> ApiResult<Response> {
     let e = target(&state, &engine, &name)?;
     let last = e.inspect(&name).await.map_err(engine_error)?;
+    state.engines().actors.note(&engine, &last.name, &p.user);
     let force = params.force.unwrap_or(false);
     // One answer on every engine (podman says 500 here, dockerd 409).
     if !force
@@ -199,6 +207,7 @@ async fn act(
     let e = target(state, engine, name)?;
     let before = e.inspect(name).await.map_err(engine_error)?;
     check_state(name, before.state, action)?;
+    state.engines().actors.note(engine, &before.name, actor);
     e.act(name, action).await.map_err(engine_error)?;
     let c = e.inspect(name).await.map_err(engine_error)?;
     publish(state, "resource.updated", &c, actor);

@@ -15,10 +15,15 @@
 pub mod engines;
 pub mod exec_ws;
 pub mod files;
+pub mod events;
+pub mod images_pull;
 pub mod lifecycle;
+pub mod limits;
 pub mod model;
 pub mod networks;
 pub mod volumes;
+pub mod stats;
+pub mod updates;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +37,7 @@ use crate::state::{AppState, Services};
 
 pub const AREA: Area = Area {
     init: Some(init),
+    start: Some(events::start),
     ..Area::new(
         "containers",
         "Containers on Docker Engine API engines (dockerd, podman): engines, containers, \
@@ -44,6 +50,8 @@ pub const AREA: Area = Area {
 pub struct Engines {
     list: Vec<Arc<Engine>>,
     import_max_bytes: u64,
+    /// Who acted on which container lately (for the engine events, [`events`]).
+    pub(crate) actors: events::Actors,
 }
 
 impl Engines {
@@ -56,6 +64,7 @@ impl Engines {
                 .map(|e| Arc::new(Engine::new(&e.name, &e.socket_path(), timeout)))
                 .collect(),
             import_max_bytes: cfg.import_max_bytes,
+            actors: events::Actors::default(),
         }
     }
 
@@ -122,4 +131,8 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(files::router())
         .merge(volumes::router())
         .merge(networks::router())
+        .merge(limits::router())
+        .merge(stats::router())
+        .merge(images_pull::router())
+        .merge(updates::router())
 }
