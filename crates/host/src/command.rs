@@ -698,7 +698,6 @@ impl Drop for Supervised {
     }
 }
 
-
 /// Reads a supervised child's stderr into `buf`, keeping at most 1 MiB.
 async fn keep_stderr(
     mut pipe: tokio::process::ChildStderr,

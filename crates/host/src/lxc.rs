@@ -402,7 +402,10 @@ impl Lxc {
         let mut c = self
             .cmd("lxc-attach", name)?
             .env("TERM", "xterm-256color")
-            .env("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+            .env(
+                "PATH",
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            )
             .env("LANG", "C.UTF-8")
             .env("HOME", "/root");
         if !command.is_empty() {

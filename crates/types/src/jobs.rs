@@ -8,10 +8,10 @@ use utoipa::openapi::schema::{AnyOfBuilder, Schema};
 use utoipa::openapi::{Ref, RefOr};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
 use crate::container_io::VolumeBackupResult;
 use crate::containers::{Container, ContainerImage};
 use crate::containers_ops::UpdateCheckResult;
+use crate::lxc::{LxcBackup, LxcContainer, LxcSnapshot};
 use crate::pools::{Pool, ScrubResult};
 use crate::services::ServiceActionResult;
 use crate::stacks::StackActionResult;

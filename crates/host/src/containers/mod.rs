@@ -9,17 +9,16 @@
 //! and references were validated by the caller and travel as URL path segments or JSON.
 
 pub mod convert;
+pub mod events;
 pub mod exec;
 pub mod files;
-pub mod networks;
-pub mod ops;
-pub mod volumes;
-pub mod events;
 pub mod images;
+pub mod networks;
 pub mod ops;
 pub mod registry;
 pub mod stats;
 pub mod update;
+pub mod volumes;
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
