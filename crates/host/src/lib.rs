@@ -31,6 +31,7 @@ pub mod smart;
 pub mod snapraid;
 pub mod support;
 pub mod systemd;
+pub mod terminal;
 pub mod uevent;
 pub mod update;
 

@@ -404,6 +404,13 @@ fn window_size() -> Option<(u16, u16)> {
     (ok && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
 }
 
+/// Ctrl-D: the end of piped input, for the shell.
+const EOT: u8 = 0x04;
+/// How long the shell's output must pause before held piped input is sent.
+const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
+/// How long to wait for any output before held piped input is sent all the same.
+const SILENT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Speaks the exec WebSocket until the command exits; answers its exit code.
 async fn terminal(ctx: &Ctx, t: &ExecTicket) -> anyhow::Result<i32> {
     let ws = ctx.client.websocket(&t.ws_url).await?;
@@ -418,14 +425,30 @@ async fn terminal(ctx: &Ctx, t: &ExecTicket) -> anyhow::Result<i32> {
     }
     let mut input = stdin_pump();
     let mut input_open = true;
+    // From a pipe, input is held until the shell is ready (its output paused for a moment:
+    // busybox ash flushes what arrived before its prompt), and its end is sent as Ctrl-D, what
+    // a terminal sends (the LXC console does the same).
+    let mut held: Vec<u8> = Vec::new();
+    let mut released = tty;
+    // A command that prints nothing before it reads gets the input after a while anyway.
+    let mut quiet_at = (!tty).then(|| tokio::time::Instant::now() + SILENT);
     let outcome: anyhow::Result<Option<i64>> = async {
         loop {
+            let quiet = async {
+                match quiet_at {
+                    Some(t) => tokio::time::sleep_until(t).await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 msg = stream.next() => match msg {
                     Some(Ok(Message::Binary(b))) => {
                         let mut out = std::io::stdout().lock();
                         out.write_all(&b)?;
                         out.flush()?;
+                        if !released {
+                            quiet_at = Some(tokio::time::Instant::now() + QUIET);
+                        }
                     }
                     Some(Ok(Message::Text(t))) => {
                         let v: serde_json::Value =
@@ -438,12 +461,26 @@ async fn terminal(ctx: &Ctx, t: &ExecTicket) -> anyhow::Result<i32> {
                     Some(Ok(_)) => {}
                     Some(Err(e)) => return Err(anyhow::Error::new(e).context("terminal connection")),
                 },
+                _ = quiet, if !released => {
+                    released = true;
+                    quiet_at = None;
+                    if !input_open {
+                        held.push(EOT);
+                    }
+                    if !held.is_empty() {
+                        sink.send(Message::Binary(std::mem::take(&mut held).into())).await
+                            .context("sending to the terminal")?;
+                    }
+                }
                 data = input.recv(), if input_open => match data {
+                    Some(d) if !released => held.extend_from_slice(&d),
                     Some(d) => sink.send(Message::Binary(d.into())).await.context("sending to the terminal")?,
                     None => {
                         input_open = false;
-                        // The end of piped input is what a terminal's Ctrl-D is.
-                        sink.send(Message::Binary(vec![4u8].into())).await.context("sending to the terminal")?;
+                        if released && !tty {
+                            sink.send(Message::Binary(vec![EOT].into())).await
+                                .context("sending to the terminal")?;
+                        }
                     }
                 },
             }

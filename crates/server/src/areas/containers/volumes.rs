@@ -293,7 +293,7 @@ async fn backup_volume(
         JobSpec {
             kind: "containers.volume_backup",
             target: Some(volume_href(&engine, &name)),
-            lock_key: Some(format!("container-volume:{engine}/{name}")),
+            lock_key: Some(format!("containers/volume:{engine}:{name}")),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -437,7 +437,7 @@ async fn restore_volume(
         JobSpec {
             kind: "containers.volume_restore",
             target: Some(volume_href(&engine, &name)),
-            lock_key: Some(format!("container-volume:{engine}/{name}")),
+            lock_key: Some(format!("containers/volume:{engine}:{name}")),
             actor: p.user.clone(),
         },
         move |ctx| async move {

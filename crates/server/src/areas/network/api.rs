@@ -294,7 +294,7 @@ async fn create_provisioning(
         JobSpec {
             kind: "network.provisioning",
             target: Some("/api/v1/network/provisioning-network".into()),
-            lock_key: Some("network.provisioning".into()),
+            lock_key: Some("network/provisioning".into()),
             actor: p.user.clone(),
         },
         move |ctx| async move {
@@ -322,7 +322,7 @@ async fn delete_provisioning(State(state): State<AppState>, Caller(p): Caller) -
         JobSpec {
             kind: "network.provisioning_teardown",
             target: Some("/api/v1/network/provisioning-network".into()),
-            lock_key: Some("network.provisioning".into()),
+            lock_key: Some("network/provisioning".into()),
             actor: p.user.clone(),
         },
         move |ctx| async move {

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use hostplane_host::command::{Cmd, PtyIo};
+use hostplane_host::command::PtyIo;
 use hostplane_types::terminal::TerminalSession;
 use tokio::sync::{broadcast, watch};
 use tokio_util::sync::CancellationToken;
@@ -290,22 +290,7 @@ impl Terminals {
             ));
         }
         let (name, home) = own_account();
-        let cwd = if home.is_dir() {
-            home.clone()
-        } else {
-            PathBuf::from("/")
-        };
-        let mut child = Cmd::new(&shell.to_string_lossy())
-            .env("TERM", "xterm-256color")
-            .env("HOME", &home)
-            .env(
-                "PATH",
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            )
-            .env("LANG", "C.UTF-8")
-            .env("USER", &name)
-            .cwd(cwd)
-            .spawn_pty(cols, rows)
+        let mut child = hostplane_host::terminal::spawn_shell(&shell, &name, &home, cols, rows)
             .map_err(|e| ApiError::internal(format!("starting the shell: {e}")))?;
         let id = uuid::Uuid::now_v7().to_string();
         let (tx, _) = broadcast::channel(1024);
