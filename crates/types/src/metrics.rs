@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 pub struct RangeSeries {
     #[schema(value_type = Object)]
     pub metric: std::collections::BTreeMap<String, String>,
-    #[schema(value_type = Vec<Vec<Object>>)]
+    #[schema(schema_with = sample_pairs)]
     pub values: Vec<(f64, String)>,
 }
 
@@ -54,4 +54,25 @@ pub struct LiveValue {
     #[schema(value_type = Object)]
     pub labels: std::collections::BTreeMap<String, String>,
     pub value: f64,
+}
+
+/// Prometheus's `[timestamp, "value"]` pairs: a Unix time in seconds and the value as a
+/// string (a tuple, which the derive cannot say).
+fn sample_pairs() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+    let item = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Number))
+        .item(ObjectBuilder::new().schema_type(Type::String))
+        .build();
+    ArrayBuilder::new()
+        .items(
+            ArrayBuilder::new()
+                .items(utoipa::openapi::RefOr::T(
+                    utoipa::openapi::schema::Schema::OneOf(item),
+                ))
+                .min_items(Some(2))
+                .max_items(Some(2)),
+        )
+        .description(Some("`[unix_seconds, \"value\"]` pairs, oldest first."))
+        .build()
 }

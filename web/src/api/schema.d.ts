@@ -6731,7 +6731,8 @@ export interface components {
          */
         RangeSeries: {
             metric: Record<string, never>;
-            values: Record<string, never>[][];
+            /** @description `[unix_seconds, "value"]` pairs, oldest first. */
+            values: (number | string)[][];
         };
         /** @description `system.reboot`. */
         RebootResult: {
