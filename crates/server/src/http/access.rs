@@ -613,20 +613,33 @@ pub fn sees_everything(p: &Principal) -> bool {
     p.role == Role::Admin && p.scopes.is_empty()
 }
 
-/// The table of this build's document, made on first use. Panics (the daemon does not start)
-/// when an operation declares no or an invalid access.
+static TABLE: OnceLock<AccessTable> = OnceLock::new();
+
+/// The table of this build's document. The daemon makes it at start from the document its
+/// router came with ([`init_from`]); only code that never built the app (unit tests) builds
+/// the document again here. Building the document twice cost the first request ~40 MiB of
+/// transient heap and tens of milliseconds (docs/benchmarks.md).
 pub fn table() -> &'static AccessTable {
-    static TABLE: OnceLock<AccessTable> = OnceLock::new();
     TABLE.get_or_init(|| {
         let (_, doc) = crate::http::openapi_and_router();
-        match AccessTable::from_doc(&doc) {
-            Ok(t) => t,
-            Err(errors) => panic!(
-                "operations without a valid access declaration:\n{}",
-                errors.join("\n")
-            ),
-        }
+        build(&doc)
     })
+}
+
+/// Makes the table from `doc` unless it exists. Panics (the daemon does not start) when an
+/// operation declares no or an invalid access.
+pub fn init_from(doc: &utoipa::openapi::OpenApi) {
+    TABLE.get_or_init(|| build(doc));
+}
+
+fn build(doc: &utoipa::openapi::OpenApi) -> AccessTable {
+    match AccessTable::from_doc(doc) {
+        Ok(t) => t,
+        Err(errors) => panic!(
+            "operations without a valid access declaration:\n{}",
+            errors.join("\n")
+        ),
+    }
 }
 
 #[cfg(test)]

@@ -514,6 +514,7 @@ fn document_streams(op: &mut utoipa::openapi::path::Operation) {
 /// UI's static files (`/`, `/assets/*`: [`ui`]) and `/metrics`.
 pub fn app(state: AppState) -> Router {
     let (api, doc) = openapi_and_router();
+    access::init_from(&doc);
     let api = api
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
