@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use rusqlite_migration::{M, Migrations};
 
@@ -217,6 +218,11 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // NORMAL in WAL mode is durable against a process crash (kill -9); only power loss can
     // drop the last transactions, and never corrupts.
     conn.pragma_update(None, "synchronous", "NORMAL")?;
+    // Query-planner stability: without it SQLite (3.46+) reads the bound LIMIT/OFFSET (and
+    // STAT4-relevant values) while planning, marks those parameters, and re-prepares the cached
+    // statement every time one is bound again. That was 22 % of the server CPU of
+    // `GET /jobs?limit=1` (docs/benchmarks.md); the plans do not need the values.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
     Ok(())
 }
 
@@ -405,6 +411,29 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+    }
+
+    /// A cached paging statement keeps its plan when LIMIT/OFFSET are bound again (QPSG);
+    /// without it SQLite re-prepares it on every execution.
+    #[test]
+    fn cached_paging_statements_are_not_reprepared() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        let reprepares = store
+            .read(|c| {
+                for (limit, offset) in [(1i64, 0i64), (20, 0), (1, 5), (256, 0)] {
+                    let mut stmt = c.prepare_cached(
+                        "SELECT id FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+                    )?;
+                    stmt.query_map([limit, offset], |r| r.get::<_, String>(0))?
+                        .for_each(drop);
+                }
+                let stmt =
+                    c.prepare_cached("SELECT id FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2")?;
+                Ok(stmt.get_status(rusqlite::StatementStatus::RePrepare))
+            })
+            .unwrap();
+        assert_eq!(reprepares, 0);
     }
 
     #[test]
