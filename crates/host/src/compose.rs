@@ -21,6 +21,8 @@ use crate::containers::{Engine, EngineError, EngineResult};
 pub const PROGRAM: &str = "docker-compose";
 /// The label compose puts on every container of a project.
 pub const PROJECT_LABEL: &str = "com.docker.compose.project";
+/// The label compose puts on each container with its service's name.
+pub const SERVICE_LABEL: &str = "com.docker.compose.service";
 /// The compose file's name in a stack's directory.
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
 /// The environment file's name in a stack's directory.

@@ -45,3 +45,61 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 }
+
+/// `path` with symlinks resolved, when it stays inside `base` (itself resolved); an error
+/// saying why otherwise. A path that does not exist yet (a bind source an engine creates) is
+/// judged by its deepest existing ancestor. `..` components are refused outright: they make
+/// what a reader sees differ from what the kernel resolves.
+pub fn resolve_inside(path: &Path, base: &Path) -> Result<std::path::PathBuf, String> {
+    if path
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
+        return Err(format!("{} contains ..", path.display()));
+    }
+    let base_real = std::fs::canonicalize(base).map_err(|e| format!("{}: {e}", base.display()))?;
+    let mut probe = path.to_path_buf();
+    let mut rest = Vec::new();
+    while std::fs::symlink_metadata(&probe).is_err() {
+        match probe.file_name() {
+            Some(n) => rest.push(n.to_os_string()),
+            None => return Err(format!("{} does not exist", path.display())),
+        }
+        if !probe.pop() {
+            return Err(format!("{} does not exist", path.display()));
+        }
+    }
+    let mut real = std::fs::canonicalize(&probe).map_err(|e| format!("{}: {e}", path.display()))?;
+    if !real.starts_with(&base_real) {
+        return Err(format!(
+            "{} leaves {} (a symlink to {})",
+            path.display(),
+            base.display(),
+            real.display()
+        ));
+    }
+    for n in rest.into_iter().rev() {
+        real.push(n);
+    }
+    Ok(real)
+}
+
+#[cfg(test)]
+mod resolve_tests {
+    use super::resolve_inside;
+
+    #[test]
+    fn symlinks_out_and_dotdot_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let base = d.path().join("ds");
+        std::fs::create_dir_all(base.join("sub")).unwrap();
+        std::os::unix::fs::symlink("/etc", base.join("out")).unwrap();
+        std::os::unix::fs::symlink(base.join("sub"), base.join("in")).unwrap();
+        assert!(resolve_inside(&base.join("sub"), &base).is_ok());
+        assert!(resolve_inside(&base.join("in/new/x"), &base).is_ok());
+        assert!(resolve_inside(&base.join("out"), &base).is_err());
+        assert!(resolve_inside(&base.join("out/passwd"), &base).is_err());
+        assert!(resolve_inside(&base.join("sub/../../x"), &base).is_err());
+        assert!(resolve_inside(&d.path().join("other"), &base).is_err());
+    }
+}

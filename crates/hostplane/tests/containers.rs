@@ -88,7 +88,7 @@ async fn scenario(kind: Kind) {
     // A malformed name in the path names nothing (404); it never reaches the engine.
     let r = send(&d, "GET", &format!("/api/v1/containers/{name}/a..b"), None).await;
     assert_problem(r, 404, "not_found").await;
-    // Bind mounts of host paths: admin only.
+    // Bind mounts outside pool datasets: admin only.
     let op = d.token_for_role("ctrop", "operator").await;
     let r = d
         .send(
@@ -99,7 +99,7 @@ async fn scenario(kind: Kind) {
                         "mounts": [{"source": "/tmp", "target": "/mnt"}]})),
         )
         .await;
-    assert_problem(r, 403, "forbidden").await;
+    assert_problem(r, 422, "bind_outside_pools").await;
     assert_eq!(
         d.get_json("/api/v1/containers").await,
         json!([]),

@@ -371,18 +371,48 @@ async fn scenario(kind: Kind) {
     let all = d.get_json("/api/v1/containers").await;
     assert_eq!(all.as_array().unwrap().len(), 1, "{all}");
 
-    // A container bind-mounting a dataset: the pool cannot be destroyed under it.
+    // An operator binds only inside pool datasets: outside, through a symlink out of the
+    // dataset, or with `..`, 422 and nothing created.
     let bind_src = loops.mount_root().join("tank/binds");
+    std::os::unix::fs::symlink("/etc", bind_src.join("escape")).unwrap();
+    let op = d.token_for_role(&format!("bindop-{en}"), "operator").await;
+    let binder = |source: String| {
+        json!({"name": "binder", "image": "localhost/hp-io:t1", "cmd": ["sleep", "600"],
+            "network": "none", "mounts": [{"source": source, "target": "/srv"}]})
+    };
+    let before = d.get_json("/api/v1/containers").await;
+    for (source, code) in [
+        ("/etc".to_string(), "bind_outside_pools"),
+        (
+            loops.mount_root().display().to_string(),
+            "bind_outside_pools",
+        ),
+        (
+            bind_src.join("escape").display().to_string(),
+            "bind_outside_pools",
+        ),
+        (format!("{}/../backups", bind_src.display()), "invalid_path"),
+    ] {
+        let r = d
+            .send("POST", &base, Some(&op), Some(binder(source.clone())))
+            .await;
+        let p = assert_problem(r, 422, code).await;
+        assert!(p.to_string().contains("mounts[0].source"), "{source}: {p}");
+    }
+    assert_eq!(
+        d.get_json("/api/v1/containers").await,
+        before,
+        "a refused bind created something"
+    );
+    std::fs::remove_file(bind_src.join("escape")).unwrap();
+    // A container an operator makes bind-mounting a dataset: the pool cannot be destroyed
+    // under it.
     ok_json(
-        send(
-            &d,
+        d.send(
             "POST",
             &base,
-            Some(
-                json!({"name": "binder", "image": "localhost/hp-io:t1", "cmd": ["sleep", "600"],
-                "network": "none",
-                "mounts": [{"source": bind_src.to_str().unwrap(), "target": "/srv"}]}),
-            ),
+            Some(&op),
+            Some(binder(bind_src.display().to_string())),
         )
         .await,
         201,

@@ -3,8 +3,8 @@
 //! named volume's data, stats (one-shot and SSE) and top, engine events in the event stream
 //! with who caused them (the API, or the `docker` CLI on the same socket), image prune; and
 //! against a real registry on loopback (`registry_util`): pulls as jobs with progress, a create
-//! that pulls its missing image, and update checks before and after a new image is pushed
-//! under the same tag.
+//! that pulls its missing image, and update checks (containers and a compose stack's services)
+//! before and after a new image is pushed under the same tag.
 
 mod common;
 mod engine_util;
@@ -444,6 +444,26 @@ async fn update_status(d: &Daemon, engine: &str, name: &str) -> Value {
         .clone()
 }
 
+async fn stack_status(d: &Daemon, name: &str) -> Value {
+    let all = d.get_json("/api/v1/container-updates").await;
+    all.as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "stack" && s["name"] == name)
+        .unwrap_or_else(|| panic!("no status for stack {name}: {all}"))
+        .clone()
+}
+
+fn service(stack: &Value, name: &str) -> Value {
+    stack["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["service"] == name)
+        .unwrap_or_else(|| panic!("no service {name}: {stack}"))
+        .clone()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pulls_and_update_checks_against_a_local_registry() {
     let t0 = Instant::now();
@@ -541,6 +561,28 @@ async fn pulls_and_update_checks_against_a_local_registry() {
     )
     .await;
 
+    // A stack on podman: service `app` runs the registry's image (its tag from the `.env`:
+    // resolved as `up` reads the file), `side` a local import (no registry digest).
+    engine_util::need("docker-compose");
+    import(&d, "podman", "localhost/hp-bb", "t1", busybox_rootfs()).await;
+    let compose = format!(
+        "services:\n  app:\n    image: {}/hp/bb:${{TAG}}\n    command: sleep 600\n    \
+         network_mode: none\n  side:\n    image: localhost/hp-bb:t1\n    command: sleep 600\n    \
+         network_mode: none\n",
+        registry.host()
+    );
+    ok_json(
+        d.post(
+            "/api/v1/stacks",
+            json!({"name": "st1", "engine": "podman", "compose": compose, "env": "TAG=1\n"}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let job = ok_json(d.post("/api/v1/stacks/st1/up", json!({})).await, 202).await;
+    wait_success(&d, job).await;
+
     // Nothing new yet.
     let job = ok_json(
         d.post("/api/v1/container-updates/check", json!({})).await,
@@ -548,7 +590,23 @@ async fn pulls_and_update_checks_against_a_local_registry() {
     )
     .await;
     let job = wait_success(&d, job).await;
-    assert_eq!(job["result"]["checked"], 3, "{job}");
+    // u1 twice, local1, and the stack's two containers.
+    assert_eq!(job["result"]["checked"], 5, "{job}");
+    assert_eq!(job["result"]["stacks_checked"], 1, "{job}");
+    assert_eq!(job["result"]["stack_updates_available"], 0, "{job}");
+    let st = stack_status(&d, "st1").await;
+    assert_eq!(st["engine"], "podman", "{st}");
+    assert_eq!(st["href"], "/api/v1/stacks/st1", "{st}");
+    assert_eq!(st["update_available"], "unknown", "{st}");
+    assert_eq!(st["updated_services"], json!([]), "{st}");
+    assert_eq!(service(&st, "app")["update_available"], false, "{st}");
+    assert_eq!(service(&st, "app")["image"], reference, "{st}");
+    let side = service(&st, "side");
+    assert_eq!(side["update_available"], "unknown", "{st}");
+    assert!(
+        side["reason"].as_str().unwrap().contains("local image"),
+        "{st}"
+    );
     for engine in ["docker", "podman"] {
         let s = update_status(&d, engine, "u1").await;
         assert_eq!(s["update_available"], false, "{s}");
@@ -567,12 +625,19 @@ async fn pulls_and_update_checks_against_a_local_registry() {
     )
     .await;
     let job = wait_success(&d, job).await;
-    assert_eq!(job["result"]["updates_available"], 2, "{job}");
+    // u1 on both engines and the stack's `app` container.
+    assert_eq!(job["result"]["updates_available"], 3, "{job}");
+    assert_eq!(job["result"]["stack_updates_available"], 1, "{job}");
     for engine in ["docker", "podman"] {
         let s = update_status(&d, engine, "u1").await;
         assert_eq!(s["update_available"], true, "{s}");
         assert_ne!(s["local_digest"], s["registry_digest"], "{s}");
     }
+    let st = stack_status(&d, "st1").await;
+    assert_eq!(st["update_available"], true, "{st}");
+    assert_eq!(st["updated_services"], json!(["app"]), "{st}");
+    let app = service(&st, "app");
+    assert_ne!(app["local_digest"], app["registry_digest"], "{st}");
     // A recreate with pull brings the new image; then no update.
     let job = ok_json(
         d.post(
@@ -592,5 +657,11 @@ async fn pulls_and_update_checks_against_a_local_registry() {
     wait_success(&d, job).await;
     let s = update_status(&d, "podman", "u1").await;
     assert_eq!(s["update_available"], false, "{s}");
+    // podman now has the new image under the tag, but the stack's `app` container still runs
+    // the old one: the stack still has an update (until `up` recreates it).
+    let st = stack_status(&d, "st1").await;
+    assert_eq!(st["updated_services"], json!(["app"]), "{st}");
+    let job = ok_json(d.post("/api/v1/stacks/st1/down", json!({})).await, 202).await;
+    wait_success(&d, job).await;
     eprintln!("registry test: {:.1} s", t0.elapsed().as_secs_f64());
 }

@@ -2,8 +2,9 @@
 //! started, attached to over the console WebSocket (a command's output read back), frozen and
 //! thawed, snapshotted and restored (a file written after the snapshot is gone), cloned and
 //! destroyed; a rootfs on a btrfs pool dataset blocks the pool's destruction (409 `in_use`),
-//! and a backup into a dataset comes back as a new container after the original is gone. Bad
-//! names are 422 and change nothing.
+//! and a backup into a dataset comes back as a new container after the original is gone; a
+//! container made by the `local` template from a busybox rootfs `.tar.xz` in a dataset starts
+//! and answers on its console. Bad names are 422 and change nothing.
 //!
 //! The daemon runs in the test's network namespace (the host's), and so does the [`Lxcs`]
 //! guard: LXC's command socket is netns-scoped, and an `lxc-destroy` from another netns would
@@ -190,6 +191,71 @@ async fn console_roundtrip(d: &Daemon, name: &str, input: &str, want: &str) -> (
         }
     }
     (out, exit)
+}
+
+/// A root filesystem for LXC's `local` template, as a `.tar.xz`: the static busybox as
+/// `/sbin/init` and `/bin/sh`, an inittab that keeps init busy, and a marker file.
+fn busybox_rootfs_xz() -> Vec<u8> {
+    let bb = std::fs::read("/bin/busybox").expect("busybox-static");
+    let mut b = tar::Builder::new(Vec::new());
+    let dir = |b: &mut tar::Builder<Vec<u8>>, d: &str| {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Directory);
+        h.set_mode(0o755);
+        h.set_size(0);
+        b.append_data(&mut h, format!("{d}/"), std::io::empty())
+            .unwrap();
+    };
+    let file = |b: &mut tar::Builder<Vec<u8>>, p: &str, data: &[u8], mode: u32| {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(mode);
+        h.set_size(data.len() as u64);
+        b.append_data(&mut h, p, data).unwrap();
+    };
+    for d in [
+        "bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "run",
+    ] {
+        dir(&mut b, d);
+    }
+    file(&mut b, "bin/busybox", &bb, 0o755);
+    for (link, applets) in [
+        ("../bin/busybox", &["init"][..]),
+        (
+            "busybox",
+            &["sh", "cat", "echo", "sleep", "ls", "mount"][..],
+        ),
+    ] {
+        for a in applets {
+            let path = if *a == "init" {
+                "sbin/init".to_string()
+            } else {
+                format!("bin/{a}")
+            };
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_mode(0o777);
+            h.set_size(0);
+            b.append_link(&mut h, path, link).unwrap();
+        }
+    }
+    file(&mut b, "etc/inittab", b"::respawn:/bin/sleep 3600\n", 0o644);
+    file(&mut b, "etc/hp-local", b"from-the-archive\n", 0o644);
+    let tar = b.into_inner().unwrap();
+    let mut xz = Command::new("xz")
+        .args(["-c", "-0"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("xz");
+    let mut stdin = xz.stdin.take().unwrap();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        stdin.write_all(&tar).unwrap();
+    });
+    let out = xz.wait_with_output().unwrap();
+    writer.join().unwrap();
+    assert!(out.status.success());
+    out.stdout
 }
 
 #[tokio::test]
@@ -617,6 +683,54 @@ async fn rootfs_and_backup_on_a_btrfs_pool() {
             .status(),
         204
     );
+    // The `local` template: a container from a rootfs .tar.xz in a dataset (no internet).
+    let archive = root.join("backups/bb-rootfs.tar.xz");
+    std::fs::write(&archive, busybox_rootfs_xz()).unwrap();
+    let t_local = std::time::Instant::now();
+    let c = create(
+        d,
+        json!({"name": "loc1", "template": "local",
+               "rootfs_archive": "tank/backups/bb-rootfs.tar.xz", "start": true}),
+    )
+    .await;
+    assert_eq!(c["name"], "loc1", "{c}");
+    assert_eq!(c["state"], "running", "{c}");
+    let r = PathBuf::from(c["rootfs"].as_str().unwrap());
+    assert_eq!(
+        std::fs::read_to_string(r.join("etc/hp-local")).unwrap(),
+        "from-the-archive\n"
+    );
+    // `$((6*7))` is computed by the shell: its answer is not in the echoed input.
+    let (out, exit) = console_roundtrip(
+        d,
+        "loc1",
+        "cat /etc/hp-local; echo $((6*7))-done\n",
+        "42-done",
+    )
+    .await;
+    assert!(out.contains("from-the-archive\r"), "{out:?}");
+    assert_eq!(exit["code"], 0);
+    assert_eq!(
+        send(d, "DELETE", "/api/v1/lxc/loc1?force=true", None)
+            .await
+            .status(),
+        204
+    );
+    eprintln!(
+        "local template: create+start+console+destroy {:.1} s",
+        t_local.elapsed().as_secs_f64()
+    );
+    // An archive outside the pools, or missing: 422.
+    for a in ["tank/backups/none.tar.xz", "tank/backups/../x.tar.xz"] {
+        let r = d
+            .post(
+                "/api/v1/lxc",
+                json!({"name": "loc2", "template": "local", "rootfs_archive": a}),
+            )
+            .await;
+        assert_eq!(r.status(), 422, "{a}: {}", r.text().await.unwrap());
+    }
+
     // Nothing uses the pool now.
     let j = job_done(
         d,

@@ -205,6 +205,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         pool_users: Default::default(),
         workloads: Default::default(),
         link_users: Default::default(),
+        stack_images: Default::default(),
         processes: Default::default(),
         areas: Default::default(),
     };

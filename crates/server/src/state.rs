@@ -16,6 +16,7 @@ use crate::platform::jobs::Jobs;
 use crate::platform::link_users::LinkUsers;
 use crate::platform::pool_users::PoolUsers;
 use crate::platform::processes::Processes;
+use crate::platform::stack_images::StackImages;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
 use crate::platform::workloads::Workloads;
@@ -45,6 +46,8 @@ pub struct Services {
     pub link_users: LinkUsers,
     /// Which host processes belong to which object (VMs register; metrics reads).
     pub processes: Processes,
+    /// The images of the compose stacks' services (stacks register; update checks ask).
+    pub stack_images: StackImages,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

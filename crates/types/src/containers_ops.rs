@@ -122,14 +122,23 @@ pub enum UpdateAvailable {
     Unknown(UpdateUnknown),
 }
 
-/// The last update check of one container (`GET /container-updates`).
+fn container_kind() -> String {
+    "container".into()
+}
+
+/// The last update check of one container or one compose stack (`GET /container-updates`).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ContainerUpdateStatus {
-    /// The container.
+    /// `container` or `stack`.
+    #[serde(default = "container_kind")]
+    #[schema(example = "container")]
+    pub kind: String,
+    /// The container, or the stack (`/api/v1/stacks/{name}`).
     pub href: String,
     pub engine: String,
+    /// The container's name, or the stack's.
     pub name: String,
-    /// The reference it was created from.
+    /// The reference it was created from; for a stack its services' images, comma-separated.
     pub image: String,
     /// The digest the engine pulled (`sha256:...`); null for a local image.
     pub local_digest: Option<String>,
@@ -137,6 +146,26 @@ pub struct ContainerUpdateStatus {
     pub registry_digest: Option<String>,
     pub update_available: UpdateAvailable,
     pub checked_at: String,
+    /// Why it is `unknown`.
+    pub reason: Option<String>,
+    /// A stack's services with an update (empty for a container).
+    #[serde(default)]
+    pub updated_services: Vec<String>,
+    /// A stack's services, each with its own status (empty for a container).
+    #[serde(default)]
+    pub services: Vec<ServiceUpdateStatus>,
+}
+
+/// One service of a stack in an update check: the image its compose file resolves to, the
+/// digest its container (or, before `up`, the engine's image of that reference) has, and the
+/// registry's.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ServiceUpdateStatus {
+    pub service: String,
+    pub image: String,
+    pub local_digest: Option<String>,
+    pub registry_digest: Option<String>,
+    pub update_available: UpdateAvailable,
     /// Why it is `unknown`.
     pub reason: Option<String>,
 }
@@ -147,6 +176,11 @@ pub struct UpdateCheckResult {
     pub checked: u32,
     pub updates_available: u32,
     pub unknown: u32,
-    /// Engines that did not answer (their containers keep their last status).
+    /// Engines that did not answer (their containers and stacks keep their last status).
     pub unreachable_engines: Vec<String>,
+    /// Stacks checked (their services' images), and those with an update.
+    #[serde(default)]
+    pub stacks_checked: u32,
+    #[serde(default)]
+    pub stack_updates_available: u32,
 }

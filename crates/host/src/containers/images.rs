@@ -169,6 +169,13 @@ impl Engine {
     }
 
     /// The registry digests (`repo@sha256:…`) the engine keeps for image `id`.
+    /// The id and `RepoDigests` of the image `reference` names on this engine now.
+    pub async fn image_digests(&self, reference: &str) -> EngineResult<(String, Vec<String>)> {
+        let docker = self.client().await?;
+        let i = self.bounded(docker.inspect_image(reference)).await?;
+        Ok((i.id.unwrap_or_default(), i.repo_digests.unwrap_or_default()))
+    }
+
     pub async fn repo_digests(&self, id: &str) -> EngineResult<Vec<String>> {
         let docker = self.client().await?;
         Ok(self

@@ -82,8 +82,9 @@ async fn list_containers(
 /// Create a container (not started). When the engine lacks the image, a job pulls it first
 /// and then creates the container (202 with the job).
 ///
-/// Bind mounts of host paths (`mounts`) need role admin; named `volumes` are created by the
-/// engine when missing.
+/// Bind mounts (`mounts`) of a caller below admin must lie inside a pool's dataset (symlinks
+/// resolved, 422 `bind_outside_pools` otherwise); an admin may bind any host path. Named
+/// `volumes` are created by the engine when missing.
 #[utoipa::path(post, path = "/api/v1/containers/{engine}",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("containers:write"))),
     tag = "containers",
@@ -95,10 +96,13 @@ async fn create_container(
     State(state): State<AppState>,
     Caller(p): Caller,
     Path(engine): Path<String>,
-    Json(req): Json<ContainerCreate>,
+    Json(mut req): Json<ContainerCreate>,
 ) -> ApiResult<Response> {
     let e = state.engines().get(&engine)?;
-    model::check_create(&req, p.role >= Role::Admin)?;
+    model::check_create(&req)?;
+    if p.role < Role::Admin {
+        binds_in_pools(&state, &mut req)?;
+    }
     // A missing image is pulled first, as a job (202).
     if let Some(job) = super::images_pull::create_after_pull(&state, e, &req, &p.user).await? {
         return Ok(job);
@@ -109,13 +113,26 @@ async fn create_container(
     Ok(crate::http::answer::created(&c.href, &c))
 }
 
+/// A caller below admin binds only inside pool datasets: each source must be one, and becomes
+/// its resolved path (a symlink swapped in later changes nothing).
+fn binds_in_pools(state: &AppState, req: &mut ContainerCreate) -> ApiResult<()> {
+    for (i, m) in req.mounts.iter_mut().enumerate() {
+        let real = crate::platform::pool_paths::inside_pool_dataset(state, &m.source).map_err(
+            |why| {
+                ApiError::invalid_field(
+                    "bind_outside_pools",
+                    format!("mounts[{i}].source"),
+                    format!("{why}; bind mounts outside pool datasets need role admin"),
+                )
+            },
+        )?;
+        m.source = real.to_string_lossy().into_owned();
+    }
+    Ok(())
+}
+
 fn publish(state: &AppState, kind: &str, c: &Container, actor: &str) {
-    state.events.publish(
-        kind,
-        &c.href,
-        actor,
-        serde_json::to_value(c).unwrap_or_default(),
-    );
+    super::publish_object(state, kind, &c.href, actor, c);
 }
 
 /// Finds the engine and checks the container name: 404 before the engine is asked.
@@ -124,9 +141,7 @@ fn target<'a>(
     engine: &str,
     name: &str,
 ) -> ApiResult<&'a std::sync::Arc<hostplane_host::containers::Engine>> {
-    let e = state.engines().get(engine)?;
-    model::check_path_name("container", name)?;
-    Ok(e)
+    super::engine_and_name(state, engine, "container", name)
 }
 
 /// One container.

@@ -62,7 +62,6 @@ fn check_limits(limits: &ContainerLimits, restart: &RestartPolicy) -> ApiResult<
             network: None,
             labels: BTreeMap::new(),
         },
-        false,
     )
 }
 

@@ -1,8 +1,8 @@
 //! `/api/v1/containers` and `/api/v1/container-engines`: containers and images on the Docker
 //! Engine API compatible engines the host runs (dockerd; podman's Docker-compatible service).
 //!
-//! Request flow: auth layer (viewer reads; operator changes; admin for bind mounts of host
-//! paths and exec) → a handler here parses path, query and body into typed values →
+//! Request flow: auth layer (viewer reads; operator changes; admin for exec and for bind
+//! mounts outside pool datasets, `platform::pool_paths`) → a handler here parses path, query and body into typed values →
 //! [`model`] validates every name, image reference, path and limit (422 before an engine is
 //! asked, so bad input changes nothing) → the named engine from this area's state
 //! ([`Engines`], made by the `init` hook from `[containers]`) → `hostplane_host::containers`
@@ -103,6 +103,49 @@ pub(crate) trait ContainersState {
 impl ContainersState for AppState {
     fn engines(&self) -> &Engines {
         self.area::<Engines>()
+    }
+}
+
+/// The engine a path names and the object name of `kind` checked (a malformed name names
+/// nothing: 404 before the engine is asked). Shared by containers, volumes and networks.
+pub(crate) fn engine_and_name<'a>(
+    state: &'a AppState,
+    engine: &str,
+    kind: &str,
+    name: &str,
+) -> ApiResult<&'a Arc<Engine>> {
+    let e = state.engines().get(engine)?;
+    model::check_path_name(kind, name)?;
+    Ok(e)
+}
+
+/// A `resource.*` event for an engine object, with the object as its data.
+pub(crate) fn publish_object<T: serde::Serialize>(
+    state: &AppState,
+    kind: &str,
+    href: &str,
+    actor: &str,
+    obj: &T,
+) {
+    state.events.publish(
+        kind,
+        href,
+        actor,
+        serde_json::to_value(obj).unwrap_or_default(),
+    );
+}
+
+/// Before a create: 409 `code` when the engine's inspect found the object (both engines answer
+/// a create of an existing volume with the volume as it is), Ok when it does not exist.
+pub(crate) fn refuse_existing<T>(
+    found: Result<T, EngineError>,
+    code: &'static str,
+    what: String,
+) -> ApiResult<()> {
+    match found {
+        Ok(_) => Err(ApiError::conflict(code, format!("{what} exists"))),
+        Err(EngineError::NotFound(_)) => Ok(()),
+        Err(err) => Err(engine_error(err)),
     }
 }
 

@@ -124,8 +124,9 @@ fn check_args(field: &str, args: &[String], min: usize) -> ApiResult<()> {
     Ok(())
 }
 
-/// Checks a create request. `may_bind`: whether the caller may bind host paths (admin).
-pub fn check_create(req: &ContainerCreate, may_bind: bool) -> ApiResult<()> {
+/// Checks a create request's form. Where a caller below admin may bind is checked by the
+/// handler against the pools (`platform::pool_paths`).
+pub fn check_create(req: &ContainerCreate) -> ApiResult<()> {
     check_name("name", &req.name)?;
     check_image("image", &req.image)?;
     if let Some(cmd) = &req.cmd {
@@ -155,11 +156,6 @@ pub fn check_create(req: &ContainerCreate, may_bind: bool) -> ApiResult<()> {
                 "must be an IP address",
             ));
         }
-    }
-    if !req.mounts.is_empty() && !may_bind {
-        return Err(ApiError::Forbidden(
-            "bind mounts of host paths need role admin (use named volumes)".into(),
-        ));
     }
     for (i, m) in req.mounts.iter().enumerate() {
         check_abs_path(&format!("mounts[{i}].source"), &m.source)?;
@@ -311,31 +307,27 @@ mod tests {
 
     #[test]
     fn create_requests() {
-        check_create(&req(), false).unwrap();
+        check_create(&req()).unwrap();
         let mut r = req();
         r.mounts.push(BindMount {
             source: "/tmp".into(),
             target: "/data".into(),
             read_only: false,
         });
-        assert!(matches!(
-            check_create(&r, false),
-            Err(ApiError::Forbidden(_))
-        ));
-        check_create(&r, true).unwrap();
+        check_create(&r).unwrap();
         r.mounts[0].source = "/tmp/../etc".into();
-        assert!(check_create(&r, true).is_err());
+        assert!(check_create(&r).is_err());
         let mut r = req();
         r.limits = ContainerLimits {
             memory_bytes: Some(1024),
             ..Default::default()
         };
-        assert!(check_create(&r, false).is_err());
+        assert!(check_create(&r).is_err());
         let mut r = req();
         r.env.insert("1BAD".into(), "x".into());
-        assert!(check_create(&r, false).is_err());
+        assert!(check_create(&r).is_err());
         let mut r = req();
         r.labels.insert("a b".into(), "x".into());
-        assert!(check_create(&r, false).is_err());
+        assert!(check_create(&r).is_err());
     }
 }

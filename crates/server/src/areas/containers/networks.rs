@@ -11,7 +11,9 @@ use hostplane_host::containers::{Engine, EngineError};
 use hostplane_types::container_io::{ContainerNetwork, NetworkCreate};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{ContainersState, engine_error, model};
+use super::{
+    ContainersState, engine_and_name, engine_error, model, publish_object, refuse_existing,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
@@ -29,9 +31,7 @@ fn target<'a>(
     engine: &str,
     name: &str,
 ) -> ApiResult<&'a std::sync::Arc<Engine>> {
-    let e = state.engines().get(engine)?;
-    model::check_path_name("network", name)?;
-    Ok(e)
+    engine_and_name(state, engine, "network", name)
 }
 
 /// Checks a create request: name, labels, and a subnet in CIDR form.
@@ -98,25 +98,18 @@ async fn create_network(
 ) -> ApiResult<Response> {
     let e = state.engines().get(&engine)?;
     check_create(&req)?;
-    match e.inspect_network(&req.name).await {
-        Ok(_) => {
-            return Err(ApiError::conflict(
-                "network_exists",
-                format!("network {:?} exists on engine {engine:?}", req.name),
-            ));
-        }
-        Err(EngineError::NotFound(_)) => {}
-        Err(err) => return Err(engine_error(err)),
-    }
+    refuse_existing(
+        e.inspect_network(&req.name).await,
+        "network_exists",
+        format!("network {:?} on engine {engine:?}", req.name),
+    )?;
     let n = e.create_network(&req).await.map_err(engine_error)?;
     publish(&state, "resource.created", &n, &p.user);
     Ok(crate::http::answer::created(&n.href, &n))
 }
 
 fn publish(state: &AppState, kind: &str, n: &ContainerNetwork, actor: &str) {
-    state
-        .events
-        .publish(kind, &n.href, actor, serde_json::to_value(n).unwrap_or_default());
+    publish_object(state, kind, &n.href, actor, n);
 }
 
 /// One network.

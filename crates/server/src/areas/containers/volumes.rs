@@ -84,9 +84,7 @@ fn volume_href(engine: &str, name: &str) -> String {
 
 /// The engine and a checked volume name from a path (a malformed one names nothing: 404).
 fn target<'a>(state: &'a AppState, engine: &str, name: &str) -> ApiResult<&'a Arc<Engine>> {
-    let e = state.engines().get(engine)?;
-    model::check_path_name("volume", name)?;
-    Ok(e)
+    super::engine_and_name(state, engine, "volume", name)
 }
 
 /// List an engine's named volumes.
@@ -124,16 +122,11 @@ async fn create_volume(
     model::check_name("name", &req.name)?;
     model::check_labels(&req.labels)?;
     // Both engines answer an existing name with the volume as it is: say it exists instead.
-    match e.inspect_volume(&req.name).await {
-        Ok(_) => {
-            return Err(ApiError::conflict(
-                "volume_exists",
-                format!("volume {:?} exists on engine {engine:?}", req.name),
-            ));
-        }
-        Err(EngineError::NotFound(_)) => {}
-        Err(err) => return Err(engine_error(err)),
-    }
+    super::refuse_existing(
+        e.inspect_volume(&req.name).await,
+        "volume_exists",
+        format!("volume {:?} on engine {engine:?}", req.name),
+    )?;
     let v = e
         .create_volume(&req.name, &req.labels)
         .await
@@ -143,9 +136,7 @@ async fn create_volume(
 }
 
 fn publish(state: &AppState, kind: &str, v: &ContainerVolume, actor: &str) {
-    state
-        .events
-        .publish(kind, &v.href, actor, serde_json::to_value(v).unwrap_or_default());
+    super::publish_object(state, kind, &v.href, actor, v);
 }
 
 /// One volume.

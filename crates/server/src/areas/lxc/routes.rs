@@ -594,19 +594,30 @@ impl StopParams {
     }
 }
 
-/// Start a container (`lxc-start -d`); a running one stays as it is.
-#[utoipa::path(post, path = "/api/v1/lxc/{name}/start",
-    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("lxc:write"))),
-    tag = "lxc",
-    params(("name" = String, Path, description = "Container name")),
-    responses((status = 200, description = "The container afterwards", body = LxcContainer)))]
-async fn start_lxc(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    UrlPath(name): UrlPath<String>,
-) -> ApiResult<axum::Json<LxcContainer>> {
-    Ok(axum::Json(act(&state, &p.user, &name, Action::Start).await?))
+/// The state actions without parameters (start, kill, freeze, unfreeze): each its own route
+/// and documentation, one body (`act`).
+macro_rules! plain_action {
+    ($(#[doc = $doc:literal])* $fn:ident, $path:literal, $action:expr) => {
+        $(#[doc = $doc])*
+        #[utoipa::path(post, path = $path,
+            extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("lxc:write"))),
+            tag = "lxc",
+            params(("name" = String, Path, description = "Container name")),
+            responses((status = 200, description = "The container afterwards", body = LxcContainer)))]
+        async fn $fn(
+            State(state): State<AppState>,
+            Caller(p): Caller,
+            UrlPath(name): UrlPath<String>,
+        ) -> ApiResult<axum::Json<LxcContainer>> {
+            Ok(axum::Json(act(&state, &p.user, &name, $action).await?))
+        }
+    };
 }
+
+plain_action!(
+    /// Start a container (`lxc-start -d`); a running one stays as it is.
+    start_lxc, "/api/v1/lxc/{name}/start", Action::Start
+);
 
 /// Stop a container: its halt signal, SIGKILL after `timeout` seconds.
 #[utoipa::path(post, path = "/api/v1/lxc/{name}/stop",
@@ -640,47 +651,20 @@ async fn restart_lxc(
     Ok(axum::Json(act(&state, &p.user, &name, Action::Restart(t)).await?))
 }
 
-/// Kill a running container (`lxc-stop -k`).
-#[utoipa::path(post, path = "/api/v1/lxc/{name}/kill",
-    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("lxc:write"))),
-    tag = "lxc",
-    params(("name" = String, Path, description = "Container name")),
-    responses((status = 200, description = "The container afterwards", body = LxcContainer)))]
-async fn kill_lxc(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    UrlPath(name): UrlPath<String>,
-) -> ApiResult<axum::Json<LxcContainer>> {
-    Ok(axum::Json(act(&state, &p.user, &name, Action::Kill).await?))
-}
+plain_action!(
+    /// Kill a running container (`lxc-stop -k`).
+    kill_lxc, "/api/v1/lxc/{name}/kill", Action::Kill
+);
 
-/// Freeze a running container (`lxc-freeze`).
-#[utoipa::path(post, path = "/api/v1/lxc/{name}/freeze",
-    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("lxc:write"))),
-    tag = "lxc",
-    params(("name" = String, Path, description = "Container name")),
-    responses((status = 200, description = "The container afterwards", body = LxcContainer)))]
-async fn freeze_lxc(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    UrlPath(name): UrlPath<String>,
-) -> ApiResult<axum::Json<LxcContainer>> {
-    Ok(axum::Json(act(&state, &p.user, &name, Action::Freeze).await?))
-}
+plain_action!(
+    /// Freeze a running container (`lxc-freeze`).
+    freeze_lxc, "/api/v1/lxc/{name}/freeze", Action::Freeze
+);
 
-/// Unfreeze a frozen container (`lxc-unfreeze`).
-#[utoipa::path(post, path = "/api/v1/lxc/{name}/unfreeze",
-    extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("lxc:write"))),
-    tag = "lxc",
-    params(("name" = String, Path, description = "Container name")),
-    responses((status = 200, description = "The container afterwards", body = LxcContainer)))]
-async fn unfreeze_lxc(
-    State(state): State<AppState>,
-    Caller(p): Caller,
-    UrlPath(name): UrlPath<String>,
-) -> ApiResult<axum::Json<LxcContainer>> {
-    Ok(axum::Json(act(&state, &p.user, &name, Action::Unfreeze).await?))
-}
+plain_action!(
+    /// Unfreeze a frozen container (`lxc-unfreeze`).
+    unfreeze_lxc, "/api/v1/lxc/{name}/unfreeze", Action::Unfreeze
+);
 
 fn snapshot_view(name: &str, s: hl::SnapshotRow) -> LxcSnapshot {
     LxcSnapshot {

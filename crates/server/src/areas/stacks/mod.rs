@@ -44,6 +44,8 @@ use crate::http::caller::Caller;
 use crate::http::collection::{self, CollectionParams};
 use crate::http::extract::{Json, Query};
 use crate::platform::jobs::{JobFailure, JobSpec};
+use crate::platform::stack_images::{ServiceImage, StackImageSource, StackServices};
+use crate::platform::workloads::WorkFuture;
 use crate::state::{AppState, Services};
 
 pub const AREA: Area = Area {
@@ -94,11 +96,65 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
             let _ = std::fs::remove_dir_all(e.path());
         }
     }
+    services.stack_images.register(Arc::new(StacksImages));
     Ok(Some(Arc::new(Stacks {
         dir,
         engines,
         write: Default::default(),
     })))
+}
+
+/// The stacks' services' images for update checks (`platform::stack_images`): each compose
+/// file resolved by `docker-compose config`, as `up` reads it.
+struct StacksImages;
+
+impl StackImageSource for StacksImages {
+    fn stacks<'a>(&'a self, state: &'a AppState) -> WorkFuture<'a, Vec<StackServices>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for rec in load_all(state)? {
+                out.push(resolve_images(state, &rec).await);
+            }
+            Ok(out)
+        })
+    }
+}
+
+async fn resolve_images(state: &AppState, rec: &StackRecord) -> StackServices {
+    let mut s = StackServices {
+        name: rec.name.clone(),
+        href: href(&rec.name),
+        engine: rec.engine.clone(),
+        project: rec.name.clone(),
+        services: Vec::new(),
+        error: None,
+    };
+    let Some(engine) = state.stacks().engine(&rec.engine) else {
+        s.error = Some(format!("engine {:?} is not configured", rec.engine));
+        return s;
+    };
+    let project = Project {
+        name: rec.name.clone(),
+        dir: state.stacks().stack_dir(&rec.name),
+        socket: engine.socket().to_path_buf(),
+    };
+    let resolved = match project.run(Action::Check, Duration::from_secs(60)).await {
+        Ok(out) => out.stdout_lossy().into_owned(),
+        Err(e) => {
+            s.error = Some(format!("docker-compose config: {e}"));
+            return s;
+        }
+    };
+    match validate::service_images(&resolved) {
+        Ok(v) => {
+            s.services = v
+                .into_iter()
+                .map(|(service, image)| ServiceImage { service, image })
+                .collect()
+        }
+        Err(e) => s.error = Some(format!("the resolved compose file: {e}")),
+    }
+    s
 }
 
 trait StacksState {
@@ -267,39 +323,6 @@ fn publish(state: &AppState, kind: &str, stack: &Stack, actor: &str) {
     );
 }
 
-/// Whether `source` (absolute) is inside a dataset of a mounted pool, symlinks resolved.
-fn inside_pool_dataset(state: &AppState, source: &str) -> Result<(), String> {
-    use crate::areas::pools::datasets;
-    let root = &state.config.pools.mount_root;
-    let p = FsPath::new(source);
-    let outside = || format!("{source} is not inside a pool's dataset ({}/<pool>/<dataset>/…)", root.display());
-    let rest = p.strip_prefix(root).map_err(|_| outside())?;
-    let mut parts = rest.components();
-    let (Some(pool), Some(ds)) = (parts.next(), parts.next()) else {
-        return Err(outside());
-    };
-    let (pool, ds) = (
-        pool.as_os_str().to_string_lossy().into_owned(),
-        ds.as_os_str().to_string_lossy().into_owned(),
-    );
-    let ctx = datasets::ctx(state, &pool).map_err(|e| format!("{source}: {e}"))?;
-    let ds_dir = ctx.require(&ds).map_err(|e| format!("{source}: no {e}"))?;
-    let ds_real = std::fs::canonicalize(&ds_dir).map_err(|e| format!("{source}: {e}"))?;
-    // Compose creates a missing source: check the deepest part that exists.
-    let mut probe = p.to_path_buf();
-    while !probe.exists() {
-        if !probe.pop() {
-            return Err(outside());
-        }
-    }
-    let real = std::fs::canonicalize(&probe).map_err(|e| format!("{source}: {e}"))?;
-    if real.starts_with(&ds_real) {
-        Ok(())
-    } else {
-        Err(format!("{source} leaves its dataset (a symlink)"))
-    }
-}
-
 /// Writes the files into `dir` (created 0700), each atomically.
 fn write_files(dir: &FsPath, files: &StackFiles) -> std::io::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
@@ -367,10 +390,11 @@ pub async fn prepare(
     .await;
     let _ = std::fs::remove_dir_all(&scratch);
     let resolved = resolved?;
+    validate::check_resolved(&files.compose, &resolved).map_err(|f| f.to_api_error())?;
     if !admin {
         let binds = validate::bind_sources(&resolved).map_err(ApiError::internal)?;
         for b in binds {
-            if let Err(why) = inside_pool_dataset(state, &b.source) {
+            if let Err(why) = crate::platform::pool_paths::inside_pool_dataset(state, &b.source) {
                 let line = validate::line_of(&files.compose, &["services", &b.service, "volumes"]);
                 let f = validate::Finding {
                     line,

@@ -8,9 +8,10 @@
 //! admin no keys that give a container the host (`privileged`, `cap_add`, `devices`, `pid`,
 //! `ipc`, `userns_mode`, `security_opt`, `cgroup_parent`, `env_file`, `extends`). Errors
 //! name the line of the offending key. Then the stacks area runs `docker-compose config` on the
-//! files (interpolation, `.env`, relative paths resolved as compose will) and hands the
-//! resolved YAML to [`bind_sources`]: for callers below admin each bind mount's source must be
-//! inside a pool's dataset (checked by the area against the pools).
+//! files (interpolation, `.env`, relative paths resolved as compose will); [`check_resolved`]
+//! checks the images as interpolated (an image may take its tag from `.env`), and
+//! [`bind_sources`] hands the binds over: for callers below admin each bind mount's source must
+//! be inside a pool's dataset (`platform::pool_paths`).
 
 use serde_yaml::Value;
 
@@ -227,7 +228,8 @@ pub fn check_text(text: &str, admin: bool) -> Result<Vec<String>, Finding> {
             ));
         }
         match svc.get("image") {
-            Some(Value::String(i)) if is_image(i) => {}
+            // `${VAR}` parts are checked once compose has resolved them ([`check_resolved`]).
+            Some(Value::String(i)) if is_image(i) || i.contains('$') => {}
             Some(_) => {
                 return Err(Finding::new(
                     at(Some("image")),
@@ -323,6 +325,35 @@ pub fn bind_sources(resolved: &str) -> Result<Vec<Bind>, String> {
     Ok(out)
 }
 
+/// Checks the images of the resolved file (interpolation applied) like those written out.
+pub fn check_resolved(text: &str, resolved: &str) -> Result<(), Finding> {
+    let images = service_images(resolved).map_err(|e| Finding::new(None, e))?;
+    for (service, image) in images {
+        if !is_image(&image) {
+            return Err(Finding::new(
+                line_of(text, &["services", &service, "image"]),
+                format!("service {service:?}: image {image:?} (interpolated) is not a reference of A-Z a-z 0-9 . _ / : @ -, a letter or digit first"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each service's image in the resolved file (`docker-compose config`), in file order.
+pub fn service_images(resolved: &str) -> Result<Vec<(String, String)>, String> {
+    let doc: Value = serde_yaml::from_str(resolved).map_err(|e| e.to_string())?;
+    let Some(Value::Mapping(services)) = doc.get("services") else {
+        return Ok(Vec::new());
+    };
+    Ok(services
+        .iter()
+        .filter_map(|(k, svc)| {
+            let image = svc.get("image")?.as_str()?;
+            Some((k.as_str()?.to_string(), image.to_string()))
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -371,6 +402,15 @@ mod tests {
         assert!(check_env("# c\nA=1\n_B = x y\n\n").is_ok());
         assert!(check_env("1A=1\n").is_err());
         assert!(check_env("novalue\n").is_err());
+    }
+
+    #[test]
+    fn images_from_resolved_files() {
+        let r = "services:\n  a:\n    image: reg:5000/x:1\n  b:\n    image: y\n";
+        assert_eq!(
+            service_images(r).unwrap(),
+            [("a".into(), "reg:5000/x:1".into()), ("b".into(), "y".into())]
+        );
     }
 
     #[test]
