@@ -5,7 +5,7 @@
 //   HP_ENGINE (the engine's name), HP_IMAGE (an image it has: busybox), HP_ARTIFACTS.
 // Containers, stacks, LXC, workloads, network (every tab) and host terminal pages render and
 // pass axe in light and dark; a container created through the form runs a command in its exec
-// terminal; a stack's compose error shows its line; the host terminal shows a typed command's
+// terminal; a stack's compose error shows its line, a valid one goes up and down as jobs; the host terminal shows a typed command's
 // output and, reattached, replays it; the autostart order is saved. Fails (exit 1) on a step that
 // does not happen, an axe violation, a page error, a CSP violation or a request elsewhere.
 import { driver, env } from './lib.mjs';
@@ -102,7 +102,7 @@ try {
     await page.getByText('Shell in uict: exited (code 5)').waitFor({ timeout: 20000 });
   });
 
-  await step('a stack: the compose error shows its line; a valid one is stored and listed', async () => {
+  await step('a stack: the compose error shows its line; a valid one is stored, goes up and down (jobs)', async () => {
     await visit(page, 'stacks', 'Stacks');
     await page.getByLabel('Stack name').fill('uistack');
     await page.getByLabel('Compose file (YAML)').fill('services:\n  web:\n    image: [unclosed\n');
@@ -117,6 +117,14 @@ try {
     await page.getByLabel('Compose file (YAML)').fill(`services:\n  web:\n    image: ${image}\n    command: sleep 600\n    network_mode: none\n`);
     await page.getByRole('button', { name: 'Create stack' }).click();
     await page.getByRole('rowheader', { name: 'uistack', exact: true }).waitFor();
+    // Up and down are jobs (docker-compose on the daemon's side), followed in the jobs panel.
+    await page.getByRole('button', { name: 'up uistack' }).click();
+    await page.locator('.jobs li.job', { hasText: 'stacks.up' }).and(page.locator('[data-status=success]')).waitFor({ timeout: 90000 });
+    await page.getByRole('row', { name: /uistack/ }).locator('.badge.running').waitFor({ timeout: 20000 });
+    await shot(page, 'stacks-up');
+    await page.getByRole('button', { name: 'down uistack' }).click();
+    await page.locator('.jobs li.job', { hasText: 'stacks.down' }).and(page.locator('[data-status=success]')).waitFor({ timeout: 90000 });
+    await page.getByRole('row', { name: /uistack/ }).locator('.badge.down').waitFor({ timeout: 20000 });
   });
 
   await step('workloads list the container; the autostart order is saved', async () => {
