@@ -117,6 +117,7 @@ try {
     await page.getByLabel('Compose file (YAML)').fill(`services:\n  web:\n    image: ${image}\n    command: sleep 600\n    network_mode: none\n`);
     await page.getByRole('button', { name: 'Create stack' }).click();
     await page.getByRole('rowheader', { name: 'uistack', exact: true }).waitFor();
+    if ((await page.getByLabel('Stack name').inputValue()) !== '') throw new Error('the create form was not emptied');
     // Up and down are jobs (docker-compose on the daemon's side), followed in the jobs panel.
     await page.getByRole('button', { name: 'up uistack' }).click();
     await page.locator('.jobs li.job', { hasText: 'stacks.up' }).and(page.locator('[data-status=success]')).waitFor({ timeout: 90000 });

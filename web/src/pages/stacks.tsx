@@ -14,6 +14,8 @@ export default function Stacks() {
   const list = useApi(() => api.GET('/api/v1/stacks', {}), ['/api/v1/stacks', '/api/v1/containers']);
   const engines = useApi(() => api.GET('/api/v1/container-engines', {}));
   const [edit, setEdit] = useState<string | null>(null);
+  // Bumped after a save: the editor starts afresh (an empty create form).
+  const [gen, setGen] = useState(0);
   const [logs, setLogs] = useState<{ name: string; text: string } | null>(null);
   const run = (name: string, a: Action) =>
     act(api.POST(`/api/v1/stacks/{name}/${a}`, { params: { path: { name } } }), `${name}: ${a} started (see the jobs panel).`);
@@ -63,11 +65,12 @@ export default function Stacks() {
         </section>
       )}
       <Editor
-        key={edit ?? ''}
+        key={`${edit ?? ''}/${gen}`}
         name={edit}
         engines={engines.data?.map((e) => e.name!) ?? []}
         done={() => {
           setEdit(null);
+          setGen((g) => g + 1);
           list.reload();
         }}
       />
