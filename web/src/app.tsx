@@ -1,6 +1,7 @@
 // The shell: login gate, navigation (hash routes: the daemon serves one page), the page, the
 // always-visible jobs panel and the toasts.
 import { useEffect, useRef, useState } from 'preact/hooks';
+import type { ComponentType } from 'preact';
 import { api, handleUnauthorized, setApiToken, apiToken } from './api/client';
 import { openEvents, resetEvents } from './events';
 import { session, useStore, toasts, dismiss } from './store';
@@ -14,13 +15,23 @@ import { Shares } from './pages/shares';
 import { Vms } from './pages/vms';
 import { Users } from './pages/users';
 import { Audit } from './pages/audit';
-import { Containers } from './pages/containers';
-import { Network } from './pages/network';
 import { Services } from './pages/services';
 import { System } from './pages/system';
 
 /** A page gets the route's further segments (`#/vms/<id>` → `['<id>']`), decoded. */
 export type PageProps = { args: string[] };
+
+/** A page in its own chunk, imported when first shown (the entry stays within its budget). */
+function lazy(load: () => Promise<{ default: ComponentType<PageProps> }>): (p: PageProps) => preact.JSX.Element {
+  let loaded: ComponentType<PageProps> | null = null;
+  return function Lazy(p: PageProps) {
+    const [C, setC] = useState<ComponentType<PageProps> | null>(() => loaded);
+    useEffect(() => {
+      if (!C) void load().then((m) => setC(() => (loaded = m.default)));
+    }, []);
+    return C ? <C {...p} /> : <p class="muted">Loading…</p>;
+  };
+}
 
 const PAGES: { path: string; title: string; page: (p: PageProps) => preact.JSX.Element }[] = [
   { path: 'dashboard', title: 'Dashboard', page: Dashboard },
@@ -29,9 +40,13 @@ const PAGES: { path: string; title: string; page: (p: PageProps) => preact.JSX.E
   { path: 'datasets', title: 'Datasets', page: Datasets },
   { path: 'shares', title: 'Shares', page: Shares },
   { path: 'vms', title: 'Virtual machines', page: Vms },
-  { path: 'containers', title: 'Containers', page: Containers },
-  { path: 'network', title: 'Network', page: Network },
+  { path: 'containers', title: 'Containers', page: lazy(() => import('./pages/containers')) },
+  { path: 'stacks', title: 'Stacks', page: lazy(() => import('./pages/stacks')) },
+  { path: 'lxc', title: 'LXC containers', page: lazy(() => import('./pages/lxc')) },
+  { path: 'workloads', title: 'Workloads and autostart', page: lazy(() => import('./pages/workloads')) },
+  { path: 'network', title: 'Network', page: lazy(() => import('./pages/network')) },
   { path: 'services', title: 'Services', page: Services },
+  { path: 'terminal', title: 'Host terminal', page: lazy(() => import('./pages/terminal')) },
   { path: 'system', title: 'System', page: System },
   { path: 'users', title: 'Users and tokens', page: Users },
   { path: 'audit', title: 'Audit log', page: Audit },

@@ -1,11 +1,13 @@
 // Host charts (lazy chunk, loaded by the dashboard): a small line chart in plain SVG (no chart
-// library) and the series it draws. Today the samples come from polling GET /system/metrics
-// (each answer is a rate over its own interval) and are kept for this tab only; a history
-// source (GET /api/v1/metrics/query_range, when the daemon has it) only has to produce the
-// same `Series` shape — see `Source` below.
+// library) and the series it draws. The last 10 minutes come from the daemon's metrics history
+// (GET /api/v1/metrics/query_range, one query per series, network and disk summed over their
+// devices), then each live `metrics.sample` event of the tab's event stream adds a point.
+// Where the history is off (503 `metrics_history_disabled`), the charts poll GET
+// /system/metrics instead and keep what they saw for the tab.
 import { useEffect, useState } from 'preact/hooks';
 import { api } from './api/client';
 import { bytes } from './hooks';
+import { samples, type Sample } from './store';
 
 /** One line: points are [unix seconds, value]. */
 export interface Series {
@@ -88,12 +90,78 @@ export const pollSource: Source = {
   },
 };
 
+/** Chart slot → the history series summed into it. */
+const SERIES: [key: string, label: string, metric: string, slot: number][] = [
+  ['cpu', 'busy', 'cpu_busy_percent', 0],
+  ['cpu', 'iowait', 'cpu_iowait_percent', 1],
+  ['memory', 'used', 'memory_used_bytes', 0],
+  ['network', 'received', 'network_receive_bytes_per_second', 0],
+  ['network', 'sent', 'network_transmit_bytes_per_second', 1],
+  ['disk', 'read', 'disk_read_bytes_per_second', 0],
+  ['disk', 'written', 'disk_write_bytes_per_second', 1],
+];
+
+/** Points of several series (devices) at the same timestamps, summed. */
+function sumByTime(result: { values: (number | string)[][] }[]): [number, number][] {
+  const m = new Map<number, number>();
+  for (const r of result) for (const [t, v] of r.values) m.set(Number(t), (m.get(Number(t)) ?? 0) + Number(v));
+  return [...m.entries()].sort((a, b) => a[0] - b[0]);
+}
+
+/** The history once (null when the daemon keeps none), then the live samples. */
+async function loadHistory(from: number, to: number): Promise<boolean> {
+  const answers = await Promise.all(
+    SERIES.map(([, , metric]) => api.GET('/api/v1/metrics/query_range', { params: { query: { metric, start: String(Math.floor(from)), end: String(Math.ceil(to)) } } })),
+  );
+  if (answers.some((a) => !a.response.ok)) return false;
+  answers.forEach((a, i) => {
+    const [key, label, , slot] = SERIES[i]!;
+    const list = (history[key] ??= []);
+    list[slot] = { label, points: sumByTime(a.data?.data?.result ?? []) };
+  });
+  return true;
+}
+
+function addSample(s: Sample): void {
+  for (const [key, label, metric, slot] of SERIES) {
+    const vs = s.values.filter((v) => v.name === metric);
+    if (vs.length) push(key, label, s.time, vs.reduce((a, v) => a + v.value, 0), slot);
+  }
+}
+
+/** The metrics history, then `metrics.sample` events; `load` only hands out what it has. */
+export const historySource: Source = {
+  every: 2000,
+  async load() {
+    return history;
+  },
+};
+
 const rate = (v: number) => `${bytes(v)}/s`;
 const pct = (v: number) => `${v.toFixed(0)} %`;
 
-export default function HostCharts({ source = pollSource, memTotal }: { source?: Source; memTotal?: number }) {
+let mode: Promise<Source> | null = null;
+/** History when the daemon keeps it (loaded once per tab; live samples extend it), else polling. */
+function pickSource(): Promise<Source> {
+  const now = Date.now() / 1000;
+  return (mode ??= loadHistory(now - KEEP, now).then(
+    (ok) => {
+      if (!ok) return pollSource;
+      samples.subscribe((s) => s && addSample(s));
+      return historySource;
+    },
+    () => pollSource,
+  ));
+}
+
+export default function HostCharts({ memTotal }: { memTotal?: number }) {
+  const [source, setSource] = useState<Source | null>(null);
+  useEffect(() => {
+    void pickSource().then(setSource);
+  }, []);
   const [data, setData] = useState<Record<string, Series[]>>({ ...history });
   useEffect(() => {
+    if (!source) return;
     let live = true;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const tick = async () => {
@@ -116,7 +184,7 @@ export default function HostCharts({ source = pollSource, memTotal }: { source?:
     <LineChart title={title} series={data[key] ?? [{ label: 'waiting for data', points: [] }]} format={format} max={max} />
   );
   return (
-    <div class="cards" data-charts>
+    <div class="cards" data-charts data-source={source === historySource ? 'history' : source ? 'poll' : undefined}>
       {chart('cpu', 'CPU', pct, 100)}
       {chart('memory', 'Memory', bytes, memTotal)}
       {chart('network', 'Network', rate)}

@@ -4,7 +4,7 @@
 // The browser reconnects by itself (sending Last-Event-ID); a stream it closed for good (401,
 // or the daemon gone) is reopened here from the last id seen, after checking the session.
 import { api, apiToken } from './api/client';
-import { changed, putJob, type Job } from './store';
+import { changed, putJob, samples, type Job, type Sample } from './store';
 
 let source: EventSource | null = null;
 let lastId: string | null = null;
@@ -18,6 +18,7 @@ interface Event {
 }
 
 function onEvent(e: MessageEvent<string>): void {
+  // (A live-only event has no id: EventSource keeps the previous one.)
   if (e.lastEventId) lastId = e.lastEventId;
   let ev: Event;
   try {
@@ -25,18 +26,20 @@ function onEvent(e: MessageEvent<string>): void {
   } catch {
     return;
   }
-  if (ev.type.startsWith('job.')) putJob(ev.data as Job);
+  if (ev.type === 'metrics.sample') samples.set(ev.data as Sample);
+  else if (ev.type.startsWith('job.')) putJob(ev.data as Job);
   else if (ev.type.startsWith('resource.') && ev.href) changed.update((c) => ({ href: ev.href!, n: c.n + 1 }));
 }
 
 export function openEvents(): void {
   closeEvents();
-  const q = new URLSearchParams({ type: 'job.*,resource.*' });
+  // metrics.sample: live-only (no id, never replayed), for the dashboard's charts.
+  const q = new URLSearchParams({ type: 'job.*,resource.*,metrics.sample' });
   if (lastId) q.set('last_event_id', lastId);
   const token = apiToken();
   if (token) q.set('token', token);
   const es = new EventSource(`/api/v1/events?${q}`);
-  for (const t of ['job.created', 'job.updated', 'resource.created', 'resource.updated', 'resource.deleted']) {
+  for (const t of ['job.created', 'job.updated', 'resource.created', 'resource.updated', 'resource.deleted', 'metrics.sample']) {
     es.addEventListener(t, onEvent as EventListener);
   }
   // After a gap the stored state is the truth: every page refetches.

@@ -62,3 +62,12 @@ export function dismiss(id: number): void {
 
 /** Bumped by a resource event: pages showing that collection refetch. */
 export const changed = new Store<{ href: string; n: number }>({ href: '', n: 0 });
+
+/** `metrics.sample` event data (docs/metrics.md, Live samples; event payloads are not in the
+ *  OpenAPI document): unix seconds and every series sampled. */
+export interface Sample {
+  time: number;
+  values: { name: string; labels: Record<string, string>; value: number }[];
+}
+/** The newest `metrics.sample` event (live host numbers for the dashboard's charts). */
+export const samples = new Store<Sample | null>(null);

@@ -7,8 +7,16 @@
 //! every few seconds here (`events.max_stream_secs`), is resumed with Last-Event-ID and still
 //! delivers. Screenshots of every page go to `$HOSTPLANE_UI_ARTIFACTS/pages` (default
 //! `$CARGO_TARGET_DIR/ui-artifacts/pages`).
+//!
+//! The workload pages (web/test/workloads.mjs) against a daemon with a private dockerd
+//! (tests/engine_util): containers, stacks, LXC, workloads, network and host terminal pass axe in
+//! light and dark; a container made in the create form runs a typed command in its exec terminal
+//! (xterm over the exec WebSocket); the host terminal shows a typed command's output and replays
+//! it after a reconnect; the dashboard's charts come from the metrics history and grow with live
+//! `metrics.sample` events.
 
 mod common;
+mod engine_util;
 mod storage_util;
 
 use std::path::{Path, PathBuf};
@@ -87,14 +95,58 @@ fn artifacts() -> PathBuf {
     dir
 }
 
-#[tokio::test]
-async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
-    let t0 = Instant::now();
+fn web_deps() {
     let deps = Command::new(repo().join("scripts/web"))
         .arg("deps")
         .status()
         .expect("scripts/web deps (needs npm)");
     assert!(deps.success(), "scripts/web deps failed");
+}
+
+/// Runs `web/test/<script>` with `envs` (plus HP_ARTIFACTS) and fails when it does.
+async fn run_driver(script: &str, envs: &[(&str, String)], t0: Instant) {
+    let artifacts = artifacts();
+    let mut cmd = Command::new("node");
+    cmd.arg(repo().join("web/test").join(script))
+        .current_dir(repo().join("web"))
+        .env("HP_ARTIFACTS", &artifacts)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut driver = Driver(cmd.spawn().expect("node is needed"));
+    let out = driver.0.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(420);
+    let status = loop {
+        if let Some(s) = driver.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the browser driver took over 420 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let output = reader.join().unwrap();
+    println!("{output}");
+    eprintln!(
+        "web UI {script}: {:.1} s, screenshots in {}",
+        t0.elapsed().as_secs_f64(),
+        artifacts.display()
+    );
+    assert!(
+        status.success(),
+        "the browser driver failed (its output is above)"
+    );
+}
+
+#[tokio::test]
+async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
+    let t0 = Instant::now();
+    web_deps();
     for tool in ["/usr/bin/chromium", "/usr/bin/qemu-system-x86_64"] {
         assert!(Path::new(tool).exists(), "{tool} is needed");
     }
@@ -103,7 +155,7 @@ async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
     let devs: Vec<&str> = loops.devs.iter().map(String::as_str).collect();
     let d = Daemon::start_with(Opts {
         config: Some(format!(
-            "{}[vms]\nallowed_paths = [{:?}]\n[events]\nmax_stream_secs = 5\n",
+            "{}[vms]\nallowed_paths = [{:?}]\n[events]\nmax_stream_secs = 5\n[metrics]\ninterval_secs = 1\n",
             loops.config(),
             kit.to_str().unwrap()
         )),
@@ -137,44 +189,18 @@ async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
         .create_token(json!({"name": "pages-token", "owner": "pageadmin"}))
         .await;
 
-    let artifacts = artifacts();
-    let mut cmd = Command::new("node");
-    cmd.arg(repo().join("web/test/pages.mjs"))
-        .current_dir(repo().join("web"))
-        .env("HP_URL", &d.base)
-        .env("HP_USER", "pageadmin")
-        .env("HP_PASS", "page-pass-123")
-        .env("HP_TOKEN", &token)
-        .env("HP_KIT", &kit)
-        .env("HP_ARTIFACTS", &artifacts)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-    let mut driver = Driver(cmd.spawn().expect("node is needed"));
-    let out = driver.0.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || std::io::read_to_string(out).unwrap_or_default());
-    let deadline = Instant::now() + Duration::from_secs(420);
-    let status = loop {
-        if let Some(s) = driver.0.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the browser driver took over 420 s"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
-    let output = reader.join().unwrap();
-    println!("{output}");
-    eprintln!(
-        "web UI pages test: {:.1} s, screenshots in {}",
-        t0.elapsed().as_secs_f64(),
-        artifacts.display()
-    );
-    assert!(
-        status.success(),
-        "the browser driver failed (its output is above)"
-    );
+    run_driver(
+        "pages.mjs",
+        &[
+            ("HP_URL", d.base.clone()),
+            ("HP_USER", "pageadmin".into()),
+            ("HP_PASS", "page-pass-123".into()),
+            ("HP_TOKEN", token),
+            ("HP_KIT", kit.to_str().unwrap().into()),
+        ],
+        t0,
+    )
+    .await;
 
     // What the UI did, seen through the API.
     let snaps = d
@@ -195,4 +221,76 @@ async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
     // Stop the guest before the pool goes (the daemon's drop would leave QEMU to the guard).
     let r = d.post("/api/v1/vms/uivm/stop", json!({})).await;
     assert!(r.status().is_success() || r.status() == 409);
+}
+
+#[tokio::test]
+async fn workload_pages_exec_and_host_terminal_in_chromium() {
+    let t0 = Instant::now();
+    web_deps();
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is needed"
+    );
+    let engine = engine_util::Engine::start(engine_util::Kind::Docker);
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[metrics]\ninterval_secs = 1\n[containers]\ntimeout_secs = 30\n\
+             [[containers.engines]]\nname = \"docker\"\nsocket = \"{}\"\n",
+            engine.socket_url()
+        )),
+        ..Default::default()
+    });
+    // The test image (busybox, nothing from the internet) and an admin who logs in.
+    let r = d
+        .client
+        .post(d.url("/api/v1/container-engines/docker/images/import?repo=localhost/hp-ui&tag=t1"))
+        .bearer_auth(&d.token)
+        .header("content-type", "application/x-tar")
+        .body(engine_util::busybox_rootfs())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    let r = d
+        .post(
+            "/api/v1/users",
+            json!({"name": "wladmin", "role": "admin", "password": "wl-pass-1234"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = d
+        .create_token(json!({"name": "wl-token", "owner": "wladmin"}))
+        .await;
+
+    run_driver(
+        "workloads.mjs",
+        &[
+            ("HP_URL", d.base.clone()),
+            ("HP_USER", "wladmin".into()),
+            ("HP_PASS", "wl-pass-1234".into()),
+            ("HP_TOKEN", token),
+            ("HP_ENGINE", "docker".into()),
+            ("HP_IMAGE", "localhost/hp-ui:t1".into()),
+        ],
+        t0,
+    )
+    .await;
+
+    // What the UI made, seen through the API.
+    let c = d.get_json("/api/v1/containers/docker/uict").await;
+    assert_eq!(c["restart"]["name"], "unless-stopped", "{c}");
+    assert_eq!(c["limits"]["memory_bytes"], 64 * 1024 * 1024, "{c}");
+    assert!(
+        c["mounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["source"] == "uivol" && m["target"] == "/data"),
+        "{c}"
+    );
+    let s = d.get_json("/api/v1/stacks/uistack").await;
+    assert_eq!(s["engine"], "docker", "{s}");
+    // The engine guard removes the containers; the daemon goes first.
+    drop(d);
+    drop(engine);
 }

@@ -1,14 +1,22 @@
-// Containers: the engines (docker, podman) with reachability, every engine's containers with
-// lifecycle buttons and their log (followed live: the log endpoint streams with follow=true),
-// and each engine's images (import a root filesystem tarball, delete).
+// Containers (a lazy chunk): the engines (docker, podman) with reachability, every engine's
+// containers with lifecycle buttons, their log (followed live: the log endpoint streams with
+// follow=true) and an exec terminal (POST .../exec with tty → a ticket → the WebSocket, in the
+// shared xterm chunk); a create form; each engine's images, volumes and networks.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api/client';
 import { act, bytes, useApi, when } from '../hooks';
-import { formValues, Pending } from '../ui';
+import { formValues, Pending, Tabs } from '../ui';
+import { Term } from '../term/lazy';
+import { ticketPath } from '../vm/ticket';
+import { CreateContainer, Networks, Volumes } from './containers-create';
 
-export function Containers() {
+type Ref = { engine: string; name: string };
+
+export default function Containers() {
   const engines = useApi(() => api.GET('/api/v1/container-engines', {}), ['/api/v1/container-engines']);
-  const [log, setLog] = useState<{ engine: string; name: string } | null>(null);
+  const [log, setLog] = useState<Ref | null>(null);
+  const [shell, setShell] = useState<Ref | null>(null);
+  const reachable = engines.data?.filter((e) => e.reachable).map((e) => e.name!) ?? [];
   return (
     <>
       <section aria-labelledby="engines-h">
@@ -31,14 +39,28 @@ export function Containers() {
           <Pending failed={engines.failed} what="the engines" />
         )}
       </section>
-      <ContainerList onLog={setLog} />
+      <ContainerList onLog={setLog} onShell={setShell} />
       {log && <Logs key={`${log.engine}/${log.name}`} {...log} close={() => setLog(null)} />}
-      {engines.data?.filter((e) => e.reachable).map((e) => <Images key={e.name} engine={e.name!} />)}
+      {shell && <Exec key={`${shell.engine}/${shell.name}`} {...shell} close={() => setShell(null)} />}
+      {reachable.length > 0 && <CreateContainer engines={reachable} />}
+      {reachable.map((e) => (
+        <section key={e} aria-labelledby={`eng-${e}`}>
+          <h2 id={`eng-${e}`}>Engine {e}</h2>
+          <Tabs
+            id={`eng-${e}`}
+            tabs={[
+              { label: 'Images', body: () => <Images engine={e} /> },
+              { label: 'Volumes', body: () => <Volumes engine={e} /> },
+              { label: 'Networks', body: () => <Networks engine={e} /> },
+            ]}
+          />
+        </section>
+      ))}
     </>
   );
 }
 
-function ContainerList({ onLog }: { onLog: (c: { engine: string; name: string }) => void }) {
+function ContainerList({ onLog, onShell }: { onLog: (c: Ref) => void; onShell: (c: Ref) => void }) {
   const list = useApi(() => api.GET('/api/v1/containers', {}), ['/api/v1/containers']);
   return (
     <section aria-labelledby="containers-h">
@@ -65,6 +87,7 @@ function ContainerList({ onLog }: { onLog: (c: { engine: string; name: string })
                     {b('Pause', running, () => api.POST('/api/v1/containers/{engine}/{name}/pause', p))}
                     {b('Unpause', c.state === 'paused', () => api.POST('/api/v1/containers/{engine}/{name}/unpause', p))}
                     <button type="button" aria-label={`Logs of ${c.name}`} onClick={() => onLog({ engine: c.engine!, name: c.name! })}>Logs</button>
+                    <button type="button" disabled={!running} aria-label={`Terminal in ${c.name}`} onClick={() => onShell({ engine: c.engine!, name: c.name! })}>Terminal</button>
                     {b('Delete', !running, () => api.DELETE('/api/v1/containers/{engine}/{name}', p), 'danger')}
                   </td>
                 </tr>
@@ -139,8 +162,7 @@ function Images({ engine }: { engine: string }) {
     }
   }
   return (
-    <section aria-labelledby={`img-${engine}`}>
-      <h2 id={`img-${engine}`}>Images of {engine}</h2>
+    <>
       {list.data ? (
         <table>
           <caption>{list.data.length} images in {engine}</caption>
@@ -163,6 +185,28 @@ function Images({ engine }: { engine: string }) {
         <label>Root filesystem tarball<input name="tar" type="file" required /></label>
         <button type="submit">Import image</button>
       </form>
+    </>
+  );
+}
+
+/** A shell in a running container: each (re)connect is a new exec with a terminal. */
+function Exec({ engine, name, close }: Ref & { close: () => void }) {
+  const [cmd, setCmd] = useState('sh');
+  const [open, setOpen] = useState(0);
+  const connect = () =>
+    ticketPath(
+      api.POST('/api/v1/containers/{engine}/{name}/exec', { params: { path: { engine, name } }, body: { cmd: cmd.split(/\s+/).filter(Boolean), tty: true } }),
+      (t) => ('ws_url' in t ? t.ws_url : ''),
+    );
+  return (
+    <section class="card" aria-labelledby="exec-h">
+      <h2 id="exec-h">Terminal in {engine}/{name}</h2>
+      <form class="inline" onSubmit={(e) => { e.preventDefault(); setOpen(open + 1); }}>
+        <label>Command<input name="cmd" value={cmd} onInput={(e) => setCmd((e.target as HTMLInputElement).value)} required /></label>
+        <button type="submit">{open ? 'Run again' : 'Open terminal'}</button>
+        <button type="button" onClick={close}>Close terminal</button>
+      </form>
+      {open > 0 && <Term key={open} label={`Shell in ${name}`} connect={connect} resize />}
     </section>
   );
 }

@@ -1,18 +1,23 @@
-// Network: links (interfaces) with state and counters, bridges, addresses, NAT (masquerade)
-// rules and port forwards; create and delete what hostplane manages.
+// Network (a lazy chunk): links (interfaces) with state and counters, bridges, addresses,
+// routes, NAT (masquerade) rules and port forwards, DHCP servers (static hosts, leases), and the
+// host settings with their confirm-or-rollback change; create and delete what hostplane manages.
 import { api, type Schemas } from '../api/client';
 import { act, bytes, useApi } from '../hooks';
-import { formValues, Pending } from '../ui';
+import { formValues, Pending, Tabs } from '../ui';
+import { Dhcp, HostSettings, Routes } from './network-more';
 
-export function Network() {
+export default function Network() {
   return (
-    <>
-      <Interfaces />
-      <Bridges />
-      <Addresses />
-      <Nat />
-      <Forwards />
-    </>
+    <Tabs
+      id="net"
+      tabs={[
+        { label: 'Interfaces', body: () => (<><Interfaces /><Bridges /><Addresses /></>) },
+        { label: 'Routes', body: () => <Routes /> },
+        { label: 'NAT and forwards', body: () => (<><Nat /><Forwards /></>) },
+        { label: 'DHCP', body: () => <Dhcp /> },
+        { label: 'Host settings', body: () => <HostSettings /> },
+      ]}
+    />
   );
 }
 

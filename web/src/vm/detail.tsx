@@ -7,6 +7,8 @@ import { act, bytes, useApi, when } from '../hooks';
 import { formValues, Pending, Tabs } from '../ui';
 import { Lifecycle } from '../pages/vms';
 import type { ComponentType } from 'preact';
+import { Term } from '../term/lazy';
+import { ticketPath } from './ticket';
 
 type Vm = Schemas['Vm'];
 
@@ -221,21 +223,20 @@ type ConsoleKind = 'vnc' | 'serial';
 /** The console panel: pick VNC or serial; the chosen client's chunk is imported on demand. */
 function Consoles({ id, running }: { id: string; running: boolean }) {
   const [kind, setKind] = useState<ConsoleKind | null>(null);
-  const [Comp, setComp] = useState<ComponentType<{ id: string }> | null>(null);
+  const [Vnc, setVnc] = useState<ComponentType<{ id: string }> | null>(null);
   useEffect(() => {
-    if (!kind) return;
-    setComp(null);
-    const load = kind === 'vnc' ? import('./vnc') : import('./serial');
-    void load.then((m) => setComp(() => m.default));
+    if (kind === 'vnc' && !Vnc) void import('./vnc').then((m) => setVnc(() => m.default));
   }, [kind]);
   if (!running) return <p class="muted">The VM is stopped: start it to open a console.</p>;
+  const serial = () => ticketPath(api.POST('/api/v1/vms/{id}/console', { params: { path: { id } } }), (t) => t.serial_url);
   return (
     <>
       <p class="buttons">
         <button type="button" aria-pressed={kind === 'vnc'} onClick={() => setKind('vnc')}>VNC console</button>
         <button type="button" aria-pressed={kind === 'serial'} onClick={() => setKind('serial')}>Serial console</button>
       </p>
-      {kind && (Comp ? <Comp key={kind} id={id} /> : <p class="muted">Loading the console…</p>)}
+      {kind === 'serial' && <Term key="serial" label="Serial" connect={serial} />}
+      {kind === 'vnc' && (Vnc ? <Vnc id={id} /> : <p class="muted">Loading the console…</p>)}
     </>
   );
 }

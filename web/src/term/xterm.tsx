@@ -1,11 +1,13 @@
-// Serial console (lazy chunk): xterm.js over the VM's serial WebSocket. Binary frames both ways
-// are console bytes; text frames are JSON control (`{"type":"closed"}` when the VM stops).
-// The daemon replays the last 64 KiB of output to each new client.
+// A terminal (lazy chunk: xterm.js, loaded only when one is opened), used by every console that
+// speaks the consoles' framing: a VM's serial console, a container's exec, an LXC attach and the
+// host terminal. Binary frames both ways are terminal bytes; text frames are JSON control:
+// out `{"type":"resize","cols":C,"rows":R}` (when `resize`), in `{"type":"exit","code":N}`,
+// `{"type":"closed"}` (a VM stopped), `{"type":"ended"|"replaced"|"lagged",...}`.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { Terminal } from '@xterm/xterm';
 import { FitAddon } from '@xterm/addon-fit';
 import '@xterm/xterm/css/xterm.css';
-import { consoleUrl, fullscreen } from './ticket';
+import { fullscreen, wsUrl } from '../vm/ticket';
 
 /**
  * xterm writes its theme and cell sizes into `<style>` elements (in `open` and later), which
@@ -40,7 +42,16 @@ function cspSafeStyles(): void {
 }
 cspSafeStyles();
 
-export default function SerialConsole({ id }: { id: string }) {
+export interface TermProps {
+  /** What it is, for the status line and the screen reader: `Serial`, `Shell in docker/web`. */
+  label: string;
+  /** The WebSocket path (ticket included) for a terminal of this size; called on each (re)connect. */
+  connect: (cols: number, rows: number, again: boolean) => Promise<string>;
+  /** Send resize frames (exec, LXC attach, host terminal; not a VM's serial line). */
+  resize?: boolean;
+}
+
+export default function XTerm({ label, connect, resize = false }: TermProps) {
   const box = useRef<HTMLDivElement>(null);
   const [state, setState] = useState('connecting');
   const [gen, setGen] = useState(0);
@@ -50,27 +61,44 @@ export default function SerialConsole({ id }: { id: string }) {
     term.loadAddon(fit);
     term.open(box.current!);
     fit.fit();
-    const onResize = () => fit.fit();
-    addEventListener('resize', onResize);
     let ws: WebSocket | null = null;
     let cancelled = false;
     const enc = new TextEncoder();
-    consoleUrl(id, 'serial').then(
-      (url) => {
+    const sendSize = () => {
+      if (resize && ws?.readyState === WebSocket.OPEN) ws.send(JSON.stringify({ type: 'resize', cols: term.cols, rows: term.rows }));
+    };
+    const onResize = () => {
+      fit.fit();
+      sendSize();
+    };
+    addEventListener('resize', onResize);
+    connect(term.cols, term.rows, gen > 0).then(
+      (path) => {
         if (cancelled) return;
-        ws = new WebSocket(url);
+        ws = new WebSocket(wsUrl(path));
         ws.binaryType = 'arraybuffer';
-        ws.onopen = () => setState('connected');
-        ws.onclose = () => setState('disconnected');
+        ws.onopen = () => {
+          setState('connected');
+          sendSize();
+        };
+        ws.onclose = () => setState((s) => (s === 'connected' || s === 'connecting' ? 'disconnected' : s));
         ws.onmessage = (m: MessageEvent<ArrayBuffer | string>) => {
-          if (typeof m.data === 'string') {
-            if (m.data.includes('"closed"')) setState('the VM stopped');
-          } else term.write(new Uint8Array(m.data));
+          if (typeof m.data !== 'string') return term.write(new Uint8Array(m.data));
+          let c: { type?: string; code?: number | null; reason?: string };
+          try {
+            c = JSON.parse(m.data) as typeof c;
+          } catch {
+            return;
+          }
+          if (c.type === 'closed') setState('the VM stopped');
+          else if (c.type === 'exit') setState(`exited${c.code != null ? ` (code ${c.code})` : ''}`);
+          else if (c.type === 'ended') setState(`ended${c.reason ? `: ${c.reason}` : ''}`);
+          else if (c.type === 'replaced') setState('taken over by another window');
         };
         term.onData((d) => ws?.readyState === WebSocket.OPEN && ws.send(enc.encode(d)));
         term.focus();
       },
-      (e: unknown) => setState(`failed: ${String(e)}`),
+      (e: unknown) => setState(`failed: ${e instanceof Error ? e.message : String(e)}`),
     );
     return () => {
       cancelled = true;
@@ -78,11 +106,11 @@ export default function SerialConsole({ id }: { id: string }) {
       ws?.close();
       term.dispose();
     };
-  }, [id, gen]);
+  }, [gen]);
   return (
-    <section class="console" aria-label="Serial console">
+    <section class="console" aria-label={`${label} terminal`}>
       <p class="buttons">
-        <span role="status">Serial: {state}</span>
+        <span role="status">{label}: {state}</span>
         <button type="button" onClick={() => fullscreen(box.current)}>Full screen</button>
         <button type="button" onClick={() => { setState('connecting'); setGen(gen + 1); }}>Reconnect</button>
       </p>
