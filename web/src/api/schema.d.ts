@@ -729,8 +729,9 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The last update check's status of each container (`update_available`: true, false or
-         *     `"unknown"` with a `reason`).
+         * The last update check's status of each container and each compose stack (`kind`;
+         *     `update_available`: true, false or `"unknown"` with a `reason`; a stack lists its services
+         *     and which of them have an update).
          */
         get: operations["container_updates_list"];
         put?: never;
@@ -751,8 +752,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Check every container's image against its registry (a job; its result counts them; the
-         *     statuses are `GET /container-updates`).
+         * Check every container's and every compose stack's images against their registries (a job;
+         *     its result counts them; the statuses are `GET /container-updates`).
          */
         post: operations["container_updates_check"];
         delete?: never;
@@ -793,8 +794,9 @@ export interface paths {
         /**
          * Create a container (not started). When the engine lacks the image, a job pulls it first
          *     and then creates the container (202 with the job).
-         * @description Bind mounts of host paths (`mounts`) need role admin; named `volumes` are created by the
-         *     engine when missing.
+         * @description Bind mounts (`mounts`) of a caller below admin must lie inside a pool's dataset (symlinks
+         *     resolved, 422 `bind_outside_pools` otherwise); an admin may bind any host path. Named
+         *     `volumes` are created by the engine when missing.
          */
         post: operations["containers"];
         delete?: never;
@@ -4818,18 +4820,28 @@ export interface components {
         ContainerUpdateStatusFields: {
             checked_at?: string;
             engine?: string;
-            /** @description The container. */
+            /** @description The container, or the stack (`/api/v1/stacks/{name}`). */
             href?: string;
-            /** @description The reference it was created from. */
+            /** @description The reference it was created from; for a stack its services' images, comma-separated. */
             image?: string;
+            /**
+             * @description `container` or `stack`.
+             * @example container
+             */
+            kind?: string;
             /** @description The digest the engine pulled (`sha256:...`); null for a local image. */
             local_digest?: string | null;
+            /** @description The container's name, or the stack's. */
             name?: string;
             /** @description Why it is `unknown`. */
             reason?: string | null;
             /** @description The registry's manifest digest for the reference now. */
             registry_digest?: string | null;
+            /** @description A stack's services, each with its own status (empty for a container). */
+            services?: components["schemas"]["ServiceUpdateStatus"][];
             update_available?: components["schemas"]["UpdateAvailable"];
+            /** @description A stack's services with an update (empty for a container). */
+            updated_services?: string[];
         };
         /** @description A named volume on an engine. */
         ContainerVolume: {
@@ -7036,6 +7048,20 @@ export interface components {
              */
             unit_file_state?: string;
         };
+        /**
+         * @description One service of a stack in an update check: the image its compose file resolves to, the
+         *     digest its container (or, before `up`, the engine's image of that reference) has, and the
+         *     registry's.
+         */
+        ServiceUpdateStatus: {
+            image: string;
+            local_digest?: string | null;
+            /** @description Why it is `unknown`. */
+            reason?: string | null;
+            registry_digest?: string | null;
+            service: string;
+            update_available: components["schemas"]["UpdateAvailable"];
+        };
         /** @description Jidoteki services answer: one single-key object per configured service. */
         ServicesStatus: {
             /** @description `[{"openssh": "running"}, {"hostplane": "not running"}]` */
@@ -7703,8 +7729,15 @@ export interface components {
             /** Format: int32 */
             checked: number;
             /** Format: int32 */
+            stack_updates_available?: number;
+            /**
+             * Format: int32
+             * @description Stacks checked (their services' images), and those with an update.
+             */
+            stacks_checked?: number;
+            /** Format: int32 */
             unknown: number;
-            /** @description Engines that did not answer (their containers keep their last status). */
+            /** @description Engines that did not answer (their containers and stacks keep their last status). */
             unreachable_engines: string[];
             /** Format: int32 */
             updates_available: number;
