@@ -16,6 +16,8 @@ use crate::platform::jobs::Jobs;
 use crate::platform::link_users::LinkUsers;
 use crate::platform::pool_users::PoolUsers;
 use crate::platform::processes::Processes;
+use crate::platform::secrets::Secrets;
+use crate::platform::serial::SerialConsoles;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
 use crate::platform::workloads::Workloads;
@@ -45,6 +47,10 @@ pub struct Services {
     pub link_users: LinkUsers,
     /// Which host processes belong to which object (VMs register; metrics reads).
     pub processes: Processes,
+    /// Named secrets sealed with the data dir's key (provisioning credentials).
+    pub secrets: Secrets,
+    /// VM serial consoles for other areas, and who drives each (vms registers).
+    pub serial: SerialConsoles,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

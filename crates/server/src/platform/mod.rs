@@ -8,6 +8,8 @@ pub mod link_users;
 pub mod memory;
 pub mod pool_users;
 pub mod processes;
+pub mod secrets;
+pub mod serial;
 pub mod state_files;
 pub mod store;
 pub mod tickets;
