@@ -331,7 +331,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
     let job = d.wait_job(job["href"].as_str().unwrap()).await;
     eprintln!("first attempt: {:.1} s", t0.elapsed().as_secs_f64());
     assert_eq!(job["status"], "failed", "{job}");
-    assert_eq!(job["error"]["code"], "provisioning_step_failed", "{job}");
+    assert_eq!(job["error_code"], "provisioning_step_failed", "{job}");
     let run_href = job["result"]["href"].as_str().unwrap().to_string();
     let run = d.get_json(&run_href).await;
     assert_eq!(run["status"], "failed", "{run}");

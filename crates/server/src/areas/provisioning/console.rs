@@ -145,28 +145,39 @@ pub fn find_marker(text: &str, nonce: &str) -> Option<(usize, usize, i32)> {
 /// everything up to the first newline is.
 pub fn command_output(before_marker: &str, typed: &str) -> String {
     let want: Vec<char> = typed.trim_end().chars().collect();
-    let mut k = 0;
-    for (i, c) in before_marker.char_indices() {
-        if k == want.len() {
-            let rest = &before_marker[i..];
+    // The echo may follow a late prompt (`/ # `): try each start among the first characters.
+    for (start, c) in before_marker.char_indices().take(256) {
+        if Some(&c) == want.first()
+            && let Some(end) = echo_end(&before_marker[start..], &want)
+        {
+            let rest = &before_marker[start + end..];
             return match rest.split_once('\n') {
                 Some((_, out)) => out.to_string(),
                 None => String::new(),
             };
         }
-        if c == want[k] {
-            k += 1;
-        } else if c != '\n' && c != ' ' {
-            break;
-        }
-    }
-    if k == want.len() {
-        return String::new();
     }
     match before_marker.split_once('\n') {
         Some((_, rest)) => rest.to_string(),
         None => String::new(),
     }
+}
+
+/// Where the echo of `want` ends in `text` (which starts with it), skipping the newlines and
+/// spaces a wrapping terminal adds; `None` when `text` is not that echo.
+fn echo_end(text: &str, want: &[char]) -> Option<usize> {
+    let mut k = 0;
+    for (i, c) in text.char_indices() {
+        if k == want.len() {
+            return Some(i);
+        }
+        if c == want[k] {
+            k += 1;
+        } else if c != '\n' && c != ' ' {
+            return None;
+        }
+    }
+    (k == want.len()).then_some(text.len())
 }
 
 pub struct Console {
@@ -309,6 +320,9 @@ mod tests {
         assert_eq!(&text[end..], "\n# ");
         assert_eq!(command_output(&text[..start], &line), "/tmp/kit.tar: OK\n");
         assert_eq!(command_output("garbled\nout\n", &line), "out\n");
+        // A prompt that arrived late, before the echo.
+        let late = format!("/ # {}\nout\n", line.trim_end());
+        assert_eq!(command_output(&late, &line), "out\n");
     }
 
     #[test]
