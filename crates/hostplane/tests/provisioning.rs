@@ -170,6 +170,30 @@ fn getrandom(b: &mut [u8]) {
         .unwrap();
 }
 
+/// Runs the CLI against the daemon (a private HOME); its stdout, after asserting exit 0.
+fn cli(d: &Daemon, args: &[&str]) -> String {
+    let home = d.data_dir().join("cli-home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostplane"));
+    cmd.args(["--url", &d.base, "--token", &d.token])
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd.output().expect("run hostplane");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "hostplane {args:?}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
 /// Every file under `dir` that holds `needle`.
 fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -417,6 +441,24 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
     // (The run gave the console back: typing works again.)
     let runs = d.get_json("/api/v1/provisioning/runs").await;
     assert_eq!(runs.as_array().unwrap().len(), 1);
+
+    // The CLI shows the same.
+    let run_id = run_href.rsplit('/').next().unwrap().to_string();
+    let shown = cli(&d, &["provision", "runs", "show", &run_id]);
+    assert!(
+        shown.contains("provisioner:2:needs-fix success exit 0"),
+        "{shown}"
+    );
+    let recipes = cli(&d, &["provision", "recipes", "list"]);
+    assert!(
+        recipes.contains("test-guest") && recipes.contains("tiny-login"),
+        "{recipes}"
+    );
+    let secrets = cli(&d, &["provision", "secrets", "list"]);
+    assert!(
+        secrets.contains("guest-pw") && !secrets.contains(&secret),
+        "{secrets}"
+    );
 
     // No secret anywhere: answers, job logs, the audit log, and every file of the data dir
     // (the store: jobs, results, job logs, events, audit; the daemon's own files).

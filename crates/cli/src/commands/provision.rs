@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use hostplane_types::provisioning::{
     Artifact, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RunCreate, Secret,
@@ -136,7 +136,7 @@ fn p(rest: &str) -> String {
     api(&format!("/provisioning{rest}"))
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(file: &PathBuf, what: &str) -> anyhow::Result<T> {
+fn read_json<T: serde::de::DeserializeOwned>(file: &Path, what: &str) -> anyhow::Result<T> {
     let b = common::read_file(file, what)?;
     serde_json::from_slice(&b).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))
 }
