@@ -110,6 +110,10 @@ pub enum Command {
     /// Compose stacks: list, show, create, files, set, up, down, restart, pull, logs, rm.
     #[command(subcommand, visible_alias = "stack")]
     Stacks(commands::stacks::StacksCmd),
+    /// Provisioning over a VM's serial console: recipes, profiles, secrets, artifacts, runs;
+    /// `provision run VM --profile P`, `provision retry RUN`.
+    #[command(subcommand)]
+    Provision(commands::provision::ProvisionCmd),
     /// Containers, LXC containers and VMs together.
     Workloads(commands::common::ListArgs),
     /// The start order across containers, LXC and VMs: show, set.
@@ -191,6 +195,7 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Images(c) => commands::containers::images(&ctx, c).await,
         Command::Services(c) => commands::services::run(&ctx, c).await,
         Command::Stacks(c) => commands::stacks::run(&ctx, c).await,
+        Command::Provision(c) => commands::provision::run(&ctx, c).await,
         Command::Workloads(l) => commands::stacks::workloads(&ctx, l).await,
         Command::Autostart(c) => commands::stacks::autostart(&ctx, c).await,
         Command::Net(c) => commands::net::run(&ctx, c).await,

@@ -207,6 +207,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         link_users: Default::default(),
         stack_images: Default::default(),
         processes: Default::default(),
+        secrets: crate::platform::secrets::Secrets::open_dir(&cfg.data_dir)?,
+        serial: Default::default(),
         areas: Default::default(),
     };
     // Each area prepares itself and its own state (areas::Area::init).

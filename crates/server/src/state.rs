@@ -17,6 +17,8 @@ use crate::platform::link_users::LinkUsers;
 use crate::platform::pool_users::PoolUsers;
 use crate::platform::processes::Processes;
 use crate::platform::stack_images::StackImages;
+use crate::platform::secrets::Secrets;
+use crate::platform::serial::SerialConsoles;
 use crate::platform::store::Store;
 use crate::platform::tickets::Tickets;
 use crate::platform::workloads::Workloads;
@@ -48,6 +50,10 @@ pub struct Services {
     pub processes: Processes,
     /// The images of the compose stacks' services (stacks register; update checks ask).
     pub stack_images: StackImages,
+    /// Named secrets sealed with the data dir's key (provisioning credentials).
+    pub secrets: Secrets,
+    /// VM serial consoles for other areas, and who drives each (vms registers).
+    pub serial: SerialConsoles,
     /// Each area's own state (`areas::AreaState`); this struct names no area.
     pub areas: AreaStates,
 }

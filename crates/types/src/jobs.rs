@@ -253,6 +253,8 @@ job_results! {
     Container => ["containers.recreate", "containers.create"],
     ContainerImage => ["containers.image_pull"],
     UpdateCheckResult => ["containers.update_check"],
+    crate::provisioning::ProvisioningRun => ["provisioning.run", "provisioning.retry"],
+    crate::provisioning::Artifact => ["provisioning.artifact_fetch"],
 }
 
 impl PartialSchema for JobResultSchema {

@@ -16,6 +16,7 @@ pub mod network;
 pub mod network_host;
 pub mod pools;
 pub mod problem;
+pub mod provisioning;
 pub mod services;
 pub mod shares;
 pub mod stacks;

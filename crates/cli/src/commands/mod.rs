@@ -10,6 +10,7 @@ pub mod lxc;
 pub mod metrics;
 pub mod net;
 pub mod pools;
+pub mod provision;
 pub mod services;
 pub mod shares;
 pub mod stacks;

@@ -78,8 +78,27 @@ macro_rules! areas {
 }
 
 areas!(
-    auth, users, tokens, jobs, events, audit, system, admin, disks, pools, services, vms, shares,
-    network, containers, lxc, stacks, workloads, terminal, metrics,
+    auth,
+    users,
+    tokens,
+    jobs,
+    events,
+    audit,
+    system,
+    admin,
+    disks,
+    pools,
+    services,
+    vms,
+    shares,
+    network,
+    containers,
+    lxc,
+    stacks,
+    workloads,
+    terminal,
+    metrics,
+    provisioning,
 );
 
 /// All routes of all areas.

@@ -10,6 +10,8 @@ pub mod pool_paths;
 pub mod pool_users;
 pub mod processes;
 pub mod stack_images;
+pub mod secrets;
+pub mod serial;
 pub mod state_files;
 pub mod store;
 pub mod tickets;

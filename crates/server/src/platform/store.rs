@@ -179,6 +179,27 @@ fn migrations() -> Migrations<'static> {
         );
         "#,
         ),
+        // Secrets (platform::secrets, sealed values) and provisioning (areas::provisioning):
+        // recipes, profiles, artifacts (files in DATA_DIR/provisioning/artifacts/<sha256>),
+        // runs; specs as JSON.
+        M::up(
+            r#"
+        CREATE TABLE secrets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            sealed BLOB NOT NULL,
+            created_at TEXT NOT NULL
+        );
+        CREATE TABLE provisioning_objects (
+            kind TEXT NOT NULL,
+            id TEXT NOT NULL,
+            data TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (kind, id)
+        );
+        "#,
+        ),
     ])
 }
 

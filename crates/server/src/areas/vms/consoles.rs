@@ -12,6 +12,10 @@
 //! * Screenshot (`GET /vms/{id}/screenshot`): QMP `screendump` as PNG (QEMU ≥ 7.1 writes PNG;
 //!   older QEMU writes PPM, converted here).
 //! * Tickets (`POST /vms/{id}/console`): see `platform::tickets`.
+//! * Other areas (provisioning) reach a running VM's serial console through
+//!   `platform::serial` ([`VmSerials`]). While one drives it, viewers here are read-only: what
+//!   they type is dropped and a `{"type":"read_only","driver":...}` frame says why
+//!   (`{"type":"read_write"}` when it is given back).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -130,6 +134,44 @@ impl SerialHub {
     }
 }
 
+/// The serial consoles as `platform::serial` offers them to other areas.
+pub struct VmSerials;
+
+impl crate::platform::serial::SerialPort for SerialHub {
+    fn subscribe(&self) -> (Vec<u8>, broadcast::Receiver<Bytes>) {
+        SerialHub::subscribe(self)
+    }
+
+    fn send<'a>(
+        &'a self,
+        data: Bytes,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'a>> {
+        Box::pin(SerialHub::send(self, data))
+    }
+
+    fn closed(&self) -> CancellationToken {
+        self.closed.clone()
+    }
+}
+
+impl crate::platform::serial::SerialProvider for VmSerials {
+    fn open<'a>(
+        &'a self,
+        state: &'a AppState,
+        vm: &'a str,
+    ) -> crate::platform::workloads::WorkFuture<
+        'a,
+        (String, Arc<dyn crate::platform::serial::SerialPort>),
+    > {
+        Box::pin(async move {
+            let rec = model::find(&state.store, vm)?;
+            let rt = state.vms().require_running(&rec.id)?;
+            let port: Arc<dyn crate::platform::serial::SerialPort> = rt.serial.clone();
+            Ok((rec.id, port))
+        })
+    }
+}
+
 fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> ApiResult<WebSocketUpgrade> {
     ws.map_err(|e| ApiError::BadRequest {
         code: "websocket_upgrade_required",
@@ -158,17 +200,40 @@ pub async fn serial_ws(
     let rt = state.vms().require_running(&rec.id)?;
     let ws = upgrade(ws)?;
     let hub = rt.serial.clone();
-    Ok(ws.on_upgrade(move |socket| serial_session(socket, hub)))
+    let driver = state.serial.watch(&rec.id);
+    Ok(ws.on_upgrade(move |socket| serial_session(socket, hub, driver)))
 }
 
-async fn serial_session(socket: WebSocket, hub: Arc<SerialHub>) {
+fn driver_frame(driver: &Option<String>) -> Message {
+    match driver {
+        Some(d) => control(json!({"type": "read_only", "driver": d,
+            "reason": format!("{d} is driving this console; what you type is dropped")})),
+        None => control(json!({"type": "read_write"})),
+    }
+}
+
+async fn serial_session(
+    socket: WebSocket,
+    hub: Arc<SerialHub>,
+    mut driver: tokio::sync::watch::Receiver<Option<String>>,
+) {
     let (backlog, mut rx) = hub.subscribe();
     let (mut tx, mut inbound) = socket.split();
     if !backlog.is_empty() && tx.send(Message::Binary(backlog.into())).await.is_err() {
         return;
     }
+    let driven = driver.borrow_and_update().clone();
+    if driven.is_some() && tx.send(driver_frame(&driven)).await.is_err() {
+        return;
+    }
     loop {
         tokio::select! {
+            Ok(()) = driver.changed() => {
+                let d = driver.borrow_and_update().clone();
+                if tx.send(driver_frame(&d)).await.is_err() {
+                    return;
+                }
+            }
             out = rx.recv() => match out {
                 Ok(b) => {
                     if tx.send(Message::Binary(b)).await.is_err() {
@@ -182,7 +247,11 @@ async fn serial_session(socket: WebSocket, hub: Arc<SerialHub>) {
             },
             _ = hub.closed.cancelled() => break,
             msg = inbound.next() => match msg {
-                Some(Ok(Message::Binary(b))) => hub.send(b).await,
+                Some(Ok(Message::Binary(b))) => {
+                    if driver.borrow().is_none() {
+                        hub.send(b).await;
+                    }
+                }
                 Some(Ok(Message::Text(t))) => {
                     let v: serde_json::Value = serde_json::from_str(t.as_str()).unwrap_or_default();
                     if v["type"] == "ping" {

@@ -85,6 +85,7 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services
         .workloads
         .register(Arc::new(workloads::VmWorkloads));
+    services.serial.register(Arc::new(consoles::VmSerials));
     let mgr = Arc::new(mgr);
     services
         .processes

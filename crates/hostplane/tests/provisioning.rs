@@ -1,0 +1,488 @@
+//! Provisioning, live: the tiny test guest (`scripts/guest-kit`, a busybox shell on ttyS0)
+//! provisioned end to end over its serial console by the real daemon and the real QEMU (TCG).
+//!
+//! The run types a secret at a prompt with echo off (the test guest has no login: a `read`
+//! stands in for the password prompt and the recipe checks its sha256), sets up the network
+//! (QEMU user-mode networking: 10.0.2.15/24 via 10.0.2.2, which is the host's loopback from
+//! the guest, where the test daemon listens on plain HTTP), the guest fetches an artifact
+//! through its single-use run URL with busybox wget and checks its sha256, a provisioner that
+//! exits 1 fails the run at that step, the profile is fixed, and a retry resumes at that step
+//! and succeeds. Viewers of the console are told it is read-only meanwhile. Afterwards no
+//! file of the data dir (the store with its jobs, job logs, events and audit; logs) and no
+//! answer holds the secret. QEMU is killed by the daemon guard (it names the data dir).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{Daemon, Opts};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_tungstenite::tungstenite::Message;
+
+fn guest_kit() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
+        return PathBuf::from(d);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
+    let out = Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/guest-kit could not build the test guest: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn qemu_present() {
+    let ok = Command::new("qemu-system-x86_64")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "qemu-system-x86_64 is missing: run scripts/install-qemu"
+    );
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+async fn expect(r: reqwest::Response, status: u16) -> Value {
+    let s = r.status();
+    let text = r.text().await.unwrap();
+    assert_eq!(s.as_u16(), status, "{text}");
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// Waits for a console WebSocket to say it is read-only (a text control frame).
+async fn console_says_read_only(d: &Daemon, vm: &str) -> String {
+    let t0 = Instant::now();
+    // The run starts the VM: wait until a console ticket works.
+    let url = loop {
+        let vmv = d.get_json(&format!("/api/v1/vms/{vm}")).await;
+        if vmv["status"] == "running" {
+            let t = expect(
+                d.post(&format!("/api/v1/vms/{vm}/console"), json!({}))
+                    .await,
+                201,
+            )
+            .await;
+            break t["serial_url"].as_str().unwrap().to_string();
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "VM not running: {vmv}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}{url}", d.port))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(!left.is_zero(), "no read_only frame");
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) if t.contains("read_only") => return t.to_string(),
+            Ok(Some(Ok(_))) => {}
+            other => panic!("console ended: {other:?}"),
+        }
+    }
+}
+
+fn recipe() -> Value {
+    json!({
+        "name": "tiny-login",
+        "description": "the test guest, with a password typed at a prompt with echo off",
+        "os_family": "linux",
+        "shell_prompt": "[#$] $",
+        "variables": [
+            {"name": "password", "secret": true},
+            {"name": "password_sha"},
+            {"name": "iface", "default": "eth0"},
+            {"name": "ip", "default": "10.0.2.15"},
+            {"name": "gateway", "default": "10.0.2.2"}
+        ],
+        "steps": [
+            {"type": "wait", "pattern": "HOSTPLANE-GUEST-READY", "timeout_secs": 300},
+            {"type": "send", "text": ""},
+            {"type": "wait", "pattern": "[#$] $", "regex": true, "timeout_secs": 60},
+            {"type": "send", "text": "stty -echo; printf '%s: ' PASSWD; read -r pw; stty echo; echo; echo \"$pw\" | sha256sum > /tmp/pw.sum; unset pw"},
+            {"type": "wait", "pattern": "PASSWD: ", "timeout_secs": 30},
+            {"type": "send", "text": "{{password}}"},
+            {"type": "wait", "pattern": "[#$] $", "regex": true, "timeout_secs": 30},
+            {"type": "command", "command": "test \"$(cut -d' ' -f1 /tmp/pw.sum)\" = {{password_sha}}"},
+            {"type": "command", "command": "ip link set {{iface}} up && ip addr add {{ip}}/24 dev {{iface}} && ip route add default via {{gateway}}"},
+            {"type": "write_file", "path": "/tmp/motd", "content": "provisioned by {{run_id}}\n", "mode": "0644"}
+        ]
+    })
+}
+
+fn profile(fixed: bool) -> Value {
+    let last = if fixed {
+        json!({"type": "shell", "name": "needs-fix",
+               "script": "#!/bin/sh\necho fixed > /tmp/fixed\ntest -f /tmp/fixed\n"})
+    } else {
+        json!({"type": "shell", "name": "needs-fix", "inline": ["test -f /tmp/fixed"],
+               "retries": 1})
+    };
+    json!({
+        "name": "tiny",
+        "recipe": "tiny-login",
+        "credential": {"secret": "guest-pw"},
+        "variables": {"password_sha": sha256_hex(format!("{}\n", secret()).as_bytes())},
+        "artifacts": [{"artifact": "kit", "dest": "/tmp/kit.bin", "mode": "0600"}],
+        "provisioners": [
+            {"type": "shell", "name": "check",
+             "inline": ["test -s /tmp/kit.bin", "grep -q provisioned /tmp/motd",
+                        // A command holding the secret: its echo must be redacted.
+                        "echo {{password}} > /tmp/pw.copy",
+                        // The run URL works once: the second download is refused.
+                        "u='{{artifact_url.kit}}'; wget -q -O /tmp/k1 \"$u\" && ! wget -q -O /tmp/k2 \"$u\""]},
+            last
+        ]
+    })
+}
+
+fn secret() -> String {
+    // Fixed per process: the profile's sha and the stored secret must agree.
+    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let mut b = [0u8; 8];
+        getrandom(&mut b);
+        format!("hpS3cret{}", hex::encode(b))
+    })
+    .clone()
+}
+
+fn getrandom(b: &mut [u8]) {
+    use std::io::Read;
+    std::fs::File::open("/dev/urandom")
+        .unwrap()
+        .read_exact(b)
+        .unwrap();
+}
+
+/// Runs the CLI against the daemon (a private HOME); its stdout, after asserting exit 0.
+fn cli(d: &Daemon, args: &[&str]) -> String {
+    let home = d.data_dir().join("cli-home");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_hostplane"));
+    cmd.args(["--url", &d.base, "--token", &d.token])
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd.output().expect("run hostplane");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(
+        o.status.success(),
+        "hostplane {args:?}: {out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Every file under `dir` that holds `needle`.
+fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            let Ok(ft) = e.file_type() else { continue };
+            if ft.is_dir() {
+                stack.push(p);
+            } else if ft.is_file()
+                && let Ok(b) = std::fs::read(&p)
+                && b.windows(needle.len()).any(|w| w == needle)
+            {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
+    qemu_present();
+    let kit = guest_kit();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[vms]\nallowed_paths = [{:?}]\n",
+            kit.to_str().unwrap()
+        )),
+        ..Opts::default()
+    });
+    let secret = secret();
+
+    // The VM (stopped: the run boots it).
+    let vm = expect(
+        d.post(
+            "/api/v1/vms",
+            json!({
+                "name": "prov",
+                "memory_mib": 256,
+                "accelerator": "tcg",
+                "kernel": kit.join("vmlinuz").to_str().unwrap(),
+                "initrd": kit.join("initrd.gz").to_str().unwrap(),
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=serve",
+                "nics": [{"mode": "user"}],
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let vm_id = vm["id"].as_str().unwrap().to_string();
+
+    // A secret: stored, never shown.
+    let s = expect(
+        d.post(
+            "/api/v1/provisioning/secrets",
+            json!({"name": "guest-pw", "value": secret}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert!(s.get("value").is_none(), "{s}");
+    let listed = d
+        .get("/api/v1/provisioning/secrets")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(listed.contains("guest-pw") && !listed.contains(&secret));
+
+    // An artifact: uploaded with its sha256 (a wrong one is refused).
+    let content: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let sha = sha256_hex(&content);
+    let up = |q: String, body: Vec<u8>| {
+        d.client
+            .post(d.url(&format!("/api/v1/provisioning/artifacts?{q}")))
+            .bearer_auth(&d.token)
+            .body(body)
+            .send()
+    };
+    let bad = up(
+        format!("name=kit&sha256={}", "0".repeat(64)),
+        content.clone(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(expect(bad, 422).await["code"], "checksum_mismatch");
+    let a = expect(
+        up(format!("name=kit&sha256={sha}"), content.clone())
+            .await
+            .unwrap(),
+        201,
+    )
+    .await;
+    assert_eq!(a["sha256"], sha.as_str());
+    assert_eq!(a["size_bytes"], 200_000);
+    assert!(
+        d.data_dir()
+            .join("provisioning/artifacts")
+            .join(&sha)
+            .is_file()
+    );
+
+    // Recipe and its dry run; profile.
+    expect(d.post("/api/v1/provisioning/recipes", recipe()).await, 201).await;
+    let dry = expect(
+        d.post(
+            "/api/v1/provisioning/recipes/tiny-login/render",
+            json!({"variables": {"password": secret}}),
+        )
+        .await,
+        200,
+    )
+    .await;
+    assert_eq!(dry["unresolved"], json!(["password_sha"]), "{dry}");
+    assert!(!dry.to_string().contains(&secret), "{dry}");
+    expect(
+        d.post("/api/v1/provisioning/profiles", profile(false))
+            .await,
+        201,
+    )
+    .await;
+
+    // An unresolved variable is refused before anything starts.
+    let mut p2 = profile(false);
+    p2["name"] = json!("tiny-unresolved");
+    p2["variables"] = json!({});
+    expect(d.post("/api/v1/provisioning/profiles", p2).await, 201).await;
+    let r = d
+        .post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "tiny-unresolved"}),
+        )
+        .await;
+    let pr = expect(r, 422).await;
+    assert_eq!(pr["code"], "unresolved_variable", "{pr}");
+    assert!(
+        pr["detail"].as_str().unwrap().contains("password_sha"),
+        "{pr}"
+    );
+
+    // The run: boots the VM, fails at the last provisioner.
+    let t0 = Instant::now();
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "tiny"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    assert_eq!(job["kind"], "provisioning.run");
+    let frame = console_says_read_only(&d, &vm_id).await;
+    assert!(frame.contains("provisioning run"), "{frame}");
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    eprintln!("first attempt: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error_code"], "provisioning_step_failed", "{job}");
+    let run_href = job["result"]["href"].as_str().unwrap().to_string();
+    let run = d.get_json(&run_href).await;
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["failed_step"], "provisioner:2:needs-fix", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    let names: Vec<&str> = steps.iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [
+            "boot",
+            "setup",
+            "wait_ready",
+            "artifacts",
+            "provisioner:1:check",
+            "provisioner:2:needs-fix"
+        ]
+    );
+    for s in &steps[..5] {
+        assert_eq!(s["status"], "success", "{s}");
+        assert!(s["duration_ms"].is_u64(), "{s}");
+    }
+    assert_eq!(steps[5]["status"], "failed");
+    assert_eq!(steps[5]["exit_code"], 1, "{}", steps[5]);
+    assert!(
+        steps[5]["log"].as_str().unwrap().contains("retry 1 of 1"),
+        "{}",
+        steps[5]
+    );
+    assert!(
+        steps[3]["log"]
+            .as_str()
+            .unwrap()
+            .contains("/tmp/kit.bin: OK"),
+        "the guest checked the artifact's sha256: {}",
+        steps[3]
+    );
+    assert!(
+        steps[4]["log"].as_str().unwrap().contains("<redacted>"),
+        "{}",
+        steps[4]
+    );
+    let boot_ms = steps[0]["duration_ms"].clone();
+
+    // A second run of the same VM cannot start while... (none is running now); the retry of a
+    // run that did not fail is refused later. Fix the profile, retry: resumes at the failed step.
+    let r = d
+        .send(
+            "PUT",
+            "/api/v1/provisioning/profiles/tiny",
+            Some(&d.token.clone()),
+            Some(profile(true)),
+        )
+        .await;
+    expect(r, 200).await;
+    let t1 = Instant::now();
+    let job2 = expect(d.post(&format!("{run_href}/retry"), json!({})).await, 202).await;
+    assert_eq!(job2["kind"], "provisioning.retry");
+    let job2 = d.wait_job(job2["href"].as_str().unwrap()).await;
+    eprintln!("retry: {:.1} s", t1.elapsed().as_secs_f64());
+    assert_eq!(job2["status"], "success", "{job2}");
+    let run = d.get_json(&run_href).await;
+    assert_eq!(run["status"], "success", "{run}");
+    assert_eq!(run["attempts"], 2);
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(
+        steps[0]["duration_ms"], boot_ms,
+        "earlier steps are kept, not rerun"
+    );
+    assert_eq!(steps[5]["status"], "success", "{}", steps[5]);
+    assert_eq!(steps[5]["exit_code"], 0);
+    let log2 = d
+        .get(&format!("{}/log", job2["href"].as_str().unwrap()))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(log2.contains("from step provisioner:2:needs-fix"), "{log2}");
+    assert!(!log2.contains("step boot"), "{log2}");
+    let r = d.post(&format!("{run_href}/retry"), json!({})).await;
+    assert_eq!(expect(r, 409).await["code"], "run_not_failed");
+
+    // The guest really holds what the run did: ask it over the console after the run.
+    // (The run gave the console back: typing works again.)
+    let runs = d.get_json("/api/v1/provisioning/runs").await;
+    assert_eq!(runs.as_array().unwrap().len(), 1);
+
+    // The CLI shows the same.
+    let run_id = run_href.rsplit('/').next().unwrap().to_string();
+    let shown = cli(&d, &["provision", "runs", "show", &run_id]);
+    assert!(
+        shown.contains("provisioner:2:needs-fix success exit 0"),
+        "{shown}"
+    );
+    let recipes = cli(&d, &["provision", "recipes", "list"]);
+    assert!(
+        recipes.contains("test-guest") && recipes.contains("tiny-login"),
+        "{recipes}"
+    );
+    let secrets = cli(&d, &["provision", "secrets", "list"]);
+    assert!(
+        secrets.contains("guest-pw") && !secrets.contains(&secret),
+        "{secrets}"
+    );
+
+    // No secret anywhere: answers, job logs, the audit log, and every file of the data dir
+    // (the store: jobs, results, job logs, events, audit; the daemon's own files).
+    let mut answers = String::new();
+    for p in [
+        run_href.clone(),
+        format!("{}/log", job["href"].as_str().unwrap()),
+        format!("{}/log", job2["href"].as_str().unwrap()),
+        job["href"].as_str().unwrap().to_string(),
+        "/api/v1/audit".into(),
+        "/api/v1/provisioning/profiles/tiny".into(),
+        "/api/v1/provisioning/secrets/guest-pw".into(),
+        "/api/v1/jobs".into(),
+    ] {
+        answers.push_str(&d.get(&p).await.text().await.unwrap());
+    }
+    assert!(answers.contains("<redacted>"));
+    assert!(!answers.contains(&secret), "the secret is in an answer");
+    // Let the audit writer and the store settle (the audit flushes in batches).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let holding = files_holding(d.data_dir(), secret.as_bytes());
+    assert!(holding.is_empty(), "the secret is in {holding:?}");
+    assert!(
+        !d.log().contains(&secret),
+        "the secret is in the daemon's log"
+    );
+}

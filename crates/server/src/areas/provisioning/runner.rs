@@ -1,0 +1,864 @@
+//! A provisioning run: plan, checks before it starts, and the job that drives the console.
+//!
+//! Flow: [`prepare`] reads the profile, its recipe, the credential (from the secret store)
+//! and the artifacts, merges the variables and refuses (422 `unresolved_variable`,
+//! `unknown_artifact`, `unknown_secret`) before anything starts. [`execute`] (the job) walks
+//! the plan — `boot` (start the VM if stopped), `setup` (the recipe's steps), `wait_ready` (a
+//! command whose marker comes back), `artifacts` (the guest fetches each through a single-use
+//! run URL and checks its sha256), then one step per provisioner — from a given step on, so a
+//! retry resumes where the last attempt failed (re-reading the profile, which may have been
+//! fixed). Every step records status, exit code, duration and its log; every text that is
+//! logged, stored or returned goes through the run's [`Redactor`] first.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use hostplane_types::provisioning::{
+    Artifact, ProfileSpec, ProvisioningRun, Provisioner, RecipeSpec, RecipeStep, RunStatus,
+    RunStep, StepStatus,
+};
+
+use super::artifacts::{self, GuestUrls};
+use super::console::{Console, ConsoleError, Pattern};
+use super::model::{self, RunRecord};
+use super::render::{self, Redactor, Vars};
+use crate::error::{ApiError, ApiResult};
+use crate::platform::jobs::{JobCtx, JobFailure};
+use crate::platform::time;
+use crate::state::AppState;
+
+/// Step names in plan order before the provisioners.
+pub const FIXED_STEPS: [&str; 4] = ["boot", "setup", "wait_ready", "artifacts"];
+/// The last part of a step's log kept.
+const STEP_LOG_MAX: usize = 16 * 1024;
+
+/// Everything a run needs, resolved.
+pub struct Prepared {
+    pub profile: ProfileSpec,
+    pub recipe: RecipeSpec,
+    pub vars: Vars,
+    pub artifacts: BTreeMap<String, Artifact>,
+}
+
+/// The plan's step names for a profile.
+pub fn plan(profile: &ProfileSpec) -> Vec<String> {
+    let mut v: Vec<String> = FIXED_STEPS.iter().map(|s| s.to_string()).collect();
+    for (i, p) in profile.provisioners.iter().enumerate() {
+        let name = match p {
+            Provisioner::Shell { name, .. } => name.clone().unwrap_or_else(|| "shell".into()),
+            Provisioner::File { name, .. } => name.clone().unwrap_or_else(|| "file".into()),
+        };
+        v.push(format!("provisioner:{}:{name}", i + 1));
+    }
+    v
+}
+
+/// Checks the `skip` names.
+pub fn check_skip(skip: &[String]) -> ApiResult<()> {
+    for s in skip {
+        if !FIXED_STEPS.contains(&s.as_str()) && s != "provisioners" {
+            return Err(ApiError::invalid_field(
+                "invalid_skip",
+                "skip",
+                format!("{s:?}: one of boot, setup, wait_ready, artifacts, provisioners"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves profile, recipe, credential, artifacts and variables; 422 when any is missing.
+pub fn prepare(
+    state: &AppState,
+    profile_id: &str,
+    run_vars: &BTreeMap<String, String>,
+) -> ApiResult<Prepared> {
+    let profile = model::find_profile(&state.store, profile_id)
+        .map_err(|_| {
+            ApiError::invalid_field(
+                "unknown_profile",
+                "profile",
+                format!("no profile {profile_id:?}"),
+            )
+        })?
+        .spec;
+    let recipe = model::find_recipe(&state.store, &profile.recipe)
+        .map_err(|_| {
+            ApiError::invalid_field(
+                "unknown_recipe",
+                "recipe",
+                format!("profile {profile_id:?} names no recipe {:?}", profile.recipe),
+            )
+        })?
+        .spec;
+    let mut cred = BTreeMap::new();
+    let mut cred_secret = false;
+    if let Some(c) = &profile.credential {
+        let v = state
+            .secrets
+            .value(&state.store, &c.secret)
+            .map_err(|_| {
+                ApiError::invalid_field(
+                    "unknown_secret",
+                    "credential.secret",
+                    format!("no secret {:?}", c.secret),
+                )
+            })?;
+        if let Some(u) = &c.username {
+            cred.insert("username".to_string(), u.clone());
+        }
+        cred.insert("password".to_string(), v);
+        cred_secret = true;
+    }
+    let mut vars = render::resolve(&recipe, &[&profile.variables, &cred, run_vars]);
+    if cred_secret {
+        vars.secret.insert("password".into());
+    }
+    let mut texts = Vec::new();
+    let mut wanted: Vec<String> = profile.artifacts.iter().map(|a| a.artifact.clone()).collect();
+    for p in &profile.provisioners {
+        match p {
+            Provisioner::Shell { inline, script, .. } => {
+                texts.extend(inline.iter().cloned());
+                texts.extend(script.iter().cloned());
+            }
+            Provisioner::File { artifact, .. } => wanted.push(artifact.clone()),
+        }
+    }
+    let missing = render::unresolved(&recipe.steps, &texts, &vars);
+    if !missing.is_empty() {
+        return Err(ApiError::invalid_field(
+            "unresolved_variable",
+            "variables",
+            format!("no value for {}", missing.join(", ")),
+        ));
+    }
+    for t in recipe
+        .steps
+        .iter()
+        .filter_map(|s| match s {
+            RecipeStep::WriteFile {
+                artifact: Some(a), ..
+            } => Some(a.clone()),
+            _ => None,
+        })
+        .chain(texts.iter().chain(recipe_texts(&recipe).iter()).flat_map(|t| {
+            render::names_in(t)
+                .into_iter()
+                .filter_map(|n| n.strip_prefix("artifact_url.").map(str::to_string))
+        }))
+        .collect::<Vec<_>>()
+    {
+        wanted.push(t);
+    }
+    let mut arts = BTreeMap::new();
+    for name in wanted {
+        let a = artifacts::find(&state.store, &name).map_err(|_| {
+            ApiError::invalid_field(
+                "unknown_artifact",
+                "artifacts",
+                format!("no artifact {name:?}"),
+            )
+        })?;
+        arts.insert(name, a);
+    }
+    Ok(Prepared {
+        profile,
+        recipe,
+        vars,
+        artifacts: arts,
+    })
+}
+
+fn recipe_texts(r: &RecipeSpec) -> Vec<String> {
+    r.steps
+        .iter()
+        .filter_map(|s| match s {
+            RecipeStep::Command { command, .. } => Some(command.clone()),
+            RecipeStep::Send { text, .. } => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The steps of a fresh attempt starting at `from`: earlier steps keep what they were.
+pub fn steps_for_attempt(
+    names: &[String],
+    previous: &[RunStep],
+    from: usize,
+    skip: &[String],
+) -> Vec<RunStep> {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let skipped = skip.iter().any(|s| {
+                s == n || (s == "provisioners" && n.starts_with("provisioner:"))
+            });
+            if i < from
+                && let Some(p) = previous.iter().find(|p| &p.name == n)
+            {
+                return p.clone();
+            }
+            RunStep {
+                name: n.clone(),
+                status: if skipped {
+                    StepStatus::Skipped
+                } else {
+                    StepStatus::Pending
+                },
+                exit_code: None,
+                duration_ms: None,
+                log: String::new(),
+                error: None,
+            }
+        })
+        .collect()
+}
+
+/// Where a retry starts: the failed step (or the first that did not succeed).
+pub fn resume_index(steps: &[RunStep]) -> usize {
+    steps
+        .iter()
+        .position(|s| s.status == StepStatus::Failed)
+        .or_else(|| {
+            steps
+                .iter()
+                .position(|s| !matches!(s.status, StepStatus::Success | StepStatus::Skipped))
+        })
+        .unwrap_or(steps.len())
+}
+
+/// A step's outcome.
+struct StepFail {
+    exit_code: Option<i32>,
+    message: String,
+}
+
+impl From<ConsoleError> for StepFail {
+    fn from(e: ConsoleError) -> Self {
+        StepFail {
+            exit_code: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// The log of one step, redacted as it is written.
+struct StepLog<'a> {
+    text: String,
+    redactor: &'a Redactor,
+}
+
+impl StepLog<'_> {
+    fn line(&mut self, s: &str) {
+        self.text.push_str(&self.redactor.apply(s));
+        if !s.ends_with('\n') {
+            self.text.push('\n');
+        }
+    }
+}
+
+/// What a step works with.
+struct Driver<'a> {
+    state: &'a AppState,
+    console: Console,
+    vars: &'a Vars,
+    redactor: &'a Redactor,
+    artifacts: &'a BTreeMap<String, Artifact>,
+    urls: &'a GuestUrls,
+    run_id: &'a str,
+    guest_base_url: &'a str,
+}
+
+fn bad_exit(code: i32, expect: &[i32]) -> StepFail {
+    StepFail {
+        exit_code: Some(code),
+        message: format!("exit code {code}, expected one of {expect:?}"),
+    }
+}
+
+impl Driver<'_> {
+    /// A text with variables substituted; artifact URLs are issued here (single-use each).
+    fn render(&self, text: &str) -> Result<String, StepFail> {
+        let mut missing = Default::default();
+        let lookup = |n: &str| -> Option<String> {
+            if n == "run_id" {
+                return Some(self.run_id.to_string());
+            }
+            if let Some(a) = n.strip_prefix("artifact_url.") {
+                return self.artifact_url(a);
+            }
+            self.vars.values.get(n).cloned()
+        };
+        let out = render::substitute(text, &lookup, &mut missing);
+        if missing.is_empty() {
+            Ok(out)
+        } else {
+            Err(StepFail {
+                exit_code: None,
+                message: format!(
+                    "no value for {}",
+                    missing.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            })
+        }
+    }
+
+    fn artifact_url(&self, name: &str) -> Option<String> {
+        let a = self.artifacts.get(name)?.clone();
+        let token = self.urls.issue(self.run_id, a);
+        Some(format!(
+            "{}{}/fetch/{token}",
+            self.guest_base_url.trim_end_matches('/'),
+            model::BASE
+        ))
+    }
+
+    async fn command(
+        &mut self,
+        log: &mut StepLog<'_>,
+        cmd: &str,
+        expect: &[i32],
+        timeout: Duration,
+        quiet: bool,
+    ) -> Result<i32, StepFail> {
+        if !quiet {
+            log.line(&format!("$ {cmd}"));
+        }
+        let (code, out) = self.console.command(cmd, timeout).await?;
+        if !quiet && !out.is_empty() {
+            log.line(&out);
+        }
+        log.line(&format!("(exit {code})"));
+        if expect.contains(&code) {
+            Ok(code)
+        } else {
+            Err(bad_exit(code, expect))
+        }
+    }
+
+    /// Writes `content` to `path` in the guest: base64 in chunks over the console (the chunks
+    /// are not logged: they may carry a secret in another encoding).
+    async fn write_content(
+        &mut self,
+        log: &mut StepLog<'_>,
+        path: &str,
+        content: &[u8],
+        mode: Option<&str>,
+    ) -> Result<(), StepFail> {
+        model::check_guest_path("path", path).map_err(|e| StepFail {
+            exit_code: None,
+            message: e.to_string(),
+        })?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(content);
+        let tmp = format!("/tmp/.hp-write-{}", self.run_id.get(..8).unwrap_or("x"));
+        let t = Duration::from_secs(60);
+        self.command(log, &format!(": > {tmp}"), &[0], t, true).await?;
+        for chunk in b64.as_bytes().chunks(512) {
+            let chunk = std::str::from_utf8(chunk).unwrap_or_default();
+            self.command(log, &format!("printf '%s' '{chunk}' >> {tmp}"), &[0], t, true)
+                .await?;
+        }
+        let mut cmd = format!("base64 -d {tmp} > '{path}' && rm -f {tmp}");
+        if let Some(m) = mode {
+            cmd.push_str(&format!(" && chmod {m} '{path}'"));
+        }
+        self.command(log, &cmd, &[0], t, true).await?;
+        log.line(&format!("wrote {} bytes to {path}", content.len()));
+        Ok(())
+    }
+
+    /// The guest fetches an artifact through a single-use URL and checks its sha256.
+    async fn place(
+        &mut self,
+        log: &mut StepLog<'_>,
+        name: &str,
+        dest: &str,
+        mode: Option<&str>,
+    ) -> Result<(), StepFail> {
+        let a = self.artifacts.get(name).cloned().ok_or_else(|| StepFail {
+            exit_code: None,
+            message: format!("no artifact {name:?}"),
+        })?;
+        let url = self.artifact_url(name).unwrap_or_default();
+        // The URL's token is single-use; it is logged as the path only.
+        log.line(&format!(
+            "fetching artifact {name} ({} bytes, sha256 {}) to {dest}",
+            a.size_bytes, a.sha256
+        ));
+        let mut cmd = format!(
+            "wget -q -O '{dest}' '{url}' && echo '{}  {dest}' | sha256sum -c",
+            a.sha256
+        );
+        if let Some(m) = mode {
+            cmd.push_str(&format!(" && chmod {m} '{dest}'"));
+        }
+        let (code, out) = self
+            .console
+            .command(&cmd, Duration::from_secs(600))
+            .await?;
+        if !out.is_empty() {
+            log.line(&out);
+        }
+        log.line(&format!("(exit {code})"));
+        if code != 0 {
+            return Err(StepFail {
+                exit_code: Some(code),
+                message: format!(
+                    "fetching artifact {name} into the guest or checking its sha256 failed (exit {code})"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    async fn recipe_step(&mut self, log: &mut StepLog<'_>, s: &RecipeStep) -> Result<(), StepFail> {
+        match s {
+            RecipeStep::Wait {
+                pattern,
+                regex,
+                timeout_secs,
+            } => {
+                let p = self.render(pattern)?;
+                let pat = if *regex {
+                    Pattern::Regex(regex::Regex::new(&format!("(?m){p}")).map_err(|e| {
+                        StepFail {
+                            exit_code: None,
+                            message: format!("not a regex: {e}"),
+                        }
+                    })?)
+                } else {
+                    Pattern::Literal(p)
+                };
+                log.line(&format!("wait for {}", pat.describe()));
+                let seen = self
+                    .console
+                    .wait(&pat, Duration::from_secs(timeout_secs.unwrap_or(60)))
+                    .await
+                    .inspect_err(|_| {
+                        let tail = tail(self.console.pending(), 2048);
+                        log.line(&format!("console so far:\n{tail}"));
+                    })?;
+                log.line(&tail(&seen, 4096));
+            }
+            RecipeStep::Send { text, newline } => {
+                let t = self.render(text)?;
+                let shown = if self.redactor.contains_secret(&t) {
+                    render::REDACTED.to_string()
+                } else {
+                    format!("{t:?}")
+                };
+                log.line(&format!("send {shown}"));
+                let mut t = t;
+                if *newline {
+                    t.push('\n');
+                }
+                self.console.send(&t).await;
+            }
+            RecipeStep::Command {
+                command,
+                expect_exit,
+                timeout_secs,
+            } => {
+                let c = self.render(command)?;
+                self.command(
+                    log,
+                    &c,
+                    expect_exit,
+                    Duration::from_secs(timeout_secs.unwrap_or(120)),
+                    false,
+                )
+                .await?;
+            }
+            RecipeStep::WriteFile {
+                path,
+                content,
+                artifact,
+                mode,
+            } => {
+                let path = self.render(path)?;
+                match (content, artifact) {
+                    (Some(c), _) => {
+                        let c = self.render(c)?;
+                        self.write_content(log, &path, c.as_bytes(), mode.as_deref())
+                            .await?;
+                    }
+                    (None, Some(a)) => self.place(log, a, &path, mode.as_deref()).await?,
+                    (None, None) => {}
+                }
+            }
+            RecipeStep::Delay { millis } => {
+                log.line(&format!("delay {millis} ms"));
+                tokio::time::sleep(Duration::from_millis(*millis)).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn provisioner(
+        &mut self,
+        log: &mut StepLog<'_>,
+        index: usize,
+        p: &Provisioner,
+    ) -> Result<Option<i32>, StepFail> {
+        match p {
+            Provisioner::Shell {
+                inline,
+                script,
+                valid_exit_codes,
+                timeout_secs,
+                retries,
+                ..
+            } => {
+                let timeout = Duration::from_secs(timeout_secs.unwrap_or(300));
+                let mut attempt = 0;
+                loop {
+                    let res = self
+                        .shell(log, index, inline, script.as_deref(), valid_exit_codes, timeout)
+                        .await;
+                    match res {
+                        Err(e) if attempt < *retries && e.exit_code.is_some() => {
+                            attempt += 1;
+                            log.line(&format!(
+                                "{}; retry {attempt} of {retries}",
+                                e.message
+                            ));
+                        }
+                        other => return other.map(Some),
+                    }
+                }
+            }
+            Provisioner::File {
+                artifact,
+                dest,
+                mode,
+                ..
+            } => {
+                self.place(log, artifact, dest, mode.as_deref()).await?;
+                Ok(Some(0))
+            }
+        }
+    }
+
+    async fn shell(
+        &mut self,
+        log: &mut StepLog<'_>,
+        index: usize,
+        inline: &[String],
+        script: Option<&str>,
+        valid: &[i32],
+        timeout: Duration,
+    ) -> Result<i32, StepFail> {
+        if let Some(s) = script {
+            let s = self.render(s)?;
+            let path = format!("/tmp/.hp-provision-{index}.sh");
+            self.write_content(log, &path, s.as_bytes(), Some("0700"))
+                .await?;
+            return self
+                .command(log, &format!("sh {path}"), valid, timeout, false)
+                .await;
+        }
+        let mut last = 0;
+        for c in inline {
+            let c = self.render(c)?;
+            last = self.command(log, &c, valid, timeout, false).await?;
+        }
+        Ok(last)
+    }
+}
+
+fn tail(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_string();
+    }
+    let mut cut = s.len() - max;
+    while !s.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("…{}", &s[cut..])
+}
+
+fn save(state: &AppState, rec: &mut RunRecord) {
+    rec.run.updated_at = time::now_string();
+    if let Err(e) = model::put(&state.store, "run", &rec.run.id, rec, false) {
+        tracing::warn!(run = rec.run.id, "saving the provisioning run: {e}");
+    }
+}
+
+/// Starts the VM when it is stopped and opens its serial console.
+async fn boot(
+    state: &AppState,
+    vm: &str,
+    actor: &str,
+    log: &mut StepLog<'_>,
+) -> Result<(), StepFail> {
+    let fail = |e: ApiError| StepFail {
+        exit_code: None,
+        message: e.to_string(),
+    };
+    let p = state.workloads.provider("vm").ok_or_else(|| StepFail {
+        exit_code: None,
+        message: "no VM provider".into(),
+    })?;
+    let st = p.status(state, vm).await.map_err(fail)?;
+    if st.running {
+        log.line("the VM is running");
+        return Ok(());
+    }
+    log.line("starting the VM");
+    p.start(state, vm, actor).await.map_err(fail)?;
+    Ok(())
+}
+
+/// The job: runs the plan from step `from` on.
+pub async fn execute(
+    state: AppState,
+    ctx: Arc<JobCtx>,
+    run_id: String,
+    actor: String,
+    urls: Arc<GuestUrls>,
+) -> Result<ProvisioningRun, JobFailure> {
+    let internal = |e: ApiError| JobFailure::new("internal", e.to_string());
+    let mut rec = model::find_run(&state.store, &run_id).map_err(internal)?;
+    let run_vars: BTreeMap<String, String> = {
+        let sealed = hex::decode(&rec.vars_sealed).unwrap_or_default();
+        let plain = state.secrets.open(&sealed).map_err(internal)?;
+        serde_json::from_slice(&plain).unwrap_or_default()
+    };
+    let prep = match prepare(&state, &rec.run.profile, &run_vars) {
+        Ok(p) => p,
+        Err(e) => {
+            rec.run.status = RunStatus::Failed;
+            rec.run.failed_step = None;
+            save(&state, &mut rec);
+            return Err(JobFailure::new("provisioning_invalid", e.to_string()));
+        }
+    };
+    let redactor = prep.vars.redactor();
+    let names = plan(&prep.profile);
+    let from = resume_index(&rec.run.steps).min(names.len());
+    rec.run.steps = steps_for_attempt(&names, &rec.run.steps, from, &rec.skip);
+    rec.run.status = RunStatus::Running;
+    rec.run.failed_step = None;
+    rec.run.job = ctx.href().to_string();
+    save(&state, &mut rec);
+    ctx.log(format!(
+        "provisioning {} with profile {} (attempt {}), from step {}",
+        rec.run.vm,
+        rec.run.profile,
+        rec.run.attempts,
+        names.get(from).map(String::as_str).unwrap_or("(none)")
+    ));
+
+    let res = drive(&state, &ctx, &mut rec, &prep, &redactor, &urls, from, &actor).await;
+    urls.revoke_run(&run_id);
+    match res {
+        Ok(()) => {
+            rec.run.status = RunStatus::Success;
+            save(&state, &mut rec);
+            ctx.log("provisioning finished");
+            Ok(rec.run)
+        }
+        Err((step, msg)) => {
+            rec.run.status = RunStatus::Failed;
+            rec.run.failed_step = Some(step.clone());
+            save(&state, &mut rec);
+            let msg = redactor.apply(&format!("step {step} failed: {msg}"));
+            ctx.log(&msg);
+            Err(JobFailure::new("provisioning_step_failed", msg).with_result(&rec.run))
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn drive(
+    state: &AppState,
+    ctx: &Arc<JobCtx>,
+    rec: &mut RunRecord,
+    prep: &Prepared,
+    redactor: &Redactor,
+    urls: &GuestUrls,
+    from: usize,
+    actor: &str,
+) -> Result<(), (String, String)> {
+    let total = rec.run.steps.len().max(1);
+    let mut driver: Option<Driver> = None;
+    let mut _guard = None;
+    let href = rec.run.href.clone();
+    let run_id = rec.run.id.clone();
+    let base = rec.guest_base_url.clone();
+    let vm = rec.run.vm.clone();
+    for i in from..rec.run.steps.len() {
+        let name = rec.run.steps[i].name.clone();
+        if rec.run.steps[i].status == StepStatus::Skipped {
+            ctx.log(format!("step {name}: skipped"));
+            continue;
+        }
+        if ctx.is_cancelled() {
+            return Err((name, "cancelled".into()));
+        }
+        rec.run.steps[i].status = StepStatus::Running;
+        save(state, rec);
+        let t0 = Instant::now();
+        let mut log = StepLog {
+            text: String::new(),
+            redactor,
+        };
+        let res: Result<Option<i32>, StepFail> = async {
+            if name == "boot" {
+                boot(state, &vm, actor, &mut log).await?;
+                return Ok(None);
+            }
+            if driver.is_none() {
+                let (vm_id, port) = open_console(state, &vm).await?;
+                _guard = Some(
+                    state
+                        .serial
+                        .drive(&vm_id, &format!("provisioning run {href}"))
+                        .map_err(|e| StepFail {
+                            exit_code: None,
+                            message: e.to_string(),
+                        })?,
+                );
+                driver = Some(Driver {
+                    state,
+                    console: Console::attach(port),
+                    vars: &prep.vars,
+                    redactor,
+                    artifacts: &prep.artifacts,
+                    urls,
+                    run_id: &run_id,
+                    guest_base_url: &base,
+                });
+            }
+            let d = driver.as_mut().expect("set above");
+            let _ = d.state;
+            match name.as_str() {
+                "setup" => {
+                    for s in &prep.recipe.steps {
+                        d.recipe_step(&mut log, s).await?;
+                    }
+                    Ok(None)
+                }
+                "wait_ready" => {
+                    let code = d
+                        .command(&mut log, "true", &[0], Duration::from_secs(120), false)
+                        .await?;
+                    Ok(Some(code))
+                }
+                "artifacts" => {
+                    for a in &prep.profile.artifacts {
+                        d.place(&mut log, &a.artifact, &a.dest, a.mode.as_deref())
+                            .await?;
+                    }
+                    Ok(None)
+                }
+                _ => {
+                    let idx: usize = name
+                        .split(':')
+                        .nth(1)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0);
+                    let p = prep
+                        .profile
+                        .provisioners
+                        .get(idx.wrapping_sub(1))
+                        .ok_or_else(|| StepFail {
+                            exit_code: None,
+                            message: "no such provisioner".into(),
+                        })?;
+                    d.provisioner(&mut log, idx, p).await
+                }
+            }
+        }
+        .await;
+        let step = &mut rec.run.steps[i];
+        step.duration_ms = Some(t0.elapsed().as_millis() as u64);
+        step.log = tail(&log.text, STEP_LOG_MAX);
+        match res {
+            Ok(code) => {
+                step.status = StepStatus::Success;
+                step.exit_code = code;
+                ctx.log(format!(
+                    "step {name}: success{} in {:.1} s",
+                    code.map(|c| format!(" (exit {c})")).unwrap_or_default(),
+                    t0.elapsed().as_secs_f64()
+                ));
+            }
+            Err(f) => {
+                step.status = StepStatus::Failed;
+                step.exit_code = f.exit_code;
+                let msg = redactor.apply(&f.message);
+                step.error = Some(msg.clone());
+                save(state, rec);
+                return Err((name, msg));
+            }
+        }
+        ctx.progress(((i + 1) * 100 / total).min(99) as u8);
+        save(state, rec);
+    }
+    Ok(())
+}
+
+async fn open_console(
+    state: &AppState,
+    vm: &str,
+) -> Result<(String, Arc<dyn crate::platform::serial::SerialPort>), StepFail> {
+    let t0 = Instant::now();
+    loop {
+        match state.serial.open(state, vm).await {
+            Ok(v) => return Ok(v),
+            Err(e) if t0.elapsed() > Duration::from_secs(60) => {
+                return Err(StepFail {
+                    exit_code: None,
+                    message: format!("the VM's serial console: {e}"),
+                });
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(name: &str, status: StepStatus) -> RunStep {
+        RunStep {
+            name: name.into(),
+            status,
+            exit_code: None,
+            duration_ms: Some(1),
+            log: "old".into(),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn retry_resumes_at_the_failed_step_and_keeps_earlier_ones() {
+        let prev = vec![
+            step("boot", StepStatus::Success),
+            step("setup", StepStatus::Success),
+            step("wait_ready", StepStatus::Success),
+            step("artifacts", StepStatus::Skipped),
+            step("provisioner:1:a", StepStatus::Success),
+            step("provisioner:2:b", StepStatus::Failed),
+        ];
+        let from = resume_index(&prev);
+        assert_eq!(from, 5);
+        let names: Vec<String> = prev.iter().map(|s| s.name.clone()).collect();
+        let mut names2 = names.clone();
+        names2.push("provisioner:3:c".into());
+        let s = steps_for_attempt(&names2, &prev, from, &["artifacts".into()]);
+        assert_eq!(s[4].log, "old");
+        assert_eq!(s[5].status, StepStatus::Pending);
+        assert_eq!(s[6].status, StepStatus::Pending);
+        assert_eq!(resume_index(&[step("boot", StepStatus::Success)]), 1);
+        let fresh = steps_for_attempt(&names, &[], 0, &["provisioners".into()]);
+        assert_eq!(fresh[5].status, StepStatus::Skipped);
+        assert_eq!(fresh[0].status, StepStatus::Pending);
+    }
+}
