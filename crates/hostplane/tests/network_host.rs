@@ -857,7 +857,7 @@ async fn dhcp_mode_takes_a_lease_at_runtime_and_rollback_restores_static() {
     until(30, "a lease on hpv0", || leased(&host).is_some()).await;
     let addr = leased(&host).unwrap();
     assert!(addr.ends_with("/24"), "{addr}");
-    assert_eq!(lease_addrs(&host), [addr.clone()]);
+    assert_eq!(lease_addrs(&host), std::slice::from_ref(&addr));
     let view = d.get_json("/api/v1/network/host").await;
     assert_eq!(view["dhcp_client"]["running"], true, "{view}");
     assert_eq!(view["dhcp_client"]["address"], addr.as_str(), "{view}");
