@@ -54,6 +54,14 @@ fn write_man_pages(out: &Path) -> std::io::Result<()> {
 }
 
 fn main() -> ExitCode {
+    let mut argv = std::env::args_os();
+    if let Some(argv0) = argv.next() {
+        let event = argv.next();
+        let event = event.as_deref().and_then(|e| e.to_str());
+        if let Some(code) = hostplane_server::dhcp_client_hook(&argv0, event) {
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
+    }
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -7,16 +7,9 @@
 mod common;
 mod netns_util;
 
-use common::{Daemon, Opts, assert_problem};
-use netns_util::NetNs;
+use common::{Daemon, assert_problem};
+use netns_util::{NetNs, daemon_in};
 use serde_json::{Value, json};
-
-fn daemon_in(ns: &NetNs) -> Daemon {
-    Daemon::start_with(Opts {
-        netns: Some(ns.name.clone()),
-        ..Opts::default()
-    })
-}
 
 async fn delete(d: &Daemon, path: &str) -> reqwest::Response {
     d.send("DELETE", path, Some(&d.token.clone()), None).await
@@ -568,4 +561,74 @@ async fn sandboxed_daemon_in_host_namespace_refuses_changes() {
             .iter()
             .all(|i| i["name"] != "hpsandbox0")
     );
+}
+
+/// Bridges reach the boot files when they change, not only at the next confirm or start:
+/// create → `20-hostplane-<br>.netdev|.network` appear (with the address once added), a port
+/// → its `21-…-port-…` file, delete → all gone; a foreign file in the directory stays.
+#[tokio::test]
+async fn bridge_changes_render_boot_files_at_once() {
+    let ns = NetNs::new();
+    let d = daemon_in(&ns);
+    ns.ip(&[
+        "link", "add", "hpbv0", "type", "veth", "peer", "name", "hpbv1",
+    ]);
+    let dir = d.data_dir().join("root/etc/systemd/network");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("50-foreign.network"), "[Match]\nName=x\n").unwrap();
+    let names = || {
+        let mut v: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    created(
+        d.post(
+            "/api/v1/network/bridges",
+            json!({"name": "hpbbr", "ports": [], "stp": true}),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(
+        names(),
+        [
+            "20-hostplane-hpbbr.netdev",
+            "20-hostplane-hpbbr.network",
+            "50-foreign.network"
+        ]
+    );
+    let netdev = std::fs::read_to_string(dir.join("20-hostplane-hpbbr.netdev")).unwrap();
+    assert!(netdev.contains("Name=hpbbr\nKind=bridge\n"), "{netdev}");
+    assert!(netdev.contains("STP=yes"), "{netdev}");
+    created(
+        d.post(
+            "/api/v1/network/addresses",
+            json!({"interface": "hpbbr", "address": "10.66.0.1/24"}),
+        )
+        .await,
+    )
+    .await;
+    let network = std::fs::read_to_string(dir.join("20-hostplane-hpbbr.network")).unwrap();
+    assert!(network.contains("Address=10.66.0.1/24\n"), "{network}");
+    let r = d
+        .post(
+            "/api/v1/network/bridges/hpbbr/ports",
+            json!({"interface": "hpbv0"}),
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let port = std::fs::read_to_string(dir.join("21-hostplane-hpbbr-port-hpbv0.network")).unwrap();
+    assert!(
+        port.contains("Name=hpbv0\n") && port.contains("Bridge=hpbbr\n"),
+        "{port}"
+    );
+    // Written atomically: no temp file is left beside them.
+    assert!(names().iter().all(|n| !n.contains(".tmp")), "{:?}", names());
+
+    let r = delete(&d, "/api/v1/network/bridges/hpbbr").await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(names(), ["50-foreign.network"]);
 }

@@ -9,16 +9,9 @@ mod netns_util;
 
 use std::process::Command;
 
-use common::{Daemon, Opts, assert_problem};
-use netns_util::NetNs;
+use common::{Daemon, assert_problem};
+use netns_util::{NetNs, daemon_in};
 use serde_json::{Value, json};
-
-fn daemon_in(ns: &NetNs) -> Daemon {
-    Daemon::start_with(Opts {
-        netns: Some(ns.name.clone()),
-        ..Opts::default()
-    })
-}
 
 async fn delete(d: &Daemon, path: &str) -> reqwest::Response {
     d.send("DELETE", path, Some(&d.token.clone()), None).await

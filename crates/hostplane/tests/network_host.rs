@@ -12,7 +12,7 @@ mod netns_util;
 use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{Daemon, Opts, assert_problem};
+use common::{Daemon, assert_problem};
 use netns_util::NetNs;
 use serde_json::{Value, json};
 
@@ -39,11 +39,7 @@ fn rig() -> Rig {
 }
 
 fn daemon_in(ns: &NetNs) -> Daemon {
-    Daemon::start_with(Opts {
-        netns: Some(ns.name.clone()),
-        extra_args: vec!["--listen".into(), format!("0.0.0.0:{PORT}")],
-        ..Opts::default()
-    })
+    netns_util::daemon_in_with(ns, &["--listen", &format!("0.0.0.0:{PORT}")])
 }
 
 /// One HTTP/1.1 request on a NEW TCP connection made from inside namespace `ns` (a thread
@@ -600,4 +596,360 @@ async fn jidoteki_settings_examples() {
     ] {
         assert_eq!(post_settings(&d, bad).await.status(), 400, "{bad}");
     }
+}
+
+struct CliRun {
+    what: String,
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl CliRun {
+    fn expect(self, code: i32) -> CliRun {
+        assert_eq!(
+            self.code, code,
+            "`hostplane {}` exited {}\nstdout:\n{}\nstderr:\n{}",
+            self.what, self.code, self.stdout, self.stderr
+        );
+        self
+    }
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("`hostplane {}`: {e}:\n{}", self.what, self.stdout))
+    }
+}
+
+/// The CLI against `d` over its unix socket (every request its own connection), stdin from
+/// /dev/null (no terminal: `set` prints how to confirm), a private HOME.
+fn cli(d: &Daemon, args: &[&str]) -> CliRun {
+    let home = d.data_dir().join("cli-home");
+    let mut cmd = std::process::Command::new(common::BIN);
+    cmd.args(["--url", &format!("unix://{}", d.socket.display())])
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = cmd.output().expect("run hostplane");
+    CliRun {
+        what: args.join(" "),
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+/// A KEY's value in a KEY VALUE table.
+fn field(table: &str, key: &str) -> String {
+    table
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(key)
+                .filter(|r| r.starts_with(' '))
+                .map(|r| r.trim().to_string())
+        })
+        .unwrap_or_else(|| panic!("no {key} in\n{table}"))
+}
+
+/// `hostplane net host`: set (no terminal: applied, the hint printed), status with the
+/// countdown, rollback, set --keep (confirmed over a new connection), show, changes.
+#[tokio::test]
+async fn cli_net_host_set_status_rollback_keep() {
+    let r = rig();
+    let d = daemon_in(&r.host);
+    let show = cli(&d, &["--json", "net", "host", "show"]).expect(0).json();
+    assert!(show["settings"].is_null(), "{show}");
+
+    let set = cli(
+        &d,
+        &[
+            "net",
+            "host",
+            "set",
+            "-i",
+            "hpv0",
+            "--mode",
+            "static",
+            "--address",
+            "192.0.2.50/24",
+            "--dns",
+            "192.0.2.53",
+            "--confirm-timeout",
+            "120",
+        ],
+    )
+    .expect(0);
+    assert_eq!(field(&set.stdout, "STATE"), "awaiting_confirmation");
+    let left: u64 = field(&set.stdout, "ROLLS-BACK-IN")
+        .trim_end_matches(" s")
+        .parse()
+        .unwrap();
+    assert!((100..=120).contains(&left), "{}", set.stdout);
+    assert!(
+        set.stderr.contains("hostplane net host confirm"),
+        "{}",
+        set.stderr
+    );
+    assert_eq!(v4_on_hpv0(&r.host), ["192.0.2.50/24"]);
+    let id = field(&set.stdout, "ID");
+
+    let st = cli(&d, &["net", "host", "status"]).expect(0);
+    assert_eq!(field(&st.stdout, "ID"), id);
+    assert_eq!(field(&st.stdout, "STATE"), "awaiting_confirmation");
+    assert!(field(&st.stdout, "ROLLS-BACK-IN").ends_with(" s"));
+    let show = cli(&d, &["net", "host", "show"]).expect(0);
+    assert_eq!(field(&show.stdout, "PENDING-CHANGE"), id);
+    // A second set while this one is open is refused.
+    let again = cli(&d, &["net", "host", "set", "-i", "hpv0", "--mode", "dhcp"]).expect(1);
+    assert!(again.stderr.contains("change_pending"), "{}", again.stderr);
+
+    let rb = cli(&d, &["--json", "net", "host", "rollback"])
+        .expect(0)
+        .json();
+    assert_eq!(rb["state"], "rolled_back", "{rb}");
+    assert_eq!(rb["reason"], "cancelled");
+    assert_eq!(v4_on_hpv0(&r.host), ["192.0.2.10/24"]);
+    // Nothing open: confirm and rollback say so.
+    let none = cli(&d, &["net", "host", "confirm"]).expect(1);
+    assert!(
+        none.stderr.contains("no network change is open"),
+        "{}",
+        none.stderr
+    );
+    let late = cli(&d, &["net", "host", "rollback", &id]).expect(1);
+    assert!(
+        late.stderr.contains("change_not_pending"),
+        "{}",
+        late.stderr
+    );
+
+    let kept = cli(
+        &d,
+        &[
+            "--json",
+            "net",
+            "host",
+            "set",
+            "-i",
+            "hpv0",
+            "--mode",
+            "static",
+            "--address",
+            "192.0.2.51/24",
+            "--keep",
+        ],
+    )
+    .expect(0)
+    .json();
+    assert_eq!(kept["state"], "confirmed", "{kept}");
+    assert_eq!(v4_on_hpv0(&r.host), ["192.0.2.51/24"]);
+    let show = cli(&d, &["net", "host", "show"]).expect(0);
+    assert_eq!(field(&show.stdout, "ADDRESS"), "192.0.2.51/24");
+    assert_eq!(field(&show.stdout, "ADDRESSES-NOW"), "192.0.2.51/24");
+    assert_eq!(field(&show.stdout, "PENDING-CHANGE"), "-");
+    let st = cli(&d, &["net", "host", "status"]).expect(0);
+    assert_eq!(field(&st.stdout, "STATE"), "confirmed");
+
+    // A bad request: the daemon's 422, exit 1, nothing changed.
+    let bad = cli(
+        &d,
+        &[
+            "net",
+            "host",
+            "set",
+            "-i",
+            "hpv0",
+            "--mode",
+            "static",
+            "--address",
+            "300.1.1.1/24",
+        ],
+    )
+    .expect(1);
+    assert!(bad.stderr.contains("invalid_cidr"), "{}", bad.stderr);
+    let list = cli(&d, &["--json", "net", "host", "changes"])
+        .expect(0)
+        .json();
+    let states: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states, ["confirmed", "rolled_back"]);
+}
+
+fn lease_addrs(ns: &NetNs) -> Vec<String> {
+    ns.addresses()
+        .into_iter()
+        .filter(|a| a.starts_with("10.77.0."))
+        .collect()
+}
+
+/// Polls until `f` holds (at most `secs`).
+async fn until(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Host settings `mode: dhcp` at runtime: a second daemon in a "server" namespace serves DHCP
+/// (hostplane's dnsmasq on a managed bridge); the daemon under test switches hpv0 from static
+/// to DHCP, its supervised udhcpc takes a lease. Rollback: the static address is back and the
+/// client is gone; confirm (from the leased address, a new TCP connection): the lease is kept;
+/// a static change after it stops the client.
+#[tokio::test]
+async fn dhcp_mode_takes_a_lease_at_runtime_and_rollback_restores_static() {
+    let host = NetNs::new();
+    let srv = NetNs::new();
+    host.ip(&[
+        "link", "add", "hpv0", "type", "veth", "peer", "name", "hpv1",
+    ]);
+    host.ip(&["link", "set", "hpv1", "netns", &srv.name]);
+    host.ip(&["addr", "add", "10.77.0.5/24", "dev", "hpv0"]);
+    host.ip(&["link", "set", "hpv0", "up"]);
+    srv.ip(&["link", "set", "hpv1", "up"]);
+    let server = netns_util::daemon_in(&srv);
+    let d = daemon_in(&host);
+    for (path, body) in [
+        (
+            "/api/v1/network/bridges",
+            json!({"name": "hpsbr", "ports": ["hpv1"]}),
+        ),
+        (
+            "/api/v1/network/addresses",
+            json!({"interface": "hpsbr", "address": "10.77.0.1/24"}),
+        ),
+        (
+            "/api/v1/network/dhcp-servers",
+            json!({"interface": "hpsbr", "range_start": "10.77.0.100", "range_end": "10.77.0.150",
+                "router": "10.77.0.1", "lease_time_s": 600}),
+        ),
+    ] {
+        let resp = server.post(path, body).await;
+        assert_eq!(resp.status(), 201, "{}", resp.text().await.unwrap());
+    }
+    let mac = host.ip_json(&["link", "show", "hpv0"])[0]["address"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let leased = |ns: &NetNs| lease_addrs(ns).into_iter().find(|a| a != "10.77.0.5/24");
+
+    // 1. To DHCP, then rolled back by request: static again, client gone.
+    let c = accepted(
+        put_host(
+            &d,
+            json!({"interface": "hpv0", "mode": "dhcp", "confirm_timeout_s": 120}),
+        )
+        .await,
+    )
+    .await;
+    let href = c["href"].as_str().unwrap().to_string();
+    let c = wait_state(&d, &href, &["applying"], 20).await;
+    assert_eq!(c["state"], "awaiting_confirmation", "{c}");
+    until(30, "a lease on hpv0", || leased(&host).is_some()).await;
+    let addr = leased(&host).unwrap();
+    assert!(addr.ends_with("/24"), "{addr}");
+    assert_eq!(lease_addrs(&host), std::slice::from_ref(&addr));
+    let view = d.get_json("/api/v1/network/host").await;
+    assert_eq!(view["dhcp_client"]["running"], true, "{view}");
+    assert_eq!(view["dhcp_client"]["address"], addr.as_str(), "{view}");
+    assert_eq!(view["dhcp_client"]["router"], "10.77.0.1", "{view}");
+    let leases = server
+        .get_json("/api/v1/network/dhcp-servers/hpsbr/leases")
+        .await;
+    assert!(
+        leases.as_array().unwrap().iter().any(
+            |l| l["mac"] == mac.as_str() && format!("{}/24", l["ip"].as_str().unwrap()) == addr
+        ),
+        "{leases}"
+    );
+    let client_pid = std::fs::read_to_string(d.data_dir().join("network/dhcp-client/udhcpc.pid"))
+        .unwrap()
+        .trim()
+        .parse::<i32>()
+        .unwrap();
+    let rb = d.post(&format!("{href}/rollback"), json!({})).await;
+    assert_eq!(rb.status(), 200);
+    let rb: Value = rb.json().await.unwrap();
+    assert_eq!(rb["state"], "rolled_back", "{rb}");
+    assert_eq!(lease_addrs(&host), ["10.77.0.5/24"]);
+    // SAFETY: signal 0 only asks whether the pid exists.
+    assert!(
+        unsafe { libc::kill(client_pid, 0) } != 0,
+        "udhcpc still runs"
+    );
+    assert_eq!(
+        d.get_json("/api/v1/network/host").await["dhcp_client"]["running"],
+        false
+    );
+    // No late lease event brings the leased address back.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lease_addrs(&host), ["10.77.0.5/24"]);
+
+    // 2. To DHCP, confirmed from the leased address over a new TCP connection: kept.
+    let c = accepted(
+        put_host(
+            &d,
+            json!({"interface": "hpv0", "mode": "dhcp", "confirm_timeout_s": 120}),
+        )
+        .await,
+    )
+    .await;
+    let href = c["href"].as_str().unwrap().to_string();
+    let c = wait_state(&d, &href, &["applying"], 20).await;
+    assert_eq!(c["state"], "awaiting_confirmation", "{c}");
+    until(30, "a lease on hpv0", || leased(&host).is_some()).await;
+    let addr = leased(&host).unwrap();
+    let ip = addr.split('/').next().unwrap().to_string();
+    let (st, text) = tcp_from(
+        &srv,
+        &ip,
+        "POST",
+        &format!("{href}/confirm"),
+        &d.token,
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{text}");
+    let h = d.get_json("/api/v1/network/host").await;
+    assert_eq!(h["settings"]["mode"], "dhcp", "{h}");
+    assert_eq!(h["addresses"], json!([addr.clone()]), "{h}");
+    assert_eq!(h["gateway"], "10.77.0.1", "{h}");
+    assert_eq!(h["dhcp_client"]["running"], true, "{h}");
+    let boot = std::fs::read_to_string(
+        d.data_dir()
+            .join("root/etc/systemd/network/10-hostplane-hpv0.network"),
+    )
+    .unwrap();
+    assert!(boot.contains("DHCP=ipv4\n"), "{boot}");
+
+    // 3. Back to static (confirmed over a new unix connection): the client stops.
+    let c = accepted(
+        put_host(
+            &d,
+            json!({"interface": "hpv0", "mode": "static", "address": "10.77.0.6/24"}),
+        )
+        .await,
+    )
+    .await;
+    let href = c["href"].as_str().unwrap().to_string();
+    let c = wait_state(&d, &href, &["applying"], 20).await;
+    assert_eq!(c["state"], "awaiting_confirmation", "{c}");
+    let (st, text) = d.unix_request("POST", &format!("{href}/confirm"));
+    assert_eq!(st, 200, "{text}");
+    assert_eq!(lease_addrs(&host), ["10.77.0.6/24"]);
+    assert_eq!(
+        d.get_json("/api/v1/network/host").await["dhcp_client"]["running"],
+        false
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(lease_addrs(&host), ["10.77.0.6/24"]);
 }

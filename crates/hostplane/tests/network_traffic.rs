@@ -11,16 +11,9 @@ mod netns_util;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{Daemon, Opts, assert_problem};
-use netns_util::NetNs;
+use common::assert_problem;
+use netns_util::{NetNs, daemon_in};
 use serde_json::{Value, json};
-
-fn daemon_in(ns: &NetNs) -> Daemon {
-    Daemon::start_with(Opts {
-        netns: Some(ns.name.clone()),
-        ..Opts::default()
-    })
-}
 
 async fn created(r: reqwest::Response) -> Value {
     let status = r.status();

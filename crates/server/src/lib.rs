@@ -18,6 +18,14 @@ pub mod serve;
 pub mod state;
 pub mod tls;
 
+/// When this process was started as the DHCP client's event script (the program name is
+/// `hostplane-udhcpc-hook`, a link the network area makes to the daemon's binary): runs the
+/// hook for the event in `args` and returns its exit code. `main` calls this before parsing.
+pub fn dhcp_client_hook(argv0: &std::ffi::OsStr, event: Option<&str>) -> Option<i32> {
+    use hostplane_host::network::dhcp_client;
+    dhcp_client::is_hook(argv0).then(|| dhcp_client::hook_main(event.unwrap_or("")))
+}
+
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {
     let (_, doc) = http::openapi_and_router();

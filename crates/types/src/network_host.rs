@@ -92,6 +92,30 @@ pub struct HostSettingsView {
     pub gateway: Option<String>,
     /// A change waiting for confirmation (or still applying), if any.
     pub pending_change: Option<String>,
+    /// The runtime DHCP client (mode `dhcp`): absent when none runs and none ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp_client: Option<DhcpClientState>,
+}
+
+/// hostplane's DHCP client of the management interface (busybox `udhcpc`, supervised).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct DhcpClientState {
+    pub interface: String,
+    /// The client is running (it keeps renewing the lease).
+    pub running: bool,
+    /// The last event: `bound`, `renew`, `deconfig`, `leasefail`, `nak`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<String>,
+    /// The leased address (CIDR) of the last `bound`/`renew`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub router: Option<String>,
+    #[serde(default)]
+    pub dns: Vec<String>,
+    /// Lease time in seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_s: Option<u32>,
 }
 
 /// Where a change is.
@@ -122,8 +146,12 @@ pub struct NetworkChange {
     /// RFC 3339; while `awaiting_confirmation`, when it rolls back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
+    /// While `awaiting_confirmation`: whole seconds until `deadline`, by the daemon's clock
+    /// (the countdown a client shows without comparing clocks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seconds_left: Option<u64>,
     /// Why it was rolled back or failed: `self_check_failed: ...`, `timeout`,
-    /// `daemon_restarted`, `apply_failed: ...`.
+    /// `daemon_restarted`, `apply_failed: ...`, `cancelled` (`POST .../rollback`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     pub created_at: String,

@@ -9,6 +9,7 @@ pub mod jobs;
 pub mod lxc;
 pub mod metrics;
 pub mod net;
+pub mod net_host;
 pub mod pools;
 pub mod provision;
 pub mod services;

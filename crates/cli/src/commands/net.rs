@@ -1,4 +1,5 @@
-//! `net interfaces|bridges|addresses|routes|nat|forwards|dhcp ...` over `/api/v1/network`.
+//! `net interfaces|bridges|addresses|routes|nat|forwards|dhcp|host ...` over `/api/v1/network`
+//! (`host` is in [`super::net_host`]).
 //!
 //! [`NetCmd`] has one variant per resource; each resource has its own small subcommand enum
 //! and runner, so another resource (host settings) is one more variant and one more runner.
@@ -38,6 +39,10 @@ pub enum NetCmd {
     /// DHCP servers on bridges: list, show, create, delete, host-add, host-remove, leases, release.
     #[command(subcommand)]
     Dhcp(DhcpCmd),
+    /// Host management settings with confirm-or-rollback: show, set, confirm, rollback,
+    /// status, changes.
+    #[command(subcommand)]
+    Host(super::net_host::HostCmd),
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -254,6 +259,7 @@ pub async fn run(ctx: &Ctx, cmd: NetCmd) -> anyhow::Result<i32> {
         NetCmd::Nat(c) => nat(ctx, c).await,
         NetCmd::Forwards(c) => forwards(ctx, c).await,
         NetCmd::Dhcp(c) => dhcp(ctx, c).await,
+        NetCmd::Host(c) => super::net_host::run(ctx, c).await,
     }
 }
 

@@ -7,6 +7,7 @@
 //! its connection task is aborted when the value drops. Kernel errors keep their errno
 //! ([`NetError::Kernel`]) so the area maps "exists", "not supported" and "invalid" to 4xx/501.
 
+pub mod dhcp_client;
 pub mod dnsmasq;
 pub mod host_config;
 pub mod networkd;
@@ -498,3 +499,6 @@ mod tests {
         assert!(m.attributes.contains(&LinkAttribute::Link(7)));
     }
 }
+
+#[cfg(test)]
+mod netlink_capture_tests;

@@ -33,7 +33,7 @@ pub struct BootFile {
 }
 
 const HEADER: &str = "# Written by hostplane. Do not edit: hostplane rewrites or removes every \
-NN-hostplane-* file\n# here after each confirmed network change and at start (docs/network.md).\n";
+NN-hostplane-* file\n# here after each network change and at start (docs/network.md).\n";
 
 /// Whether `name` is a file hostplane owns in the networkd directory.
 pub fn is_owned(name: &str) -> bool {

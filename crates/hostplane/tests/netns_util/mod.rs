@@ -115,3 +115,20 @@ impl Drop for NetNs {
         let _ = run("ip", &["netns", "del", &self.name]);
     }
 }
+
+/// The real daemon started inside `ns` (`ip netns exec NS hostplane serve ...`, sandboxed, on
+/// the namespace's loopback); the test talks to it over its unix socket, which the namespace
+/// does not fence. Killed when the guard drops, also on panic.
+pub fn daemon_in(ns: &NetNs) -> crate::common::Daemon {
+    daemon_in_with(ns, &[])
+}
+
+/// [`daemon_in`] with extra `serve` arguments (e.g. `--listen 0.0.0.0:PORT` to be reachable
+/// from another namespace over TCP).
+pub fn daemon_in_with(ns: &NetNs, extra_args: &[&str]) -> crate::common::Daemon {
+    crate::common::Daemon::start_with(crate::common::Opts {
+        netns: Some(ns.name.clone()),
+        extra_args: extra_args.iter().map(|a| a.to_string()).collect(),
+        ..crate::common::Opts::default()
+    })
+}

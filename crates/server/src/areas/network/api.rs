@@ -300,9 +300,9 @@ async fn create_provisioning(
         move |ctx| async move {
             let _g = st.network().lock.lock().await;
             let log = |l: &str| ctx.log(l);
-            let r = provisioning::build(&st.network().dhcp, &st.store, &req, out, &log)
-                .await
-                .map_err(failure)?;
+            let r = provisioning::build(&st.network().dhcp, &st.store, &req, out, &log).await;
+            super::write_boot_files(&st);
+            let r = r.map_err(failure)?;
             Ok(provisioning::view(&r))
         },
     )?;
@@ -328,9 +328,9 @@ async fn delete_provisioning(State(state): State<AppState>, Caller(p): Caller) -
         move |ctx| async move {
             let _g = st.network().lock.lock().await;
             let log = |l: &str| ctx.log(l);
-            let r = provisioning::teardown(&st.network().dhcp, &st.store, &log)
-                .await
-                .map_err(failure)?;
+            let r = provisioning::teardown(&st.network().dhcp, &st.store, &log).await;
+            super::write_boot_files(&st);
+            let r = r.map_err(failure)?;
             Ok(provisioning::view(&r))
         },
     )?;

@@ -113,7 +113,7 @@ pub fn confirmed_settings(state: &AppState) -> ApiResult<Option<HostSettings>> {
 pub fn list(state: &AppState) -> ApiResult<Vec<NetworkChange>> {
     let mut v: Vec<NetworkChange> = model::load::<ChangeRec>(&state.store, KIND_CHANGE)?
         .into_iter()
-        .map(|r| r.change)
+        .map(|r| with_countdown(r.change))
         .collect();
     v.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
     Ok(v)
@@ -127,7 +127,18 @@ fn load_rec(state: &AppState, id: &str) -> ApiResult<ChangeRec> {
 }
 
 pub fn get(state: &AppState, id: &str) -> ApiResult<NetworkChange> {
-    Ok(load_rec(state, id)?.change)
+    Ok(with_countdown(load_rec(state, id)?.change))
+}
+
+/// The change as shown: `seconds_left` filled in while it awaits confirmation (never stored).
+fn with_countdown(mut c: NetworkChange) -> NetworkChange {
+    c.seconds_left = match (c.state, c.deadline.as_deref().and_then(time::parse)) {
+        (ChangeState::AwaitingConfirmation, Some(d)) => {
+            Some((d - time::now()).whole_seconds().max(0) as u64)
+        }
+        _ => None,
+    };
+    c
 }
 
 /// The latest change made through `via` (the Jidoteki GET confirms only its own).
@@ -348,6 +359,7 @@ async fn prepare(
             settings: req.settings.clone(),
             confirm_timeout_s: req.timeout_s,
             deadline: None,
+            seconds_left: None,
             reason: None,
             created_at: now.clone(),
             updated_at: now,
@@ -373,6 +385,8 @@ async fn prepare(
 async fn apply(state: &AppState, req: &Request) -> Result<(), String> {
     let nl = Netlink::open().map_err(|e| e.to_string())?;
     let s = &req.settings;
+    // A client of the settings before (mode dhcp) must not hand out its lease again.
+    state.network().dhcp_client.stop().await;
     match s.mode {
         HostMode::Static => {
             let (a, l) = req.address.ok_or("a static change needs an address")?;
@@ -380,10 +394,19 @@ async fn apply(state: &AppState, req: &Request) -> Result<(), String> {
                 .await
                 .map_err(|e| format!("{}: {e}", s.interface))?;
         }
-        HostMode::Dhcp => nl
-            .clear_ipv4(&s.interface)
-            .await
-            .map_err(|e| format!("{}: {e}", s.interface))?,
+        HostMode::Dhcp => {
+            nl.clear_ipv4(&s.interface)
+                .await
+                .map_err(|e| format!("{}: {e}", s.interface))?;
+            // The lease comes asynchronously: the change is confirmable once a new connection
+            // reaches the leased address (or over the unix socket).
+            state
+                .network()
+                .dhcp_client
+                .start(&s.interface, s.hostname.as_deref())
+                .await
+                .map_err(|e| format!("DHCP client: {e}"))?;
+        }
     }
     if !s.dns.is_empty() {
         let mut text =
@@ -421,10 +444,20 @@ async fn self_check(req: &Request) -> Result<(), String> {
         .map_err(|e| e.to_string())?
 }
 
-/// Puts the prior config back: netlink first (reachability), then the files.
+/// Puts the prior config back: the change's DHCP client stopped (no lease event may follow),
+/// netlink (reachability), the prior settings' DHCP client again, then the files.
 async fn restore(state: &AppState, prior: &Prior) -> Result<(), String> {
+    state.network().dhcp_client.stop().await;
     let nl = Netlink::open().map_err(|e| e.to_string())?;
     nl.restore(&prior.link).await.map_err(|e| e.to_string())?;
+    if let Some(s) = prior.settings.as_ref().filter(|s| s.mode == HostMode::Dhcp) {
+        state
+            .network()
+            .dhcp_client
+            .start(&s.interface, s.hostname.as_deref())
+            .await
+            .map_err(|e| format!("DHCP client: {e}"))?;
+    }
     let put_back = |path: PathBuf, old: &Option<String>| -> Result<(), String> {
         match old {
             Some(t) => write_file(&path, t),
@@ -578,6 +611,35 @@ pub async fn confirm(state: &AppState, id: &str, conn: Option<u64>) -> ApiResult
     }
 }
 
+/// Rolls change `id` back now (reason `cancelled`): the caller gives up on it instead of
+/// waiting for the deadline. 409 `change_not_pending` unless it awaits confirmation.
+pub async fn cancel(state: &AppState, id: &str) -> ApiResult<NetworkChange> {
+    let rec = load_rec(state, id)?;
+    {
+        let a = state.network().host.lock();
+        match a.as_ref() {
+            Some(act) if act.id == id && !act.rolling_back && act.applied_seq.is_some() => {}
+            Some(act) if act.id == id && !act.rolling_back => {
+                return Err(ApiError::conflict(
+                    "change_not_pending",
+                    format!("the network change {id} is still applying; roll it back once it awaits confirmation"),
+                ));
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    "change_not_pending",
+                    format!(
+                        "the network change {id} is {} and cannot be rolled back",
+                        state_word(rec.change.state)
+                    ),
+                ));
+            }
+        }
+    }
+    roll_back(state, id, "cancelled".into()).await;
+    get(state, id)
+}
+
 fn state_word(s: ChangeState) -> &'static str {
     match s {
         ChangeState::Applying => "applying",
@@ -611,6 +673,25 @@ pub fn render_boot(state: &AppState) -> ApiResult<()> {
     networkd::write_dir(&state.config.networkd_dir(), &files)
         .map_err(|e| ApiError::internal(format!("{}: {e}", state.config.networkd_dir().display())))?;
     Ok(())
+}
+
+/// At start, after [`recover`]: the confirmed settings say `dhcp` and no client runs (a
+/// rollback may have started one already): start it.
+pub async fn start_dhcp_client(state: &AppState) {
+    let Ok(Some(s)) = confirmed_settings(state) else {
+        return;
+    };
+    if s.mode != HostMode::Dhcp || state.network().dhcp_client.running().is_some() {
+        return;
+    }
+    if let Err(e) = state
+        .network()
+        .dhcp_client
+        .start(&s.interface, s.hostname.as_deref())
+        .await
+    {
+        tracing::warn!(error = %e, "network: starting the DHCP client failed");
+    }
 }
 
 /// At start: a change left open by a daemon that died is rolled back (prior config restored),

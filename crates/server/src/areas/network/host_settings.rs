@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_host::network::Netlink;
 use hostplane_types::network_host::{
-    HostMode, HostSettings, HostSettingsUpdate, HostSettingsView, NetworkChange,
+    DhcpClientState, HostMode, HostSettings, HostSettingsUpdate, HostSettingsView, NetworkChange,
 };
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -35,6 +35,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_changes))
         .routes(routes!(get_change))
         .routes(routes!(confirm_change))
+        .routes(routes!(rollback_change))
 }
 
 /// The request's connection: its number, the local and remote addresses.
@@ -219,6 +220,31 @@ pub async fn view(state: &AppState) -> ApiResult<HostSettingsView> {
             .host
             .open_id()
             .map(|id| format!("/api/v1/network/changes/{id}")),
+        dhcp_client: dhcp_client_state(state),
+    })
+}
+
+/// The DHCP client's state: running or not, and its last recorded event.
+fn dhcp_client_state(state: &AppState) -> Option<DhcpClientState> {
+    let c = &state.network().dhcp_client;
+    let running = c.running();
+    let lease = c.lease();
+    if running.is_none() && lease.is_none() {
+        return None;
+    }
+    let interface = running
+        .as_ref()
+        .map(|r| r.0.clone())
+        .or_else(|| lease.as_ref().map(|l| l.interface.clone()))
+        .unwrap_or_default();
+    Some(DhcpClientState {
+        interface,
+        running: running.is_some(),
+        event: lease.as_ref().map(|l| l.event.clone()),
+        address: lease.as_ref().and_then(|l| l.address.clone()),
+        router: lease.as_ref().and_then(|l| l.router.clone()),
+        dns: lease.as_ref().map(|l| l.dns.clone()).unwrap_or_default(),
+        lease_s: lease.and_then(|l| l.lease_s),
     })
 }
 
@@ -302,6 +328,19 @@ async fn confirm_change(
     conn: Conn,
 ) -> ApiResult<axum::Json<NetworkChange>> {
     Ok(axum::Json(changes::confirm(&state, &id, conn.id).await?))
+}
+
+/// Give up on a change awaiting confirmation: the prior settings are put back now (state
+/// `rolled_back`, reason `cancelled`) instead of at the deadline.
+#[utoipa::path(post, path = "/api/v1/network/changes/{id}/rollback",
+    extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
+    tag = "network", params(("id" = String, Path, description = "Change id")),
+    responses((status = 200, description = "Rolled back", body = NetworkChange)))]
+async fn rollback_change(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<NetworkChange>> {
+    Ok(axum::Json(changes::cancel(&state, &id).await?))
 }
 
 /// A Jidoteki `settings.json`'s `network` object as native settings (for the admin area).

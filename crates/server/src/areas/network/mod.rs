@@ -15,6 +15,7 @@
 
 mod api;
 pub mod dhcp;
+pub mod dhcp_client;
 pub mod changes;
 pub mod firewall;
 pub mod host_settings;
@@ -62,6 +63,8 @@ pub struct NetworkState {
     dhcp: dhcp::Dhcp,
     /// The open host-settings change (confirm-or-rollback).
     host: changes::HostChanges,
+    /// The management interface's DHCP client (host settings `mode: dhcp`).
+    dhcp_client: dhcp_client::DhcpClient,
 }
 
 impl NetworkState {
@@ -86,6 +89,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
         writable,
         dhcp: dhcp::Dhcp::new(services.config.data_dir.join("network/dhcp")),
         host: Default::default(),
+        dhcp_client: dhcp_client::DhcpClient::new(
+            services.config.data_dir.join("network/dhcp-client"),
+        ),
     })))
 }
 
@@ -97,6 +103,7 @@ fn start(state: AppState) -> HookFuture {
         }
         // A host change left open by a daemon that died: its prior config comes back first.
         changes::recover(&state).await;
+        changes::start_dhcp_client(&state).await;
         let _g = state.network().lock.lock().await;
         // vNICs first: the bridges take them back as ports.
         if let Err(e) = vnics::reconcile(&state.store).await {
@@ -121,6 +128,7 @@ fn start(state: AppState) -> HookFuture {
 fn shutdown(state: AppState) -> HookFuture {
     Box::pin(async move {
         state.network().dhcp.stop_all().await;
+        state.network().dhcp_client.stop().await;
     })
 }
 
@@ -168,14 +176,26 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(host_settings::router())
 }
 
-/// Runs a change: writable check, then `f` under the area's lock.
+/// Runs a change: writable check, then `f` under the area's lock, then the boot files are
+/// rendered again from the store (a bridge or its addresses reach them at once, not only at
+/// the next confirm or start; unchanged files are not rewritten).
 async fn changing<T>(
     state: &AppState,
     f: impl AsyncFnOnce() -> ApiResult<T>,
 ) -> ApiResult<T> {
     state.network().check_writable()?;
     let _g = state.network().lock.lock().await;
-    f().await
+    let r = f().await;
+    write_boot_files(state);
+    r
+}
+
+/// [`changes::render_boot`], a failure logged: the kernel change stands either way, and the
+/// next change or start writes the files again.
+fn write_boot_files(state: &AppState) {
+    if let Err(e) = changes::render_boot(state) {
+        tracing::warn!(error = %e, "network: writing the boot files failed");
+    }
 }
 
 /// List every link: kind, state, MTU, MAC, addresses, statistics, master and ports, owner.
