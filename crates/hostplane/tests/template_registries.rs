@@ -20,8 +20,11 @@ use sha2::Digest;
 const TOKEN: &str = "hpt-registry-secret-5f3c9a";
 
 /// Routes: path → (status, extra headers, body). Records each request's path and headers.
+/// Status, extra header lines, body.
+type Answer = (u16, String, Vec<u8>);
+
 #[derive(Clone, Default)]
-struct Routes(Arc<Mutex<HashMap<String, (u16, String, Vec<u8>)>>>);
+struct Routes(Arc<Mutex<HashMap<String, Answer>>>);
 
 struct Registry {
     base: String,
