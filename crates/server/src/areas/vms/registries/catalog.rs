@@ -144,11 +144,12 @@ impl Catalog {
     }
 }
 
+/// The first of `keys` holding a non-empty string (Vagrant Cloud sends `"url": ""` beside a
+/// `download_url`).
 fn text(v: &Value, keys: &[&str]) -> Option<String> {
     keys.iter()
-        .find_map(|k| v[*k].as_str())
+        .find_map(|k| v[*k].as_str().filter(|s| !s.is_empty()))
         .map(str::to_string)
-        .filter(|s| !s.is_empty())
 }
 
 /// An array at the top, or under one of `keys`.
