@@ -232,7 +232,7 @@ job_results! {
     VmSnapshotResult => ["vms.snapshot", "vms.snapshot_revert"],
     Vm => ["vms.clone", "vms.import"],
     VmDiskImportResult => ["vms.disk_import"],
-    Template => ["vms.template_import"],
+    Template => ["vms.template_import", "vms.template_pull"],
     ServiceActionResult => ["services.start", "services.stop", "services.restart"],
     SelftestResult => ["system.selftest"],
     RebootResult => ["system.reboot"],

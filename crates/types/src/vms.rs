@@ -657,3 +657,122 @@ mod tests {
         );
     }
 }
+
+/// The API a template registry speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RegistryKind {
+    /// BoxVault: `/api/organization/{org}/box/{box}/metadata`; the token goes in
+    /// `x-access-token` (and as a bearer token to the registry's own downloads).
+    Boxvault,
+    /// Vagrant Cloud (HCP Vagrant) and its clones: `/api/v2/box/{user}/{name}`; the token goes
+    /// as a bearer token.
+    VagrantCloud,
+}
+
+/// A Vagrant box registry templates are pulled from. Its token is a secret: never shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateRegistry {
+    pub name: String,
+    pub href: String,
+    pub kind: RegistryKind,
+    /// The registry's base URL (`https://boxvault.example.com`).
+    pub url: String,
+    /// Whether a token is stored (the token itself is never returned).
+    pub has_token: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// `POST /template-registries`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRegistryCreate {
+    /// 1-64 of `A-Za-z0-9_.-`, starting with a letter or digit, without `..`.
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
+    pub name: String,
+    pub kind: RegistryKind,
+    /// `http://` or `https://` base URL (host name or IPv4 address, optional port and path).
+    #[schema(max_length = 2048)]
+    pub url: String,
+    /// The registry's API token (a BoxVault service account token, a Vagrant Cloud token).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
+    pub token: Option<String>,
+}
+
+/// `PATCH /template-registries/{name}`: what is given changes; `token: ""` removes the token.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplateRegistryUpdate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 2048)]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 4096)]
+    pub token: Option<String>,
+}
+
+/// An organisation (BoxVault) or user (Vagrant Cloud) of a registry.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryOrganization {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// A box of an organisation.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryBox {
+    pub organization: String,
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// One file of a box version: a provider for an architecture.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryBoxProvider {
+    /// `libvirt` is the one hostplane can use.
+    pub name: String,
+    #[serde(default)]
+    pub architecture: Option<String>,
+    /// Whether the registry marks this architecture as the provider's default.
+    #[serde(default)]
+    pub default_architecture: bool,
+    pub url: String,
+    #[serde(default)]
+    pub checksum: Option<String>,
+    /// `sha256`, `sha512`, `sha384`, `sha1` or `md5` (as the registry names it).
+    #[serde(default)]
+    pub checksum_type: Option<String>,
+}
+
+/// A version of a box with its providers.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RegistryBoxVersion {
+    pub version: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub providers: Vec<RegistryBoxProvider>,
+}
+
+/// `POST /template-registries/{name}/pull`: a box version into a new template (a job).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatePull {
+    /// The new template's name (as `TemplateFromUrl.name`).
+    #[schema(pattern = "^[A-Za-z0-9](\\.?[A-Za-z0-9_-])*\\.?$", max_length = 64)]
+    pub template: String,
+    /// Organisation (BoxVault) or user (Vagrant Cloud).
+    pub organization: String,
+    #[serde(rename = "box")]
+    pub box_name: String,
+    pub version: String,
+    /// Default `libvirt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// Default: the provider's default architecture, else `amd64`, else the only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
+}

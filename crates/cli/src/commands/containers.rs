@@ -10,25 +10,21 @@
 //! command runs to completion and its output and exit code are the command's.
 
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use futures_util::{SinkExt, StreamExt};
+use anyhow::bail;
 use hostplane_types::container_io::ExecTicket;
 use hostplane_types::containers::{
     Container, ContainerCreate, ContainerEngine, ContainerImage, ExecRequest, ExecResult,
     VolumeMount,
 };
 use hyper::Method;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::common::{self, ListArgs, YesArg};
-use super::vms::{RawMode, stdin_pump};
+use super::ws_terminal::{Options, Piped, ws_terminal};
 use super::{Ctx, api};
 use crate::client::{seg, with_query};
 use crate::output::{self, bytes};
-use crate::prompt;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum ContainersCmd {
@@ -394,102 +390,25 @@ pub async fn run(ctx: &Ctx, cmd: ContainersCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// The terminal's size (columns, rows) when stdout is one.
-fn window_size() -> Option<(u16, u16)> {
-    // SAFETY: winsize is plain data; TIOCGWINSZ fills it for a terminal fd.
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    let fd = std::io::stdout().as_raw_fd();
-    // SAFETY: valid fd and a winsize to fill.
-    let ok = unsafe { libc::ioctl(fd, libc::TIOCGWINSZ, &mut ws) } == 0;
-    (ok && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
-}
-
-/// Ctrl-D: the end of piped input, for the shell.
-const EOT: u8 = 0x04;
-/// How long the shell's output must pause before held piped input is sent.
-const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
 /// How long to wait for any output before held piped input is sent all the same.
 const SILENT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Speaks the exec WebSocket until the command exits; answers its exit code.
 async fn terminal(ctx: &Ctx, t: &ExecTicket) -> anyhow::Result<i32> {
     let ws = ctx.client.websocket(&t.ws_url).await?;
-    let (mut sink, mut stream) = ws.split();
-    let tty = prompt::stdin_is_tty();
-    let raw = if tty { Some(RawMode::enable()?) } else { None };
-    if let Some((cols, rows)) = window_size() {
-        let msg = serde_json::json!({"type": "resize", "cols": cols, "rows": rows});
-        sink.send(Message::Text(msg.to_string().into()))
-            .await
-            .context("sending the window size")?;
-    }
-    let mut input = stdin_pump();
-    let mut input_open = true;
-    // From a pipe, input is held until the shell is ready (its output paused for a moment:
-    // busybox ash flushes what arrived before its prompt), and its end is sent as Ctrl-D, what
-    // a terminal sends (the LXC console does the same).
-    let mut held: Vec<u8> = Vec::new();
-    let mut released = tty;
-    // A command that prints nothing before it reads gets the input after a while anyway.
-    let mut quiet_at = (!tty).then(|| tokio::time::Instant::now() + SILENT);
-    let outcome: anyhow::Result<Option<i64>> = async {
-        loop {
-            let quiet = async {
-                match quiet_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Binary(b))) => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&b)?;
-                        out.flush()?;
-                        if !released {
-                            quiet_at = Some(tokio::time::Instant::now() + QUIET);
-                        }
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        let v: serde_json::Value =
-                            serde_json::from_str(t.as_str()).unwrap_or_default();
-                        if v["type"] == "exit" {
-                            return Ok(v["code"].as_i64());
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None => return Ok(None),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("terminal connection")),
-                },
-                _ = quiet, if !released => {
-                    released = true;
-                    quiet_at = None;
-                    if !input_open {
-                        held.push(EOT);
-                    }
-                    if !held.is_empty() {
-                        sink.send(Message::Binary(std::mem::take(&mut held).into())).await
-                            .context("sending to the terminal")?;
-                    }
-                }
-                data = input.recv(), if input_open => match data {
-                    Some(d) if !released => held.extend_from_slice(&d),
-                    Some(d) => sink.send(Message::Binary(d.into())).await.context("sending to the terminal")?,
-                    None => {
-                        input_open = false;
-                        if released && !tty {
-                            sink.send(Message::Binary(vec![EOT].into())).await
-                                .context("sending to the terminal")?;
-                        }
-                    }
-                },
-            }
-        }
-    }
-    .await;
-    let _ = sink.send(Message::Close(None)).await;
-    drop(raw);
-    match outcome? {
+    // A command that prints nothing before it reads gets piped input after SILENT anyway.
+    let opts = Options {
+        what: "terminal",
+        banner: None,
+        escape: false,
+        piped: Piped::HoldUntilQuiet {
+            silent: Some(SILENT),
+        },
+        initial_resize: true,
+        follow_resize: true,
+        exit_ends: true,
+    };
+    match ws_terminal(ws, opts).await?.exit_code {
         Some(code) => Ok(code.clamp(0, 255) as i32),
         None => {
             eprintln!("exec: the terminal closed without an exit code");

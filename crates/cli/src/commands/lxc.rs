@@ -8,25 +8,18 @@
 //! once the shell is ready (its output pauses), its end as Ctrl-D, and the output is shown
 //! until the shell exits.
 
-use std::io::Write;
-use std::os::fd::AsRawFd;
-
-use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use hostplane_types::lxc::{
     LxcBackupRequest, LxcClone, LxcContainer, LxcCreate, LxcLimits, LxcRestoreRequest, LxcSnapshot,
     LxcTemplate,
 };
 use hyper::Method;
 use serde_json::json;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::common::{self, ListArgs, WaitArgs, YesArg};
-use super::vms::{ESCAPE, RawMode, stdin_pump};
+use super::ws_terminal::{Options, Piped, window_size, ws_terminal};
 use super::{Ctx, api};
 use crate::client::{seg, with_query};
 use crate::output::{self, bytes, opt, yes_no};
-use crate::prompt;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum LxcCmd {
@@ -431,110 +424,23 @@ async fn snapshot(ctx: &Ctx, cmd: LxcSnapshotCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// Ctrl-D: the end of piped input, for the shell.
-const EOT: u8 = 0x04;
-/// Output quiet this long means the shell waits for input.
-const QUIET: std::time::Duration = std::time::Duration::from_millis(300);
-
-/// The terminal's size (columns, rows), when stdout is one.
-fn terminal_size() -> Option<(u16, u16)> {
-    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
-    // SAFETY: TIOCGWINSZ fills a winsize for a valid fd.
-    let r = unsafe { libc::ioctl(std::io::stdout().as_raw_fd(), libc::TIOCGWINSZ, &mut ws) };
-    (r == 0 && ws.ws_col > 0 && ws.ws_row > 0).then_some((ws.ws_col, ws.ws_row))
-}
-
 async fn console(ctx: &Ctx, name: &str) -> anyhow::Result<i32> {
-    let (cols, rows) = terminal_size().unwrap_or((80, 24));
+    let (cols, rows) = window_size().unwrap_or((80, 24));
     let ws = ctx
         .client
         .websocket(&format!("{}/attach?cols={cols}&rows={rows}", path(name)))
         .await?;
-    let (mut sink, mut stream) = ws.split();
-    let tty = prompt::stdin_is_tty();
-    let raw = if tty { Some(RawMode::enable()?) } else { None };
-    if tty {
-        eprint!("Attached to {name}; Ctrl-] leaves.\r\n");
-    }
-    let mut input = stdin_pump();
-    let mut input_open = true;
-    let mut code = 0;
-    // From a pipe, input is held until the shell is ready (its output paused for a moment:
-    // busybox ash flushes what was typed before its prompt), and its end is sent as Ctrl-D.
-    let mut held: Vec<u8> = Vec::new();
-    let mut released = tty;
-    let mut quiet_at: Option<tokio::time::Instant> = None;
-    let outcome: anyhow::Result<()> = async {
-        loop {
-            let quiet = async {
-                match quiet_at {
-                    Some(t) => tokio::time::sleep_until(t).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Binary(b))) => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&b)?;
-                        out.flush()?;
-                        if !released {
-                            quiet_at = Some(tokio::time::Instant::now() + QUIET);
-                        }
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        let v: serde_json::Value =
-                            serde_json::from_str(t.as_str()).unwrap_or_default();
-                        if v["type"] == "exit" {
-                            code = v["code"].as_i64().map_or(1, |c| c as i32);
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("console connection")),
-                },
-                _ = quiet, if !released => {
-                    released = true;
-                    quiet_at = None;
-                    if !input_open {
-                        held.push(EOT);
-                    }
-                    if !held.is_empty() {
-                        sink.send(Message::Binary(std::mem::take(&mut held).into())).await
-                            .context("sending to the console")?;
-                    }
-                }
-                data = input.recv(), if input_open => match data {
-                    Some(d) if !released => held.extend_from_slice(&d),
-                    Some(mut d) => {
-                        let leave = tty && d.contains(&ESCAPE);
-                        if let Some(i) = d.iter().position(|&b| b == ESCAPE).filter(|_| tty) {
-                            d.truncate(i);
-                        }
-                        if !d.is_empty() {
-                            sink.send(Message::Binary(d.into())).await
-                                .context("sending to the console")?;
-                        }
-                        if leave {
-                            return Ok(());
-                        }
-                    }
-                    None => {
-                        input_open = false;
-                        if released && !tty {
-                            sink.send(Message::Binary(vec![EOT].into())).await
-                                .context("sending to the console")?;
-                        }
-                    }
-                },
-            }
-        }
-    }
-    .await;
-    let _ = sink.send(Message::Close(None)).await;
-    drop(raw);
-    if tty {
-        eprintln!();
-    }
-    outcome.map(|()| code)
+    // The size went with the query; later changes follow as resize frames. The shell's exit
+    // code comes before the server closes, which ends the session.
+    let opts = Options {
+        what: "console",
+        banner: Some(format!("Attached to {name}; Ctrl-] leaves.")),
+        escape: true,
+        piped: Piped::HoldUntilQuiet { silent: None },
+        initial_resize: false,
+        follow_resize: true,
+        exit_ends: false,
+    };
+    let out = ws_terminal(ws, opts).await?;
+    Ok(out.exit_code.map_or(0, |c| c as i32))
 }

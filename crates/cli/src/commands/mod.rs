@@ -20,6 +20,7 @@ pub mod terminal;
 pub mod tokens;
 pub mod users;
 pub mod vms;
+pub mod ws_terminal;
 
 use std::path::PathBuf;
 

@@ -6,25 +6,18 @@
 //! error) and Ctrl-] leaves; from a pipe, input is sent until its end and the output shown for
 //! `--linger` seconds more.
 
-use std::io::{Read, Write};
-use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::Context;
-use futures_util::{SinkExt, StreamExt};
 use hostplane_types::vms::{ShutdownRequest, Snapshot, SnapshotCreate, Vm};
 use hyper::Method;
-use tokio_tungstenite::tungstenite::Message;
 
 use super::common::{self, ListArgs, WaitArgs, YesArg};
 use super::{Ctx, api};
 use crate::client::{seg, with_query};
 use crate::output::{self, bytes, opt, yes_no};
-use crate::prompt;
 
-/// Ctrl-]: leaves the console, as in telnet and virsh.
-pub(crate) const ESCAPE: u8 = 0x1d;
+use super::ws_terminal::{Options, Piped, ws_terminal};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum VmsCmd {
@@ -352,136 +345,26 @@ async fn snapshot(ctx: &Ctx, cmd: VmSnapshotCmd) -> anyhow::Result<i32> {
     }
 }
 
-/// The terminal in raw mode while this lives (keys go to the guest as typed, no echo).
-pub(crate) struct RawMode {
-    fd: i32,
-    saved: libc::termios,
-}
-
-impl RawMode {
-    pub(crate) fn enable() -> anyhow::Result<RawMode> {
-        let fd = std::io::stdin().as_raw_fd();
-        // SAFETY: termios is plain data; tcgetattr fills it for a valid fd.
-        let mut term: libc::termios = unsafe { std::mem::zeroed() };
-        if unsafe { libc::tcgetattr(fd, &mut term) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("reading the terminal mode");
-        }
-        let saved = term;
-        // SAFETY: a termios from tcgetattr; cfmakeraw only edits it.
-        unsafe { libc::cfmakeraw(&mut term) };
-        // SAFETY: valid fd and termios.
-        if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &term) } != 0 {
-            return Err(std::io::Error::last_os_error()).context("switching the terminal to raw");
-        }
-        Ok(RawMode { fd, saved })
-    }
-}
-
-impl Drop for RawMode {
-    fn drop(&mut self) {
-        // SAFETY: valid fd and the termios saved by enable().
-        unsafe { libc::tcsetattr(self.fd, libc::TCSANOW, &self.saved) };
-    }
-}
-
-/// Reads stdin on a thread (std's stdin blocks) and hands the pieces over; closes at its end.
-pub(crate) fn stdin_pump() -> tokio::sync::mpsc::Receiver<Vec<u8>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(16);
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin();
-        let mut buf = [0u8; 4096];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-    });
-    rx
-}
-
 async fn console(ctx: &Ctx, vm: &str, linger: Duration) -> anyhow::Result<i32> {
     let ws = ctx
         .client
         .websocket(&format!("{}/serial", vm_path(vm)))
         .await?;
-    let (mut sink, mut stream) = ws.split();
-    let tty = prompt::stdin_is_tty();
-    let raw = if tty { Some(RawMode::enable()?) } else { None };
-    if tty {
-        // Raw mode: the terminal no longer turns \n into \r\n.
-        eprint!("Connected to the serial console of {vm}; Ctrl-] leaves.\r\n");
-    }
-    let mut input = stdin_pump();
-    let mut input_open = true;
-    let mut deadline: Option<tokio::time::Instant> = None;
-    let mut reason: Option<String> = None;
-    let outcome: anyhow::Result<()> = async {
-        loop {
-            let until_deadline = async {
-                match deadline {
-                    Some(d) => tokio::time::sleep_until(d).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                msg = stream.next() => match msg {
-                    Some(Ok(Message::Binary(b))) => {
-                        let mut out = std::io::stdout().lock();
-                        out.write_all(&b)?;
-                        out.flush()?;
-                    }
-                    Some(Ok(Message::Text(t))) => {
-                        let v: serde_json::Value =
-                            serde_json::from_str(t.as_str()).unwrap_or_default();
-                        match v["type"].as_str() {
-                            Some("closed") => {
-                                reason = v["reason"].as_str().map(str::to_string);
-                                return Ok(());
-                            }
-                            Some("lagged") => reason = Some("some console output was lost".into()),
-                            _ => {}
-                        }
-                    }
-                    Some(Ok(Message::Close(_))) | None => return Ok(()),
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return Err(anyhow::Error::new(e).context("console connection")),
-                },
-                data = input.recv(), if input_open => match data {
-                    Some(mut d) => {
-                        let leave = tty && d.contains(&ESCAPE);
-                        if let Some(i) = d.iter().position(|&b| b == ESCAPE).filter(|_| tty) {
-                            d.truncate(i);
-                        }
-                        if !d.is_empty() {
-                            sink.send(Message::Binary(d.into())).await
-                                .context("sending to the console")?;
-                        }
-                        if leave {
-                            return Ok(());
-                        }
-                    }
-                    None => {
-                        input_open = false;
-                        deadline = Some(tokio::time::Instant::now() + linger);
-                    }
-                },
-                _ = until_deadline => return Ok(()),
-            }
-        }
-    }
-    .await;
-    let _ = sink.send(Message::Close(None)).await;
-    drop(raw);
-    if tty {
-        eprintln!();
-    }
-    if let Some(r) = reason {
+    // A serial console has no window size to follow.
+    let opts = Options {
+        what: "console",
+        banner: Some(format!(
+            "Connected to the serial console of {vm}; Ctrl-] leaves."
+        )),
+        escape: true,
+        piped: Piped::Linger(linger),
+        initial_resize: false,
+        follow_resize: false,
+        exit_ends: true,
+    };
+    let out = ws_terminal(ws, opts).await?;
+    if let Some(r) = out.notice {
         eprintln!("console: {r}");
     }
-    outcome.map(|()| 0)
+    Ok(0)
 }

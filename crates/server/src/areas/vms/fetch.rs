@@ -204,6 +204,31 @@ pub async fn resolve_checked(url: &Url, allow: &[Net]) -> Result<Vec<SocketAddr>
 /// checked addresses. Errors: `url_not_allowed` (422 in a request, the job's code in a job) or
 /// `download_failed`.
 pub async fn get(url: &str, allow: &[Net]) -> Result<reqwest::Response, ApiError> {
+    get_with(url, allow, None).await
+}
+
+/// Credentials for one origin: sent only on hops to exactly that scheme, host and port (a
+/// registry's token never reaches the CDN its downloads redirect to).
+#[derive(Clone)]
+pub struct OriginAuth {
+    pub origin: reqwest::Url,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl OriginAuth {
+    fn applies_to(&self, url: &Url) -> bool {
+        url.scheme() == self.origin.scheme()
+            && url.host_str() == self.origin.host_str()
+            && url.port_or_known_default() == self.origin.port_or_known_default()
+    }
+}
+
+/// [`get`], with `auth`'s headers on the hops to its origin.
+pub async fn get_with(
+    url: &str,
+    allow: &[Net],
+    auth: Option<&OriginAuth>,
+) -> Result<reqwest::Response, ApiError> {
     let failed = |e: String| ApiError::invalid("download_failed", e);
     let mut url = Url::parse(url).map_err(|e| not_allowed(format!("{url}: {e}")))?;
     for _ in 0..=MAX_REDIRECTS {
@@ -216,10 +241,14 @@ pub async fn get(url: &str, allow: &[Net]) -> Result<reqwest::Response, ApiError
         if let Some(Host::Name(d)) = host_of(&url) {
             b = b.resolve_to_addrs(&d, &addrs);
         }
-        let resp = b
+        let mut req = b
             .build()
             .map_err(|e| failed(e.to_string()))?
-            .get(url.clone())
+            .get(url.clone());
+        if let Some(a) = auth.filter(|a| a.applies_to(&url)) {
+            req = req.headers(a.headers.clone());
+        }
+        let resp = req
             .send()
             .await
             .map_err(|e| failed(format!("{url}: {e}")))?;

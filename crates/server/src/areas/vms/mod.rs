@@ -18,7 +18,9 @@
 //! [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
 //! (disk and VM export/import), [`templates`] (Vagrant boxes, cloud-init seeds), [`intake`]
 //! (every image that comes in: streamed limits, scratch files, the standalone check), [`fetch`]
-//! (box URLs: address policy, redirects checked hop by hop).
+//! (box URLs: address policy, redirects checked hop by hop), [`registries`]
+//! (`/template-registries`: BoxVault and Vagrant Cloud catalogs, pulls into templates),
+//! [`checksum`] (the digests catalogs declare).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +47,7 @@ use crate::platform::jobs::{JobFailure, JobSpec};
 use crate::areas::{Area, AnyState, HookFuture};
 use crate::state::{AppState, Services};
 
+pub mod checksum;
 pub mod clone;
 pub mod consoles;
 pub mod disks;
@@ -53,6 +56,7 @@ pub mod fetch;
 pub mod intake;
 pub mod lifecycle;
 pub mod model;
+pub mod registries;
 pub mod snapshots;
 pub mod storage;
 pub mod templates;
@@ -131,6 +135,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .merge(clone::router())
         .merge(export::router())
         .merge(templates::router())
+        .merge(registries::router())
         .layer(axum::middleware::from_fn(archive_methods))
 }
 

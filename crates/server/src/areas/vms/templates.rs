@@ -35,7 +35,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::fetch;
+use super::{checksum, fetch};
 use super::intake::{self, TempPath};
 use super::model;
 use crate::http::answer::accepted;
@@ -259,7 +259,14 @@ async fn create_template(
         move |ctx| async move {
             let (metadata, fmt, info) = match (uploaded, url) {
                 (Some(u), _) => u,
-                (None, Some(u)) => download_box(&st, &ctx, &u, staging.path(), lim).await?,
+                (None, Some(u)) => {
+                    let dl = BoxDownload {
+                        url: u,
+                        auth: None,
+                        checksum: None,
+                    };
+                    download_box(&st, &ctx, &dl, staging.path(), lim).await?
+                }
                 (None, None) => return Err(JobFailure::new("internal", "nothing to import")),
             };
             finish_template(
@@ -291,15 +298,72 @@ impl BoxLimits {
     }
 }
 
-/// Downloads the box (each hop checked, see [`fetch`]) and unpacks it while it arrives.
+/// A box to download: its URL, the credentials of its registry's origin, the checksum its
+/// catalog declares.
+pub(crate) struct BoxDownload {
+    pub url: String,
+    pub auth: Option<fetch::OriginAuth>,
+    pub checksum: Option<checksum::Expected>,
+}
+
+/// Starts the job that downloads `dl` into the new template `name` (kind `kind`): what
+/// [`create_template`] does for a URL, for callers that found the URL elsewhere (a registry).
+/// The name is checked first (format, not taken: 422/409 now, not in the job).
+pub(crate) fn spawn_download(
+    state: &AppState,
+    kind: &'static str,
+    actor: &str,
+    name: &str,
+    source: String,
+    dl: BoxDownload,
+) -> ApiResult<hostplane_types::jobs::Job> {
+    hostplane_host::validate_name("template", name)
+        .map_err(|e| ApiError::invalid_field("invalid_name", "template", e.to_string()))?;
+    if find(state, name).is_ok() {
+        return Err(ApiError::conflict(
+            "template_exists",
+            format!("template {name:?} exists"),
+        ));
+    }
+    let staging = TempPath::new(
+        state
+            .vms()
+            .tmp_dir()
+            .map_err(ApiError::internal)?
+            .join(format!("box-{}.img", uuid::Uuid::now_v7())),
+    );
+    let lim = BoxLimits::of(state);
+    let st = state.clone();
+    let actor = actor.to_string();
+    let name = name.to_string();
+    state.jobs.spawn(
+        JobSpec {
+            kind,
+            target: Some(format!("/api/v1/vms/templates/{name}")),
+            lock_key: Some(format!("vms/templates/{name}")),
+            actor: actor.clone(),
+        },
+        move |ctx| async move {
+            let (metadata, fmt, info) = download_box(&st, &ctx, &dl, staging.path(), lim).await?;
+            finish_template(
+                &st, &ctx, &name, &source, staging, fmt, info, metadata, &actor,
+            )
+        },
+    )
+}
+
+/// Downloads the box (each hop checked, see [`fetch`]) and unpacks it while it arrives; with a
+/// declared checksum, the bytes as served must match it (`checksum_mismatch`) before the image
+/// is checked or kept.
 async fn download_box(
     state: &AppState,
     ctx: &Arc<JobCtx>,
-    url: &str,
+    dl: &BoxDownload,
     dest: &Path,
     lim: BoxLimits,
 ) -> Result<(serde_json::Value, DiskFormat, img::ImageInfo), JobFailure> {
-    let resp = fetch::get(url, &state.vms().url_allow)
+    let url = dl.url.as_str();
+    let resp = fetch::get_with(url, &state.vms().url_allow, dl.auth.as_ref())
         .await
         .map_err(intake::job_failure)?;
     if !resp.status().is_success() {
@@ -321,12 +385,23 @@ async fn download_box(
         }
         intake::ensure_space(&state.vms().images_dir, t).map_err(intake::job_failure)?;
     }
+    let hasher = Arc::new(std::sync::Mutex::new(
+        dl.checksum
+            .as_ref()
+            .map(|e| checksum::Hasher::new(e.kind)),
+    ));
     let mut n = 0u64;
     let c = ctx.clone();
+    let h = hasher.clone();
     let stream = Box::pin(resp.bytes_stream().inspect(move |piece| {
-        if let (Ok(b), Some(t)) = (piece, total) {
-            n += b.len() as u64;
-            c.progress((n.min(t) * 90 / t) as u8);
+        if let Ok(b) = piece {
+            if let Some(h) = h.lock().unwrap_or_else(|p| p.into_inner()).as_mut() {
+                h.update(b);
+            }
+            if let Some(t) = total {
+                n += b.len() as u64;
+                c.progress((n.min(t) * 90 / t) as u8);
+            }
         }
     }));
     let d = dest.to_path_buf();
@@ -336,6 +411,23 @@ async fn download_box(
     .await
     .map_err(intake::job_failure)?;
     ctx.log(format!("downloaded and unpacked {url}"));
+    let running = hasher.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let (Some(want), Some(h)) = (&dl.checksum, running) {
+        // unpack_box stops after the tar's last entry; what is left of the stream (GNU tar's
+        // padding) was read by the pump all the same, so the digest covers the whole file.
+        let got = h.hex();
+        if got != want.hex {
+            return Err(JobFailure::new(
+                "checksum_mismatch",
+                format!(
+                    "{} of the box is {got}, the registry declares {}",
+                    want.kind.name(),
+                    want.hex
+                ),
+            ));
+        }
+        ctx.log(format!("{} checksum verified", want.kind.name()));
+    }
     let (fmt, info) = check_box(state, &metadata, dest)
         .await
         .map_err(intake::job_failure)?;
@@ -584,7 +676,7 @@ pub async fn cloud_init_seed(
 /// label is letters only (so the URL parser never reads it as an IPv4 number) or a dotted IPv4
 /// address without leading zeros, an optional port ≤ 65535, then `/`, `?` or `#` and printable
 /// ASCII; at most 2048 characters.
-fn box_url_ok(url: &str) -> bool {
+pub(crate) fn box_url_ok(url: &str) -> bool {
     fn octet(s: &str) -> bool {
         !s.is_empty()
             && s.len() <= 3
