@@ -253,4 +253,21 @@ async fn large_tables_page_and_stream_in_order() {
         .parse()
         .unwrap();
     assert_eq!(after, before + 1);
+
+    // `fields` without `result` leaves the result JSON unread; with it, the result is there.
+    let newest = r.json::<Vec<Value>>().await.unwrap();
+    let job = d
+        .wait_job(&format!(
+            "/api/v1/jobs/{}",
+            newest[0]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert!(job["result"].is_object(), "{job}");
+    let (_, _, body) = get("/api/v1/jobs?limit=1&fields=id,result").await;
+    let with: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(with[0]["result"], job["result"]);
+    let (_, _, body) = get("/api/v1/jobs?limit=1&fields=id,status").await;
+    let without: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(without[0]["status"], "success");
+    assert!(without[0].get("result").is_none(), "{}", without[0]);
 }

@@ -202,6 +202,9 @@ pub trait Table: Send + 'static {
     fn page(&self, offset: usize, limit: usize) -> Result<(Vec<Self::Item>, usize), ApiError>;
     /// Up to `n` items that follow `last` in the natural order.
     fn after(&self, last: &Self::Item, n: usize) -> Result<Vec<Self::Item>, ApiError>;
+    /// The answer shows only these properties (`fields`), told before `page` and `after`: a
+    /// source may leave the others unread.
+    fn only_fields(&mut self, _fields: &[String]) {}
 }
 
 /// Items per chunk when a listing is streamed.
@@ -210,7 +213,7 @@ const CHUNK: usize = 256;
 /// Like [`respond`], for a [`Table`]: pages and streams instead of reading everything when the
 /// query allows it (no `filter`, no `sort`).
 pub fn respond_table<S: Table>(
-    source: S,
+    mut source: S,
     params: &CollectionParams,
     headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -220,6 +223,9 @@ pub fn respond_table<S: Table>(
         return respond_query(source.all()?, query, ndjson);
     }
     let fields = query.fields.clone();
+    if let Some(f) = &fields {
+        source.only_fields(f);
+    }
     let limit = query.limit.unwrap_or(usize::MAX);
     let (first, total) = source.page(query.offset, CHUNK.min(limit))?;
     if limit <= CHUNK || first.len() < CHUNK || total <= query.offset + CHUNK {

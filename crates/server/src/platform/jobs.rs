@@ -130,6 +130,18 @@ pub struct JobCtx {
 }
 
 const JOB_COLUMNS: &str = "id, kind, status, progress, target, lock_key, created_by, created_at, started_at, finished_at, error_code, error_message, result";
+/// The same columns with `result` left out (read as NULL): a listing whose `fields` do not
+/// show it skips decoding every job's result JSON, most of such a listing's cost.
+const JOB_COLUMNS_NO_RESULT: &str = "id, kind, status, progress, target, lock_key, created_by, created_at, started_at, finished_at, error_code, error_message, NULL";
+
+/// Which columns a listing reads.
+fn job_columns(with_result: bool) -> &'static str {
+    if with_result {
+        JOB_COLUMNS
+    } else {
+        JOB_COLUMNS_NO_RESULT
+    }
+}
 
 fn job_from_row(r: &rusqlite::Row) -> rusqlite::Result<Job> {
     let id: String = r.get(0)?;
@@ -463,15 +475,22 @@ impl Jobs {
 
     /// All jobs, newest first.
     pub fn list(&self) -> rusqlite::Result<Vec<Job>> {
-        self.page(0, None).map(|(jobs, _)| jobs)
+        self.page(0, None, true).map(|(jobs, _)| jobs)
     }
 
-    /// One page of jobs, newest first, and how many there are in all.
-    pub fn page(&self, offset: usize, limit: Option<usize>) -> rusqlite::Result<(Vec<Job>, usize)> {
+    /// One page of jobs, newest first, and how many there are in all (`with_result: false`
+    /// leaves each job's `result` out).
+    pub fn page(
+        &self,
+        offset: usize,
+        limit: Option<usize>,
+        with_result: bool,
+    ) -> rusqlite::Result<(Vec<Job>, usize)> {
         self.inner.store.read(|c| {
             let total = Store::row_count(c, "jobs")?;
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2"
+                "SELECT {} FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2",
+                job_columns(with_result)
             ))?;
             let limit = limit.map(|l| l as i64).unwrap_or(-1);
             let jobs = stmt
@@ -483,10 +502,16 @@ impl Jobs {
 
     /// Up to `n` jobs older than job `before` (newest first): the next chunk of a listing that
     /// streams the whole table without holding it (keyset paging, no `OFFSET` walk).
-    pub fn older_than(&self, before: &str, n: usize) -> rusqlite::Result<Vec<Job>> {
+    pub fn older_than(
+        &self,
+        before: &str,
+        n: usize,
+        with_result: bool,
+    ) -> rusqlite::Result<Vec<Job>> {
         self.inner.store.read(|c| {
             let mut stmt = c.prepare_cached(&format!(
-                "SELECT {JOB_COLUMNS} FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2"
+                "SELECT {} FROM jobs WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                job_columns(with_result)
             ))?;
             stmt.query_map(params![before, n as i64], job_from_row)?
                 .collect()

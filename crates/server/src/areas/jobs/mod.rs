@@ -54,22 +54,33 @@ async fn list_jobs(
             .collect();
         return collection::respond(jobs, &params, &headers);
     }
-    collection::respond_table(JobTable(state.jobs.clone()), &params, &headers)
+    let table = JobTable {
+        jobs: state.jobs.clone(),
+        with_result: true,
+    };
+    collection::respond_table(table, &params, &headers)
 }
 
 /// The jobs table, for the collection layer (paged and streamed by id, newest first).
-struct JobTable(Jobs);
+struct JobTable {
+    jobs: Jobs,
+    /// False when `fields` leaves `result` out: its JSON is then not read at all.
+    with_result: bool,
+}
 
 impl Table for JobTable {
     type Item = Job;
     fn all(&self) -> ApiResult<Vec<Job>> {
-        Ok(self.0.list()?)
+        Ok(self.jobs.list()?)
     }
     fn page(&self, offset: usize, limit: usize) -> ApiResult<(Vec<Job>, usize)> {
-        Ok(self.0.page(offset, Some(limit))?)
+        Ok(self.jobs.page(offset, Some(limit), self.with_result)?)
     }
     fn after(&self, last: &Job, n: usize) -> ApiResult<Vec<Job>> {
-        Ok(self.0.older_than(&last.id, n)?)
+        Ok(self.jobs.older_than(&last.id, n, self.with_result)?)
+    }
+    fn only_fields(&mut self, fields: &[String]) {
+        self.with_result = fields.iter().any(|f| f == "result");
     }
 }
 
