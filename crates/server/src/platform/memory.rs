@@ -27,13 +27,17 @@ pub fn spawn_trimmer() {
         let mut tick = tokio::time::interval(QUIET);
         let mut seen = ACTIVITY.load(Ordering::Relaxed);
         let mut dirty = true; // start-up itself allocated and freed
+        // Once more after the areas' start-up tasks (remounts, share sync, the first metrics
+        // sample) have run: they touch code and heap after the first trim at readiness.
+        let mut settling = true;
         loop {
             tick.tick().await;
             let now = ACTIVITY.load(Ordering::Relaxed);
             if now != seen {
                 seen = now;
                 dirty = true;
-            } else if dirty {
+            } else if dirty || settling {
+                settling &= dirty;
                 dirty = false;
                 let _ = tokio::task::spawn_blocking(trim).await;
             }
