@@ -46,6 +46,7 @@ pub enum RecipeStep {
         regex: bool,
         /// Default 60.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(maximum = 86400)]
         timeout_secs: Option<u64>,
     },
     /// Type `text` (followed by Enter unless `newline: false`). A text holding a secret
@@ -63,6 +64,7 @@ pub enum RecipeStep {
         expect_exit: Vec<i32>,
         /// Default 120.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(maximum = 86400)]
         timeout_secs: Option<u64>,
     },
     /// Write a file in the guest from `content` (base64 over the console) or an artifact
@@ -171,6 +173,7 @@ pub enum Provisioner {
         valid_exit_codes: Vec<i32>,
         /// Per command; default 300.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(maximum = 86400)]
         timeout_secs: Option<u64>,
         /// Extra attempts after a failure.
         #[serde(default)]

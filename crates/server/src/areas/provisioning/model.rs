@@ -139,6 +139,20 @@ pub fn check_mode(field: &str, m: &Option<String>) -> ApiResult<()> {
     Ok(())
 }
 
+/// The longest a step or provisioner may wait: a day (the schema's `maximum`).
+const MAX_TIMEOUT_SECS: u64 = 86_400;
+
+fn check_timeout(code: &'static str, field: &str, t: Option<u64>) -> ApiResult<()> {
+    match t {
+        Some(t) if t > MAX_TIMEOUT_SECS => Err(ApiError::invalid_field(
+            code,
+            field,
+            format!("at most {MAX_TIMEOUT_SECS} seconds"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 pub fn check_recipe(r: &RecipeSpec) -> ApiResult<()> {
     check_id("name", &r.name)?;
     for (i, v) in r.variables.iter().enumerate() {
@@ -160,6 +174,10 @@ pub fn check_recipe(r: &RecipeSpec) -> ApiResult<()> {
     }
     for (i, s) in r.steps.iter().enumerate() {
         let f = |x: &str| format!("steps[{i}].{x}");
+        if let RecipeStep::Wait { timeout_secs, .. } | RecipeStep::Command { timeout_secs, .. } = s
+        {
+            check_timeout("invalid_recipe", &f("timeout_secs"), *timeout_secs)?;
+        }
         match s {
             RecipeStep::Wait {
                 pattern, regex, ..
@@ -249,8 +267,16 @@ pub fn check_profile(p: &ProfileSpec) -> ApiResult<()> {
     for (i, pr) in p.provisioners.iter().enumerate() {
         match pr {
             Provisioner::Shell {
-                inline, script, ..
+                inline,
+                script,
+                timeout_secs,
+                ..
             } => {
+                check_timeout(
+                    "invalid_profile",
+                    &format!("provisioners[{i}].timeout_secs"),
+                    *timeout_secs,
+                )?;
                 if inline.is_empty() == script.is_none() {
                     return Err(ApiError::invalid_field(
                         "invalid_profile",
@@ -465,4 +491,24 @@ pub fn find_run(store: &Store, id: &str) -> ApiResult<RunRecord> {
 /// Run variables for sealing.
 pub fn encode_vars(v: &BTreeMap<String, String>) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A step timeout above the schema's maximum is refused (schemathesis found it accepted).
+    #[test]
+    fn step_timeouts_are_bounded() {
+        let recipe = |t: u64| -> RecipeSpec {
+            serde_json::from_value(serde_json::json!({
+                "name": "r",
+                "steps": [{"type": "command", "command": "true", "timeout_secs": t}],
+            }))
+            .unwrap()
+        };
+        assert!(check_recipe(&recipe(MAX_TIMEOUT_SECS)).is_ok());
+        assert!(check_recipe(&recipe(MAX_TIMEOUT_SECS + 1)).is_err());
+        assert!(check_recipe(&recipe(u64::MAX)).is_err());
+    }
 }
