@@ -120,6 +120,31 @@ async fn openapi_is_served_committed_and_in_sync() {
     let printed: Value =
         serde_json::from_slice(&printed.stdout).expect("stdout is only the document");
     assert_eq!(served, printed);
+    // A client that accepts gzip gets the stored compressed bytes: the same document.
+    let gz = d
+        .client
+        .get(d.url("/api-docs/openapi.json"))
+        .header("Accept-Encoding", "br;q=1, gzip;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gz.headers()["content-encoding"], "gzip");
+    assert_eq!(gz.headers()["vary"], "accept-encoding");
+    let bytes = gz.bytes().await.unwrap();
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut inflated)
+        .unwrap();
+    assert_eq!(serde_json::from_slice::<Value>(&inflated).unwrap(), printed);
+    // `gzip;q=0` refuses it.
+    let plain = d
+        .client
+        .get(d.url("/api-docs/openapi.json"))
+        .header("Accept-Encoding", "gzip;q=0")
+        .send()
+        .await
+        .unwrap();
+    assert!(plain.headers().get("content-encoding").is_none());
+    assert_eq!(plain.json::<Value>().await.unwrap(), printed);
     let committed_path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.json");
     let committed: Value =
         serde_json::from_str(&std::fs::read_to_string(committed_path).unwrap()).unwrap();

@@ -139,6 +139,12 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // The routes, the access table and the document need nothing from the store or the areas'
+    // state: build them beside the rest of the start-up (docs/benchmarks.md, start-to-ready).
+    let prepared = std::thread::Builder::new()
+        .name("hp-openapi".into())
+        .spawn(http::Prepared::build)
+        .context("starting the router thread")?;
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
@@ -214,7 +220,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     // Each area prepares itself and its own state (areas::Area::init).
     crate::areas::init_all(&mut services)?;
     let state = AppState(Arc::new(services));
-    let app = http::app(state.clone());
+    let prepared = prepared
+        .join()
+        .map_err(|_| anyhow::anyhow!("building the router panicked"))?;
+    let app = http::app_from(prepared, state.clone());
     let handle = Handle::new();
     let mut servers = tokio::task::JoinSet::new();
     // One count for all TCP listeners; the unix socket below is not counted.

@@ -519,8 +519,32 @@ fn document_streams(op: &mut utoipa::openapi::path::Operation) {
 /// The whole application: API routes behind auth and metrics, plus the public docs, the web
 /// UI's static files (`/`, `/assets/*`: [`ui`]) and `/metrics`.
 pub fn app(state: AppState) -> Router {
-    let (api, doc) = openapi_and_router();
-    access::init_from(&doc);
+    app_from(Prepared::build(), state)
+}
+
+/// What the router needs that does not depend on the daemon's state: the API routes, the
+/// access table (declared in the document, installed globally) and the served document. Built
+/// by [`Prepared::build`] on its own thread while the daemon opens its store and runs the
+/// areas' `init` hooks: it is a third of the start-up and needs nothing from them.
+pub struct Prepared {
+    api: Router<AppState>,
+    document: OpenApiBytes,
+}
+
+impl Prepared {
+    pub fn build() -> Prepared {
+        let (api, doc) = openapi_and_router();
+        access::init_from(&doc);
+        let document = OpenApiBytes::new(&doc);
+        // The tree (several MiB) is dropped here; only the compressed bytes stay.
+        drop(doc);
+        Prepared { api, document }
+    }
+}
+
+/// The router over `state`, from the parts [`Prepared::build`] made.
+pub fn app_from(prepared: Prepared, state: AppState) -> Router {
+    let Prepared { api, document } = prepared;
     let api = api
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
@@ -538,29 +562,75 @@ pub fn app(state: AppState) -> Router {
             SwaggerUi::new("/api-docs")
                 .config(utoipa_swagger_ui::Config::new(["/api-docs/openapi.json"])),
         )
-        .route("/api-docs/openapi.json", axum::routing::get(document(&doc)))
+        .route(
+            "/api-docs/openapi.json",
+            axum::routing::get(move |headers: axum::http::HeaderMap| {
+                std::future::ready(document.answer(&headers))
+            }),
+        )
         .merge(ui::router())
         .merge(api)
 }
 
-/// `GET /api-docs/openapi.json`: the document serialized once at start. Only these bytes stay
-/// in memory, not the document's tree (several MiB of the idle daemon's heap).
-fn document(
-    doc: &utoipa::openapi::OpenApi,
-) -> impl Fn() -> std::future::Ready<Response> + Clone + Send + Sync + 'static {
-    let bytes = axum::body::Bytes::from(serde_json::to_vec(doc).expect("the document serializes"));
-    move || {
-        std::future::ready(
-            (
-                [(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                )],
-                bytes.clone(),
-            )
-                .into_response(),
-        )
+/// `GET /api-docs/openapi.json`: the document serialized once at start and kept gzip-compressed
+/// (~0.2 MiB instead of 1.9 MiB of the idle daemon's heap, and neither the tree). A client that
+/// accepts gzip (browsers, Swagger UI) gets these bytes as they are; any other gets them
+/// inflated for its request.
+#[derive(Clone)]
+struct OpenApiBytes(axum::body::Bytes);
+
+impl OpenApiBytes {
+    fn new(doc: &utoipa::openapi::OpenApi) -> OpenApiBytes {
+        use std::io::Write;
+        let json = serde_json::to_vec(doc).expect("the document serializes");
+        let mut gz = flate2::write::GzEncoder::new(
+            Vec::with_capacity(json.len() / 8),
+            flate2::Compression::fast(),
+        );
+        gz.write_all(&json).expect("writing to memory");
+        OpenApiBytes(gz.finish().expect("writing to memory").into())
     }
+
+    fn answer(&self, headers: &axum::http::HeaderMap) -> Response {
+        let json = HeaderValue::from_static("application/json");
+        let vary = HeaderValue::from_static("accept-encoding");
+        if accepts_gzip(headers) {
+            return (
+                [
+                    (header::CONTENT_TYPE, json),
+                    (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
+                    (header::VARY, vary),
+                ],
+                self.0.clone(),
+            )
+                .into_response();
+        }
+        let mut plain = Vec::new();
+        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.0[..]), &mut plain)
+        {
+            Ok(_) => ([(header::CONTENT_TYPE, json), (header::VARY, vary)], plain).into_response(),
+            Err(e) => ApiError::Internal(format!("inflating the document: {e}")).into_response(),
+        }
+    }
+}
+
+/// Whether `Accept-Encoding` lists gzip with a non-zero quality.
+fn accepts_gzip(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|item| {
+            let mut parts = item.split(';').map(str::trim);
+            let coding = parts.next().unwrap_or_default();
+            let zero = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (coding.eq_ignore_ascii_case("gzip") || coding == "*") && !zero
+        })
 }
 
 /// A safety net for error answers made outside `ApiError` (axum's own rejections, e.g. a path
@@ -651,4 +721,31 @@ async fn metrics_endpoint(State(state): State<AppState>) -> Response {
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::accepts_gzip;
+    use axum::http::{HeaderMap, HeaderValue, header};
+
+    fn with(value: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::ACCEPT_ENCODING,
+            HeaderValue::from_str(value).unwrap(),
+        );
+        h
+    }
+
+    #[test]
+    fn gzip_is_accepted_as_listed() {
+        assert!(!accepts_gzip(&HeaderMap::new()));
+        assert!(accepts_gzip(&with("gzip")));
+        assert!(accepts_gzip(&with("gzip, deflate, br, zstd")));
+        assert!(accepts_gzip(&with("br;q=1.0, GZIP;q=0.5")));
+        assert!(accepts_gzip(&with("*")));
+        assert!(!accepts_gzip(&with("gzip;q=0")));
+        assert!(!accepts_gzip(&with("br, deflate")));
+        assert!(!accepts_gzip(&with("identity")));
+    }
 }
