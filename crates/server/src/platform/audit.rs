@@ -252,7 +252,7 @@ impl Audit {
         offset: usize,
         limit: Option<usize>,
     ) -> rusqlite::Result<(Vec<AuditEntry>, usize)> {
-        self.store.read(|c| {
+        self.store.read_snapshot(|c| {
             let total = Store::row_count(c, "audit")?;
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {COLUMNS} FROM audit ORDER BY id DESC LIMIT ?1 OFFSET ?2"

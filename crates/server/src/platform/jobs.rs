@@ -486,7 +486,7 @@ impl Jobs {
         limit: Option<usize>,
         with_result: bool,
     ) -> rusqlite::Result<(Vec<Job>, usize)> {
-        self.inner.store.read(|c| {
+        self.inner.store.read_snapshot(|c| {
             let total = Store::row_count(c, "jobs")?;
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {} FROM jobs ORDER BY id DESC LIMIT ?1 OFFSET ?2",

@@ -307,6 +307,29 @@ impl Store {
         f(&conn)
     }
 
+    /// Like [`Store::read`], but `f`'s statements share one read transaction: they see one
+    /// snapshot (a page and its total agree even while a job is written) and take the WAL
+    /// read lock once instead of once per statement.
+    pub fn read_snapshot<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> rusqlite::Result<T> {
+        self.read(|c| {
+            if !c.is_autocommit() {
+                // A transaction an earlier failure left open: end it first.
+                c.execute_batch("ROLLBACK")?;
+            }
+            c.prepare_cached("BEGIN DEFERRED")?.execute([])?;
+            let out = f(c);
+            // COMMIT of a read-only transaction only releases the lock; try it even after an
+            // error so the connection never stays inside a transaction.
+            let end = c.prepare_cached("COMMIT").and_then(|mut s| s.execute([]));
+            let out = out?;
+            end?;
+            Ok(out)
+        })
+    }
+
     /// Runs `f` in one `IMMEDIATE` transaction: all of it commits, or none of it.
     pub fn write<T>(
         &self,
@@ -516,5 +539,42 @@ mod tests {
         });
         assert!(r.is_err());
         assert_eq!(store.get_setting("a").unwrap(), None);
+    }
+
+    /// The statements of a snapshot read see one state: a write committed between them is not
+    /// seen (a plain read would see it in its second statement), and a failed snapshot read
+    /// leaves no transaction open.
+    #[test]
+    fn snapshot_read_sees_one_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+        store.set_setting("k", "before").unwrap();
+        let get = |c: &Connection| -> rusqlite::Result<String> {
+            c.query_row("SELECT value FROM settings WHERE key = 'k'", [], |r| {
+                r.get(0)
+            })
+        };
+        let (first, second) = store
+            .read_snapshot(|c| {
+                let first = get(c)?;
+                store.set_setting("k", "after").unwrap();
+                Ok((first, get(c)?))
+            })
+            .unwrap();
+        assert_eq!((first.as_str(), second.as_str()), ("before", "before"));
+        let seen = store
+            .read(|c| {
+                let first = get(c)?;
+                store.set_setting("k", "later").unwrap();
+                Ok((first, get(c)?))
+            })
+            .unwrap();
+        assert_eq!(seen, ("after".to_string(), "later".to_string()));
+        let failed: rusqlite::Result<()> =
+            store.read_snapshot(|c| c.execute_batch("SELECT * FROM nonexistent"));
+        assert!(failed.is_err());
+        for _ in 0..8 {
+            assert!(store.read(|c| Ok(c.is_autocommit())).unwrap());
+        }
     }
 }
