@@ -231,6 +231,41 @@ fn segment_matches(pieces: &[Piece], seg: &str) -> bool {
     }
 }
 
+/// What [`AccessTable::check_body_shape`] reads of a schema, and nothing else: references,
+/// choices, `type`, `items` and `properties` (by name). Descriptions, examples, patterns and
+/// enums are most of the document's schemas; the table keeps this skeleton for the daemon's
+/// whole life, so they would be idle heap.
+fn skeleton(schema: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    let Value::Object(map) = schema else {
+        return Value::Null;
+    };
+    let kept = map
+        .into_iter()
+        .filter_map(|(k, v)| {
+            let v = match k.as_str() {
+                "$ref" | "type" => v,
+                "items" => skeleton(v),
+                "oneOf" | "anyOf" | "allOf" => match v {
+                    Value::Array(branches) => {
+                        Value::Array(branches.into_iter().map(skeleton).collect())
+                    }
+                    _ => return None,
+                },
+                "properties" => match v {
+                    Value::Object(props) => {
+                        Value::Object(props.into_iter().map(|(n, p)| (n, skeleton(p))).collect())
+                    }
+                    _ => return None,
+                },
+                _ => return None,
+            };
+            Some((k, v))
+        })
+        .collect();
+    Value::Object(kept)
+}
+
 /// The property names of the one object a GET answers with (200 → `$ref` object), if so.
 fn item_properties(
     doc: &utoipa::openapi::OpenApi,
@@ -261,6 +296,12 @@ impl AccessTable {
                 .components
                 .as_ref()
                 .and_then(|c| serde_json::to_value(&c.schemas).ok())
+                .map(|schemas| match schemas {
+                    serde_json::Value::Object(map) => serde_json::Value::Object(
+                        map.into_iter().map(|(k, v)| (k, skeleton(v))).collect(),
+                    ),
+                    other => other,
+                })
                 .unwrap_or_default(),
             ..Default::default()
         };
@@ -319,9 +360,11 @@ impl AccessTable {
                     .flatten();
                 let body = match &op.request_body {
                     Some(utoipa::openapi::RefOr::T(b)) => match b.content.get("application/json") {
-                        Some(utoipa::openapi::RefOr::T(c)) => {
-                            c.schema.as_ref().and_then(|s| serde_json::to_value(s).ok())
-                        }
+                        Some(utoipa::openapi::RefOr::T(c)) => c
+                            .schema
+                            .as_ref()
+                            .and_then(|s| serde_json::to_value(s).ok())
+                            .map(skeleton),
                         _ => None,
                     },
                     _ => None,
@@ -766,6 +809,36 @@ mod tests {
         // Arrays where arrays belong stay fine.
         let tok = serde_json::json!({"name": "x", "scopes": ["vms:read"]});
         assert!(t.check_body_shape(&post, "/api/v1/tokens", &tok).is_ok());
+    }
+
+    /// The table keeps a schema's structure and none of its prose.
+    #[test]
+    fn schemas_are_kept_as_skeletons() {
+        let s = skeleton(serde_json::json!({
+            "type": "object", "description": "d", "required": ["a"],
+            "properties": {
+                "a": {"type": "array", "items": {"$ref": "#/components/schemas/X", "example": 1}},
+                "b": {"oneOf": [{"type": "null"}, {"type": "string", "pattern": "^x$"}]}
+            }
+        }));
+        assert_eq!(
+            s,
+            serde_json::json!({
+                "type": "object",
+                "properties": {
+                    "a": {"type": "array", "items": {"$ref": "#/components/schemas/X"}},
+                    "b": {"oneOf": [{"type": "null"}, {"type": "string"}]}
+                }
+            })
+        );
+        let t = table();
+        let problem = &t.schemas["Problem"];
+        assert_eq!(problem["type"], "object");
+        assert!(problem["properties"]["code"].is_object());
+        assert!(problem["properties"]["code"].get("description").is_none());
+        let kept = serde_json::to_string(&t.schemas).unwrap().len();
+        let full = crate::openapi_json();
+        assert!(kept * 3 < full.len(), "{kept} of {}", full.len());
     }
 
     #[test]
