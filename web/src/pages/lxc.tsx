@@ -209,7 +209,7 @@ function Restore() {
     <section aria-labelledby="lxc-restore-h">
       <h2 id="lxc-restore-h">Restore a backup as a new container</h2>
       <form class="inline" onSubmit={restore}>
-        <label>New container name<input name="name" required maxLength={64} /></label>
+        <label>Name of the restored container<input name="name" required maxLength={64} /></label>
         <label>Backup storage (pool/dataset)<input name="storage" required /></label>
         <label>Backup file (.tar.zst)<input name="file" required /></label>
         <label>Root filesystem storage (empty: the lxcpath)<input name="rootfs" /></label>

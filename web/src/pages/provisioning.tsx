@@ -324,12 +324,12 @@ function ProfileEditor({ p, recipes, done }: { p: Profile | null; recipes: strin
       <form onSubmit={save}>
         <div class="row">
           <label>Profile name<input name="name" required maxLength={64} pattern="[a-z0-9][a-z0-9._\-]*" defaultValue={p?.name ?? ''} /></label>
-          <label>Recipe<select name="recipe" required defaultValue={p?.recipe ?? ''}>{recipes.map((r) => <option key={r}>{r}</option>)}</select></label>
+          <label>Recipe<select name="recipe" required>{recipes.map((r) => <option key={r} selected={r === p?.recipe}>{r}</option>)}</select></label>
           <label>Username<input name="username" defaultValue={p?.credential?.username ?? ''} /></label>
           <label>Password secret
-            <select name="secret" defaultValue={p?.credential?.secret ?? ''}>
+            <select name="secret">
               <option value="">(none)</option>
-              {secrets.data?.map((s) => <option key={s.id}>{s.name}</option>)}
+              {secrets.data?.map((s) => <option key={s.id} selected={s.name === p?.credential?.secret}>{s.name}</option>)}
             </select>
           </label>
         </div>
@@ -487,12 +487,12 @@ function StartRun({ vm }: { vm?: string }) {
       <form onSubmit={start}>
         <div class="row">
           <label>Virtual machine
-            <select name="vm" required defaultValue={vm ?? ''} key={vms.data?.length}>
-              {vms.data?.map((v) => <option key={v.id} value={v.id}>{v.name}</option>)}
+            <select name="vm" required>
+              {vms.data?.map((v) => <option key={v.id} value={v.id} selected={v.id === vm || v.name === vm}>{v.name}</option>)}
             </select>
           </label>
           <label>Profile
-            <select name="profile" required key={profiles.data?.length}>
+            <select name="profile" required>
               {profiles.data?.map((p) => <option key={p.id} value={p.id}>{p.name}</option>)}
             </select>
           </label>
@@ -522,7 +522,7 @@ function Runs() {
           <tbody>
             {[...list.data].reverse().map((r) => (
               <tr key={r.id}>
-                <th scope="row"><a href={`#/provisioning/runs/${r.id}`}>{r.id?.slice(0, 8)}</a></th><td>{vmName(r.vm)}</td><td>{r.profile}</td>
+                <th scope="row"><a href={`#/provisioning/runs/${r.id}`}>{r.id}</a></th><td>{vmName(r.vm)}</td><td>{r.profile}</td>
                 <td><span class={`badge ${r.status}`}>{r.status}</span></td><td>{r.failed_step ?? '–'}</td><td>{r.attempts}</td><td>{when(r.updated_at)}</td>
               </tr>
             ))}
@@ -545,14 +545,14 @@ function RunView({ id }: { id: string }) {
     if (!r) return;
     let last = '';
     return jobs.subscribe((m) => {
-      const j = [...m.values()].find((x) => x.target === r.href && x.id === (r.job ?? '').split('/').pop()) ?? [...m.values()].find((x) => x.target === r.href && x.status === 'running');
-      const sig = j ? `${j.id}/${j.status}/${j.progress}` : '';
-      if (sig && sig !== last) {
+      // Every attempt's job targets the run: any change of one (status, progress) refetches.
+      const sig = [...m.values()].filter((x) => x.target === r.href).map((x) => `${x.id}/${x.status}/${x.progress}`).join();
+      if (sig !== last) {
         last = sig;
         run.reload();
       }
     });
-  }, [r?.href, r?.job]);
+  }, [r?.href]);
   if (!r) return <Pending failed={run.failed} what="this run" />;
   async function retry(): Promise<void> {
     if (await act(api.POST('/api/v1/provisioning/runs/{id}/retry', { params: { path: { id } } }), 'Retry started.')) run.reload();
@@ -561,7 +561,7 @@ function RunView({ id }: { id: string }) {
     <>
       <p><a href="#/provisioning">Provisioning</a></p>
       <section aria-labelledby="runv-h" data-run={r.id} data-status={r.status}>
-        <h2 id="runv-h">Run {(r.id ?? '').slice(0, 8)} <span class={`badge ${r.status}`}>{r.status}</span></h2>
+        <h2 id="runv-h">Run {r.id} <span class={`badge ${r.status}`}>{r.status}</span></h2>
         <dl class="facts">
           <dt>VM</dt><dd><a href={`#/vms/${r.vm}`}>{r.vm}</a></dd>
           <dt>Profile</dt><dd>{r.profile}</dd>
