@@ -45,6 +45,7 @@ const PAGES: { path: string; title: string; page: (p: PageProps) => preact.JSX.E
   { path: 'lxc', title: 'LXC containers', page: lazy(() => import('./pages/lxc')) },
   { path: 'workloads', title: 'Workloads and autostart', page: lazy(() => import('./pages/workloads')) },
   { path: 'network', title: 'Network', page: lazy(() => import('./pages/network')) },
+  { path: 'provisioning', title: 'Provisioning', page: lazy(() => import('./pages/provisioning')) },
   { path: 'services', title: 'Services', page: Services },
   { path: 'terminal', title: 'Host terminal', page: lazy(() => import('./pages/terminal')) },
   { path: 'system', title: 'System', page: System },

@@ -3,8 +3,8 @@
 import { useRef, useState } from 'preact/hooks';
 import type { ComponentChildren } from 'preact';
 
-export function Tabs({ id, tabs }: { id: string; tabs: { label: string; body: () => ComponentChildren }[] }) {
-  const [sel, setSel] = useState(0);
+export function Tabs({ id, tabs, initial = 0 }: { id: string; tabs: { label: string; body: () => ComponentChildren }[]; initial?: number }) {
+  const [sel, setSel] = useState(initial);
   const list = useRef<HTMLDivElement>(null);
   function key(e: KeyboardEvent): void {
     const d = e.key === 'ArrowRight' ? 1 : e.key === 'ArrowLeft' ? -1 : 0;

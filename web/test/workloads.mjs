@@ -2,11 +2,14 @@
 // with a private dockerd (started by crates/hostplane/tests/web_ui_pages.rs, test
 // `workload_pages_exec_and_host_terminal_in_chromium`):
 //   HP_URL, HP_USER/HP_PASS (an admin's login), HP_TOKEN (an API token of that admin),
-//   HP_ENGINE (the engine's name), HP_IMAGE (an image it has: busybox), HP_ARTIFACTS.
+//   HP_ENGINE (the engine's name), HP_IMAGE (an image it has: busybox), HP_PULL (an image in a
+//   local registry the engine does not have), HP_ARTIFACTS.
 // Containers, stacks, LXC, workloads, network (every tab) and host terminal pages render and
 // pass axe in light and dark; a container created through the form runs a command in its exec
 // terminal; a stack's compose error shows its line, a valid one goes up and down as jobs; the host terminal shows a typed command's
-// output and, reattached, replays it; the autostart order is saved. Fails (exit 1) on a step that
+// output and, reattached, replays it; the autostart order is saved; an image is pulled from a
+// registry (its job's progress in the Images tab), the update check runs and lists the
+// container, unused images are pruned. Fails (exit 1) on a step that
 // does not happen, an axe violation, a page error, a CSP violation or a request elsewhere.
 import { driver, env } from './lib.mjs';
 
@@ -155,6 +158,25 @@ try {
     await page.locator('.xterm-rows', { hasText: 'hp-host-42' }).waitFor({ timeout: 20000 });
     await page.keyboard.type('exit 7\n');
     await page.getByText('Host shell: exited (code 7)').waitFor({ timeout: 20000 });
+  });
+
+  await step('an image is pulled from a registry (a job with its progress), updates are checked, unused images pruned', async () => {
+    await visit(page, 'containers', 'Containers');
+    const eng = page.locator(`section[aria-labelledby="eng-${engine}"]`);
+    await eng.getByLabel('Image to pull').fill(env('HP_PULL'));
+    await eng.getByRole('button', { name: 'Pull image' }).click();
+    await eng.locator('.job-inline[data-status=success]').waitFor({ timeout: 60000 });
+    await eng.getByRole('rowheader', { name: new RegExp(env('HP_PULL').replace(/[.*+?^${}()|[\]\\]/g, '\\$&')) }).waitFor({ timeout: 20000 });
+    await page.locator('.jobs li.job', { hasText: 'containers.image_pull' }).first().waitFor();
+    await shot(page, 'containers-pull');
+    await page.getByRole('button', { name: 'Check for updates' }).click();
+    const upd = page.locator('section[aria-labelledby=upd-h]');
+    await upd.locator('.job-inline[data-status=success]').waitFor({ timeout: 60000 });
+    await upd.getByRole('rowheader', { name: 'uict', exact: true }).waitFor({ timeout: 20000 });
+    log(`update statuses: ${(await upd.locator('caption').textContent()).trim()}`);
+    await axe(page, 'containers with a pull and the update statuses');
+    await eng.getByRole('button', { name: 'Prune unused images' }).click();
+    await eng.getByText(/^Pruned \d+ images/).waitFor();
   });
 } catch (e) {
   d.problems.push(`driver: ${e.message}`);

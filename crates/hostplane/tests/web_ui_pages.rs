@@ -13,10 +13,28 @@
 //! light and dark; a container made in the create form runs a typed command in its exec terminal
 //! (xterm over the exec WebSocket); the host terminal shows a typed command's output and replays
 //! it after a reconnect; the dashboard's charts come from the metrics history and grow with live
-//! `metrics.sample` events.
+//! `metrics.sample` events; an image pushed to a local registry (tests/registry_util) is pulled
+//! in the Images tab, the update check runs, unused images are pruned.
+//!
+//! The Provisioning page (web/test/provisioning.mjs) with the test guest (tests/vms.rs's kit,
+//! TCG): recipes (dry run, the step editor), secrets, artifact uploads, a profile, a run
+//! started from the VM's page that fails at its provisioner, is fixed and retried to success,
+//! and a template registry (a small BoxVault the driver serves) browsed and a box pulled.
+//!
+//! The Network page (web/test/network.mjs) against a daemon in a throwaway network namespace
+//! (tests/netns_util): the driver and its Chromium run in that namespace too (`ip netns exec`),
+//! so the browser reaches the daemon's loopback listener there and the host's network is never
+//! touched: a bridge and its address, a DHCP server with a static host, and host settings
+//! applied and confirmed with the page's Confirm before the countdown ends.
+//!
+//! The LXC page (web/test/lxc.mjs): a busybox container created in the form, started, its
+//! attach console used, stopped and deleted (the daemon in the test's own namespace: LXC's
+//! command socket is netns-scoped, as in tests/lxc.rs).
 
 mod common;
 mod engine_util;
+mod netns_util;
+mod registry_util;
 mod storage_util;
 
 use std::path::{Path, PathBuf};
@@ -105,8 +123,22 @@ fn web_deps() {
 
 /// Runs `web/test/<script>` with `envs` (plus HP_ARTIFACTS) and fails when it does.
 async fn run_driver(script: &str, envs: &[(&str, String)], t0: Instant) {
+    run_driver_in(None, script, envs, t0).await
+}
+
+/// [`run_driver`], the driver and its Chromium inside network namespace `netns` when given
+/// (`ip netns exec NS node ...`, as the harness starts a namespaced daemon): the browser then
+/// reaches that daemon's loopback listener.
+async fn run_driver_in(netns: Option<&str>, script: &str, envs: &[(&str, String)], t0: Instant) {
     let artifacts = artifacts();
-    let mut cmd = Command::new("node");
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "node"]);
+            c
+        }
+        None => Command::new("node"),
+    };
     cmd.arg(repo().join("web/test").join(script))
         .current_dir(repo().join("web"))
         .env("HP_ARTIFACTS", &artifacts)
@@ -231,6 +263,7 @@ async fn workload_pages_exec_and_host_terminal_in_chromium() {
         Path::new("/usr/bin/chromium").exists(),
         "/usr/bin/chromium is needed"
     );
+    let registry = registry_util::Registry::start();
     let engine = engine_util::Engine::start(engine_util::Kind::Docker);
     let d = Daemon::start_with(Opts {
         config: Some(format!(
@@ -251,6 +284,13 @@ async fn workload_pages_exec_and_host_terminal_in_chromium() {
         .await
         .unwrap();
     assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
+    // The same image in a local registry (pushed with the docker CLI), gone from the engine: the
+    // UI pulls it back.
+    let pull = format!("{}/hp/ui-pull:1", registry.host());
+    let sock = engine.socket_url();
+    engine_util::docker_cli(&sock, &["tag", "localhost/hp-ui:t1", &pull]);
+    engine_util::docker_cli(&sock, &["push", &pull]);
+    engine_util::docker_cli(&sock, &["rmi", &pull]);
     let r = d
         .post(
             "/api/v1/users",
@@ -271,6 +311,7 @@ async fn workload_pages_exec_and_host_terminal_in_chromium() {
             ("HP_TOKEN", token),
             ("HP_ENGINE", "docker".into()),
             ("HP_IMAGE", "localhost/hp-ui:t1".into()),
+            ("HP_PULL", pull.clone()),
         ],
         t0,
     )
@@ -293,4 +334,225 @@ async fn workload_pages_exec_and_host_terminal_in_chromium() {
     // The engine guard removes the containers; the daemon goes first.
     drop(d);
     drop(engine);
+}
+
+#[tokio::test]
+async fn provisioning_pages_in_chromium() {
+    let t0 = Instant::now();
+    web_deps();
+    for tool in ["/usr/bin/chromium", "/usr/bin/qemu-system-x86_64"] {
+        assert!(Path::new(tool).exists(), "{tool} is needed");
+    }
+    let kit = guest_kit();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[vms]\nallowed_paths = [{:?}]\nurl_allow = [\"127.0.0.1\"]\n",
+            kit.to_str().unwrap()
+        )),
+        ..Default::default()
+    });
+    let _qemus = Qemus(d.data_dir().join("run/vms"));
+    // The test guest (stopped: the run boots it), as tests/provisioning.rs makes it.
+    let vm = d
+        .post(
+            "/api/v1/vms",
+            json!({"name": "provvm", "memory_mib": 256, "accelerator": "tcg",
+                "kernel": kit.join("vmlinuz").to_str().unwrap(),
+                "initrd": kit.join("initrd.gz").to_str().unwrap(),
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=serve",
+                "nics": [{"mode": "user"}]}),
+        )
+        .await;
+    assert_eq!(vm.status(), 201);
+    let vm: serde_json::Value = vm.json().await.unwrap();
+    let r = d
+        .post(
+            "/api/v1/users",
+            json!({"name": "provadmin", "role": "admin", "password": "prov-pass-123"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = d
+        .create_token(json!({"name": "prov-token", "owner": "provadmin"}))
+        .await;
+
+    run_driver(
+        "provisioning.mjs",
+        &[
+            ("HP_URL", d.base.clone()),
+            ("HP_USER", "provadmin".into()),
+            ("HP_PASS", "prov-pass-123".into()),
+            ("HP_TOKEN", token),
+            ("HP_VM", vm["id"].as_str().unwrap().into()),
+        ],
+        t0,
+    )
+    .await;
+
+    // What the UI made, seen through the API (the secret's value is nowhere in an answer).
+    let runs = d
+        .get("/api/v1/provisioning/runs")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        runs.contains("\"success\"") && !runs.contains("not-shown-anywhere"),
+        "{runs}"
+    );
+    let p = d.get_json("/api/v1/provisioning/profiles/ui-profile").await;
+    assert_eq!(p["recipe"], "test-guest", "{p}");
+    // Edited in the UI: the credential it was made with is kept.
+    assert_eq!(p["credential"]["secret"], "ui-pw", "{p}");
+    // The box pulled from the driver's BoxVault is a template.
+    let t = d.get_json("/api/v1/vms/templates/ui-tiny").await;
+    assert_eq!(t["name"], "ui-tiny", "{t}");
+    let r = d
+        .post(
+            &format!("/api/v1/vms/{}/stop", vm["id"].as_str().unwrap()),
+            json!({}),
+        )
+        .await;
+    assert!(r.status().is_success() || r.status() == 409);
+}
+
+#[tokio::test]
+async fn network_dhcp_and_host_settings_confirm_in_chromium() {
+    let t0 = Instant::now();
+    web_deps();
+    for tool in ["/usr/bin/chromium", "/usr/sbin/dnsmasq"] {
+        assert!(Path::new(tool).exists(), "{tool} is needed");
+    }
+    // The daemon's namespace ("host"): hpv0 192.0.2.10/24 wired to a client namespace (carrier
+    // for the host settings' self-check), and hpc0 whose peer is there too (the bridge's port).
+    let host = netns_util::NetNs::new();
+    let client = netns_util::NetNs::new();
+    for (h, c) in [("hpv0", "hpv1"), ("hpc0", "cl0")] {
+        host.ip(&[
+            "link",
+            "add",
+            h,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            c,
+            "netns",
+            &client.name,
+        ]);
+        host.ip(&["link", "set", h, "up"]);
+        client.ip(&["link", "set", c, "up"]);
+    }
+    host.ip(&["addr", "add", "192.0.2.10/24", "dev", "hpv0"]);
+    client.ip(&["addr", "add", "192.0.2.2/24", "dev", "hpv1"]);
+    let d = netns_util::daemon_in(&host);
+    let r = d
+        .post(
+            "/api/v1/users",
+            json!({"name": "netadmin", "role": "admin", "password": "net-pass-1234"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = d
+        .create_token(json!({"name": "net-token", "owner": "netadmin"}))
+        .await;
+
+    // The browser runs in the daemon's namespace and uses its loopback listener.
+    run_driver_in(
+        Some(&host.name),
+        "network.mjs",
+        &[
+            ("HP_URL", format!("http://127.0.0.1:{}", d.port)),
+            ("HP_USER", "netadmin".into()),
+            ("HP_PASS", "net-pass-1234".into()),
+            ("HP_TOKEN", token),
+            ("HP_PORT", "hpc0".into()),
+            ("HP_HOSTIF", "hpv0".into()),
+        ],
+        t0,
+    )
+    .await;
+
+    // What the UI did, seen through the API and in the namespace.
+    let s = d.get_json("/api/v1/network/dhcp-servers/hpubr").await;
+    assert_eq!(s["hosts"][0]["mac"], "02:00:00:00:77:01", "{s}");
+    let h = d.get_json("/api/v1/network/host").await;
+    assert_eq!(h["settings"]["address"], "192.0.2.20/24", "{h}");
+    assert!(h["pending_change"].is_null(), "{h}");
+    let changes = d.get_json("/api/v1/network/changes").await;
+    assert_eq!(changes[0]["state"], "confirmed", "{changes}");
+    assert!(host.addresses().contains(&"192.0.2.20/24".to_string()));
+    // The daemon (and its dnsmasq) go before the namespaces.
+    drop(d);
+}
+
+/// Stops and destroys the containers of a daemon's lxcpath before the daemon goes (also on
+/// panic), as tests/lxc.rs's guard does (scripts/cleanup-tests covers a killed run).
+struct Lxcs(PathBuf);
+
+impl Drop for Lxcs {
+    fn drop(&mut self) {
+        let p = self.0.to_str().unwrap();
+        for e in std::fs::read_dir(&self.0).into_iter().flatten().flatten() {
+            if !e.path().join("config").is_file() {
+                continue;
+            }
+            let n = e.file_name().to_string_lossy().into_owned();
+            for (tool, extra) in [
+                ("lxc-unfreeze", None),
+                ("lxc-stop", Some("-k")),
+                ("lxc-destroy", Some("-s")),
+            ] {
+                let mut c = Command::new(tool);
+                c.args(["-P", p, "-n", &n]);
+                if let Some(x) = extra {
+                    c.arg(x);
+                }
+                let _ = c.output();
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn lxc_create_start_console_stop_in_chromium() {
+    let t0 = Instant::now();
+    web_deps();
+    assert!(
+        Path::new("/usr/bin/chromium").exists(),
+        "/usr/bin/chromium is needed"
+    );
+    for tool in ["lxc-create", "busybox"] {
+        assert!(
+            Command::new(tool).arg("--help").output().is_ok(),
+            "{tool} is missing (packages lxc, lxc-templates, busybox-static)"
+        );
+    }
+    // LXC's command socket is netns-scoped: the daemon (and the browser) stay in the test's own
+    // namespace, as in tests/lxc.rs. The guard (declared after the daemon) drops before it.
+    let d = Daemon::start();
+    let _lxcs = Lxcs(d.data_dir().join("lxc"));
+    let r = d
+        .post(
+            "/api/v1/users",
+            json!({"name": "lxcadmin", "role": "admin", "password": "lxc-pass-1234"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let token = d
+        .create_token(json!({"name": "lxc-token", "owner": "lxcadmin"}))
+        .await;
+    run_driver(
+        "lxc.mjs",
+        &[
+            ("HP_URL", d.base.clone()),
+            ("HP_USER", "lxcadmin".into()),
+            ("HP_PASS", "lxc-pass-1234".into()),
+            ("HP_TOKEN", token),
+        ],
+        t0,
+    )
+    .await;
+    let list = d.get_json("/api/v1/lxc").await;
+    assert_eq!(list, json!([]), "{list}");
 }

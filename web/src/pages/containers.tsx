@@ -1,7 +1,8 @@
 // Containers (a lazy chunk): the engines (docker, podman) with reachability, every engine's
 // containers with lifecycle buttons, their log (followed live: the log endpoint streams with
 // follow=true) and an exec terminal (POST .../exec with tty → a ticket → the WebSocket, in the
-// shared xterm chunk); a create form; each engine's images, volumes and networks.
+// shared xterm chunk); a create form; each engine's images (pull, prune, import), volumes and
+// networks; the image update checks.
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api } from '../api/client';
 import { act, bytes, useApi, when } from '../hooks';
@@ -9,6 +10,7 @@ import { formValues, Pending, Tabs } from '../ui';
 import { Term } from '../term/lazy';
 import { ticketPath } from '../vm/ticket';
 import { CreateContainer, Networks, Volumes } from './containers-create';
+import { PullPrune, Updates } from './containers-updates';
 
 type Ref = { engine: string; name: string };
 
@@ -43,6 +45,7 @@ export default function Containers() {
       {log && <Logs key={`${log.engine}/${log.name}`} {...log} close={() => setLog(null)} />}
       {shell && <Exec key={`${shell.engine}/${shell.name}`} {...shell} close={() => setShell(null)} />}
       {reachable.length > 0 && <CreateContainer engines={reachable} />}
+      <Updates />
       {reachable.map((e) => (
         <section key={e} aria-labelledby={`eng-${e}`}>
           <h2 id={`eng-${e}`}>Engine {e}</h2>
@@ -179,6 +182,7 @@ function Images({ engine }: { engine: string }) {
       ) : (
         <Pending failed={list.failed} what="the images" />
       )}
+      <PullPrune engine={engine} reload={list.reload} />
       <form class="inline" onSubmit={upload}>
         <label>Repository<input name="repo" required /></label>
         <label>Tag<input name="tag" placeholder="latest" /></label>

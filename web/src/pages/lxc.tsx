@@ -1,7 +1,9 @@
 // LXC (a lazy chunk): system containers. List with state, addresses and memory; start, stop,
 // restart, freeze, unfreeze, delete; create (busybox template or a local rootfs archive; a job);
 // a container's attach console (POST /lxc/{name}/console → ticket → WebSocket, the shared xterm
-// chunk), its snapshots (take, restore, delete: jobs) and clone (a job).
+// chunk), its snapshots (take, restore, delete: jobs), clone (a job), backup of a stopped
+// container into a pool dataset (a `.tar.zst`, a job) and restore of such a backup as a new
+// container (a job).
 import { useState } from 'preact/hooks';
 import { api, type Schemas } from '../api/client';
 import { act, bytes, useApi } from '../hooks';
@@ -47,11 +49,13 @@ export default function LxcPage() {
               { label: 'Console', body: () => <Console c={cur} /> },
               { label: 'Snapshots', body: () => <Snapshots name={cur.name!} /> },
               { label: 'Clone', body: () => <Clone name={cur.name!} /> },
+              { label: 'Backup', body: () => <Backup c={cur} /> },
             ]}
           />
         </section>
       )}
       <Create />
+      <Restore />
     </>
   );
 }
@@ -169,6 +173,47 @@ function Create() {
         <label class="check"><input type="checkbox" name="start" /> Start it once made</label>
         <label class="check"><input type="checkbox" name="autostart" /> Start with the daemon</label>
         <button type="submit">Create LXC container</button>
+      </form>
+    </section>
+  );
+}
+
+/** A `.tar.zst` of the stopped container into a dataset; the job's result names the file. */
+function Backup({ c }: { c: Lxc }) {
+  const name = c.name!;
+  async function backup(e: Event): Promise<void> {
+    const f = formValues(e);
+    await act(
+      api.POST('/api/v1/lxc/{name}/backup', { params: { path: { name } }, body: { storage: f.storage!, file: f.file ?? null } }),
+      'Backup started (see the jobs panel; its result names the file).',
+    );
+  }
+  if (c.state !== 'stopped') return <p class="muted">Stop the container to back it up.</p>;
+  return (
+    <form class="inline" onSubmit={backup}>
+      <label>Backup storage (pool/dataset)<input name="storage" required pattern="[^/]+/[^/]+" /></label>
+      <label>File name (empty: name and time; ends .tar.zst)<input name="file" pattern=".*\.tar\.zst" /></label>
+      <button type="submit">Back up {name}</button>
+    </form>
+  );
+}
+
+function Restore() {
+  async function restore(e: Event): Promise<void> {
+    const form = e.target as HTMLFormElement;
+    const f = formValues(e);
+    const body: Schemas['LxcRestoreRequest'] = { storage: f.storage!, file: f.file!, rootfs_storage: f.rootfs ?? null };
+    if (await act(api.POST('/api/v1/lxc/{name}/restore', { params: { path: { name: f.name! } }, body }), `Restoring ${f.name} (see the jobs panel).`)) form.reset();
+  }
+  return (
+    <section aria-labelledby="lxc-restore-h">
+      <h2 id="lxc-restore-h">Restore a backup as a new container</h2>
+      <form class="inline" onSubmit={restore}>
+        <label>Name of the restored container<input name="name" required maxLength={64} /></label>
+        <label>Backup storage (pool/dataset)<input name="storage" required /></label>
+        <label>Backup file (.tar.zst)<input name="file" required /></label>
+        <label>Root filesystem storage (empty: the lxcpath)<input name="rootfs" /></label>
+        <button type="submit">Restore backup</button>
       </form>
     </section>
   );

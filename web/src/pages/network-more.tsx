@@ -221,7 +221,7 @@ export function HostSettings() {
             </p>
             <div class="row">
               <label>Interface<input name="interface" required defaultValue={cur?.interface ?? ''} /></label>
-              <label>Mode<select name="mode" defaultValue={cur?.mode ?? 'dhcp'}><option value="dhcp">DHCP</option><option value="static">static</option></select></label>
+              <label>Mode<select name="mode"><option value="dhcp">DHCP</option><option value="static" selected={cur?.mode === 'static'}>static</option></select></label>
               <label>Address (CIDR, static)<input name="address" defaultValue={cur?.address ?? ''} /></label>
               <label>Gateway (static)<input name="gateway" defaultValue={cur?.gateway ?? ''} /></label>
               <label>DNS servers<input name="dns" defaultValue={cur?.dns?.join(' ') ?? ''} /></label>

@@ -34,6 +34,7 @@ export function VmDetail({ id }: { id: string }) {
         <p class="buttons">
           <a href={`/api/v1/vms/${id}/screenshot`} target="_blank" rel="noopener">Screenshot (PNG)</a>
           {v.status === 'stopped' && <a href={`/api/v1/vms/${id}.tar.zst`} download>Export (.tar.zst)</a>}
+          <a href={`#/provisioning/start/${id}`}>Provision this VM</a>
         </p>
       </section>
       <Tabs
