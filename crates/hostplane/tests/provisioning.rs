@@ -1,8 +1,9 @@
-//! Provisioning, live: the tiny test guest (`scripts/guest-kit`, a busybox shell on ttyS0)
-//! provisioned end to end over its serial console by the real daemon and the real QEMU (TCG).
+//! Provisioning, live: the tiny test guest (`scripts/guest-kit` booted with `mode=login`:
+//! busybox getty + login on ttyS0) provisioned end to end over its serial console by the real
+//! daemon and the real QEMU (TCG).
 //!
-//! The run types a secret at a prompt with echo off (the test guest has no login: a `read`
-//! stands in for the password prompt and the recipe checks its sha256), sets up the network
+//! The run logs in through a real `login:` / `Password:` exchange (the kit's test-only root
+//! password is the stored secret), sets up the network
 //! (QEMU user-mode networking: 10.0.2.15/24 via 10.0.2.2, which is the host's loopback from
 //! the guest, where the test daemon listens on plain HTTP), the guest fetches an artifact
 //! through its single-use run URL with busybox wget and checks its sha256, a provisioner that
@@ -100,12 +101,13 @@ async fn console_says_read_only(d: &Daemon, vm: &str) -> String {
 fn recipe() -> Value {
     json!({
         "name": "tiny-login",
-        "description": "the test guest, with a password typed at a prompt with echo off",
+        "description": "the test guest: a real login on ttyS0",
         "os_family": "linux",
+        "login_prompt": "login: $",
         "shell_prompt": "[#$] $",
         "variables": [
             {"name": "password", "secret": true},
-            {"name": "password_sha"},
+            {"name": "greeting"},
             {"name": "iface", "default": "eth0"},
             {"name": "ip", "default": "10.0.2.15"},
             {"name": "gateway", "default": "10.0.2.2"}
@@ -113,14 +115,17 @@ fn recipe() -> Value {
         "steps": [
             {"type": "wait", "pattern": "HOSTPLANE-GUEST-READY", "timeout_secs": 300},
             {"type": "send", "text": ""},
-            {"type": "wait", "pattern": "[#$] $", "regex": true, "timeout_secs": 60},
-            {"type": "send", "text": "stty -echo; printf '%s: ' PASSWD; read -r pw; stty echo; echo; echo \"$pw\" | sha256sum > /tmp/pw.sum; unset pw"},
-            {"type": "wait", "pattern": "PASSWD: ", "timeout_secs": 30},
+            {"type": "wait", "pattern": "login: $", "regex": true, "timeout_secs": 120},
+            {"type": "send", "text": "root"},
+            {"type": "wait", "pattern": "Password:", "timeout_secs": 30},
+            // login prints the prompt before it turns the echo off.
+            {"type": "delay", "millis": 1000},
             {"type": "send", "text": "{{password}}"},
-            {"type": "wait", "pattern": "[#$] $", "regex": true, "timeout_secs": 30},
-            {"type": "command", "command": "test \"$(cut -d' ' -f1 /tmp/pw.sum)\" = {{password_sha}}"},
+            {"type": "wait", "pattern": "[#$] $", "regex": true, "timeout_secs": 60},
+            // Logged in as root through login(1): its session says so.
+            {"type": "command", "command": "test \"$(id -u)\" = 0 && test \"$HOME\" = /root"},
             {"type": "command", "command": "ip link set {{iface}} up && ip addr add {{ip}}/24 dev {{iface}} && ip route add default via {{gateway}}"},
-            {"type": "write_file", "path": "/tmp/motd", "content": "provisioned by {{run_id}}\n", "mode": "0644"}
+            {"type": "write_file", "path": "/tmp/motd", "content": "provisioned by {{run_id}}: {{greeting}}\n", "mode": "0644"}
         ]
     })
 }
@@ -137,7 +142,7 @@ fn profile(fixed: bool) -> Value {
         "name": "tiny",
         "recipe": "tiny-login",
         "credential": {"secret": "guest-pw"},
-        "variables": {"password_sha": sha256_hex(format!("{}\n", secret()).as_bytes())},
+        "variables": {"greeting": "hello"},
         "artifacts": [{"artifact": "kit", "dest": "/tmp/kit.bin", "mode": "0600"}],
         "provisioners": [
             {"type": "shell", "name": "check",
@@ -151,23 +156,14 @@ fn profile(fixed: bool) -> Value {
     })
 }
 
-fn secret() -> String {
-    // Fixed per process: the profile's sha and the stored secret must agree.
-    static S: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    S.get_or_init(|| {
-        let mut b = [0u8; 8];
-        getrandom(&mut b);
-        format!("hpS3cret{}", hex::encode(b))
-    })
-    .clone()
-}
-
-fn getrandom(b: &mut [u8]) {
-    use std::io::Read;
-    std::fs::File::open("/dev/urandom")
-        .unwrap()
-        .read_exact(b)
-        .unwrap();
+/// The kit's test-only root password (distinctive, so a grep for it means something).
+fn secret(kit: &Path) -> String {
+    let p = kit.join("root-password");
+    let s = std::fs::read_to_string(&p)
+        .unwrap_or_else(|e| panic!("{}: {e} (an old guest kit?)", p.display()));
+    let s = s.trim().to_string();
+    assert!(s.len() >= 12, "{s:?}");
+    s
 }
 
 /// Runs the CLI against the daemon (a private HOME); its stdout, after asserting exit 0.
@@ -226,7 +222,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
         )),
         ..Opts::default()
     });
-    let secret = secret();
+    let secret = secret(&kit);
 
     // The VM (stopped: the run boots it).
     let vm = expect(
@@ -238,7 +234,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
                 "accelerator": "tcg",
                 "kernel": kit.join("vmlinuz").to_str().unwrap(),
                 "initrd": kit.join("initrd.gz").to_str().unwrap(),
-                "cmdline": "console=ttyS0 quiet panic=-1 mode=serve",
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
                 "nics": [{"mode": "user"}],
             }),
         )
@@ -311,7 +307,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
         200,
     )
     .await;
-    assert_eq!(dry["unresolved"], json!(["password_sha"]), "{dry}");
+    assert_eq!(dry["unresolved"], json!(["greeting"]), "{dry}");
     assert!(!dry.to_string().contains(&secret), "{dry}");
     expect(
         d.post("/api/v1/provisioning/profiles", profile(false))
@@ -333,10 +329,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
         .await;
     let pr = expect(r, 422).await;
     assert_eq!(pr["code"], "unresolved_variable", "{pr}");
-    assert!(
-        pr["detail"].as_str().unwrap().contains("password_sha"),
-        "{pr}"
-    );
+    assert!(pr["detail"].as_str().unwrap().contains("greeting"), "{pr}");
 
     // The run: boots the VM, fails at the last provisioner.
     let t0 = Instant::now();
@@ -485,4 +478,185 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
         !d.log().contains(&secret),
         "the secret is in the daemon's log"
     );
+}
+
+/// The `guest_agent` transport: the recipe logs in over the console (the built-in `test-guest`
+/// recipe), then the artifact, a script, inline commands (an accepted exit code 3 with its
+/// stderr), a file and a command past its timeout (killed) all go through qemu-ga on the
+/// VM's virtio-serial channel. A second run with `setup` skipped never touches the console.
+#[tokio::test]
+async fn guest_agent_run_reads_exit_codes_and_output_through_the_agent() {
+    qemu_present();
+    let kit = guest_kit();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[vms]\nallowed_paths = [{:?}]\n",
+            kit.to_str().unwrap()
+        )),
+        ..Opts::default()
+    });
+    let secret = secret(&kit);
+    let vm = expect(
+        d.post(
+            "/api/v1/vms",
+            json!({
+                "name": "agent",
+                "memory_mib": 256,
+                "accelerator": "tcg",
+                "kernel": kit.join("vmlinuz").to_str().unwrap(),
+                "initrd": kit.join("initrd.gz").to_str().unwrap(),
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
+                "nics": [{"mode": "user"}],
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let vm_id = vm["id"].as_str().unwrap().to_string();
+    expect(
+        d.post(
+            "/api/v1/provisioning/secrets",
+            json!({"name": "root-pw", "value": secret}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let content: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    let sha = sha256_hex(&content);
+    let r = d
+        .client
+        .post(d.url(&format!(
+            "/api/v1/provisioning/artifacts?name=blob&sha256={sha}"
+        )))
+        .bearer_auth(&d.token)
+        .body(content)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 201).await;
+
+    // ssh is still refused; the guest agent is accepted.
+    let ssh = json!({"name": "over-ssh", "recipe": "test-guest", "transport": "ssh"});
+    let r = d.post("/api/v1/provisioning/profiles", ssh).await;
+    assert_eq!(expect(r, 501).await["code"], "transport_not_supported");
+    let profile = json!({
+        "name": "agent",
+        "recipe": "test-guest",
+        "credential": {"secret": "root-pw"},
+        "transport": "guest_agent",
+        "artifacts": [{"artifact": "blob", "dest": "/tmp/blob.bin", "mode": "0600"}],
+        "provisioners": [
+            {"type": "shell", "name": "codes", "valid_exit_codes": [0, 3],
+             "inline": ["test -s /tmp/blob.bin", "echo to-stderr >&2; echo {{password}} > /tmp/pw; exit 3"]},
+            {"type": "shell", "name": "script",
+             "script": "#!/bin/sh\necho from-script \"$(id -u)\"\nstat -c %a /tmp/blob.bin\n"},
+            {"type": "file", "name": "copy", "artifact": "blob", "dest": "/tmp/blob2.bin", "mode": "0640"},
+            {"type": "shell", "name": "slow", "timeout_secs": 3,
+             "inline": ["stat -c %a /tmp/blob2.bin && sha256sum /tmp/blob2.bin", "sleep 60"]}
+        ]
+    });
+    expect(d.post("/api/v1/provisioning/profiles", profile).await, 201).await;
+
+    let t0 = Instant::now();
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "agent"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    eprintln!("guest-agent run: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(job["status"], "failed", "{job}");
+    let run_href = job["result"]["href"].as_str().unwrap().to_string();
+    let run = d.get_json(&run_href).await;
+    assert_eq!(run["failed_step"], "provisioner:4:slow", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    let log = |i: usize| steps[i]["log"].as_str().unwrap().to_string();
+    for (i, s) in steps[..6].iter().enumerate() {
+        assert_eq!(s["status"], "success", "step {i}: {s}");
+    }
+    assert!(
+        log(2).contains("the guest agent answered"),
+        "wait_ready: {}",
+        log(2)
+    );
+    assert!(
+        log(3).contains("/tmp/blob.bin: OK"),
+        "artifacts: {}",
+        log(3)
+    );
+    assert_eq!(steps[4]["exit_code"], 3, "{}", steps[4]);
+    assert!(log(4).contains("to-stderr"), "{}", log(4));
+    assert!(log(4).contains("<redacted>"), "{}", log(4));
+    assert!(log(5).contains("from-script 0"), "{}", log(5));
+    assert!(
+        log(5).contains("\n600\n"),
+        "the artifact's mode: {}",
+        log(5)
+    );
+    assert!(
+        log(5).contains("through the guest agent"),
+        "the script went through guest-file-write: {}",
+        log(5)
+    );
+    assert!(log(6).contains("/tmp/blob2.bin: OK"), "{}", log(6));
+    let slow = &steps[7];
+    assert_eq!(slow["status"], "failed", "{slow}");
+    assert!(slow["exit_code"].is_null(), "{slow}");
+    assert!(slow["error"].as_str().unwrap().contains("killed"), "{slow}");
+    let slow_log = slow["log"].as_str().unwrap();
+    assert!(slow_log.contains("640"), "{slow_log}");
+    assert!(
+        slow_log.contains(&format!("{sha}  /tmp/blob2.bin")),
+        "{slow_log}"
+    );
+
+    // Setup skipped: the agent alone (the VM keeps running), and the killed sleep is gone.
+    let only = json!({
+        "name": "agent-only",
+        "recipe": "test-guest",
+        "transport": "guest_agent",
+        "variables": {"password": "unused"},
+        "provisioners": [
+            {"type": "shell", "inline": ["cat /tmp/pw >/dev/null && ! ps | grep -q '[s]leep 60' && echo agent-only-ok"]}
+        ]
+    });
+    expect(d.post("/api/v1/provisioning/profiles", only).await, 201).await;
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "agent-only", "skip": ["setup"]}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "success", "{job}");
+    let run = d.get_json(job["result"]["href"].as_str().unwrap()).await;
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["status"], "skipped", "{run}");
+    assert!(
+        steps[4]["log"].as_str().unwrap().contains("agent-only-ok"),
+        "{run}"
+    );
+
+    // No secret in answers or files.
+    let mut answers = String::new();
+    for p in [
+        run_href.clone(),
+        "/api/v1/jobs".into(),
+        "/api/v1/audit".into(),
+    ] {
+        answers.push_str(&d.get(&p).await.text().await.unwrap());
+    }
+    assert!(!answers.contains(&secret), "the secret is in an answer");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let holding = files_holding(d.data_dir(), secret.as_bytes());
+    assert!(holding.is_empty(), "the secret is in {holding:?}");
 }

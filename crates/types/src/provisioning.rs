@@ -190,7 +190,9 @@ pub enum Provisioner {
     },
 }
 
-/// How the run reaches the guest. Only `serial` is implemented.
+/// How the run reaches the guest after the recipe (which always types at the serial
+/// console): `serial`, or `guest_agent` (QEMU's guest agent, qemu-ga in the guest, on the VM's
+/// `org.qemu.guest_agent.0` channel). `ssh` is not implemented (501).
 #[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Transport {

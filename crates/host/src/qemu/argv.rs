@@ -97,6 +97,8 @@ pub struct Launch {
     pub cmdline: Option<String>,
     pub qmp_socket: PathBuf,
     pub serial_socket: PathBuf,
+    /// The guest agent's virtio-serial port (`org.qemu.guest_agent.0`) on the host side.
+    pub qga_socket: PathBuf,
     pub vnc_socket: PathBuf,
     pub pidfile: PathBuf,
     /// Spare PCIe root ports for hot-plug (q35 only; `pc` hot-plugs on its root bus).
@@ -313,6 +315,20 @@ pub fn argv(l: &Launch) -> Vec<String> {
         push(&["-netdev", &netdev_arg(n)]);
         push(&["-device", &nic_device(n, None).to_string()]);
     }
+    // The guest agent's channel: always there (one virtio-serial controller), used when the
+    // guest runs qemu-ga. Last, so the other devices keep their slots.
+    push(&[
+        "-chardev",
+        &format!(
+            "socket,id=qga0,path={},server=on,wait=off",
+            opt_escape(&path_str(&l.qga_socket))
+        ),
+    ]);
+    push(&["-device", r#"{"driver":"virtio-serial-pci","id":"vser0"}"#]);
+    push(&[
+        "-device",
+        r#"{"driver":"virtserialport","bus":"vser0.0","chardev":"qga0","name":"org.qemu.guest_agent.0"}"#,
+    ]);
     if let Some(k) = &l.kernel {
         push(&["-kernel", &path_str(k)]);
         if let Some(i) = &l.initrd {
@@ -359,6 +375,7 @@ mod tests {
             cmdline: None,
             qmp_socket: "/run/hp/vm1/qmp.sock".into(),
             serial_socket: "/run/hp/vm1/serial.sock".into(),
+            qga_socket: "/run/hp/vm1/qga.sock".into(),
             vnc_socket: "/run/hp/vm1/vnc.sock".into(),
             pidfile: "/run/hp/vm1/qemu.pid".into(),
             hotplug_ports: 4,
@@ -388,7 +405,8 @@ mod tests {
             after(&a, "-chardev"),
             [
                 "socket,id=qmp,path=/run/hp/vm1/qmp.sock,server=on,wait=off",
-                "socket,id=serial0,path=/run/hp/vm1/serial.sock,server=on,wait=off"
+                "socket,id=serial0,path=/run/hp/vm1/serial.sock,server=on,wait=off",
+                "socket,id=qga0,path=/run/hp/vm1/qga.sock,server=on,wait=off"
             ]
         );
         assert_eq!(after(&a, "-vnc"), ["unix:/run/hp/vm1/vnc.sock"]);
@@ -415,6 +433,10 @@ mod tests {
         assert_eq!(nic["driver"], "virtio-net-pci");
         assert_eq!(nic["mac"], "52:54:00:12:34:56");
         assert!(after(&a, "-kernel").is_empty());
+        // The guest agent's port, last.
+        let port: Value = serde_json::from_str(devices[devices.len() - 1]).unwrap();
+        assert_eq!(port["name"], "org.qemu.guest_agent.0");
+        assert_eq!(port["chardev"], "qga0");
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! QEMU, driven directly (no libvirt): the command line ([`argv`]), the long-lived process
-//! ([`process`]), the QMP client ([`qmp`]), disk images ([`img`]), the cloud-init seed ISO
+//! ([`process`]), the QMP client ([`qmp`]), the guest agent client ([`qga`]), disk images ([`img`]), the cloud-init seed ISO
 //! ([`seed`]) and the PPM-to-PNG fallback for screenshots on old QEMU ([`png`]). No HTTP here; the `vms` area composes these.
 
 pub mod argv;
 pub mod img;
 pub mod png;
 pub mod process;
+pub mod qga;
 pub mod qmp;
 pub mod seed;
 

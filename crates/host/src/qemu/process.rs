@@ -121,6 +121,8 @@ pub struct RunFiles {
     pub dir: PathBuf,
     pub qmp: PathBuf,
     pub serial: PathBuf,
+    /// The guest agent's channel.
+    pub qga: PathBuf,
     pub vnc: PathBuf,
     pub pidfile: PathBuf,
     pub log: PathBuf,
@@ -131,6 +133,7 @@ impl RunFiles {
         RunFiles {
             qmp: dir.join("qmp.sock"),
             serial: dir.join("serial.sock"),
+            qga: dir.join("qga.sock"),
             vnc: dir.join("vnc.sock"),
             pidfile: dir.join("qemu.pid"),
             log: dir.join("qemu.log"),
@@ -146,7 +149,7 @@ impl RunFiles {
 
     /// Removes sockets and the pidfile a dead QEMU left.
     pub fn clear_stale(&self) {
-        for p in [&self.qmp, &self.serial, &self.vnc, &self.pidfile] {
+        for p in [&self.qmp, &self.serial, &self.qga, &self.vnc, &self.pidfile] {
             let _ = std::fs::remove_file(p);
         }
     }

@@ -5,7 +5,8 @@
 //! running VM's console (its output backlog, a live receiver, a way to type), then
 //! [`SerialConsoles::drive`]s it: while the returned [`DriveGuard`] lives, the vms area's
 //! console WebSockets (which [`SerialConsoles::watch`] the VM) drop what viewers type and tell
-//! them so in a text control frame.
+//! them so in a text control frame. [`SerialConsoles::agent_socket`] gives the host side of a
+//! running VM's guest agent channel (provisioning's `guest_agent` transport).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -39,6 +40,14 @@ pub trait SerialProvider: Send + Sync {
         state: &'a AppState,
         vm: &'a str,
     ) -> WorkFuture<'a, (String, Arc<dyn SerialPort>)>;
+
+    /// The VM's id and the unix socket of its guest agent channel (`org.qemu.guest_agent.0`);
+    /// 404 for an unknown VM, 409 when it is not running.
+    fn agent_socket<'a>(
+        &'a self,
+        state: &'a AppState,
+        vm: &'a str,
+    ) -> WorkFuture<'a, (String, std::path::PathBuf)>;
 }
 
 #[derive(Default)]
@@ -52,21 +61,32 @@ impl SerialConsoles {
         *self.provider.write().unwrap_or_else(|e| e.into_inner()) = Some(p);
     }
 
-    pub async fn open(
-        &self,
-        state: &AppState,
-        vm: &str,
-    ) -> ApiResult<(String, Arc<dyn SerialPort>)> {
-        let p = self
-            .provider
+    fn provider(&self) -> ApiResult<Arc<dyn SerialProvider>> {
+        self.provider
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
             .ok_or_else(|| ApiError::Unavailable {
                 code: "serial_unavailable",
                 detail: "no area provides VM serial consoles".into(),
-            })?;
-        p.open(state, vm).await
+            })
+    }
+
+    pub async fn open(
+        &self,
+        state: &AppState,
+        vm: &str,
+    ) -> ApiResult<(String, Arc<dyn SerialPort>)> {
+        self.provider()?.open(state, vm).await
+    }
+
+    /// The VM's id and its guest agent socket (see [`SerialProvider::agent_socket`]).
+    pub async fn agent_socket(
+        &self,
+        state: &AppState,
+        vm: &str,
+    ) -> ApiResult<(String, std::path::PathBuf)> {
+        self.provider()?.agent_socket(state, vm).await
     }
 
     fn sender(&self, vm_id: &str) -> watch::Sender<Option<String>> {

@@ -236,8 +236,8 @@ async fn list_profiles(
     collection::respond(v, &params, &headers)
 }
 
-/// Stores a profile. A credential names a stored secret; `transport` other than `serial`
-/// answers 501 `transport_not_supported`.
+/// Stores a profile. A credential names a stored secret; `transport: ssh` answers 501
+/// `transport_not_supported`.
 #[utoipa::path(post, path = "/api/v1/provisioning/profiles",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", request_body = ProfileSpec,

@@ -9,15 +9,23 @@
 //! retry resumes where the last attempt failed (re-reading the profile, which may have been
 //! fixed). Every step records status, exit code, duration and its log; every text that is
 //! logged, stored or returned goes through the run's [`Redactor`] first.
+//!
+//! Transports: the recipe (`setup`) always types at the serial console. The profile's
+//! `transport` is how `wait_ready`, `artifacts` and the provisioners reach the guest: `serial`
+//! (commands typed with an exit marker, files as base64 over the console) or `guest_agent`
+//! (QEMU's guest agent on the VM's virtio-serial channel, `hostplane_host::qemu::qga`:
+//! `guest-exec` with the exit code and output read back, files with `guest-file-write`). The
+//! console is opened (and its viewers made read-only) only when a step needs it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use hostplane_host::qemu::qga::{Qga, QgaError};
 use hostplane_types::provisioning::{
     Artifact, ProfileSpec, ProvisioningRun, Provisioner, RecipeSpec, RecipeStep, RunStatus,
-    RunStep, StepStatus,
+    RunStep, StepStatus, Transport,
 };
 
 use super::artifacts::{self, GuestUrls};
@@ -33,6 +41,8 @@ use crate::state::AppState;
 pub const FIXED_STEPS: [&str; 4] = ["boot", "setup", "wait_ready", "artifacts"];
 /// The last part of a step's log kept.
 const STEP_LOG_MAX: usize = 16 * 1024;
+/// How long `wait_ready` waits for the guest agent to answer (a TCG guest boots slowly).
+const AGENT_READY: Duration = Duration::from_secs(300);
 
 /// Everything a run needs, resolved.
 pub struct Prepared {
@@ -246,6 +256,23 @@ impl From<ConsoleError> for StepFail {
     }
 }
 
+impl From<QgaError> for StepFail {
+    fn from(e: QgaError) -> Self {
+        StepFail {
+            exit_code: None,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Which way a command or a file goes: the console (the recipe's steps) or the profile's
+/// transport (everything after `setup`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Via {
+    Console,
+    Transport,
+}
+
 /// The log of one step, redacted as it is written.
 struct StepLog<'a> {
     text: String,
@@ -264,7 +291,12 @@ impl StepLog<'_> {
 /// What a step works with.
 struct Driver<'a> {
     state: &'a AppState,
-    console: Console,
+    vm: &'a str,
+    href: &'a str,
+    transport: Transport,
+    /// Opened on first use, with the guard that makes other viewers read-only.
+    console: Option<(Console, crate::platform::serial::DriveGuard)>,
+    agent: Option<Qga>,
     vars: &'a Vars,
     redactor: &'a Redactor,
     artifacts: &'a BTreeMap<String, Artifact>,
@@ -317,9 +349,89 @@ impl Driver<'_> {
         ))
     }
 
+    /// The serial console, opened (and driven) on first use.
+    async fn console(&mut self) -> Result<&mut Console, StepFail> {
+        if self.console.is_none() {
+            let (vm_id, port) = open_console(self.state, self.vm).await?;
+            let guard = self
+                .state
+                .serial
+                .drive(&vm_id, &format!("provisioning run {}", self.href))
+                .map_err(|e| StepFail {
+                    exit_code: None,
+                    message: e.to_string(),
+                })?;
+            self.console = Some((Console::attach(port), guard));
+        }
+        Ok(&mut self.console.as_mut().expect("set above").0)
+    }
+
+    /// The guest agent, connected on first use: retried until `within` passes (the agent
+    /// starts with the guest).
+    async fn agent(&mut self, within: Duration) -> Result<&mut Qga, StepFail> {
+        if self.agent.is_none() {
+            let t0 = Instant::now();
+            let (_, path) = self
+                .state
+                .serial
+                .agent_socket(self.state, self.vm)
+                .await
+                .map_err(|e| StepFail {
+                    exit_code: None,
+                    message: e.to_string(),
+                })?;
+            let q = loop {
+                match Qga::connect(&path, Duration::from_secs(5)).await {
+                    Ok(q) => break q,
+                    Err(e) if t0.elapsed() >= within => {
+                        return Err(StepFail {
+                            exit_code: None,
+                            message: format!(
+                                "the guest agent did not answer within {} s: {e}",
+                                within.as_secs()
+                            ),
+                        });
+                    }
+                    Err(QgaError::Connect { .. }) => {
+                        tokio::time::sleep(Duration::from_millis(500)).await
+                    }
+                    Err(_) => {}
+                }
+            };
+            self.agent = Some(q);
+        }
+        Ok(self.agent.as_mut().expect("set above"))
+    }
+
+    /// Runs `cmd` with `sh -c` through the guest agent: exit code (128 + signal when killed)
+    /// and output (stdout, then stderr).
+    async fn agent_command(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String), StepFail> {
+        let q = self.agent(Duration::from_secs(60)).await?;
+        let o = q.exec("/bin/sh", &["-c", cmd], None, timeout).await?;
+        let code = o
+            .exit_code
+            .unwrap_or_else(|| 128 + o.signal.unwrap_or(0));
+        let mut out = String::from_utf8_lossy(&o.stdout).into_owned();
+        out.push_str(&String::from_utf8_lossy(&o.stderr));
+        if o.truncated {
+            out.push_str("\n(output truncated by the guest agent)\n");
+        }
+        Ok((code, out))
+    }
+
+    /// Runs `cmd` in the guest: its exit code and output.
+    async fn run(&mut self, via: Via, cmd: &str, timeout: Duration) -> Result<(i32, String), StepFail> {
+        if via == Via::Transport && self.transport == Transport::GuestAgent {
+            return self.agent_command(cmd, timeout).await;
+        }
+        Ok(self.console().await?.command(cmd, timeout).await?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn command(
         &mut self,
         log: &mut StepLog<'_>,
+        via: Via,
         cmd: &str,
         expect: &[i32],
         timeout: Duration,
@@ -328,7 +440,7 @@ impl Driver<'_> {
         if !quiet {
             log.line(&format!("$ {cmd}"));
         }
-        let (code, out) = self.console.command(cmd, timeout).await?;
+        let (code, out) = self.run(via, cmd, timeout).await?;
         if !quiet && !out.is_empty() {
             log.line(&out);
         }
@@ -345,6 +457,7 @@ impl Driver<'_> {
     async fn write_content(
         &mut self,
         log: &mut StepLog<'_>,
+        via: Via,
         path: &str,
         content: &[u8],
         mode: Option<&str>,
@@ -353,20 +466,45 @@ impl Driver<'_> {
             exit_code: None,
             message: e.to_string(),
         })?;
+        if via == Via::Transport && self.transport == Transport::GuestAgent {
+            self.agent(Duration::from_secs(60))
+                .await?
+                .write_file(path, content)
+                .await?;
+            if let Some(m) = mode {
+                let t = Duration::from_secs(60);
+                self.command(log, via, &format!("chmod {m} '{path}'"), &[0], t, true)
+                    .await?;
+            }
+            log.line(&format!(
+                "wrote {} bytes to {path} through the guest agent",
+                content.len()
+            ));
+            return Ok(());
+        }
+        let via = Via::Console;
         let b64 = base64::engine::general_purpose::STANDARD.encode(content);
         let tmp = format!("/tmp/.hp-write-{}", self.run_id.get(..8).unwrap_or("x"));
         let t = Duration::from_secs(60);
-        self.command(log, &format!(": > {tmp}"), &[0], t, true).await?;
+        self.command(log, via, &format!(": > {tmp}"), &[0], t, true)
+            .await?;
         for chunk in b64.as_bytes().chunks(512) {
             let chunk = std::str::from_utf8(chunk).unwrap_or_default();
-            self.command(log, &format!("printf '%s' '{chunk}' >> {tmp}"), &[0], t, true)
-                .await?;
+            self.command(
+                log,
+                via,
+                &format!("printf '%s' '{chunk}' >> {tmp}"),
+                &[0],
+                t,
+                true,
+            )
+            .await?;
         }
         let mut cmd = format!("base64 -d {tmp} > '{path}' && rm -f {tmp}");
         if let Some(m) = mode {
             cmd.push_str(&format!(" && chmod {m} '{path}'"));
         }
-        self.command(log, &cmd, &[0], t, true).await?;
+        self.command(log, via, &cmd, &[0], t, true).await?;
         log.line(&format!("wrote {} bytes to {path}", content.len()));
         Ok(())
     }
@@ -375,6 +513,7 @@ impl Driver<'_> {
     async fn place(
         &mut self,
         log: &mut StepLog<'_>,
+        via: Via,
         name: &str,
         dest: &str,
         mode: Option<&str>,
@@ -396,10 +535,7 @@ impl Driver<'_> {
         if let Some(m) = mode {
             cmd.push_str(&format!(" && chmod {m} '{dest}'"));
         }
-        let (code, out) = self
-            .console
-            .command(&cmd, Duration::from_secs(600))
-            .await?;
+        let (code, out) = self.run(via, &cmd, Duration::from_secs(600)).await?;
         if !out.is_empty() {
             log.line(&out);
         }
@@ -434,12 +570,12 @@ impl Driver<'_> {
                     Pattern::Literal(p)
                 };
                 log.line(&format!("wait for {}", pat.describe()));
-                let seen = self
-                    .console
+                let console = self.console().await?;
+                let seen = console
                     .wait(&pat, Duration::from_secs(timeout_secs.unwrap_or(60)))
                     .await
                     .inspect_err(|_| {
-                        let tail = tail(self.console.pending(), 2048);
+                        let tail = tail(console.pending(), 2048);
                         log.line(&format!("console so far:\n{tail}"));
                     })?;
                 log.line(&tail(&seen, 4096));
@@ -456,7 +592,7 @@ impl Driver<'_> {
                 if *newline {
                     t.push('\n');
                 }
-                self.console.send(&t).await;
+                self.console().await?.send(&t).await;
             }
             RecipeStep::Command {
                 command,
@@ -466,6 +602,7 @@ impl Driver<'_> {
                 let c = self.render(command)?;
                 self.command(
                     log,
+                    Via::Console,
                     &c,
                     expect_exit,
                     Duration::from_secs(timeout_secs.unwrap_or(120)),
@@ -483,10 +620,13 @@ impl Driver<'_> {
                 match (content, artifact) {
                     (Some(c), _) => {
                         let c = self.render(c)?;
-                        self.write_content(log, &path, c.as_bytes(), mode.as_deref())
+                        self.write_content(log, Via::Console, &path, c.as_bytes(), mode.as_deref())
                             .await?;
                     }
-                    (None, Some(a)) => self.place(log, a, &path, mode.as_deref()).await?,
+                    (None, Some(a)) => {
+                        self.place(log, Via::Console, a, &path, mode.as_deref())
+                            .await?
+                    }
                     (None, None) => {}
                 }
             }
@@ -537,7 +677,8 @@ impl Driver<'_> {
                 mode,
                 ..
             } => {
-                self.place(log, artifact, dest, mode.as_deref()).await?;
+                self.place(log, Via::Transport, artifact, dest, mode.as_deref())
+                    .await?;
                 Ok(Some(0))
             }
         }
@@ -555,16 +696,18 @@ impl Driver<'_> {
         if let Some(s) = script {
             let s = self.render(s)?;
             let path = format!("/tmp/.hp-provision-{index}.sh");
-            self.write_content(log, &path, s.as_bytes(), Some("0700"))
+            self.write_content(log, Via::Transport, &path, s.as_bytes(), Some("0700"))
                 .await?;
             return self
-                .command(log, &format!("sh {path}"), valid, timeout, false)
+                .command(log, Via::Transport, &format!("sh {path}"), valid, timeout, false)
                 .await;
         }
         let mut last = 0;
         for c in inline {
             let c = self.render(c)?;
-            last = self.command(log, &c, valid, timeout, false).await?;
+            last = self
+                .command(log, Via::Transport, &c, valid, timeout, false)
+                .await?;
         }
         Ok(last)
     }
@@ -686,7 +829,6 @@ async fn drive(
 ) -> Result<(), (String, String)> {
     let total = rec.run.steps.len().max(1);
     let mut driver: Option<Driver> = None;
-    let mut _guard = None;
     let href = rec.run.href.clone();
     let run_id = rec.run.id.clone();
     let base = rec.guest_base_url.clone();
@@ -713,19 +855,13 @@ async fn drive(
                 return Ok(None);
             }
             if driver.is_none() {
-                let (vm_id, port) = open_console(state, &vm).await?;
-                _guard = Some(
-                    state
-                        .serial
-                        .drive(&vm_id, &format!("provisioning run {href}"))
-                        .map_err(|e| StepFail {
-                            exit_code: None,
-                            message: e.to_string(),
-                        })?,
-                );
                 driver = Some(Driver {
                     state,
-                    console: Console::attach(port),
+                    vm: &vm,
+                    href: &href,
+                    transport: prep.profile.transport,
+                    console: None,
+                    agent: None,
                     vars: &prep.vars,
                     redactor,
                     artifacts: &prep.artifacts,
@@ -735,7 +871,6 @@ async fn drive(
                 });
             }
             let d = driver.as_mut().expect("set above");
-            let _ = d.state;
             match name.as_str() {
                 "setup" => {
                     for s in &prep.recipe.steps {
@@ -744,15 +879,36 @@ async fn drive(
                     Ok(None)
                 }
                 "wait_ready" => {
+                    if d.transport == Transport::GuestAgent {
+                        let t0 = Instant::now();
+                        d.agent(AGENT_READY).await?;
+                        log.line(&format!(
+                            "the guest agent answered after {:.1} s",
+                            t0.elapsed().as_secs_f64()
+                        ));
+                    }
                     let code = d
-                        .command(&mut log, "true", &[0], Duration::from_secs(120), false)
+                        .command(
+                            &mut log,
+                            Via::Transport,
+                            "true",
+                            &[0],
+                            Duration::from_secs(120),
+                            false,
+                        )
                         .await?;
                     Ok(Some(code))
                 }
                 "artifacts" => {
                     for a in &prep.profile.artifacts {
-                        d.place(&mut log, &a.artifact, &a.dest, a.mode.as_deref())
-                            .await?;
+                        d.place(
+                            &mut log,
+                            Via::Transport,
+                            &a.artifact,
+                            &a.dest,
+                            a.mode.as_deref(),
+                        )
+                        .await?;
                     }
                     Ok(None)
                 }

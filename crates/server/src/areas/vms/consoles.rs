@@ -15,7 +15,8 @@
 //! * Other areas (provisioning) reach a running VM's serial console through
 //!   `platform::serial` ([`VmSerials`]). While one drives it, viewers here are read-only: what
 //!   they type is dropped and a `{"type":"read_only","driver":...}` frame says why
-//!   (`{"type":"read_write"}` when it is given back).
+//!   (`{"type":"read_write"}` when it is given back). The same provider names a running VM's
+//!   guest agent socket.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -168,6 +169,18 @@ impl crate::platform::serial::SerialProvider for VmSerials {
             let rt = state.vms().require_running(&rec.id)?;
             let port: Arc<dyn crate::platform::serial::SerialPort> = rt.serial.clone();
             Ok((rec.id, port))
+        })
+    }
+
+    fn agent_socket<'a>(
+        &'a self,
+        state: &'a AppState,
+        vm: &'a str,
+    ) -> crate::platform::workloads::WorkFuture<'a, (String, PathBuf)> {
+        Box::pin(async move {
+            let rec = model::find(&state.store, vm)?;
+            let rt = state.vms().require_running(&rec.id)?;
+            Ok((rec.id, rt.files.qga.clone()))
         })
     }
 }

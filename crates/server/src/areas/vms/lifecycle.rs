@@ -493,6 +493,7 @@ impl VmManager {
             cmdline: d.cmdline.clone(),
             qmp_socket: files.qmp.clone(),
             serial_socket: files.serial.clone(),
+            qga_socket: files.qga.clone(),
             vnc_socket: files.vnc.clone(),
             pidfile: files.pidfile.clone(),
             hotplug_ports: HOTPLUG_PORTS,
