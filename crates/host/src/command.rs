@@ -21,6 +21,9 @@
 //!   follows while it runs (`qemu-img convert` progress) or that lives on (QEMU): the same argv
 //!   rules and process group, stderr kept for the error or appended to a log file, killed
 //!   (the whole group) on drop or explicitly.
+//! * **Restarted children** ([`Cmd::supervise`] → [`Restarting`]) for a daemon hostplane keeps
+//!   running (dnsmasq, udhcpc): started again after it exits with a [`RestartPolicy`]'s
+//!   backoff, stopped (and its group killed) through the handle.
 //!
 //! Each run is logged at debug level (program, args, elapsed, status). stdin data is never
 //! logged.
@@ -698,6 +701,114 @@ impl Drop for Supervised {
     }
 }
 
+/// How [`Cmd::supervise`] starts a program again after it exits: wait `first_delay`, doubling
+/// after every further exit up to `max_delay`; a run that lasted longer than `reset_after`
+/// counts as healthy and the wait starts from `first_delay` again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RestartPolicy {
+    pub first_delay: Duration,
+    pub max_delay: Duration,
+    pub reset_after: Duration,
+}
+
+impl Default for RestartPolicy {
+    /// 1 s, 2 s, … up to 30 s; reset after a minute of running (the daemons hostplane runs:
+    /// dnsmasq, udhcpc).
+    fn default() -> Self {
+        RestartPolicy {
+            first_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            reset_after: Duration::from_secs(60),
+        }
+    }
+}
+
+impl RestartPolicy {
+    /// The wait after a run that lasted `ran`, given the wait before it; and the next one.
+    fn next(&self, current: Duration, ran: Duration) -> (Duration, Duration) {
+        let now = if ran > self.reset_after {
+            self.first_delay
+        } else {
+            current
+        };
+        (now, (now * 2).min(self.max_delay))
+    }
+}
+
+impl Cmd {
+    /// Runs the program as a long-lived child that is started again whenever it exits, after
+    /// the `policy`'s backoff, until the returned [`Restarting`] is stopped or dropped. Each
+    /// start is a [`Cmd::spawn`] (`OnDrop::Kill`) with stdout and stderr appended to `log`;
+    /// `on_start` is called with the pid of every child started (before it is waited for). A
+    /// failed spawn is logged and retried like an exit. Needs a tokio runtime.
+    pub fn supervise<F>(&self, log: PathBuf, policy: RestartPolicy, mut on_start: F) -> Restarting
+    where
+        F: FnMut(u32) + Send + 'static,
+    {
+        let cmd = self.clone();
+        let (stop, mut stopped) = tokio::sync::watch::channel(false);
+        let pid = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let pid2 = pid.clone();
+        let task = tokio::spawn(async move {
+            let mut backoff = policy.first_delay;
+            loop {
+                let begun = Instant::now();
+                match cmd.spawn(ChildOutput::AppendTo(log.clone()), OnDrop::Kill) {
+                    Ok(mut child) => {
+                        pid2.store(child.pid(), std::sync::atomic::Ordering::Relaxed);
+                        on_start(child.pid());
+                        tokio::select! {
+                            r = child.wait() => {
+                                pid2.store(0, std::sync::atomic::Ordering::Relaxed);
+                                tracing::warn!(command = %cmd, status = ?r.ok(), "supervised program exited; starting it again");
+                            }
+                            // A send or the handle dropped: stop.
+                            _ = stopped.changed() => {
+                                let _ = child.kill().await;
+                                pid2.store(0, std::sync::atomic::Ordering::Relaxed);
+                                return;
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(command = %cmd, error = %e, "supervised program did not start")
+                    }
+                }
+                let (wait, next) = policy.next(backoff, begun.elapsed());
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stopped.changed() => return,
+                }
+                backoff = next;
+            }
+        });
+        Restarting { stop, task, pid }
+    }
+}
+
+/// A program kept running by [`Cmd::supervise`]. Dropping it stops the program too (without
+/// waiting); [`stop`](Restarting::stop) waits until it is gone.
+#[derive(Debug)]
+pub struct Restarting {
+    stop: tokio::sync::watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+    pid: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Restarting {
+    /// The running child's pid, 0 between restarts (and after it stopped).
+    pub fn pid(&self) -> u32 {
+        self.pid.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Kills the child's process group, ends the restarts and waits until both are done.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let task = self.task;
+        let _ = task.await;
+    }
+}
+
 /// Reads a supervised child's stderr into `buf`, keeping at most 1 MiB.
 async fn keep_stderr(
     mut pipe: tokio::process::ChildStderr,
@@ -1172,6 +1283,19 @@ impl PtyIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_backoff_doubles_to_the_cap_and_resets_after_a_healthy_run() {
+        let p = RestartPolicy::default();
+        let s = Duration::from_secs;
+        let short = s(1);
+        assert_eq!(p.next(s(1), short), (s(1), s(2)));
+        assert_eq!(p.next(s(16), short), (s(16), s(30)));
+        assert_eq!(p.next(s(30), short), (s(30), s(30)));
+        // Up longer than a minute: from the first delay again.
+        assert_eq!(p.next(s(30), s(61)), (s(1), s(2)));
+        assert_eq!(p.next(s(30), s(60)), (s(30), s(30)));
+    }
 
     #[test]
     fn names() {

@@ -577,3 +577,86 @@ async fn supervised_refuses_what_run_refuses() {
         CommandError::NotFound { .. }
     ));
 }
+
+/// The start times of a [`Cmd::supervise`]d program, filled by its `on_start`.
+type Starts = std::sync::Arc<std::sync::Mutex<Vec<(Instant, u32)>>>;
+
+fn record(starts: &Starts) -> impl FnMut(u32) + Send + 'static {
+    let starts = starts.clone();
+    move |pid| starts.lock().unwrap().push((Instant::now(), pid))
+}
+
+#[tokio::test]
+async fn restarting_program_backs_off_up_to_the_cap() {
+    use hostplane_host::command::RestartPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = RestartPolicy {
+        first_delay: Duration::from_millis(100),
+        max_delay: Duration::from_millis(300),
+        reset_after: Duration::from_secs(60),
+    };
+    let starts = Starts::default();
+    let r = Cmd::new("false").supervise(dir.path().join("log"), policy, record(&starts));
+    // Starts at 0, 100, 300, 600, 900 ms (100, 200, 300, 300 apart).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while starts.lock().unwrap().len() < 5 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    r.stop().await;
+    let s = starts.lock().unwrap().clone();
+    assert!(s.len() >= 5, "only {} starts", s.len());
+    assert!(s.iter().all(|(_, pid)| *pid > 0));
+    let gaps: Vec<Duration> = s.windows(2).map(|w| w[1].0 - w[0].0).collect();
+    assert!(gaps[0] >= Duration::from_millis(100), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(200), "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(300), "{gaps:?}");
+    // Capped: not 600 ms.
+    assert!(gaps[3] >= Duration::from_millis(300), "{gaps:?}");
+    assert!(gaps[3] < Duration::from_millis(590), "{gaps:?}");
+    // Stopped: no start after it.
+    let n = s.len();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(starts.lock().unwrap().len(), n);
+}
+
+#[tokio::test]
+async fn restarting_program_is_stopped_by_its_handle() {
+    use hostplane_host::command::RestartPolicy;
+    let dir = tempfile::tempdir().unwrap();
+    let starts = Starts::default();
+    let r = Cmd::new("sleep").arg("30").supervise(
+        dir.path().join("log"),
+        RestartPolicy::default(),
+        record(&starts),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while r.pid() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = r.pid() as i32;
+    assert!(pid > 0);
+    r.stop().await;
+    assert!(
+        wait_dead_now(pid),
+        "stop() returned before the child {pid} was gone"
+    );
+    assert_eq!(starts.lock().unwrap().len(), 1);
+
+    // Dropping the handle stops it too.
+    let starts = Starts::default();
+    let r = Cmd::new("sleep").arg("30").supervise(
+        dir.path().join("log"),
+        RestartPolicy::default(),
+        record(&starts),
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while r.pid() == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pid = r.pid() as i32;
+    drop(r);
+    assert!(
+        wait_dead(pid).await,
+        "the child {pid} survived its dropped handle"
+    );
+}

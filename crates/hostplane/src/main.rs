@@ -56,6 +56,11 @@ fn write_man_pages(out: &Path) -> std::io::Result<()> {
 fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     if let Some(argv0) = argv.next() {
+        // QEMU's bridge helper for VM NICs in bridge mode.
+        if hostplane_server::is_bridge_helper(&argv0) {
+            let code = hostplane_server::bridge_helper_main(argv);
+            return ExitCode::from(u8::try_from(code).unwrap_or(1));
+        }
         let event = argv.next();
         let event = event.as_deref().and_then(|e| e.to_str());
         if let Some(code) = hostplane_server::dhcp_client_hook(&argv0, event) {

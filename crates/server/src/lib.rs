@@ -26,6 +26,17 @@ pub fn dhcp_client_hook(argv0: &std::ffi::OsStr, event: Option<&str>) -> Option<
     dhcp_client::is_hook(argv0).then(|| dhcp_client::hook_main(event.unwrap_or("")))
 }
 
+/// This process was started by QEMU as the bridge helper of a VM NIC in bridge mode (the
+/// program name is `hostplane-bridge-helper`, a link the VM area makes to the daemon's binary).
+pub fn is_bridge_helper(argv0: &std::ffi::OsStr) -> bool {
+    hostplane_host::qemu::bridge_helper::is_helper(argv0)
+}
+
+/// The bridge helper's `main` (QEMU's arguments after `argv[0]`): its exit code.
+pub fn bridge_helper_main(args: impl Iterator<Item = std::ffi::OsString>) -> i32 {
+    hostplane_host::qemu::bridge_helper::helper_main(args)
+}
+
 /// The OpenAPI document as JSON (what `hostplane openapi` prints and `openapi.json` holds).
 pub fn openapi_json() -> String {
     let (_, doc) = http::openapi_and_router();

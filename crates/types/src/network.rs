@@ -8,6 +8,23 @@ use utoipa::ToSchema;
 /// Longest Linux interface name (IFNAMSIZ - 1).
 pub const IFNAME_MAX_LEN: usize = 15;
 
+// The request schemas carry the rules the server checks, so that schema-valid input is refused
+// only where the host's state decides. `#[schema(pattern)]` needs a literal, so the schemas copy
+// these texts; a server test checks the copies in the OpenAPI document equal them and that
+// what a pattern accepts, the server's parser accepts.
+
+/// An IPv4 address as Rust's parser takes it (dotted quad, no leading zeros).
+pub const IPV4_PATTERN: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$";
+/// An IPv4 address with a prefix length 0–32 (no leading zeros).
+pub const IPV4_CIDR_PATTERN: &str = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$";
+/// An IPv4 or IPv6 address (IPv6 in its plain colon forms; the parser also takes an embedded
+/// IPv4 tail, which the pattern leaves out).
+pub const IP_PATTERN: &str = r"^(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:)))$";
+/// An IPv4 (prefix 0–32) or IPv6 (prefix 0–128) address in CIDR notation.
+pub const CIDR_PATTERN: &str = r"^(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$";
+/// Free text kept by hostplane: no control characters (with maxLength 256).
+pub const TEXT_PATTERN: &str = r"^[^\u0000-\u001f\u007f-\u009f]*$";
+
 /// Who owns a link or an address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
@@ -77,7 +94,7 @@ pub struct InterfaceUpdate {
     pub mtu: Option<u32>,
     pub up: Option<bool>,
     /// At most 256 characters, no control characters; empty clears it.
-    #[schema(max_length = 256)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 256)]
     pub description: Option<String>,
 }
 
@@ -142,7 +159,11 @@ pub struct AddressCreate {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
     pub interface: String,
     /// CIDR, e.g. `192.0.2.1/24` or `2001:db8::1/64`.
-    #[schema(example = "192.0.2.1/24")]
+    #[schema(
+        example = "192.0.2.1/24",
+        pattern = r"^(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+        max_length = 43
+    )]
     pub address: String,
 }
 
@@ -174,7 +195,11 @@ pub struct NatRuleCreate {
     #[serde(rename = "type")]
     pub r#type: NatType,
     /// IPv4 CIDR, e.g. `10.10.0.0/24`.
-    #[schema(example = "10.10.0.0/24")]
+    #[schema(
+        example = "10.10.0.0/24",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$",
+        max_length = 18
+    )]
     pub source: String,
     /// The link traffic leaves through (need not exist yet).
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
@@ -197,6 +222,11 @@ pub struct ForwardPort {
     #[schema(minimum = 1, maximum = 65535)]
     pub listen_port: u16,
     /// IPv4 address traffic is sent to.
+    #[schema(
+        example = "10.10.0.5",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+        max_length = 15
+    )]
     pub target_address: String,
     /// Absent: the listen port.
     #[schema(minimum = 1, maximum = 65535)]
@@ -218,11 +248,16 @@ pub struct PortForward {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PortForwardCreate {
-    #[schema(example = "192.0.2.10")]
+    #[schema(
+        example = "192.0.2.10",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+        max_length = 15
+    )]
     pub listen_address: String,
     /// 1–256 ports.
+    #[schema(min_items = 1, max_items = 256)]
     pub ports: Vec<ForwardPort>,
-    #[schema(max_length = 256)]
+    #[schema(pattern = r"^[^\u0000-\u001f\u007f-\u009f]*$", max_length = 256)]
     pub description: Option<String>,
 }
 
@@ -246,9 +281,41 @@ pub struct VlanCreate {
 pub struct BondCreate {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
     pub name: String,
-    /// `balance-rr`, `active-backup`, `balance-xor`, `broadcast`, `802.3ad`, `balance-tlb`,
-    /// `balance-alb`.
-    pub mode: String,
+    pub mode: BondMode,
+}
+
+/// A bond's mode (the kernel's names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum BondMode {
+    #[serde(rename = "balance-rr")]
+    BalanceRr,
+    #[serde(rename = "active-backup")]
+    ActiveBackup,
+    #[serde(rename = "balance-xor")]
+    BalanceXor,
+    #[serde(rename = "broadcast")]
+    Broadcast,
+    #[serde(rename = "802.3ad")]
+    Lacp,
+    #[serde(rename = "balance-tlb")]
+    BalanceTlb,
+    #[serde(rename = "balance-alb")]
+    BalanceAlb,
+}
+
+impl BondMode {
+    /// The kernel's (and iproute2's) name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BondMode::BalanceRr => "balance-rr",
+            BondMode::ActiveBackup => "active-backup",
+            BondMode::BalanceXor => "balance-xor",
+            BondMode::Broadcast => "broadcast",
+            BondMode::Lacp => "802.3ad",
+            BondMode::BalanceTlb => "balance-tlb",
+            BondMode::BalanceAlb => "balance-alb",
+        }
+    }
 }
 
 /// A route in the main table (`ip route`).
@@ -276,14 +343,14 @@ pub struct RouteCreate {
     /// CIDR (host bits are cleared); `0.0.0.0/0` or `::/0` for a default route.
     #[schema(
         example = "10.20.0.0/16",
-        pattern = r"^[0-9A-Fa-f.:]{2,39}/[0-9]{1,3}$",
+        pattern = r"^(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:))/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
         max_length = 43
     )]
     pub destination: String,
     /// Next hop, same family as the destination.
     #[schema(
         example = "192.0.2.1",
-        pattern = r"^[0-9A-Fa-f.:]{2,39}$",
+        pattern = r"^(((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])|(([0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,7}:|([0-9A-Fa-f]{1,4}:){1,6}:[0-9A-Fa-f]{1,4}|([0-9A-Fa-f]{1,4}:){1,5}(:[0-9A-Fa-f]{1,4}){1,2}|([0-9A-Fa-f]{1,4}:){1,4}(:[0-9A-Fa-f]{1,4}){1,3}|([0-9A-Fa-f]{1,4}:){1,3}(:[0-9A-Fa-f]{1,4}){1,4}|([0-9A-Fa-f]{1,4}:){1,2}(:[0-9A-Fa-f]{1,4}){1,5}|[0-9A-Fa-f]{1,4}:(:[0-9A-Fa-f]{1,4}){1,6}|:((:[0-9A-Fa-f]{1,4}){1,7}|:)))$",
         max_length = 39
     )]
     pub gateway: Option<String>,
@@ -394,20 +461,20 @@ pub struct DhcpServerCreate {
     pub interface: String,
     #[schema(
         example = "10.77.0.100",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
         max_length = 15
     )]
     pub range_start: String,
     #[schema(
         example = "10.77.0.200",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
         max_length = 15
     )]
     pub range_end: String,
     /// Default gateway handed out (inside the subnet).
     #[schema(
         example = "10.77.0.1",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
         max_length = 15
     )]
     pub router: Option<String>,
@@ -428,7 +495,10 @@ pub struct DhcpHost {
     #[schema(pattern = r"^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$", max_length = 17)]
     pub mac: String,
     /// Inside the server's subnet.
-    #[schema(pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$", max_length = 15)]
+    #[schema(
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+        max_length = 15
+    )]
     pub ip: String,
     /// 1–63 of a-z A-Z 0-9 `-`, not starting or ending with `-`.
     #[schema(
@@ -475,19 +545,19 @@ pub struct ProvisioningNetworkCreate {
     /// The bridge's IPv4 address, CIDR.
     #[schema(
         example = "10.99.0.1/24",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$",
         max_length = 18
     )]
     pub address: String,
     #[schema(
         example = "10.99.0.100",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
         max_length = 15
     )]
     pub range_start: String,
     #[schema(
         example = "10.99.0.200",
-        pattern = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
         max_length = 15
     )]
     pub range_end: String,

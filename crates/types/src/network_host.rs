@@ -47,15 +47,36 @@ pub struct HostSettingsUpdate {
     #[schema(pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15)]
     pub interface: String,
     pub mode: HostMode,
+    /// Mode `static` only (and needed there): the IPv4 address, CIDR.
     #[serde(default)]
+    #[schema(
+        example = "192.0.2.10/24",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])/(3[0-2]|[12]?[0-9])$",
+        max_length = 18
+    )]
     pub address: Option<String>,
+    /// Mode `static` only: the IPv4 default gateway.
     #[serde(default)]
+    #[schema(
+        example = "192.0.2.1",
+        pattern = r"^((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])$",
+        max_length = 15
+    )]
     pub gateway: Option<String>,
+    /// At most 3 addresses.
     #[serde(default)]
+    #[schema(max_items = 3)]
     pub dns: Vec<String>,
+    /// Labels of A-Z a-z 0-9 `-` (not starting or ending with `-`), at most 253 bytes.
     #[serde(default)]
+    #[schema(
+        pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$",
+        max_length = 253
+    )]
     pub hostname: Option<String>,
+    /// At most 4 addresses or host names.
     #[serde(default)]
+    #[schema(max_items = 4)]
     pub ntp: Vec<String>,
     /// Seconds to wait for `POST /network/changes/{id}/confirm` before rolling back
     /// (10–600, default 60).

@@ -56,7 +56,12 @@ pub struct LaunchCdrom {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NicBackend {
     User,
-    Bridge(String),
+    /// A tap on a host bridge, made by the bridge helper at `helper`
+    /// ([`super::bridge_helper`]).
+    Bridge {
+        bridge: String,
+        helper: std::path::PathBuf,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,7 +181,12 @@ fn cd_port(index: u32) -> u32 {
 pub fn netdev_arg(n: &LaunchNic) -> String {
     match &n.backend {
         NicBackend::User => format!("user,id={}", net_id(n.index)),
-        NicBackend::Bridge(br) => format!("bridge,id={},br={}", net_id(n.index), opt_escape(br)),
+        NicBackend::Bridge { bridge, helper } => format!(
+            "bridge,id={},br={},helper={}",
+            net_id(n.index),
+            opt_escape(bridge),
+            opt_escape(&path_str(helper))
+        ),
     }
 }
 
@@ -184,7 +194,9 @@ pub fn netdev_arg(n: &LaunchNic) -> String {
 pub fn netdev_qmp(n: &LaunchNic) -> Value {
     match &n.backend {
         NicBackend::User => json!({"type": "user", "id": net_id(n.index)}),
-        NicBackend::Bridge(br) => json!({"type": "bridge", "id": net_id(n.index), "br": br}),
+        NicBackend::Bridge { bridge, helper } => {
+            json!({"type": "bridge", "id": net_id(n.index), "br": bridge, "helper": path_str(helper)})
+        }
     }
 }
 
@@ -519,16 +531,22 @@ mod tests {
     fn bridge_nic_and_hotplug_args() {
         let n = LaunchNic {
             index: 3,
-            backend: NicBackend::Bridge("br0".into()),
+            backend: NicBackend::Bridge {
+                bridge: "br0".into(),
+                helper: "/run/hostplane-bridge-helper".into(),
+            },
             mac: "52:54:00:00:00:03".into(),
             model: "e1000",
             bootindex: Some(3),
             romfile: String::new(),
         };
-        assert_eq!(netdev_arg(&n), "bridge,id=net3,br=br0");
+        assert_eq!(
+            netdev_arg(&n),
+            "bridge,id=net3,br=br0,helper=/run/hostplane-bridge-helper"
+        );
         assert_eq!(
             netdev_qmp(&n),
-            json!({"type": "bridge", "id": "net3", "br": "br0"})
+            json!({"type": "bridge", "id": "net3", "br": "br0", "helper": "/run/hostplane-bridge-helper"})
         );
         let d = nic_device(&n, Some("hp1"));
         assert_eq!(d["bus"], "hp1");

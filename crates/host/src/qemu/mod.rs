@@ -3,6 +3,7 @@
 //! ([`seed`]) and the PPM-to-PNG fallback for screenshots on old QEMU ([`png`]). No HTTP here; the `vms` area composes these.
 
 pub mod argv;
+pub mod bridge_helper;
 pub mod img;
 pub mod png;
 pub mod process;

@@ -133,7 +133,7 @@ async fn create_vnic(State(state): State<AppState>, Json(req): Json<VnicCreate>)
 /// One vNIC.
 #[utoipa::path(get, path = "/api/v1/network/vnics/{name}",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("network:read"))),
-    tag = "network", params(("name" = String, Path, description = "vNIC name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "vNIC name")),
     responses((status = 200, description = "The vNIC", body = Vnic)))]
 async fn get_vnic(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<axum::Json<Vnic>> {
     Ok(axum::Json(vnics::vnic(&state.store, &name).await?))
@@ -142,7 +142,7 @@ async fn get_vnic(State(state): State<AppState>, Path(name): Path<String>) -> Ap
 /// Delete a vNIC (a veth's peer goes with it).
 #[utoipa::path(delete, path = "/api/v1/network/vnics/{name}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
-    tag = "network", params(("name" = String, Path, description = "vNIC name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "vNIC name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_vnic(State(state): State<AppState>, Path(name): Path<String>) -> ApiResult<StatusCode> {
     model::check_ifname("name", &name).map_err(|_| ApiError::not_found(format!("no vNIC named {name:?}")))?;
@@ -180,7 +180,7 @@ async fn create_dhcp(State(state): State<AppState>, Json(req): Json<DhcpServerCr
 /// One DHCP server, by its interface.
 #[utoipa::path(get, path = "/api/v1/network/dhcp-servers/{interface}",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("network:read"))),
-    tag = "network", params(("interface" = String, Path, description = "The bridge it serves")),
+    tag = "network", params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves")),
     responses((status = 200, description = "The server", body = DhcpServer)))]
 async fn get_dhcp(State(state): State<AppState>, Path(i): Path<String>) -> ApiResult<axum::Json<DhcpServer>> {
     Ok(axum::Json(dhcp::server(&state.network().dhcp, &state.store, &i)?))
@@ -189,7 +189,7 @@ async fn get_dhcp(State(state): State<AppState>, Path(i): Path<String>) -> ApiRe
 /// Stop and remove a DHCP server (its leases go with it).
 #[utoipa::path(delete, path = "/api/v1/network/dhcp-servers/{interface}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
-    tag = "network", params(("interface" = String, Path, description = "The bridge it serves")),
+    tag = "network", params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_dhcp(State(state): State<AppState>, Path(i): Path<String>) -> ApiResult<StatusCode> {
     let (d, s) = (&state.network().dhcp, &state.store);
@@ -201,7 +201,7 @@ async fn delete_dhcp(State(state): State<AppState>, Path(i): Path<String>) -> Ap
 #[utoipa::path(post, path = "/api/v1/network/dhcp-servers/{interface}/hosts",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network", request_body = DhcpHost,
-    params(("interface" = String, Path, description = "The bridge it serves")),
+    params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves")),
     responses((status = 200, description = "The server", body = DhcpServer)))]
 async fn add_dhcp_host(
     State(state): State<AppState>,
@@ -217,7 +217,7 @@ async fn add_dhcp_host(
 #[utoipa::path(delete, path = "/api/v1/network/dhcp-servers/{interface}/hosts/{mac}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network",
-    params(("interface" = String, Path, description = "The bridge it serves"),
+    params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves"),
         ("mac" = String, Path, description = "The host's MAC")),
     responses((status = 204, description = "Removed")))]
 async fn delete_dhcp_host(
@@ -232,7 +232,7 @@ async fn delete_dhcp_host(
 /// The server's leases (dnsmasq's lease file).
 #[utoipa::path(get, path = "/api/v1/network/dhcp-servers/{interface}/leases",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("network:read"))),
-    tag = "network", params(("interface" = String, Path, description = "The bridge it serves"), CollectionParams),
+    tag = "network", params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves"), CollectionParams),
     responses((status = 200, description = "Leases", body = [DhcpLease],
         headers(("x-total-count" = u64, description = "Items before limit/offset")))))]
 async fn list_leases(
@@ -248,7 +248,7 @@ async fn list_leases(
 #[utoipa::path(delete, path = "/api/v1/network/dhcp-servers/{interface}/leases/{key}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network",
-    params(("interface" = String, Path, description = "The bridge it serves"),
+    params(("interface" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "The bridge it serves"),
         ("key" = String, Path, description = "The lease's MAC or IPv4 address")),
     responses((status = 204, description = "Released")))]
 async fn release_lease(

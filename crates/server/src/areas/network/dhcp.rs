@@ -13,11 +13,9 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use hostplane_host::command::{ChildOutput, OnDrop};
+use hostplane_host::command::{RestartPolicy, Restarting};
 use hostplane_host::network::Netlink;
 use hostplane_host::network::dnsmasq::{self, DhcpConfig, Files, StaticHost};
 use hostplane_types::network::{DhcpHost, DhcpLease, DhcpServer, DhcpServerCreate};
@@ -36,17 +34,10 @@ pub fn server_href(interface: &str) -> String {
 
 const MAX_HOSTS: usize = 1024;
 
-struct Running {
-    stop: tokio::sync::watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-    /// The dnsmasq's pid while it runs, 0 between restarts.
-    pid: Arc<AtomicU32>,
-}
-
 /// The supervisors of the running servers, by interface.
 pub struct Dhcp {
     dir: PathBuf,
-    running: std::sync::Mutex<HashMap<String, Running>>,
+    running: std::sync::Mutex<HashMap<String, Restarting>>,
 }
 
 impl Dhcp {
@@ -66,7 +57,7 @@ impl Dhcp {
 
     fn pid(&self, interface: &str) -> Option<u32> {
         let r = self.running.lock().unwrap_or_else(|p| p.into_inner());
-        let pid = r.get(interface)?.pid.load(Ordering::Relaxed);
+        let pid = r.get(interface)?.pid();
         Some(pid)
     }
 
@@ -74,49 +65,14 @@ impl Dhcp {
     pub fn start(&self, interface: &str) {
         let files = self.files(interface);
         kill_stale(&files);
-        let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let pid = Arc::new(AtomicU32::new(0));
-        let pid2 = pid.clone();
-        let name = interface.to_string();
-        let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_secs(1);
-            loop {
-                let begun = Instant::now();
-                match dnsmasq::command(&files).spawn(ChildOutput::AppendTo(files.log()), OnDrop::Kill) {
-                    Ok(mut child) => {
-                        pid2.store(child.pid(), Ordering::Relaxed);
-                        tokio::select! {
-                            r = child.wait() => {
-                                pid2.store(0, Ordering::Relaxed);
-                                tracing::warn!(interface = %name, status = ?r.ok(), "dnsmasq exited; restarting");
-                            }
-                            _ = stopped.changed() => {
-                                let _ = child.kill().await;
-                                pid2.store(0, Ordering::Relaxed);
-                                return;
-                            }
-                        }
-                    }
-                    Err(e) => tracing::warn!(interface = %name, error = %e, "dnsmasq did not start"),
-                }
-                if begun.elapsed() > Duration::from_secs(60) {
-                    backoff = Duration::from_secs(1);
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stopped.changed() => return,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
-            }
-        });
+        let child = dnsmasq::command(&files).supervise(files.log(), RestartPolicy::default(), |_| {});
+        // A replaced supervisor stops when its handle drops.
         let old = self
             .running
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .insert(interface.to_string(), Running { stop, task, pid });
-        if let Some(old) = old {
-            let _ = old.stop.send(true);
-        }
+            .insert(interface.to_string(), child);
+        drop(old);
     }
 
     /// Stops the server of `interface` and waits until its dnsmasq is gone.
@@ -127,8 +83,7 @@ impl Dhcp {
             .unwrap_or_else(|p| p.into_inner())
             .remove(interface);
         if let Some(r) = r {
-            let _ = r.stop.send(true);
-            let _ = r.task.await;
+            r.stop().await;
         }
     }
 

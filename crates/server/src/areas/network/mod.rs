@@ -215,7 +215,7 @@ async fn list_interfaces(
 /// One link.
 #[utoipa::path(get, path = "/api/v1/network/interfaces/{name}",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("network:read"))),
-    tag = "network", params(("name" = String, Path, description = "Interface name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Interface name")),
     responses((status = 200, description = "The link", body = Interface)))]
 async fn get_interface(
     State(state): State<AppState>,
@@ -228,7 +228,7 @@ async fn get_interface(
 #[utoipa::path(patch, path = "/api/v1/network/interfaces/{name}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network", request_body = InterfaceUpdate,
-    params(("name" = String, Path, description = "Interface name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Interface name")),
     responses((status = 200, description = "The link", body = Interface)))]
 async fn update_interface(
     State(state): State<AppState>,
@@ -244,7 +244,7 @@ async fn update_interface(
 /// Delete a link hostplane manages (a bridge, VLAN or bond); others: 409.
 #[utoipa::path(delete, path = "/api/v1/network/interfaces/{name}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
-    tag = "network", params(("name" = String, Path, description = "Interface name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Interface name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_interface(
     State(state): State<AppState>,
@@ -295,7 +295,7 @@ async fn create_bridge(
 /// One bridge.
 #[utoipa::path(get, path = "/api/v1/network/bridges/{name}",
     extensions(("x-required-role" = json!("viewer")), ("x-required-scope" = json!("network:read"))),
-    tag = "network", params(("name" = String, Path, description = "Bridge name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Bridge name")),
     responses((status = 200, description = "The bridge", body = Bridge)))]
 async fn get_bridge(
     State(state): State<AppState>,
@@ -307,7 +307,7 @@ async fn get_bridge(
 /// Delete a bridge hostplane manages; its ports are released, its addresses go with it.
 #[utoipa::path(delete, path = "/api/v1/network/bridges/{name}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
-    tag = "network", params(("name" = String, Path, description = "Bridge name")),
+    tag = "network", params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Bridge name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_bridge(
     State(state): State<AppState>,
@@ -327,7 +327,7 @@ async fn delete_bridge(
 #[utoipa::path(post, path = "/api/v1/network/bridges/{name}/ports",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network", request_body = BridgePortAdd,
-    params(("name" = String, Path, description = "Bridge name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Bridge name")),
     responses((status = 200, description = "The bridge", body = Bridge)))]
 async fn add_bridge_port(
     State(state): State<AppState>,
@@ -345,8 +345,8 @@ async fn add_bridge_port(
 #[utoipa::path(delete, path = "/api/v1/network/bridges/{name}/ports/{port}",
     extensions(("x-required-role" = json!("admin")), ("x-required-scope" = json!("network:write"))),
     tag = "network",
-    params(("name" = String, Path, description = "Bridge name"),
-        ("port" = String, Path, description = "Port (interface) name")),
+    params(("name" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Bridge name"),
+        ("port" = String, Path, pattern = r"^[A-Za-z0-9](\.?[A-Za-z0-9_-])*\.?$", max_length = 15, description = "Port (interface) name")),
     responses((status = 204, description = "Released")))]
 async fn remove_bridge_port(
     State(state): State<AppState>,
@@ -577,12 +577,9 @@ async fn create_bond(
     Json(req): Json<BondCreate>,
 ) -> ApiResult<Response> {
     model::check_ifname("name", &req.name)?;
-    let mode = host::bond_mode(&req.mode).ok_or_else(|| {
-        ApiError::invalid_field(
-            "invalid_bond_mode",
-            "mode",
-            "one of balance-rr, active-backup, balance-xor, broadcast, 802.3ad, balance-tlb, balance-alb",
-        )
+    // The schema's enum and the kernel's names are the same list.
+    let mode = host::bond_mode(req.mode.as_str()).ok_or_else(|| {
+        ApiError::invalid_field("invalid_bond_mode", "mode", "not a bond mode")
     })?;
     let s = &state.store;
     let i = changing(&state, async || {
@@ -591,7 +588,7 @@ async fn create_bond(
             kind: "bond".into(),
             parent: None,
             vlan_id: None,
-            mode: Some(req.mode.clone()),
+            mode: Some(req.mode.as_str().to_string()),
             description: None,
         };
         links::create_link(s, rec, host::bond_message(&req.name, mode)).await

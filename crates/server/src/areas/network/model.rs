@@ -276,8 +276,13 @@ pub fn parse_cidr(field: &str, s: &str) -> ApiResult<(IpAddr, u8)> {
     };
     let (ip, len) = s.split_once('/').ok_or_else(bad)?;
     let ip: IpAddr = ip.parse().map_err(|_| bad())?;
-    // Digits only: `+24`, ` 24` and `024`-style surprises are refused.
-    if len.is_empty() || len.len() > 3 || !len.bytes().all(|b| b.is_ascii_digit()) {
+    // Digits only, no leading zero: `+24`, ` 24` and `024`-style surprises are refused (the
+    // schemas' CIDR patterns say the same).
+    if len.is_empty()
+        || len.len() > 3
+        || !len.bytes().all(|b| b.is_ascii_digit())
+        || (len.len() > 1 && len.starts_with('0'))
+    {
         return Err(bad());
     }
     let len: u8 = len.parse().map_err(|_| bad())?;
@@ -430,6 +435,113 @@ mod tests {
         }
     }
 
+    /// The address patterns of the request schemas: their copies in the document equal the
+    /// constants, and what a pattern accepts the server's parser accepts (random strings over
+    /// the characters addresses are made of, plus the edge cases).
+    #[test]
+    fn address_patterns_accept_only_what_the_server_parses() {
+        use hostplane_types::network::{CIDR_PATTERN, IP_PATTERN, IPV4_CIDR_PATTERN, IPV4_PATTERN, TEXT_PATTERN};
+        let doc: serde_json::Value = serde_json::from_str(&crate::openapi_json()).unwrap();
+        for (schema, field, pattern) in [
+            ("AddressCreate", "address", CIDR_PATTERN),
+            ("RouteCreate", "destination", CIDR_PATTERN),
+            ("RouteCreate", "gateway", IP_PATTERN),
+            ("NatRuleCreate", "source", IPV4_CIDR_PATTERN),
+            ("PortForwardCreate", "listen_address", IPV4_PATTERN),
+            ("ForwardPort", "target_address", IPV4_PATTERN),
+            ("DhcpServerCreate", "range_start", IPV4_PATTERN),
+            ("DhcpHost", "ip", IPV4_PATTERN),
+            ("ProvisioningNetworkCreate", "address", IPV4_CIDR_PATTERN),
+            ("HostSettingsUpdate", "address", IPV4_CIDR_PATTERN),
+            ("HostSettingsUpdate", "gateway", IPV4_PATTERN),
+            ("PortForwardCreate", "description", TEXT_PATTERN),
+            ("InterfaceUpdate", "description", TEXT_PATTERN),
+        ] {
+            let f = &doc["components"]["schemas"][schema]["properties"][field];
+            assert_eq!(f["pattern"], pattern, "{schema}.{field}");
+        }
+        let v4 = regex::Regex::new(IPV4_PATTERN).unwrap();
+        let v4c = regex::Regex::new(IPV4_CIDR_PATTERN).unwrap();
+        let ip = regex::Regex::new(IP_PATTERN).unwrap();
+        let cidr = regex::Regex::new(CIDR_PATTERN).unwrap();
+        let text = regex::Regex::new(TEXT_PATTERN).unwrap();
+        // A small xorshift: deterministic, no dependency.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        // Random near-addresses: dotted quads and colon groups of valid and invalid parts,
+        // sometimes with a prefix, so the patterns match often enough to be tested.
+        let pick = |next: &mut dyn FnMut() -> u64, from: &[&'static str]| from[(next() % from.len() as u64) as usize];
+        let mut seen = [0usize; 4];
+        for _ in 0..100_000 {
+            let mut w = String::new();
+            if next() % 2 == 0 {
+                let parts = 3 + next() % 3;
+                for i in 0..parts {
+                    if i > 0 {
+                        w.push('.');
+                    }
+                    w.push_str(pick(&mut next, &["0", "1", "9", "10", "99", "255", "256", "01", "a", ""]));
+                }
+            } else {
+                let groups = 1 + next() % 9;
+                let gap = next() % (groups + 2);
+                for i in 0..groups {
+                    w.push_str(if i == gap { "::" } else if i > 0 { ":" } else { "" });
+                    w.push_str(pick(&mut next, &["0", "1", "ff", "ffff", "1ffff", "a", "g", ""]));
+                }
+                if gap == groups {
+                    w.push_str("::");
+                }
+            }
+            if next() % 2 == 0 {
+                w.push('/');
+                w.push_str(pick(&mut next, &["0", "9", "24", "32", "33", "64", "128", "129", "024", ""]));
+            }
+            if v4.is_match(&w) {
+                seen[0] += 1;
+                assert!(w.parse::<Ipv4Addr>().is_ok(), "{w}");
+            }
+            if ip.is_match(&w) {
+                seen[1] += 1;
+                assert!(w.parse::<IpAddr>().is_ok(), "{w}");
+            }
+            if cidr.is_match(&w) {
+                seen[2] += 1;
+                parse_cidr("a", &w).unwrap();
+            }
+            if v4c.is_match(&w) {
+                seen[3] += 1;
+                assert!(parse_cidr("a", &w).unwrap().0.is_ipv4(), "{w}");
+            }
+        }
+        assert!(seen.iter().all(|n| *n > 0), "{seen:?}");
+        for ok in ["0.0.0.0", "255.255.255.255", "10.0.0.1"] {
+            assert!(v4.is_match(ok) && ip.is_match(ok), "{ok}");
+        }
+        for ok in ["::", "::1", "1::", "fe80::1", "1:2:3:4:5:6:7:8", "1:2:3:4:5:6:7::", "::2:3:4:5:6:7:8"] {
+            assert!(ip.is_match(ok), "{ok}");
+            ok.parse::<IpAddr>().unwrap();
+            assert!(cidr.is_match(&format!("{ok}/128")) && !cidr.is_match(&format!("{ok}/129")));
+        }
+        for bad in ["256.0.0.1", "01.2.3.4", "1.2.3", "1:2:3:4:5:6:7:8:9", "1::2::3", ":1", "1.2.3.4 "] {
+            assert!(!ip.is_match(bad), "{bad}");
+        }
+        for (ok, bad) in [("10.0.0.0/0", "10.0.0.0/33"), ("10.0.0.0/32", "10.0.0.0/024")] {
+            assert!(v4c.is_match(ok) && !v4c.is_match(bad), "{ok} {bad}");
+        }
+        for s in ["", "web server", "ünïcode"] {
+            assert!(text.is_match(s) && check_description("d", s).is_ok());
+        }
+        for s in ["a\nb", "\u{7f}", "\u{9f}", "\t"] {
+            assert!(!text.is_match(s) && check_description("d", s).is_err(), "{s:?}");
+        }
+    }
+
     #[test]
     fn cidrs() {
         assert_eq!(
@@ -442,7 +554,7 @@ mod tests {
         );
         for bad in [
             "10.0.0.1", "10.0.0.1/33", "10.0.0/24", "x/24", "10.0.0.1/+4", "10.0.0.1/", "::1/129",
-            "10.0.0.1/24/1", "10.0.0.1/ 24", "10.0.0.1/0024",
+            "10.0.0.1/24/1", "10.0.0.1/ 24", "10.0.0.1/0024", "10.0.0.1/024", "::1/00",
         ] {
             assert_eq!(parse_cidr("a", bad).unwrap_err().code(), "invalid_cidr", "{bad}");
         }

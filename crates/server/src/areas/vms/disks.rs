@@ -575,11 +575,14 @@ async fn resize_disk(
     )))
 }
 
-fn launch_nic(n: &VmNic) -> LaunchNic {
+fn launch_nic(n: &VmNic, helper: PathBuf) -> LaunchNic {
     LaunchNic {
         index: n.index,
         backend: match (n.mode, &n.bridge) {
-            (NicMode::Bridge, Some(b)) => NicBackend::Bridge(b.clone()),
+            (NicMode::Bridge, Some(b)) => NicBackend::Bridge {
+                bridge: b.clone(),
+                helper,
+            },
             _ => NicBackend::User,
         },
         mac: n.mac.clone(),
@@ -617,7 +620,7 @@ async fn add_nic(
     let nic = model::check_nic("nic", &req, index)?;
     let (applied, reason) = match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
-        Some(rt) => match hotplug_nic(&rt, rec.def.machine, &nic).await {
+        Some(rt) => match hotplug_nic(&rt, rec.def.machine, &nic, state.vms().bridge_helper()?).await {
             Ok(()) => (Applied::Live, None),
             Err(r) => (Applied::NextBoot, Some(r)),
         },
@@ -629,13 +632,18 @@ async fn add_nic(
     Ok(axum::Json(change(&state, &rec, applied, reason, &p.user)))
 }
 
-async fn hotplug_nic(rt: &Arc<Runtime>, machine: MachineType, n: &VmNic) -> Result<(), String> {
+async fn hotplug_nic(
+    rt: &Arc<Runtime>,
+    machine: MachineType,
+    n: &VmNic,
+    helper: PathBuf,
+) -> Result<(), String> {
     if let (NicMode::Bridge, Some(br)) = (n.mode, &n.bridge)
         && !Path::new("/sys/class/net").join(br).join("bridge").exists()
     {
         return Err(format!("host bridge {br:?} does not exist"));
     }
-    let ln = launch_nic(n);
+    let ln = launch_nic(n, helper);
     let dev = argv::net_dev(n.index);
     let port = if machine == MachineType::Q35 {
         Some(

@@ -220,6 +220,13 @@ impl VmManager {
         Ok(d)
     }
 
+    /// QEMU's `helper=` for bridge NICs: the daemon's own binary, linked as the bridge helper
+    /// in the run directory (`hostplane_host::qemu::bridge_helper`).
+    pub fn bridge_helper(&self) -> ApiResult<PathBuf> {
+        let exe = std::env::current_exe().map_err(ApiError::internal)?;
+        hostplane_host::qemu::bridge_helper::prepare(&self.run_dir, &exe).map_err(ApiError::internal)
+    }
+
     pub fn run_files(&self, id: &str) -> RunFiles {
         RunFiles::new(self.run_dir.join(id))
     }
@@ -449,7 +456,10 @@ impl VmManager {
                             format!("nic {}: host bridge {br:?} does not exist", n.index),
                         ));
                     }
-                    NicBackend::Bridge(br.clone())
+                    NicBackend::Bridge {
+                        bridge: br.clone(),
+                        helper: self.bridge_helper()?,
+                    }
                 }
                 _ => NicBackend::User,
             };
