@@ -5,8 +5,9 @@
 //! init pid is gone (restarted), is inspected once for its pid, and that pid's cgroup is read
 //! from `/proc/<pid>/cgroup` (`hostplane_host::containers::cgroup`). The collector then reads
 //! the cgroup (CPU and memory of every process in the container). The series are labelled
-//! `kind="container"`, `name="ENGINE/NAME"`. An engine that does not answer is left out of
-//! that sample.
+//! `kind="container"`, `name="ENGINE/NAME"`. An engine that does not answer within
+//! [`SAMPLE_DEADLINE`] is left out of that sample (a silent socket must not hold the
+//! collector for the engine's whole request timeout).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,9 @@ use hostplane_host::containers::Engine;
 use hostplane_host::containers::cgroup::{self, Cgroup};
 
 use crate::platform::processes::{Listed, Monitored, ProcessSource};
+
+/// Longest wait for one engine's answer within a sample.
+pub const SAMPLE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Pid and cgroup per `(engine, id)`, kept between samples.
 type Known = HashMap<(String, String), (u32, Option<Cgroup>)>;
@@ -33,6 +37,15 @@ impl ContainerProcesses {
     }
 
     async fn of_engine(&self, e: &Engine) -> Vec<Monitored> {
+        tokio::time::timeout(SAMPLE_DEADLINE, self.of_engine_now(e))
+            .await
+            .unwrap_or_else(|_| {
+                tracing::debug!(engine = e.name(), "containers not sampled: no answer in time");
+                Vec::new()
+            })
+    }
+
+    async fn of_engine_now(&self, e: &Engine) -> Vec<Monitored> {
         let running = match e.running().await {
             Ok(r) => r,
             Err(err) => {
