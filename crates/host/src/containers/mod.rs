@@ -8,6 +8,8 @@
 //! models become `hostplane_types::containers` values in [`convert`]. No shell, no CLI: names
 //! and references were validated by the caller and travel as URL path segments or JSON.
 
+pub mod cache;
+pub mod cgroup;
 pub mod convert;
 pub mod events;
 pub mod exec;
@@ -100,6 +102,10 @@ pub struct Engine {
     timeout: Duration,
     /// The negotiated client, once the engine answered.
     client: Mutex<Option<(Docker, String)>>,
+    /// Container inspections kept between listings ([`cache`]).
+    cache: std::sync::Arc<cache::InspectCache>,
+    /// Inspections a listing made (the cache's misses), for tests and benchmarks.
+    inspections: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -109,7 +115,20 @@ impl Engine {
             socket: socket.to_path_buf(),
             timeout,
             client: Mutex::new(None),
+            cache: Default::default(),
+            inspections: Default::default(),
         }
+    }
+
+    /// The inspections kept between listings: the event follower marks it live and
+    /// invalidates it; every mutating call here drops it.
+    pub fn cache(&self) -> &cache::InspectCache {
+        &self.cache
+    }
+
+    /// Inspections listings made so far (each a cache miss).
+    pub fn inspections(&self) -> u64 {
+        self.inspections.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn name(&self) -> &str {

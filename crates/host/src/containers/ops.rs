@@ -15,6 +15,7 @@ use hostplane_types::containers::{
     Container, ContainerCreate, ContainerImage, ExecRequest, ExecResult,
 };
 
+use super::cache::Seen;
 use super::convert::{container_of, create_body, image_of};
 use super::{Engine, EngineError, EngineResult};
 
@@ -47,7 +48,8 @@ pub struct LogsQuery {
 }
 
 impl Engine {
-    /// Every container on the engine (running or not), inspected.
+    /// Every container on the engine (running or not), inspected: one listing, then the
+    /// inspections the cache ([`super::cache`]) does not hold validly.
     pub async fn list_containers(&self) -> EngineResult<Vec<Container>> {
         let docker = self.client().await?;
         let opts = ListContainersOptions {
@@ -55,23 +57,91 @@ impl Engine {
             ..Default::default()
         };
         let summaries = self.bounded(docker.list_containers(Some(opts))).await?;
-        let ids: Vec<String> = summaries.into_iter().filter_map(|s| s.id).collect();
-        let results: Vec<EngineResult<Container>> = futures_util::stream::iter(ids)
-            .map(|id| async move { self.inspect(&id).await })
-            .buffered(LIST_CONCURRENCY)
-            .collect()
-            .await;
-        let mut out = Vec::new();
-        for r in results {
+        let listed: Vec<(String, Seen)> = summaries
+            .into_iter()
+            .filter_map(|s| {
+                let seen = Seen {
+                    name: s
+                        .names
+                        .as_ref()
+                        .and_then(|n| n.first())
+                        .cloned()
+                        .unwrap_or_default(),
+                    state: s.state.map(|st| format!("{st:?}")).unwrap_or_default(),
+                    image_id: s.image_id.unwrap_or_default(),
+                };
+                Some((s.id?, seen))
+            })
+            .collect();
+        let (generation, hits) = self.cache.lookup(&listed);
+        let missing: Vec<(String, Seen)> = listed
+            .iter()
+            .zip(&hits)
+            .filter(|(_, h)| h.is_none())
+            .map(|(l, _)| l.clone())
+            .collect();
+        self.inspections
+            .fetch_add(missing.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let results: Vec<((String, Seen), EngineResult<Container>)> =
+            futures_util::stream::iter(missing)
+                .map(|l| async move {
+                    let r = self.inspect(&l.0).await;
+                    (l, r)
+                })
+                .buffered(LIST_CONCURRENCY)
+                .collect()
+                .await;
+        let mut out: Vec<Container> = hits.into_iter().flatten().collect();
+        let mut fresh = Vec::new();
+        for (l, r) in results {
             match r {
-                Ok(c) => out.push(c),
+                Ok(c) => {
+                    fresh.push((l.0, l.1, c.clone()));
+                    out.push(c);
+                }
                 // Removed between the listing and its inspection.
                 Err(EngineError::NotFound(_)) => {}
                 Err(e) => return Err(e),
             }
         }
+        let ids: Vec<String> = listed.into_iter().map(|l| l.0).collect();
+        self.cache.store(generation, &ids, fresh);
         out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
+    }
+
+    /// The running containers: `(id, name)` from one listing (no inspection).
+    pub async fn running(&self) -> EngineResult<Vec<(String, String)>> {
+        let docker = self.client().await?;
+        let opts = ListContainersOptions {
+            all: false,
+            ..Default::default()
+        };
+        let summaries = self.bounded(docker.list_containers(Some(opts))).await?;
+        Ok(summaries
+            .into_iter()
+            .filter_map(|s| {
+                let id = s.id?;
+                let name = s
+                    .names
+                    .and_then(|n| n.into_iter().next())
+                    .map(|n| n.trim_start_matches('/').to_string())
+                    .unwrap_or_else(|| id.clone());
+                Some((id, name))
+            })
+            .collect())
+    }
+
+    /// A running container's init pid (its `State.Pid`; None when it does not run).
+    pub async fn init_pid(&self, id: &str) -> EngineResult<Option<u32>> {
+        let docker = self.client().await?;
+        let c = self
+            .bounded(docker.inspect_container(id, None::<InspectContainerOptions>))
+            .await?;
+        Ok(c.state
+            .and_then(|s| s.pid)
+            .filter(|p| *p > 0)
+            .map(|p| p as u32))
     }
 
     /// One container by name or id.
@@ -92,12 +162,19 @@ impl Engine {
         };
         let created = self
             .bounded(docker.create_container(Some(opts), create_body(req)))
-            .await?;
-        self.inspect(&created.id).await
+            .await;
+        self.cache.forget_all();
+        self.inspect(&created?.id).await
     }
 
     /// Runs a lifecycle action (a stop waits up to its grace time, plus the request timeout).
     pub async fn act(&self, name: &str, action: Action) -> EngineResult<()> {
+        let r = self.act_now(name, action).await;
+        self.cache.forget_all();
+        r
+    }
+
+    async fn act_now(&self, name: &str, action: Action) -> EngineResult<()> {
         let docker = self.client().await?;
         match action {
             Action::Start => {
@@ -144,8 +221,11 @@ impl Engine {
             v: volumes,
             link: false,
         };
-        self.bounded(docker.remove_container(name, Some(opts)))
-            .await
+        let r = self
+            .bounded(docker.remove_container(name, Some(opts)))
+            .await;
+        self.cache.forget_all();
+        r
     }
 
     /// The container's log as a byte stream (stdout and stderr interleaved as written).

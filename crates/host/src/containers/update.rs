@@ -75,6 +75,17 @@ impl Engine {
         limits: Option<&ContainerLimits>,
         restart: Option<&RestartPolicy>,
     ) -> EngineResult<Container> {
+        let r = self.update_limits_now(current, limits, restart).await;
+        self.cache().forget_all();
+        r
+    }
+
+    async fn update_limits_now(
+        &self,
+        current: &Container,
+        limits: Option<&ContainerLimits>,
+        restart: Option<&RestartPolicy>,
+    ) -> EngineResult<Container> {
         let docker = self.client().await?;
         let driver = self.driver().await?;
         let body = update_body(
@@ -166,6 +177,16 @@ impl Engine {
     /// stays. The image reference is resolved again (pull first for a newer image). A running
     /// container is stopped and the new one started. On failure the old one is put back.
     pub async fn recreate(
+        &self,
+        name: &str,
+        log: &(dyn Fn(String) + Send + Sync),
+    ) -> EngineResult<Container> {
+        let r = self.recreate_now(name, log).await;
+        self.cache().forget_all();
+        r
+    }
+
+    async fn recreate_now(
         &self,
         name: &str,
         log: &(dyn Fn(String) + Send + Sync),
@@ -309,6 +330,28 @@ async fn raw_post(
         body.len()
     );
     s.write_all(req.as_bytes()).await?;
+    let mut out = Vec::new();
+    s.take(1 << 20).read_to_end(&mut out).await?;
+    let text = String::from_utf8_lossy(&out);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))?;
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    Ok((status, body))
+}
+
+/// One `GET` over the engine's socket, answered whole (HTTP/1.0: no chunked body), at most
+/// 1 MiB: for podman's own endpoints bollard does not speak.
+pub(crate) async fn raw_get(sock: &std::path::Path, path: &str) -> std::io::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::UnixStream::connect(sock).await?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n").as_bytes())
+        .await?;
     let mut out = Vec::new();
     s.take(1 << 20).read_to_end(&mut out).await?;
     let text = String::from_utf8_lossy(&out);

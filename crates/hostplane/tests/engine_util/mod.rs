@@ -67,6 +67,13 @@ pub struct Engine {
 
 impl Engine {
     pub fn start(kind: Kind) -> Engine {
+        Engine::start_in(kind, None)
+    }
+
+    /// [`Engine::start`] inside network namespace `netns` (`nsenter --net=/run/netns/NS`, which
+    /// execs the engine itself; not `ip netns exec`, whose fresh /sys hides the cgroups): the
+    /// networks it makes and the links it adds stay in there.
+    pub fn start_in(kind: Kind, netns: Option<&str>) -> Engine {
         let dir = tempfile::Builder::new()
             .prefix("hp-test-")
             .tempdir()
@@ -76,7 +83,7 @@ impl Engine {
         let log = std::fs::File::create(d.join("engine.log")).unwrap();
         let mut cmd = match kind {
             Kind::Docker => {
-                let mut c = Command::new(need("dockerd"));
+                let mut c = in_netns(netns, need("dockerd"));
                 c.arg("--data-root")
                     .arg(d.join("data"))
                     .arg("--exec-root")
@@ -114,7 +121,7 @@ impl Engine {
                     ),
                 )
                 .unwrap();
-                let mut c = Command::new(need("podman"));
+                let mut c = in_netns(netns, need("podman"));
                 c.env("CONTAINERS_CONF", &conf)
                     .arg("--root")
                     .arg(d.join("store"))
@@ -216,6 +223,18 @@ impl Engine {
 impl Drop for Engine {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// `program`, or `nsenter --net=/run/netns/NS program` (the same process: nsenter execs it).
+fn in_netns(netns: Option<&str>, program: PathBuf) -> Command {
+    match netns {
+        Some(ns) => {
+            let mut c = Command::new(need("nsenter"));
+            c.arg(format!("--net=/run/netns/{ns}")).arg(program);
+            c
+        }
+        None => Command::new(program),
     }
 }
 

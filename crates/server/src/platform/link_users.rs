@@ -2,10 +2,14 @@
 //! bridge goes away, without naming the areas that attach to it.
 //!
 //! Flow: each consumer area's `init` hook adds its [`LinkUser`] to `Services::link_users`
-//! (VMs today: a NIC in bridge mode names its bridge; containers next). Before deleting a
-//! bridge the network area calls [`LinkUsers::refuse`]: when anything names the bridge the
-//! answer is 409 `bridge_in_use`, naming every user.
+//! (VMs: a NIC in bridge mode names its bridge; containers: an engine network bound to the
+//! bridge and the containers attached to it). Before deleting a bridge the network area calls
+//! [`LinkUsers::refuse`] (or [`LinkUsers::uses`] then [`refusal`]): when anything names the
+//! bridge the answer is 409 `bridge_in_use`, naming every user. Asking is async: the
+//! containers' answer comes from the engines over their sockets.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 
 use crate::error::{ApiError, ApiResult};
@@ -20,10 +24,13 @@ pub struct LinkUse {
     pub href: String,
 }
 
+/// The future of one area's answer (boxed: the registry holds `dyn LinkUser`).
+pub type Uses<'a> = Pin<Box<dyn Future<Output = ApiResult<Vec<LinkUse>>> + Send + 'a>>;
+
 /// An area whose objects attach to links by name.
 pub trait LinkUser: Send + Sync {
     /// This area's objects that name `link`.
-    fn uses(&self, state: &AppState, link: &str) -> ApiResult<Vec<LinkUse>>;
+    fn uses<'a>(&'a self, state: &'a AppState, link: &'a str) -> Uses<'a>;
 }
 
 /// The registered users (platform state: `Services::link_users`).
@@ -37,18 +44,20 @@ impl LinkUsers {
     }
 
     /// Everything that names `link`, of every area.
-    pub fn uses(&self, state: &AppState, link: &str) -> ApiResult<Vec<LinkUse>> {
+    /// The areas are asked concurrently (the engines answer in parallel with the store).
+    pub async fn uses(&self, state: &AppState, link: &str) -> ApiResult<Vec<LinkUse>> {
         let all = self.0.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let answers = futures_util::future::join_all(all.iter().map(|u| u.uses(state, link))).await;
         let mut out = Vec::new();
-        for u in all {
-            out.extend(u.uses(state, link)?);
+        for a in answers {
+            out.extend(a?);
         }
         Ok(out)
     }
 
     /// 409 `bridge_in_use` naming the users of `link`, or Ok when nothing uses it.
-    pub fn refuse(&self, state: &AppState, link: &str) -> ApiResult<()> {
-        refusal(link, self.uses(state, link)?)
+    pub async fn refuse(&self, state: &AppState, link: &str) -> ApiResult<()> {
+        refusal(link, self.uses(state, link).await?)
     }
 }
 

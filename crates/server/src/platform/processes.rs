@@ -1,26 +1,37 @@
-//! Which host processes belong to which object (a VM's QEMU), for the metrics collector,
-//! without the collector naming the areas that run them.
+//! Which host processes belong to which object (a VM's QEMU, a container), for the metrics
+//! collector, without the collector naming the areas that run them.
 //!
 //! Flow: an area that runs processes adds a [`ProcessSource`] to `Services::processes` in its
-//! `init` hook (vms today); the metrics collector calls [`Processes::all`] each sample and reads
-//! each pid's CPU and memory from `/proc`.
+//! `init` hook (vms, containers); the metrics collector awaits [`Processes::all`] each sample
+//! (the containers' answer comes from the engines) and reads each object's CPU and memory: from
+//! its cgroup when it has one (every process of a container, not only its init), else from
+//! `/proc/<pid>/stat`.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, RwLock};
+
+pub use hostplane_host::containers::cgroup::Cgroup;
 
 /// One process to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitored {
-    /// What it is: `vm` (the metrics label `kind`).
+    /// What it is: `vm`, `container` (the metrics label `kind`).
     pub kind: &'static str,
-    /// Its object's id (the label `name`).
+    /// Its object's id or name (the label `name`).
     pub name: String,
     pub pid: u32,
+    /// Read this cgroup rather than the pid alone (it holds all the object's processes).
+    pub cgroup: Option<Cgroup>,
 }
+
+/// The future of one source's list.
+pub type Listed<'a> = Pin<Box<dyn Future<Output = Vec<Monitored>> + Send + 'a>>;
 
 /// An area that runs processes.
 pub trait ProcessSource: Send + Sync {
     /// Its running processes now.
-    fn processes(&self) -> Vec<Monitored>;
+    fn processes(&self) -> Listed<'_>;
 }
 
 #[derive(Default)]
@@ -36,13 +47,17 @@ impl Processes {
             .push(source);
     }
 
-    /// Every source's processes.
-    pub fn all(&self) -> Vec<Monitored> {
+    /// Every source's processes (the sources asked concurrently).
+    pub async fn all(&self) -> Vec<Monitored> {
         let sources = self
             .sources
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        sources.iter().flat_map(|s| s.processes()).collect()
+        futures_util::future::join_all(sources.iter().map(|s| s.processes()))
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
     }
 }

@@ -73,21 +73,32 @@ pub fn start(state: AppState) -> HookFuture {
     })
 }
 
-/// Reads `engine`'s events for as long as the daemon runs.
+/// Reads `engine`'s events for as long as the daemon runs. While a stream is open the
+/// engine's inspection cache is live (the stream invalidates it); it is emptied and off from
+/// the moment a stream ends until the next one is open.
 async fn follow(state: AppState, engine: Arc<Engine>) {
     let mut backoff = Duration::from_secs(1);
     let mut said_down = false;
     loop {
-        match engine.container_events().await {
+        // Live before subscribing, with the stream replaying from this second: an event
+        // between the two still invalidates. Replayed events older than `from` are not
+        // published again.
+        let from = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        engine.cache().set_live(true);
+        match engine.container_events(from.as_secs() as i64).await {
             Ok(stream) => {
                 if said_down {
                     tracing::info!(engine = engine.name(), "following the engine's events again");
                 }
                 said_down = false;
                 backoff = Duration::from_secs(1);
+                let from_nano = from.as_nanos() as i64;
                 let mut stream = Box::pin(stream);
                 while let Some(item) = stream.next().await {
                     match item {
+                        Ok(ev) if ev.time_nano != 0 && ev.time_nano < from_nano => {}
                         Ok(ev) => publish(&state, engine.name(), &ev),
                         Err(err) => {
                             tracing::debug!(engine = engine.name(), error = %err, "event stream ended");
@@ -104,6 +115,7 @@ async fn follow(state: AppState, engine: Arc<Engine>) {
                 }
             }
         }
+        engine.cache().set_live(false);
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(BACKOFF_MAX);
     }
@@ -144,6 +156,7 @@ mod tests {
             name: name.into(),
             image: None,
             exit_code: None,
+            time_nano: 0,
         };
         assert_eq!(a.who("docker", &ev("ff", "web")).as_deref(), Some("alice"));
         assert_eq!(a.who("podman", &ev("ff", "web")), None);

@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod model;
 pub mod networks;
+pub mod processes;
 pub mod volumes;
 pub mod stats;
 pub mod updates;
@@ -91,7 +92,13 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services.workloads.register(Arc::new(
         crate::platform::workloads::ContainerWorkloads::new(engines.all().to_vec()),
     ));
+    services
+        .processes
+        .register(Arc::new(processes::ContainerProcesses::new(
+            engines.all().to_vec(),
+        )));
     volumes::register(services);
+    networks::register(services);
     Ok(Some(Arc::new(engines)))
 }
 

@@ -170,6 +170,67 @@ async fn delete_network(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+/// Registers the containers with the links' users (a managed bridge is not deleted under them).
+pub fn register(services: &crate::state::Services) {
+    services
+        .link_users
+        .register(std::sync::Arc::new(ContainersOnLinks));
+}
+
+/// The containers' answer to the links' registry: every engine is asked (concurrently, each
+/// under its deadline) for its networks bound to the link (a bridge network whose bridge is
+/// the link, a macvlan/ipvlan network whose parent is) and the containers, running or not,
+/// attached to them. Both count: deleting the bridge would break the network as well. An
+/// engine that does not answer is left out (logged), as for the pools' registry.
+struct ContainersOnLinks;
+
+impl crate::platform::link_users::LinkUser for ContainersOnLinks {
+    fn uses<'a>(
+        &'a self,
+        state: &'a AppState,
+        link: &'a str,
+    ) -> crate::platform::link_users::Uses<'a> {
+        Box::pin(async move {
+            let engines = state.engines().all();
+            let answers =
+                futures_util::future::join_all(engines.iter().map(|e| e.on_link(link))).await;
+            let mut out = Vec::new();
+            for (e, a) in engines.iter().zip(answers) {
+                match a {
+                    Ok(on) => out.extend(link_uses(e.name(), &on)),
+                    Err(err) => tracing::warn!(engine = e.name(), link, error = %err,
+                        "engine not asked whether it uses the link"),
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// One engine's answer as the registry's entries.
+fn link_uses(
+    engine: &str,
+    on: &hostplane_host::containers::networks::OnLink,
+) -> Vec<crate::platform::link_users::LinkUse> {
+    let containers = on
+        .containers
+        .iter()
+        .map(|c| crate::platform::link_users::LinkUse {
+            kind: "container".into(),
+            name: format!("{engine}/{c}"),
+            href: hostplane_host::containers::convert::container_href(engine, c),
+        });
+    let networks = on
+        .networks
+        .iter()
+        .map(|n| crate::platform::link_users::LinkUse {
+            kind: "container-network".into(),
+            name: format!("{engine}/{n}"),
+            href: format!("{}/container-engines/{engine}/networks/{n}", hostplane_types::API_BASE),
+        });
+    containers.chain(networks).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

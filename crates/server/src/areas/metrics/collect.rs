@@ -4,7 +4,7 @@
 //! Flow: [`Collector::sample`] reads `/proc/stat`, `/proc/net/dev`, `/proc/diskstats`,
 //! `/proc/meminfo`, `/proc/loadavg`, `/proc/pressure/*` (when the kernel has PSI), statvfs of
 //! each mounted pool under `pools.mount_root`, and `/proc/<pid>/stat` of every process the
-//! `platform::processes` registry lists; rates are the difference to the previous sample.
+//! `platform::processes` registry lists (its cgroup's usage when it has one); rates are the difference to the previous sample.
 //! No HTTP, no database: the area records what this returns.
 
 use std::collections::HashMap;
@@ -131,18 +131,27 @@ impl Collector {
 
         let mut seen = HashMap::with_capacity(procs.len());
         for p in procs {
-            let Ok(st) = health::process_stat(p.pid) else {
-                continue;
+            // CPU in µs and resident memory: of the whole cgroup when there is one.
+            let from_cgroup = p.cgroup.as_ref().and_then(|c| c.usage());
+            let (cpu_usec, rss) = match from_cgroup {
+                Some(u) => (u.cpu_usec, u.memory_bytes),
+                None => match health::process_stat(p.pid) {
+                    Ok(st) => (
+                        (st.cpu_ticks as f64 / self.ticks * 1e6) as u64,
+                        st.rss_bytes,
+                    ),
+                    Err(_) => continue,
+                },
             };
             let l = [("kind", p.kind), ("name", p.name.as_str())];
-            out.push((key("process_memory_rss_bytes", &l), st.rss_bytes as f64));
+            out.push((key("process_memory_rss_bytes", &l), rss as f64));
             let id = (p.kind.to_string(), p.name.clone(), p.pid);
-            if let Some((ticks, at)) = self.prev_procs.get(&id) {
+            if let Some((prev_usec, at)) = self.prev_procs.get(&id) {
                 let secs = (now - *at).as_secs_f64().max(1e-3);
-                let pct = st.cpu_ticks.saturating_sub(*ticks) as f64 / self.ticks / secs * 100.0;
+                let pct = cpu_usec.saturating_sub(*prev_usec) as f64 / 1e6 / secs * 100.0;
                 out.push((key("process_cpu_percent", &l), (pct * 100.0).round() / 100.0));
             }
-            seen.insert(id, (st.cpu_ticks, now));
+            seen.insert(id, (cpu_usec, now));
         }
         self.prev_procs = seen;
         Ok(out)

@@ -80,7 +80,7 @@ async fn collect_loop(state: AppState) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let procs = state.processes.all();
+        let procs = state.processes.all().await;
         let collector = area.collector.clone();
         let history = area.history.clone();
         let clock = area.clock.clone();
@@ -534,6 +534,7 @@ mod tests {
                 kind: "vm",
                 name: format!("vm-{i:02}"),
                 pid: std::process::id(),
+                cgroup: None,
             })
             .collect();
         let mut c = collect::Collector::new(dir.path().to_path_buf());

@@ -134,8 +134,8 @@ fn shutdown(state: AppState) -> HookFuture {
 
 /// 409 `bridge_in_use` when anything attaches to the bridge: another area's objects (the
 /// links' registry) or a DHCP server of this area.
-fn check_bridge_unused(state: &AppState, name: &str) -> ApiResult<()> {
-    let mut uses = state.link_users.uses(state, name)?;
+async fn check_bridge_unused(state: &AppState, name: &str) -> ApiResult<()> {
+    let mut uses = state.link_users.uses(state, name).await?;
     if dhcp::interfaces(&state.store)?.iter().any(|i| i == name) {
         uses.push(crate::platform::link_users::LinkUse {
             kind: "dhcp-server".into(),
@@ -253,7 +253,7 @@ async fn delete_interface(
     model::check_ifname("name", &name)?;
     let s = &state.store;
     changing(&state, async || {
-        check_bridge_unused(&state, &name)?;
+        check_bridge_unused(&state, &name).await?;
         if vnics::names(s)?.contains(&name) {
             return vnics::delete(s, &name).await;
         }
@@ -316,7 +316,7 @@ async fn delete_bridge(
     model::check_ifname("name", &name)?;
     let s = &state.store;
     changing(&state, async || {
-        check_bridge_unused(&state, &name)?;
+        check_bridge_unused(&state, &name).await?;
         links::delete_bridge(s, &name).await
     })
     .await?;

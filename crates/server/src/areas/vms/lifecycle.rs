@@ -44,8 +44,9 @@ const QMP_READY: Duration = Duration::from_secs(15);
 pub struct QemuProcesses(pub Arc<VmManager>);
 
 impl crate::platform::processes::ProcessSource for QemuProcesses {
-    fn processes(&self) -> Vec<crate::platform::processes::Monitored> {
-        self.0
+    fn processes(&self) -> crate::platform::processes::Listed<'_> {
+        let list = self
+            .0
             .runtimes
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -54,8 +55,10 @@ impl crate::platform::processes::ProcessSource for QemuProcesses {
                 kind: "vm",
                 name: rt.id.clone(),
                 pid: rt.pid,
+                cgroup: None,
             })
-            .collect()
+            .collect();
+        Box::pin(std::future::ready(list))
     }
 }
 

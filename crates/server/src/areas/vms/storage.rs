@@ -266,26 +266,34 @@ pub fn register(services: &crate::state::Services) {
 pub struct VmsOnLinks;
 
 impl crate::platform::link_users::LinkUser for VmsOnLinks {
-    fn uses(
-        &self,
-        state: &AppState,
-        link: &str,
-    ) -> ApiResult<Vec<crate::platform::link_users::LinkUse>> {
-        let mgr = state.vms();
-        let mut out = Vec::new();
-        for rec in model::load_all(&state.store)? {
-            let launched = mgr.runtime(&rec.id).map(|rt| rt.launched());
-            let names = |d: &VmDef| d.nics.iter().any(|n| n.bridge.as_deref() == Some(link));
-            if names(&rec.def) || launched.as_ref().is_some_and(names) {
-                out.push(crate::platform::link_users::LinkUse {
-                    kind: "vm".into(),
-                    name: rec.name.clone(),
-                    href: format!("/api/v1/vms/{}", rec.id),
-                });
-            }
-        }
-        Ok(out)
+    fn uses<'a>(
+        &'a self,
+        state: &'a AppState,
+        link: &'a str,
+    ) -> crate::platform::link_users::Uses<'a> {
+        // The store and the runtimes answer at once: nothing to wait for.
+        Box::pin(std::future::ready(vms_on_link(state, link)))
     }
+}
+
+fn vms_on_link(
+    state: &AppState,
+    link: &str,
+) -> ApiResult<Vec<crate::platform::link_users::LinkUse>> {
+    let mgr = state.vms();
+    let mut out = Vec::new();
+    for rec in model::load_all(&state.store)? {
+        let launched = mgr.runtime(&rec.id).map(|rt| rt.launched());
+        let names = |d: &VmDef| d.nics.iter().any(|n| n.bridge.as_deref() == Some(link));
+        if names(&rec.def) || launched.as_ref().is_some_and(names) {
+            out.push(crate::platform::link_users::LinkUse {
+                kind: "vm".into(),
+                name: rec.name.clone(),
+                href: format!("/api/v1/vms/{}", rec.id),
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
