@@ -143,7 +143,8 @@ async fn get_recipe(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Recipe>> {
-    Ok(axum::Json(model::find_recipe(&state.store, &id)?))
+    let r = model::find_recipe(&state.store, &id)?;
+    Ok(axum::Json(model::recipe_view(r.spec, r.builtin)))
 }
 
 /// Replaces a stored recipe (its `name` must be the id).
@@ -241,7 +242,8 @@ async fn list_profiles(
 #[utoipa::path(post, path = "/api/v1/provisioning/profiles",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", request_body = ProfileSpec,
-    responses((status = 201, description = "Stored", body = Profile)))]
+    responses((status = 201, description = "Stored", body = Profile),
+        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn create_profile(
     State(state): State<AppState>,
     Json(spec): Json<ProfileSpec>,
@@ -261,14 +263,17 @@ async fn get_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Profile>> {
-    Ok(axum::Json(model::find_profile(&state.store, &id)?))
+    Ok(axum::Json(model::profile_view(
+        model::find_profile(&state.store, &id)?.spec,
+    )))
 }
 
 /// Replaces a profile (its `name` must be the id).
 #[utoipa::path(put, path = "/api/v1/provisioning/profiles/{id}",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(("id" = String, Path, description = "Profile id")), request_body = ProfileSpec,
-    responses((status = 200, description = "Replaced", body = Profile)))]
+    responses((status = 200, description = "Replaced", body = Profile),
+        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn put_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -334,7 +339,8 @@ async fn create_secret(
     Json(req): Json<SecretCreate>,
 ) -> ApiResult<Response> {
     model::check_id("name", &req.name)?;
-    if req.value.len() > 65536 {
+    // Characters, as the schema's `maxLength` counts them.
+    if req.value.chars().count() > 65536 {
         return Err(ApiError::invalid_field(
             "invalid_secret",
             "value",
@@ -388,8 +394,10 @@ async fn list_artifacts(
 #[into_params(parameter_in = Query)]
 struct UploadParams {
     /// The artifact's name.
+    #[param(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     name: String,
     /// Expected sha256 (hex); 422 `checksum_mismatch` when the content differs.
+    #[param(pattern = r"^[0-9a-fA-F]{64}$")]
     sha256: Option<String>,
 }
 
