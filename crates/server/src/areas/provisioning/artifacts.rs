@@ -4,7 +4,12 @@
 //! Upload flow: the request body is streamed into a temp file in the same directory while its
 //! sha256 is computed and its size bounded ([`MAX_BYTES`]); a given `sha256` must match; the
 //! file is renamed to its hash (the same content uploaded twice is stored once) and a row
-//! names it. Guest flow: a run asks [`GuestUrls::issue`] for a token bound to the run and the
+//! names it. URL flow (`POST /provisioning/artifacts` with JSON `{name, url, sha256?}`):
+//! the name, checksum and URL are checked in the request (the URL through
+//! `platform::fetch`: no loopback or private address unless `[provisioning] url_allow` names
+//! it, each redirect hop checked again), then the `provisioning.artifact_fetch` job streams the
+//! answer through the same hashed write as an upload, with progress; a checksum mismatch keeps
+//! nothing. Guest flow: a run asks [`GuestUrls::issue`] for a token bound to the run and the
 //! artifact (valid [`URL_TTL`]); the guest's `GET /provisioning/fetch/{token}` redeems it once.
 
 use std::collections::HashMap;
@@ -13,14 +18,18 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use hostplane_types::provisioning::Artifact;
+use hostplane_types::jobs::Job;
+use hostplane_types::provisioning::{Artifact, ArtifactFetch};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::model::{self, BASE};
 use crate::error::{ApiError, ApiResult};
+use crate::platform::fetch::{self, Net};
+use crate::platform::jobs::{JobFailure, JobSpec};
 use crate::platform::store::Store;
 use crate::platform::time;
+use crate::state::AppState;
 
 /// Largest artifact accepted.
 pub const MAX_BYTES: u64 = 4 << 30;
@@ -144,6 +153,79 @@ where
     }
     f.sync_all().await.map_err(ApiError::internal)?;
     Ok((hex::encode(h.finalize()), size))
+}
+
+/// Checks a download request now (422 for a bad name, checksum or URL, 409 for a taken name)
+/// and starts the `provisioning.artifact_fetch` job; its result is the artifact.
+pub async fn start_fetch(
+    state: &AppState,
+    actor: &str,
+    req: ArtifactFetch,
+    allow: Vec<Net>,
+) -> ApiResult<Job> {
+    model::check_id("name", &req.name)?;
+    let expect = req.sha256.as_deref().map(|s| check_sha("sha256", s)).transpose()?;
+    let url = reqwest::Url::parse(&req.url)
+        .map_err(|e| ApiError::invalid_field("invalid_url", "url", format!("{:?}: {e}", req.url)))?;
+    // Refused now when it already points somewhere it must not; each redirect hop is checked
+    // again by the download.
+    fetch::resolve_checked(&url, &allow).await?;
+    if model::get::<Artifact>(&state.store, "artifact", &req.name)?.is_some() {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("an artifact named {:?} exists; delete it first", req.name),
+        ));
+    }
+    let st = state.clone();
+    let name = req.name.clone();
+    state.jobs.spawn(
+        JobSpec {
+            kind: "provisioning.artifact_fetch",
+            target: Some(format!("{BASE}/artifacts/{name}")),
+            lock_key: Some(format!("provisioning/artifacts/{name}")),
+            actor: actor.to_string(),
+        },
+        move |ctx| async move {
+            let failed = |e: ApiError| JobFailure::new(e.code(), e.to_string());
+            let url = req.url.as_str();
+            let resp = fetch::get(url, &allow).await.map_err(failed)?;
+            if !resp.status().is_success() {
+                return Err(JobFailure::new(
+                    "download_failed",
+                    format!("{url}: HTTP {}", resp.status()),
+                ));
+            }
+            let total = resp.content_length().filter(|t| *t > 0);
+            if let Some(t) = total
+                && t > MAX_BYTES
+            {
+                return Err(JobFailure::new(
+                    "payload_too_large",
+                    format!("{url} is {t} bytes; an artifact is at most {MAX_BYTES}"),
+                ));
+            }
+            let mut n = 0u64;
+            let c = ctx.clone();
+            let stream = Box::pin(resp.bytes_stream().inspect(move |piece| {
+                if let (Ok(b), Some(t)) = (piece, total) {
+                    n += b.len() as u64;
+                    c.progress((n.min(t) * 99 / t) as u8);
+                }
+            }));
+            let a = store_stream(
+                &st.store,
+                &st.config.data_dir,
+                &name,
+                expect.as_deref(),
+                url,
+                stream,
+            )
+            .await
+            .map_err(failed)?;
+            ctx.log(format!("downloaded {url}: {} bytes, sha256 {}", a.size_bytes, a.sha256));
+            Ok(a)
+        },
+    )
 }
 
 /// Deletes the row, and the file when no other artifact has the same content.

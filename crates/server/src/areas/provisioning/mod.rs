@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_types::jobs::Job;
 use hostplane_types::provisioning::{
-    Artifact, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RenderRequest,
+    Artifact, ArtifactFetch, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RenderRequest,
     RenderResult, RunCreate, RunStatus, Secret, SecretCreate,
 };
 use serde::Deserialize;
@@ -56,11 +56,21 @@ pub const AREA: Area = Area {
 
 struct ProvisioningArea {
     urls: Arc<GuestUrls>,
+    /// `[provisioning] url_allow`: non-public addresses artifact URLs may reach.
+    url_allow: Vec<crate::platform::fetch::Net>,
 }
 
-fn init(_services: &Services) -> anyhow::Result<Option<AnyState>> {
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    let url_allow = services
+        .config
+        .provisioning
+        .url_allow
+        .iter()
+        .map(|n| crate::platform::fetch::parse_net(n).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
     Ok(Some(Arc::new(ProvisioningArea {
         urls: Arc::new(GuestUrls::default()),
+        url_allow,
     })))
 }
 
@@ -393,30 +403,62 @@ async fn list_artifacts(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UploadParams {
-    /// The artifact's name.
+    /// The artifact's name (an upload; required with it, ignored with a JSON body).
     #[param(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
-    name: String,
-    /// Expected sha256 (hex); 422 `checksum_mismatch` when the content differs.
+    name: Option<String>,
+    /// Expected sha256 of an upload (hex); 422 `checksum_mismatch` when the content differs.
     #[param(pattern = r"^[0-9a-fA-F]{64}$")]
     sha256: Option<String>,
 }
 
-/// Uploads an artifact: the body is the file (streamed; at most 4 GiB), stored under its
-/// sha256.
+/// Whether the body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Adds an artifact: upload the file as the body with `?name=` (streamed, at most 4 GiB; 201),
+/// or send JSON `{name, url, sha256?}` to download it (202 with a `provisioning.artifact_fetch`
+/// job whose result is the artifact). Either way it is stored under its sha256, checked
+/// against `sha256` when given.
 #[utoipa::path(post, path = "/api/v1/provisioning/artifacts",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
-    responses((status = 201, description = "Stored", body = Artifact)))]
+    request_body(content((ArtifactFetch = "application/json"), (Vec<u8> = "application/octet-stream")),
+        description = "JSON {name, url, sha256?}, or the file itself"),
+    responses((status = 201, description = "Uploaded and stored", body = Artifact),
+        (status = 202, description = "Download started; the job's result is the artifact", body = Job)))]
 async fn upload_artifact(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Query(q): Query<UploadParams>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    if is_json(&headers) {
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+        let req: ArtifactFetch = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
+        let allow = state.area::<ProvisioningArea>().url_allow.clone();
+        let job = artifacts::start_fetch(&state, &p.user, req, allow).await?;
+        return Ok(accepted(&job));
+    }
+    let name = q.name.ok_or_else(|| {
+        ApiError::invalid_field(
+            "invalid_name",
+            "name",
+            "an upload names the artifact with ?name= (or send JSON {name, url} to download one)",
+        )
+    })?;
     let a = artifacts::store_stream(
         &state.store,
         &state.config.data_dir,
-        &q.name,
+        &name,
         q.sha256.as_deref(),
         "upload",
         body.into_data_stream(),
