@@ -2,9 +2,12 @@
 //! loopback: `POST /provisioning/artifacts {name, url, sha256}` is a job with progress whose
 //! result is the artifact, stored under its sha256; a wrong sha256 fails the job and keeps
 //! nothing; a URL or a redirect to an address outside `[provisioning] url_allow` is refused
-//! (the request at once, the redirect before any connection to it).
+//! (the request at once, the redirect before any connection to it). With `[provisioning]
+//! artifacts_storage = "<pool>/<dataset>"` the artifacts live in that dataset of a real btrfs
+//! pool on a loop device, and the pool and dataset refuse to go away under them.
 
 mod common;
+mod storage_util;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -228,4 +231,102 @@ async fn artifacts_download_by_url() {
         .unwrap();
     assert_problem(r, 422, "invalid_name").await;
     assert_eq!(store_files(&d), vec![sha]);
+}
+
+/// Artifacts kept in a pool dataset: stored there, 503 while the dataset does not exist, and
+/// the dataset and pool refuse deletion (409 `in_use` naming each artifact) until the
+/// artifacts are gone.
+#[tokio::test(flavor = "multi_thread")]
+async fn artifacts_on_a_pool_dataset() {
+    use storage_util::{Loops, job_ok};
+    let loops = Loops::new(1, 512 << 20);
+    let dev = loops.devs[0].clone();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "{}[provisioning]\nartifacts_storage = \"tank/kits\"\n",
+            loops.config()
+        )),
+        extra_args: vec!["--disks-allow".into(), Loops::allow(&[&dev])],
+        ..Opts::default()
+    });
+    let upload = |name: &str, body: &'static [u8]| {
+        d.client
+            .post(d.url(&format!("/api/v1/provisioning/artifacts?name={name}")))
+            .bearer_auth(&d.token)
+            .header("content-type", "application/octet-stream")
+            .body(body)
+            .send()
+    };
+    // No pool yet: the store is unavailable, and nothing is written to the data dir.
+    let r = upload("kit", b"kit content").await.unwrap();
+    assert_problem(r, 503, "artifacts_storage_unavailable").await;
+    assert!(!d.data_dir().join("provisioning/artifacts").exists());
+
+    job_ok(
+        &d,
+        d.post(
+            "/api/v1/pools",
+            json!({"name": "tank", "kind": "btrfs", "devices": [dev]}),
+        )
+        .await,
+    )
+    .await;
+    for ds in ["kits", "other"] {
+        let r = d
+            .post("/api/v1/pools/tank/datasets", json!({"name": ds}))
+            .await;
+        assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    }
+    let r = upload("kit", b"kit content").await.unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let a: Value = r.json().await.unwrap();
+    let file = loops
+        .mount_root()
+        .join("tank/kits/hostplane-artifacts")
+        .join(a["sha256"].as_str().unwrap());
+    assert_eq!(std::fs::read(&file).unwrap(), b"kit content");
+    assert!(!d.data_dir().join("provisioning/artifacts").exists());
+
+    // The dataset and the pool stay while an artifact lives there; another dataset may go.
+    for path in [
+        "/api/v1/pools/tank/datasets/kits",
+        "/api/v1/pools/tank?confirm=tank",
+    ] {
+        let r = d.send("DELETE", path, Some(&d.token), None).await;
+        let p = assert_problem(r, 409, "in_use").await;
+        assert_eq!(p["users"][0]["kind"], "artifact", "{p}");
+        assert_eq!(p["users"][0]["name"], "kit", "{p}");
+    }
+    let r = d
+        .send(
+            "DELETE",
+            "/api/v1/pools/tank/datasets/other",
+            Some(&d.token),
+            None,
+        )
+        .await;
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+
+    // Once the artifact is deleted (its file too), the pool can be destroyed.
+    let r = d
+        .send(
+            "DELETE",
+            "/api/v1/provisioning/artifacts/kit",
+            Some(&d.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 204);
+    assert!(!file.exists());
+    job_ok(
+        &d,
+        d.send(
+            "DELETE",
+            "/api/v1/pools/tank?confirm=tank",
+            Some(&d.token),
+            None,
+        )
+        .await,
+    )
+    .await;
 }

@@ -1,5 +1,9 @@
-//! Artifacts: files a run places in a guest, content-addressed under
-//! `DATA_DIR/provisioning/artifacts/<sha256>`, and the single-use URLs a guest fetches them by.
+//! Artifacts: files a run places in a guest, content-addressed under `<dir>/<sha256>`, and the
+//! single-use URLs a guest fetches them by. `<dir>` ([`dir_of`]) is
+//! `DATA_DIR/provisioning/artifacts`, or with `[provisioning] artifacts_storage =
+//! "<pool>/<dataset>"` the folder `hostplane-artifacts` of that dataset (mounted, existing:
+//! checked through `platform::pool_paths` on each use); [`ArtifactsOnPools`] tells the pools
+//! area that artifacts live there, so the pool and dataset are not destroyed under them.
 //!
 //! Upload flow: the request body is streamed into a temp file in the same directory while its
 //! sha256 is computed and its size bounded ([`MAX_BYTES`]); a given `sha256` must match; the
@@ -36,12 +40,90 @@ pub const MAX_BYTES: u64 = 4 << 30;
 /// How long a guest URL stays valid.
 pub const URL_TTL: Duration = Duration::from_secs(600);
 
-pub fn dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("provisioning/artifacts")
+/// Where the artifacts are kept (`[provisioning] artifacts_storage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Data,
+    Pool { pool: String, dataset: String },
 }
 
-pub fn path_of(data_dir: &Path, a: &Artifact) -> PathBuf {
-    dir(data_dir).join(&a.sha256)
+impl Storage {
+    /// `data` or `<pool>/<dataset>` (the config's validation checked the names).
+    pub fn of(state: &AppState) -> Storage {
+        match state.config.provisioning.artifacts_storage.split_once('/') {
+            Some((p, d)) => Storage::Pool {
+                pool: p.to_string(),
+                dataset: d.to_string(),
+            },
+            None => Storage::Data,
+        }
+    }
+}
+
+/// The artifacts' folder; on a pool dataset, 503 `artifacts_storage_unavailable` while that
+/// dataset is not there (pool not mounted, dataset missing).
+pub fn dir_of(state: &AppState) -> ApiResult<PathBuf> {
+    match Storage::of(state) {
+        Storage::Data => Ok(state.config.data_dir.join("provisioning/artifacts")),
+        Storage::Pool { pool, dataset } => {
+            let ds = state.config.pools.mount_root.join(&pool).join(&dataset);
+            let resolved =
+                crate::platform::pool_paths::inside_pool_dataset(state, &ds.to_string_lossy())
+                    .map_err(|e| ApiError::Unavailable {
+                        code: "artifacts_storage_unavailable",
+                        detail: format!(
+                            "[provisioning] artifacts_storage names {pool}/{dataset}: {e}"
+                        ),
+                    })?;
+            Ok(resolved.join("hostplane-artifacts"))
+        }
+    }
+}
+
+pub fn path_of(dir: &Path, a: &Artifact) -> PathBuf {
+    dir.join(&a.sha256)
+}
+
+/// The provisioning area's answer to the pools' registry: every artifact lives on the
+/// configured dataset. They count as busy: the config cannot follow a rename, and a rollback
+/// would lose files the rows name.
+pub struct ArtifactsOnPools;
+
+impl crate::platform::pool_users::PoolUser for ArtifactsOnPools {
+    fn uses(
+        &self,
+        state: &AppState,
+        pool: &str,
+        dataset: Option<&str>,
+    ) -> ApiResult<Vec<crate::platform::pool_users::UsedBy>> {
+        let Storage::Pool { pool: p, dataset: d } = Storage::of(state) else {
+            return Ok(Vec::new());
+        };
+        if p != pool || dataset.is_some_and(|x| x != d) {
+            return Ok(Vec::new());
+        }
+        Ok(model::list::<Artifact>(&state.store, "artifact")?
+            .into_iter()
+            .map(|a| crate::platform::pool_users::UsedBy {
+                kind: "artifact".into(),
+                name: a.name,
+                href: a.href,
+                dataset: d.clone(),
+                busy: true,
+            })
+            .collect())
+    }
+
+    fn dataset_renamed<'a>(
+        &'a self,
+        _state: &'a AppState,
+        _pool: &'a str,
+        _from: &'a str,
+        _to: &'a str,
+    ) -> crate::platform::pool_users::Notified<'a> {
+        // Refused while artifacts live there (busy); an empty store needs nothing.
+        Box::pin(async {})
+    }
 }
 
 pub fn find(store: &Store, name: &str) -> ApiResult<Artifact> {
@@ -64,7 +146,7 @@ fn check_sha(field: &str, s: &str) -> ApiResult<String> {
 /// Streams `body` into the store as artifact `name`.
 pub async fn store_stream<S, E>(
     store: &Store,
-    data_dir: &Path,
+    dir: &Path,
     name: &str,
     expect_sha: Option<&str>,
     source: &str,
@@ -82,8 +164,7 @@ where
             format!("an artifact named {name:?} exists; delete it first"),
         ));
     }
-    let dir = dir(data_dir);
-    tokio::fs::create_dir_all(&dir)
+    tokio::fs::create_dir_all(dir)
         .await
         .map_err(ApiError::internal)?;
     let tmp = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
@@ -212,9 +293,10 @@ pub async fn start_fetch(
                     c.progress((n.min(t) * 99 / t) as u8);
                 }
             }));
+            let dir = dir_of(&st).map_err(failed)?;
             let a = store_stream(
                 &st.store,
-                &st.config.data_dir,
+                &dir,
                 &name,
                 expect.as_deref(),
                 url,
@@ -229,12 +311,12 @@ pub async fn start_fetch(
 }
 
 /// Deletes the row, and the file when no other artifact has the same content.
-pub fn remove(store: &Store, data_dir: &Path, name: &str) -> ApiResult<Artifact> {
+pub fn remove(store: &Store, dir: &Path, name: &str) -> ApiResult<Artifact> {
     let a = find(store, name)?;
     model::delete(store, "artifact", name)?;
     let others = model::list::<Artifact>(store, "artifact")?;
     if !others.iter().any(|o| o.sha256 == a.sha256) {
-        let _ = std::fs::remove_file(path_of(data_dir, &a));
+        let _ = std::fs::remove_file(path_of(dir, &a));
     }
     Ok(a)
 }

@@ -68,6 +68,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
         .iter()
         .map(|n| crate::platform::fetch::parse_net(n).map_err(anyhow::Error::msg))
         .collect::<anyhow::Result<_>>()?;
+    services
+        .pool_users
+        .register(Arc::new(artifacts::ArtifactsOnPools));
     Ok(Some(Arc::new(ProvisioningArea {
         urls: Arc::new(GuestUrls::default()),
         url_allow,
@@ -457,7 +460,7 @@ async fn upload_artifact(
     })?;
     let a = artifacts::store_stream(
         &state.store,
-        &state.config.data_dir,
+        &artifacts::dir_of(&state)?,
         &name,
         q.sha256.as_deref(),
         "upload",
@@ -482,7 +485,7 @@ async fn get_artifact(State(state): State<AppState>, Path(id): Path<String>) -> 
     tag = "provisioning", params(("id" = String, Path, description = "Artifact name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_artifact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    artifacts::remove(&state.store, &state.config.data_dir, &id)?;
+    artifacts::remove(&state.store, &artifacts::dir_of(&state)?, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -496,7 +499,7 @@ async fn guest_fetch(State(state): State<AppState>, Path(token): Path<String>) -
     let (run, a) = urls(&state)
         .redeem(&token)
         .ok_or_else(|| ApiError::not_found("this download link (used, expired or unknown)"))?;
-    let file = tokio::fs::File::open(artifacts::path_of(&state.config.data_dir, &a))
+    let file = tokio::fs::File::open(artifacts::path_of(&artifacts::dir_of(&state)?, &a))
         .await
         .map_err(|e| ApiError::internal(format!("artifact {}: {e}", a.name)))?;
     tracing::info!(run, artifact = a.name, "a guest fetched an artifact");
