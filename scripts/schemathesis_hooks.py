@@ -118,12 +118,18 @@ def _local_template_url(case):
     any host on the internet. A URL the schema accepts is replaced by the box served on
     loopback for the run (a valid URL stays valid, so the checks are unchanged); an invalid one
     is sent as generated, as the daemon refuses it before any download."""
-    if not _BOX_URL or case.method.upper() != "POST" or case.path != "/api/v1/vms/templates":
+    # `POST /provisioning/artifacts {name, url}` downloads too (its URL has no pattern: any
+    # http(s) URL the daemon can parse is pointed at loopback, which the run does not allow).
+    paths = ("/api/v1/vms/templates", "/api/v1/provisioning/artifacts")
+    if not _BOX_URL or case.method.upper() != "POST" or case.path not in paths:
         return
     if not isinstance(case.body, dict):
         return
     url = case.body.get("url")
-    if isinstance(url, str) and len(url) <= 2048 and _URL_PATTERN.fullmatch(url):
+    if case.path == paths[1] and isinstance(url, str) and re.match(r"(?i)\s*https?:", url):
+        case.body["url"] = _BOX_URL
+        _rewritten[0] += 1
+    elif isinstance(url, str) and len(url) <= 2048 and _URL_PATTERN.fullmatch(url):
         case.body["url"] = _BOX_URL
         _rewritten[0] += 1
 

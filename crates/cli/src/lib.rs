@@ -114,6 +114,9 @@ pub enum Command {
     /// `provision run VM --profile P`, `provision retry RUN`.
     #[command(subcommand)]
     Provision(commands::provision::ProvisionCmd),
+    /// Template registries (Vagrant boxes): list, add, show, browse, pull, rm.
+    #[command(subcommand, visible_alias = "registry")]
+    Registries(commands::registries::RegistriesCmd),
     /// Containers, LXC containers and VMs together.
     Workloads(commands::common::ListArgs),
     /// The start order across containers, LXC and VMs: show, set.
@@ -196,6 +199,7 @@ async fn run_inner(opts: ConnectOpts, cmd: Command) -> anyhow::Result<i32> {
         Command::Services(c) => commands::services::run(&ctx, c).await,
         Command::Stacks(c) => commands::stacks::run(&ctx, c).await,
         Command::Provision(c) => commands::provision::run(&ctx, c).await,
+        Command::Registries(c) => commands::registries::run(&ctx, c).await,
         Command::Workloads(l) => commands::stacks::workloads(&ctx, l).await,
         Command::Autostart(c) => commands::stacks::autostart(&ctx, c).await,
         Command::Net(c) => commands::net::run(&ctx, c).await,

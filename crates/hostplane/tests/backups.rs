@@ -709,3 +709,96 @@ async fn over_limit_update_packages_get_413_and_leave_no_file() {
         .collect();
     assert!(left.is_empty(), "{left:?}");
 }
+
+/// The sealed value of secret `name` in the store of `data_dir`, opened with that data dir's
+/// `secrets.key` (what the daemon does when a run needs it).
+fn open_secret(data_dir: &Path, name: &str) -> String {
+    use std::str::FromStr;
+    let key = std::fs::read_to_string(data_dir.join("secrets.key")).unwrap();
+    let id = age::x25519::Identity::from_str(key.trim()).unwrap();
+    let db = rusqlite::Connection::open(data_dir.join("hostplane.sqlite")).unwrap();
+    let sealed: Vec<u8> = db
+        .query_row("SELECT sealed FROM secrets WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    String::from_utf8(age::decrypt(&id, &sealed).unwrap()).unwrap()
+}
+
+/// A backup carries the secret store's key with the store: restored into a fresh data dir on
+/// another daemon, the stored secret still opens, the key is 0600, and the running daemon
+/// seals new secrets with the restored key (it reloaded it).
+#[tokio::test]
+async fn secrets_survive_a_restore_into_a_fresh_data_dir() {
+    let a = Daemon::start();
+    let r = a
+        .post(
+            "/api/v1/provisioning/secrets",
+            serde_json::json!({"name": "guest-pw", "value": "s3cret-b4ckup"}),
+        )
+        .await;
+    assert_eq!(r.status(), 201);
+    let job = make_backup(&a).await;
+    let archive = download(&a, job["id"].as_str().unwrap()).await;
+    assert!(
+        tar::Archive::new(archive.as_slice())
+            .entries()
+            .unwrap()
+            .any(|e| e.unwrap().path().unwrap().to_str() == Some("data/secrets.key")),
+        "the backup holds data/secrets.key"
+    );
+
+    let b = Daemon::start();
+    let old_key = std::fs::read(b.data_dir().join("secrets.key")).unwrap();
+    let r = upload(&b, archive).await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let up: Value = r.json().await.unwrap();
+    let r = b
+        .send(
+            "POST",
+            &format!("{}/restore", up["href"].as_str().unwrap()),
+            Some(&b.token),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let href = r.json::<Value>().await.unwrap()["href"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // The restore brings a's tokens: poll with whichever works.
+    let mut job = Value::Null;
+    for _ in 0..60 {
+        for token in [&a.token, &b.token] {
+            let r = b.get_as(&format!("{href}/wait?timeout=5"), token).await;
+            if r.status() == 200 {
+                job = r.json().await.unwrap();
+                break;
+            }
+        }
+        if job["status"] == "success" || job["status"] == "failed" {
+            break;
+        }
+    }
+    assert_eq!(job["status"], "success", "{job}");
+
+    let key = b.data_dir().join("secrets.key");
+    assert_eq!(
+        std::fs::read(&key).unwrap(),
+        std::fs::read(a.data_dir().join("secrets.key")).unwrap()
+    );
+    assert_ne!(std::fs::read(&key).unwrap(), old_key);
+    assert_eq!(mode(&key), 0o600);
+    assert_eq!(open_secret(b.data_dir(), "guest-pw"), "s3cret-b4ckup");
+    // The running daemon uses the restored key for what it seals now.
+    let r = b
+        .send(
+            "POST",
+            "/api/v1/provisioning/secrets",
+            Some(&a.token),
+            Some(serde_json::json!({"name": "after", "value": "n3w-value"})),
+        )
+        .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    assert_eq!(open_secret(b.data_dir(), "after"), "n3w-value");
+}

@@ -39,7 +39,20 @@ pub const MAX_ENTRIES: usize = 100_000;
 /// State files under the data dir that backups carry (a file or a directory). An area that
 /// keeps state in files there adds its path here; everything else in the data dir (logs,
 /// temp files, the backups themselves) is not state.
-pub const DATA_PATHS: &[&str] = &["bootstrap-token", "keys", "tls", "license", "licence"];
+///
+/// `secrets.key` (the key the secret store seals with) and `secrets/` (template registries'
+/// tokens) go with the store that holds what they open: a backup restored on another host must
+/// still open its secrets. A backup is therefore as sensitive as the host (it already carries
+/// the TLS key and the appliance identity); restored, they are 0600 like every non-public file.
+pub const DATA_PATHS: &[&str] = &[
+    "bootstrap-token",
+    "keys",
+    "tls",
+    "license",
+    "licence",
+    "secrets.key",
+    "secrets",
+];
 /// Files the config names, by role: `roles/<name>` entries.
 pub const ROLE_NAMES: &[&str] = &[
     "tls-cert.pem",

@@ -110,6 +110,12 @@ pub const SAMPLE_CONFIG: &str = r#"CONFIGURATION FILE (--config FILE, TOML; ever
   default_storage = "images"           # where new VM disks go unless a request names its storage: "images" (images_dir)
                                        #   or "<pool>/<dataset>" (a dataset of a mounted pool; docs/vms.md)
 
+  [provisioning]                       # recipes, profiles, artifacts and runs (/api/v1/provisioning)
+  url_allow = []                       # addresses an artifact URL may reach although not public (loopback, private,
+                                       #   link-local, ...): IPs or CIDRs, e.g. ["10.0.0.0/8", "127.0.0.1"]
+  artifacts_storage = "data"           # where artifacts are kept: "data" (DATA_DIR/provisioning/artifacts) or
+                                       #   "<pool>/<dataset>" (a dataset of a mounted pool; docs/provisioning.md)
+
   [shares]                             # SMB shares and NFS exports (/api/v1/shares); share users are users with role "share"
   group = "hostplane-share"            # Unix group of every share user; files written through SMB get it
   unix_accounts = true                 # create/delete each share user's Unix account (useradd/userdel); false = it must exist
@@ -168,6 +174,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub services: ServicesConfig,
     pub vms: VmsConfig,
+    pub provisioning: ProvisioningConfig,
     pub shares: SharesConfig,
     pub containers: ContainersConfig,
     pub lxc: LxcConfig,
@@ -440,6 +447,25 @@ impl Default for VmsConfig {
     }
 }
 
+/// Provisioning (`/api/v1/provisioning`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProvisioningConfig {
+    /// Non-public addresses an artifact URL may reach.
+    pub url_allow: Vec<String>,
+    /// `data` or `<pool>/<dataset>`: where the content-addressed artifact files live.
+    pub artifacts_storage: String,
+}
+
+impl Default for ProvisioningConfig {
+    fn default() -> Self {
+        ProvisioningConfig {
+            url_allow: Vec::new(),
+            artifacts_storage: "data".into(),
+        }
+    }
+}
+
 /// SMB shares and NFS exports.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -678,6 +704,7 @@ impl Default for Config {
             admin: AdminConfig::default(),
             services: ServicesConfig::default(),
             vms: VmsConfig::default(),
+            provisioning: ProvisioningConfig::default(),
             shares: SharesConfig::default(),
             containers: ContainersConfig::default(),
             lxc: LxcConfig::default(),
@@ -1055,8 +1082,26 @@ impl Config {
             return Err(invalid("vms.max_upload_bytes", "must be at least 1048576"));
         }
         for n in &self.vms.url_allow {
-            if let Err(e) = crate::areas::vms::fetch::parse_net(n) {
+            if let Err(e) = crate::platform::fetch::parse_net(n) {
                 return Err(invalid("vms.url_allow", &e));
+            }
+        }
+        for n in &self.provisioning.url_allow {
+            if let Err(e) = crate::platform::fetch::parse_net(n) {
+                return Err(invalid("provisioning.url_allow", &e));
+            }
+        }
+        let st = &self.provisioning.artifacts_storage;
+        if st != "data" {
+            let ok = st.split_once('/').is_some_and(|(p, d)| {
+                hostplane_host::validate_name("pool", p).is_ok()
+                    && hostplane_host::validate_name("dataset", d).is_ok()
+            });
+            if !ok {
+                return Err(invalid(
+                    "provisioning.artifacts_storage",
+                    "must be \"data\" or \"<pool>/<dataset>\"",
+                ));
             }
         }
         if let Err(e) = crate::areas::vms::storage::Storage::parse(&self.vms.default_storage) {

@@ -41,6 +41,7 @@ pub struct RecipeVariable {
 pub enum RecipeStep {
     /// Wait until the console prints `pattern` (a literal, or a regex with `regex: true`).
     Wait {
+        #[schema(min_length = 1)]
         pattern: String,
         #[serde(default)]
         regex: bool,
@@ -58,6 +59,8 @@ pub enum RecipeStep {
     },
     /// Run a shell command and read its exit code back (a marker with a per-command nonce).
     Command {
+        /// One line (write a script with `write_file` for more).
+        #[schema(pattern = r"^[^\n]*$")]
         command: String,
         /// Exit codes that count as success (default `[0]`).
         #[serde(default = "zero")]
@@ -77,10 +80,14 @@ pub enum RecipeStep {
         artifact: Option<String>,
         /// Octal mode, e.g. `0755`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(pattern = r"^[0-7]{1,4}$")]
         mode: Option<String>,
     },
-    /// Wait this many milliseconds.
-    Delay { millis: u64 },
+    /// Wait this many milliseconds (at most 10 minutes).
+    Delay {
+        #[schema(maximum = 600000)]
+        millis: u64,
+    },
 }
 
 /// `POST /provisioning/recipes`, `PUT /provisioning/recipes/{id}`.
@@ -88,7 +95,7 @@ pub enum RecipeStep {
 #[serde(deny_unknown_fields)]
 pub struct RecipeSpec {
     /// The recipe's id in URLs.
-    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]*$", max_length = 64)]
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -103,18 +110,72 @@ pub struct RecipeSpec {
     pub shell_prompt: Option<String>,
     #[serde(default)]
     pub variables: Vec<RecipeVariable>,
+    #[schema(max_items = 500)]
     pub steps: Vec<RecipeStep>,
 }
 
-/// A recipe.
+// The answer repeats the spec's fields rather than flattening it: the spec refuses unknown
+// fields (`additionalProperties: false`), so a flattened answer's `allOf` would refuse its own
+// `id`. `Recipe::new` destructures the spec, so a field added there must be added here.
+/// A recipe: the fields of its spec, with `id`, `href` and `builtin`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Recipe {
     pub id: String,
     pub href: String,
     /// Shipped with hostplane (read-only).
     pub builtin: bool,
-    #[serde(flatten)]
-    pub spec: RecipeSpec,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// `linux`, `debian`, `ubuntu`, … (informative).
+    pub os_family: String,
+    /// Regex of the login prompt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_prompt: Option<String>,
+    /// Regex of the shell prompt, waited for before the first command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell_prompt: Option<String>,
+    pub variables: Vec<RecipeVariable>,
+    pub steps: Vec<RecipeStep>,
+}
+
+impl Recipe {
+    pub fn new(id: String, href: String, builtin: bool, spec: RecipeSpec) -> Self {
+        let RecipeSpec {
+            name,
+            description,
+            os_family,
+            login_prompt,
+            shell_prompt,
+            variables,
+            steps,
+        } = spec;
+        Recipe {
+            id,
+            href,
+            builtin,
+            name,
+            description,
+            os_family,
+            login_prompt,
+            shell_prompt,
+            variables,
+            steps,
+        }
+    }
+
+    /// The spec part (what a `PUT` takes).
+    pub fn into_spec(self) -> RecipeSpec {
+        RecipeSpec {
+            name: self.name,
+            description: self.description,
+            os_family: self.os_family,
+            login_prompt: self.login_prompt,
+            shell_prompt: self.shell_prompt,
+            variables: self.variables,
+            steps: self.steps,
+        }
+    }
 }
 
 /// `POST /provisioning/recipes/{id}/render`: the variables to resolve.
@@ -141,6 +202,7 @@ pub struct CredentialRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
     /// The stored secret's name (`/provisioning/secrets`).
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub secret: String,
 }
 
@@ -149,10 +211,14 @@ pub struct CredentialRef {
 #[serde(deny_unknown_fields)]
 pub struct ArtifactPlacement {
     /// Artifact name.
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub artifact: String,
-    /// Path in the guest.
+    /// Path in the guest: absolute, without quotes or newlines.
+    #[schema(pattern = r"^/[^'\n]*$", max_length = 1024)]
     pub dest: String,
+    /// Octal mode, e.g. `0644`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-7]{1,4}$")]
     pub mode: Option<String>,
 }
 
@@ -183,9 +249,14 @@ pub enum Provisioner {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
         /// Artifact name.
+        #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
         artifact: String,
+        /// Path in the guest: absolute, without quotes or newlines.
+        #[schema(pattern = r"^/[^'\n]*$", max_length = 1024)]
         dest: String,
+        /// Octal mode, e.g. `0644`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(pattern = r"^[0-7]{1,4}$")]
         mode: Option<String>,
     },
 }
@@ -206,9 +277,10 @@ pub enum Transport {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileSpec {
-    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]*$", max_length = 64)]
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     /// Recipe id.
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub recipe: String,
     #[serde(default)]
     pub variables: BTreeMap<String, String>,
@@ -222,20 +294,66 @@ pub struct ProfileSpec {
     pub transport: Transport,
 }
 
-/// A profile.
+// Repeated, not flattened: see `Recipe`.
+/// A profile: the fields of its spec, with `id` and `href`.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct Profile {
     pub id: String,
     pub href: String,
-    #[serde(flatten)]
-    pub spec: ProfileSpec,
+    pub name: String,
+    /// Recipe id.
+    pub recipe: String,
+    pub variables: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<CredentialRef>,
+    pub artifacts: Vec<ArtifactPlacement>,
+    pub provisioners: Vec<Provisioner>,
+    pub transport: Transport,
+}
+
+impl Profile {
+    pub fn new(id: String, href: String, spec: ProfileSpec) -> Self {
+        let ProfileSpec {
+            name,
+            recipe,
+            variables,
+            credential,
+            artifacts,
+            provisioners,
+            transport,
+        } = spec;
+        Profile {
+            id,
+            href,
+            name,
+            recipe,
+            variables,
+            credential,
+            artifacts,
+            provisioners,
+            transport,
+        }
+    }
+
+    /// The spec part (what a `PUT` takes).
+    pub fn into_spec(self) -> ProfileSpec {
+        ProfileSpec {
+            name: self.name,
+            recipe: self.recipe,
+            variables: self.variables,
+            credential: self.credential,
+            artifacts: self.artifacts,
+            provisioners: self.provisioners,
+            transport: self.transport,
+        }
+    }
 }
 
 /// `POST /provisioning/secrets`: the value is write-only.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretCreate {
-    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]*$", max_length = 64)]
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
     #[schema(max_length = 65536)]
     pub value: String,
@@ -268,11 +386,15 @@ pub struct Artifact {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactFetch {
-    #[schema(pattern = r"^[a-z0-9][a-z0-9._-]*$", max_length = 64)]
+    #[schema(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
     pub name: String,
+    /// An `http` or `https` URL (loopback and private addresses only when allowed by
+    /// `provisioning.url_allow`).
+    #[schema(max_length = 4096)]
     pub url: String,
     /// Expected sha256 (hex); the job fails when the content differs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[0-9a-fA-F]{64}$")]
     pub sha256: Option<String>,
 }
 

@@ -12,6 +12,7 @@ pub mod net;
 pub mod net_host;
 pub mod pools;
 pub mod provision;
+pub mod registries;
 pub mod services;
 pub mod shares;
 pub mod stacks;

@@ -184,9 +184,9 @@ async fn list_show(ctx: &Ctx, what: &str, cmd: ListShow) -> anyhow::Result<i32> 
                 |r: Recipe| {
                     vec![
                         r.id,
-                        r.spec.os_family,
+                        r.os_family,
                         output::yes_no(r.builtin),
-                        r.spec.steps.len().to_string(),
+                        r.steps.len().to_string(),
                     ]
                 },
             )
@@ -200,9 +200,9 @@ async fn list_show(ctx: &Ctx, what: &str, cmd: ListShow) -> anyhow::Result<i32> 
                 |r: Profile| {
                     vec![
                         r.id,
-                        r.spec.recipe,
-                        r.spec.artifacts.len().to_string(),
-                        r.spec.provisioners.len().to_string(),
+                        r.recipe,
+                        r.artifacts.len().to_string(),
+                        r.provisioners.len().to_string(),
                     ]
                 },
             )

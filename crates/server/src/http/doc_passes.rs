@@ -9,6 +9,9 @@
 //!   a `Vec<u8>` body becomes.
 //! * [`prune_unused_schemas`]: component schemas no `$ref` reaches (from the paths, transitively)
 //!   are dropped, e.g. an item schema whose only listing answers its `…Fields` copy.
+//! * [`close_tagged_variants`]: the variants of internally tagged enums that serde closes
+//!   (`deny_unknown_fields` on the enum refuses an unknown field in any variant) get
+//!   `additionalProperties: false`, which utoipa only emits for structs.
 
 use std::collections::{BTreeSet, HashSet};
 
@@ -233,6 +236,29 @@ pub fn binary_bodies(doc: &mut OpenApi) {
     }
 }
 
+/// Internally tagged enums with `deny_unknown_fields` whose variants all have named fields (a
+/// unit variant of such an enum ignores unknown fields in serde, so it must not be closed). A
+/// unit test checks that serde refuses an unknown field in each.
+pub const CLOSED_VARIANTS: &[&str] = &["RecipeStep", "Provisioner"];
+
+/// Closes the object variants of the [`CLOSED_VARIANTS`] schemas.
+pub fn close_tagged_variants(doc: &mut OpenApi) {
+    use utoipa::openapi::schema::AdditionalProperties;
+    let Some(components) = doc.components.as_mut() else {
+        return;
+    };
+    for name in CLOSED_VARIANTS {
+        let Some(RefOr::T(Schema::OneOf(one_of))) = components.schemas.get_mut(*name) else {
+            continue;
+        };
+        for item in one_of.items.iter_mut() {
+            if let RefOr::T(Schema::Object(o)) = item {
+                o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+            }
+        }
+    }
+}
+
 /// The component schema names `json` (a serialized part of the document) refers to.
 ///
 /// A text scan, not a walk over a `serde_json::Value`: building that tree of the whole document
@@ -426,5 +452,53 @@ mod tests {
         for name in value["components"]["schemas"].as_object().unwrap().keys() {
             assert!(reached.contains(name), "unused schema {name}");
         }
+    }
+
+    /// Each closed variant is closed in the document and in serde: a valid example of every
+    /// variant deserializes, and the same with one unknown field is refused.
+    #[test]
+    fn closed_variants_match_serde() {
+        use hostplane_types::provisioning::{Provisioner, RecipeStep};
+        use serde_json::json;
+        fn check<T: serde::de::DeserializeOwned>(examples: &[serde_json::Value]) {
+            for e in examples {
+                assert!(serde_json::from_value::<T>(e.clone()).is_ok(), "{e}");
+                let mut extra = e.clone();
+                extra["unknown_field"] = json!(1);
+                assert!(serde_json::from_value::<T>(extra).is_err(), "{e} + unknown");
+            }
+        }
+        let steps = [
+            json!({"type": "wait", "pattern": "x"}),
+            json!({"type": "send", "text": "x"}),
+            json!({"type": "command", "command": "true"}),
+            json!({"type": "write_file", "path": "/x", "content": "x"}),
+            json!({"type": "delay", "millis": 1}),
+        ];
+        let provisioners = [
+            json!({"type": "shell", "inline": ["true"]}),
+            json!({"type": "file", "artifact": "a", "dest": "/x"}),
+        ];
+        check::<RecipeStep>(&steps);
+        check::<Provisioner>(&provisioners);
+        let value = serde_json::to_value(doc()).unwrap();
+        for (name, n) in [
+            ("RecipeStep", steps.len()),
+            ("Provisioner", provisioners.len()),
+        ] {
+            assert!(CLOSED_VARIANTS.contains(&name));
+            let variants = value["components"]["schemas"][name]["oneOf"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{name} is a oneOf"));
+            assert_eq!(variants.len(), n, "an example per variant of {name}");
+            for v in variants {
+                assert_eq!(v["additionalProperties"], json!(false), "{name}: {v}");
+            }
+        }
+        assert_eq!(
+            CLOSED_VARIANTS.len(),
+            2,
+            "every closed schema is checked here"
+        );
     }
 }

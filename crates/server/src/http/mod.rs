@@ -174,6 +174,7 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     optional_empty_bodies(&mut doc);
     doc_passes::operation_ids(&mut doc);
     doc_passes::binary_bodies(&mut doc);
+    doc_passes::close_tagged_variants(&mut doc);
     doc_passes::prune_unused_schemas(&mut doc);
     (router, doc)
 }

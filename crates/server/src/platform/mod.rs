@@ -3,6 +3,7 @@
 pub mod audit;
 pub mod auth;
 pub mod events;
+pub mod fetch;
 pub mod jobs;
 pub mod link_users;
 pub mod memory;

@@ -6,6 +6,10 @@
 //! provisioning run typing a password) calls [`Secrets::value`], and must redact it from
 //! whatever it logs. [`Secrets::seal`]/[`Secrets::open`] seal other data (a run's variables)
 //! with the same key, so a copy of the database alone reveals nothing.
+//!
+//! Backups carry `secrets.key` with the store (docs/certificates-storage-backup.md): a backup
+//! restored elsewhere opens its secrets; after a restore the system area calls
+//! [`Secrets::reload`] so the running daemon seals and opens with the restored key.
 
 use std::io::Write;
 use std::path::Path;
@@ -19,7 +23,7 @@ use crate::platform::store::Store;
 use crate::platform::time;
 
 pub struct Secrets {
-    identity: age::x25519::Identity,
+    identity: std::sync::RwLock<age::x25519::Identity>,
 }
 
 /// A secret as anyone may see it: no value.
@@ -33,6 +37,24 @@ pub struct SecretInfo {
 impl Secrets {
     /// Loads the key from `dir/secrets.key`, creating it (0600) on first use.
     pub fn open_dir(dir: &Path) -> anyhow::Result<Secrets> {
+        Ok(Secrets {
+            identity: std::sync::RwLock::new(Self::load(dir)?),
+        })
+    }
+
+    /// Reads the key again (a restore replaced `secrets.key`; a backup without one leaves a
+    /// new key, as on a first start).
+    pub fn reload(&self, dir: &Path) -> anyhow::Result<()> {
+        let id = Self::load(dir)?;
+        *self.identity.write().unwrap_or_else(|p| p.into_inner()) = id;
+        Ok(())
+    }
+
+    fn identity(&self) -> std::sync::RwLockReadGuard<'_, age::x25519::Identity> {
+        self.identity.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn load(dir: &Path) -> anyhow::Result<age::x25519::Identity> {
         let path = dir.join("secrets.key");
         let identity = match std::fs::read_to_string(&path) {
             Ok(s) => age::x25519::Identity::from_str(s.trim())
@@ -56,22 +78,22 @@ impl Secrets {
             }
             Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
         };
-        Ok(Secrets { identity })
+        Ok(identity)
     }
 
     /// A store for tests: a fresh key in memory.
     pub fn ephemeral() -> Secrets {
         Secrets {
-            identity: age::x25519::Identity::generate(),
+            identity: std::sync::RwLock::new(age::x25519::Identity::generate()),
         }
     }
 
     pub fn seal(&self, plain: &[u8]) -> Vec<u8> {
-        age::encrypt(&self.identity.to_public(), plain).expect("age encrypts to a valid key")
+        age::encrypt(&self.identity().to_public(), plain).expect("age encrypts to a valid key")
     }
 
     pub fn open(&self, sealed: &[u8]) -> ApiResult<Vec<u8>> {
-        age::decrypt(&self.identity, sealed)
+        age::decrypt(&*self.identity(), sealed)
             .map_err(|e| ApiError::internal(format!("cannot open a sealed value: {e}")))
     }
 

@@ -1,10 +1,19 @@
-//! Artifacts: files a run places in a guest, content-addressed under
-//! `DATA_DIR/provisioning/artifacts/<sha256>`, and the single-use URLs a guest fetches them by.
+//! Artifacts: files a run places in a guest, content-addressed under `<dir>/<sha256>`, and the
+//! single-use URLs a guest fetches them by. `<dir>` ([`dir_of`]) is
+//! `DATA_DIR/provisioning/artifacts`, or with `[provisioning] artifacts_storage =
+//! "<pool>/<dataset>"` the folder `hostplane-artifacts` of that dataset (mounted, existing:
+//! checked through `platform::pool_paths` on each use); [`ArtifactsOnPools`] tells the pools
+//! area that artifacts live there, so the pool and dataset are not destroyed under them.
 //!
 //! Upload flow: the request body is streamed into a temp file in the same directory while its
 //! sha256 is computed and its size bounded ([`MAX_BYTES`]); a given `sha256` must match; the
 //! file is renamed to its hash (the same content uploaded twice is stored once) and a row
-//! names it. Guest flow: a run asks [`GuestUrls::issue`] for a token bound to the run and the
+//! names it. URL flow (`POST /provisioning/artifacts` with JSON `{name, url, sha256?}`):
+//! the name, checksum and URL are checked in the request (the URL through
+//! `platform::fetch`: no loopback or private address unless `[provisioning] url_allow` names
+//! it, each redirect hop checked again), then the `provisioning.artifact_fetch` job streams the
+//! answer through the same hashed write as an upload, with progress; a checksum mismatch keeps
+//! nothing. Guest flow: a run asks [`GuestUrls::issue`] for a token bound to the run and the
 //! artifact (valid [`URL_TTL`]); the guest's `GET /provisioning/fetch/{token}` redeems it once.
 
 use std::collections::HashMap;
@@ -13,26 +22,108 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures_util::{Stream, StreamExt};
-use hostplane_types::provisioning::Artifact;
+use hostplane_types::jobs::Job;
+use hostplane_types::provisioning::{Artifact, ArtifactFetch};
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::model::{self, BASE};
 use crate::error::{ApiError, ApiResult};
+use crate::platform::fetch::{self, Net};
+use crate::platform::jobs::{JobFailure, JobSpec};
 use crate::platform::store::Store;
 use crate::platform::time;
+use crate::state::AppState;
 
 /// Largest artifact accepted.
 pub const MAX_BYTES: u64 = 4 << 30;
 /// How long a guest URL stays valid.
 pub const URL_TTL: Duration = Duration::from_secs(600);
 
-pub fn dir(data_dir: &Path) -> PathBuf {
-    data_dir.join("provisioning/artifacts")
+/// Where the artifacts are kept (`[provisioning] artifacts_storage`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Storage {
+    Data,
+    Pool { pool: String, dataset: String },
 }
 
-pub fn path_of(data_dir: &Path, a: &Artifact) -> PathBuf {
-    dir(data_dir).join(&a.sha256)
+impl Storage {
+    /// `data` or `<pool>/<dataset>` (the config's validation checked the names).
+    pub fn of(state: &AppState) -> Storage {
+        match state.config.provisioning.artifacts_storage.split_once('/') {
+            Some((p, d)) => Storage::Pool {
+                pool: p.to_string(),
+                dataset: d.to_string(),
+            },
+            None => Storage::Data,
+        }
+    }
+}
+
+/// The artifacts' folder; on a pool dataset, 503 `artifacts_storage_unavailable` while that
+/// dataset is not there (pool not mounted, dataset missing).
+pub fn dir_of(state: &AppState) -> ApiResult<PathBuf> {
+    match Storage::of(state) {
+        Storage::Data => Ok(state.config.data_dir.join("provisioning/artifacts")),
+        Storage::Pool { pool, dataset } => {
+            let ds = state.config.pools.mount_root.join(&pool).join(&dataset);
+            let resolved =
+                crate::platform::pool_paths::inside_pool_dataset(state, &ds.to_string_lossy())
+                    .map_err(|e| ApiError::Unavailable {
+                        code: "artifacts_storage_unavailable",
+                        detail: format!(
+                            "[provisioning] artifacts_storage names {pool}/{dataset}: {e}"
+                        ),
+                    })?;
+            Ok(resolved.join("hostplane-artifacts"))
+        }
+    }
+}
+
+pub fn path_of(dir: &Path, a: &Artifact) -> PathBuf {
+    dir.join(&a.sha256)
+}
+
+/// The provisioning area's answer to the pools' registry: every artifact lives on the
+/// configured dataset. They count as busy: the config cannot follow a rename, and a rollback
+/// would lose files the rows name.
+pub struct ArtifactsOnPools;
+
+impl crate::platform::pool_users::PoolUser for ArtifactsOnPools {
+    fn uses(
+        &self,
+        state: &AppState,
+        pool: &str,
+        dataset: Option<&str>,
+    ) -> ApiResult<Vec<crate::platform::pool_users::UsedBy>> {
+        let Storage::Pool { pool: p, dataset: d } = Storage::of(state) else {
+            return Ok(Vec::new());
+        };
+        if p != pool || dataset.is_some_and(|x| x != d) {
+            return Ok(Vec::new());
+        }
+        Ok(model::list::<Artifact>(&state.store, "artifact")?
+            .into_iter()
+            .map(|a| crate::platform::pool_users::UsedBy {
+                kind: "artifact".into(),
+                name: a.name,
+                href: a.href,
+                dataset: d.clone(),
+                busy: true,
+            })
+            .collect())
+    }
+
+    fn dataset_renamed<'a>(
+        &'a self,
+        _state: &'a AppState,
+        _pool: &'a str,
+        _from: &'a str,
+        _to: &'a str,
+    ) -> crate::platform::pool_users::Notified<'a> {
+        // Refused while artifacts live there (busy); an empty store needs nothing.
+        Box::pin(async {})
+    }
 }
 
 pub fn find(store: &Store, name: &str) -> ApiResult<Artifact> {
@@ -55,7 +146,7 @@ fn check_sha(field: &str, s: &str) -> ApiResult<String> {
 /// Streams `body` into the store as artifact `name`.
 pub async fn store_stream<S, E>(
     store: &Store,
-    data_dir: &Path,
+    dir: &Path,
     name: &str,
     expect_sha: Option<&str>,
     source: &str,
@@ -73,8 +164,7 @@ where
             format!("an artifact named {name:?} exists; delete it first"),
         ));
     }
-    let dir = dir(data_dir);
-    tokio::fs::create_dir_all(&dir)
+    tokio::fs::create_dir_all(dir)
         .await
         .map_err(ApiError::internal)?;
     let tmp = dir.join(format!(".upload-{}", uuid::Uuid::now_v7()));
@@ -146,13 +236,87 @@ where
     Ok((hex::encode(h.finalize()), size))
 }
 
+/// Checks a download request now (422 for a bad name, checksum or URL, 409 for a taken name)
+/// and starts the `provisioning.artifact_fetch` job; its result is the artifact.
+pub async fn start_fetch(
+    state: &AppState,
+    actor: &str,
+    req: ArtifactFetch,
+    allow: Vec<Net>,
+) -> ApiResult<Job> {
+    model::check_id("name", &req.name)?;
+    let expect = req.sha256.as_deref().map(|s| check_sha("sha256", s)).transpose()?;
+    let url = reqwest::Url::parse(&req.url)
+        .map_err(|e| ApiError::invalid_field("invalid_url", "url", format!("{:?}: {e}", req.url)))?;
+    // Refused now when it already points somewhere it must not; each redirect hop is checked
+    // again by the download.
+    fetch::resolve_checked(&url, &allow).await?;
+    if model::get::<Artifact>(&state.store, "artifact", &req.name)?.is_some() {
+        return Err(ApiError::conflict(
+            "exists",
+            format!("an artifact named {:?} exists; delete it first", req.name),
+        ));
+    }
+    let st = state.clone();
+    let name = req.name.clone();
+    state.jobs.spawn(
+        JobSpec {
+            kind: "provisioning.artifact_fetch",
+            target: Some(format!("{BASE}/artifacts/{name}")),
+            lock_key: Some(format!("provisioning/artifacts/{name}")),
+            actor: actor.to_string(),
+        },
+        move |ctx| async move {
+            let failed = |e: ApiError| JobFailure::new(e.code(), e.to_string());
+            let url = req.url.as_str();
+            let resp = fetch::get(url, &allow).await.map_err(failed)?;
+            if !resp.status().is_success() {
+                return Err(JobFailure::new(
+                    "download_failed",
+                    format!("{url}: HTTP {}", resp.status()),
+                ));
+            }
+            let total = resp.content_length().filter(|t| *t > 0);
+            if let Some(t) = total
+                && t > MAX_BYTES
+            {
+                return Err(JobFailure::new(
+                    "payload_too_large",
+                    format!("{url} is {t} bytes; an artifact is at most {MAX_BYTES}"),
+                ));
+            }
+            let mut n = 0u64;
+            let c = ctx.clone();
+            let stream = Box::pin(resp.bytes_stream().inspect(move |piece| {
+                if let (Ok(b), Some(t)) = (piece, total) {
+                    n += b.len() as u64;
+                    c.progress((n.min(t) * 99 / t) as u8);
+                }
+            }));
+            let dir = dir_of(&st).map_err(failed)?;
+            let a = store_stream(
+                &st.store,
+                &dir,
+                &name,
+                expect.as_deref(),
+                url,
+                stream,
+            )
+            .await
+            .map_err(failed)?;
+            ctx.log(format!("downloaded {url}: {} bytes, sha256 {}", a.size_bytes, a.sha256));
+            Ok(a)
+        },
+    )
+}
+
 /// Deletes the row, and the file when no other artifact has the same content.
-pub fn remove(store: &Store, data_dir: &Path, name: &str) -> ApiResult<Artifact> {
+pub fn remove(store: &Store, dir: &Path, name: &str) -> ApiResult<Artifact> {
     let a = find(store, name)?;
     model::delete(store, "artifact", name)?;
     let others = model::list::<Artifact>(store, "artifact")?;
     if !others.iter().any(|o| o.sha256 == a.sha256) {
-        let _ = std::fs::remove_file(path_of(data_dir, &a));
+        let _ = std::fs::remove_file(path_of(dir, &a));
     }
     Ok(a)
 }

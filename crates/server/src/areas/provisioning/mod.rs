@@ -26,7 +26,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_types::jobs::Job;
 use hostplane_types::provisioning::{
-    Artifact, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RenderRequest,
+    Artifact, ArtifactFetch, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RenderRequest,
     RenderResult, RunCreate, RunStatus, Secret, SecretCreate,
 };
 use serde::Deserialize;
@@ -56,11 +56,24 @@ pub const AREA: Area = Area {
 
 struct ProvisioningArea {
     urls: Arc<GuestUrls>,
+    /// `[provisioning] url_allow`: non-public addresses artifact URLs may reach.
+    url_allow: Vec<crate::platform::fetch::Net>,
 }
 
-fn init(_services: &Services) -> anyhow::Result<Option<AnyState>> {
+fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
+    let url_allow = services
+        .config
+        .provisioning
+        .url_allow
+        .iter()
+        .map(|n| crate::platform::fetch::parse_net(n).map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<_>>()?;
+    services
+        .pool_users
+        .register(Arc::new(artifacts::ArtifactsOnPools));
     Ok(Some(Arc::new(ProvisioningArea {
         urls: Arc::new(GuestUrls::default()),
+        url_allow,
     })))
 }
 
@@ -143,7 +156,8 @@ async fn get_recipe(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Recipe>> {
-    Ok(axum::Json(model::find_recipe(&state.store, &id)?))
+    let r = model::find_recipe(&state.store, &id)?;
+    Ok(axum::Json(model::recipe_view(r.spec, r.builtin)))
 }
 
 /// Replaces a stored recipe (its `name` must be the id).
@@ -241,7 +255,8 @@ async fn list_profiles(
 #[utoipa::path(post, path = "/api/v1/provisioning/profiles",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", request_body = ProfileSpec,
-    responses((status = 201, description = "Stored", body = Profile)))]
+    responses((status = 201, description = "Stored", body = Profile),
+        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn create_profile(
     State(state): State<AppState>,
     Json(spec): Json<ProfileSpec>,
@@ -261,14 +276,17 @@ async fn get_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<Profile>> {
-    Ok(axum::Json(model::find_profile(&state.store, &id)?))
+    Ok(axum::Json(model::profile_view(
+        model::find_profile(&state.store, &id)?.spec,
+    )))
 }
 
 /// Replaces a profile (its `name` must be the id).
 #[utoipa::path(put, path = "/api/v1/provisioning/profiles/{id}",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(("id" = String, Path, description = "Profile id")), request_body = ProfileSpec,
-    responses((status = 200, description = "Replaced", body = Profile)))]
+    responses((status = 200, description = "Replaced", body = Profile),
+        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
 async fn put_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -334,7 +352,8 @@ async fn create_secret(
     Json(req): Json<SecretCreate>,
 ) -> ApiResult<Response> {
     model::check_id("name", &req.name)?;
-    if req.value.len() > 65536 {
+    // Characters, as the schema's `maxLength` counts them.
+    if req.value.chars().count() > 65536 {
         return Err(ApiError::invalid_field(
             "invalid_secret",
             "value",
@@ -387,28 +406,62 @@ async fn list_artifacts(
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 struct UploadParams {
-    /// The artifact's name.
-    name: String,
-    /// Expected sha256 (hex); 422 `checksum_mismatch` when the content differs.
+    /// The artifact's name (an upload; required with it, ignored with a JSON body).
+    #[param(pattern = r"^[a-z0-9](\.?[a-z0-9_-])*\.?$", max_length = 64)]
+    name: Option<String>,
+    /// Expected sha256 of an upload (hex); 422 `checksum_mismatch` when the content differs.
+    #[param(pattern = r"^[0-9a-fA-F]{64}$")]
     sha256: Option<String>,
 }
 
-/// Uploads an artifact: the body is the file (streamed; at most 4 GiB), stored under its
-/// sha256.
+/// Whether the body is JSON (`application/json`, parameters allowed).
+fn is_json(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// Adds an artifact: upload the file as the body with `?name=` (streamed, at most 4 GiB; 201),
+/// or send JSON `{name, url, sha256?}` to download it (202 with a `provisioning.artifact_fetch`
+/// job whose result is the artifact). Either way it is stored under its sha256, checked
+/// against `sha256` when given.
 #[utoipa::path(post, path = "/api/v1/provisioning/artifacts",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(UploadParams),
-    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The file"),
-    responses((status = 201, description = "Stored", body = Artifact)))]
+    request_body(content((ArtifactFetch = "application/json"), (Vec<u8> = "application/octet-stream")),
+        description = "JSON {name, url, sha256?}, or the file itself"),
+    responses((status = 201, description = "Uploaded and stored", body = Artifact),
+        (status = 202, description = "Download started; the job's result is the artifact", body = Job)))]
 async fn upload_artifact(
     State(state): State<AppState>,
+    Caller(p): Caller,
     Query(q): Query<UploadParams>,
+    headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
+    if is_json(&headers) {
+        let bytes = axum::body::to_bytes(body, 64 * 1024)
+            .await
+            .map_err(|e| ApiError::PayloadTooLarge(e.to_string()))?;
+        let req: ArtifactFetch = serde_json::from_slice(&bytes)
+            .map_err(|e| ApiError::invalid("invalid_body", e.to_string()))?;
+        let allow = state.area::<ProvisioningArea>().url_allow.clone();
+        let job = artifacts::start_fetch(&state, &p.user, req, allow).await?;
+        return Ok(accepted(&job));
+    }
+    let name = q.name.ok_or_else(|| {
+        ApiError::invalid_field(
+            "invalid_name",
+            "name",
+            "an upload names the artifact with ?name= (or send JSON {name, url} to download one)",
+        )
+    })?;
     let a = artifacts::store_stream(
         &state.store,
-        &state.config.data_dir,
-        &q.name,
+        &artifacts::dir_of(&state)?,
+        &name,
         q.sha256.as_deref(),
         "upload",
         body.into_data_stream(),
@@ -432,7 +485,7 @@ async fn get_artifact(State(state): State<AppState>, Path(id): Path<String>) -> 
     tag = "provisioning", params(("id" = String, Path, description = "Artifact name")),
     responses((status = 204, description = "Deleted")))]
 async fn delete_artifact(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<StatusCode> {
-    artifacts::remove(&state.store, &state.config.data_dir, &id)?;
+    artifacts::remove(&state.store, &artifacts::dir_of(&state)?, &id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -446,7 +499,7 @@ async fn guest_fetch(State(state): State<AppState>, Path(token): Path<String>) -
     let (run, a) = urls(&state)
         .redeem(&token)
         .ok_or_else(|| ApiError::not_found("this download link (used, expired or unknown)"))?;
-    let file = tokio::fs::File::open(artifacts::path_of(&state.config.data_dir, &a))
+    let file = tokio::fs::File::open(artifacts::path_of(&artifacts::dir_of(&state)?, &a))
         .await
         .map_err(|e| ApiError::internal(format!("artifact {}: {e}", a.name)))?;
     tracing::info!(run, artifact = a.name, "a guest fetched an artifact");

@@ -116,7 +116,8 @@ fn check_var_name(field: &str, s: &str) -> ApiResult<()> {
 
 /// A guest path as a command line may carry it inside single quotes.
 pub fn check_guest_path(field: &str, p: &str) -> ApiResult<()> {
-    if !p.starts_with('/') || p.contains('\'') || p.contains('\n') || p.len() > 1024 {
+    // Characters, not bytes: the schema's `maxLength` counts characters.
+    if !p.starts_with('/') || p.contains('\'') || p.contains('\n') || p.chars().count() > 1024 {
         return Err(ApiError::invalid_field(
             "invalid_recipe",
             field,
@@ -307,20 +308,26 @@ pub fn check_profile(p: &ProfileSpec) -> ApiResult<()> {
 }
 
 pub fn recipe_view(spec: RecipeSpec, builtin: bool) -> Recipe {
-    Recipe {
-        id: spec.name.clone(),
-        href: format!("{BASE}/recipes/{}", spec.name),
+    Recipe::new(
+        spec.name.clone(),
+        format!("{BASE}/recipes/{}", spec.name),
         builtin,
         spec,
-    }
+    )
 }
 
 pub fn profile_view(spec: ProfileSpec) -> Profile {
-    Profile {
-        id: spec.name.clone(),
-        href: format!("{BASE}/profiles/{}", spec.name),
+    Profile::new(
+        spec.name.clone(),
+        format!("{BASE}/profiles/{}", spec.name),
         spec,
-    }
+    )
+}
+
+/// A recipe or profile found by id: its spec, and whether it ships with hostplane.
+pub struct Found<T> {
+    pub spec: T,
+    pub builtin: bool,
 }
 
 fn var(name: &str, default: Option<&str>, secret: bool, description: &str) -> RecipeVariable {
@@ -467,12 +474,18 @@ pub fn builtin_recipes() -> Vec<RecipeSpec> {
     ]
 }
 
-pub fn find_recipe(store: &Store, id: &str) -> ApiResult<Recipe> {
-    if let Some(b) = builtin_recipes().into_iter().find(|r| r.name == id) {
-        return Ok(recipe_view(b, true));
+pub fn find_recipe(store: &Store, id: &str) -> ApiResult<Found<RecipeSpec>> {
+    if let Some(spec) = builtin_recipes().into_iter().find(|r| r.name == id) {
+        return Ok(Found {
+            spec,
+            builtin: true,
+        });
     }
     get::<RecipeSpec>(store, "recipe", id)?
-        .map(|s| recipe_view(s, false))
+        .map(|spec| Found {
+            spec,
+            builtin: false,
+        })
         .ok_or_else(|| ApiError::not_found(format!("recipe {id:?}")))
 }
 
@@ -489,9 +502,12 @@ pub fn all_recipes(store: &Store) -> ApiResult<Vec<Recipe>> {
     Ok(v)
 }
 
-pub fn find_profile(store: &Store, id: &str) -> ApiResult<Profile> {
+pub fn find_profile(store: &Store, id: &str) -> ApiResult<Found<ProfileSpec>> {
     get::<ProfileSpec>(store, "profile", id)?
-        .map(profile_view)
+        .map(|spec| Found {
+            spec,
+            builtin: false,
+        })
         .ok_or_else(|| ApiError::not_found(format!("profile {id:?}")))
 }
 

@@ -1034,6 +1034,11 @@ async fn run_restore(
         .reload()
         .map_err(|e| JobFailure::new("internal", format!("reloading credentials: {e}")))?;
     say(&cfg, &ctx, "Reloaded users, tokens and the admin API token");
+    // The restored store's secrets are sealed with the restored key.
+    state
+        .secrets
+        .reload(&cfg.data_dir)
+        .map_err(|e| JobFailure::new("internal", format!("reloading the secrets key: {e}")))?;
     let mut tls_reloaded = false;
     if let Some(live) = &state.tls
         && swapped.tls

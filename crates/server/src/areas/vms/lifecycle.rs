@@ -149,7 +149,7 @@ pub struct VmManager {
     /// `[vms] max_upload_bytes`: an upload or download as sent, and unpacked.
     pub max_upload_bytes: u64,
     /// `[vms] url_allow`: non-public addresses box URLs may reach.
-    pub url_allow: Vec<super::fetch::Net>,
+    pub url_allow: Vec<crate::platform::fetch::Net>,
     runtimes: Mutex<HashMap<String, Arc<Runtime>>>,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -182,7 +182,7 @@ impl VmManager {
             .vms
             .url_allow
             .iter()
-            .map(|n| super::fetch::parse_net(n).map_err(std::io::Error::other))
+            .map(|n| crate::platform::fetch::parse_net(n).map_err(std::io::Error::other))
             .collect::<std::io::Result<_>>()?;
         Ok(VmManager {
             store,

@@ -17,7 +17,7 @@
 //! Modules: [`lifecycle`] (start/stop/re-attach), [`consoles`] (serial, VNC, screenshot),
 //! [`disks`] (devices, hot-plug, resize), [`snapshots`], [`clone`], [`export`]
 //! (disk and VM export/import), [`templates`] (Vagrant boxes, cloud-init seeds), [`intake`]
-//! (every image that comes in: streamed limits, scratch files, the standalone check), [`fetch`]
+//! (every image that comes in: streamed limits, scratch files, the standalone check), [`crate::platform::fetch`]
 //! (box URLs: address policy, redirects checked hop by hop), [`registries`]
 //! (`/template-registries`: BoxVault and Vagrant Cloud catalogs, pulls into templates),
 //! [`checksum`] (the digests catalogs declare).
@@ -52,7 +52,6 @@ pub mod clone;
 pub mod consoles;
 pub mod disks;
 pub mod export;
-pub mod fetch;
 pub mod intake;
 pub mod lifecycle;
 pub mod model;

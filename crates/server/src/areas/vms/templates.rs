@@ -35,7 +35,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
-use super::{checksum, fetch};
+use super::checksum;
+use crate::platform::fetch;
 use super::intake::{self, TempPath};
 use super::model;
 use crate::http::answer::accepted;
@@ -352,7 +353,7 @@ pub(crate) fn spawn_download(
     )
 }
 
-/// Downloads the box (each hop checked, see [`fetch`]) and unpacks it while it arrives; with a
+/// Downloads the box (each hop checked, see [`crate::platform::fetch`]) and unpacks it while it arrives; with a
 /// declared checksum, the bytes as served must match it (`checksum_mismatch`) before the image
 /// is checked or kept.
 async fn download_box(

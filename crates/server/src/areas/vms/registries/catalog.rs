@@ -18,7 +18,7 @@ use hostplane_types::vms::{
 use reqwest::Url;
 use serde_json::Value;
 
-use super::super::fetch::{self, Net, OriginAuth};
+use crate::platform::fetch::{self, Net, OriginAuth};
 use crate::error::{ApiError, ApiResult};
 
 /// Largest catalog document read.

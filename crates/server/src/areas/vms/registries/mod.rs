@@ -34,7 +34,7 @@ use reqwest::header::{AUTHORIZATION, HeaderName, HeaderValue};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::VmsState;
-use super::fetch::{self, OriginAuth};
+use crate::platform::fetch::{self, OriginAuth};
 use super::templates::{self, BoxDownload};
 use super::checksum::Expected;
 use crate::error::{ApiError, ApiResult};

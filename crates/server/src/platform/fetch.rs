@@ -1,8 +1,10 @@
-//! Fetching a Vagrant box from a URL without becoming a port scanner for the caller.
+//! Fetching from a URL a caller gave (a Vagrant box, a registry's catalog, a provisioning
+//! artifact) without becoming a port scanner for the caller. Shared by the `vms` area (and its
+//! template registries) and `provisioning`, each with its own `url_allow` setting.
 //!
 //! A URL may only reach public addresses: loopback, private (RFC 1918, ULA), CGNAT,
 //! link-local, unspecified, multicast, broadcast, documentation and other special ranges are
-//! refused unless `[vms] url_allow` names them (IP addresses or CIDRs). A host name is resolved
+//! refused unless the area's `url_allow` names them (IP addresses or CIDRs). A host name is resolved
 //! here and every address it resolves to must pass; the connection then goes to exactly those
 //! checked addresses (reqwest's resolver is overridden for that name, no proxy is used), so a
 //! second DNS answer cannot switch it (DNS rebinding). Redirects are not followed by reqwest:
@@ -142,7 +144,7 @@ pub fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// Public, or named by `[vms] url_allow`.
+/// Public, or named by the area's `url_allow`.
 pub fn allowed(ip: IpAddr, allow: &[Net]) -> bool {
     is_public(ip) || allow.iter().any(|n| n.contains(ip))
 }
@@ -193,7 +195,7 @@ pub async fn resolve_checked(url: &Url, allow: &[Net]) -> Result<Vec<SocketAddr>
     if let Some(bad) = addrs.iter().find(|a| !allowed(a.ip(), allow)) {
         return Err(not_allowed(format!(
             "{url} reaches {} (loopback, private, link-local or another non-public address); \
-             [vms] url_allow must name it",
+             url_allow ([vms] for boxes and registries, [provisioning] for artifacts) must name it",
             bad.ip()
         )));
     }
