@@ -84,6 +84,7 @@ async fn bridge_with_veth_port_lifecycle() {
     )
     .await;
     assert_eq!(b["href"], "/api/v1/network/bridges/hpbr0");
+    assert_eq!(b["forward_delay_s"], 15, "the kernel's default: {b}");
     assert_eq!(b["ports"], json!(["hpv0"]));
     assert_eq!(b["managed_by"], "hostplane");
     assert_eq!(master_of(&ns, "hpv0").as_deref(), Some("hpbr0"));
@@ -584,14 +585,27 @@ async fn bridge_changes_render_boot_files_at_once() {
         v.sort();
         v
     };
-    created(
+    // The STP forward delay: checked, given to the kernel, shown, and in the boot file.
+    for bad in [1, 31] {
+        let r = d
+            .post(
+                "/api/v1/network/bridges",
+                json!({"name": "hpbbr", "stp": true, "forward_delay_s": bad}),
+            )
+            .await;
+        assert_problem(r, 422, "invalid_forward_delay").await;
+    }
+    let b = created(
         d.post(
             "/api/v1/network/bridges",
-            json!({"name": "hpbbr", "ports": [], "stp": true}),
+            json!({"name": "hpbbr", "ports": [], "stp": true, "forward_delay_s": 4}),
         )
         .await,
     )
     .await;
+    assert_eq!(b["forward_delay_s"], 4, "{b}");
+    let details = ns.ip(&["-d", "link", "show", "hpbbr"]);
+    assert!(details.contains("forward_delay 400 "), "{details}");
     assert_eq!(
         names(),
         [
@@ -602,7 +616,7 @@ async fn bridge_changes_render_boot_files_at_once() {
     );
     let netdev = std::fs::read_to_string(dir.join("20-hostplane-hpbbr.netdev")).unwrap();
     assert!(netdev.contains("Name=hpbbr\nKind=bridge\n"), "{netdev}");
-    assert!(netdev.contains("STP=yes"), "{netdev}");
+    assert!(netdev.contains("STP=yes\nForwardDelaySec=4\n"), "{netdev}");
     created(
         d.post(
             "/api/v1/network/addresses",

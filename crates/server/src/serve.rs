@@ -350,6 +350,13 @@ fn spawn_housekeeping(state: AppState) {
             }
             // Aggregated audit counts (refused anonymous requests).
             state.audit.flush();
+            // The request-latency histograms keep every raw sample until upkeep folds them
+            // into their buckets (the recorder's own `install` would run this; `install_recorder`
+            // leaves it to us). Without it each request added 8+ bytes that stayed until a
+            // scrape: 47 MiB after bench/run's load (docs/benchmarks.md).
+            if let Some(m) = &state.metrics {
+                m.run_upkeep();
+            }
             if n.is_multiple_of(12) {
                 let _ = state.auth.prune_expired_sessions();
                 state.login_limiter.shrink();

@@ -106,6 +106,9 @@ pub struct Bridge {
     pub ports: Vec<String>,
     /// Spanning tree protocol on.
     pub stp: bool,
+    /// STP forward delay in seconds, as the kernel has it (a managed bridge that is missing:
+    /// the stored value, or none).
+    pub forward_delay_s: Option<u32>,
     /// Operational state of the bridge link (`up`, `down`, …).
     pub state: String,
     pub mtu: u32,
@@ -127,6 +130,11 @@ pub struct BridgeCreate {
     pub ports: Vec<String>,
     #[serde(default)]
     pub stp: bool,
+    /// STP forward delay in seconds (802.1D's 4–30 s, Linux takes 2–30); absent: the kernel's
+    /// default (15 s).
+    #[serde(default)]
+    #[schema(minimum = 2, maximum = 30)]
+    pub forward_delay_s: Option<u8>,
 }
 
 /// Body of `POST /network/bridges/{name}/ports`.

@@ -74,6 +74,9 @@ pub enum BridgesCmd {
         /// Spanning tree on.
         #[arg(long)]
         stp: bool,
+        /// STP forward delay in seconds (2–30; default: the kernel's 15).
+        #[arg(long, value_name = "SECONDS")]
+        forward_delay: Option<u8>,
     },
     /// Delete a bridge hostplane manages.
     Delete {
@@ -334,6 +337,12 @@ fn bridge_rows(b: Bridge) -> Vec<(&'static str, String)> {
         ("NAME", b.name),
         ("STATE", b.state),
         ("STP", b.stp.to_string()),
+        (
+            "Forward delay",
+            b.forward_delay_s
+                .map(|s| format!("{s} s"))
+                .unwrap_or_else(|| "-".into()),
+        ),
         ("MTU", b.mtu.to_string()),
         ("PORTS", b.ports.join(" ")),
         ("MISSING-PORTS", b.missing_ports.join(" ")),
@@ -362,8 +371,14 @@ async fn bridges(ctx: &Ctx, c: BridgesCmd) -> anyhow::Result<i32> {
             .await
         }
         BridgesCmd::Show { name } => common::show(ctx, &path(&name), bridge_rows).await,
-        BridgesCmd::Create { name, ports, stp } => {
-            let body = json!({"name": name, "ports": ports, "stp": stp});
+        BridgesCmd::Create {
+            name,
+            ports,
+            stp,
+            forward_delay,
+        } => {
+            let body =
+                json!({"name": name, "ports": ports, "stp": stp, "forward_delay_s": forward_delay});
             post(ctx, &net("/bridges"), body, bridge_rows).await
         }
         BridgesCmd::Delete { name, yes } => {

@@ -101,6 +101,8 @@ pub struct Link {
     pub alias: Option<String>,
     /// Bridge only: STP on.
     pub stp: Option<bool>,
+    /// Bridge only: the STP forward delay in centiseconds (the kernel's clock_t, USER_HZ 100).
+    pub forward_delay_cs: Option<u32>,
 }
 
 /// One address as the kernel reports it.
@@ -164,6 +166,7 @@ pub fn parse_link(msg: &LinkMessage) -> Link {
         stats: LinkStats::default(),
         alias: None,
         stp: None,
+        forward_delay_cs: None,
     };
     for a in &msg.attributes {
         match a {
@@ -190,9 +193,14 @@ pub fn parse_link(msg: &LinkMessage) -> Link {
                     match i {
                         LinkInfo::Kind(k) => l.kind = k.to_string(),
                         LinkInfo::Data(InfoData::Bridge(b)) => {
+                            use rtnetlink::packet_route::link::InfoBridge;
                             for o in b {
-                                if let rtnetlink::packet_route::link::InfoBridge::StpState(s) = o {
-                                    l.stp = Some(*s != BridgeStpState::Disabled);
+                                match o {
+                                    InfoBridge::StpState(s) => {
+                                        l.stp = Some(*s != BridgeStpState::Disabled)
+                                    }
+                                    InfoBridge::ForwardDelay(cs) => l.forward_delay_cs = Some(*cs),
+                                    _ => {}
                                 }
                             }
                         }
@@ -240,14 +248,18 @@ pub fn bond_mode(name: &str) -> Option<BondMode> {
 }
 
 /// The link message `ip link add NAME type bridge stp_state 0|1` sends (up at once).
-pub fn bridge_message(name: &str, stp: bool) -> LinkMessage {
-    LinkBridge::new(name)
-        .stp_state(if stp {
-            BridgeStpState::KernelStp
-        } else {
-            BridgeStpState::Disabled
-        })
-        .build()
+/// The link message `ip link add NAME type bridge stp_state 0|1 [forward_delay CS]` sends; the
+/// forward delay in seconds (the kernel takes centiseconds).
+pub fn bridge_message(name: &str, stp: bool, forward_delay_s: Option<u8>) -> LinkMessage {
+    let b = LinkBridge::new(name).stp_state(if stp {
+        BridgeStpState::KernelStp
+    } else {
+        BridgeStpState::Disabled
+    });
+    match forward_delay_s {
+        Some(s) => b.forward_delay(u32::from(s) * 100).build(),
+        None => b.build(),
+    }
 }
 
 /// The link message `ip link add NAME link PARENT type vlan id ID` sends.
@@ -347,8 +359,14 @@ impl Netlink {
         Ok(())
     }
 
-    pub async fn create_bridge(&self, name: &str, stp: bool) -> Result<(), NetError> {
-        self.add_link(bridge_message(name, stp)).await
+    pub async fn create_bridge(
+        &self,
+        name: &str,
+        stp: bool,
+        forward_delay_s: Option<u8>,
+    ) -> Result<(), NetError> {
+        self.add_link(bridge_message(name, stp, forward_delay_s))
+            .await
     }
 
     pub async fn delete_link(&self, name: &str) -> Result<(), NetError> {
@@ -464,13 +482,19 @@ mod tests {
 
     #[test]
     fn bridge_message_names_the_kind_and_stp() {
-        let m = bridge_message("br-t", true);
+        let m = bridge_message("br-t", true, Some(4));
         let l = parse_link(&m);
         assert_eq!(l.name, "br-t");
         assert_eq!(l.kind, "bridge");
         assert_eq!(l.stp, Some(true));
+        assert_eq!(l.forward_delay_cs, Some(400));
         assert!(l.up);
-        assert_eq!(parse_link(&bridge_message("b", false)).stp, Some(false));
+        let plain = parse_link(&bridge_message("b", false, None));
+        assert_eq!(plain.stp, Some(false));
+        assert_eq!(
+            plain.forward_delay_cs, None,
+            "the kernel's default is left alone"
+        );
     }
 
     #[test]

@@ -19,6 +19,8 @@ use hostplane_types::network_host::{HostMode, HostSettings};
 pub struct BootBridge {
     pub name: String,
     pub stp: bool,
+    /// Seconds; None leaves networkd's (the kernel's) default.
+    pub forward_delay_s: Option<u8>,
     pub mtu: Option<u32>,
     pub ports: Vec<String>,
     /// CIDRs hostplane added on the bridge.
@@ -83,6 +85,9 @@ pub fn render(host: Option<&HostSettings>, bridges: &[BootBridge]) -> Vec<BootFi
             "\n[Bridge]\nSTP={}\n",
             if b.stp { "yes" } else { "no" }
         ));
+        if let Some(s) = b.forward_delay_s {
+            netdev.push_str(&format!("ForwardDelaySec={s}\n"));
+        }
         out.push(BootFile {
             name: format!("20-hostplane-{}.netdev", b.name),
             text: netdev,
@@ -188,6 +193,7 @@ mod tests {
         let b = BootBridge {
             name: "br0".into(),
             stp: true,
+            forward_delay_s: Some(4),
             mtu: Some(9000),
             ports: vec!["eth1".into()],
             addresses: vec!["10.0.0.1/24".into()],
@@ -205,7 +211,7 @@ mod tests {
         assert_eq!(
             f[0].text,
             format!(
-                "{HEADER}\n[NetDev]\nName=br0\nKind=bridge\nMTUBytes=9000\n\n[Bridge]\nSTP=yes\n"
+                "{HEADER}\n[NetDev]\nName=br0\nKind=bridge\nMTUBytes=9000\n\n[Bridge]\nSTP=yes\nForwardDelaySec=4\n"
             )
         );
         assert_eq!(

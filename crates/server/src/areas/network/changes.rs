@@ -665,6 +665,7 @@ pub fn render_boot(state: &AppState) -> ApiResult<()> {
                 .collect(),
             name: b.name,
             stp: b.stp,
+            forward_delay_s: b.forward_delay_s,
             mtu: b.mtu,
             ports: b.ports,
         })

@@ -172,6 +172,7 @@ pub async fn bridges(store: &Store) -> ApiResult<Vec<Bridge>> {
                     .unwrap_or_default(),
                 ports,
                 stp: l.stp.unwrap_or(false),
+                forward_delay_s: l.forward_delay_cs.map(|cs| cs.div_ceil(100)),
                 state: l.oper_state.clone(),
                 mtu: l.mtu,
                 managed_by: if rec.is_some() {
@@ -189,6 +190,7 @@ pub async fn bridges(store: &Store) -> ApiResult<Vec<Bridge>> {
                 name: r.name.clone(),
                 ports: Vec::new(),
                 stp: r.stp,
+                forward_delay_s: r.forward_delay_s.map(u32::from),
                 state: "missing".into(),
                 mtu: r.mtu.unwrap_or(0),
                 managed_by: ManagedBy::Hostplane,
@@ -242,6 +244,13 @@ pub async fn create_bridge(store: &Store, req: &BridgeCreate) -> ApiResult<Bridg
     if req.ports.len() > 64 {
         return Err(ApiError::invalid_field("invalid_port", "ports", "at most 64 ports"));
     }
+    if req.forward_delay_s.is_some_and(|s| !(2..=30).contains(&s)) {
+        return Err(ApiError::invalid_field(
+            "invalid_forward_delay",
+            "forward_delay_s",
+            "2–30 seconds",
+        ));
+    }
     let nl = open()?;
     let links = nl.links().await.map_err(|e| net_err("listing links", e))?;
     if links.iter().any(|l| l.name == req.name)
@@ -266,13 +275,14 @@ pub async fn create_bridge(store: &Store, req: &BridgeCreate) -> ApiResult<Bridg
         }
         ports.push(p.clone());
     }
-    nl.create_bridge(&req.name, req.stp)
+    nl.create_bridge(&req.name, req.stp, req.forward_delay_s)
         .await
         .map_err(|e| net_err(&format!("bridge {:?}", req.name), e))?;
     let rec = BridgeRec {
         name: req.name.clone(),
         ports,
         stp: req.stp,
+        forward_delay_s: req.forward_delay_s,
         mtu: None,
         up: true,
         description: None,
@@ -582,7 +592,9 @@ pub async fn reconcile(store: &Store) -> ApiResult<()> {
     let nl = open()?;
     for b in model::load::<BridgeRec>(store, KIND_BRIDGE)? {
         let exists = nl.link(&b.name).await.ok().flatten().is_some();
-        if !exists && let Err(e) = nl.create_bridge(&b.name, b.stp).await {
+        if !exists && let Err(e) = nl
+            .create_bridge(&b.name, b.stp, b.forward_delay_s)
+            .await {
             tracing::warn!(bridge = %b.name, error = %e, "could not re-create the bridge");
             continue;
         }

@@ -115,6 +115,8 @@ pub struct BridgeRec {
     pub ports: Vec<String>,
     pub stp: bool,
     #[serde(default)]
+    pub forward_delay_s: Option<u8>,
+    #[serde(default)]
     pub mtu: Option<u32>,
     /// Administratively down when false (PATCH `up`).
     #[serde(default = "yes")]

@@ -129,6 +129,7 @@ pub async fn build(
             name: req.bridge.clone(),
             ports: vec![],
             stp: false,
+            forward_delay_s: None,
         },
     )
     .await?;
