@@ -2618,8 +2618,10 @@ export interface paths {
         get: operations["provisioning_artifacts_list"];
         put?: never;
         /**
-         * Uploads an artifact: the body is the file (streamed; at most 4 GiB), stored under its
-         *     sha256.
+         * Adds an artifact: upload the file as the body with `?name=` (streamed, at most 4 GiB; 201),
+         *     or send JSON `{name, url, sha256?}` to download it (202 with a `provisioning.artifact_fetch`
+         *     job whose result is the artifact). Either way it is stored under its sha256, checked
+         *     against `sha256` when given.
          */
         post: operations["provisioning_artifacts_create"];
         delete?: never;
@@ -2677,8 +2679,8 @@ export interface paths {
         get: operations["provisioning_profiles_list"];
         put?: never;
         /**
-         * Stores a profile. A credential names a stored secret; `transport` other than `serial`
-         *     answers 501 `transport_not_supported`.
+         * Stores a profile. A credential names a stored secret; `transport: ssh` answers 501
+         *     `transport_not_supported`.
          */
         post: operations["provisioning_profiles_create"];
         delete?: never;
@@ -4512,6 +4514,17 @@ export interface components {
             /** @description `upload` or the URL it was downloaded from. */
             source: string;
         };
+        /** @description `POST /provisioning/artifacts/fetch`: download an artifact by URL (a job). */
+        ArtifactFetch: {
+            name: string;
+            /** @description Expected sha256 (hex); the job fails when the content differs. */
+            sha256?: string | null;
+            /**
+             * @description An `http` or `https` URL (loopback and private addresses only when allowed by
+             *     `provisioning.url_allow`).
+             */
+            url: string;
+        };
         /** @description A Artifact as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         ArtifactFields: {
             created_at?: string;
@@ -4529,8 +4542,9 @@ export interface components {
         ArtifactPlacement: {
             /** @description Artifact name. */
             artifact: string;
-            /** @description Path in the guest. */
+            /** @description Path in the guest: absolute, without quotes or newlines. */
             dest: string;
+            /** @description Octal mode, e.g. `0644`. */
             mode?: string | null;
         };
         /** @description A AuditEntry as a collection returns it: every property unless `fields` names some (`href` is always kept). */
@@ -4720,13 +4734,14 @@ export interface components {
         };
         /** @description Body of `POST /network/bonds`. */
         BondCreate: {
-            /**
-             * @description `balance-rr`, `active-backup`, `balance-xor`, `broadcast`, `802.3ad`, `balance-tlb`,
-             *     `balance-alb`.
-             */
-            mode: string;
+            mode: components["schemas"]["BondMode"];
             name: string;
         };
+        /**
+         * @description A bond's mode (the kernel's names).
+         * @enum {string}
+         */
+        BondMode: "balance-rr" | "active-backup" | "balance-xor" | "broadcast" | "802.3ad" | "balance-tlb" | "balance-alb";
         /**
          * @description A boot device class, in boot order.
          * @enum {string}
@@ -4734,6 +4749,12 @@ export interface components {
         BootDevice: "disk" | "cdrom" | "network";
         /** @description A Linux bridge (a bridge with no ports is ZoneweaverAPI's etherstub). */
         Bridge: {
+            /**
+             * Format: int32
+             * @description STP forward delay in seconds, as the kernel has it (a managed bridge that is missing:
+             *     the stored value, or none).
+             */
+            forward_delay_s?: number | null;
             href: string;
             managed_by: components["schemas"]["ManagedBy"];
             /**
@@ -4752,6 +4773,12 @@ export interface components {
         };
         /** @description Body of `POST /network/bridges`. */
         BridgeCreate: {
+            /**
+             * Format: int32
+             * @description STP forward delay in seconds (802.1D's 4–30 s, Linux takes 2–30); absent: the kernel's
+             *     default (15 s).
+             */
+            forward_delay_s?: number | null;
             /** @description 1–15 of A-Z a-z 0-9 _ . -, starting with a letter or digit, never `..`. */
             name: string;
             /** @description Existing links to attach (none: an etherstub). */
@@ -4760,6 +4787,12 @@ export interface components {
         };
         /** @description A Bridge as a collection returns it: every property unless `fields` names some (`href` is always kept). */
         BridgeFields: {
+            /**
+             * Format: int32
+             * @description STP forward delay in seconds, as the kernel has it (a managed bridge that is missing:
+             *     the stored value, or none).
+             */
+            forward_delay_s?: number | null;
             href?: string;
             managed_by?: components["schemas"]["ManagedBy"];
             /**
@@ -5926,7 +5959,10 @@ export interface components {
             /** Format: int32 */
             listen_port: number;
             protocol: components["schemas"]["ForwardProtocol"];
-            /** @description IPv4 address traffic is sent to. */
+            /**
+             * @description IPv4 address traffic is sent to.
+             * @example 10.10.0.5
+             */
             target_address: string;
             /**
              * Format: int32
@@ -6013,6 +6049,10 @@ export interface components {
          *     `force` belong to this change only; they are never stored with the settings.
          */
         HostSettingsUpdate: {
+            /**
+             * @description Mode `static` only (and needed there): the IPv4 address, CIDR.
+             * @example 192.0.2.10/24
+             */
             address?: string | null;
             /**
              * Format: int32
@@ -6020,13 +6060,20 @@ export interface components {
              *     (10–600, default 60).
              */
             confirm_timeout_s?: number | null;
+            /** @description At most 3 addresses. */
             dns?: string[];
             /** @description Allow a change that removes the address or route this request came in on. */
             force?: boolean;
+            /**
+             * @description Mode `static` only: the IPv4 default gateway.
+             * @example 192.0.2.1
+             */
             gateway?: string | null;
+            /** @description Labels of A-Z a-z 0-9 `-` (not starting or ending with `-`), at most 253 bytes. */
             hostname?: string | null;
             interface: string;
             mode: components["schemas"]["HostMode"];
+            /** @description At most 4 addresses or host names. */
             ntp?: string[];
         };
         /** @description A HostSettingsView as it is answered: every property unless `fields` names some (`href` is always kept). */
@@ -7153,10 +7200,35 @@ export interface components {
             /** @description What uses the pool or dataset (409 `in_use`): delete or move these first. */
             users?: components["schemas"]["UsedBy"][];
         };
-        /** @description A profile. */
-        Profile: components["schemas"]["ProfileSpec"] & {
+        /** @description A profile: the fields of its spec, with `id` and `href`. */
+        Profile: {
+            artifacts: components["schemas"]["ArtifactPlacement"][];
+            credential?: components["schemas"]["CredentialRef"] | null;
             href: string;
             id: string;
+            name: string;
+            provisioners: components["schemas"]["Provisioner"][];
+            /** @description Recipe id. */
+            recipe: string;
+            transport: components["schemas"]["Transport"];
+            variables: {
+                [key: string]: string;
+            };
+        };
+        /** @description A Profile as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        ProfileFields: {
+            artifacts?: components["schemas"]["ArtifactPlacement"][];
+            credential?: components["schemas"]["CredentialRef"] | null;
+            href?: string;
+            id?: string;
+            name?: string;
+            provisioners?: components["schemas"]["Provisioner"][];
+            /** @description Recipe id. */
+            recipe?: string;
+            transport?: components["schemas"]["Transport"];
+            variables?: {
+                [key: string]: string;
+            };
         };
         /** @description `POST /provisioning/profiles`, `PUT /provisioning/profiles/{id}`. */
         ProfileSpec: {
@@ -7194,7 +7266,9 @@ export interface components {
         } | {
             /** @description Artifact name. */
             artifact: string;
+            /** @description Path in the guest: absolute, without quotes or newlines. */
             dest: string;
+            /** @description Octal mode, e.g. `0644`. */
             mode?: string | null;
             name?: string | null;
             /** @enum {string} */
@@ -7302,12 +7376,39 @@ export interface components {
             /** @description The backup taken before the reboot. */
             backup: components["schemas"]["Backup"];
         };
-        /** @description A recipe. */
-        Recipe: components["schemas"]["RecipeSpec"] & {
+        /** @description A recipe: the fields of its spec, with `id`, `href` and `builtin`. */
+        Recipe: {
             /** @description Shipped with hostplane (read-only). */
             builtin: boolean;
+            description?: string | null;
             href: string;
             id: string;
+            /** @description Regex of the login prompt. */
+            login_prompt?: string | null;
+            name: string;
+            /** @description `linux`, `debian`, `ubuntu`, … (informative). */
+            os_family: string;
+            /** @description Regex of the shell prompt, waited for before the first command. */
+            shell_prompt?: string | null;
+            steps: components["schemas"]["RecipeStep"][];
+            variables: components["schemas"]["RecipeVariable"][];
+        };
+        /** @description A Recipe as a collection returns it: every property unless `fields` names some (`href` is always kept). */
+        RecipeFields: {
+            /** @description Shipped with hostplane (read-only). */
+            builtin?: boolean;
+            description?: string | null;
+            href?: string;
+            id?: string;
+            /** @description Regex of the login prompt. */
+            login_prompt?: string | null;
+            name?: string;
+            /** @description `linux`, `debian`, `ubuntu`, … (informative). */
+            os_family?: string;
+            /** @description Regex of the shell prompt, waited for before the first command. */
+            shell_prompt?: string | null;
+            steps?: components["schemas"]["RecipeStep"][];
+            variables?: components["schemas"]["RecipeVariable"][];
         };
         /** @description `POST /provisioning/recipes`, `PUT /provisioning/recipes/{id}`. */
         RecipeSpec: {
@@ -7340,6 +7441,7 @@ export interface components {
             /** @enum {string} */
             type: "send";
         } | {
+            /** @description One line (write a script with `write_file` for more). */
             command: string;
             /** @description Exit codes that count as success (default `[0]`). */
             expect_exit?: number[];
@@ -8493,7 +8595,9 @@ export interface components {
             version?: string | null;
         };
         /**
-         * @description How the run reaches the guest. Only `serial` is implemented.
+         * @description How the run reaches the guest after the recipe (which always types at the serial
+         *     console): `serial`, or `guest_agent` (QEMU's guest agent, qemu-ga in the guest, on the VM's
+         *     `org.qemu.guest_agent.0` channel). `ssh` is not implemented (501).
          * @enum {string}
          */
         Transport: "serial" | "ssh" | "guest_agent";
@@ -32947,30 +33051,40 @@ export interface operations {
     };
     provisioning_artifacts_create: {
         parameters: {
-            query: {
-                /** @description The artifact's name. */
-                name: string;
-                /** @description Expected sha256 (hex); 422 `checksum_mismatch` when the content differs. */
+            query?: {
+                /** @description The artifact's name (an upload; required with it, ignored with a JSON body). */
+                name?: string;
+                /** @description Expected sha256 of an upload (hex); 422 `checksum_mismatch` when the content differs. */
                 sha256?: string;
             };
             header?: never;
             path?: never;
             cookie?: never;
         };
-        /** @description The file */
+        /** @description JSON {name, url, sha256?}, or the file itself */
         requestBody: {
             content: {
+                "application/json": components["schemas"]["ArtifactFetch"];
                 "application/octet-stream": string;
             };
         };
         responses: {
-            /** @description Stored */
+            /** @description Uploaded and stored */
             201: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Artifact"];
+                };
+            };
+            /** @description Download started; the job's result is the artifact */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Job"];
                 };
             };
             /** @description Malformed request (Jidoteki-compatible routes) */
@@ -33445,9 +33559,9 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description At most this many items (1–10000). Absent: all. */
-                limit?: number;
+                limit?: number | string;
                 /** @description Skip this many items first (0–1000000000). */
-                offset?: number;
+                offset?: number | string;
                 /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
                 fields?: string;
                 /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
@@ -33471,7 +33585,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Profile"][];
+                    "application/json": components["schemas"]["ProfileFields"][];
                     "application/x-ndjson": string;
                 };
             };
@@ -33688,6 +33802,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A transport other than `serial` (`transport_not_supported`) */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A subsystem this needs is not available on this host */
             503: {
                 headers: {
@@ -33701,7 +33824,10 @@ export interface operations {
     };
     provisioning_profiles_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Comma-separated properties of the Profile to answer with (`href` is always kept) */
+                fields?: string;
+            };
             header?: never;
             path: {
                 /** @description Profile id */
@@ -33717,7 +33843,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Profile"];
+                    "application/json": components["schemas"]["ProfileFields"];
                 };
             };
             /** @description Malformed request (Jidoteki-compatible routes) */
@@ -33936,6 +34062,15 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
+            /** @description A transport other than `serial` (`transport_not_supported`) */
+            501: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
             /** @description A subsystem this needs is not available on this host */
             503: {
                 headers: {
@@ -34071,9 +34206,9 @@ export interface operations {
         parameters: {
             query?: {
                 /** @description At most this many items (1–10000). Absent: all. */
-                limit?: number;
+                limit?: number | string;
                 /** @description Skip this many items first (0–1000000000). */
-                offset?: number;
+                offset?: number | string;
                 /** @description Comma-separated fields to return (`href` is always kept), e.g. `id,status`. */
                 fields?: string;
                 /** @description Filter, e.g. `status:running !kind:system.* created_at:>2026-01-01`. */
@@ -34097,7 +34232,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Recipe"][];
+                    "application/json": components["schemas"]["RecipeFields"][];
                     "application/x-ndjson": string;
                 };
             };
@@ -34327,7 +34462,10 @@ export interface operations {
     };
     provisioning_recipes_get: {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description Comma-separated properties of the Recipe to answer with (`href` is always kept) */
+                fields?: string;
+            };
             header?: never;
             path: {
                 /** @description Recipe id */
@@ -34343,7 +34481,7 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
-                    "application/json": components["schemas"]["Recipe"];
+                    "application/json": components["schemas"]["RecipeFields"];
                 };
             };
             /** @description Malformed request (Jidoteki-compatible routes) */
