@@ -8,30 +8,11 @@
 mod common;
 mod engine_util;
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{Daemon, Opts, assert_problem};
 use engine_util::{Engine, Kind, busybox_rootfs};
 use serde_json::{Value, json};
-
-/// The guest kit directory (vmlinuz, initrd.gz), as tests/vms.rs gets it.
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit could not build the test guest: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 async fn ok_json(r: reqwest::Response, status: u16) -> Value {
     let st = r.status().as_u16();
@@ -50,7 +31,7 @@ async fn autostart_order_across_a_container_and_a_vm_after_a_restart() {
     for tool in ["qemu-system-x86_64", "qemu-img"] {
         engine_util::need(tool);
     }
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let engine = Engine::start(Kind::Docker);
     let scratch = tempfile::Builder::new()
         .prefix("hp-test-")

@@ -9,7 +9,7 @@
 mod common;
 mod netns_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -19,23 +19,6 @@ use netns_util::NetNs;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
-/// The guest kit directory (vmlinuz, initrd.gz), as in tests/vms.rs.
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit could not build the test guest: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
 
 async fn created(r: reqwest::Response) -> Value {
     let status = r.status();
@@ -91,7 +74,7 @@ async fn vm_on_a_managed_bridge_gets_a_lease_from_hostplanes_dhcp_server() {
             .is_ok_and(|o| o.status.success()),
         "qemu-system-x86_64 is missing: run scripts/install-qemu"
     );
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let ns = NetNs::new();
     let d = Daemon::start_with(Opts {
         netns: Some(ns.name.clone()),

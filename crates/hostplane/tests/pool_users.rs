@@ -12,7 +12,7 @@
 mod common;
 mod storage_util;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use common::{Daemon, Opts, assert_problem};
@@ -32,23 +32,6 @@ fn qemu_present() {
             "{tool} is missing: run scripts/install-qemu and install samba (scripts/test does)"
         );
     }
-}
-
-/// The test guest (`scripts/guest-kit`): only its kernel and initrd are used here.
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit could not build the test guest: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
 }
 
 /// The daemon, and the QEMUs it started killed before it goes.
@@ -162,7 +145,7 @@ async fn stop(t: &Qemus, id: &str) {
 #[tokio::test]
 async fn vm_disk_and_share_on_pool_datasets() {
     qemu_present();
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let loops = Loops::new(1, 512 * MIB);
     let dev = loops.devs[0].clone();
     // smbd's configuration for testparm; no smbd runs.

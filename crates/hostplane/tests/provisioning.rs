@@ -24,22 +24,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_tungstenite::tungstenite::Message;
 
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit could not build the test guest: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
 fn qemu_present() {
     let ok = Command::new("qemu-system-x86_64")
         .arg("--version")
@@ -214,7 +198,7 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
 #[tokio::test]
 async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
     qemu_present();
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let d = Daemon::start_with(Opts {
         config: Some(format!(
             "[vms]\nallowed_paths = [{:?}]\n",
@@ -487,7 +471,7 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
 #[tokio::test]
 async fn guest_agent_run_reads_exit_codes_and_output_through_the_agent() {
     qemu_present();
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let d = Daemon::start_with(Opts {
         config: Some(format!(
             "[vms]\nallowed_paths = [{:?}]\n",

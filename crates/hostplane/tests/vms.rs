@@ -23,27 +23,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const BOOT: Duration = Duration::from_secs(180);
 
-/// The guest kit directory: vmlinuz, initrd.gz, disk.img.
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
-    let out = Command::new(&script)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit could not build the test guest (needs apt-get download access once): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
-    for f in ["vmlinuz", "initrd.gz", "disk.img"] {
-        assert!(dir.join(f).is_file(), "{} has no {f}", dir.display());
-    }
-    dir
-}
-
 fn qemu_present() {
     for tool in ["qemu-system-x86_64", "qemu-img"] {
         let ok = Command::new(tool)
@@ -71,7 +50,7 @@ impl Vms {
     /// With more `[vms]` keys.
     fn start_with(vms_keys: &str) -> Vms {
         qemu_present();
-        let kit = guest_kit();
+        let kit = common::guest_kit();
         let d = Daemon::start_with(Opts {
             config: Some(format!(
                 // The box test downloads from a loopback server.

@@ -84,22 +84,6 @@ impl Drop for Qemus {
     }
 }
 
-/// tests/vms.rs's guest kit (kernel, initrd, disk), built once and cached by scripts/guest-kit.
-fn guest_kit() -> PathBuf {
-    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
-        return PathBuf::from(d);
-    }
-    let out = Command::new(repo().join("scripts/guest-kit"))
-        .output()
-        .expect("scripts/guest-kit");
-    assert!(
-        out.status.success(),
-        "scripts/guest-kit: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
-}
-
 fn artifacts() -> PathBuf {
     let dir = match std::env::var_os("HOSTPLANE_UI_ARTIFACTS") {
         Some(d) => PathBuf::from(d),
@@ -182,7 +166,7 @@ async fn every_page_consoles_snapshots_and_event_resume_in_chromium() {
     for tool in ["/usr/bin/chromium", "/usr/bin/qemu-system-x86_64"] {
         assert!(Path::new(tool).exists(), "{tool} is needed");
     }
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let loops = Loops::new(1, 256 * MIB);
     let devs: Vec<&str> = loops.devs.iter().map(String::as_str).collect();
     let d = Daemon::start_with(Opts {
@@ -343,7 +327,7 @@ async fn provisioning_pages_in_chromium() {
     for tool in ["/usr/bin/chromium", "/usr/bin/qemu-system-x86_64"] {
         assert!(Path::new(tool).exists(), "{tool} is needed");
     }
-    let kit = guest_kit();
+    let kit = common::guest_kit();
     let d = Daemon::start_with(Opts {
         config: Some(format!(
             "[vms]\nallowed_paths = [{:?}]\nurl_allow = [\"127.0.0.1\"]\n",

@@ -322,36 +322,30 @@ async fn raw_post(
     path: &str,
     body: &str,
 ) -> std::io::Result<(u16, String)> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut s = tokio::net::UnixStream::connect(sock).await?;
     let req = format!(
         "POST {path} HTTP/1.1\r\nHost: engine\r\nConnection: close\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
-    s.write_all(req.as_bytes()).await?;
-    let mut out = Vec::new();
-    s.take(1 << 20).read_to_end(&mut out).await?;
-    let text = String::from_utf8_lossy(&out);
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no HTTP status in the answer"))?;
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    Ok((status, body))
+    raw_exchange(sock, &req).await
 }
 
 /// One `GET` over the engine's socket, answered whole (HTTP/1.0: no chunked body), at most
 /// 1 MiB: for podman's own endpoints bollard does not speak.
 pub(crate) async fn raw_get(sock: &std::path::Path, path: &str) -> std::io::Result<(u16, String)> {
+    raw_exchange(
+        sock,
+        &format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n"),
+    )
+    .await
+}
+
+/// Sends `request` on a new connection to `sock` and reads the answer to its end (at most
+/// 1 MiB): the status and the body.
+async fn raw_exchange(sock: &std::path::Path, request: &str) -> std::io::Result<(u16, String)> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut s = tokio::net::UnixStream::connect(sock).await?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: engine\r\n\r\n").as_bytes())
-        .await?;
+    s.write_all(request.as_bytes()).await?;
     let mut out = Vec::new();
     s.take(1 << 20).read_to_end(&mut out).await?;
     let text = String::from_utf8_lossy(&out);

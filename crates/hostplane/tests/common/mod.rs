@@ -411,3 +411,25 @@ pub async fn assert_problem(r: reqwest::Response, status: u16, code: &str) -> Va
     assert!(v["title"].is_string() && v["detail"].is_string() && v["type"].is_string());
     v
 }
+
+/// The tiny test guest's directory (vmlinuz, initrd.gz, disk.img, root-password): built or
+/// reused by `scripts/guest-kit`, or `$HOSTPLANE_GUEST_KIT` when set.
+pub fn guest_kit() -> PathBuf {
+    if let Some(d) = std::env::var_os("HOSTPLANE_GUEST_KIT") {
+        return PathBuf::from(d);
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/guest-kit");
+    let out = Command::new(&script)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", script.display()));
+    assert!(
+        out.status.success(),
+        "scripts/guest-kit could not build the test guest (needs apt-get download access once): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let dir = PathBuf::from(String::from_utf8(out.stdout).unwrap().trim());
+    for f in ["vmlinuz", "initrd.gz", "disk.img"] {
+        assert!(dir.join(f).is_file(), "{} has no {f}", dir.display());
+    }
+    dir
+}
