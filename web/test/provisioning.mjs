@@ -1,7 +1,8 @@
 // Drives Debian's Chromium (playwright-core) over the Provisioning page against a running daemon
 // (started by crates/hostplane/tests/web_ui_pages.rs, test `provisioning_pages_in_chromium`):
 //   HP_URL, HP_USER/HP_PASS (an admin's login), HP_TOKEN (an API token of that admin),
-//   HP_VM (a stopped VM's id: the test guest, tests/vms.rs's kit), HP_ARTIFACTS.
+//   HP_VM (a stopped VM's id: the test guest booted with `mode=login`), HP_GUEST_PASSWORD (its root
+//   password, stored as the profile's secret), HP_ARTIFACTS.
 // Every tab renders and passes axe (light and dark); the shipped recipe's dry run shows the
 // substituted steps and the unresolved variables; a recipe made in the step editor is created,
 // then edited (a step added, one moved); a secret is stored; two artifacts are uploaded (the
@@ -139,7 +140,8 @@ try {
   await step('a secret is stored; two artifacts are uploaded with progress, one deleted', async () => {
     await tab(page, 'Artifacts and secrets');
     await page.getByLabel('Secret name').fill('ui-pw');
-    await page.getByLabel('Value', { exact: true }).fill('not-shown-anywhere');
+    // The test guest's root password: its `mode=login` console asks for it.
+    await page.getByLabel('Value', { exact: true }).fill(process.env.HP_GUEST_PASSWORD);
     await page.getByRole('button', { name: 'Store secret' }).click();
     await page.getByRole('rowheader', { name: 'ui-pw', exact: true }).waitFor();
     for (const [name, size] of [['ui-big', 8 * 1024 * 1024], ['ui-extra', 1000]]) {

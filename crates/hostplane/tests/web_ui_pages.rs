@@ -343,12 +343,18 @@ async fn provisioning_pages_in_chromium() {
             json!({"name": "provvm", "memory_mib": 256, "accelerator": "tcg",
                 "kernel": kit.join("vmlinuz").to_str().unwrap(),
                 "initrd": kit.join("initrd.gz").to_str().unwrap(),
-                "cmdline": "console=ttyS0 quiet panic=-1 mode=serve",
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
                 "nics": [{"mode": "user"}]}),
         )
         .await;
     assert_eq!(vm.status(), 201);
     let vm: serde_json::Value = vm.json().await.unwrap();
+    // The guest's real login (`mode=login`) takes the kit's test-only root password, which
+    // the driver stores as the profile's secret.
+    let password = std::fs::read_to_string(kit.join("root-password"))
+        .expect("the kit's root-password")
+        .trim()
+        .to_string();
     let r = d
         .post(
             "/api/v1/users",
@@ -368,6 +374,7 @@ async fn provisioning_pages_in_chromium() {
             ("HP_PASS", "prov-pass-123".into()),
             ("HP_TOKEN", token),
             ("HP_VM", vm["id"].as_str().unwrap().into()),
+            ("HP_GUEST_PASSWORD", password.clone()),
         ],
         t0,
     )
@@ -381,7 +388,7 @@ async fn provisioning_pages_in_chromium() {
         .await
         .unwrap();
     assert!(
-        runs.contains("\"success\"") && !runs.contains("not-shown-anywhere"),
+        runs.contains("\"success\"") && !runs.contains(&password),
         "{runs}"
     );
     let p = d.get_json("/api/v1/provisioning/profiles/ui-profile").await;
