@@ -121,8 +121,12 @@ impl Engine {
                     ),
                 )
                 .unwrap();
+                // podman 4.3's image load writes `api_load.tar*` to $TMPDIR (else /var/tmp)
+                // and leaves it there: keep it in the engine's own dir, removed with it.
+                std::fs::create_dir_all(d.join("tmp")).unwrap();
                 let mut c = in_netns(netns, need("podman"));
                 c.env("CONTAINERS_CONF", &conf)
+                    .env("TMPDIR", d.join("tmp"))
                     .arg("--root")
                     .arg(d.join("store"))
                     .arg("--runroot")
