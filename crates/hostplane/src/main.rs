@@ -68,6 +68,10 @@ fn main() -> ExitCode {
         }
     }
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve(_)) {
+        // Before the runtime's threads exist (platform::memory).
+        hostplane_server::platform::memory::tune_allocator();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

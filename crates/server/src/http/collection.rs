@@ -4,9 +4,9 @@
 
 use std::any::TypeId;
 use std::collections::HashMap;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use hostplane_collection::{Projected, Query, QueryError, RawParams};
@@ -15,6 +15,8 @@ use utoipa::openapi::{RefOr, Schema};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::error::ApiError;
+use crate::platform::answers::Answer;
+use crate::platform::store::Store;
 
 pub const NDJSON: &str = "application/x-ndjson";
 
@@ -205,6 +207,11 @@ pub trait Table: Send + 'static {
     /// The answer shows only these properties (`fields`), told before `page` and `after`: a
     /// source may leave the others unread.
     fn only_fields(&mut self, _fields: &[String]) {}
+    /// The store the table lives in and the table's name: a one-chunk answer is then kept
+    /// until the store's next write and served again without a read (`platform::answers`).
+    fn kept_in(&self) -> Option<(Arc<Store>, &'static str)> {
+        None
+    }
 }
 
 /// Items per chunk when a listing is streamed.
@@ -227,13 +234,32 @@ pub fn respond_table<S: Table>(
         source.only_fields(f);
     }
     let limit = query.limit.unwrap_or(usize::MAX);
+    // The generation is read before the rows (platform::answers).
+    let kept = source.kept_in().map(|(store, table)| {
+        let key = format!("{table} {ndjson} {} {limit} {fields:?}", query.offset);
+        (store.generation(), key, store)
+    });
+    if let Some((generation, key, store)) = &kept
+        && let Some(answer) = store.answers().get(key, *generation)
+    {
+        return Ok(answer_response(answer));
+    }
     let (first, total) = source.page(query.offset, CHUNK.min(limit))?;
     if limit <= CHUNK || first.len() < CHUNK || total <= query.offset + CHUNK {
         // One chunk holds the whole answer.
-        return match &fields {
-            None => render(&first, total, ndjson),
-            Some(f) => render(&projected(&first, f), total, ndjson),
+        let body = match &fields {
+            None => serialize(&first, ndjson)?,
+            Some(f) => serialize(&projected(&first, f), ndjson)?,
         };
+        let answer = Answer {
+            body,
+            total,
+            ndjson,
+        };
+        if let Some((generation, key, store)) = kept {
+            store.answers().put(key, generation, answer.clone());
+        }
+        return Ok(answer_response(answer));
     }
     // A long listing: the first chunk told the total, the rest follows by key as the client
     // reads (the stream is pulled by the connection, so a slow reader holds one chunk).
@@ -344,20 +370,145 @@ fn respond_query<T: Serialize>(
 
 /// A page as a JSON array or NDJSON, with `X-Total-Count`.
 fn render<T: Serialize>(items: &[T], total: usize, ndjson: bool) -> Result<Response, ApiError> {
-    let mut resp = if ndjson {
-        let mut body = Vec::with_capacity(items.len() * 128);
-        for item in items {
-            serde_json::to_writer(&mut body, item).map_err(ApiError::internal)?;
-            body.push(b'\n');
-        }
-        let mut r = Body::from(body).into_response();
-        r.headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
-        r
+    Ok(answer_response(Answer {
+        body: serialize(items, ndjson)?,
+        total,
+        ndjson,
+    }))
+}
+
+/// `items` as a JSON array, or as NDJSON lines.
+fn serialize<T: Serialize>(items: &[T], ndjson: bool) -> Result<Bytes, ApiError> {
+    if !ndjson {
+        return serde_json::to_vec(items)
+            .map(Bytes::from)
+            .map_err(ApiError::internal);
+    }
+    let mut body = Vec::with_capacity(items.len() * 128);
+    for item in items {
+        serde_json::to_writer(&mut body, item).map_err(ApiError::internal)?;
+        body.push(b'\n');
+    }
+    Ok(body.into())
+}
+
+fn answer_response(answer: Answer) -> Response {
+    let ct = if answer.ndjson {
+        NDJSON
     } else {
-        axum::Json(items).into_response()
+        "application/json"
     };
+    let mut resp = Body::from(answer.body).into_response();
     resp.headers_mut()
-        .insert("x-total-count", HeaderValue::from(total));
-    Ok(resp)
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    resp.headers_mut()
+        .insert("x-total-count", HeaderValue::from(answer.total));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// A table of the `settings` rows of a real store, counting its reads.
+    struct Settings {
+        store: Arc<Store>,
+        reads: Arc<AtomicUsize>,
+    }
+
+    #[derive(Serialize, ToSchema)]
+    struct Setting {
+        key: String,
+    }
+
+    impl Table for Settings {
+        type Item = Setting;
+        fn all(&self) -> Result<Vec<Setting>, ApiError> {
+            self.page(0, usize::MAX).map(|(all, _)| all)
+        }
+        fn page(&self, offset: usize, limit: usize) -> Result<(Vec<Setting>, usize), ApiError> {
+            self.reads.fetch_add(1, Ordering::Relaxed);
+            let keys: Vec<String> = self
+                .store
+                .read(|c| {
+                    c.prepare("SELECT key FROM settings ORDER BY key")?
+                        .query_map([], |r| r.get(0))?
+                        .collect()
+                })
+                .map_err(ApiError::internal)?;
+            let total = keys.len();
+            let page = keys.into_iter().skip(offset).take(limit);
+            Ok((page.map(|key| Setting { key }).collect(), total))
+        }
+        fn after(&self, _: &Setting, _: usize) -> Result<Vec<Setting>, ApiError> {
+            Ok(Vec::new())
+        }
+        fn kept_in(&self) -> Option<(Arc<Store>, &'static str)> {
+            Some((self.store.clone(), "settings"))
+        }
+    }
+
+    async fn body_of(
+        store: &Arc<Store>,
+        reads: &Arc<AtomicUsize>,
+        params: &CollectionParams,
+    ) -> (String, String) {
+        let table = Settings {
+            store: store.clone(),
+            reads: reads.clone(),
+        };
+        let resp = respond_table(table, params, &HeaderMap::new()).unwrap();
+        let total = resp.headers()["x-total-count"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (String::from_utf8(bytes.to_vec()).unwrap(), total)
+    }
+
+    /// A listing is read once per store write, and a write is seen by the next request.
+    #[tokio::test]
+    async fn kept_answers_last_until_the_next_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let limit1 = CollectionParams {
+            limit: Some("1".into()),
+            ..Default::default()
+        };
+        store.set_setting("a", "1").unwrap();
+        let first = body_of(&store, &reads, &limit1).await;
+        assert_eq!(first.0, r#"[{"key":"a"}]"#);
+        assert_eq!(body_of(&store, &reads, &limit1).await, first);
+        assert_eq!(
+            reads.load(Ordering::Relaxed),
+            1,
+            "the second answer was kept"
+        );
+        // Another query is another answer.
+        let all = body_of(&store, &reads, &CollectionParams::default()).await;
+        assert_eq!(reads.load(Ordering::Relaxed), 2);
+        assert_eq!(all.1, "1");
+        // A write: the next answer is read again and shows it.
+        let generation = store.generation();
+        store.set_setting("0", "x").unwrap();
+        assert!(store.generation() > generation);
+        let after = body_of(&store, &reads, &limit1).await;
+        assert_eq!(reads.load(Ordering::Relaxed), 3);
+        assert_eq!(after, (r#"[{"key":"0"}]"#.to_string(), "2".to_string()));
+        // A write that fails changes nothing, but is not trusted either.
+        let generation = store.generation();
+        let failed: rusqlite::Result<()> = store.write(|tx| {
+            tx.execute("INSERT INTO settings(key, value) VALUES ('z', 'z')", [])?;
+            Err(rusqlite::Error::InvalidQuery)
+        });
+        assert!(failed.is_err());
+        assert!(store.generation() > generation);
+        assert_eq!(body_of(&store, &reads, &limit1).await, after);
+        assert_eq!(reads.load(Ordering::Relaxed), 4);
+    }
 }

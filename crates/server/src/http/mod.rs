@@ -530,22 +530,29 @@ pub fn app(state: AppState) -> Router {
 pub struct Prepared {
     api: Router<AppState>,
     document: OpenApiBytes,
+    /// How long building took (logged at readiness: the long pole of start-up).
+    pub took: std::time::Duration,
 }
 
 impl Prepared {
     pub fn build() -> Prepared {
+        let t0 = std::time::Instant::now();
         let (api, doc) = openapi_and_router();
         access::init_from(&doc);
         let document = OpenApiBytes::new(&doc);
         // The tree (several MiB) is dropped here; only the compressed bytes stay.
         drop(doc);
-        Prepared { api, document }
+        Prepared {
+            api,
+            document,
+            took: t0.elapsed(),
+        }
     }
 }
 
 /// The router over `state`, from the parts [`Prepared::build`] made.
 pub fn app_from(prepared: Prepared, state: AppState) -> Router {
-    let Prepared { api, document } = prepared;
+    let Prepared { api, document, .. } = prepared;
     let api = api
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -1,5 +1,6 @@
 //! Platform services every area stands on: the store, credentials, jobs, events, audit.
 
+pub mod answers;
 pub mod audit;
 pub mod auth;
 pub mod events;

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -231,6 +231,20 @@ pub struct Store {
     writer: Mutex<Connection>,
     readers: Vec<Mutex<Connection>>,
     next_reader: AtomicUsize,
+    /// Moves on after every write (see [`Store::generation`]).
+    generation: AtomicU64,
+    /// Listing answers valid at a generation (`platform::answers`).
+    answers: crate::platform::answers::Answers,
+}
+
+/// Moves the generation on when dropped, which [`Store::write`] arranges to be after its
+/// transaction ended (declared before it, dropped after it).
+struct Bump<'a>(&'a AtomicU64);
+
+impl Drop for Bump<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, Ordering::Release);
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -274,11 +288,25 @@ impl Store {
             writer: Mutex::new(writer),
             readers,
             next_reader: AtomicUsize::new(0),
+            generation: AtomicU64::new(0),
+            answers: Default::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// A number that changes after every write this store commits (and after a replace): read
+    /// it before reading rows, and an answer built from them is current as long as the number
+    /// is the same (`platform::answers`). Only this process writes the database.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Listing answers kept until the next write.
+    pub fn answers(&self) -> &crate::platform::answers::Answers {
+        &self.answers
     }
 
     /// The row count of a table the `row_counts` triggers keep (`jobs`, `audit`), read on `c`.
@@ -336,6 +364,10 @@ impl Store {
         f: impl FnOnce(&Transaction) -> rusqlite::Result<T>,
     ) -> rusqlite::Result<T> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        // After the commit or the rollback (when `out` is dropped), still under the writer
+        // lock: a reader that saw the old generation cannot have read the new rows' absence
+        // as current (platform::answers).
+        let _bump = Bump(&self.generation);
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let out = f(&tx)?;
         tx.commit()?;
@@ -402,6 +434,7 @@ impl Store {
     /// write interleaves and readers see the old state or the new one, never a mix.
     pub fn replace_with(&self, src: &Path, keep: &[&str]) -> Result<(), StoreError> {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let _bump = Bump(&self.generation);
         let mut staged = Connection::open(src)?;
         configure(&staged)?;
         migrations().to_latest(&mut staged)?;

@@ -1,5 +1,7 @@
 //! `/api/v1/audit`: the audit log (admin only), newest first.
 
+use std::sync::Arc;
+
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -9,6 +11,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use crate::error::{ApiError, ApiResult};
 use crate::http::collection::{self, CollectionParams, Table};
 use crate::http::extract::Query;
+use crate::platform::store::Store;
 use crate::areas::Area;
 use crate::state::AppState;
 
@@ -47,6 +50,9 @@ impl Table for AuditTable {
     }
     fn after(&self, last: &AuditEntry, n: usize) -> ApiResult<Vec<AuditEntry>> {
         Ok(self.0.audit.older_than(last.id, n)?)
+    }
+    fn kept_in(&self) -> Option<(Arc<Store>, &'static str)> {
+        Some((self.0.store.clone(), "audit"))
     }
 }
 

@@ -1,6 +1,7 @@
 //! `/api/v1/jobs`: the jobs the engine (`platform::jobs`) runs. List/get, the log (plain text,
 //! `?follow=true` streams until the job ends), `wait?timeout=`, and `DELETE` to cancel.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,6 +20,7 @@ use crate::http::collection::{self, CollectionParams, Table};
 use crate::http::extract::Query;
 use crate::platform::auth::Principal;
 use crate::platform::jobs::Jobs;
+use crate::platform::store::Store;
 use crate::areas::Area;
 use crate::state::AppState;
 
@@ -56,6 +58,7 @@ async fn list_jobs(
     }
     let table = JobTable {
         jobs: state.jobs.clone(),
+        store: state.store.clone(),
         with_result: true,
     };
     collection::respond_table(table, &params, &headers)
@@ -64,6 +67,7 @@ async fn list_jobs(
 /// The jobs table, for the collection layer (paged and streamed by id, newest first).
 struct JobTable {
     jobs: Jobs,
+    store: Arc<Store>,
     /// False when `fields` leaves `result` out: its JSON is then not read at all.
     with_result: bool,
 }
@@ -81,6 +85,9 @@ impl Table for JobTable {
     }
     fn only_fields(&mut self, fields: &[String]) {
         self.with_result = fields.iter().any(|f| f == "result");
+    }
+    fn kept_in(&self) -> Option<(Arc<Store>, &'static str)> {
+        Some((self.store.clone(), "jobs"))
     }
 }
 
