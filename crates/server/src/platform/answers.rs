@@ -12,8 +12,9 @@
 //! [`Store::write`] bumps it *after* its commit. An answer read while a write was committing
 //! is filed under the old generation and never served after the commit.
 //!
-//! Bounded: at most [`MAX_ENTRIES`] answers of at most [`MAX_BODY`] bytes each; a full cache
-//! is emptied rather than managed (the keys are few: a client polls the same few queries).
+//! Bounded: at most [`MAX_ENTRIES`] answers of at most [`MAX_BODY`] bytes each and
+//! [`MAX_BYTES`] in all; a full cache is emptied rather than managed (the keys are few: clients
+//! poll the same few queries), and an answer found out of date is dropped at once.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -24,6 +25,8 @@ use bytes::Bytes;
 pub const MAX_ENTRIES: usize = 64;
 /// Answers larger than this are not kept (long listings are streamed anyway).
 pub const MAX_BODY: usize = 64 * 1024;
+/// All kept bodies together.
+pub const MAX_BYTES: usize = 512 * 1024;
 
 /// One kept answer: the serialized body and what its headers need.
 #[derive(Clone, Debug, PartialEq)]
@@ -37,16 +40,29 @@ pub struct Answer {
 #[derive(Default)]
 pub struct Answers {
     /// By key: the listing's table and its parsed query (see `http::collection`).
-    entries: Mutex<HashMap<String, (u64, Answer)>>,
+    entries: Mutex<Entries>,
+}
+
+#[derive(Default)]
+struct Entries {
+    map: HashMap<String, (u64, Answer)>,
+    /// Body bytes in `map`.
+    bytes: usize,
 }
 
 impl Answers {
     /// The answer kept under `key`, if it was read at `generation`.
     pub fn get(&self, key: &str, generation: u64) -> Option<Answer> {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        match entries.get(key) {
+        let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        match entries.map.get(key) {
             Some((g, a)) if *g == generation => Some(a.clone()),
-            _ => None,
+            Some(_) => {
+                if let Some((_, old)) = entries.map.remove(key) {
+                    entries.bytes -= old.body.len();
+                }
+                None
+            }
+            None => None,
         }
     }
 
@@ -56,14 +72,27 @@ impl Answers {
             return;
         }
         let mut entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        if entries.len() >= MAX_ENTRIES && !entries.contains_key(&key) {
-            entries.clear();
+        if let Some((_, old)) = entries.map.remove(&key) {
+            entries.bytes -= old.body.len();
         }
-        entries.insert(key, (generation, answer));
+        if entries.map.len() >= MAX_ENTRIES || entries.bytes + answer.body.len() > MAX_BYTES {
+            *entries = Entries::default();
+        }
+        entries.bytes += answer.body.len();
+        entries.map.insert(key, (generation, answer));
     }
 
     pub fn len(&self) -> usize {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner()).len()
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .len()
+    }
+
+    /// Body bytes kept.
+    pub fn bytes(&self) -> usize {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner()).bytes
     }
 
     pub fn is_empty(&self) -> bool {
@@ -90,6 +119,9 @@ mod tests {
         assert_eq!(a.get("jobs q", 7), Some(answer("[1]")));
         assert_eq!(a.get("jobs q", 8), None);
         assert_eq!(a.get("audit q", 7), None);
+        // Found out of date: dropped.
+        assert!(a.is_empty());
+        assert_eq!(a.bytes(), 0);
     }
 
     #[test]
@@ -98,6 +130,16 @@ mod tests {
         for i in 0..MAX_ENTRIES + 5 {
             a.put(i.to_string(), 1, answer("[]"));
             assert!(a.len() <= MAX_ENTRIES);
+        }
+        let body = Bytes::from(vec![b' '; MAX_BODY]);
+        for i in 0..2 * MAX_BYTES / MAX_BODY {
+            let a1 = Answer {
+                body: body.clone(),
+                total: 1,
+                ndjson: false,
+            };
+            a.put(format!("b{i}"), 1, a1);
+            assert!(a.bytes() <= MAX_BYTES);
         }
         let big = Answer {
             body: Bytes::from(vec![b' '; MAX_BODY + 1]),
