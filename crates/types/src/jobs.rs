@@ -203,12 +203,19 @@ macro_rules! job_results {
                 Cow::Borrowed("JobResult")
             }
 
-            fn schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
-                $(
-                    out.push((<$ty as ToSchema>::name().into_owned(), <$ty as PartialSchema>::schema()));
-                    <$ty as ToSchema>::schemas(out);
-                )*
-            }
+            // Empty on purpose: every operation that answers a `Job` (all 202s) would build
+            // every result type's schema again, a tenth of the daemon's start-up. The document
+            // takes them once from [`result_type_schemas`].
+            fn schemas(_out: &mut Vec<(String, RefOr<Schema>)>) {}
+        }
+
+        /// The schemas `JobResult` refers to, with what they refer to: for the document,
+        /// once (see `JobResultSchema::schemas`).
+        pub fn result_type_schemas(out: &mut Vec<(String, RefOr<Schema>)>) {
+            $(
+                out.push((<$ty as ToSchema>::name().into_owned(), <$ty as PartialSchema>::schema()));
+                <$ty as ToSchema>::schemas(out);
+            )*
         }
     };
 }

@@ -94,6 +94,12 @@ pub fn openapi_and_router() -> (Router<AppState>, utoipa::openapi::OpenApi) {
             .collect(),
     );
     let components = doc.components.get_or_insert_with(Default::default);
+    // The job results' schemas, once for all the operations that answer a `Job`.
+    let mut job_results = Vec::new();
+    hostplane_types::jobs::result_type_schemas(&mut job_results);
+    for (name, schema) in job_results {
+        components.schemas.entry(name).or_insert(schema);
+    }
     components.add_security_scheme(
         "bearer",
         SecurityScheme::Http(
@@ -539,9 +545,9 @@ impl Prepared {
         let t0 = std::time::Instant::now();
         let (api, doc) = openapi_and_router();
         access::init_from(&doc);
-        let document = OpenApiBytes::new(&doc);
-        // The tree (several MiB) is dropped here; only the compressed bytes stay.
-        drop(doc);
+        // Serialized and compressed off the start-up path; the tree (several MiB) is dropped
+        // there once only the compressed bytes are left.
+        let document = OpenApiBytes::spawn(doc);
         Prepared {
             api,
             document,
@@ -572,8 +578,8 @@ pub fn app_from(prepared: Prepared, state: AppState) -> Router {
         )
         .route(
             "/api-docs/openapi.json",
-            axum::routing::get(move |headers: axum::http::HeaderMap| {
-                std::future::ready(document.answer(&headers))
+            axum::routing::get(move |headers: axum::http::HeaderMap| async move {
+                document.answer(&headers).await
             }),
         )
         .merge(ui::router())
@@ -583,12 +589,31 @@ pub fn app_from(prepared: Prepared, state: AppState) -> Router {
 /// `GET /api-docs/openapi.json`: the document serialized once at start and kept gzip-compressed
 /// (~0.2 MiB instead of 1.9 MiB of the idle daemon's heap, and neither the tree). A client that
 /// accepts gzip (browsers, Swagger UI) gets these bytes as they are; any other gets them
-/// inflated for its request.
+/// inflated for its request. Serializing and compressing run on their own thread after the
+/// access table is made (~15 ms that readiness need not wait for); a request that comes
+/// sooner waits for them.
 #[derive(Clone)]
-struct OpenApiBytes(axum::body::Bytes);
+struct OpenApiBytes(tokio::sync::watch::Receiver<Option<axum::body::Bytes>>);
 
 impl OpenApiBytes {
-    fn new(doc: &utoipa::openapi::OpenApi) -> OpenApiBytes {
+    fn spawn(doc: utoipa::openapi::OpenApi) -> OpenApiBytes {
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        let work = move || {
+            let bytes = Self::compress(&doc);
+            drop(doc);
+            let _ = tx.send(Some(bytes));
+        };
+        if let Err(e) = std::thread::Builder::new()
+            .name("hp-document".into())
+            .spawn(work)
+        {
+            // The sender is gone with the closure: the document answers 500 (below).
+            tracing::error!(error = %e, "cannot start the thread that serializes the document");
+        }
+        OpenApiBytes(rx)
+    }
+
+    fn compress(doc: &utoipa::openapi::OpenApi) -> axum::body::Bytes {
         use std::io::Write;
         let json = serde_json::to_vec(doc).expect("the document serializes");
         let mut gz = flate2::write::GzEncoder::new(
@@ -596,10 +621,15 @@ impl OpenApiBytes {
             flate2::Compression::fast(),
         );
         gz.write_all(&json).expect("writing to memory");
-        OpenApiBytes(gz.finish().expect("writing to memory").into())
+        gz.finish().expect("writing to memory").into()
     }
 
-    fn answer(&self, headers: &axum::http::HeaderMap) -> Response {
+    async fn answer(&self, headers: &axum::http::HeaderMap) -> Response {
+        let mut rx = self.0.clone();
+        let bytes = match rx.wait_for(Option::is_some).await {
+            Ok(b) => b.clone().unwrap_or_default(),
+            Err(_) => return ApiError::internal("the document could not be built").into_response(),
+        };
         let json = HeaderValue::from_static("application/json");
         let vary = HeaderValue::from_static("accept-encoding");
         if accepts_gzip(headers) {
@@ -609,12 +639,12 @@ impl OpenApiBytes {
                     (header::CONTENT_ENCODING, HeaderValue::from_static("gzip")),
                     (header::VARY, vary),
                 ],
-                self.0.clone(),
+                bytes,
             )
                 .into_response();
         }
         let mut plain = Vec::new();
-        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&self.0[..]), &mut plain)
+        match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut plain)
         {
             Ok(_) => ([(header::CONTENT_TYPE, json), (header::VARY, vary)], plain).into_response(),
             Err(e) => ApiError::Internal(format!("inflating the document: {e}")).into_response(),
