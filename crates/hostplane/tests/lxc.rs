@@ -778,8 +778,9 @@ async fn latest_lxc_point(d: &Daemon, metric: &str, name: &str) -> f64 {
 }
 
 /// The metrics collector samples a running LXC container through its cgroup and network
-/// namespace (`[metrics] interval_secs = 1` here): memory, CPU, block I/O and traffic series
-/// labelled `kind="lxc"`, `name`; a stopped container is no longer sampled.
+/// namespace (`[metrics] interval_secs = 1` here): memory, CPU (a busy loop in an attached
+/// shell counts), block I/O and traffic series labelled `kind="lxc"`, `name`; a killed
+/// container is no longer sampled.
 #[tokio::test]
 async fn a_running_container_is_in_the_metrics_history() {
     tools_present();
@@ -797,6 +798,43 @@ async fn a_running_container_is_in_the_metrics_history() {
     // The rates need two samples of the container.
     let cpu = latest_lxc_point(d, "process_cpu_percent", "met1").await;
     assert!((0.0..=400.0).contains(&cpu), "{cpu}");
+    // A busy loop in an attached shell (lxc-attach joins the container's cgroup) shows as the
+    // container's CPU.
+    let (out, _) = console_roundtrip(
+        d,
+        "met1",
+        "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; echo spun-$((1+1))\n",
+        "spun-2",
+    )
+    .await;
+    assert!(out.contains("spun-2"), "{out:?}");
+    let mut busiest = 0.0f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while busiest <= 5.0 && std::time::Instant::now() < deadline {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let v = d
+            .get_json(&format!(
+                "/api/v1/metrics/query_range?metric=process_cpu_percent&match=%7Bkind%3D%22lxc%22,name%3D%22met1%22%7D&start={}&end={}&step=1",
+                now - 60,
+                now + 1
+            ))
+            .await;
+        busiest = v["data"]["result"][0]["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p[1].as_str()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("LXC container met1: memory {mem} B, busiest CPU sample {busiest} %");
+    assert!(
+        busiest > 5.0,
+        "the busy loop's CPU is not counted: {busiest}"
+    );
     for metric in [
         "process_disk_read_bytes_per_second",
         "process_disk_write_bytes_per_second",
