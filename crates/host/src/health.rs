@@ -293,6 +293,25 @@ pub fn process_stat(pid: u32) -> io::Result<ProcessStat> {
     parse_process_stat(&read(&format!("/proc/{pid}/stat"))?, page)
 }
 
+/// Bytes received and sent by `pid`'s network namespace (every interface but `lo`), or None
+/// when it shares the caller's namespace (a VM's QEMU, a `--network host` container: their
+/// traffic is the host's, already counted per interface) or is gone.
+pub fn netns_traffic(pid: u32) -> Option<(u64, u64)> {
+    let own = std::fs::read_link("/proc/self/ns/net").ok()?;
+    if std::fs::read_link(format!("/proc/{pid}/ns/net")).ok()? == own {
+        return None;
+    }
+    let devs = parse_net_dev(&read(&format!("/proc/{pid}/net/dev")).ok()?).ok()?;
+    Some(traffic_without_lo(&devs))
+}
+
+/// Received and sent bytes of every interface but loopback.
+pub fn traffic_without_lo(devs: &[NetDev]) -> (u64, u64) {
+    devs.iter()
+        .filter(|d| d.name != "lo")
+        .fold((0, 0), |(rx, tx), d| (rx + d.rx_bytes, tx + d.tx_bytes))
+}
+
 /// Clock ticks per second (`USER_HZ`) of `/proc/stat` and `/proc/<pid>/stat`.
 pub fn clock_ticks() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -630,6 +649,16 @@ mod tests {
         let ps = super::parse_process_stat(stat, 4096).unwrap();
         assert_eq!(ps.cpu_ticks, 300);
         assert_eq!(ps.rss_bytes, 1000 * 4096);
+    }
+
+    /// A container's namespace: loopback left out, the rest summed; the caller's own
+    /// namespace is not a container's (None).
+    #[test]
+    fn netns_traffic_leaves_out_lo_and_the_own_namespace() {
+        let text = "Inter-|   Receive |  Transmit\n face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed\n    lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0\n  eth0: 1000 10 0 0 0 0 0 0 200 2 0 0 0 0 0 0\n  eth1: 24 1 0 0 0 0 0 0 6 1 0 0 0 0 0 0\n";
+        let devs = super::parse_net_dev(text).unwrap();
+        assert_eq!(super::traffic_without_lo(&devs), (1024, 206));
+        assert_eq!(super::netns_traffic(std::process::id()), None);
     }
 
     use super::*;

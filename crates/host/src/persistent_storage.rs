@@ -145,7 +145,7 @@ pub fn validate(settings: &StorageSettings, options: &[String]) -> Result<(), St
         ));
     }
     match settings {
-        StorageSettings::Local => Ok(()),
+        StorageSettings::Local {} => Ok(()),
         StorageSettings::Nfs {
             ip,
             share,
@@ -334,7 +334,7 @@ pub fn plan(settings: &StorageSettings, mount_point: &str) -> Result<Plan, Stora
     };
     let network = "Wants=network-online.target\nAfter=network-online.target\n";
     match settings {
-        StorageSettings::Local => return Ok(Plan::default()),
+        StorageSettings::Local {} => return Ok(Plan::default()),
         StorageSettings::Nfs {
             ip,
             share,
@@ -701,7 +701,7 @@ mod tests {
         std::fs::write(root.path().join(UNIT_DIR).join("other.service"), "[Unit]\n").unwrap();
         install(
             root.path(),
-            &plan(&StorageSettings::Local, "/srv/hostplane").unwrap(),
+            &plan(&StorageSettings::Local {}, "/srv/hostplane").unwrap(),
         )
         .unwrap();
         assert!(installed(root.path()).is_empty());

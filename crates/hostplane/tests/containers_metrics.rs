@@ -1,5 +1,6 @@
 //! Containers in the metrics history: a running container on a private dockerd
-//! (`engine_util`) is sampled through its cgroup, so a busy child of its init counts. The
+//! (`engine_util`) is sampled through its cgroup, so a busy child of its init counts; its
+//! block I/O and its network namespace's traffic are series too. The
 //! collector runs every second here (`[metrics] interval_secs = 1`).
 
 mod common;
@@ -95,6 +96,16 @@ async fn a_running_containers_cgroup_is_sampled() {
             "the child's CPU is not counted: {cpu}"
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // Block I/O from its cgroup, traffic from its own network namespace: series too.
+    for metric in [
+        "process_disk_read_bytes_per_second",
+        "process_disk_write_bytes_per_second",
+        "process_network_receive_bytes_per_second",
+        "process_network_transmit_bytes_per_second",
+    ] {
+        let v = latest(&d, metric, "docker/busy").await;
+        assert!((0.0..1e10).contains(&v), "{metric}: {v}");
     }
     docker_cli(&sock, &["rm", "-f", "busy"]);
 }

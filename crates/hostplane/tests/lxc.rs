@@ -4,7 +4,8 @@
 //! destroyed; a rootfs on a btrfs pool dataset blocks the pool's destruction (409 `in_use`),
 //! and a backup into a dataset comes back as a new container after the original is gone; a
 //! container made by the `local` template from a busybox rootfs `.tar.xz` in a dataset starts
-//! and answers on its console. Bad names are 422 and change nothing.
+//! and answers on its console. Bad names are 422 and change nothing. A running container is
+//! sampled by the metrics collector (`kind="lxc"` series in `query_range`).
 //!
 //! The daemon runs in the test's network namespace (the host's), and so does the [`Lxcs`]
 //! guard: LXC's command socket is netns-scoped, and an `lxc-destroy` from another netns would
@@ -738,4 +739,133 @@ async fn rootfs_and_backup_on_a_btrfs_pool() {
     )
     .await;
     assert_eq!(j["status"], "success", "{j}");
+}
+
+/// The newest point of `metric` for LXC container `name` in the last minute of the history,
+/// waiting up to 30 s for one.
+async fn latest_lxc_point(d: &Daemon, metric: &str, name: &str) -> f64 {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = d
+            .get_json(&format!(
+                "/api/v1/metrics/query_range?metric={metric}&match=%7Bkind%3D%22lxc%22%7D&start={}&end={}&step=1",
+                now() - 60,
+                now() + 1
+            ))
+            .await;
+        assert_eq!(v["status"], "success", "{v}");
+        let point = v["data"]["result"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|s| s["metric"]["name"] == name)
+            .and_then(|s| s["values"].as_array()?.last().cloned());
+        if let Some(p) = point {
+            return p[1].as_str().unwrap().parse().unwrap();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {metric} for LXC container {name} after 30 s: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The metrics collector samples a running LXC container through its cgroup and network
+/// namespace (`[metrics] interval_secs = 1` here): memory, CPU (a busy loop in an attached
+/// shell counts), block I/O and traffic series labelled `kind="lxc"`, `name`; a killed
+/// container is no longer sampled.
+#[tokio::test]
+async fn a_running_container_is_in_the_metrics_history() {
+    tools_present();
+    let t = start("[metrics]\ninterval_secs = 1\n".into(), Vec::new());
+    let d = &t.d;
+    create(d, json!({"name": "met1", "template": "busybox"})).await;
+    let c = act(d, "met1", "start").await;
+    assert_eq!(c["state"], "running", "{c}");
+
+    let mem = latest_lxc_point(d, "process_memory_rss_bytes", "met1").await;
+    assert!(
+        mem > 0.0 && mem < 1e9,
+        "memory of a busybox container: {mem}"
+    );
+    // The rates need two samples of the container.
+    let cpu = latest_lxc_point(d, "process_cpu_percent", "met1").await;
+    assert!((0.0..=400.0).contains(&cpu), "{cpu}");
+    // A busy loop in an attached shell (lxc-attach joins the container's cgroup) shows as the
+    // container's CPU.
+    let (out, _) = console_roundtrip(
+        d,
+        "met1",
+        "i=0; while [ $i -lt 150000 ]; do i=$((i+1)); done; echo spun-$((1+1))\n",
+        "spun-2",
+    )
+    .await;
+    assert!(out.contains("spun-2"), "{out:?}");
+    let mut busiest = 0.0f64;
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while busiest <= 5.0 && std::time::Instant::now() < deadline {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let v = d
+            .get_json(&format!(
+                "/api/v1/metrics/query_range?metric=process_cpu_percent&match=%7Bkind%3D%22lxc%22,name%3D%22met1%22%7D&start={}&end={}&step=1",
+                now - 60,
+                now + 1
+            ))
+            .await;
+        busiest = v["data"]["result"][0]["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p[1].as_str()?.parse::<f64>().ok())
+            .fold(0.0, f64::max);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("LXC container met1: memory {mem} B, busiest CPU sample {busiest} %");
+    assert!(
+        busiest > 5.0,
+        "the busy loop's CPU is not counted: {busiest}"
+    );
+    for metric in [
+        "process_disk_read_bytes_per_second",
+        "process_disk_write_bytes_per_second",
+        // Its own network namespace (only `lo` here: no bridge), so 0, but a series.
+        "process_network_receive_bytes_per_second",
+        "process_network_transmit_bytes_per_second",
+    ] {
+        let v = latest_lxc_point(d, metric, "met1").await;
+        assert!((0.0..1e10).contains(&v), "{metric}: {v}");
+    }
+    // The series list names it too.
+    let series = d.get_json("/api/v1/metrics/series").await.to_string();
+    assert!(series.contains("met1"), "{series}");
+
+    // Killed: no new points (the newest one ages).
+    act(d, "met1", "kill").await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let v = d
+        .get_json(&format!(
+            "/api/v1/metrics/query_range?metric=process_memory_rss_bytes&match=%7Bkind%3D%22lxc%22%7D&start={}&end={}&step=1",
+            now - 1,
+            now + 1
+        ))
+        .await;
+    assert_eq!(
+        v["data"]["result"],
+        json!([]),
+        "still sampled after stop: {v}"
+    );
 }

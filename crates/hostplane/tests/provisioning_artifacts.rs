@@ -5,6 +5,7 @@
 //! (the request at once, the redirect before any connection to it). With `[provisioning]
 //! artifacts_storage = "<pool>/<dataset>"` the artifacts live in that dataset of a real btrfs
 //! pool on a loop device, and the pool and dataset refuse to go away under them.
+//! `hostplane provision artifacts fetch` starts the same job from the real CLI and follows it.
 
 mod common;
 mod storage_util;
@@ -13,7 +14,9 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use common::{Daemon, Opts, assert_problem};
+use common::{BIN, Daemon, Opts, assert_problem};
+use hostplane_types::jobs::{Job, JobStatus};
+use hostplane_types::provisioning::Artifact;
 use serde_json::{Value, json};
 use sha2::Digest;
 
@@ -231,6 +234,139 @@ async fn artifacts_download_by_url() {
         .unwrap();
     assert_problem(r, 422, "invalid_name").await;
     assert_eq!(store_files(&d), vec![sha]);
+}
+
+/// Runs the CLI against `d` (a private HOME, stdin from /dev/null) off the async workers, so
+/// the test's HTTP server keeps answering: exit code, stdout, stderr.
+async fn cli(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    let home = d.data_dir().join("cli-home");
+    let mut cmd = std::process::Command::new(BIN);
+    cmd.args(["--url", &d.base, "--token", &d.token])
+        .args(args)
+        .env("HOME", &home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .stdin(std::process::Stdio::null());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("HOSTPLANE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let o = tokio::task::spawn_blocking(move || cmd.output().expect("run hostplane"))
+        .await
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// `provision artifacts fetch NAME URL [--sha256] --wait`: the download job followed to its
+/// end (exit 0 and the final job with `--json`; exit 1 with the job's error code on stderr for a
+/// wrong checksum); without `--wait` the job id; a URL outside url_allow is refused at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn cli_artifacts_fetch() {
+    let content: Vec<u8> = (0..200 * 1024).map(|i| (i % 241) as u8).collect();
+    let sha = hex::encode(sha2::Sha256::digest(&content));
+    let routes: Routes = Arc::default();
+    let (base, _) = serve("127.0.0.1:0", routes.clone()).await;
+    routes
+        .lock()
+        .unwrap()
+        .insert("/kit.tar".into(), (200, String::new(), content.clone()));
+    let d = Daemon::start_with(Opts {
+        config: Some("[provisioning]\nurl_allow = [\"127.0.0.1\"]\n".into()),
+        ..Opts::default()
+    });
+    let url = format!("{base}/kit.tar");
+
+    let (code, out, err) = cli(
+        &d,
+        &[
+            "--json",
+            "provision",
+            "artifacts",
+            "fetch",
+            "kit",
+            &url,
+            "--sha256",
+            &sha,
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    let job: Job = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    assert_eq!(job.kind, "provisioning.artifact_fetch");
+    assert_eq!(job.status, JobStatus::Success, "{out}");
+    assert_eq!(job.progress, 100);
+    let a: Artifact = serde_json::from_value(job.result.clone().unwrap()).unwrap();
+    assert_eq!((a.name.as_str(), a.sha256.as_str()), ("kit", sha.as_str()));
+    assert_eq!(a.size_bytes, content.len() as u64);
+    assert_eq!(a.source, url);
+    assert_eq!(
+        std::fs::read(d.data_dir().join("provisioning/artifacts").join(&sha)).unwrap(),
+        content
+    );
+
+    // For people: one line when it is done, and the artifact in the list.
+    let (code, out, err) = cli(
+        &d,
+        &["provision", "artifacts", "fetch", "kit2", &url, "--wait"],
+    )
+    .await;
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("Done: download of artifact kit2"), "{out}");
+    let (_, out, _) = cli(&d, &["provision", "artifacts", "list"]).await;
+    assert!(out.contains("kit2") && out.contains(&sha), "{out}");
+
+    // A wrong checksum: the job fails, exit 1, its code on stderr, nothing kept.
+    let (code, out, err) = cli(
+        &d,
+        &[
+            "provision",
+            "artifacts",
+            "fetch",
+            "bad",
+            &url,
+            "--sha256",
+            &"0".repeat(64),
+            "--wait",
+        ],
+    )
+    .await;
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("checksum_mismatch"), "{err}");
+    assert_eq!(
+        d.get("/api/v1/provisioning/artifacts/bad").await.status(),
+        404
+    );
+
+    // Without --wait: the job's id, and the job runs to its end anyway.
+    let (code, out, err) = cli(&d, &["provision", "artifacts", "fetch", "kit3", &url]).await;
+    assert_eq!(code, 0, "{out}{err}");
+    let id = out
+        .split("job ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no job id in {out}"));
+    let job = d.wait_job(&format!("/api/v1/jobs/{id}")).await;
+    assert_eq!(job["status"], "success", "{job}");
+
+    // A loopback address outside url_allow: refused by the request (no job).
+    let (code, out, err) = cli(
+        &d,
+        &[
+            "provision",
+            "artifacts",
+            "fetch",
+            "away",
+            "http://127.0.0.2:9/x",
+        ],
+    )
+    .await;
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(err.contains("url_not_allowed"), "{err}");
 }
 
 /// Artifacts kept in a pool dataset: stored there, 503 while the dataset does not exist, and

@@ -8,8 +8,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use hostplane_types::provisioning::{
-    Artifact, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RunCreate, Secret,
-    SecretCreate,
+    Artifact, ArtifactFetch, Profile, ProfileSpec, ProvisioningRun, Recipe, RecipeSpec, RunCreate,
+    Secret, SecretCreate,
 };
 use hyper::Method;
 
@@ -52,7 +52,7 @@ pub enum ProvisionCmd {
     /// Secrets (values are never shown): list, add (value from stdin), rm.
     #[command(subcommand)]
     Secrets(SecretsCmd),
-    /// Artifacts: list, show, upload, rm.
+    /// Artifacts: list, show, upload, fetch (download by URL), rm.
     #[command(subcommand)]
     Artifacts(ArtifactsCmd),
     /// Runs: list, show.
@@ -113,6 +113,19 @@ pub enum ArtifactsCmd {
         file: PathBuf,
         #[arg(long)]
         sha256: Option<String>,
+    },
+    /// Have the daemon download a URL as an artifact (a job; its sha256 is checked when given).
+    /// Loopback and private addresses only when `[provisioning] url_allow` names them.
+    Fetch {
+        name: String,
+        /// An `http` or `https` URL. (Not named `url`: clap would merge it with the global
+        /// `--url` that names the daemon.)
+        #[arg(value_name = "URL")]
+        source: String,
+        #[arg(long)]
+        sha256: Option<String>,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
     #[command(visible_alias = "delete")]
     Rm {
@@ -319,6 +332,26 @@ pub async fn run(ctx: &Ctx, cmd: ProvisionCmd) -> anyhow::Result<i32> {
                 ))?)
             })?;
             Ok(0)
+        }
+        ProvisionCmd::Artifacts(ArtifactsCmd::Fetch {
+            source,
+            name,
+            sha256,
+            wait,
+        }) => {
+            // A JSON body makes the same POST a download job instead of an upload.
+            let body = ArtifactFetch {
+                name: name.clone(),
+                url: source,
+                sha256,
+            };
+            let started = ctx
+                .client
+                .call(Method::POST, &p("/artifacts"), Some(&body))
+                .await?;
+            let end =
+                common::job(ctx, started, &wait, &format!("download of artifact {name}")).await?;
+            Ok(end.code)
         }
         ProvisionCmd::Artifacts(ArtifactsCmd::Rm { name, yes }) => {
             common::confirm(&yes, &format!("delete artifact {name}"), &name)?;

@@ -5,7 +5,11 @@
 //! [`of_pid`] reads that pid's `/proc/<pid>/cgroup` into the directories to read; each sample
 //! [`Cgroup::usage`] reads them. cgroup v2 (`cpu.stat` `usage_usec`, `memory.stat` `anon`) and
 //! v1 (`cpuacct.usage` in ns, `memory.stat` `total_rss`) both count, v1 first where a v1
-//! controller is mounted (a hybrid host's v2 tree has no controllers).
+//! controller is mounted (a hybrid host's v2 tree has no controllers). Block I/O: v2 `io.stat`
+//! (`rbytes`, `wbytes`), v1 `blkio.throttle.io_service_bytes_recursive` (`Read`, `Write`; the
+//! throttle counters count on every kernel, the CFQ/BFQ ones only with that scheduler); summed
+//! over the devices. It is the I/O that reached a block device (page-cache writes count when
+//! they are written back). The LXC and containers areas both hand cgroups to the collector.
 
 use std::path::{Path, PathBuf};
 
@@ -18,6 +22,8 @@ pub struct Cgroup {
     pub cpuacct: Option<PathBuf>,
     /// cgroup v1 `memory` directory, when that controller is mounted.
     pub memory: Option<PathBuf>,
+    /// cgroup v1 `blkio` directory, when that controller is mounted.
+    pub blkio: Option<PathBuf>,
     /// The unified (v2) directory.
     pub unified: Option<PathBuf>,
 }
@@ -28,6 +34,15 @@ pub struct Usage {
     pub cpu_usec: u64,
     /// Anonymous memory of its processes (what RSS counts, without the page cache).
     pub memory_bytes: u64,
+    /// Bytes read from and written to block devices so far, when the cgroup counts them.
+    pub io: Option<Io>,
+}
+
+/// Block I/O totals of a cgroup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Io {
+    pub read_bytes: u64,
+    pub write_bytes: u64,
 }
 
 /// The cgroup of `pid` (from `/proc/<pid>/cgroup`), or None when it is gone.
@@ -41,6 +56,7 @@ pub fn parse(text: &str, root: &Path) -> Cgroup {
     let mut cg = Cgroup {
         cpuacct: None,
         memory: None,
+        blkio: None,
         unified: None,
     };
     let under = |base: PathBuf, path: &str| {
@@ -65,6 +81,7 @@ pub fn parse(text: &str, root: &Path) -> Cgroup {
             match c {
                 "cpuacct" => cg.cpuacct = under(root.join("cpuacct"), path),
                 "memory" => cg.memory = under(root.join("memory"), path),
+                "blkio" => cg.blkio = under(root.join("blkio"), path),
                 _ => {}
             }
         }
@@ -101,11 +118,58 @@ impl Cgroup {
             .and_then(|t| stat_field(&t, "total_rss"))
             .or_else(|| stat_field(&read(v2?, "memory.stat")?, "anon"))
             .unwrap_or(0);
+        let io = self
+            .blkio
+            .as_deref()
+            .and_then(|d| read(d, "blkio.throttle.io_service_bytes_recursive"))
+            .map(|t| parse_blkio(&t))
+            .or_else(|| Some(parse_io_stat(&read(v2?, "io.stat")?)));
         Some(Usage {
             cpu_usec,
             memory_bytes,
+            io,
         })
     }
+}
+
+/// v1 `blkio.throttle.io_service_bytes*`: `MAJ:MIN Read N` … lines per device, then `Total N`.
+pub fn parse_blkio(text: &str) -> Io {
+    let mut io = Io {
+        read_bytes: 0,
+        write_bytes: 0,
+    };
+    for l in text.lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if let [_dev, op, n] = f[..] {
+            let n: u64 = n.parse().unwrap_or(0);
+            match op {
+                "Read" => io.read_bytes += n,
+                "Write" => io.write_bytes += n,
+                _ => {}
+            }
+        }
+    }
+    io
+}
+
+/// v2 `io.stat`: `MAJ:MIN rbytes=N wbytes=N rios=N …` per device.
+pub fn parse_io_stat(text: &str) -> Io {
+    let mut io = Io {
+        read_bytes: 0,
+        write_bytes: 0,
+    };
+    for kv in text.split_whitespace() {
+        let Some((k, v)) = kv.split_once('=') else {
+            continue;
+        };
+        let n: u64 = v.parse().unwrap_or(0);
+        match k {
+            "rbytes" => io.read_bytes += n,
+            "wbytes" => io.write_bytes += n,
+            _ => {}
+        }
+    }
+    io
 }
 
 #[cfg(test)]
@@ -119,6 +183,7 @@ mod tests {
         for d in [
             "cpuacct/docker/abc",
             "memory/docker/abc",
+            "blkio/docker/abc",
             "unified/docker/abc",
         ] {
             std::fs::create_dir_all(r.join(d)).unwrap();
@@ -129,8 +194,13 @@ mod tests {
             "cache 10\nrss 5\ntotal_cache 100\ntotal_rss 4096\n",
         )
         .unwrap();
-        let text =
-            "4:memory:/docker/abc\n2:cpu,cpuacct:/docker/abc\n1:name=systemd:/x\n0::/docker/abc\n";
+        std::fs::write(
+            r.join("blkio/docker/abc/blkio.throttle.io_service_bytes_recursive"),
+            "8:0 Read 4096\n8:0 Write 512\n8:0 Sync 0\n8:0 Total 4608\n253:1 Read 100\n253:1 Write 0\nTotal 4708\n",
+        )
+        .unwrap();
+        let text = "4:memory:/docker/abc\n3:blkio:/docker/abc\n2:cpu,cpuacct:/docker/abc\n\
+                    1:name=systemd:/x\n0::/docker/abc\n";
         let cg = parse(text, r);
         assert_eq!(cg.memory, Some(r.join("memory/docker/abc")));
         assert_eq!(cg.unified, Some(r.join("unified/docker/abc")));
@@ -138,7 +208,11 @@ mod tests {
             cg.usage(),
             Some(Usage {
                 cpu_usec: 2500,
-                memory_bytes: 4096
+                memory_bytes: 4096,
+                io: Some(Io {
+                    read_bytes: 4196,
+                    write_bytes: 512
+                }),
             })
         );
 
@@ -157,13 +231,23 @@ mod tests {
             "anon 8192\nfile 5\n",
         )
         .unwrap();
+        std::fs::write(
+            r2.join("system.slice/x.scope/io.stat"),
+            "8:0 rbytes=1000 wbytes=200 rios=3 wios=1 dbytes=0 dios=0\n\
+             253:0 rbytes=24 wbytes=0 rios=1 wios=0 dbytes=0 dios=0\n",
+        )
+        .unwrap();
         let cg = parse("0::/system.slice/x.scope\n", r2);
         assert_eq!(cg.cpuacct, None);
         assert_eq!(
             cg.usage(),
             Some(Usage {
                 cpu_usec: 777,
-                memory_bytes: 8192
+                memory_bytes: 8192,
+                io: Some(Io {
+                    read_bytes: 1024,
+                    write_bytes: 200
+                }),
             })
         );
         // Gone: nothing to read.

@@ -239,7 +239,7 @@ pub fn binary_bodies(doc: &mut OpenApi) {
 /// Internally tagged enums with `deny_unknown_fields` whose variants all have named fields (a
 /// unit variant of such an enum ignores unknown fields in serde, so it must not be closed). A
 /// unit test checks that serde refuses an unknown field in each.
-pub const CLOSED_VARIANTS: &[&str] = &["RecipeStep", "Provisioner"];
+pub const CLOSED_VARIANTS: &[&str] = &["RecipeStep", "Provisioner", "StorageSettings"];
 
 /// Closes the object variants of the [`CLOSED_VARIANTS`] schemas.
 pub fn close_tagged_variants(doc: &mut OpenApi) {
@@ -459,6 +459,7 @@ mod tests {
     #[test]
     fn closed_variants_match_serde() {
         use hostplane_types::provisioning::{Provisioner, RecipeStep};
+        use hostplane_types::system::storage::StorageSettings;
         use serde_json::json;
         fn check<T: serde::de::DeserializeOwned>(examples: &[serde_json::Value]) {
             for e in examples {
@@ -479,12 +480,21 @@ mod tests {
             json!({"type": "shell", "inline": ["true"]}),
             json!({"type": "file", "artifact": "a", "dest": "/x"}),
         ];
+        let storage = [
+            json!({"type": "local"}),
+            json!({"type": "nfs", "ip": "10.0.0.1", "share": "/x"}),
+            json!({"type": "aoe", "device": "e0.1"}),
+            json!({"type": "iscsi", "target": "iqn.2016-01.com.example:x", "ip": "10.0.0.1"}),
+            json!({"type": "nbd", "export_name": "x", "ip": "10.0.0.1"}),
+        ];
         check::<RecipeStep>(&steps);
         check::<Provisioner>(&provisioners);
+        check::<StorageSettings>(&storage);
         let value = serde_json::to_value(doc()).unwrap();
         for (name, n) in [
             ("RecipeStep", steps.len()),
             ("Provisioner", provisioners.len()),
+            ("StorageSettings", storage.len()),
         ] {
             assert!(CLOSED_VARIANTS.contains(&name));
             let variants = value["components"]["schemas"][name]["oneOf"]
@@ -497,7 +507,7 @@ mod tests {
         }
         assert_eq!(
             CLOSED_VARIANTS.len(),
-            2,
+            3,
             "every closed schema is checked here"
         );
     }

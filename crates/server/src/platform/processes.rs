@@ -2,7 +2,7 @@
 //! collector, without the collector naming the areas that run them.
 //!
 //! Flow: an area that runs processes adds a [`ProcessSource`] to `Services::processes` in its
-//! `init` hook (vms, containers); the metrics collector awaits [`Processes::all`] each sample
+//! `init` hook (vms, containers, lxc); the metrics collector awaits [`Processes::all`] each sample
 //! (the containers' answer comes from the engines) and reads each object's CPU and memory: from
 //! its cgroup when it has one (every process of a container, not only its init), else from
 //! `/proc/<pid>/stat`.
@@ -16,7 +16,7 @@ pub use hostplane_host::containers::cgroup::Cgroup;
 /// One process to watch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Monitored {
-    /// What it is: `vm`, `container` (the metrics label `kind`).
+    /// What it is: `vm`, `container`, `lxc` (the metrics label `kind`).
     pub kind: &'static str,
     /// Its object's id or name (the label `name`).
     pub name: String,

@@ -8,8 +8,12 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum StorageSettings {
+    // A struct variant without fields, not a unit variant: serde lets a unit variant of an
+    // internally tagged enum ignore unknown fields, while `deny_unknown_fields` closes this
+    // one, so the schema can say `additionalProperties: false` (http::doc_passes). Its JSON,
+    // `{"type": "local"}`, reads and writes as before.
     /// The local disk: nothing is mounted.
-    Local,
+    Local {},
     /// An NFS export.
     Nfs {
         /// Comma-separated mount options, e.g. `noacl,sync`: words of A-Z a-z 0-9 _ = . : -,
@@ -92,7 +96,7 @@ fn default_nbd_port() -> u16 {
 impl StorageSettings {
     pub fn kind(&self) -> &'static str {
         match self {
-            StorageSettings::Local => "local",
+            StorageSettings::Local {} => "local",
             StorageSettings::Nfs { .. } => "nfs",
             StorageSettings::Aoe { .. } => "aoe",
             StorageSettings::Iscsi { .. } => "iscsi",

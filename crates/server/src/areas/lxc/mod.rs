@@ -19,10 +19,12 @@
 //! WebSocket in a PTY).
 //!
 //! [`workloads`] and [`start_by_name`] are plain functions for the platform's workload and
-//! autostart registry.
+//! autostart registry; [`processes`] hands the running containers to the metrics collector
+//! (`platform::processes`).
 
 pub mod console;
 pub mod model;
+pub mod processes;
 pub mod routes;
 pub mod storage;
 pub mod workloads;
@@ -99,6 +101,9 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services
         .workloads
         .register(Arc::new(workloads::LxcWorkloads));
+    services
+        .processes
+        .register(Arc::new(processes::LxcProcesses::new(Lxc::new(path.clone()))));
     Ok(Some(Arc::new(LxcArea::new(path))))
 }
 

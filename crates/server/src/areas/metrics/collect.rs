@@ -4,7 +4,9 @@
 //! Flow: [`Collector::sample`] reads `/proc/stat`, `/proc/net/dev`, `/proc/diskstats`,
 //! `/proc/meminfo`, `/proc/loadavg`, `/proc/pressure/*` (when the kernel has PSI), statvfs of
 //! each mounted pool under `pools.mount_root`, and `/proc/<pid>/stat` of every process the
-//! `platform::processes` registry lists (its cgroup's usage when it has one); rates are the difference to the previous sample.
+//! `platform::processes` registry lists (its cgroup's usage when it has one: CPU, memory, block
+//! I/O; and the traffic of its network namespace when it has its own: containers, not VMs);
+//! rates are the difference to the previous sample.
 //! No HTTP, no database: the area records what this returns.
 
 use std::collections::HashMap;
@@ -37,8 +39,24 @@ fn skip_disk(name: &str) -> bool {
 pub struct Collector {
     pools_root: PathBuf,
     prev: Option<(Readings, Instant)>,
-    prev_procs: HashMap<(String, String, u32), (u64, Instant)>,
+    prev_procs: HashMap<(String, String, u32), ProcPrev>,
     ticks: f64,
+}
+
+/// A process's counters at the previous sample.
+struct ProcPrev {
+    cpu_usec: u64,
+    /// Block I/O read, written (its cgroup's).
+    io: Option<(u64, u64)>,
+    /// Received, sent (its own network namespace's).
+    net: Option<(u64, u64)>,
+    at: Instant,
+}
+
+/// Bytes per second from two counter readings (a counter that went back, e.g. an interface
+/// that was recreated, gives 0).
+fn per_sec(now: u64, prev: u64, secs: f64) -> f64 {
+    (now.saturating_sub(prev) as f64 / secs).round()
 }
 
 fn key(name: &str, labels: &[(&str, &str)]) -> SeriesKey {
@@ -76,7 +94,7 @@ impl Collector {
     /// Reads everything now; rates need a previous sample (the first sample has none).
     pub fn sample(&mut self, procs: &[Monitored]) -> std::io::Result<Vec<(SeriesKey, f64)>> {
         let now = Instant::now();
-        let mut out = Vec::with_capacity(64 + procs.len() * 2);
+        let mut out = Vec::with_capacity(64 + procs.len() * 6);
         let readings = Readings::now()?;
         let (memory, load) = health::memory_and_load()?;
         out.push((key("memory_total_bytes", &[]), memory.total_bytes as f64));
@@ -133,25 +151,59 @@ impl Collector {
         for p in procs {
             // CPU in µs and resident memory: of the whole cgroup when there is one.
             let from_cgroup = p.cgroup.as_ref().and_then(|c| c.usage());
-            let (cpu_usec, rss) = match from_cgroup {
-                Some(u) => (u.cpu_usec, u.memory_bytes),
+            let (cpu_usec, rss, io) = match from_cgroup {
+                Some(u) => (
+                    u.cpu_usec,
+                    u.memory_bytes,
+                    u.io.map(|io| (io.read_bytes, io.write_bytes)),
+                ),
                 None => match health::process_stat(p.pid) {
                     Ok(st) => (
                         (st.cpu_ticks as f64 / self.ticks * 1e6) as u64,
                         st.rss_bytes,
+                        None,
                     ),
                     Err(_) => continue,
                 },
             };
+            let net = health::netns_traffic(p.pid);
             let l = [("kind", p.kind), ("name", p.name.as_str())];
             out.push((key("process_memory_rss_bytes", &l), rss as f64));
             let id = (p.kind.to_string(), p.name.clone(), p.pid);
-            if let Some((prev_usec, at)) = self.prev_procs.get(&id) {
-                let secs = (now - *at).as_secs_f64().max(1e-3);
-                let pct = cpu_usec.saturating_sub(*prev_usec) as f64 / 1e6 / secs * 100.0;
+            if let Some(prev) = self.prev_procs.get(&id) {
+                let secs = (now - prev.at).as_secs_f64().max(1e-3);
+                let pct = cpu_usec.saturating_sub(prev.cpu_usec) as f64 / 1e6 / secs * 100.0;
                 out.push((key("process_cpu_percent", &l), (pct * 100.0).round() / 100.0));
+                if let (Some((r, w)), Some((pr, pw))) = (io, prev.io) {
+                    out.push((
+                        key("process_disk_read_bytes_per_second", &l),
+                        per_sec(r, pr, secs),
+                    ));
+                    out.push((
+                        key("process_disk_write_bytes_per_second", &l),
+                        per_sec(w, pw, secs),
+                    ));
+                }
+                if let (Some((rx, tx)), Some((prx, ptx))) = (net, prev.net) {
+                    out.push((
+                        key("process_network_receive_bytes_per_second", &l),
+                        per_sec(rx, prx, secs),
+                    ));
+                    out.push((
+                        key("process_network_transmit_bytes_per_second", &l),
+                        per_sec(tx, ptx, secs),
+                    ));
+                }
             }
-            seen.insert(id, (cpu_usec, now));
+            seen.insert(
+                id,
+                ProcPrev {
+                    cpu_usec,
+                    io,
+                    net,
+                    at: now,
+                },
+            );
         }
         self.prev_procs = seen;
         Ok(out)
@@ -240,5 +292,61 @@ mod export {
             metrics::gauge!("node_disk_io_time_seconds_total", "device" => d.name.clone())
                 .set(d.io_ms as f64 / 1000.0);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::processes::Cgroup;
+
+    /// A cgroup's counters become per-second rates at the second sample: CPU, block I/O;
+    /// memory at once. A process in the collector's own network namespace gets no traffic
+    /// series (its traffic is the host's).
+    #[test]
+    fn cgroup_counters_become_rates() {
+        let dir = tempfile::tempdir().unwrap();
+        let cg_dir = dir.path().join("lxc.payload.c1");
+        std::fs::create_dir(&cg_dir).unwrap();
+        let write = |cpu: u64, r: u64, w: u64| {
+            std::fs::write(cg_dir.join("cpu.stat"), format!("usage_usec {cpu}\n")).unwrap();
+            std::fs::write(cg_dir.join("memory.stat"), "anon 4096000\nfile 9\n").unwrap();
+            std::fs::write(
+                cg_dir.join("io.stat"),
+                format!("8:0 rbytes={r} wbytes={w} rios=1 wios=1 dbytes=0 dios=0\n"),
+            )
+            .unwrap();
+        };
+        let procs = [Monitored {
+            kind: "lxc",
+            name: "c1".into(),
+            pid: std::process::id(),
+            cgroup: Some(Cgroup {
+                cpuacct: None,
+                memory: None,
+                blkio: None,
+                unified: Some(cg_dir.clone()),
+            }),
+        }];
+        let mut c = Collector::new(dir.path().join("pools"));
+        write(1_000_000, 0, 0);
+        let first = c.sample(&procs).unwrap();
+        let get = |s: &[(SeriesKey, f64)], name: &str| {
+            s.iter()
+                .find(|(k, _)| k == &key(name, &[("kind", "lxc"), ("name", "c1")]))
+                .map(|(_, v)| *v)
+        };
+        assert_eq!(get(&first, "process_memory_rss_bytes"), Some(4096000.0));
+        assert_eq!(get(&first, "process_disk_read_bytes_per_second"), None);
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        write(1_100_000, 1 << 20, 1 << 10);
+        let second = c.sample(&procs).unwrap();
+        let cpu = get(&second, "process_cpu_percent").unwrap();
+        assert!(cpu > 5.0 && cpu <= 50.0, "0.1 s of CPU in ~0.2 s: {cpu}");
+        let read = get(&second, "process_disk_read_bytes_per_second").unwrap();
+        let written = get(&second, "process_disk_write_bytes_per_second").unwrap();
+        assert!(read > 1e6 && read <= 5.3e6, "{read}");
+        assert!(written > 1e3 && written <= 5.2e3, "{written}");
+        assert_eq!(get(&second, "process_network_receive_bytes_per_second"), None);
     }
 }

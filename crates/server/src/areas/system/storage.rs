@@ -55,7 +55,7 @@ fn stored(state: &AppState) -> ApiResult<Option<Stored>> {
 pub fn settings(state: &AppState) -> ApiResult<StorageSettings> {
     Ok(stored(state)?
         .map(|s| s.settings)
-        .unwrap_or(StorageSettings::Local))
+        .unwrap_or(StorageSettings::Local {}))
 }
 
 /// The resource as shown.
@@ -65,7 +65,7 @@ pub fn view(state: &AppState) -> ApiResult<Storage> {
     let settings = s
         .as_ref()
         .map(|s| s.settings.clone())
-        .unwrap_or(StorageSettings::Local);
+        .unwrap_or(StorageSettings::Local {});
     let mut files: Vec<String> = ps::installed(&root)
         .into_iter()
         .map(|rel| root.join(rel).display().to_string())
@@ -181,4 +181,57 @@ pub(crate) async fn write_units(
         .await
         .map_err(ApiError::internal)?
         .map_err(map_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::extract::FromRequest;
+    use hostplane_types::system::storage::StorageSettings;
+
+    use crate::http::extract::Json;
+
+    /// The body `PUT /system/storage` would read, through the handler's own extractor.
+    async fn put_body(body: &str) -> Result<StorageSettings, crate::error::ApiError> {
+        let req = axum::http::Request::put(super::HREF)
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_string()))
+            .unwrap();
+        Json::<StorageSettings>::from_request(req, &()).await.map(|j| j.0)
+    }
+
+    /// `local` is closed like the other types: an unknown field is 422 `invalid_body` naming
+    /// it, and the document's `local` variant says `additionalProperties: false`, so the schema
+    /// and serde agree (it was an open unit variant). The JSON of a valid setting is unchanged.
+    #[tokio::test]
+    async fn local_refuses_unknown_fields_and_its_schema_is_closed() {
+        let s = put_body(r#"{"type": "local"}"#).await.unwrap();
+        assert_eq!(s, StorageSettings::Local {});
+        assert_eq!(
+            serde_json::to_value(&s).unwrap(),
+            serde_json::json!({"type": "local"})
+        );
+        for body in [
+            r#"{"type": "local", "ip": "10.0.0.1"}"#,
+            r#"{"type": "local", "unknown_field": 1}"#,
+            r#"{"type": "nbd", "export_name": "x", "ip": "10.0.0.1", "extra": true}"#,
+        ] {
+            let e = put_body(body).await.expect_err(body);
+            assert_eq!(e.status(), 422, "{body}");
+            assert_eq!(e.code(), "invalid_body", "{body}");
+        }
+
+        let (_, doc) = crate::http::openapi_and_router();
+        let doc = serde_json::to_value(doc).unwrap();
+        let variants = doc["components"]["schemas"]["StorageSettings"]["oneOf"]
+            .as_array()
+            .expect("StorageSettings is a oneOf");
+        let local = variants
+            .iter()
+            .find(|v| v["properties"]["type"]["enum"] == serde_json::json!(["local"]))
+            .expect("a local variant");
+        assert_eq!(local["additionalProperties"], serde_json::json!(false), "{local}");
+        for v in variants {
+            assert_eq!(v["additionalProperties"], serde_json::json!(false), "{v}");
+        }
+    }
 }
