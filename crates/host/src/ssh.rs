@@ -14,10 +14,15 @@
 //! some other program once the VM stops.
 //!
 //! The remote side runs in the guest's shell: [`wrap_remote`] records that shell's pid in a
-//! file first and `exec`s `sh -c '<command>'` (quoted with [`quote`]). Past the timeout the
-//! local ssh is killed and a second connection kills the remote process and its children
-//! ([`kill_remote`]): closing the channel does not end a command that has no tty. File
-//! contents go on stdin ([`Stdin`]; a file is fed by the kernel, never read into memory).
+//! file first, reads the command (base64, one line) from stdin and `exec`s `sh -c` with it —
+//! a command may carry a secret, and ssh's argv is world-readable on the host
+//! (`/proc/<pid>/cmdline`) and logged at debug level, stdin is neither. Bytes for the
+//! command's own stdin follow that line. A file streamed on stdin (an artifact, fed by the
+//! kernel, never read into memory) cannot follow it: that command — hostplane's own `cat >
+//! path` with a path, a checksum and a mode, no secret — goes quoted ([`quote`]) on the
+//! command line instead ([`wrap_remote_argv`]). Past the timeout the local ssh is killed and a
+//! second connection kills the remote process and its children ([`kill_remote`]): closing the
+//! channel does not end a command that has no tty.
 
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -113,9 +118,29 @@ pub fn quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The remote command line: record the shell's pid in `pidfile`, then become `sh -c cmd`
-/// (same pid), so [`kill_remote`] can find it.
-pub fn wrap_remote(cmd: &str, pidfile: &str) -> String {
+/// The remote command line: record the shell's pid in `pidfile`, read the command from the
+/// first line of stdin ([`stdin_line`]), then become `sh -c <command>` (same pid), so
+/// [`kill_remote`] can find it. `read` takes no byte past the newline (a shell must not), so
+/// what follows on stdin is the command's.
+pub fn wrap_remote(pidfile: &str) -> String {
+    format!(
+        "echo $$ > {pf} && IFS= read -r c && c=$(printf '%s' \"$c\" | base64 -d) && exec /bin/sh -c \"$c\"",
+        pf = quote(pidfile)
+    )
+}
+
+/// The first line of stdin for [`wrap_remote`]: the command in base64.
+pub fn stdin_line(cmd: &str) -> Vec<u8> {
+    let mut v = base64::engine::general_purpose::STANDARD
+        .encode(cmd)
+        .into_bytes();
+    v.push(b'\n');
+    v
+}
+
+/// [`wrap_remote`] with the command on the command line (when stdin is a file): for
+/// hostplane's own commands only, never one that may hold a secret.
+pub fn wrap_remote_argv(cmd: &str, pidfile: &str) -> String {
     format!(
         "echo $$ > {pf} && exec /bin/sh -c {}",
         quote(cmd),
@@ -273,6 +298,11 @@ pub enum Stdin<'a> {
     File(&'a Path),
 }
 
+enum StdinBuf<'a> {
+    File(&'a Path),
+    Bytes(Vec<u8>),
+}
+
 /// What a remote command did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Exec {
@@ -387,9 +417,10 @@ impl Ssh {
         })
     }
 
-    /// Runs `cmd` with `sh -c` in the guest ([`wrap_remote`]); past `timeout` it is killed
-    /// there too ([`kill_remote`], through a second connection) and this fails with
-    /// [`SshError::Timeout`].
+    /// Runs `cmd` with `sh -c` in the guest, `stdin` its input ([`wrap_remote`]: the command
+    /// goes on stdin; with [`Stdin::File`] on the command line, see the module doc); past
+    /// `timeout` it is killed there too ([`kill_remote`], through a second connection) and
+    /// this fails with [`SshError::Timeout`].
     pub async fn run(
         &self,
         cmd: &str,
@@ -397,7 +428,20 @@ impl Ssh {
         timeout: Duration,
         pidfile: &str,
     ) -> Result<Exec, SshError> {
-        match self.exec(&wrap_remote(cmd, pidfile), stdin, timeout).await {
+        let (remote, input) = match stdin {
+            Stdin::File(f) => (wrap_remote_argv(cmd, pidfile), StdinBuf::File(f)),
+            Stdin::None => (wrap_remote(pidfile), StdinBuf::Bytes(stdin_line(cmd))),
+            Stdin::Bytes(b) => {
+                let mut v = stdin_line(cmd);
+                v.extend_from_slice(b);
+                (wrap_remote(pidfile), StdinBuf::Bytes(v))
+            }
+        };
+        let input = match &input {
+            StdinBuf::File(f) => Stdin::File(f),
+            StdinBuf::Bytes(b) => Stdin::Bytes(b),
+        };
+        match self.exec(&remote, input, timeout).await {
             Err(SshError::Timeout(s)) => {
                 if let Err(e) = self
                     .exec(&kill_remote(pidfile), Stdin::None, Duration::from_secs(30))
@@ -486,11 +530,18 @@ mod tests {
     #[test]
     fn quoting_and_remote_wrapping() {
         assert_eq!(quote("it's"), r"'it'\''s'");
-        let w = wrap_remote("echo 'a b' >&2; exit 3", "/tmp/.hp-ssh-x.pid");
+        let w = wrap_remote_argv("echo 'a b' >&2; exit 3", "/tmp/.hp-ssh-x.pid");
         assert_eq!(
             w,
             r"echo $$ > '/tmp/.hp-ssh-x.pid' && exec /bin/sh -c 'echo '\''a b'\'' >&2; exit 3'"
         );
+        // The command itself is not on the command line: it comes as stdin's first line.
+        let w = wrap_remote("/tmp/.hp-ssh-x.pid");
+        assert!(
+            w.starts_with("echo $$ > '/tmp/.hp-ssh-x.pid' && IFS= read -r c"),
+            "{w}"
+        );
+        assert_eq!(stdin_line("echo hi\nexit 3"), b"ZWNobyBoaQpleGl0IDM=\n");
         assert!(kill_remote("/tmp/p").contains("pkill -9 -P \"$p\"; kill -9 \"$p\""));
     }
 

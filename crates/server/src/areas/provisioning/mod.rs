@@ -17,6 +17,7 @@ pub mod console;
 pub mod model;
 pub mod render;
 pub mod runner;
+pub mod transport_ssh;
 
 use std::sync::Arc;
 
@@ -71,6 +72,14 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services
         .pool_users
         .register(Arc::new(artifacts::ArtifactsOnPools));
+    // The ssh transport's per-run key directories: no run outlives the daemon, so what is
+    // here is left over from a crash.
+    let ssh_runs = services.config.data_dir.join("provisioning/ssh");
+    if ssh_runs.exists()
+        && let Err(e) = std::fs::remove_dir_all(&ssh_runs)
+    {
+        tracing::warn!("removing {}: {e}", ssh_runs.display());
+    }
     Ok(Some(Arc::new(ProvisioningArea {
         urls: Arc::new(GuestUrls::default()),
         url_allow,
