@@ -624,7 +624,11 @@ mod tests {
     /// error, not a remote exit code.
     #[tokio::test]
     async fn pinned_host_key_against_a_real_dropbear() {
-        let tmp = tempfile::tempdir().unwrap();
+        // hp-test-XXXXXX: scripts/cleanup-tests kills a dropbear naming it after a crash.
+        let tmp = tempfile::Builder::new()
+            .prefix("hp-test-")
+            .tempdir()
+            .unwrap();
         let hk = tmp.path().join("host_key");
         for tool in ["/usr/sbin/dropbear", "/usr/bin/dropbearkey"] {
             assert!(

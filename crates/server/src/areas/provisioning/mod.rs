@@ -1,5 +1,6 @@
 //! `/api/v1/provisioning` and `POST /api/v1/vms/{id}/provisioning`: turning a fresh guest
-//! into a configured machine over its serial console (docs/provisioning.md).
+//! into a configured machine over its serial console, then its serial console, guest agent or
+//! ssh ([`transport_ssh`]) (docs/provisioning.md).
 //!
 //! Request flow: recipes, profiles, secrets and artifacts are plain CRUD over
 //! `provisioning_objects` ([`model`]; secrets in `platform::secrets`, values write-only).
@@ -259,13 +260,11 @@ async fn list_profiles(
     collection::respond(v, &params, &headers)
 }
 
-/// Stores a profile. A credential names a stored secret; `transport: ssh` answers 501
-/// `transport_not_supported`.
+/// Stores a profile. A credential names a stored secret.
 #[utoipa::path(post, path = "/api/v1/provisioning/profiles",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", request_body = ProfileSpec,
-    responses((status = 201, description = "Stored", body = Profile),
-        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "Stored", body = Profile)))]
 async fn create_profile(
     State(state): State<AppState>,
     Json(spec): Json<ProfileSpec>,
@@ -294,8 +293,7 @@ async fn get_profile(
 #[utoipa::path(put, path = "/api/v1/provisioning/profiles/{id}",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(("id" = String, Path, description = "Profile id")), request_body = ProfileSpec,
-    responses((status = 200, description = "Replaced", body = Profile),
-        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Replaced", body = Profile)))]
 async fn put_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,

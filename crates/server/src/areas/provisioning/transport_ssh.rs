@@ -147,12 +147,16 @@ pub async fn connect(
 
 impl Session {
     /// Best effort at the run's end: the run's key leaves authorized_keys (its private half
-    /// goes with the run directory when the session drops).
+    /// goes with the run directory when the session drops), the pid file /tmp.
     pub async fn finish(self) {
         if let Err(e) = self
             .ssh
             .exec(
-                &revoke_command(&self.comment),
+                &format!(
+                    "{}; rm -f {}",
+                    revoke_command(&self.comment),
+                    ssh::quote(&self.pidfile)
+                ),
                 Stdin::None,
                 Duration::from_secs(30),
             )
