@@ -942,6 +942,11 @@ async fn port_forwards_are_validated_bound_on_loopback_and_a_taken_port_is_409()
             "nics[0].port_forwards[0]",
         ),
         (
+            json!([{"mode": "user", "port_forwards": [fwd(22, 22)]}]),
+            "invalid_port_forward",
+            "nics[0].port_forwards[0]",
+        ),
+        (
             json!([{"mode": "user", "port_forwards": [fwd(2222, 0)]}]),
             "invalid_port_forward",
             "nics[0].port_forwards[0]",

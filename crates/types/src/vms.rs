@@ -255,8 +255,9 @@ pub struct NicPortForward {
     /// Default `tcp`.
     #[serde(default = "tcp")]
     pub protocol: ForwardProtocol,
-    /// Port on the host's 127.0.0.1 (1–65535; unique per protocol within the VM).
-    #[schema(minimum = 1, maximum = 65535)]
+    /// Port on the host's 127.0.0.1 (1024–65535: no privileged port; unique per protocol
+    /// within the VM).
+    #[schema(minimum = 1024, maximum = 65535)]
     pub host_port: u16,
     /// Port in the guest (1–65535), on the address QEMU's DHCP gives it (10.0.2.15).
     #[schema(minimum = 1, maximum = 65535)]

@@ -362,11 +362,13 @@ pub fn check_port_forwards(field: &str, mode: NicMode, fwds: &[NicPortForward]) 
         ));
     }
     for (i, p) in fwds.iter().enumerate() {
-        if p.host_port == 0 || p.guest_port == 0 {
+        // Not a privileged host port: an operator must not squat one a root service of the
+        // host binds later.
+        if p.host_port < 1024 || p.guest_port == 0 {
             return Err(ApiError::invalid_field(
                 "invalid_port_forward",
                 format!("{f}[{i}]"),
-                "host_port and guest_port are 1–65535",
+                "host_port is 1024–65535, guest_port 1–65535",
             ));
         }
     }
