@@ -1043,6 +1043,35 @@ async fn port_forwards_are_validated_bound_on_loopback_and_a_taken_port_is_409()
         "bound on loopback only: {listeners:?}"
     );
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    // Hot-plugged NIC with a forward: live through `netdev_add` (QEMU listens at once); a
+    // port taken is 409, a port the VM already forwards 422.
+    let p2 = free();
+    let r =
+        t.d.post(
+            &format!("/api/v1/vms/{id}/nics"),
+            json!({"port_forwards": [fwd(p2 as u64, 80)]}),
+        )
+        .await;
+    let ch: Value = r.json().await.unwrap();
+    assert_eq!(ch["applied"], "live", "{ch}");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", p2)).is_ok());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let p3 = taken.local_addr().unwrap().port();
+    let r =
+        t.d.post(
+            &format!("/api/v1/vms/{id}/nics"),
+            json!({"port_forwards": [fwd(p3 as u64, 80)]}),
+        )
+        .await;
+    common::assert_problem(r, 409, "host_port_in_use").await;
+    let r =
+        t.d.post(
+            &format!("/api/v1/vms/{id}/nics"),
+            json!({"port_forwards": [fwd(port as u64, 8080)]}),
+        )
+        .await;
+    common::assert_problem(r, 422, "duplicate_port_forward").await;
+    drop(taken);
     // A second VM with the same host port: its start is refused while the first runs.
     let other = t
         .create(json!({"name": "fw2", "memory_mib": 64, "nics": [{"port_forwards": [fwd(port as u64, 22)]}]}))
