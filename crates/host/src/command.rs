@@ -175,6 +175,7 @@ pub struct Cmd {
     args: Vec<OsString>,
     timeout: Duration,
     stdin: Option<Vec<u8>>,
+    stdin_file: Option<PathBuf>,
     env: Vec<(OsString, OsString)>,
     ok_codes: Vec<i32>,
     cwd: Option<PathBuf>,
@@ -191,6 +192,7 @@ impl Cmd {
             args: Vec::new(),
             timeout: DEFAULT_TIMEOUT,
             stdin: None,
+            stdin_file: None,
             env: Vec::new(),
             ok_codes: vec![0],
             cwd: None,
@@ -224,6 +226,13 @@ impl Cmd {
     /// Feed these bytes to the program's stdin (otherwise stdin is `/dev/null`).
     pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
         self.stdin = Some(data.into());
+        self
+    }
+
+    /// Connect this file to the program's stdin (the kernel feeds it: a large file is never
+    /// held in memory). Takes precedence over [`Cmd::stdin`].
+    pub fn stdin_file(mut self, path: impl AsRef<Path>) -> Self {
+        self.stdin_file = Some(path.as_ref().to_path_buf());
         self
     }
 
@@ -276,12 +285,25 @@ impl Cmd {
         })?;
 
         let mut command = self.command(&path);
+        let stdin_data = match &self.stdin_file {
+            Some(f) => {
+                let file = std::fs::File::open(f).map_err(|source| CommandError::Io {
+                    program: program.to_string(),
+                    source,
+                })?;
+                command.stdin(Stdio::from(file));
+                None
+            }
+            None => {
+                command.stdin(if self.stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                });
+                self.stdin.as_deref()
+            }
+        };
         command
-            .stdin(if self.stdin.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
@@ -298,7 +320,7 @@ impl Cmd {
         let mut reaped = false;
         let driven = drive(
             &mut child,
-            self.stdin.as_deref(),
+            stdin_data,
             self.max_stdout,
             start + self.timeout,
             &mut stdout,
@@ -407,7 +429,7 @@ impl Cmd {
     pub fn spawn(&self, output: ChildOutput, on_drop: OnDrop) -> Result<Supervised, CommandError> {
         let program = self.program.as_str();
         self.check()?;
-        if self.stdin.is_some() {
+        if self.stdin.is_some() || self.stdin_file.is_some() {
             return Err(CommandError::invalid(format!(
                 "`{program}`: a supervised child gets no stdin data"
             )));
@@ -1131,7 +1153,7 @@ impl Cmd {
         use std::os::fd::AsRawFd;
         let program = self.program.as_str();
         self.check()?;
-        if self.stdin.is_some() {
+        if self.stdin.is_some() || self.stdin_file.is_some() {
             return Err(CommandError::invalid(format!(
                 "`{program}`: a terminal child gets no stdin data"
             )));

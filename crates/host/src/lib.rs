@@ -8,6 +8,7 @@
 //! * [`health`]: load, memory, CPU, filesystems and sampled rates from `/proc` and `statvfs`.
 //! * [`persistent_storage`]: mount units that attach the persistent storage at boot.
 //! * [`qemu`]: QEMU for the `vms` area: argv builder, process supervision, QMP client, qemu-img.
+//! * [`ssh`]: the OpenSSH client of provisioning's `ssh` transport (pinned host key, run keys).
 //! * [`systemd`]: service units over D-Bus (list, start/stop/restart, enable/disable, reboot).
 
 pub mod accounts;
@@ -29,6 +30,7 @@ pub mod qemu;
 pub mod samba;
 pub mod smart;
 pub mod snapraid;
+pub mod ssh;
 pub mod support;
 pub mod systemd;
 pub mod terminal;

@@ -521,10 +521,10 @@ async fn guest_agent_run_reads_exit_codes_and_output_through_the_agent() {
         .unwrap();
     expect(r, 201).await;
 
-    // ssh is still refused; the guest agent is accepted.
+    // Every transport is accepted (the ssh one runs in `ssh_run_...` below).
     let ssh = json!({"name": "over-ssh", "recipe": "test-guest", "transport": "ssh"});
     let r = d.post("/api/v1/provisioning/profiles", ssh).await;
-    assert_eq!(expect(r, 501).await["code"], "transport_not_supported");
+    assert_eq!(expect(r, 201).await["transport"], "ssh");
     let profile = json!({
         "name": "agent",
         "recipe": "test-guest",
@@ -643,4 +643,287 @@ async fn guest_agent_run_reads_exit_codes_and_output_through_the_agent() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let holding = files_holding(d.data_dir(), secret.as_bytes());
     assert!(holding.is_empty(), "the secret is in {holding:?}");
+}
+
+/// A loopback port nobody listens on now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `ssh` transport: the guest's port 22 forwarded to a loopback port of the host; the
+/// recipe logs in over the console (`test-guest`), the run installs its own key and pins the
+/// guest's host key (dropbear's, made at this boot) read over the console, then the artifact
+/// (streamed on ssh's stdin, sha256 checked in the guest), a script, inline commands (an
+/// accepted exit code 3 with its stderr), a file and a command past its timeout (killed, in
+/// the guest too) go over ssh. A second run (setup skipped) connects with a new key — the
+/// first run's key left authorized_keys — and fails at its failing provisioner; a VM without
+/// a forward to port 22 fails at `wait_ready` saying so. The run's key directory is gone
+/// after each run, and the secret is nowhere. (A wrong pinned host key is refused: the
+/// host crate's `ssh::tests::pinned_host_key_against_a_real_dropbear`.)
+#[tokio::test]
+async fn ssh_run_pins_the_host_key_and_reads_exit_codes_and_output() {
+    qemu_present();
+    for tool in ["ssh", "ssh-keygen"] {
+        assert!(
+            Command::new(tool).arg("-V").output().is_ok()
+                || Command::new("which")
+                    .arg(tool)
+                    .output()
+                    .is_ok_and(|o| o.status.success()),
+            "{tool} is missing: apt-get install openssh-client"
+        );
+    }
+    let kit = common::guest_kit();
+    let d = Daemon::start_with(Opts {
+        config: Some(format!(
+            "[vms]\nallowed_paths = [{:?}]\n",
+            kit.to_str().unwrap()
+        )),
+        ..Opts::default()
+    });
+    let secret = secret(&kit);
+    let port = free_port();
+    let vm = expect(
+        d.post(
+            "/api/v1/vms",
+            json!({
+                "name": "sshguest",
+                "memory_mib": 256,
+                "accelerator": "tcg",
+                "kernel": kit.join("vmlinuz").to_str().unwrap(),
+                "initrd": kit.join("initrd.gz").to_str().unwrap(),
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
+                "nics": [{"mode": "user", "port_forwards": [{"host_port": port, "guest_port": 22}]}],
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    assert_eq!(vm["nics"][0]["port_forwards"][0]["host_port"], port, "{vm}");
+    let vm_id = vm["id"].as_str().unwrap().to_string();
+    expect(
+        d.post(
+            "/api/v1/provisioning/secrets",
+            json!({"name": "root-pw", "value": secret}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i * 17 % 251) as u8).collect();
+    let sha = sha256_hex(&content);
+    let r = d
+        .client
+        .post(d.url(&format!(
+            "/api/v1/provisioning/artifacts?name=blob&sha256={sha}"
+        )))
+        .bearer_auth(&d.token)
+        .body(content)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 201).await;
+    let profile = json!({
+        "name": "over-ssh",
+        "recipe": "test-guest",
+        "credential": {"secret": "root-pw"},
+        "transport": "ssh",
+        "artifacts": [{"artifact": "blob", "dest": "/tmp/blob.bin", "mode": "0600"}],
+        "provisioners": [
+            {"type": "shell", "name": "codes", "valid_exit_codes": [0, 3],
+             "inline": ["test -s /tmp/blob.bin",
+                        "echo to-stderr >&2; echo {{password}} > /tmp/pw; echo 'it'\\''s {{password}}'; exit 3"]},
+            {"type": "shell", "name": "script",
+             "script": "#!/bin/sh\necho from-script \"$(id -u)\"\nstat -c %a /tmp/blob.bin\ngrep -c hostplane-run /root/.ssh/authorized_keys\n"},
+            {"type": "file", "name": "copy", "artifact": "blob", "dest": "/tmp/blob 2.bin", "mode": "0640"},
+            {"type": "shell", "name": "slow", "timeout_secs": 3,
+             "inline": ["stat -c %a '/tmp/blob 2.bin' && sha256sum '/tmp/blob 2.bin'", "sleep 60"]}
+        ]
+    });
+    expect(d.post("/api/v1/provisioning/profiles", profile).await, 201).await;
+
+    let t0 = Instant::now();
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "over-ssh"}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    eprintln!("ssh run: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_eq!(job["status"], "failed", "{job}");
+    let run_href = job["result"]["href"].as_str().unwrap().to_string();
+    let run_id = run_href.rsplit('/').next().unwrap().to_string();
+    let run = d.get_json(&run_href).await;
+    assert_eq!(run["failed_step"], "provisioner:4:slow", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    let log = |i: usize| steps[i]["log"].as_str().unwrap().to_string();
+    for (i, s) in steps[..7].iter().enumerate() {
+        assert_eq!(s["status"], "success", "step {i}: {s}");
+    }
+    let ready = log(2);
+    assert!(
+        ready.contains("pinned the guest's ssh-ed25519 host key"),
+        "{ready}"
+    );
+    assert!(ready.contains(&format!("127.0.0.1:{port}")), "{ready}");
+    assert!(ready.contains("ssh answered after"), "{ready}");
+    assert!(log(3).contains("over ssh"), "artifacts: {}", log(3));
+    assert!(
+        log(3).contains("/tmp/blob.bin: OK"),
+        "artifacts: {}",
+        log(3)
+    );
+    assert_eq!(steps[4]["exit_code"], 3, "{}", steps[4]);
+    assert!(log(4).contains("to-stderr"), "{}", log(4));
+    assert!(log(4).contains("it's <redacted>"), "{}", log(4));
+    assert!(log(5).contains("from-script 0"), "{}", log(5));
+    assert!(
+        log(5).contains("\n600\n"),
+        "the artifact's mode: {}",
+        log(5)
+    );
+    assert!(
+        log(5).contains("\n1\n"),
+        "one run key authorized: {}",
+        log(5)
+    );
+    assert!(
+        log(5).contains("over ssh"),
+        "the script went on stdin: {}",
+        log(5)
+    );
+    assert!(log(6).contains("/tmp/blob 2.bin: OK"), "{}", log(6));
+    let slow = &steps[7];
+    assert_eq!(slow["status"], "failed", "{slow}");
+    assert!(slow["exit_code"].is_null(), "{slow}");
+    assert!(slow["error"].as_str().unwrap().contains("killed"), "{slow}");
+    let slow_log = slow["log"].as_str().unwrap();
+    assert!(slow_log.contains("640"), "{slow_log}");
+    assert!(
+        slow_log.contains(&format!("{sha}  /tmp/blob 2.bin")),
+        "{slow_log}"
+    );
+    let keys_dir = d.data_dir().join("provisioning/ssh");
+    assert!(
+        !keys_dir.join(&run_id).exists(),
+        "the run's key directory is removed at its end"
+    );
+
+    // Setup skipped (the console is still logged in): a new key, the old one gone, the killed
+    // sleep gone; a provisioner exiting 7 fails the run at that step.
+    let second = json!({
+        "name": "ssh-again",
+        "recipe": "test-guest",
+        "credential": {"secret": "root-pw"},
+        "transport": "ssh",
+        "provisioners": [
+            {"type": "shell", "name": "check", "inline": [
+                "cat /tmp/pw >/dev/null && ! ps | grep -q '[s]leep 60' && echo ssh-again-ok",
+                "grep -c hostplane-run /root/.ssh/authorized_keys"]},
+            {"type": "shell", "name": "fails", "inline": ["echo failing; exit 7", "echo never"]},
+            {"type": "shell", "name": "after", "inline": ["true"]}
+        ]
+    });
+    expect(d.post("/api/v1/provisioning/profiles", second).await, 201).await;
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{vm_id}/provisioning"),
+            json!({"profile": "ssh-again", "skip": ["setup"]}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let run2_href = job["result"]["href"].as_str().unwrap().to_string();
+    let run = d.get_json(&run2_href).await;
+    assert_eq!(run["failed_step"], "provisioner:2:fails", "{run}");
+    let steps = run["steps"].as_array().unwrap();
+    assert_eq!(steps[1]["status"], "skipped", "{run}");
+    let check = steps[4]["log"].as_str().unwrap();
+    assert!(check.contains("ssh-again-ok"), "{check}");
+    assert!(
+        check.contains("\n1\n"),
+        "the first run's key was removed: {check}"
+    );
+    assert_eq!(steps[5]["status"], "failed", "{run}");
+    assert_eq!(steps[5]["exit_code"], 7, "{run}");
+    assert!(
+        steps[5]["log"].as_str().unwrap().contains("failing"),
+        "{run}"
+    );
+    assert!(
+        !steps[5]["log"].as_str().unwrap().contains("never"),
+        "{run}"
+    );
+    assert_eq!(steps[6]["status"], "pending", "{run}");
+
+    // A VM without a forward to port 22: wait_ready fails and says why (setup skipped, so
+    // nothing waits for a login).
+    let bare = expect(
+        d.post(
+            "/api/v1/vms",
+            json!({
+                "name": "noforward",
+                "memory_mib": 128,
+                "accelerator": "tcg",
+                "kernel": kit.join("vmlinuz").to_str().unwrap(),
+                "initrd": kit.join("initrd.gz").to_str().unwrap(),
+                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
+                "nics": [{"mode": "user"}],
+            }),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let job = expect(
+        d.post(
+            &format!("/api/v1/vms/{}/provisioning", bare["id"].as_str().unwrap()),
+            json!({"profile": "ssh-again", "skip": ["setup"]}),
+        )
+        .await,
+        202,
+    )
+    .await;
+    let job = d.wait_job(job["href"].as_str().unwrap()).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let run = d.get_json(job["result"]["href"].as_str().unwrap()).await;
+    assert_eq!(run["failed_step"], "wait_ready", "{run}");
+    let err = run["steps"][2]["error"].as_str().unwrap();
+    assert!(err.contains("no port forward to guest port 22"), "{err}");
+    let left: Vec<_> = std::fs::read_dir(&keys_dir)
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "run key directories left: {left:?}");
+
+    // No secret in answers or files.
+    let mut answers = String::new();
+    for p in [
+        run_href.clone(),
+        run2_href.clone(),
+        "/api/v1/jobs".into(),
+        "/api/v1/audit".into(),
+    ] {
+        answers.push_str(&d.get(&p).await.text().await.unwrap());
+    }
+    assert!(answers.contains("<redacted>"));
+    assert!(!answers.contains(&secret), "the secret is in an answer");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let holding = files_holding(d.data_dir(), secret.as_bytes());
+    assert!(holding.is_empty(), "the secret is in {holding:?}");
+    assert!(
+        !d.log().contains(&secret),
+        "the secret is in the daemon's log"
+    );
 }

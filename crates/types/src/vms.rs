@@ -232,6 +232,38 @@ pub struct CdromRequest {
     pub iso: Option<String>,
 }
 
+/// Most port forwards one VM may have (all NICs together).
+pub const MAX_PORT_FORWARDS: usize = 32;
+
+pub use crate::network::ForwardProtocol;
+
+fn tcp() -> ForwardProtocol {
+    ForwardProtocol::Tcp
+}
+
+/// A host port forwarded to a port of the guest, on a user-mode NIC (QEMU `hostfwd`).
+///
+/// The host side is always bound on 127.0.0.1, never on a routable address: QEMU's user-mode
+/// stack binds the socket itself, in the daemon's process, so the host firewall (which
+/// filters forwarded and bridged traffic) would not stand between the network and a guest
+/// port forwarded on `0.0.0.0`. On loopback only the host itself (hostplane's provisioning
+/// `ssh` transport, an operator on the host) reaches the guest; publish a guest service on
+/// the network with a bridge NIC instead.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NicPortForward {
+    /// Default `tcp`.
+    #[serde(default = "tcp")]
+    pub protocol: ForwardProtocol,
+    /// Port on the host's 127.0.0.1 (1024–65535: no privileged port; unique per protocol
+    /// within the VM).
+    #[schema(minimum = 1024, maximum = 65535)]
+    pub host_port: u16,
+    /// Port in the guest (1–65535), on the address QEMU's DHCP gives it (10.0.2.15).
+    #[schema(minimum = 1, maximum = 65535)]
+    pub guest_port: u16,
+}
+
 /// A network interface.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -246,6 +278,10 @@ pub struct NicRequest {
     pub mac: Option<String>,
     #[serde(default)]
     pub model: NicModel,
+    /// Host ports (on 127.0.0.1) forwarded to guest ports; `mode: user` only.
+    #[serde(default)]
+    #[schema(max_items = 32)]
+    pub port_forwards: Vec<NicPortForward>,
 }
 
 /// cloud-init NoCloud settings: written to a seed ISO (volume `cidata`) attached as a CD-ROM.
@@ -403,6 +439,9 @@ pub struct VmNic {
     pub bridge: Option<String>,
     pub mac: String,
     pub model: NicModel,
+    /// Host ports on 127.0.0.1 forwarded to guest ports (`mode: user`).
+    #[serde(default)]
+    pub port_forwards: Vec<NicPortForward>,
 }
 
 /// A virtual machine.

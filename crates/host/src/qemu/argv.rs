@@ -64,9 +64,33 @@ pub enum NicBackend {
     },
 }
 
+/// A user-mode NIC's host port forward: `127.0.0.1:host_port` → the guest's `guest_port`.
+/// Always on loopback (see `hostplane_types::vms::NicPortForward`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HostForward {
+    pub udp: bool,
+    pub host_port: u16,
+    pub guest_port: u16,
+}
+
+impl HostForward {
+    /// QEMU's `hostfwd` rule: `tcp:127.0.0.1:H-:G` (guest address left to QEMU: its DHCP
+    /// address, 10.0.2.15).
+    pub fn rule(&self) -> String {
+        format!(
+            "{}:127.0.0.1:{}-:{}",
+            if self.udp { "udp" } else { "tcp" },
+            self.host_port,
+            self.guest_port
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LaunchNic {
     pub index: u32,
+    /// Port forwards (user-mode backend only; ignored for a bridge).
+    pub host_forwards: Vec<HostForward>,
     pub backend: NicBackend,
     pub mac: String,
     /// `virtio-net-pci` or `e1000`.
@@ -180,7 +204,14 @@ fn cd_port(index: u32) -> u32 {
 /// The `-netdev` value of a NIC.
 pub fn netdev_arg(n: &LaunchNic) -> String {
     match &n.backend {
-        NicBackend::User => format!("user,id={}", net_id(n.index)),
+        NicBackend::User => {
+            let mut s = format!("user,id={}", net_id(n.index));
+            for f in &n.host_forwards {
+                s.push_str(",hostfwd=");
+                s.push_str(&f.rule());
+            }
+            s
+        }
         NicBackend::Bridge { bridge, helper } => format!(
             "bridge,id={},br={},helper={}",
             net_id(n.index),
@@ -193,7 +224,14 @@ pub fn netdev_arg(n: &LaunchNic) -> String {
 /// The `netdev_add` arguments of a NIC.
 pub fn netdev_qmp(n: &LaunchNic) -> Value {
     match &n.backend {
-        NicBackend::User => json!({"type": "user", "id": net_id(n.index)}),
+        NicBackend::User if n.host_forwards.is_empty() => {
+            json!({"type": "user", "id": net_id(n.index)})
+        }
+        NicBackend::User => json!({
+            "type": "user",
+            "id": net_id(n.index),
+            "hostfwd": n.host_forwards.iter().map(|f| json!({"str": f.rule()})).collect::<Vec<_>>(),
+        }),
         NicBackend::Bridge { bridge, helper } => {
             json!({"type": "bridge", "id": net_id(n.index), "br": bridge, "helper": path_str(helper)})
         }
@@ -375,6 +413,7 @@ mod tests {
             }],
             cdroms: vec![],
             nics: vec![LaunchNic {
+                host_forwards: Vec::new(),
                 index: 0,
                 backend: NicBackend::User,
                 mac: "52:54:00:12:34:56".into(),
@@ -527,9 +566,44 @@ mod tests {
         assert_eq!(after(&a, "-append"), ["console=ttyS0 mode=serve"]);
     }
 
+    /// Port forwards become `hostfwd` rules bound on loopback, on the command line and in
+    /// `netdev_add`.
+    #[test]
+    fn user_nic_port_forwards_on_loopback() {
+        let mut n = base().nics[0].clone();
+        n.host_forwards = vec![
+            HostForward {
+                udp: false,
+                host_port: 2222,
+                guest_port: 22,
+            },
+            HostForward {
+                udp: true,
+                host_port: 5353,
+                guest_port: 53,
+            },
+        ];
+        assert_eq!(
+            netdev_arg(&n),
+            "user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53"
+        );
+        assert_eq!(
+            netdev_qmp(&n),
+            json!({"type": "user", "id": "net0", "hostfwd": [
+                {"str": "tcp:127.0.0.1:2222-:22"}, {"str": "udp:127.0.0.1:5353-:53"}]})
+        );
+        let mut l = base();
+        l.nics = vec![n];
+        assert_eq!(
+            after(&argv(&l), "-netdev"),
+            ["user,id=net0,hostfwd=tcp:127.0.0.1:2222-:22,hostfwd=udp:127.0.0.1:5353-:53"]
+        );
+    }
+
     #[test]
     fn bridge_nic_and_hotplug_args() {
         let n = LaunchNic {
+            host_forwards: Vec::new(),
             index: 3,
             backend: NicBackend::Bridge {
                 bridge: "br0".into(),

@@ -6,7 +6,9 @@
 //! [`SerialConsoles::drive`]s it: while the returned [`DriveGuard`] lives, the vms area's
 //! console WebSockets (which [`SerialConsoles::watch`] the VM) drop what viewers type and tell
 //! them so in a text control frame. [`SerialConsoles::agent_socket`] gives the host side of a
-//! running VM's guest agent channel (provisioning's `guest_agent` transport).
+//! running VM's guest agent channel (provisioning's `guest_agent` transport),
+//! [`SerialConsoles::forwarded_port`] the loopback port forwarded to a guest port (its `ssh`
+//! transport).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -48,6 +50,15 @@ pub trait SerialProvider: Send + Sync {
         state: &'a AppState,
         vm: &'a str,
     ) -> WorkFuture<'a, (String, std::path::PathBuf)>;
+
+    /// The host port on 127.0.0.1 a running VM's user-mode NIC forwards (TCP) to `guest_port`
+    /// (`None`: no such forward); 404 for an unknown VM, 409 when it is not running.
+    fn forwarded_port<'a>(
+        &'a self,
+        state: &'a AppState,
+        vm: &'a str,
+        guest_port: u16,
+    ) -> WorkFuture<'a, Option<u16>>;
 }
 
 #[derive(Default)]
@@ -87,6 +98,17 @@ impl SerialConsoles {
         vm: &str,
     ) -> ApiResult<(String, std::path::PathBuf)> {
         self.provider()?.agent_socket(state, vm).await
+    }
+
+    /// The loopback host port forwarded to the VM's TCP `guest_port` (see
+    /// [`SerialProvider::forwarded_port`]; provisioning's `ssh` transport).
+    pub async fn forwarded_port(
+        &self,
+        state: &AppState,
+        vm: &str,
+        guest_port: u16,
+    ) -> ApiResult<Option<u16>> {
+        self.provider()?.forwarded_port(state, vm, guest_port).await
     }
 
     fn sender(&self, vm_id: &str) -> watch::Sender<Option<String>> {

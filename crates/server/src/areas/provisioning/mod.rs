@@ -1,5 +1,6 @@
 //! `/api/v1/provisioning` and `POST /api/v1/vms/{id}/provisioning`: turning a fresh guest
-//! into a configured machine over its serial console (docs/provisioning.md).
+//! into a configured machine over its serial console, then its serial console, guest agent or
+//! ssh ([`transport_ssh`]) (docs/provisioning.md).
 //!
 //! Request flow: recipes, profiles, secrets and artifacts are plain CRUD over
 //! `provisioning_objects` ([`model`]; secrets in `platform::secrets`, values write-only).
@@ -17,6 +18,7 @@ pub mod console;
 pub mod model;
 pub mod render;
 pub mod runner;
+pub mod transport_ssh;
 
 use std::sync::Arc;
 
@@ -71,6 +73,14 @@ fn init(services: &Services) -> anyhow::Result<Option<AnyState>> {
     services
         .pool_users
         .register(Arc::new(artifacts::ArtifactsOnPools));
+    // The ssh transport's per-run key directories: no run outlives the daemon, so what is
+    // here is left over from a crash.
+    let ssh_runs = services.config.data_dir.join("provisioning/ssh");
+    if ssh_runs.exists()
+        && let Err(e) = std::fs::remove_dir_all(&ssh_runs)
+    {
+        tracing::warn!("removing {}: {e}", ssh_runs.display());
+    }
     Ok(Some(Arc::new(ProvisioningArea {
         urls: Arc::new(GuestUrls::default()),
         url_allow,
@@ -250,13 +260,11 @@ async fn list_profiles(
     collection::respond(v, &params, &headers)
 }
 
-/// Stores a profile. A credential names a stored secret; `transport: ssh` answers 501
-/// `transport_not_supported`.
+/// Stores a profile. A credential names a stored secret.
 #[utoipa::path(post, path = "/api/v1/provisioning/profiles",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", request_body = ProfileSpec,
-    responses((status = 201, description = "Stored", body = Profile),
-        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+    responses((status = 201, description = "Stored", body = Profile)))]
 async fn create_profile(
     State(state): State<AppState>,
     Json(spec): Json<ProfileSpec>,
@@ -285,8 +293,7 @@ async fn get_profile(
 #[utoipa::path(put, path = "/api/v1/provisioning/profiles/{id}",
     extensions(("x-required-role" = json!("operator")), ("x-required-scope" = json!("provisioning:write"))),
     tag = "provisioning", params(("id" = String, Path, description = "Profile id")), request_body = ProfileSpec,
-    responses((status = 200, description = "Replaced", body = Profile),
-        (status = 501, description = "A transport other than `serial` (`transport_not_supported`)", body = hostplane_types::problem::Problem, content_type = "application/problem+json")))]
+    responses((status = 200, description = "Replaced", body = Profile)))]
 async fn put_profile(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use hostplane_types::provisioning::{
     Profile, ProfileSpec, ProvisioningRun, Provisioner, Recipe, RecipeSpec, RecipeStep,
-    RecipeVariable, Transport,
+    RecipeVariable,
 };
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -247,12 +247,6 @@ pub fn check_recipe(r: &RecipeSpec) -> ApiResult<()> {
 pub fn check_profile(p: &ProfileSpec) -> ApiResult<()> {
     check_id("name", &p.name)?;
     check_id("recipe", &p.recipe)?;
-    if p.transport == Transport::Ssh {
-        return Err(ApiError::NotSupported {
-            code: "transport_not_supported",
-            detail: "the ssh transport is not implemented; use serial or guest_agent".into(),
-        });
-    }
     for k in p.variables.keys() {
         check_var_name(&format!("variables.{k}"), k)?;
     }
@@ -551,7 +545,7 @@ mod tests {
     }
 
     #[test]
-    fn transports_serial_and_guest_agent_but_not_ssh() {
+    fn transports_serial_guest_agent_and_ssh() {
         let profile = |t: &str| -> ProfileSpec {
             serde_json::from_value(serde_json::json!({
                 "name": "p", "recipe": "test-guest", "transport": t,
@@ -560,8 +554,7 @@ mod tests {
         };
         assert!(check_profile(&profile("serial")).is_ok());
         assert!(check_profile(&profile("guest_agent")).is_ok());
-        let e = check_profile(&profile("ssh")).unwrap_err();
-        assert!(e.to_string().contains("ssh"), "{e}");
+        assert!(check_profile(&profile("ssh")).is_ok());
     }
 
     /// The shipped test-guest recipe logs in: waits for the banner, the login prompt and the

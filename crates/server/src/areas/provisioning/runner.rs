@@ -14,8 +14,12 @@
 //! `transport` is how `wait_ready`, `artifacts` and the provisioners reach the guest: `serial`
 //! (commands typed with an exit marker, files as base64 over the console) or `guest_agent`
 //! (QEMU's guest agent on the VM's virtio-serial channel, `hostplane_host::qemu::qga`:
-//! `guest-exec` with the exit code and output read back, files with `guest-file-write`). The
-//! console is opened (and its viewers made read-only) only when a step needs it.
+//! `guest-exec` with the exit code and output read back, files with `guest-file-write`) or
+//! `ssh` (the OpenSSH client to the loopback port a user-mode NIC forwards to the guest's port
+//! 22, with a per-run key installed and the guest's host key read and pinned over the console
+//! first: [`super::transport_ssh`]; commands with their exit code, stdout and stderr, files
+//! and artifacts on stdin). The console is opened (and its viewers made read-only) only when
+//! a step needs it.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -23,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use hostplane_host::qemu::qga::{Qga, QgaError};
+use hostplane_host::ssh::{SshError, Stdin};
 use hostplane_types::provisioning::{
     Artifact, ProfileSpec, ProvisioningRun, Provisioner, RecipeSpec, RecipeStep, RunStatus,
     RunStep, StepStatus, Transport,
@@ -32,6 +37,7 @@ use super::artifacts::{self, GuestUrls};
 use super::console::{Console, ConsoleError, Pattern};
 use super::model::{self, RunRecord};
 use super::render::{self, Redactor, Vars};
+use super::transport_ssh;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::jobs::{JobCtx, JobFailure};
 use crate::platform::time;
@@ -297,6 +303,8 @@ struct Driver<'a> {
     /// Opened on first use, with the guard that makes other viewers read-only.
     console: Option<(Console, crate::platform::serial::DriveGuard)>,
     agent: Option<Qga>,
+    /// The `ssh` transport's connection, set up on first use.
+    ssh: Option<transport_ssh::Session>,
     vars: &'a Vars,
     redactor: &'a Redactor,
     artifacts: &'a BTreeMap<String, Artifact>,
@@ -403,6 +411,50 @@ impl Driver<'_> {
         Ok(self.agent.as_mut().expect("set above"))
     }
 
+    /// The ssh connection, set up over the console on first use.
+    async fn ssh(&mut self, log: &mut StepLog<'_>) -> Result<&transport_ssh::Session, StepFail> {
+        if self.ssh.is_none() {
+            let (state, vm, run_id) = (self.state, self.vm, self.run_id);
+            let user = self
+                .vars
+                .values
+                .get("username")
+                .cloned()
+                .unwrap_or_else(|| "root".into());
+            let console = self.console().await?;
+            let s = transport_ssh::connect(state, vm, run_id, &user, console, &mut |l| {
+                log.line(l)
+            })
+            .await
+            .map_err(|message| StepFail {
+                exit_code: None,
+                message,
+            })?;
+            self.ssh = Some(s);
+        }
+        Ok(self.ssh.as_ref().expect("set above"))
+    }
+
+    /// Runs `cmd` over ssh (with `sh -c` in the guest): exit code and output (stdout, then
+    /// stderr); past `timeout` it is killed in the guest too.
+    async fn ssh_command(
+        &mut self,
+        log: &mut StepLog<'_>,
+        cmd: &str,
+        stdin: Stdin<'_>,
+        timeout: Duration,
+    ) -> Result<(i32, String), StepFail> {
+        let s = self.ssh(log).await?;
+        let e = s
+            .ssh
+            .run(cmd, stdin, timeout, &s.pidfile)
+            .await
+            .map_err(ssh_fail)?;
+        let mut out = String::from_utf8_lossy(&e.stdout).into_owned();
+        out.push_str(&e.stderr);
+        Ok((e.exit_code, out))
+    }
+
     /// Runs `cmd` with `sh -c` through the guest agent: exit code (128 + signal when killed)
     /// and output (stdout, then stderr).
     async fn agent_command(&mut self, cmd: &str, timeout: Duration) -> Result<(i32, String), StepFail> {
@@ -420,9 +472,18 @@ impl Driver<'_> {
     }
 
     /// Runs `cmd` in the guest: its exit code and output.
-    async fn run(&mut self, via: Via, cmd: &str, timeout: Duration) -> Result<(i32, String), StepFail> {
+    async fn run(
+        &mut self,
+        log: &mut StepLog<'_>,
+        via: Via,
+        cmd: &str,
+        timeout: Duration,
+    ) -> Result<(i32, String), StepFail> {
         if via == Via::Transport && self.transport == Transport::GuestAgent {
             return self.agent_command(cmd, timeout).await;
+        }
+        if via == Via::Transport && self.transport == Transport::Ssh {
+            return self.ssh_command(log, cmd, Stdin::None, timeout).await;
         }
         Ok(self.console().await?.command(cmd, timeout).await?)
     }
@@ -440,7 +501,7 @@ impl Driver<'_> {
         if !quiet {
             log.line(&format!("$ {cmd}"));
         }
-        let (code, out) = self.run(via, cmd, timeout).await?;
+        let (code, out) = self.run(log, via, cmd, timeout).await?;
         if !quiet && !out.is_empty() {
             log.line(&out);
         }
@@ -480,6 +541,25 @@ impl Driver<'_> {
                 "wrote {} bytes to {path} through the guest agent",
                 content.len()
             ));
+            return Ok(());
+        }
+        if via == Via::Transport && self.transport == Transport::Ssh {
+            // The content on stdin: nothing of it is on a command line or in a log.
+            let q = hostplane_host::ssh::quote(path);
+            let mut cmd = format!("cat > {q}");
+            if let Some(m) = mode {
+                cmd.push_str(&format!(" && chmod {m} {q}"));
+            }
+            let t = Duration::from_secs(60);
+            let (code, out) = self.ssh_command(log, &cmd, Stdin::Bytes(content), t).await?;
+            if code != 0 {
+                log.line(&out);
+                return Err(StepFail {
+                    exit_code: Some(code),
+                    message: format!("writing {path} over ssh failed (exit {code})"),
+                });
+            }
+            log.line(&format!("wrote {} bytes to {path} over ssh", content.len()));
             return Ok(());
         }
         let via = Via::Console;
@@ -522,6 +602,9 @@ impl Driver<'_> {
             exit_code: None,
             message: format!("no artifact {name:?}"),
         })?;
+        if via == Via::Transport && self.transport == Transport::Ssh {
+            return self.place_over_ssh(log, name, &a, dest, mode).await;
+        }
         let url = self.artifact_url(name).unwrap_or_default();
         // The URL's token is single-use; it is logged as the path only.
         log.line(&format!(
@@ -535,7 +618,7 @@ impl Driver<'_> {
         if let Some(m) = mode {
             cmd.push_str(&format!(" && chmod {m} '{dest}'"));
         }
-        let (code, out) = self.run(via, &cmd, Duration::from_secs(600)).await?;
+        let (code, out) = self.run(log, via, &cmd, Duration::from_secs(600)).await?;
         if !out.is_empty() {
             log.line(&out);
         }
@@ -545,6 +628,56 @@ impl Driver<'_> {
                 exit_code: Some(code),
                 message: format!(
                     "fetching artifact {name} into the guest or checking its sha256 failed (exit {code})"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// An artifact streamed from its file on the host to ssh's stdin, its sha256 checked in
+    /// the guest (no run URL: the guest need not reach the daemon).
+    async fn place_over_ssh(
+        &mut self,
+        log: &mut StepLog<'_>,
+        name: &str,
+        a: &Artifact,
+        dest: &str,
+        mode: Option<&str>,
+    ) -> Result<(), StepFail> {
+        model::check_guest_path("dest", dest).map_err(|e| StepFail {
+            exit_code: None,
+            message: e.to_string(),
+        })?;
+        let file = artifacts::dir_of(self.state)
+            .map(|d| artifacts::path_of(&d, a))
+            .map_err(|e| StepFail {
+                exit_code: None,
+                message: e.to_string(),
+            })?;
+        log.line(&format!(
+            "copying artifact {name} ({} bytes, sha256 {}) to {dest} over ssh",
+            a.size_bytes, a.sha256
+        ));
+        let q = hostplane_host::ssh::quote(dest);
+        let mut cmd = format!(
+            "cat > {q} && echo {} | sha256sum -c",
+            hostplane_host::ssh::quote(&format!("{}  {dest}", a.sha256))
+        );
+        if let Some(m) = mode {
+            cmd.push_str(&format!(" && chmod {m} {q}"));
+        }
+        let (code, out) = self
+            .ssh_command(log, &cmd, Stdin::File(&file), Duration::from_secs(600))
+            .await?;
+        if !out.is_empty() {
+            log.line(&out);
+        }
+        log.line(&format!("(exit {code})"));
+        if code != 0 {
+            return Err(StepFail {
+                exit_code: Some(code),
+                message: format!(
+                    "copying artifact {name} into the guest or checking its sha256 failed (exit {code})"
                 ),
             });
         }
@@ -713,6 +846,13 @@ impl Driver<'_> {
     }
 }
 
+fn ssh_fail(e: SshError) -> StepFail {
+    StepFail {
+        exit_code: None,
+        message: e.to_string(),
+    }
+}
+
 fn tail(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
@@ -833,6 +973,7 @@ async fn drive(
     let run_id = rec.run.id.clone();
     let base = rec.guest_base_url.clone();
     let vm = rec.run.vm.clone();
+    let mut result = Ok(());
     for i in from..rec.run.steps.len() {
         let name = rec.run.steps[i].name.clone();
         if rec.run.steps[i].status == StepStatus::Skipped {
@@ -840,7 +981,8 @@ async fn drive(
             continue;
         }
         if ctx.is_cancelled() {
-            return Err((name, "cancelled".into()));
+            result = Err((name, "cancelled".into()));
+            break;
         }
         rec.run.steps[i].status = StepStatus::Running;
         save(state, rec);
@@ -862,6 +1004,7 @@ async fn drive(
                     transport: prep.profile.transport,
                     console: None,
                     agent: None,
+                    ssh: None,
                     vars: &prep.vars,
                     redactor,
                     artifacts: &prep.artifacts,
@@ -886,6 +1029,9 @@ async fn drive(
                             "the guest agent answered after {:.1} s",
                             t0.elapsed().as_secs_f64()
                         ));
+                    }
+                    if d.transport == Transport::Ssh {
+                        d.ssh(&mut log).await?;
                     }
                     let code = d
                         .command(
@@ -950,13 +1096,18 @@ async fn drive(
                 let msg = redactor.apply(&f.message);
                 step.error = Some(msg.clone());
                 save(state, rec);
-                return Err((name, msg));
+                result = Err((name, msg));
+                break;
             }
         }
         ctx.progress(((i + 1) * 100 / total).min(99) as u8);
         save(state, rec);
     }
-    Ok(())
+    // The run's ssh key leaves the guest, its directory the host.
+    if let Some(s) = driver.and_then(|d| d.ssh) {
+        s.finish().await;
+    }
+    result
 }
 
 async fn open_console(

@@ -213,6 +213,8 @@ pub async fn clone(
         }
         for n in def.nics.iter_mut() {
             n.mac = model::random_mac();
+            // A host port is bound by one VM at a time: the clone gets none.
+            n.port_forwards.clear();
         }
         def.autostart = false;
         if strategy == CloneStrategy::Thin {

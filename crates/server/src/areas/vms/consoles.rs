@@ -183,6 +183,31 @@ impl crate::platform::serial::SerialProvider for VmSerials {
             Ok((rec.id, rt.files.qga.clone()))
         })
     }
+
+    fn forwarded_port<'a>(
+        &'a self,
+        state: &'a AppState,
+        vm: &'a str,
+        guest_port: u16,
+    ) -> crate::platform::workloads::WorkFuture<'a, Option<u16>> {
+        Box::pin(async move {
+            let rec = model::find(&state.store, vm)?;
+            let rt = state.vms().require_running(&rec.id)?;
+            // What QEMU runs with, not the stored definition (a NIC added for the next boot
+            // has no forward yet).
+            Ok(rt
+                .launched()
+                .nics
+                .iter()
+                .filter(|n| n.mode == hostplane_types::vms::NicMode::User)
+                .flat_map(|n| n.port_forwards.iter())
+                .find(|p| {
+                    p.guest_port == guest_port
+                        && p.protocol == hostplane_types::vms::ForwardProtocol::Tcp
+                })
+                .map(|p| p.host_port))
+        })
+    }
 }
 
 fn upgrade(ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>) -> ApiResult<WebSocketUpgrade> {

@@ -577,6 +577,7 @@ async fn resize_disk(
 
 fn launch_nic(n: &VmNic, helper: PathBuf) -> LaunchNic {
     LaunchNic {
+        host_forwards: super::lifecycle::host_forwards(n),
         index: n.index,
         backend: match (n.mode, &n.bridge) {
             (NicMode::Bridge, Some(b)) => NicBackend::Bridge {
@@ -618,6 +619,17 @@ async fn add_nic(
         .nic
         .max(rec.def.nics.iter().map(|n| n.index + 1).max().unwrap_or(0));
     let nic = model::check_nic("nic", &req, index)?;
+    model::check_forward_duplicates(
+        "nic.port_forwards",
+        rec.def
+            .nics
+            .iter()
+            .chain([&nic])
+            .flat_map(|n| &n.port_forwards),
+    )?;
+    if state.vms().runtime(&rec.id).is_some() {
+        model::check_host_ports(nic.port_forwards.iter())?;
+    }
     let (applied, reason) = match state.vms().runtime(&rec.id) {
         None => (Applied::NextBoot, Some("the VM is not running".to_string())),
         Some(rt) => match hotplug_nic(&rt, rec.def.machine, &nic, state.vms().bridge_helper()?).await {

@@ -23,7 +23,8 @@ use hostplane_host::qemu::argv::{
 use hostplane_host::qemu::process::{self, RunFiles};
 use hostplane_host::qemu::qmp::{self, Qmp};
 use hostplane_types::vms::{
-    Accelerator, BootDevice, DiskBus, Firmware, MachineType, NicMode, Vm, VmDisk, VmStatus,
+    Accelerator, BootDevice, DiskBus, Firmware, MachineType, NicMode, Vm, VmDisk, VmNic,
+    VmStatus,
 };
 use tokio::sync::{OwnedMutexGuard, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
@@ -469,6 +470,7 @@ impl VmManager {
             let model_name = model::nic_model_name(n.model);
             let net_boot = boot_index(BootDevice::Network);
             nics.push(LaunchNic {
+                host_forwards: host_forwards(n),
                 index: n.index,
                 backend,
                 mac: n.mac.clone(),
@@ -541,6 +543,7 @@ impl VmManager {
         }
         files.clear_stale();
         let _ = std::fs::remove_file(&files.log);
+        model::check_host_ports(rec.def.nics.iter().flat_map(|n| &n.port_forwards))?;
         let launch = self.launch_of(rec, &files).await?;
         let args = argv::argv(&launch);
         let mut child = process::spawn(&args, &files.log).map_err(ApiError::from)?;
@@ -554,8 +557,14 @@ impl VmManager {
             if let Ok(Some(status)) = child.try_wait() {
                 let tail = process::log_tail(&files.log, 2000);
                 files.clear_stale();
+                // A forwarded host port taken between the check above and QEMU's bind.
+                let code = if tail.contains("host forwarding rule") {
+                    "host_port_in_use"
+                } else {
+                    "start_failed"
+                };
                 return Err(ApiError::conflict(
-                    "start_failed",
+                    code,
                     format!("QEMU exited at start ({status}): {tail}"),
                 ));
             }
@@ -808,4 +817,19 @@ async fn monitor(
         tracing::info!(vm = rt.id, pid = rt.pid, "VM stopped");
         mgr.publish(&rt.id, "qemu");
     }
+}
+
+/// The QEMU `hostfwd` rules of a NIC's port forwards (user-mode NICs only).
+pub fn host_forwards(n: &VmNic) -> Vec<argv::HostForward> {
+    if n.mode != NicMode::User {
+        return Vec::new();
+    }
+    n.port_forwards
+        .iter()
+        .map(|p| argv::HostForward {
+            udp: p.protocol == hostplane_types::vms::ForwardProtocol::Udp,
+            host_port: p.host_port,
+            guest_port: p.guest_port,
+        })
+        .collect()
 }

@@ -381,6 +381,7 @@ pub(crate) async fn define(state: &AppState, req: VmCreate, actor: &str) -> ApiR
     for (i, n) in req.nics.iter().enumerate() {
         nics.push(model::check_nic(&format!("nics[{i}]"), n, i as u32)?);
     }
+    model::check_forward_duplicates("nics", nics.iter().flat_map(|n| &n.port_forwards))?;
     let mut cdroms = Vec::new();
     for (i, c) in req.cdroms.iter().enumerate() {
         cdroms.push(cdrom_entry(mgr, &format!("cdroms[{i}]"), c, i as u32)?);

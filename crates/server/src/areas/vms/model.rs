@@ -6,8 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use hostplane_types::vms::{
-    Accelerator, BootDevice, CloudInit, DiskBus, DiskFormat, Firmware, MachineType, NicMode,
-    NicModel, NicRequest, VmCdrom, VmDisk, VmNic,
+    Accelerator, BootDevice, CloudInit, DiskBus, DiskFormat, Firmware, ForwardProtocol,
+    MAX_PORT_FORWARDS, MachineType, NicMode, NicModel, NicPortForward, NicRequest, VmCdrom,
+    VmDisk, VmNic,
 };
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
@@ -329,13 +330,111 @@ pub fn check_nic(field: &str, n: &NicRequest, index: u32) -> ApiResult<VmNic> {
         Some(m) => check_mac(&format!("{field}.mac"), m)?,
         None => random_mac(),
     };
+    check_port_forwards(field, n.mode, &n.port_forwards)?;
     Ok(VmNic {
         index,
         mode: n.mode,
         bridge,
         mac,
         model: n.model,
+        port_forwards: n.port_forwards.clone(),
     })
+}
+
+/// A NIC's port forwards: user-mode NICs only, ports 1–65535, each host port once per protocol.
+pub fn check_port_forwards(field: &str, mode: NicMode, fwds: &[NicPortForward]) -> ApiResult<()> {
+    if fwds.is_empty() {
+        return Ok(());
+    }
+    let f = format!("{field}.port_forwards");
+    if mode != NicMode::User {
+        return Err(ApiError::invalid_field(
+            "invalid_port_forward",
+            f,
+            "port forwards are for mode user (a bridged guest is reached at its own address)",
+        ));
+    }
+    if fwds.len() > MAX_PORT_FORWARDS {
+        return Err(ApiError::invalid_field(
+            "invalid_port_forward",
+            f,
+            format!("at most {MAX_PORT_FORWARDS} port forwards"),
+        ));
+    }
+    for (i, p) in fwds.iter().enumerate() {
+        // Not a privileged host port: an operator must not squat one a root service of the
+        // host binds later.
+        if p.host_port < 1024 || p.guest_port == 0 {
+            return Err(ApiError::invalid_field(
+                "invalid_port_forward",
+                format!("{f}[{i}]"),
+                "host_port is 1024–65535, guest_port 1–65535",
+            ));
+        }
+    }
+    check_forward_duplicates(&f, fwds.iter())
+}
+
+fn proto(p: ForwardProtocol) -> &'static str {
+    match p {
+        ForwardProtocol::Tcp => "tcp",
+        ForwardProtocol::Udp => "udp",
+    }
+}
+
+/// No host port (per protocol) twice among `fwds` (one NIC's, or all of a VM's).
+pub fn check_forward_duplicates<'a>(
+    field: &str,
+    fwds: impl Iterator<Item = &'a NicPortForward>,
+) -> ApiResult<()> {
+    let mut seen = std::collections::HashSet::new();
+    let mut total = 0;
+    for p in fwds {
+        total += 1;
+        if !seen.insert((p.protocol, p.host_port)) {
+            return Err(ApiError::invalid_field(
+                "duplicate_port_forward",
+                field,
+                format!(
+                    "host port {}/{} is forwarded twice",
+                    p.host_port,
+                    proto(p.protocol)
+                ),
+            ));
+        }
+    }
+    if total > MAX_PORT_FORWARDS {
+        return Err(ApiError::invalid_field(
+            "invalid_port_forward",
+            field,
+            format!("at most {MAX_PORT_FORWARDS} port forwards per VM"),
+        ));
+    }
+    Ok(())
+}
+
+/// 409 `host_port_in_use` when a forwarded host port cannot be bound on 127.0.0.1 now (another
+/// VM or program holds it). Checked before QEMU starts, so the caller gets this rather than
+/// QEMU's start failure; QEMU's own refusal (a race) is mapped to the same code.
+pub fn check_host_ports<'a>(fwds: impl Iterator<Item = &'a NicPortForward>) -> ApiResult<()> {
+    for p in fwds {
+        let addr = (std::net::Ipv4Addr::LOCALHOST, p.host_port);
+        let res = match p.protocol {
+            ForwardProtocol::Tcp => std::net::TcpListener::bind(addr).map(drop),
+            ForwardProtocol::Udp => std::net::UdpSocket::bind(addr).map(drop),
+        };
+        if let Err(e) = res {
+            return Err(ApiError::conflict(
+                "host_port_in_use",
+                format!(
+                    "host port 127.0.0.1:{}/{} of a port forward cannot be bound: {e}",
+                    p.host_port,
+                    proto(p.protocol)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub fn check_cmdline(field: &str, s: &str) -> ApiResult<()> {
