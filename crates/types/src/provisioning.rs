@@ -382,7 +382,7 @@ pub struct Artifact {
     pub created_at: String,
 }
 
-/// `POST /provisioning/artifacts/fetch`: download an artifact by URL (a job).
+/// `POST /provisioning/artifacts` with a JSON body: download an artifact by URL (a job).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ArtifactFetch {

@@ -2678,10 +2678,7 @@ export interface paths {
         /** Profiles. */
         get: operations["provisioning_profiles_list"];
         put?: never;
-        /**
-         * Stores a profile. A credential names a stored secret; `transport: ssh` answers 501
-         *     `transport_not_supported`.
-         */
+        /** Stores a profile. A credential names a stored secret. */
         post: operations["provisioning_profiles_create"];
         delete?: never;
         options?: never;
@@ -4514,7 +4511,7 @@ export interface components {
             /** @description `upload` or the URL it was downloaded from. */
             source: string;
         };
-        /** @description `POST /provisioning/artifacts/fetch`: download an artifact by URL (a job). */
+        /** @description `POST /provisioning/artifacts` with a JSON body: download an artifact by URL (a job). */
         ArtifactFetch: {
             name: string;
             /** @description Expected sha256 (hex); the job fails when the content differs. */
@@ -6940,6 +6937,31 @@ export interface components {
          * @enum {string}
          */
         NicModel: "virtio" | "e1000";
+        /**
+         * @description A host port forwarded to a port of the guest, on a user-mode NIC (QEMU `hostfwd`).
+         *
+         *     The host side is always bound on 127.0.0.1, never on a routable address: QEMU's user-mode
+         *     stack binds the socket itself, in the daemon's process, so the host firewall (which
+         *     filters forwarded and bridged traffic) would not stand between the network and a guest
+         *     port forwarded on `0.0.0.0`. On loopback only the host itself (hostplane's provisioning
+         *     `ssh` transport, an operator on the host) reaches the guest; publish a guest service on
+         *     the network with a bridge NIC instead.
+         */
+        NicPortForward: {
+            /**
+             * Format: int32
+             * @description Port in the guest (1–65535), on the address QEMU's DHCP gives it (10.0.2.15).
+             */
+            guest_port: number;
+            /**
+             * Format: int32
+             * @description Port on the host's 127.0.0.1 (1024–65535: no privileged port; unique per protocol
+             *     within the VM).
+             */
+            host_port: number;
+            /** @description Default `tcp`. */
+            protocol?: components["schemas"]["ForwardProtocol"];
+        };
         /** @description A network interface. */
         NicRequest: {
             /** @description Host bridge for `mode: bridge`. */
@@ -6948,6 +6970,8 @@ export interface components {
             mac?: string | null;
             mode?: components["schemas"]["NicMode"];
             model?: components["schemas"]["NicModel"];
+            /** @description Host ports (on 127.0.0.1) forwarded to guest ports; `mode: user` only. */
+            port_forwards?: components["schemas"]["NicPortForward"][];
         };
         /** @description NVMe SMART / health information log. */
         NvmeHealth: {
@@ -9039,6 +9063,8 @@ export interface components {
             mac: string;
             mode: components["schemas"]["NicMode"];
             model: components["schemas"]["NicModel"];
+            /** @description Host ports on 127.0.0.1 forwarded to guest ports (`mode: user`). */
+            port_forwards?: components["schemas"]["NicPortForward"][];
         };
         /** @description `vms.shutdown`. */
         VmShutdownResult: {
@@ -33802,15 +33828,6 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
-            /** @description A transport other than `serial` (`transport_not_supported`) */
-            501: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
             /** @description A subsystem this needs is not available on this host */
             503: {
                 headers: {
@@ -34055,15 +34072,6 @@ export interface operations {
             };
             /** @description Too many requests; see Retry-After */
             429: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/problem+json": components["schemas"]["Problem"];
-                };
-            };
-            /** @description A transport other than `serial` (`transport_not_supported`) */
-            501: {
                 headers: {
                     [name: string]: unknown;
                 };
