@@ -131,7 +131,17 @@ fn vm_rows(v: Vm) -> Vec<(&'static str, String)> {
     let nics: Vec<String> = v
         .nics
         .iter()
-        .map(|n| format!("{}:{} {}", n.index, output::name(&n.mode), n.mac))
+        .map(|n| {
+            let forwards: String = n
+                .port_forwards
+                .iter()
+                .map(|f| {
+                    let proto = output::name(&f.protocol);
+                    format!(" {proto} 127.0.0.1:{}->{}", f.host_port, f.guest_port)
+                })
+                .collect();
+            format!("{}:{} {}{forwards}", n.index, output::name(&n.mode), n.mac)
+        })
         .collect();
     vec![
         ("NAME", v.name),
