@@ -10,6 +10,7 @@ import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import net from 'node:net';
 
 const env = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set`); })();
 const base = env('HP_URL');
@@ -160,12 +161,22 @@ try {
     await page.getByLabel('Initrd').fill(path.join(kit, 'initrd.gz'));
     // console=tty0 too: the kernel's messages draw on the VGA screen the VNC console shows.
     await page.getByLabel('Kernel command line').fill('console=tty0 console=ttyS0 panic=-1 mode=serve');
+    // A port forward to the guest's port 22 on a free loopback port.
+    const forward = await new Promise((resolve) => {
+      const probe = net.createServer().listen(0, '127.0.0.1', () => {
+        const { port } = probe.address();
+        probe.close(() => resolve(port));
+      });
+    });
+    await page.getByLabel(/NIC 1 port forwards/).fill(`${forward}:22`);
     await page.getByRole('button', { name: 'Create VM' }).click();
     await page.getByRole('link', { name: 'uivm', exact: true }).click();
     await page.getByRole('heading', { level: 2, name: /uivm/ }).waitFor();
     vmId = decodeURIComponent(new URL(page.url()).hash.split('/')[2]);
     await page.getByRole('button', { name: 'Start uivm' }).click();
     await page.locator('.badge.running').first().waitFor({ timeout: 60000 });
+    await page.getByRole('tab', { name: 'Network cards' }).click();
+    await page.getByRole('cell', { name: `tcp 127.0.0.1:${forward} → 22` }).waitFor();
     for (const tab of ['Disks', 'Network cards', 'CD-ROM', 'Snapshots', 'Clone and delete']) {
       await page.getByRole('tab', { name: tab }).click();
       await axe(page, `vm ${tab}`);

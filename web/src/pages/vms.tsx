@@ -78,10 +78,27 @@ function VmList() {
 
 type DiskRow = { size: string; storage: string; image: string };
 
+type NicRow = { mode: Schemas['NicMode']; bridge: string; forwards: string };
+
+/** `[tcp/|udp/]HOST:GUEST`, comma-separated; the form refuses anything else before it is sent. */
+const FORWARDS_PATTERN = '\\s*((tcp|udp)/)?[0-9]{1,5}:[0-9]{1,5}(\\s*,\\s*((tcp|udp)/)?[0-9]{1,5}:[0-9]{1,5})*\\s*';
+
+function parseForwards(text: string): Schemas['NicPortForward'][] {
+  return text
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map((s) => {
+      const [proto, ports] = s.includes('/') ? s.split('/', 2) : ['tcp', s];
+      const [host, guest] = ports!.split(':', 2);
+      return { protocol: proto as Schemas['ForwardProtocol'], host_port: Number(host), guest_port: Number(guest) };
+    });
+}
+
 function CreateVm() {
   const templates = useApi(() => api.GET('/api/v1/vms/templates', {}), ['/api/v1/vms/templates']);
   const [disks, setDisks] = useState<DiskRow[]>([{ size: '8', storage: '', image: '' }]);
-  const [nics, setNics] = useState<{ mode: Schemas['NicMode']; bridge: string }[]>([{ mode: 'user', bridge: '' }]);
+  const [nics, setNics] = useState<NicRow[]>([{ mode: 'user', bridge: '', forwards: '' }]);
   const [busy, setBusy] = useState(false);
   async function submit(e: Event): Promise<void> {
     const form = e.target as HTMLFormElement;
@@ -96,7 +113,11 @@ function CreateVm() {
       disks: disks
         .filter((d) => d.image || Number(d.size) > 0)
         .map((d) => (d.image ? { image: d.image, storage: d.storage || null } : { size_bytes: Math.round(Number(d.size) * 1024 ** 3), storage: d.storage || null })),
-      nics: nics.map((n) => ({ mode: n.mode, bridge: n.mode === 'bridge' ? n.bridge : null })),
+      nics: nics.map((n) => ({
+        mode: n.mode,
+        bridge: n.mode === 'bridge' ? n.bridge : null,
+        port_forwards: n.mode === 'user' ? parseForwards(n.forwards) : [],
+      })),
       cdroms: f.iso ? [{ iso: f.iso }] : [],
       cloud_init: f.user_data ? { user_data: f.user_data } : null,
       kernel: f.kernel ?? null,
@@ -162,10 +183,21 @@ function CreateVm() {
               {n.mode === 'bridge' && (
                 <label>NIC {i + 1} bridge<input required value={n.bridge} onInput={(e) => setNics(nics.map((x, j) => (i === j ? { ...x, bridge: (e.target as HTMLInputElement).value } : x)))} /></label>
               )}
+              {n.mode === 'user' && (
+                <label>
+                  NIC {i + 1} port forwards (host port:guest port on 127.0.0.1, e.g. 2222:22, udp/5353:53)
+                  <input
+                    value={n.forwards}
+                    placeholder="none"
+                    pattern={FORWARDS_PATTERN}
+                    onInput={(e) => setNics(nics.map((x, j) => (i === j ? { ...x, forwards: (e.target as HTMLInputElement).value } : x)))}
+                  />
+                </label>
+              )}
               <button type="button" class="link" onClick={() => setNics(nics.filter((_, j) => j !== i))}>Remove NIC {i + 1}</button>
             </div>
           ))}
-          <button type="button" class="link" onClick={() => setNics([...nics, { mode: 'user', bridge: '' }])}>Add a NIC</button>
+          <button type="button" class="link" onClick={() => setNics([...nics, { mode: 'user', bridge: '', forwards: '' }])}>Add a NIC</button>
         </fieldset>
         <label>CD-ROM ISO path<input name="iso" placeholder="/srv/iso/debian.iso" /></label>
         <details>

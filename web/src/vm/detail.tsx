@@ -105,11 +105,12 @@ function Nics({ vm, reload }: { vm: Vm; reload: () => void }) {
     <>
       <table>
         <caption>{vm.nics.length} network cards</caption>
-        <thead><tr><th scope="col">#</th><th scope="col">MAC</th><th scope="col">Mode</th><th scope="col">Model</th><th scope="col">Bridge</th><th scope="col">Actions</th></tr></thead>
+        <thead><tr><th scope="col">#</th><th scope="col">MAC</th><th scope="col">Mode</th><th scope="col">Model</th><th scope="col">Bridge</th><th scope="col">Port forwards</th><th scope="col">Actions</th></tr></thead>
         <tbody>
           {vm.nics.map((n) => (
             <tr key={n.index}>
               <th scope="row">{n.index}</th><td>{n.mac}</td><td>{n.mode}</td><td>{n.model}</td><td>{n.bridge ?? '–'}</td>
+              <td>{n.port_forwards?.length ? n.port_forwards.map((f) => `${f.protocol} 127.0.0.1:${f.host_port} → ${f.guest_port}`).join(', ') : '–'}</td>
               <td><button type="button" class="danger" aria-label={`Remove NIC ${n.index}`} onClick={() => act(api.DELETE('/api/v1/vms/{id}/nics/{n}', { params: { path: { id, n: n.index } } }), 'NIC removed.').then(reload)}>Remove</button></td>
             </tr>
           ))}
