@@ -602,6 +602,9 @@ impl OpenApiBytes {
             let bytes = Self::compress(&doc);
             drop(doc);
             let _ = tx.send(Some(bytes));
+            // The tree and the JSON were most of start-up's heap (~60 MiB at the peak): hand
+            // it back now, not at the trimmer's next quiet tick (platform::memory).
+            crate::platform::memory::trim();
         };
         if let Err(e) = std::thread::Builder::new()
             .name("hp-document".into())
