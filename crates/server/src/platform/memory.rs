@@ -26,18 +26,24 @@ pub fn spawn_trimmer() {
     tokio::spawn(async {
         let mut tick = tokio::time::interval(QUIET);
         let mut seen = ACTIVITY.load(Ordering::Relaxed);
-        let mut dirty = true; // start-up itself allocated and freed
-        // Once more after the areas' start-up tasks (remounts, share sync, the first metrics
-        // sample) have run: they touch code and heap after the first trim at readiness.
-        let mut settling = true;
+        let mut dirty = false;
+        // At once (start-up itself allocated and freed), and one tick later whether or not
+        // requests came: by then the areas' start-up tasks (remounts, share sync, the first
+        // metrics sample) and the document's thread have run, and what they freed is garbage
+        // a quiet daemon would otherwise keep until its first quiet tick.
+        let mut start_up_trims = 2;
         loop {
             tick.tick().await;
             let now = ACTIVITY.load(Ordering::Relaxed);
-            if now != seen {
-                seen = now;
+            let active = now != seen;
+            seen = now;
+            if start_up_trims > 0 {
+                start_up_trims -= 1;
+                dirty = active;
+                let _ = tokio::task::spawn_blocking(trim).await;
+            } else if active {
                 dirty = true;
-            } else if dirty || settling {
-                settling &= dirty;
+            } else if dirty {
                 dirty = false;
                 let _ = tokio::task::spawn_blocking(trim).await;
             }
