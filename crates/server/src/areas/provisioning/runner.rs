@@ -619,19 +619,7 @@ impl Driver<'_> {
             cmd.push_str(&format!(" && chmod {m} '{dest}'"));
         }
         let (code, out) = self.run(log, via, &cmd, Duration::from_secs(600)).await?;
-        if !out.is_empty() {
-            log.line(&out);
-        }
-        log.line(&format!("(exit {code})"));
-        if code != 0 {
-            return Err(StepFail {
-                exit_code: Some(code),
-                message: format!(
-                    "fetching artifact {name} into the guest or checking its sha256 failed (exit {code})"
-                ),
-            });
-        }
-        Ok(())
+        placed(log, "fetching", name, code, &out)
     }
 
     /// An artifact streamed from its file on the host to ssh's stdin, its sha256 checked in
@@ -669,19 +657,7 @@ impl Driver<'_> {
         let (code, out) = self
             .ssh_command(log, &cmd, Stdin::File(&file), Duration::from_secs(600))
             .await?;
-        if !out.is_empty() {
-            log.line(&out);
-        }
-        log.line(&format!("(exit {code})"));
-        if code != 0 {
-            return Err(StepFail {
-                exit_code: Some(code),
-                message: format!(
-                    "copying artifact {name} into the guest or checking its sha256 failed (exit {code})"
-                ),
-            });
-        }
-        Ok(())
+        placed(log, "copying", name, code, &out)
     }
 
     async fn recipe_step(&mut self, log: &mut StepLog<'_>, s: &RecipeStep) -> Result<(), StepFail> {
@@ -1127,6 +1103,31 @@ async fn open_console(
             Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
         }
     }
+}
+
+
+/// The end of placing an artifact in the guest (`how`: fetching or copying): its output and
+/// exit code logged, and a failure when the copy or its sha256 check failed.
+fn placed(
+    log: &mut StepLog<'_>,
+    how: &str,
+    name: &str,
+    code: i32,
+    out: &str,
+) -> Result<(), StepFail> {
+    if !out.is_empty() {
+        log.line(out);
+    }
+    log.line(&format!("(exit {code})"));
+    if code != 0 {
+        return Err(StepFail {
+            exit_code: Some(code),
+            message: format!(
+                "{how} artifact {name} into the guest or checking its sha256 failed (exit {code})"
+            ),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
