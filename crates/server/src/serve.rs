@@ -316,6 +316,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     }
 
     spawn_housekeeping(state.clone());
+    if let Some(m) = state.metrics.clone() {
+        crate::platform::memory::before_trim(move || m.run_upkeep());
+    }
     crate::platform::memory::spawn_trimmer();
     if let (Some(files), Some(live)) = (tls_files, tls_config.clone()) {
         spawn_tls_reloader(files, live);

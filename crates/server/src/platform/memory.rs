@@ -8,6 +8,7 @@
 //! use is a minor fault, never a disk read or a change of content). Between bursts it does
 //! nothing, so a steady load never pays for it.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,6 +16,17 @@ static ACTIVITY: AtomicU64 = AtomicU64::new(0);
 
 /// How long the daemon must be quiet before it trims.
 const QUIET: Duration = Duration::from_secs(2);
+
+/// Run before each trim: work that frees memory the trim should then hand back.
+static BEFORE_TRIM: OnceLock<Box<dyn Fn() + Send + Sync>> = OnceLock::new();
+
+/// Sets what runs before each trim (once per process). The daemon drains the Prometheus
+/// recorder's raw histogram samples there: its housekeeping upkeep runs every 5 s, and when
+/// that came after the trim that followed a load, the samples' ~3 MiB stayed resident until
+/// the next load (bench/memory, docs/benchmarks.md).
+pub fn before_trim(f: impl Fn() + Send + Sync + 'static) {
+    let _ = BEFORE_TRIM.set(Box::new(f));
+}
 
 /// A request started or finished, or a connection closed.
 pub fn note_activity() {
@@ -70,6 +82,9 @@ pub fn tune_allocator() {
 
 /// Returns free heap pages and clean read-only file pages to the kernel.
 pub fn trim() {
+    if let Some(f) = BEFORE_TRIM.get() {
+        f();
+    }
     #[cfg(target_env = "gnu")]
     // SAFETY: malloc_trim only walks the allocator's own free lists.
     unsafe {
