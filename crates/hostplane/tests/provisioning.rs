@@ -195,8 +195,17 @@ fn files_holding(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
     out
 }
 
-#[tokio::test]
-async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
+/// A daemon that may boot the test guest, and a stopped `mode=login` guest (the run boots it).
+struct Guest {
+    kit: PathBuf,
+    d: Daemon,
+    /// The kit's root password.
+    secret: String,
+    vm: Value,
+    vm_id: String,
+}
+
+async fn login_guest(name: &str, nics: Value) -> Guest {
     qemu_present();
     let kit = common::guest_kit();
     let d = Daemon::start_with(Opts {
@@ -207,19 +216,17 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
         ..Opts::default()
     });
     let secret = secret(&kit);
-
-    // The VM (stopped: the run boots it).
     let vm = expect(
         d.post(
             "/api/v1/vms",
             json!({
-                "name": "prov",
+                "name": name,
                 "memory_mib": 256,
                 "accelerator": "tcg",
                 "kernel": kit.join("vmlinuz").to_str().unwrap(),
                 "initrd": kit.join("initrd.gz").to_str().unwrap(),
                 "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
-                "nics": [{"mode": "user"}],
+                "nics": nics,
             }),
         )
         .await,
@@ -227,6 +234,47 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
     )
     .await;
     let vm_id = vm["id"].as_str().unwrap().to_string();
+    Guest {
+        kit,
+        d,
+        secret,
+        vm,
+        vm_id,
+    }
+}
+
+/// Stores `secret` as `root-pw` and uploads `content` as the artifact `blob`; its sha256.
+async fn root_pw_and_blob(d: &Daemon, secret: &str, content: Vec<u8>) -> String {
+    expect(
+        d.post(
+            "/api/v1/provisioning/secrets",
+            json!({"name": "root-pw", "value": secret}),
+        )
+        .await,
+        201,
+    )
+    .await;
+    let sha = sha256_hex(&content);
+    let r = d
+        .client
+        .post(d.url(&format!(
+            "/api/v1/provisioning/artifacts?name=blob&sha256={sha}"
+        )))
+        .bearer_auth(&d.token)
+        .body(content)
+        .send()
+        .await
+        .unwrap();
+    expect(r, 201).await;
+    sha
+}
+
+#[tokio::test]
+async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
+    // The VM (stopped: the run boots it).
+    let Guest {
+        d, secret, vm_id, ..
+    } = login_guest("prov", json!([{"mode": "user"}])).await;
 
     // A secret: stored, never shown.
     let s = expect(
@@ -470,56 +518,11 @@ async fn serial_run_with_artifact_failure_retry_and_no_secret_anywhere() {
 /// VM's virtio-serial channel. A second run with `setup` skipped never touches the console.
 #[tokio::test]
 async fn guest_agent_run_reads_exit_codes_and_output_through_the_agent() {
-    qemu_present();
-    let kit = common::guest_kit();
-    let d = Daemon::start_with(Opts {
-        config: Some(format!(
-            "[vms]\nallowed_paths = [{:?}]\n",
-            kit.to_str().unwrap()
-        )),
-        ..Opts::default()
-    });
-    let secret = secret(&kit);
-    let vm = expect(
-        d.post(
-            "/api/v1/vms",
-            json!({
-                "name": "agent",
-                "memory_mib": 256,
-                "accelerator": "tcg",
-                "kernel": kit.join("vmlinuz").to_str().unwrap(),
-                "initrd": kit.join("initrd.gz").to_str().unwrap(),
-                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
-                "nics": [{"mode": "user"}],
-            }),
-        )
-        .await,
-        201,
-    )
-    .await;
-    let vm_id = vm["id"].as_str().unwrap().to_string();
-    expect(
-        d.post(
-            "/api/v1/provisioning/secrets",
-            json!({"name": "root-pw", "value": secret}),
-        )
-        .await,
-        201,
-    )
-    .await;
+    let Guest {
+        d, secret, vm_id, ..
+    } = login_guest("agent", json!([{"mode": "user"}])).await;
     let content: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 251) as u8).collect();
-    let sha = sha256_hex(&content);
-    let r = d
-        .client
-        .post(d.url(&format!(
-            "/api/v1/provisioning/artifacts?name=blob&sha256={sha}"
-        )))
-        .bearer_auth(&d.token)
-        .body(content)
-        .send()
-        .await
-        .unwrap();
-    expect(r, 201).await;
+    let sha = root_pw_and_blob(&d, &secret, content).await;
 
     // Every transport is accepted (the ssh one runs in `ssh_run_...` below).
     let ssh = json!({"name": "over-ssh", "recipe": "test-guest", "transport": "ssh"});
@@ -677,57 +680,21 @@ async fn ssh_run_pins_the_host_key_and_reads_exit_codes_and_output() {
             "{tool} is missing: apt-get install openssh-client"
         );
     }
-    let kit = common::guest_kit();
-    let d = Daemon::start_with(Opts {
-        config: Some(format!(
-            "[vms]\nallowed_paths = [{:?}]\n",
-            kit.to_str().unwrap()
-        )),
-        ..Opts::default()
-    });
-    let secret = secret(&kit);
     let port = free_port();
-    let vm = expect(
-        d.post(
-            "/api/v1/vms",
-            json!({
-                "name": "sshguest",
-                "memory_mib": 256,
-                "accelerator": "tcg",
-                "kernel": kit.join("vmlinuz").to_str().unwrap(),
-                "initrd": kit.join("initrd.gz").to_str().unwrap(),
-                "cmdline": "console=ttyS0 quiet panic=-1 mode=login",
-                "nics": [{"mode": "user", "port_forwards": [{"host_port": port, "guest_port": 22}]}],
-            }),
-        )
-        .await,
-        201,
+    let Guest {
+        kit,
+        d,
+        secret,
+        vm,
+        vm_id,
+    } = login_guest(
+        "sshguest",
+        json!([{"mode": "user", "port_forwards": [{"host_port": port, "guest_port": 22}]}]),
     )
     .await;
     assert_eq!(vm["nics"][0]["port_forwards"][0]["host_port"], port, "{vm}");
-    let vm_id = vm["id"].as_str().unwrap().to_string();
-    expect(
-        d.post(
-            "/api/v1/provisioning/secrets",
-            json!({"name": "root-pw", "value": secret}),
-        )
-        .await,
-        201,
-    )
-    .await;
     let content: Vec<u8> = (0..300_000u32).map(|i| (i * 17 % 251) as u8).collect();
-    let sha = sha256_hex(&content);
-    let r = d
-        .client
-        .post(d.url(&format!(
-            "/api/v1/provisioning/artifacts?name=blob&sha256={sha}"
-        )))
-        .bearer_auth(&d.token)
-        .body(content)
-        .send()
-        .await
-        .unwrap();
-    expect(r, 201).await;
+    let sha = root_pw_and_blob(&d, &secret, content).await;
     let profile = json!({
         "name": "over-ssh",
         "recipe": "test-guest",
