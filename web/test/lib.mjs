@@ -1,6 +1,7 @@
 // Shared pieces of the browser drivers: Chromium (Debian's, playwright-core), pages that record
 // page errors, CSP violations and requests to another origin, axe (wcag2a/aa), screenshots,
-// navigation by the main menu and named steps that record failures instead of stopping.
+// navigation by the main menu, tabs, the API with the run's token, the login step and named
+// steps that record failures instead of stopping.
 import { chromium } from 'playwright-core';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -8,7 +9,7 @@ import path from 'node:path';
 
 export const env = (k) => process.env[k] ?? (() => { throw new Error(`${k} is not set`); })();
 
-export function driver({ base, artifacts }) {
+export function driver({ base, artifacts, token }) {
   const origin = new URL(base).origin;
   const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
   const problems = [];
@@ -66,6 +67,24 @@ export function driver({ base, artifacts }) {
     async settled(page) {
       await page.locator('main table, main p.muted, main dl').first().waitFor();
       await page.waitForFunction(() => !document.querySelector('main')?.textContent?.includes('Loading…'), null, { timeout: 15000 }).catch(() => {});
+    },
+    /** The API with the run's token (`token` given to `driver`). */
+    api(p, init = {}) {
+      return fetch(`${base}${p}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
+    },
+    async tab(page, name) {
+      await page.getByRole('tab', { name }).click();
+      await this.settled(page);
+    },
+    /** The step that logs in as HP_USER/HP_PASS and waits for the dashboard. */
+    async logIn(page) {
+      await this.step('log in', async () => {
+        await page.goto(base + '/');
+        await page.getByLabel('Username', { exact: true }).fill(env('HP_USER'));
+        await page.getByLabel('Password', { exact: true }).fill(env('HP_PASS'));
+        await page.getByRole('button', { name: 'Log in' }).click();
+        await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
+      });
     },
     async step(name, f) {
       const t = Date.now();

@@ -10,22 +10,15 @@ import { driver, env } from './lib.mjs';
 
 const base = env('HP_URL');
 const token = env('HP_TOKEN');
-const d = driver({ base, artifacts: env('HP_ARTIFACTS') });
+const d = driver({ base, token, artifacts: env('HP_ARTIFACTS') });
 const { step, visit, axe, shot, settled, log } = d;
+const api = d.api;
 
-const api = (p, init = {}) =>
-  fetch(`${base}${p}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
 
 await d.launch();
 const { context, page } = await d.newPage();
 try {
-  await step('log in', async () => {
-    await page.goto(base + '/');
-    await page.getByLabel('Username', { exact: true }).fill(env('HP_USER'));
-    await page.getByLabel('Password', { exact: true }).fill(env('HP_PASS'));
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
-  });
+  await d.logIn(page);
 
   const row = page.getByRole('row', { name: /^uilxc/ });
   await step('a busybox container is created in the form (a job in the panel)', async () => {

@@ -17,26 +17,16 @@ const base = env('HP_URL');
 const token = env('HP_TOKEN');
 const port = env('HP_PORT');
 const hostIf = env('HP_HOSTIF');
-const d = driver({ base, artifacts: env('HP_ARTIFACTS') });
+const d = driver({ base, token, artifacts: env('HP_ARTIFACTS') });
 const { step, visit, axe, shot, settled, log } = d;
+const api = d.api;
+const tab = (page, name) => d.tab(page, name);
 
-const api = (p, init = {}) =>
-  fetch(`${base}${p}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
-const tab = async (page, name) => {
-  await page.getByRole('tab', { name }).click();
-  await settled(page);
-};
 
 await d.launch();
 const { context, page } = await d.newPage();
 try {
-  await step('log in', async () => {
-    await page.goto(base + '/');
-    await page.getByLabel('Username', { exact: true }).fill(env('HP_USER'));
-    await page.getByLabel('Password', { exact: true }).fill(env('HP_PASS'));
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
-  });
+  await d.logIn(page);
 
   await step('a bridge with a port and an address are made on the Interfaces tab', async () => {
     await visit(page, 'network', 'Network');

@@ -17,22 +17,15 @@ const base = env('HP_URL');
 const token = env('HP_TOKEN');
 const engine = env('HP_ENGINE');
 const image = env('HP_IMAGE');
-const d = driver({ base, artifacts: env('HP_ARTIFACTS') });
+const d = driver({ base, token, artifacts: env('HP_ARTIFACTS') });
 const { step, visit, axe, shot, settled, log } = d;
+const api = d.api;
 
-const api = (p, init = {}) =>
-  fetch(`${base}${p}`, { ...init, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', ...(init.headers ?? {}) } });
 
 await d.launch();
 const { context, page } = await d.newPage();
 try {
-  await step('log in', async () => {
-    await page.goto(base + '/');
-    await page.getByLabel('Username', { exact: true }).fill(env('HP_USER'));
-    await page.getByLabel('Password', { exact: true }).fill(env('HP_PASS'));
-    await page.getByRole('button', { name: 'Log in' }).click();
-    await page.getByRole('heading', { level: 1, name: 'Dashboard' }).waitFor();
-  });
+  await d.logIn(page);
 
   await step('the dashboard charts come from the metrics history, then live samples', async () => {
     await page.locator('[data-charts][data-source=history]').waitFor({ timeout: 30000 });
